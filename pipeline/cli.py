@@ -1,0 +1,54 @@
+"""The ``shorewatch`` command line.
+
+Each module that offers commands defines ``add_commands(subparsers)``, adding its
+sub-parsers with ``set_defaults(func=...)``; ``func(args)`` returns the exit code.
+The list below is the only place that names them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pipeline.errors import ShorewatchError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.localkafka",
+    "pipeline.admin",
+    "pipeline.site",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shorewatch",
+        description="Coastal sensor fusion: AIS and cameras over Kafka, unusual-landing alerts.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ShorewatchError as exc:
+        print(f"shorewatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The exception tree of Shorewatch.
+
+::
+
+    ShorewatchError
+    ├── ConfigError                 bad settings, bad site or camera configuration
+    │   └── SiteError               a site folder that fails validation (carries every problem)
+    ├── BrokerError                 Kafka cannot be reached or managed
+    │   ├── BrokerUnreachable       KAFKA_BOOTSTRAP_SERVERS does not answer in time
+    │   └── LocalKafkaError         the local broker cannot be fetched, formatted or started
+    │       └── MissingToolError    Java or Maven is missing
+    ├── InputError                  one bad input record (becomes a dead letter, never a crash)
+    │   ├── NmeaError               a line that is not a valid AIS sentence
+    │   └── FrameError              an unreadable or corrupt video frame
+    └── CameraError                 a camera that cannot be reached or misbehaves
+        ├── CameraUnreachable       no TCP/RTSP/HTTP answer
+        ├── CameraAuthError         wrong user or password
+        └── OnvifFault              a SOAP fault from the device (carries code and reason)
+"""
+
+from __future__ import annotations
+
+
+class ShorewatchError(Exception):
+    """Base of every error Shorewatch raises on purpose."""
+
+
+class ConfigError(ShorewatchError):
+    """Settings, site or camera configuration that cannot be used."""
+
+
+class SiteError(ConfigError):
+    """A site folder that fails validation.
+
+    :param problems: every problem found, as ``file: field: message`` lines
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems) or "invalid site")
+
+
+class BrokerError(ShorewatchError):
+    """Kafka cannot be reached or managed."""
+
+
+class BrokerUnreachable(BrokerError):
+    """The configured bootstrap servers did not answer within the time limit."""
+
+
+class LocalKafkaError(BrokerError):
+    """The local development broker cannot be fetched, formatted or started."""
+
+
+class MissingToolError(LocalKafkaError):
+    """A program the local broker needs (java, mvn) is not installed."""
+
+
+class InputError(ShorewatchError):
+    """One bad input record; callers turn it into a dead letter.
+
+    :param reason: short machine-readable code, e.g. ``bad_checksum``
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class NmeaError(InputError):
+    """A line that is not a valid AIS sentence."""
+
+
+class FrameError(InputError):
+    """An unreadable or corrupt video frame."""
+
+
+class CameraError(ShorewatchError):
+    """A camera that cannot be reached or misbehaves."""
+
+
+class CameraUnreachable(CameraError):
+    """No answer from the camera's RTSP or HTTP endpoint."""
+
+
+class CameraAuthError(CameraError):
+    """The camera refused the configured credentials."""
+
+
+class OnvifFault(CameraError):
+    """A SOAP fault returned by an ONVIF device.
+
+    :param code: the fault code, e.g. ``ter:InvalidArgVal``
+    """
+
+    def __init__(self, code: str, reason: str):
+        self.code = code
+        self.reason = reason
+        super().__init__(f"ONVIF fault {code}: {reason}")

@@ -1,0 +1,107 @@
+"""The topic registry: every Kafka topic Shorewatch reads or writes, in one place.
+
+Co-partitioning (Faust tables must share partition count and key bytes with the
+stream that updates them):
+
+- ``ais.position`` and ``track`` are keyed by MMSI (decimal text) and have the same
+  partition count, so the per-MMSI track table (changelog
+  ``shorewatch-tracks-changelog``) lives on the partition of the positions that
+  update it.
+- ``fusion.input`` is keyed by area id (the site name) and carries track updates
+  and camera frames re-keyed by area, so one worker holds the whole picture of one
+  area; scale out with more areas.
+
+Raw AIS is micro-batched: one ``ais.raw`` record holds up to a few hundred lines of
+one source in arrival order, keyed by source id, so order is kept per source (what
+multi-sentence reassembly needs) and nothing is promised across sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from schemas import records
+
+DEFAULT_PARTITIONS = 4
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """One topic: its name, key, value record, partitions and retention.
+
+    :param retention_ms: how long records are kept; -1 = forever
+    """
+
+    name: str
+    key: str
+    value_type: type[msgspec.Struct]
+    schema_file: str
+    partitions: int = DEFAULT_PARTITIONS
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    retention_ms: int = 7 * DAY_MS
+    internal: bool = False
+
+    def config(self) -> dict[str, str]:
+        """Topic-level configuration as Kafka expects it."""
+        return {
+            "cleanup.policy": self.cleanup_policy,
+            "retention.ms": str(self.retention_ms),
+        }
+
+
+AIS_RAW = TopicSpec(
+    "shorewatch.ais.raw.v1", "source id", records.RawAisBatch, "ais.raw.v1.json",
+    retention_ms=3 * DAY_MS,
+)
+AIS_POSITION = TopicSpec(
+    "shorewatch.ais.position.v1", "mmsi", records.AisPosition, "ais.position.v1.json"
+)
+AIS_STATIC = TopicSpec(
+    "shorewatch.ais.static.v1", "mmsi", records.AisStatic, "ais.static.v1.json",
+    cleanup_policy="compact,delete", retention_ms=30 * DAY_MS,
+)
+TRACK = TopicSpec("shorewatch.track.v1", "mmsi", records.Track, "track.v1.json")
+CAMERA_DETECTION = TopicSpec(
+    "shorewatch.camera.detection.v1", "camera id", records.CameraFrame,
+    "camera.detection.v1.json",
+)
+CAMERA_EVENT = TopicSpec(
+    "shorewatch.camera.event.v1", "camera id", records.CameraEvent, "camera.event.v1.json"
+)
+CAMERA_STATUS = TopicSpec(
+    "shorewatch.camera.status.v1", "camera id", records.CameraStatus,
+    "camera.status.v1.json", cleanup_policy="compact,delete",
+)
+ALERT = TopicSpec(
+    "shorewatch.alert.v1", "alert id", records.Alert, "alert.v1.json",
+    retention_ms=90 * DAY_MS,
+)
+DEADLETTER = TopicSpec(
+    "shorewatch.deadletter.v1", "source id", records.DeadLetter, "deadletter.v1.json",
+    retention_ms=30 * DAY_MS,
+)
+
+FUSION_INPUT = TopicSpec(
+    "shorewatch.fusion.input.v1", "area id", records.FusionInput, "fusion.input.v1.json",
+    retention_ms=1 * DAY_MS, internal=True,
+)
+
+ALL: tuple[TopicSpec, ...] = (
+    AIS_RAW,
+    AIS_POSITION,
+    AIS_STATIC,
+    TRACK,
+    CAMERA_DETECTION,
+    CAMERA_EVENT,
+    CAMERA_STATUS,
+    ALERT,
+    DEADLETTER,
+    FUSION_INPUT,
+)
+
+BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}

@@ -1,0 +1,366 @@
+"""Record types of every Shorewatch topic, one :class:`msgspec.Struct` per topic value.
+
+The JSON Schema (draft 2020-12) of each record lives next to this module as
+``<topic>.json`` and is what non-Python consumers read. ``tests/test_schemas.py``
+checks that every record the code produces validates against its schema and that a
+published ``v1`` schema never changes in a way that breaks existing consumers.
+
+Conventions (``../shared/DESIGN.md`` §4):
+
+- times are integers in milliseconds since the Unix epoch, UTC (``*_t_ms``); alert
+  times are ISO 8601 strings with ``Z`` as CloudEvents requires;
+- coordinates are WGS84 degrees, ``lon`` before ``lat`` in arrays;
+- AIS "not available" values (lat 91, lon 181, SOG 102.3, COG 360, heading 511)
+  are ``None``, never numbers;
+- units are in the field names (``sog_kn``, ``cog_deg``, ``range_m``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AisPosition",
+    "AisStatic",
+    "Alert",
+    "AlertData",
+    "AlertEvidence",
+    "AlertFactor",
+    "AlertVessel",
+    "AlertZone",
+    "CameraDetection",
+    "CameraEvent",
+    "CameraFrame",
+    "CameraStatus",
+    "DeadLetter",
+    "FusionInput",
+    "GeoPoint",
+    "RawAisBatch",
+    "Track",
+]
+
+
+class RawAisBatch(msgspec.Struct, kw_only=True):
+    """A micro-batch of raw lines from one AIS source (topic ``shorewatch.ais.raw.v1``).
+
+    Key: ``source``. Lines keep the order in which the source sent them, so
+    multi-sentence messages are reassembled per source.
+
+    :param source: source id, e.g. ``tcp:127.0.0.1:4001`` or ``file:dma.txt``
+    :param lines: raw lines without line terminators, as received
+    :param rx_t_ms: receive time of each line, ms since epoch UTC (same length as ``lines``)
+    """
+
+    source: str
+    lines: list[str]
+    rx_t_ms: list[int]
+
+
+class AisPosition(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """One decoded position report, types 1, 2, 3, 18, 19, 27 (``shorewatch.ais.position.v1``).
+
+    Key: ``mmsi`` as decimal text.
+
+    :param t_ms: event time (tag block ``c:``, ``$PGHP``, trailing epoch, else receive time), ms UTC
+    :param sog_kn: speed over ground in knots, ``None`` when not available
+    :param cog_deg: course over ground in degrees true, ``None`` when not available
+    :param heading_deg: true heading in degrees, ``None`` when not available
+    :param accuracy: position accuracy flag (``True`` = high, < 10 m)
+    """
+
+    mmsi: int
+    msg_type: int
+    t_ms: int
+    lon: float | None
+    lat: float | None
+    sog_kn: float | None
+    cog_deg: float | None
+    heading_deg: int | None
+    nav_status: int | None
+    accuracy: bool
+    source: str
+    rx_t_ms: int
+
+
+class AisStatic(msgspec.Struct, kw_only=True):
+    """Static and voyage data, types 5, 19, 24 (``shorewatch.ais.static.v1``). Key: ``mmsi``.
+
+    Fields absent from the message (e.g. type 24 part A carries only the name) are ``None``.
+    Dimensions are metres from the reference point.
+    """
+
+    mmsi: int
+    msg_type: int
+    t_ms: int
+    source: str
+    name: str | None = None
+    call_sign: str | None = None
+    imo: int | None = None
+    ship_type: int | None = None
+    to_bow_m: int | None = None
+    to_stern_m: int | None = None
+    to_port_m: int | None = None
+    to_starboard_m: int | None = None
+    destination: str | None = None
+    draught_m: float | None = None
+
+
+MmsiKind = Literal[
+    "ship",
+    "coast_station",
+    "group_of_ships",
+    "sar_aircraft",
+    "craft_associated",
+    "aton",
+    "sart",
+    "mob",
+    "epirb",
+    "invalid",
+]
+
+
+class Track(msgspec.Struct, kw_only=True):
+    """The state of one vessel track after an update (``shorewatch.track.v1``). Key: ``mmsi``.
+
+    :param t_ms: event time of the last fix, ms UTC
+    :param vel_east_mps: smoothed eastward velocity, m/s
+    :param vel_north_mps: smoothed northward velocity, m/s
+    :param expected_interval_s: ITU-R M.1371 report interval for the class and speed, s
+    :param last_gap_s: time between the last two fixes, s
+    :param max_gap_s: longest gap seen on this track, s
+    :param mmsi_kind: ITU-R M.585 class of the MMSI
+    :param flags: identity and quality flags, e.g. ``no_name``, ``no_call_sign``, ``invalid_mid``
+    :param event: ``update`` for a new fix, ``evicted`` when the track is dropped after idling
+    """
+
+    mmsi: int
+    t_ms: int
+    lon: float
+    lat: float
+    sog_kn: float | None
+    cog_deg: float | None
+    heading_deg: int | None
+    vel_east_mps: float
+    vel_north_mps: float
+    ais_class: Literal["A", "B", "other"]
+    n_fixes: int
+    expected_interval_s: float
+    last_gap_s: float | None
+    max_gap_s: float
+    mmsi_kind: MmsiKind
+    mid: int | None
+    name: str | None = None
+    call_sign: str | None = None
+    imo: int | None = None
+    ship_type: int | None = None
+    length_m: float | None = None
+    beam_m: float | None = None
+    flags: list[str] = msgspec.field(default_factory=list)
+    event: Literal["update", "evicted"] = "update"
+
+
+class CameraDetection(msgspec.Struct, kw_only=True):
+    """One detected object in a frame, geo-referenced.
+
+    :param track_id: camera track id, stable across frames of one camera
+    :param box_px: ``[x, y, w, h]`` in pixels of the frame the detector saw
+    :param bearing_deg: bearing from the camera, degrees true
+    :param bearing_sigma_deg: one-sigma bearing uncertainty, degrees
+    :param range_m: range along the sea surface, m; ``None`` when the ray misses the sea
+    :param range_sigma_m: one-sigma range uncertainty, m
+    :param beyond_horizon: the box's waterline ray does not meet the sea surface
+    """
+
+    track_id: int
+    box_px: list[float]
+    cls: str
+    confidence: float
+    bearing_deg: float
+    bearing_sigma_deg: float
+    range_m: float | None
+    range_sigma_m: float | None
+    lon: float | None
+    lat: float | None
+    beyond_horizon: bool = False
+    crop_uri: str | None = None
+
+
+class CameraFrame(msgspec.Struct, kw_only=True):
+    """All detections of one analysed frame (``shorewatch.camera.detection.v1``). Key: ``camera_id``.
+
+    A frame with no detections is still published: it tells fusion the camera was
+    looking and saw nothing.
+
+    :param t_ms: frame event time (camera clock corrected by the measured offset), ms UTC
+    :param heading_deg: camera heading at that frame (PTZ applied), degrees true
+    :param hfov_deg: horizontal field of view at that frame, degrees
+    """
+
+    camera_id: str
+    t_ms: int
+    image_width: int
+    image_height: int
+    heading_deg: float
+    hfov_deg: float
+    detections: list[CameraDetection]
+    evidence_uri: str | None = None
+
+
+class CameraEvent(msgspec.Struct, kw_only=True):
+    """An analytics event from a camera (``shorewatch.camera.event.v1``). Key: ``camera_id``.
+
+    :param topic: the ONVIF topic, e.g. ``tns1:RuleEngine/LineDetector/Crossed``
+    :param kind: normalised kind
+    :param rule: rule name from the event's source items, if any
+    :param state: the boolean state item (``IsMotion``, ``IsInside``), if any
+    :param items: every simple item of the event, as text
+    """
+
+    camera_id: str
+    t_ms: int
+    topic: str
+    kind: Literal["line_crossed", "field_inside", "motion", "object", "other"]
+    rule: str | None = None
+    state: bool | None = None
+    items: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CameraStatus(msgspec.Struct, kw_only=True):
+    """Health of one camera (``shorewatch.camera.status.v1``). Key: ``camera_id``.
+
+    :param t_ms: time of this report, ms UTC
+    :param fps: measured frame rate over the last reporting window, frames/s
+    :param clock_offset_ms: camera clock minus local clock, ms (``GetSystemDateAndTime``)
+    """
+
+    camera_id: str
+    t_ms: int
+    status: Literal["online", "offline", "degraded"]
+    reason: str | None = None
+    fps: float | None = None
+    last_frame_t_ms: int | None = None
+    clock_offset_ms: int | None = None
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    """A rejected input, kept with its raw bytes (``shorewatch.deadletter.v1``). Key: ``source``.
+
+    :param stage: where it was rejected, e.g. ``ais.frame``, ``ais.decode``, ``camera.frame``
+    :param reason: a short machine-readable code, e.g. ``bad_checksum``
+    :param detail: a human-readable explanation
+    :param raw_b64: the raw input, base64
+    :param rx_t_ms: receive time, ms UTC
+    """
+
+    source: str
+    stage: str
+    reason: str
+    detail: str
+    raw_b64: str
+    rx_t_ms: int
+
+
+class GeoPoint(msgspec.Struct):
+    lat: float
+    lon: float
+
+
+class AlertFactor(msgspec.Struct):
+    """One contribution to an alert's severity.
+
+    :param weight: points added to the severity (0–100 scale)
+    """
+
+    name: str
+    weight: float
+    explanation: str
+
+
+class AlertVessel(msgspec.Struct, kw_only=True):
+    mmsi: int | None
+    name: str | None
+    dark: bool
+    track_id: str
+
+
+class AlertZone(msgspec.Struct, kw_only=True):
+    """The nearest authorised zone, and the distance to the coastline."""
+
+    name: str | None
+    kind: str | None
+    distance_m: float | None
+    coast_distance_m: float | None = None
+
+
+class AlertEvidence(msgspec.Struct, kw_only=True):
+    """What the alert rests on.
+
+    :param trail: ``[[lon, lat, t_ms], ...]``, oldest first
+    """
+
+    trail: list[list[float]] = msgspec.field(default_factory=list)
+    detections: list[dict[str, object]] = msgspec.field(default_factory=list)
+    snapshot_uris: list[str] = msgspec.field(default_factory=list)
+
+
+AlertKind = Literal[
+    "unusual_landing",
+    "dark_approach",
+    "dark_vessel",
+    "rendezvous",
+    "loitering",
+    "identity_anomaly",
+    "impossible_speed",
+    "ais_not_seen",
+]
+
+
+class AlertData(msgspec.Struct, kw_only=True):
+    """The ``data`` of an alert CloudEvent.
+
+    :param severity: 0–100, the sum of the factors' weights clipped to that range
+    :param event_time: when the condition became true, ISO 8601 UTC
+    """
+
+    alert_id: str
+    kind: AlertKind
+    status: Literal["open", "update", "closed"]
+    severity: int
+    factors: list[AlertFactor]
+    event_time: str
+    position: GeoPoint
+    vessel: AlertVessel
+    zone: AlertZone
+    evidence: AlertEvidence
+    site: str
+    seq: int = 0
+
+
+class Alert(msgspec.Struct, kw_only=True):
+    """An alert as a CloudEvents 1.0 structured-mode JSON event (``shorewatch.alert.v1``).
+
+    Key: ``data.alert_id``, so every update of one alert stays on one partition, in order.
+    ``id`` is unique per event (``<alert_id>/<seq>``); ``type`` is
+    ``org.shorewatch.alert.<kind>``.
+    """
+
+    id: str
+    source: str
+    type: str
+    time: str
+    data: AlertData
+    specversion: str = "1.0"
+    datacontenttype: str = "application/json"
+    subject: str | None = None
+
+
+class FusionInput(msgspec.Struct, kw_only=True):
+    """Internal: a track update or a camera frame re-keyed by area
+    (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of ``track`` and ``frame``
+    is set."""
+
+    area: str
+    track: Track | None = None
+    frame: CameraFrame | None = None
