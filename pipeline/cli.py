@@ -17,7 +17,6 @@ from pipeline.errors import ShorewatchError
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.localkafka",
     "pipeline.admin",
-    "pipeline.site",
 )
 
 

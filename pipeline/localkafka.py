@@ -1,0 +1,422 @@
+"""A real single-node Apache Kafka (KRaft, combined broker + controller) on 127.0.0.1.
+
+The broker's jars come from Maven Central through ``deploy/kafka/pom.xml``
+(``org.apache.kafka:kafka_2.13`` plus the log4j2 SLF4J binding) and are cached in
+``~/.cache/shorewatch/kafka-<version>/libs``; the broker's configuration, data and
+log live in a run folder (``$SHOREWATCH_KAFKA_DIR``, default
+``~/.cache/shorewatch/kafka-run``). Recipe: ``../shared/DESIGN.md`` §3.
+
+When ``KAFKA_BOOTSTRAP_SERVERS`` is set, nothing here starts a broker: every
+command uses that one.
+
+Commands: ``shorewatch kafka up`` (prints the bootstrap address), ``kafka status``,
+``kafka down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import LocalKafkaError, MissingToolError
+
+KAFKA_VERSION = os.environ.get("SHOREWATCH_KAFKA_VERSION", "4.3.1")
+REPO = Path(__file__).resolve().parents[1]
+POM = REPO / "deploy" / "kafka" / "pom.xml"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+
+def cache_dir() -> Path:
+    """Where the broker's jars are cached, per Kafka version."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return root / "shorewatch" / f"kafka-{KAFKA_VERSION}"
+
+
+def run_dir() -> Path:
+    """Where the local broker keeps its configuration, data and log."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shorewatch"
+    return Path(os.environ.get("SHOREWATCH_KAFKA_DIR", default / "kafka-run"))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """A running local broker.
+
+    :param port: PLAINTEXT listener port on 127.0.0.1
+    :param controller_port: KRaft controller listener port on 127.0.0.1
+    """
+
+    pid: int
+    port: int
+    controller_port: int
+    cluster_id: str
+    version: str
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def _require_tools() -> tuple[str, str]:
+    java = shutil.which("java")
+    mvn = shutil.which("mvn")
+    missing = []
+    if java is None:
+        missing.append("Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
+    if mvn is None:
+        missing.append("Maven (Debian: apt-get install maven)")
+    if missing:
+        raise MissingToolError(
+            "the local Kafka broker needs " + " and ".join(missing)
+            + "; or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    major = _java_major(out)
+    if major is not None and major < 17:
+        raise MissingToolError(f"Kafka 4 needs Java 17 or newer, found Java {major}: {out.splitlines()[0]}")
+    return java, mvn  # type: ignore[return-value]
+
+
+def _java_major(version_text: str) -> int | None:
+    for token in version_text.replace('"', " ").split():
+        head = token.split(".")[0]
+        if head.isdigit() and token[0].isdigit():
+            n = int(head)
+            return int(token.split(".")[1]) if n == 1 else n
+    return None
+
+
+def libs_dir() -> Path:
+    return cache_dir() / "libs"
+
+
+def fetch(quiet: bool = True) -> Path:
+    """Resolve the broker's jars from Maven Central into the cache (once).
+
+    :returns: the folder of jars
+    """
+    _, mvn = _require_tools()
+    libs = libs_dir()
+    marker = libs / f"kafka_2.13-{KAFKA_VERSION}.jar"
+    if marker.exists():
+        return libs
+    if not POM.exists():
+        raise LocalKafkaError(f"{POM} not found: run from a Shorewatch source checkout")
+    libs.mkdir(parents=True, exist_ok=True)
+    print(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", file=sys.stderr)
+    cmd = [
+        mvn, "-B", *(["-q"] if quiet else []), "-f", str(POM),
+        f"-Dkafka.version={KAFKA_VERSION}",
+        "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not marker.exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise LocalKafkaError(f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{tail}")
+    return libs
+
+
+def _free_port(preferred: int | None = None) -> int:
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise LocalKafkaError("no free TCP port on 127.0.0.1")
+
+
+def _port_open(port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _server_properties(data: Path, port: int, controller_port: int) -> str:
+    return f"""# Written by shorewatch kafka up: single-node KRaft, loopback only.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data}
+num.partitions=4
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+log.segment.bytes=67108864
+"""
+
+
+def _read_meta() -> dict | None:
+    path = run_dir() / "broker.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def running() -> BrokerInfo | None:
+    """The local broker if it is running and accepting connections, else ``None``."""
+    meta = _read_meta()
+    if not meta:
+        return None
+    info = BrokerInfo(**meta)
+    if _pid_alive(info.pid) and _port_open(info.port):
+        return info
+    return None
+
+
+def _data_dir_ok(data: Path, cluster_id: str | None) -> tuple[bool, str]:
+    meta = data / "meta.properties"
+    if not meta.exists():
+        return False, "no meta.properties"
+    try:
+        props = dict(
+            line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line
+        )
+    except (OSError, ValueError) as exc:
+        return False, f"unreadable meta.properties ({exc})"
+    if cluster_id and props.get("cluster.id") != cluster_id:
+        return False, f"cluster id {props.get('cluster.id')!r} is not {cluster_id!r}"
+    return True, ""
+
+
+def _format(java: str, libs: Path, props: Path, data: Path) -> str:
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    if data.exists():
+        shutil.rmtree(data)
+    proc = subprocess.run(
+        [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
+         "-t", cluster_id, "-c", str(props), "--standalone"],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise LocalKafkaError(f"formatting {data} failed:\n{proc.stdout}{proc.stderr}")
+    return cluster_id
+
+
+def up(timeout_s: float = START_TIMEOUT_S) -> BrokerInfo:
+    """Start the local broker (fetching and formatting as needed); idempotent.
+
+    Ports are kept from the previous run when free (the KRaft quorum remembers its
+    controller endpoint); if one is taken, new ports are chosen and the data
+    folder is formatted again. A stale or corrupt data folder is formatted again.
+
+    :param timeout_s: how long to wait for the broker to accept requests, s
+    """
+    info = running()
+    if info:
+        return info
+    java, _ = _require_tools()
+    libs = fetch()
+    rdir = run_dir()
+    rdir.mkdir(parents=True, exist_ok=True)
+    data = rdir / "data"
+    props = rdir / "server.properties"
+    meta = _read_meta() or {}
+    port = meta.get("port")
+    cport = meta.get("controller_port")
+    cluster_id = meta.get("cluster_id")
+    reformat_why = ""
+    if not (port and cport) or _port_open(port) or _port_open(cport):
+        if port:
+            reformat_why = f"port {port} or {cport} is in use"
+        port = _free_port(19092)
+        cport = _free_port()
+        cluster_id = None
+    props.write_text(_server_properties(data, port, cport))
+    ok, why = _data_dir_ok(data, cluster_id)
+    if not ok or reformat_why:
+        if data.exists():
+            print(f"local Kafka data folder {data} unusable ({reformat_why or why}): formatting it again",
+                  file=sys.stderr)
+        cluster_id = _format(java, libs, props, data)
+    log_path = rdir / "kafka.log"
+    for attempt in (1, 2):
+        info = _start(java, libs, props, log_path, port, cport, cluster_id, timeout_s)
+        if info:
+            return info
+        if attempt == 1:
+            print(f"local Kafka did not start; formatting {data} again and retrying "
+                  f"(see {log_path})", file=sys.stderr)
+            cluster_id = _format(java, libs, props, data)
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    raise LocalKafkaError(f"local Kafka did not start within {timeout_s:.0f} s; log tail:\n{tail}")
+
+
+def _start(java: str, libs: Path, props: Path, log_path: Path, port: int, cport: int,
+           cluster_id: str, timeout_s: float) -> BrokerInfo | None:
+    heap = os.environ.get("SHOREWATCH_KAFKA_HEAP", "768m")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+             "-cp", f"{libs}/*", "kafka.Kafka", str(props)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    info = BrokerInfo(pid=proc.pid, port=port, controller_port=cport,
+                      cluster_id=cluster_id, version=KAFKA_VERSION)
+    (run_dir() / "broker.json").write_text(json.dumps({
+        "pid": info.pid, "port": port, "controller_port": cport,
+        "cluster_id": cluster_id, "version": KAFKA_VERSION,
+    }))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return None
+        if _port_open(port) and _broker_answers(info.bootstrap):
+            return info
+        time.sleep(0.5)
+    _stop_pid(proc.pid)
+    return None
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    from pipeline.admin import check_broker  # local import: aiokafka only when needed
+    from pipeline.errors import BrokerUnreachable
+
+    try:
+        check_broker(bootstrap, timeout_s=5.0)
+    except BrokerUnreachable:
+        return False
+    return True
+
+
+def _stop_pid(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            _reap(pid)
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def down() -> bool:
+    """Stop the local broker cleanly (SIGTERM, then SIGKILL after 30 s).
+
+    :returns: whether a broker was running
+    """
+    meta = _read_meta()
+    if not meta or not _pid_alive(meta["pid"]):
+        return False
+    _stop_pid(meta["pid"])
+    return True
+
+
+# --- CLI ---------------------------------------------------------------------------
+
+
+def _external() -> str | None:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    ext = _external()
+    if ext:
+        from pipeline.admin import check_broker
+
+        check_broker(ext, timeout_s=args.timeout)
+        print(ext)
+        print("KAFKA_BOOTSTRAP_SERVERS is set: using that broker, none started", file=sys.stderr)
+        return 0
+    info = up()
+    print(info.bootstrap)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    ext = _external()
+    if ext:
+        from pipeline.admin import check_broker
+
+        n = check_broker(ext, timeout_s=args.timeout)
+        print(f"external broker {ext}: reachable, {n} topics")
+        return 0
+    info = running()
+    if info is None:
+        print(f"local Kafka {KAFKA_VERSION}: not running (run dir {run_dir()})")
+        return 1
+    from pipeline.admin import check_broker
+
+    n = check_broker(info.bootstrap, timeout_s=args.timeout)
+    print(f"local Kafka {info.version}: running, pid {info.pid}, bootstrap {info.bootstrap}, "
+          f"{n} topics, data {run_dir() / 'data'}")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    if _external():
+        print("KAFKA_BOOTSTRAP_SERVERS is set: not stopping an external broker", file=sys.stderr)
+        return 0
+    print("stopped" if down() else "local Kafka was not running")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    kafka = sub.add_parser("kafka", help="the local development broker")
+    ksub = kafka.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
+    for name, func, text in (
+        ("up", _cmd_up, "fetch (once), format (once) and start the broker; print its address"),
+        ("status", _cmd_status, "is the broker running and answering"),
+        ("down", _cmd_down, "stop the broker"),
+    ):
+        p = ksub.add_parser(name, help=text)
+        p.add_argument("--timeout", type=float, default=10.0, help="broker answer timeout, s")
+        p.set_defaults(func=func)

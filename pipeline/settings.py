@@ -1,0 +1,116 @@
+"""Settings of a Shorewatch process: environment variables, or a settings file.
+
+Every setting has an environment variable ``SHOREWATCH_<NAME>`` (upper case); a
+YAML settings file named by ``SHOREWATCH_SETTINGS`` (or ``--settings``) gives
+defaults that the environment overrides. The broker is the exception:
+``KAFKA_BOOTSTRAP_SERVERS``, the variable every Kafka tool knows, wins over
+everything; without it the running local broker (``shorewatch kafka up``) is used.
+
+============================  ===================  ==========================================
+setting                       default              meaning
+============================  ===================  ==========================================
+bootstrap_servers             local broker         Kafka bootstrap servers, ``host:port[,...]``
+app_id                        ``shorewatch``       Faust application id = consumer group
+partitions                    4                    partitions of every topic (co-partitioning)
+table_store                   ``memory://``        Faust table store; state is rebuilt from
+                                                   the changelog topics on start
+processing_guarantee          ``at_least_once``    or ``exactly_once`` (Kafka transactions)
+site                          ``sites/haikou``     the site folder the worker serves
+worker_port                   6066                 the worker's web port (metrics, health)
+data_dir                      ``var/worker``       Faust's local data folder
+evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
+raw_batch_lines               500                  at most this many lines per raw AIS record
+============================  ===================  ==========================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import BrokerError, ConfigError
+
+ENV_PREFIX = "SHOREWATCH_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process settings; see the module docstring for each field."""
+
+    bootstrap_servers: str = ""
+    app_id: str = "shorewatch"
+    partitions: int = 4
+    table_store: str = "memory://"
+    processing_guarantee: str = "at_least_once"
+    site: str = "sites/haikou"
+    worker_port: int = 6066
+    data_dir: str = "var/worker"
+    evidence_dir: str = "var/evidence"
+    raw_batch_lines: int = 500
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, settings_file: str | os.PathLike[str] | None = None,
+                 env: dict[str, str] | None = None) -> Settings:
+        """Build settings from the settings file (if any) and the environment.
+
+        :raises ConfigError: unknown keys, values of the wrong type, bad guarantee
+        """
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        path = settings_file or env.get(ENV_PREFIX + "SETTINGS")
+        if path:
+            try:
+                loaded = yaml.safe_load(Path(path).read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"settings file {path}: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"settings file {path}: expected a mapping")
+            values.update(loaded)
+        names = {f.name: f for f in dataclasses.fields(cls) if f.name != "extra"}
+        for name in names:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                values[name] = env[key]
+        if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            values["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        typed: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = names[name].type
+            try:
+                typed[name] = int(value) if kind in ("int", int) else str(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"setting {name}: expected {kind}, got {value!r}") from exc
+        settings = cls(**typed)
+        if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
+            raise ConfigError(
+                f"setting processing_guarantee: {settings.processing_guarantee!r} is not "
+                "at_least_once or exactly_once"
+            )
+        if settings.partitions < 1:
+            raise ConfigError("setting partitions: must be at least 1")
+        return settings
+
+    def broker(self) -> str:
+        """The bootstrap servers to use: the configured ones, else the running local broker.
+
+        :raises BrokerError: none configured and no local broker running
+        """
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        from pipeline import localkafka
+
+        info = localkafka.running()
+        if info is None:
+            raise BrokerError(
+                "no Kafka broker: run `shorewatch kafka up` or set KAFKA_BOOTSTRAP_SERVERS"
+            )
+        return info.bootstrap
