@@ -1,0 +1,895 @@
+"""Site configuration: a folder describing one stretch of coast.
+
+A site folder holds (issue 3, item 6):
+
+- ``site.yaml``: ``name``, ``timezone`` (IANA), ``bbox`` ``[lon_min, lat_min, lon_max,
+  lat_max]``, ``land`` (GeoJSON of land Polygons/MultiPolygons; the coastline is their
+  boundary), ``zones`` (GeoJSON of authorised places), optional ``cameras`` (a YAML file)
+  and optional ``thresholds`` (a mapping overriding detector defaults);
+- the files it names.
+
+:func:`load_site` reads and validates everything and raises :class:`~pipeline.errors.SiteError`
+carrying *every* problem found, each as ``file: field: message``; :func:`check_site`
+returns the same list instead of raising. ``shorewatch site check DIR`` prints it.
+
+This is an adapter module (it reads files and the environment); the pure-NumPy view of a
+site that the core uses is :meth:`Site.geometry`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import yaml
+from shapely import make_valid
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shape
+from shapely.ops import unary_union
+from shapely.validation import explain_validity
+
+from pipeline.errors import ConfigError, SiteError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipeline.core.camera import CameraModel
+    from pipeline.core.geo import AreaGeometry
+
+__all__ = [
+    "ZONE_KINDS",
+    "AxisCalibration",
+    "CameraConfig",
+    "OnvifConfig",
+    "PtzCalibration",
+    "Site",
+    "SiteZone",
+    "add_commands",
+    "check_site",
+    "load_site",
+]
+
+#: Kinds of authorised place a zone may have.
+ZONE_KINDS: tuple[str, ...] = ("port", "pier", "anchorage", "shipyard", "fishing_harbour")
+
+EARTH_RADIUS_M = 6_371_008.8
+_SITE_KEYS = {"name", "timezone", "bbox", "land", "zones", "cameras", "thresholds", "description"}
+_CAMERA_KEYS = {
+    "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
+    "fx", "fy", "cx", "cy", "image_width", "image_height", "rtsp_url", "onvif", "ptz",
+    "water_mask",
+}  # fmt: skip
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class OnvifConfig:
+    """How to reach a camera's ONVIF service. Secrets live in environment variables.
+
+    :param host: host name or address
+    :param port: TCP port of the ONVIF HTTP service
+    :param user_env: name of the environment variable holding the user name
+    :param password_env: name of the environment variable holding the password
+    """
+
+    host: str
+    port: int
+    user_env: str
+    password_env: str
+
+
+@dataclass(frozen=True)
+class AxisCalibration:
+    """A linear map from an ONVIF PTZ axis value (``[-1, 1]``) to degrees.
+
+    :param scale_deg: degrees per unit of the ONVIF value
+    :param offset_deg: degrees at ONVIF value 0
+    """
+
+    scale_deg: float
+    offset_deg: float
+
+    def to_deg(self, value: float) -> float:
+        """Degrees for an ONVIF axis value."""
+        return self.scale_deg * value + self.offset_deg
+
+
+@dataclass(frozen=True)
+class PtzCalibration:
+    """Vendor-specific PTZ calibration of one camera.
+
+    :param pan: pan map (ONVIF pan to degrees relative to the camera's ``heading_deg``)
+    :param tilt: tilt map (ONVIF tilt to degrees)
+    :param zoom_hfov: ``((zoom, hfov_deg), ...)`` with increasing zoom in ``[0, 1]``
+    """
+
+    pan: AxisCalibration | None = None
+    tilt: AxisCalibration | None = None
+    zoom_hfov: tuple[tuple[float, float], ...] = ()
+
+    def hfov_deg(self, zoom: float) -> float:
+        """Horizontal field of view at an ONVIF zoom value, linearly interpolated.
+
+        :raises ConfigError: when the calibration has no zoom table
+        """
+        if not self.zoom_hfov:
+            raise ConfigError("ptz calibration has no zoom_hfov table")
+        z = np.array([p[0] for p in self.zoom_hfov], dtype=float)
+        h = np.array([p[1] for p in self.zoom_hfov], dtype=float)
+        return float(np.interp(zoom, z, h))
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One camera of a site, as written in ``cameras.yaml``.
+
+    Either ``hfov_deg`` or the intrinsics ``fx, fy, cx, cy`` (pixels) are set.
+    ``tilt_deg`` follows the camera model's convention (negative looks down).
+
+    :param water_mask: polygon ``((x_px, y_px), ...)`` of the image part that shows water
+    """
+
+    id: str
+    lat: float
+    lon: float
+    height_m: float
+    heading_deg: float
+    tilt_deg: float
+    image_width: int
+    image_height: int
+    roll_deg: float = 0.0
+    hfov_deg: float | None = None
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    name: str | None = None
+    rtsp_url: str | None = None
+    onvif: OnvifConfig | None = None
+    ptz: PtzCalibration | None = None
+    water_mask: tuple[tuple[float, float], ...] | None = None
+
+    def model(self) -> CameraModel:
+        """The pinhole camera model of this camera (``pipeline.core.camera.CameraModel``)."""
+        from pipeline.core.camera import CameraModel
+
+        if self.hfov_deg is not None:
+            return CameraModel.from_hfov(
+                lon_deg=self.lon,
+                lat_deg=self.lat,
+                height_m=self.height_m,
+                heading_deg=self.heading_deg,
+                tilt_deg=self.tilt_deg,
+                hfov_deg=self.hfov_deg,
+                image_width=self.image_width,
+                image_height=self.image_height,
+                roll_deg=self.roll_deg,
+            )
+        return CameraModel(
+            lon_deg=self.lon,
+            lat_deg=self.lat,
+            height_m=self.height_m,
+            heading_deg=self.heading_deg,
+            tilt_deg=self.tilt_deg,
+            fx=float(self.fx),  # type: ignore[arg-type]
+            fy=float(self.fy),  # type: ignore[arg-type]
+            cx=float(self.cx),  # type: ignore[arg-type]
+            cy=float(self.cy),  # type: ignore[arg-type]
+            image_width=self.image_width,
+            image_height=self.image_height,
+            roll_deg=self.roll_deg,
+        )
+
+    @property
+    def effective_hfov_deg(self) -> float:
+        """The horizontal field of view, from ``hfov_deg`` or from ``fx``, degrees."""
+        if self.hfov_deg is not None:
+            return self.hfov_deg
+        return math.degrees(2.0 * math.atan(self.image_width / (2.0 * float(self.fx))))  # type: ignore[arg-type]
+
+    def credentials(self) -> tuple[str, str]:
+        """``(user, password)`` from the environment variables named in ``onvif``.
+
+        :raises ConfigError: when the camera has no ``onvif`` section or a variable is unset
+        """
+        if self.onvif is None:
+            raise ConfigError(f"camera {self.id}: no onvif section, so no credentials")
+        missing = [n for n in (self.onvif.user_env, self.onvif.password_env) if n not in os.environ]
+        if missing:
+            raise ConfigError(
+                f"camera {self.id}: environment variable {' and '.join(missing)} not set "
+                "(it must hold the ONVIF "
+                + ("user" if missing[0] == self.onvif.user_env else "password")
+                + ")"
+            )
+        return os.environ[self.onvif.user_env], os.environ[self.onvif.password_env]
+
+
+@dataclass(frozen=True)
+class SiteZone:
+    """An authorised place: a polygon, or a circle given by centre and radius.
+
+    :param polygon: the zone as a shapely polygon in lon/lat degrees (circles approximated)
+    :param center_lonlat: circle centre, ``None`` for a polygon zone
+    :param radius_m: circle radius in metres, ``None`` for a polygon zone
+    """
+
+    name: str
+    kind: str
+    polygon: Polygon
+    center_lonlat: tuple[float, float] | None = None
+    radius_m: float | None = None
+    properties: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Whether a point (degrees) is inside the zone (boundary included)."""
+        if self.center_lonlat is not None and self.radius_m is not None:
+            return haversine_m(lon, lat, *self.center_lonlat) <= self.radius_m
+        return bool(self.polygon.covers(Point(lon, lat)))
+
+    def distance_m(self, lon: float, lat: float) -> float:
+        """Approximate distance from a point to the zone, metres (0 inside)."""
+        if self.center_lonlat is not None and self.radius_m is not None:
+            return max(0.0, haversine_m(lon, lat, *self.center_lonlat) - self.radius_m)
+        if self.polygon.covers(Point(lon, lat)):
+            return 0.0
+        kx = math.cos(math.radians(lat)) * math.pi / 180.0 * EARTH_RADIUS_M
+        ky = math.pi / 180.0 * EARTH_RADIUS_M
+        ring = np.asarray(self.polygon.exterior.coords)
+        local = LineString(np.column_stack([(ring[:, 0] - lon) * kx, (ring[:, 1] - lat) * ky]))
+        return float(local.distance(Point(0.0, 0.0)))
+
+
+@dataclass(frozen=True)
+class Site:
+    """A validated site. Build it with :func:`load_site`.
+
+    :param bbox: ``(lon_min, lat_min, lon_max, lat_max)``, degrees
+    :param land: land as a shapely (Multi)Polygon clipped to the bbox, lon/lat degrees
+    :param thresholds: detector settings overriding the defaults
+    """
+
+    path: Path
+    name: str
+    timezone: ZoneInfo
+    bbox: tuple[float, float, float, float]
+    land: MultiPolygon
+    zones: tuple[SiteZone, ...]
+    cameras: list[CameraConfig]
+    thresholds: dict[str, Any]
+    description: str | None = None
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        """The camera with this id.
+
+        :raises KeyError: when there is none
+        """
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(camera_id)
+
+    def zone_at(self, lon: float, lat: float) -> SiteZone | None:
+        """The first authorised zone containing a point, or ``None``."""
+        for zone in self.zones:
+            if zone.contains(lon, lat):
+                return zone
+        return None
+
+    def on_land(self, lon: float, lat: float) -> bool:
+        """Whether a point is on land (boundary included)."""
+        return bool(self.land.covers(Point(lon, lat)))
+
+    def coast_segments(self) -> np.ndarray:
+        """Coastline edges inside the bbox, ``(N, 4)``: lon1, lat1, lon2, lat2 degrees.
+
+        Edges that lie along the bbox border (artefacts of clipping) are left out.
+        """
+        return _coast_segments(self.land, self.bbox)
+
+    def geometry(self) -> AreaGeometry:
+        """The site as the core's :class:`pipeline.core.geo.AreaGeometry` (pure NumPy)."""
+        from pipeline.core.geo import AreaGeometry, Zone
+
+        zones = tuple(
+            Zone(
+                name=z.name,
+                kind=z.kind,
+                ring_lonlat=None
+                if z.center_lonlat is not None
+                else np.asarray(z.polygon.exterior.coords, dtype=float),
+                center_lonlat=z.center_lonlat,
+                radius_m=z.radius_m,
+            )
+            for z in self.zones
+        )
+        rings = tuple(np.asarray(p.exterior.coords, dtype=float) for p in self.land.geoms)
+        return AreaGeometry(
+            name=self.name, coast_segments=self.coast_segments(), land_rings=rings, zones=zones
+        )
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance between two points given in degrees, metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def circle_polygon(lon: float, lat: float, radius_m: float, n: int = 48) -> Polygon:
+    """A circle of ``radius_m`` around a point as an ``n``-gon in lon/lat degrees."""
+    ang = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    dlat = np.degrees(radius_m * np.cos(ang) / EARTH_RADIUS_M)
+    dlon = np.degrees(radius_m * np.sin(ang) / (EARTH_RADIUS_M * math.cos(math.radians(lat))))
+    return Polygon(np.column_stack([lon + dlon, lat + dlat]))
+
+
+def _coast_segments(land: MultiPolygon, bbox: tuple[float, float, float, float]) -> np.ndarray:
+    lon0, lat0, lon1, lat1 = bbox
+    eps = 1e-9
+    segs: list[np.ndarray] = []
+    for poly in land.geoms:
+        for ring in [poly.exterior, *poly.interiors]:
+            xy = np.asarray(ring.coords, dtype=float)
+            s = np.column_stack([xy[:-1], xy[1:]])
+            on_edge = np.zeros(len(s), dtype=bool)
+            for col, val in ((0, lon0), (0, lon1), (1, lat0), (1, lat1)):
+                on_edge |= (np.abs(s[:, col] - val) < eps) & (np.abs(s[:, col + 2] - val) < eps)
+            segs.append(s[~on_edge])
+    if not segs:
+        return np.zeros((0, 4))
+    return np.concatenate(segs, axis=0)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, file: str, fld: str, message: str) -> None:
+        self.items.append(f"{file}: {fld}: {message}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_yaml(path: Path, fname: str, probs: _Problems) -> Any:
+    if not path.is_file():
+        probs.add(fname, "-", f"file not found: {path}")
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        probs.add(fname, "-", f"not valid YAML: {' '.join(str(exc).split())}")
+        return None
+
+
+def _read_geojson(path: Path, fname: str, probs: _Problems) -> list[tuple[str, dict, Any]] | None:
+    """Features of a GeoJSON file as ``(field_path, properties, geometry_dict)``."""
+    if not path.is_file():
+        probs.add(fname, "-", f"file not found: {path}")
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        probs.add(fname, "-", f"not valid JSON: {exc}")
+        return None
+    if not isinstance(doc, dict) or "type" not in doc:
+        probs.add(fname, "type", "not a GeoJSON object (no 'type' member)")
+        return None
+    kind = doc["type"]
+    if kind == "FeatureCollection":
+        feats = doc.get("features")
+        if not isinstance(feats, list):
+            probs.add(fname, "features", "a FeatureCollection needs a 'features' list")
+            return None
+        out = []
+        for i, f in enumerate(feats):
+            where = f"features[{i}]"
+            if not isinstance(f, dict) or f.get("type") != "Feature":
+                probs.add(fname, where, "not a GeoJSON Feature")
+                continue
+            props = f.get("properties") or {}
+            if not isinstance(props, dict):
+                probs.add(fname, f"{where}.properties", "must be an object")
+                props = {}
+            out.append((where, props, f.get("geometry")))
+        return out
+    if kind == "Feature":
+        return [("feature", doc.get("properties") or {}, doc.get("geometry"))]
+    if kind in ("Polygon", "MultiPolygon", "Point", "LineString", "MultiPoint", "MultiLineString"):
+        return [("geometry", {}, doc)]
+    probs.add(fname, "type", f"unknown GeoJSON type {kind!r}")
+    return None
+
+
+def _shape(geom: Any, fname: str, where: str, probs: _Problems):
+    if not isinstance(geom, dict) or "type" not in geom or "coordinates" not in geom:
+        probs.add(fname, f"{where}.geometry", "missing or not a GeoJSON geometry")
+        return None
+    try:
+        g = shape(geom)
+    except Exception as exc:  # shapely raises several types for malformed coordinates
+        probs.add(fname, f"{where}.geometry", f"bad {geom.get('type')} coordinates: {exc}")
+        return None
+    if g.is_empty:
+        probs.add(fname, f"{where}.geometry", "empty geometry")
+        return None
+    return g
+
+
+def _check_polygon(g, fname: str, where: str, probs: _Problems) -> bool:
+    if not g.is_valid:
+        reason = explain_validity(g)
+        if "Self-intersection" in reason or "Ring Self-intersection" in reason:
+            msg = f"self-intersecting polygon ({reason})"
+        else:
+            msg = f"invalid polygon ({reason})"
+        probs.add(fname, f"{where}.geometry", msg)
+        return False
+    return True
+
+
+def _check_lonlat(lon: Any, lat: Any, fname: str, where: str, probs: _Problems) -> bool:
+    ok = True
+    if not _is_number(lon) or not -180.0 <= lon <= 180.0:
+        probs.add(fname, f"{where}.lon", f"must be a longitude in degrees, got {lon!r}")
+        ok = False
+    if not _is_number(lat) or not -90.0 <= lat <= 90.0:
+        probs.add(fname, f"{where}.lat", f"must be a latitude in degrees, got {lat!r}")
+        ok = False
+    return ok
+
+
+def _parse_axis(raw: Any, fname: str, where: str, probs: _Problems) -> AxisCalibration | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(
+        _is_number(raw.get(k)) for k in ("scale_deg", "offset_deg")
+    ):
+        probs.add(fname, where, "needs numbers scale_deg and offset_deg")
+        return None
+    return AxisCalibration(float(raw["scale_deg"]), float(raw["offset_deg"]))
+
+
+def _parse_camera(
+    raw: Any,
+    i: int,
+    fname: str,
+    bbox_poly: Polygon | None,
+    probs: _Problems,
+    require_env: bool,
+) -> CameraConfig | None:
+    where = f"cameras[{i}]"
+    if not isinstance(raw, dict):
+        probs.add(fname, where, "must be a mapping")
+        return None
+    n0 = len(probs.items)
+    cid = raw.get("id")
+    if not isinstance(cid, str | int) or isinstance(cid, bool) or str(cid) == "":
+        probs.add(fname, f"{where}.id", "missing camera id")
+    else:
+        where = f"cameras[{i}] ({cid})"
+    for key in sorted(set(raw) - _CAMERA_KEYS):
+        probs.add(fname, f"{where}.{key}", "unknown field")
+    lon, lat = raw.get("lon"), raw.get("lat")
+    if _check_lonlat(lon, lat, fname, where, probs) and bbox_poly is not None:
+        if not bbox_poly.covers(Point(lon, lat)):
+            probs.add(
+                fname,
+                f"{where}.lon/lat",
+                f"camera at lon {lon}, lat {lat} is outside the site bbox {list(bbox_poly.bounds)}",
+            )
+    h = raw.get("height_m")
+    if not _is_number(h) or h <= 0:
+        probs.add(fname, f"{where}.height_m", f"must be a positive height in metres, got {h!r}")
+    hd = raw.get("heading_deg")
+    if not _is_number(hd) or not 0.0 <= hd < 360.0:
+        probs.add(fname, f"{where}.heading_deg", f"must be in [0, 360) degrees true, got {hd!r}")
+    for key, lim in (("tilt_deg", 90.0), ("roll_deg", 180.0)):
+        v = raw.get(key, 0.0 if key == "roll_deg" else None)
+        if not _is_number(v) or abs(v) > lim:
+            probs.add(
+                fname,
+                f"{where}.{key}",
+                f"must be a number in [-{lim:g}, {lim:g}] degrees, got {v!r}",
+            )
+    for key in ("image_width", "image_height"):
+        v = raw.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            probs.add(fname, f"{where}.{key}", f"must be a positive integer (pixels), got {v!r}")
+    intr = [k for k in ("fx", "fy", "cx", "cy") if k in raw]
+    if "hfov_deg" in raw and intr:
+        probs.add(fname, f"{where}.hfov_deg", "give either hfov_deg or fx, fy, cx, cy, not both")
+    elif "hfov_deg" in raw:
+        v = raw["hfov_deg"]
+        if not _is_number(v) or not 0.0 < v < 180.0:
+            probs.add(fname, f"{where}.hfov_deg", f"must be in (0, 180) degrees, got {v!r}")
+    elif intr:
+        for key in ("fx", "fy", "cx", "cy"):
+            v = raw.get(key)
+            if not _is_number(v) or (key in ("fx", "fy") and v <= 0):
+                probs.add(
+                    fname,
+                    f"{where}.{key}",
+                    f"intrinsics need fx, fy > 0 and cx, cy in pixels, got {v!r}",
+                )
+    else:
+        probs.add(fname, f"{where}.hfov_deg", "give hfov_deg or the intrinsics fx, fy, cx, cy")
+    url = raw.get("rtsp_url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"^rtsps?://", url)):
+        probs.add(fname, f"{where}.rtsp_url", f"must be an rtsp:// or rtsps:// URL, got {url!r}")
+    onvif = None
+    if raw.get("onvif") is not None:
+        o = raw["onvif"]
+        ow = f"{where}.onvif"
+        n_onvif = len(probs.items)
+        if not isinstance(o, dict):
+            probs.add(fname, ow, "must be a mapping with host, port, user_env, password_env")
+        else:
+            for key in sorted(set(o) - {"host", "port", "user_env", "password_env"}):
+                hint = (
+                    " (put the secret in an environment variable and name it in user_env/password_env)"
+                    if key in ("user", "password")
+                    else ""
+                )
+                probs.add(fname, f"{ow}.{key}", f"unknown field{hint}")
+            if not isinstance(o.get("host"), str) or not o.get("host"):
+                probs.add(fname, f"{ow}.host", "missing host")
+            port = o.get("port", 80)
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+                probs.add(fname, f"{ow}.port", f"must be a TCP port, got {port!r}")
+            for key in ("user_env", "password_env"):
+                name = o.get(key)
+                if not isinstance(name, str) or not _ENV_NAME.match(name):
+                    probs.add(
+                        fname, f"{ow}.{key}", f"must name an environment variable, got {name!r}"
+                    )
+                elif require_env and name not in os.environ:
+                    probs.add(fname, f"{ow}.{key}", f"environment variable {name} is not set")
+            if len(probs.items) == n_onvif:
+                onvif = OnvifConfig(str(o["host"]), int(port), o["user_env"], o["password_env"])
+    ptz = None
+    if raw.get("ptz") is not None:
+        p = raw["ptz"]
+        pw = f"{where}.ptz"
+        if not isinstance(p, dict):
+            probs.add(fname, pw, "must be a mapping with pan, tilt, zoom_hfov")
+        else:
+            for key in sorted(set(p) - {"pan", "tilt", "zoom_hfov"}):
+                probs.add(fname, f"{pw}.{key}", "unknown field")
+            pan = _parse_axis(p.get("pan"), fname, f"{pw}.pan", probs)
+            tilt = _parse_axis(p.get("tilt"), fname, f"{pw}.tilt", probs)
+            table: list[tuple[float, float]] = []
+            zh = p.get("zoom_hfov", [])
+            if not isinstance(zh, list) or not all(
+                isinstance(r, list | tuple) and len(r) == 2 and all(_is_number(x) for x in r)
+                for r in zh
+            ):
+                probs.add(fname, f"{pw}.zoom_hfov", "must be a list of [zoom, hfov_deg] pairs")
+            else:
+                table = [(float(a), float(b)) for a, b in zh]
+                zs = [a for a, _ in table]
+                if any(z2 <= z1 for z1, z2 in zip(zs, zs[1:], strict=False)):
+                    probs.add(fname, f"{pw}.zoom_hfov", "zoom values must increase")
+                if any(not 0.0 < b < 180.0 for _, b in table):
+                    probs.add(fname, f"{pw}.zoom_hfov", "hfov_deg values must be in (0, 180)")
+            ptz = PtzCalibration(pan=pan, tilt=tilt, zoom_hfov=tuple(table))
+    mask = None
+    if raw.get("water_mask") is not None:
+        m = raw["water_mask"]
+        mw = f"{where}.water_mask"
+        if (
+            not isinstance(m, list)
+            or len(m) < 3
+            or not all(
+                isinstance(q, list | tuple) and len(q) == 2 and all(_is_number(x) for x in q)
+                for q in m
+            )
+        ):
+            probs.add(fname, mw, "must be a list of at least 3 [x_px, y_px] points")
+        else:
+            poly = Polygon(m)
+            if not poly.is_valid:
+                probs.add(
+                    fname, mw, f"self-intersecting or invalid polygon ({explain_validity(poly)})"
+                )
+            w, hh = raw.get("image_width"), raw.get("image_height")
+            if (
+                isinstance(w, int)
+                and isinstance(hh, int)
+                and any(not (0 <= x <= w and 0 <= y <= hh) for x, y in m)
+            ):
+                probs.add(fname, mw, f"points must lie inside the {w}x{hh} image")
+            mask = tuple((float(x), float(y)) for x, y in m)
+    if len(probs.items) > n0:
+        return None
+    return CameraConfig(
+        id=str(cid),
+        name=raw.get("name"),
+        lat=float(lat),
+        lon=float(lon),
+        height_m=float(h),
+        heading_deg=float(hd),
+        tilt_deg=float(raw["tilt_deg"]),
+        roll_deg=float(raw.get("roll_deg", 0.0)),
+        hfov_deg=float(raw["hfov_deg"]) if "hfov_deg" in raw else None,
+        fx=float(raw["fx"]) if "fx" in raw else None,
+        fy=float(raw["fy"]) if "fy" in raw else None,
+        cx=float(raw["cx"]) if "cx" in raw else None,
+        cy=float(raw["cy"]) if "cy" in raw else None,
+        image_width=int(raw["image_width"]),
+        image_height=int(raw["image_height"]),
+        rtsp_url=url,
+        onvif=onvif,
+        ptz=ptz,
+        water_mask=mask,
+    )
+
+
+def _validate(path: Path, require_env: bool) -> tuple[list[str], Site | None]:
+    probs = _Problems()
+    path = Path(path)
+    if not path.is_dir():
+        return [f"{path}: -: not a site folder"], None
+    doc = _read_yaml(path / "site.yaml", "site.yaml", probs)
+    if doc is None:
+        return probs.items, None
+    if not isinstance(doc, dict):
+        probs.add("site.yaml", "-", "must be a mapping")
+        return probs.items, None
+    for key in sorted(set(doc) - _SITE_KEYS):
+        probs.add("site.yaml", key, "unknown field")
+
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip():
+        probs.add("site.yaml", "name", "missing site name")
+
+    tz = None
+    tzname = doc.get("timezone")
+    if not isinstance(tzname, str) or not tzname:
+        probs.add("site.yaml", "timezone", "missing IANA time zone name, e.g. Asia/Shanghai")
+    else:
+        try:
+            tz = ZoneInfo(tzname)
+        except (ZoneInfoNotFoundError, ValueError):
+            probs.add("site.yaml", "timezone", f"unknown IANA time zone {tzname!r}")
+
+    bbox = doc.get("bbox")
+    bbox_poly = None
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        probs.add(
+            "site.yaml", "bbox", f"must be [lon_min, lat_min, lon_max, lat_max], got {bbox!r}"
+        )
+        bbox = None
+    elif not (-180 <= bbox[0] < bbox[2] <= 180 and -90 <= bbox[1] < bbox[3] <= 90):
+        probs.add(
+            "site.yaml",
+            "bbox",
+            f"needs lon_min < lon_max and lat_min < lat_max in degrees, got {bbox}",
+        )
+        bbox = None
+    else:
+        bbox = tuple(float(v) for v in bbox)
+        bbox_poly = box(*bbox)
+
+    # land
+    land = None
+    land_file = doc.get("land")
+    if not isinstance(land_file, str):
+        probs.add("site.yaml", "land", "missing land GeoJSON file name")
+    else:
+        feats = _read_geojson(path / land_file, land_file, probs)
+        polys = []
+        for where, _props, geom in feats or []:
+            g = _shape(geom, land_file, where, probs)
+            if g is None:
+                continue
+            if g.geom_type not in ("Polygon", "MultiPolygon"):
+                probs.add(
+                    land_file,
+                    f"{where}.geometry",
+                    f"land must be Polygon or MultiPolygon, got {g.geom_type}",
+                )
+                continue
+            if _check_polygon(g, land_file, where, probs):
+                polys.append(g)
+        if (
+            feats is not None
+            and not polys
+            and not any(p.startswith(land_file) for p in probs.items)
+        ):
+            probs.add(land_file, "features", "no land polygons")
+        if polys:
+            u = unary_union(polys)
+            if bbox_poly is not None:
+                if not u.intersects(bbox_poly):
+                    probs.add(land_file, "features", "no land inside the site bbox")
+                u = make_valid(u.intersection(bbox_poly))
+            parts = [
+                g for g in getattr(u, "geoms", [u]) if g.geom_type == "Polygon" and not g.is_empty
+            ]
+            land = MultiPolygon(parts)
+
+    # zones
+    zones: list[SiteZone] = []
+    zones_file = doc.get("zones")
+    if not isinstance(zones_file, str):
+        probs.add("site.yaml", "zones", "missing zones GeoJSON file name")
+    else:
+        feats = _read_geojson(path / zones_file, zones_file, probs)
+        seen: set[str] = set()
+        for where, props, geom in feats or []:
+            n0 = len(probs.items)
+            zname = props.get("name")
+            if not isinstance(zname, str) or not zname.strip():
+                probs.add(zones_file, f"{where}.properties.name", "missing zone name")
+            elif zname in seen:
+                probs.add(zones_file, f"{where}.properties.name", f"duplicate zone name {zname!r}")
+            else:
+                seen.add(zname)
+                where = f"{where} ({zname})"
+            kind = props.get("kind")
+            if kind not in ZONE_KINDS:
+                probs.add(
+                    zones_file,
+                    f"{where}.properties.kind",
+                    f"unknown zone kind {kind!r} (expected one of {', '.join(ZONE_KINDS)})",
+                )
+            g = _shape(geom, zones_file, where, probs)
+            zone = None
+            if g is None:
+                pass
+            elif g.geom_type == "Polygon":
+                if _check_polygon(g, zones_file, where, probs):
+                    zone = SiteZone(str(zname), str(kind), g, properties=dict(props))
+            elif g.geom_type == "Point":
+                r = props.get("radius_m")
+                if not _is_number(r) or r <= 0:
+                    probs.add(
+                        zones_file,
+                        f"{where}.properties.radius_m",
+                        f"a Point zone needs a positive radius_m, got {r!r}",
+                    )
+                else:
+                    zone = SiteZone(
+                        str(zname), str(kind), circle_polygon(g.x, g.y, float(r)),
+                        center_lonlat=(g.x, g.y), radius_m=float(r), properties=dict(props),
+                    )  # fmt: skip
+            else:
+                probs.add(
+                    zones_file,
+                    f"{where}.geometry",
+                    f"a zone is a Polygon or a Point with radius_m, got {g.geom_type}",
+                )
+            if (
+                zone is not None
+                and bbox_poly is not None
+                and not zone.polygon.intersects(bbox_poly)
+            ):
+                probs.add(zones_file, f"{where}.geometry", "zone lies outside the site bbox")
+            if zone is not None and len(probs.items) == n0:
+                zones.append(zone)
+
+    # cameras
+    cameras: list[CameraConfig] = []
+    cam_file = doc.get("cameras")
+    if cam_file is not None:
+        if not isinstance(cam_file, str):
+            probs.add("site.yaml", "cameras", "must name a YAML file")
+        else:
+            raw = _read_yaml(path / cam_file, cam_file, probs)
+            if isinstance(raw, dict) and "cameras" in raw:
+                raw = raw["cameras"]
+            if raw is not None and not isinstance(raw, list):
+                probs.add(cam_file, "cameras", "must be a list of cameras")
+            elif raw:
+                ids: set[str] = set()
+                for i, r in enumerate(raw):
+                    cam = _parse_camera(r, i, cam_file, bbox_poly, probs, require_env)
+                    if cam is None:
+                        continue
+                    if cam.id in ids:
+                        probs.add(cam_file, f"cameras[{i}].id", f"duplicate camera id {cam.id!r}")
+                        continue
+                    ids.add(cam.id)
+                    cameras.append(cam)
+
+    thresholds = doc.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        probs.add("site.yaml", "thresholds", "must be a mapping of setting name to value")
+        thresholds = {}
+    else:
+        for key, val in thresholds.items():
+            if not isinstance(key, str):
+                probs.add("site.yaml", f"thresholds.{key}", "setting names must be text")
+            elif not isinstance(val, int | float | bool | str):
+                probs.add(
+                    "site.yaml", f"thresholds.{key}", f"must be a number, flag or text, got {val!r}"
+                )
+
+    if probs.items:
+        return probs.items, None
+    site = Site(
+        path=path.resolve(),
+        name=str(name),
+        timezone=tz,  # type: ignore[arg-type]
+        bbox=bbox,  # type: ignore[arg-type]
+        land=land,  # type: ignore[arg-type]
+        zones=tuple(zones),
+        cameras=cameras,
+        thresholds=dict(thresholds),
+        description=doc.get("description"),
+    )
+    return [], site
+
+
+def load_site(path: str | os.PathLike[str], *, require_env: bool = False) -> Site:
+    """Load and validate a site folder.
+
+    :param path: the folder holding ``site.yaml``
+    :param require_env: also fail when an environment variable named by a camera's
+        ``onvif`` section is unset (``site check`` does; replay does not need secrets)
+    :raises SiteError: with every problem found, each as ``file: field: message``
+    """
+    problems, site = _validate(Path(path), require_env)
+    if site is None:
+        raise SiteError(problems)
+    return site
+
+
+def check_site(path: str | os.PathLike[str], *, require_env: bool = True) -> list[str]:
+    """Every problem of a site folder as ``file: field: message`` lines (empty when fine).
+
+    Unlike :func:`load_site`, environment variables named by cameras are checked by default.
+    """
+    return _validate(Path(path), require_env)[0]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_check(args) -> int:
+    problems = check_site(args.dir, require_env=not args.no_env)
+    if problems:
+        for p in problems:
+            print(p)
+        print(f"{args.dir}: {len(problems)} problem(s)")
+        return 1
+    site = load_site(args.dir)
+    kinds: dict[str, int] = {}
+    for z in site.zones:
+        kinds[z.kind] = kinds.get(z.kind, 0) + 1
+    print(
+        f"{site.name}: ok: timezone {site.timezone.key}, bbox {list(site.bbox)}, "
+        f"{len(site.land.geoms)} land polygon(s), {len(site.coast_segments())} coast segments, "
+        f"{len(site.zones)} zones ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
+        f"{len(site.cameras)} camera(s)"
+    )
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Add ``site check`` to the ``shorewatch`` command line."""
+    p = sub.add_parser("site", help="site configuration")
+    ssub = p.add_subparsers(dest="site_command", required=True, metavar="SUBCOMMAND")
+    c = ssub.add_parser("check", help="validate a site folder and print every problem")
+    c.add_argument("dir", help="site folder (holding site.yaml)")
+    c.add_argument(
+        "--no-env", action="store_true", help="do not require the cameras' credential variables"
+    )
+    c.set_defaults(func=_cmd_check)
