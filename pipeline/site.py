@@ -131,7 +131,8 @@ class CameraConfig:
     """One camera of a site, as written in ``cameras.yaml``.
 
     Either ``hfov_deg`` or the intrinsics ``fx, fy, cx, cy`` (pixels) are set.
-    ``tilt_deg`` follows the camera model's convention (negative looks down).
+    ``tilt_deg`` is the depression below the horizontal (positive looks down), as in
+    :class:`pipeline.core.camera.CameraModel`.
 
     :param water_mask: polygon ``((x_px, y_px), ...)`` of the image part that shows water
     """
