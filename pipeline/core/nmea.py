@@ -1,0 +1,555 @@
+"""NMEA 0183 / IEC 61162 framing of raw AIS lines: the pure first stage of AIS ingest.
+
+:func:`frame_lines` turns a batch of raw lines of one source into complete AIS
+payloads with their event time, and a list of rejected or skipped lines, each with
+a reason code. No I/O, no clock: every time is passed in.
+
+What a line may look like::
+
+    !AIVDM,1,1,,B,13u?etPv2;0n:dDPwUM1U1Cb069D,0*24                 plain sentence
+    \\s:rEV02,c:1334337317*58\\!AIVDM,1,1,,B,19NW...,0*5F           NMEA 4.10 tag block
+    $PGHP,1,2010,6,11,11,46,11,390,231,45,992190934,1,2B*5B         Gatehouse time of the NEXT sentence
+    !AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827   trailing station, epoch
+
+Event time of a message, first available of: tag block ``c:`` (seconds, or
+milliseconds when ``c >= 10**11``), the last ``$PGHP`` line of the source before
+the sentence, the trailing epoch field, the receive time. A multi-sentence
+message takes the time of its first fragment that carries one.
+
+Tag block checksum policy: a tag block whose checksum is wrong (real feeds send
+``*00``, see ``amsa_risky_nmea_timestamped.txt``) does **not** reject the sentence.
+The sentence has its own checksum, which is what protects the payload; the tag
+block only adds metadata, and dropping every sentence of a feed that writes a
+constant ``*00`` would lose the whole feed for a cosmetic fault. The tag's time and
+source are kept (they are plausibility-checked: a time must be all digits) and the
+counter ``tag_checksum_bad`` goes up so an operator can see the feed's quirk.
+
+Reject reasons (dead letters): ``bad_checksum``, ``truncated``, ``bad_fill_bits``,
+``fragment_timeout``, ``fragment_orphan``, ``not_ascii``, ``too_long``, ``garbage``.
+Skip reasons (counted, not dead letters: valid input deliberately not used):
+``not_ais`` (a well-formed NMEA sentence of another kind, e.g. ``$GPGSA``) and
+``duplicate`` (same payload heard again within the de-duplication window).
+Blank lines and ``#`` comments only increment ``empty`` / ``comment``.
+
+A corrupted AIS line always lands in the rejects: changing any one character of
+the checksummed part changes the XOR checksum, so a corrupted ``VDM`` can not pass
+as a valid non-AIS sentence.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "MAX_LINE_CHARS",
+    "REJECT_REASONS",
+    "SKIP_REASONS",
+    "Deduplicator",
+    "Framed",
+    "Reassembler",
+    "Reject",
+    "frame_lines",
+    "nmea_checksums",
+]
+
+MAX_LINE_CHARS = 400
+"""Longest accepted line (tag block + sentence + trailing fields), characters."""
+
+REJECT_REASONS = (
+    "bad_checksum",
+    "truncated",
+    "bad_fill_bits",
+    "fragment_timeout",
+    "fragment_orphan",
+    "not_ascii",
+    "too_long",
+    "garbage",
+)
+SKIP_REASONS = ("not_ais", "duplicate")
+
+#: characters allowed in a six-bit armoured payload ('0'..'W' and '`'..'w')
+_ARMOUR = "".join(chr(c) for c in range(48, 88)) + "".join(chr(c) for c in range(96, 120))
+_DELETE_ARMOUR = str.maketrans("", "", _ARMOUR)
+_HEX = "0123456789ABCDEFabcdef"
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A line that was not used, and why.
+
+    :param line: the raw line (for a fragment group, its lines joined by ``\\n``)
+    :param reason: reason code, see the module docstring
+    :param rx_t_ms: receive time, ms since epoch UTC
+    """
+
+    line: str
+    reason: str
+    detail: str
+    rx_t_ms: int
+
+
+@dataclass(slots=True)
+class Framed:
+    """Complete AIS messages of one batch, in arrival order (of their last fragment).
+
+    :param payload: six-bit armoured payloads (fragments concatenated)
+    :param fill_bits: fill bits of each payload (``int8``)
+    :param t_ms: event time, ms since epoch UTC (``int64``)
+    :param rx_t_ms: receive time of the last fragment, ms since epoch UTC (``int64``)
+    :param station: receiving station from ``s:`` or a trailing field, else ``None``
+    :param raw: the raw line(s) of each message, joined by ``\\n``
+    :param rejects: rejected and skipped lines
+    :param counts: counters of this batch (``lines``, ``sentences``, ``messages``,
+        one per reject/skip reason, ``tag_checksum_bad``, ``empty``, ``comment``)
+    """
+
+    payload: list[str]
+    fill_bits: np.ndarray
+    t_ms: np.ndarray
+    rx_t_ms: np.ndarray
+    channel: list[str]
+    station: list[str | None]
+    raw: list[str]
+    rejects: list[Reject] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+
+@dataclass(slots=True)
+class _Group:
+    lines: list[str]
+    payloads: list[str]
+    expected: int
+    start_t_ms: int
+    t_ms: int | None
+    station: str | None
+    rx_t_ms: int
+
+
+class Reassembler:
+    """State carried between batches: pending fragments and pending ``$PGHP`` times.
+
+    Fragments are keyed by (source, channel, sequence id, fragment count). A group
+    whose first fragment is older than ``ttl_ms`` (event time of the same source) is
+    dropped as ``fragment_timeout``. Methods take time as an argument; nothing here
+    reads a clock.
+
+    :param ttl_ms: how long a multi-sentence message may take to complete, ms of event time
+    """
+
+    def __init__(self, ttl_ms: int = 10_000):
+        self.ttl_ms = int(ttl_ms)
+        self._groups: dict[tuple[str, str, str, int], _Group] = {}
+        self._pghp: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        """Number of incomplete fragment groups held."""
+        return len(self._groups)
+
+    def add(
+        self, source: str, channel: str, seq: str, total: int, num: int, payload: str,
+        line: str, t_ms: int | None, rx_t_ms: int, station: str | None,
+    ) -> tuple[_Group | None, list[Reject]]:
+        """Add one fragment; return the completed group (or ``None``) and any rejects.
+
+        :param t_ms: the fragment's own event time if it carries one, ms
+        :param rx_t_ms: receive time, ms
+        """
+        key = (source, channel, seq, total)
+        rejects: list[Reject] = []
+        group = self._groups.get(key)
+        if num == 1:
+            if group is not None:
+                del self._groups[key]
+                rejects.append(Reject("\n".join(group.lines), "fragment_orphan",
+                                      f"group {seq or '-'} restarted before fragment "
+                                      f"{group.expected} of {total}", rx_t_ms))
+            start = t_ms if t_ms is not None else rx_t_ms
+            group = _Group([line], [payload], 2, start, t_ms, station, rx_t_ms)
+            self._groups[key] = group
+            return None, rejects
+        if group is None or group.expected != num:
+            want = "no group started" if group is None else f"expected fragment {group.expected}"
+            if group is not None:
+                del self._groups[key]
+                rejects.append(Reject("\n".join(group.lines), "fragment_orphan",
+                                      f"fragment {num} arrived, {want}", rx_t_ms))
+            rejects.append(Reject(line, "fragment_orphan",
+                                  f"fragment {num} of {total}: {want}", rx_t_ms))
+            return None, rejects
+        group.lines.append(line)
+        group.payloads.append(payload)
+        if group.t_ms is None:
+            group.t_ms = t_ms
+        if group.station is None:
+            group.station = station
+        if num == total:
+            del self._groups[key]
+            return group, rejects
+        group.expected += 1
+        return None, rejects
+
+    def expire(self, source: str, now_ms: int) -> list[Reject]:
+        """Drop the groups of ``source`` started more than ``ttl_ms`` before ``now_ms``.
+
+        :param now_ms: current event time of that source, ms
+        """
+        old = [k for k, g in self._groups.items()
+               if k[0] == source and now_ms - g.start_t_ms > self.ttl_ms]
+        return [self._drop(k, f"incomplete after {self.ttl_ms} ms") for k in old]
+
+    def flush(self, source: str | None = None) -> list[Reject]:
+        """Drop every pending group (of ``source``, or all): the input has ended."""
+        keys = [k for k in self._groups if source is None or k[0] == source]
+        return [self._drop(k, "incomplete at end of input") for k in keys]
+
+    def _drop(self, key: tuple[str, str, str, int], detail: str) -> Reject:
+        group = self._groups.pop(key)
+        return Reject("\n".join(group.lines), "fragment_timeout",
+                      f"{len(group.lines)} of {key[3]} fragments: {detail}", group.rx_t_ms)
+
+
+class Deduplicator:
+    """Remembers recent payloads to drop the same message heard by several receivers.
+
+    A message is a duplicate when the same payload (and fill bits) was seen within
+    ``window_ms`` of event time. Shared across sources on purpose.
+
+    :param window_ms: de-duplication window, ms of event time
+    """
+
+    def __init__(self, window_ms: int = 5_000, max_entries: int = 1_000_000):
+        self.window_ms = int(window_ms)
+        self.max_entries = int(max_entries)
+        self._seen: OrderedDict[tuple[str, int], int] = OrderedDict()
+
+    def seen(self, payload: str, fill_bits: int, t_ms: int) -> bool:
+        """Record the message; return ``True`` when it is a duplicate.
+
+        :param t_ms: event time of the message, ms
+        """
+        key = (payload, fill_bits)
+        prev = self._seen.get(key)
+        if prev is not None and abs(t_ms - prev) <= self.window_ms:
+            return True
+        self._seen[key] = t_ms
+        self._seen.move_to_end(key)
+        self._prune(t_ms)
+        return False
+
+    def _prune(self, now_ms: int) -> None:
+        seen = self._seen
+        while seen:
+            k, t = next(iter(seen.items()))
+            if now_ms - t > self.window_ms or len(seen) > self.max_entries:
+                del seen[k]
+            else:
+                break
+
+
+def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
+    """XOR checksum of each text (the part between ``!``/``$``/``\\`` and ``*``).
+
+    Vectorised: the texts become rows of a zero-padded ``uint8`` matrix (zero is the
+    XOR identity) reduced with ``bitwise_xor`` along the rows.
+
+    >>> nmea_checksums(["AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0"]).tolist()
+    [95]
+    """
+    n = len(bodies)
+    if n == 0:
+        return np.zeros(0, np.uint8)
+    width = max(map(len, bodies))
+    if width == 0:
+        return np.zeros(n, np.uint8)
+    buf = b"".join([b.encode("ascii").ljust(width, b"\0") for b in bodies])
+    return np.bitwise_xor.reduce(np.frombuffer(buf, np.uint8).reshape(n, width), axis=1)
+
+
+def _hex2(text: str) -> int:
+    """Two hex digits to an int, -1 when they are not two hex digits."""
+    if len(text) != 2 or text[0] not in _HEX or text[1] not in _HEX:
+        return -1
+    return int(text, 16)
+
+
+def _epoch_ms(text: str) -> int | None:
+    """``c:``/trailing epoch in s or ms to ms; ``None`` unless all digits."""
+    if not text.isdigit() or len(text) > 14:
+        return None
+    v = int(text)
+    return v if v >= 10**11 else v * 1000
+
+
+def _pghp_ms(fields: list[str]) -> int | None:
+    """Time of a ``$PGHP,1,...`` line, ms; ``None`` when the fields are not a valid time."""
+    try:
+        y, mo, d, h, mi, s, ms = (int(f) for f in fields[2:9])
+    except (ValueError, IndexError):
+        return None
+    if not (1970 <= y <= 2100 and 1 <= mo <= 12 and 1 <= d <= 31 and 0 <= h < 24
+            and 0 <= mi < 60 and 0 <= s <= 60 and 0 <= ms < 1000):
+        return None
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1000 + ms
+
+
+# kinds of pre-parsed lines
+_AIS, _PGHP, _OTHER, _TAG_ONLY = 0, 1, 2, 3
+
+
+def frame_lines(
+    lines: Sequence[str],
+    rx_t_ms: Sequence[int] | np.ndarray,
+    source: str,
+    state: Reassembler,
+    dedup: Deduplicator | None = None,
+) -> Framed:
+    """Frame one batch of raw lines of ``source`` into complete AIS messages.
+
+    Checksums (sentence and tag block) are computed for the whole batch at once
+    (:func:`nmea_checksums`); splitting fields and reassembling fragments loop over
+    the lines in arrival order because a fragment or a ``$PGHP`` line depends on
+    the line before it.
+
+    :param lines: raw lines, without line terminators (trailing ``\\r`` is tolerated)
+    :param rx_t_ms: receive time of each line, ms since epoch UTC
+    :param source: source id; fragments and ``$PGHP`` times are never mixed across sources
+    :param state: reassembly state, updated in place
+    :param dedup: optional de-duplication state, updated in place
+    :returns: the complete messages, rejected and skipped lines, and counters
+
+    >>> f = frame_lines(["\\c:1334337317*58\\!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*5F"],
+    ...                 [0], "t", Reassembler())
+    >>> f.payload, f.t_ms.tolist(), f.counts["tag_checksum_bad"]
+    (['19NWuLhuRb5QHfCpPcwj`26B0<02'], [1334337317000], 1)
+    """
+    counts: Counter[str] = Counter()
+    rejects: list[Reject] = []
+    n = len(lines)
+    counts["lines"] += n
+    rx = [int(t) for t in rx_t_ms]
+    if len(rx) != n:
+        raise ValueError(f"{n} lines but {len(rx)} receive times")
+
+    # ---- pass 1: split every line (no state) ------------------------------------
+    # per candidate: (index, kind, sentence text, tag text or None, tag chk, chk, rest)
+    cand_idx: list[int] = []
+    cand_kind: list[int] = []
+    bodies: list[str] = []
+    body_chk: list[int] = []
+    tags: list[str] = []
+    tag_chk: list[int] = []
+    cand_tag: list[int] = []  # index into tags or -1
+    trailers: list[str] = []
+
+    def reject(i: int, reason: str, detail: str) -> None:
+        rejects.append(Reject(lines[i], reason, detail, rx[i]))
+        counts[reason] += 1
+
+    for i, raw in enumerate(lines):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            counts["empty"] += 1
+            continue
+        if line.startswith("#"):
+            counts["comment"] += 1
+            continue
+        if not line.isascii():
+            reject(i, "not_ascii", "line holds non-ASCII characters")
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
+            continue
+        line = line.strip()
+        tag_i = -1
+        if line.startswith("\\"):
+            end = line.find("\\", 1)
+            if end < 0:
+                reject(i, "truncated", "tag block not closed by '\\'")
+                continue
+            tag = line[1:end]
+            star = tag.rfind("*")
+            tag_i = len(tags)
+            if star < 0:
+                tags.append(tag)
+                tag_chk.append(-1)
+            else:
+                hh = tag[star + 1:]
+                tags.append(tag[:star])
+                tag_chk.append(_hex2(hh.zfill(2)) if len(hh) in (1, 2) else -1)
+            line = line[end + 1:]
+            if not line:
+                reject(i, "truncated", "tag block without a sentence")
+                continue
+        if line[0] not in "!$":
+            reject(i, "garbage", "line does not start with '!', '$' or a tag block")
+            continue
+        # trailing ',station,epoch' fields can follow '*hh'; find the checksum star
+        star = line.find("*")
+        if star < 0:
+            reject(i, "truncated", "no '*hh' checksum")
+            continue
+        body = line[1:star]
+        chk = _hex2(line[star + 1:star + 3])
+        if chk < 0:
+            reject(i, "truncated" if len(line) < star + 3 else "bad_checksum",
+                   f"checksum field {line[star + 1:star + 3]!r} is not two hex digits")
+            continue
+        rest = line[star + 3:]
+        addr = body[:body.find(",")] if "," in body else body
+        if line[0] == "!" and len(addr) == 5 and addr[2:] in ("VDM", "VDO"):
+            kind = _AIS
+        elif addr == "PGHP" and body.startswith("PGHP,1,"):
+            kind = _PGHP
+        else:
+            kind = _OTHER
+        cand_idx.append(i)
+        cand_kind.append(kind)
+        bodies.append(body)
+        body_chk.append(chk)
+        cand_tag.append(tag_i)
+        trailers.append(rest)
+
+    # ---- vectorised checksums -----------------------------------------------------
+    sums = nmea_checksums(bodies)
+    ok = sums == np.asarray(body_chk, dtype=np.int64) if bodies else np.zeros(0, bool)
+    tag_ok = (nmea_checksums(tags) == np.asarray(tag_chk, dtype=np.int64)) if tags else np.zeros(0, bool)
+
+    # ---- pass 2: in order, with state ---------------------------------------------
+    out_payload: list[str] = []
+    out_fill: list[int] = []
+    out_t: list[int] = []
+    out_rx: list[int] = []
+    out_chan: list[str] = []
+    out_station: list[str | None] = []
+    out_raw: list[str] = []
+    max_t: int | None = None
+
+    def emit(payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None,
+             raw: str) -> None:
+        if dedup is not None and dedup.seen(payload, fill, t):
+            rejects.append(Reject(raw, "duplicate", "same payload within "
+                                  f"{dedup.window_ms} ms", rxt))
+            counts["duplicate"] += 1
+            return
+        out_payload.append(payload)
+        out_fill.append(fill)
+        out_t.append(t)
+        out_rx.append(rxt)
+        out_chan.append(chan)
+        out_station.append(station)
+        out_raw.append(raw)
+
+    for k, i in enumerate(cand_idx):
+        kind = cand_kind[k]
+        body = bodies[k]
+        if not ok[k]:
+            reject(i, "bad_checksum", f"computed {int(sums[k]):02X}, line says {body_chk[k]:02X}")
+            continue
+        if kind == _OTHER:
+            counts["not_ais"] += 1
+            rejects.append(Reject(lines[i], "not_ais", body[:body.find(",")] if "," in body else body, rx[i]))
+            continue
+        if kind == _PGHP:
+            t = _pghp_ms(body.split(","))
+            if t is None:
+                reject(i, "garbage", "$PGHP line without a valid time")
+            else:
+                state._pghp[source] = t
+                counts["pghp"] += 1
+            continue
+        # tag block
+        t_tag: int | None = None
+        station: str | None = None
+        ti = cand_tag[k]
+        if ti >= 0:
+            if not tag_ok[ti]:
+                counts["tag_checksum_bad"] += 1
+            for item in tags[ti].split(","):
+                if item.startswith("c:"):
+                    t_tag = _epoch_ms(item[2:])
+                    if t_tag is None:
+                        counts["tag_time_bad"] += 1
+                elif item.startswith("s:"):
+                    station = item[2:] or None
+        # trailing fields
+        t_trail: int | None = None
+        rest = trailers[k]
+        if rest:
+            if not rest.startswith(","):
+                reject(i, "garbage", f"unexpected text after the checksum: {rest[:20]!r}")
+                continue
+            extra = rest[1:].split(",")
+            t_trail = _epoch_ms(extra[-1].strip())
+            if station is None and extra[0] and extra[0][0] in "br":
+                station = extra[0]
+        f = body.split(",")
+        if len(f) != 7:
+            reject(i, "truncated" if len(f) < 7 else "garbage", f"{len(f)} fields, expected 7")
+            continue
+        _, s_total, s_num, seq, chan, payload, s_fill = f
+        if not (s_total.isdigit() and s_num.isdigit() and len(s_total) == 1 and len(s_num) == 1):
+            reject(i, "garbage", f"fragment fields {s_total!r},{s_num!r} are not digits")
+            continue
+        total, num = int(s_total), int(s_num)
+        if not (1 <= num <= total) or len(seq) > 1 or (seq and not seq.isdigit()) or len(chan) > 1:
+            reject(i, "garbage", f"bad fragment header {s_total},{s_num},{seq},{chan}")
+            continue
+        if not payload:
+            reject(i, "truncated", "empty payload")
+            continue
+        if payload.translate(_DELETE_ARMOUR):
+            reject(i, "garbage", "payload holds characters outside the six-bit armour")
+            continue
+        if not (len(s_fill) == 1 and s_fill in "012345"):
+            reject(i, "bad_fill_bits", f"fill bits {s_fill!r} not in 0..5")
+            continue
+        fill = int(s_fill)
+        if fill and num != total:
+            reject(i, "bad_fill_bits", f"fill bits {fill} on fragment {num} of {total}")
+            continue
+        counts["sentences"] += 1
+        t_own = t_tag
+        if num == 1:
+            pghp = state._pghp.pop(source, None)
+            if t_own is None:
+                t_own = pghp
+        if t_own is None:
+            t_own = t_trail
+        line_t = t_own if t_own is not None else rx[i]
+        if max_t is None or line_t > max_t:
+            max_t = line_t
+        if total == 1:
+            emit(payload, fill, line_t, rx[i], chan, station, lines[i])
+            continue
+        group, rj = state.add(source, chan, seq, total, num, payload, lines[i], t_own, rx[i], station)
+        for r in rj:
+            counts[r.reason] += 1
+        rejects.extend(rj)
+        if group is not None:
+            t = group.t_ms if group.t_ms is not None else group.start_t_ms
+            emit("".join(group.payloads), fill, t, rx[i], chan, group.station, "\n".join(group.lines))
+
+    if max_t is not None:
+        timed_out = state.expire(source, max_t)
+        counts["fragment_timeout"] += len(timed_out)
+        rejects.extend(timed_out)
+    counts["messages"] += len(out_payload)
+    return Framed(
+        payload=out_payload,
+        fill_bits=np.asarray(out_fill, dtype=np.int8),
+        t_ms=np.asarray(out_t, dtype=np.int64),
+        rx_t_ms=np.asarray(out_rx, dtype=np.int64),
+        channel=out_chan,
+        station=out_station,
+        raw=out_raw,
+        rejects=rejects,
+        counts=counts,
+    )
