@@ -1,0 +1,912 @@
+"""AIS ↔ camera association: which AIS vessel (MMSI) each camera track is.
+
+Pure NumPy + SciPy: no I/O, no clock (every time is passed in, ms UTC).
+
+Per frame of one camera (:meth:`CameraAssociation.step`):
+
+1. AIS vessels are dead-reckoned to the frame time (SOG/COG, flat earth,
+   :func:`dead_reckon`) and turned into bearing and range from the camera.
+   Vessels whose last fix is older than :attr:`FusionParams.stale_after_s` are left out.
+2. Candidate pairs are found with a sorted-bearing window (no N×M loop), then scored
+   (:func:`candidate_pairs`); the cost of a pair is a sum of squared normalised residuals:
+
+   - **bearing**: the angle between the AIS bearing and the detection's bearing *interval*
+     (the box's angular half-width: the AIS antenna may sit anywhere along the hull), over
+     ``sqrt(det_sigma² + ais_sigma²)`` where the AIS position sigma is projected as an angle
+     at the vessel's range;
+   - **range**: range difference over the combined range sigma (detections beyond the
+     horizon, range NaN, use bearing only);
+   - **motion**: the camera track's bearing rate against the AIS bearing rate;
+   - **size**: the vessel length implied by the box width at the AIS range against the
+     AIS length (loose: a vessel seen bow-on is much shorter than its length).
+
+   Pairs beyond the bearing or range gate get no candidate (``np.inf`` in
+   :func:`cost_matrix`).
+3. Optimal assignment with :func:`scipy.optimize.linear_sum_assignment`, run only on the
+   connected components that need it (one-to-one candidates are taken directly).
+4. Confirmation and hysteresis per camera track: a pair is confirmed after
+   :attr:`FusionParams.confirm_hits` consecutive matches; a confirmed pair gets a cost
+   bonus (:attr:`FusionParams.hysteresis_cost`), so a competitor must beat it clearly, and
+   it survives up to :attr:`FusionParams.release_misses` frames without a match.
+
+Stationary and berthing vessels (SOG 0) are kept: they are what unusual-landing is about
+(DeepSORVF drops SOG <= 0.3 kn).
+
+>>> import numpy as np
+>>> v = VesselArrays.from_lists(mmsi=[412000001], t_ms=[0], lon_deg=[110.0],
+...                             lat_deg=[20.0], sog_kn=[10.0], cog_deg=[90.0])
+>>> lon, lat = dead_reckon(v, 60_000)
+>>> round(float((lon[0] - 110.0) * 111_195 * np.cos(np.radians(20.0))))  # ~ 308.7 m east
+309
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+__all__ = [
+    "EARTH_RADIUS_M",
+    "KNOT_MPS",
+    "CameraAssociation",
+    "CameraGeometry",
+    "DetectionArrays",
+    "FrameAssociation",
+    "FusionParams",
+    "PairCosts",
+    "VesselArrays",
+    "assign_pairs",
+    "associate",
+    "bearing_range_from",
+    "candidate_pairs",
+    "cost_matrix",
+    "dead_reckon",
+    "view_mask",
+]
+
+EARTH_RADIUS_M = 6_371_008.8
+KNOT_MPS = 1852.0 / 3600.0
+
+
+class CameraGeometry(Protocol):
+    """What association needs of a camera (``pipeline.core.camera.CameraModel`` has it).
+
+    Pixel quantities are in the image frame the model describes (the frame the boxes come
+    from): use ``CameraModel.scaled(w, h)`` first when the detector saw a resized frame.
+    """
+
+    lon_deg: float
+    lat_deg: float
+    height_m: float
+    heading_deg: float
+    tilt_deg: float
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    image_width: int
+    image_height: int
+
+    @property
+    def hfov_deg(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """Thresholds and weights of association. Costs are in squared-sigma units.
+
+    :param bearing_gate_sigmas: a pair is gated when its bearing residual exceeds this many sigmas
+    :param range_gate_sigmas: a pair is gated when its range residual exceeds this many sigmas
+    :param min_bearing_sigma_deg: floor of the detection bearing sigma, degrees
+    :param min_range_sigma_m: floor of the detection range sigma, m
+    :param min_range_sigma_frac: floor of the detection range sigma as a fraction of its range
+        (monocular range is poor at grazing angles, DESIGN §3)
+    :param ais_position_sigma_m: AIS position sigma at the fix (GNSS, antenna offset, latency), m
+    :param ais_sigma_growth_mps: growth of the AIS position sigma per second of fix age, m/s
+    :param ais_sigma_speed_frac: extra AIS sigma as a fraction of the dead-reckoned distance
+    :param max_dead_reckoning_s: the fix is extrapolated by at most this many seconds
+    :param stale_after_s: fixes older than this are not associated (2 × the 3 min report
+        interval of a Class A vessel at anchor, ITU-R M.1371)
+    :param max_range_m: vessels farther than this from the camera are ignored, m (~10 km
+        shoreline ring, DESIGN §1)
+    :param view_margin_deg: vessels up to this far outside the horizontal FOV are candidates
+    :param motion_sigma_dps: sigma of the bearing-rate residual, degrees/s
+    :param size_ratio_min: smallest plausible (box-implied length / AIS length) (bow-on view)
+    :param size_ratio_max: largest plausible (box-implied length / AIS length)
+    :param w_bearing: weight of the bearing term
+    :param w_range: weight of the range term
+    :param w_motion: weight of the motion-direction term
+    :param w_size: weight of the size term (per squared log-ratio outside the plausible band)
+    :param confirm_hits: consecutive matches before a pair is confirmed
+    :param release_misses: frames a confirmed pair survives without a match
+    :param hysteresis_cost: cost bonus of a confirmed pair: a competitor must beat it by this
+    :param rate_tau_s: time constant of the camera-track bearing-rate filter, s
+    :param track_forget_s: per-track state is dropped after this long unseen, s
+    :param unseen_max_range_m: AIS vessels farther than this are not reported as unseen, m
+    :param unseen_edge_margin_deg: vessels this close to the image edge are not reported unseen
+    """
+
+    bearing_gate_sigmas: float = 4.0
+    range_gate_sigmas: float = 4.0
+    min_bearing_sigma_deg: float = 0.5
+    min_range_sigma_m: float = 50.0
+    min_range_sigma_frac: float = 0.25
+    ais_position_sigma_m: float = 20.0
+    ais_sigma_growth_mps: float = 0.2
+    ais_sigma_speed_frac: float = 0.1
+    max_dead_reckoning_s: float = 120.0
+    stale_after_s: float = 360.0
+    max_range_m: float = 10_000.0
+    view_margin_deg: float = 5.0
+    motion_sigma_dps: float = 0.3
+    size_ratio_min: float = 0.1
+    size_ratio_max: float = 1.5
+    w_bearing: float = 1.0
+    w_range: float = 1.0
+    w_motion: float = 0.5
+    w_size: float = 0.5
+    confirm_hits: int = 3
+    release_misses: int = 5
+    hysteresis_cost: float = 4.0
+    rate_tau_s: float = 2.0
+    track_forget_s: float = 60.0
+    unseen_max_range_m: float = 3_000.0
+    unseen_edge_margin_deg: float = 1.0
+
+
+def _f(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _i(a: Any) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class VesselArrays:
+    """AIS vessels as arrays, one entry per MMSI: the last fix of each.
+
+    :param mmsi: (N,) int64
+    :param t_ms: (N,) int64 time of the fix, ms UTC
+    :param lon_deg: (N,) WGS84 longitude of the fix, NaN = unknown
+    :param lat_deg: (N,) WGS84 latitude of the fix, NaN = unknown
+    :param sog_kn: (N,) speed over ground, knots, NaN = unknown (treated as 0)
+    :param cog_deg: (N,) course over ground, degrees true, NaN = unknown
+    :param length_m: (N,) hull length, m, NaN = unknown
+    """
+
+    mmsi: np.ndarray
+    t_ms: np.ndarray
+    lon_deg: np.ndarray
+    lat_deg: np.ndarray
+    sog_kn: np.ndarray
+    cog_deg: np.ndarray
+    length_m: np.ndarray
+
+    @classmethod
+    def from_lists(
+        cls,
+        mmsi: Any,
+        t_ms: Any,
+        lon_deg: Any,
+        lat_deg: Any,
+        sog_kn: Any = None,
+        cog_deg: Any = None,
+        length_m: Any = None,
+    ) -> VesselArrays:
+        """Build from sequences; missing columns become NaN."""
+        n = len(mmsi)
+        nan = np.full(n, np.nan)
+        return cls(
+            mmsi=_i(mmsi).reshape(n),
+            t_ms=_i(t_ms).reshape(n),
+            lon_deg=_f(lon_deg).reshape(n),
+            lat_deg=_f(lat_deg).reshape(n),
+            sog_kn=nan.copy() if sog_kn is None else _f(sog_kn).reshape(n),
+            cog_deg=nan.copy() if cog_deg is None else _f(cog_deg).reshape(n),
+            length_m=nan.copy() if length_m is None else _f(length_m).reshape(n),
+        )
+
+    @classmethod
+    def empty(cls) -> VesselArrays:
+        return cls.from_lists([], [], [], [])
+
+    def __len__(self) -> int:
+        return int(self.mmsi.shape[0])
+
+    def take(self, index: np.ndarray) -> VesselArrays:
+        """The vessels at ``index`` (an index or boolean array), as a new object."""
+        return VesselArrays(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class DetectionArrays:
+    """Camera detections of one frame as arrays (one per camera track).
+
+    :param track_id: (M,) int64 camera track id
+    :param bearing_deg: (M,) bearing of the box's waterline centre, degrees true
+    :param bearing_sigma_deg: (M,) one-sigma bearing uncertainty, degrees
+    :param range_m: (M,) range along the sea surface, m; NaN beyond the horizon
+    :param range_sigma_m: (M,) one-sigma range uncertainty, m (NaN = unknown)
+    :param lon_deg: (M,) geo-referenced longitude, NaN beyond the horizon
+    :param lat_deg: (M,) geo-referenced latitude, NaN beyond the horizon
+    :param box_px: optional (M, 4) ``[x, y, w, h]`` in the pixel frame of the camera model;
+        gives the box's angular half-width and the size term
+    :param half_width_deg: optional (M,) angular half-width of the box, degrees; computed
+        from ``box_px`` when absent
+    :param bearing_rate_dps: optional (M,) bearing rate of the camera track, degrees/s;
+        :class:`CameraAssociation` fills it from its own history where NaN
+    """
+
+    track_id: np.ndarray
+    bearing_deg: np.ndarray
+    bearing_sigma_deg: np.ndarray
+    range_m: np.ndarray
+    range_sigma_m: np.ndarray
+    lon_deg: np.ndarray
+    lat_deg: np.ndarray
+    box_px: np.ndarray | None = None
+    half_width_deg: np.ndarray | None = None
+    bearing_rate_dps: np.ndarray | None = None
+
+    @classmethod
+    def from_lists(
+        cls,
+        track_id: Any,
+        bearing_deg: Any,
+        bearing_sigma_deg: Any,
+        range_m: Any = None,
+        range_sigma_m: Any = None,
+        lon_deg: Any = None,
+        lat_deg: Any = None,
+        box_px: Any = None,
+        half_width_deg: Any = None,
+        bearing_rate_dps: Any = None,
+    ) -> DetectionArrays:
+        """Build from sequences (``None`` items become NaN); missing columns become NaN."""
+        m = len(track_id)
+
+        def col(a: Any) -> np.ndarray:
+            if a is None:
+                return np.full(m, np.nan)
+            return np.array([np.nan if x is None else x for x in a], dtype=np.float64).reshape(m)
+
+        return cls(
+            track_id=_i(track_id).reshape(m),
+            bearing_deg=col(bearing_deg),
+            bearing_sigma_deg=col(bearing_sigma_deg),
+            range_m=col(range_m),
+            range_sigma_m=col(range_sigma_m),
+            lon_deg=col(lon_deg),
+            lat_deg=col(lat_deg),
+            box_px=None if box_px is None else _f(box_px).reshape(m, 4),
+            half_width_deg=None if half_width_deg is None else col(half_width_deg),
+            bearing_rate_dps=None if bearing_rate_dps is None else col(bearing_rate_dps),
+        )
+
+    @classmethod
+    def from_camera_frame(cls, frame: Any) -> DetectionArrays:
+        """From a ``schemas.records.CameraFrame`` (duck-typed: no msgspec import here)."""
+        d = frame.detections
+        return cls.from_lists(
+            track_id=[x.track_id for x in d],
+            bearing_deg=[x.bearing_deg for x in d],
+            bearing_sigma_deg=[x.bearing_sigma_deg for x in d],
+            range_m=[None if x.beyond_horizon else x.range_m for x in d],
+            range_sigma_m=[x.range_sigma_m for x in d],
+            lon_deg=[x.lon for x in d],
+            lat_deg=[x.lat for x in d],
+            box_px=[list(x.box_px) for x in d] if d else np.zeros((0, 4)),
+        )
+
+    @classmethod
+    def empty(cls) -> DetectionArrays:
+        return cls.from_lists([], [], [])
+
+    def __len__(self) -> int:
+        return int(self.track_id.shape[0])
+
+    def take(self, index: np.ndarray) -> DetectionArrays:
+        """The detections at ``index`` (an index or boolean array), as a new object."""
+        out = {}
+        for f in fields(self):
+            a = getattr(self, f.name)
+            out[f.name] = None if a is None else a[index]
+        return DetectionArrays(**out)
+
+
+@dataclass(frozen=True)
+class FrameAssociation:
+    """Result of one association step, aligned with the detections passed in.
+
+    :param track_id: (M,) camera track ids, as given
+    :param mmsi: (M,) int64 associated MMSI, -1 = no AIS match (a dark target when confirmed
+        tracks stay at -1)
+    :param confirmed: (M,) bool: the pair has been matched ``confirm_hits`` times in a row
+        (or is a confirmed pair inside its hysteresis grace)
+    :param unseen_mmsi: (K,) int64 AIS vessels inside the view (visible, within
+        ``unseen_max_range_m``) that no detection could explain (no candidate pair)
+    :param cost: (M,) cost of the pair this frame, NaN when unmatched
+    """
+
+    track_id: np.ndarray
+    mmsi: np.ndarray
+    confirmed: np.ndarray
+    unseen_mmsi: np.ndarray
+    cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass(frozen=True)
+class PairCosts:
+    """Sparse candidate pairs: vessel index ``row``, detection index ``col``, finite ``cost``."""
+
+    row: np.ndarray
+    col: np.ndarray
+    cost: np.ndarray
+    n_vessels: int
+    n_detections: int
+
+    def dense(self) -> np.ndarray:
+        """(N, M) cost matrix, ``np.inf`` where gated."""
+        out = np.full((self.n_vessels, self.n_detections), np.inf)
+        out[self.row, self.col] = self.cost
+        return out
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _wrap180(a: np.ndarray) -> np.ndarray:
+    return (a + 180.0) % 360.0 - 180.0
+
+
+def dead_reckon(
+    v: VesselArrays, t_ms: int, max_dt_s: float = np.inf
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the vessels at ``t_ms`` by SOG/COG extrapolation on a flat earth.
+
+    Unknown SOG or COG means no motion. Extrapolation (forwards or backwards) is clipped
+    to ``max_dt_s`` seconds.
+
+    :param v: vessels
+    :param t_ms: target time, ms UTC
+    :param max_dt_s: largest extrapolation, s
+    :returns: ``(lon_deg, lat_deg)`` arrays of shape (N,)
+    """
+    dt_s = np.clip((t_ms - v.t_ms) / 1000.0, -max_dt_s, max_dt_s)
+    speed_mps = np.where(np.isfinite(v.sog_kn) & np.isfinite(v.cog_deg), v.sog_kn, 0.0) * KNOT_MPS
+    cog = np.radians(np.nan_to_num(v.cog_deg))
+    d_m = speed_mps * dt_s
+    d_north = d_m * np.cos(cog)
+    d_east = d_m * np.sin(cog)
+    lat = v.lat_deg + np.degrees(d_north / EARTH_RADIUS_M)
+    lon = v.lon_deg + np.degrees(d_east / (EARTH_RADIUS_M * np.cos(np.radians(v.lat_deg))))
+    return lon, lat
+
+
+def bearing_range_from(
+    lon0_deg: float, lat0_deg: float, lon_deg: np.ndarray, lat_deg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bearing and range of points from an origin on a local flat earth.
+
+    :returns: ``(bearing_deg in [0, 360), range_m, east_m, north_m)``
+    """
+    east = np.radians(lon_deg - lon0_deg) * EARTH_RADIUS_M * np.cos(np.radians(lat0_deg))
+    north = np.radians(lat_deg - lat0_deg) * EARTH_RADIUS_M
+    bearing = np.degrees(np.arctan2(east, north)) % 360.0
+    return bearing, np.hypot(east, north), east, north
+
+
+def _min_view_range_m(model: CameraGeometry) -> float:
+    """Range at which the bottom image row meets the sea (0 if unknown)."""
+    try:
+        below = np.degrees(np.arctan2(model.image_height - model.cy, model.fy))
+        depression = -float(model.tilt_deg) + float(below)
+        if depression <= 0.0:
+            return 0.0
+        return float(model.height_m / np.tan(np.radians(min(depression, 89.9))))
+    except (AttributeError, TypeError):
+        return 0.0
+
+
+@dataclass(frozen=True)
+class _VesselView:
+    """Vessels at the frame time, seen from the camera (internal)."""
+
+    bearing_rel_deg: np.ndarray  # relative to the camera heading, (-180, 180]
+    range_m: np.ndarray
+    pos_sigma_m: np.ndarray
+    rate_dps: np.ndarray  # AIS bearing rate seen from the camera, degrees/s
+    length_m: np.ndarray
+    usable: np.ndarray  # bool: valid, fresh, within max range
+
+
+def _vessel_view(
+    v: VesselArrays, t_ms: int, model: CameraGeometry, params: FusionParams
+) -> _VesselView:
+    lon, lat = dead_reckon(v, t_ms, params.max_dead_reckoning_s)
+    bearing, rng, east, north = bearing_range_from(model.lon_deg, model.lat_deg, lon, lat)
+    age_s = np.abs(t_ms - v.t_ms) / 1000.0
+    moving = np.isfinite(v.sog_kn) & np.isfinite(v.cog_deg)
+    speed_mps = np.where(moving, v.sog_kn, 0.0) * KNOT_MPS
+    dr_s = np.minimum(age_s, params.max_dead_reckoning_s)
+    pos_sigma = (
+        params.ais_position_sigma_m
+        + params.ais_sigma_growth_mps * dr_s
+        + params.ais_sigma_speed_frac * speed_mps * dr_s
+    )
+    cog = np.radians(np.nan_to_num(v.cog_deg))
+    ve, vn = speed_mps * np.sin(cog), speed_mps * np.cos(cog)
+    r2 = np.maximum(rng * rng, 1.0)
+    rate = np.degrees((north * ve - east * vn) / r2)
+    usable = (
+        np.isfinite(lon)
+        & np.isfinite(lat)
+        & (age_s <= params.stale_after_s)
+        & (rng <= params.max_range_m)
+    )
+    return _VesselView(
+        bearing_rel_deg=_wrap180(bearing - model.heading_deg),
+        range_m=rng,
+        pos_sigma_m=pos_sigma,
+        rate_dps=rate,
+        length_m=v.length_m,
+        usable=usable,
+    )
+
+
+def view_mask(
+    v: VesselArrays,
+    t_ms: int,
+    model: CameraGeometry,
+    params: FusionParams = FusionParams(),
+    max_range_m: float | None = None,
+    edge_margin_deg: float = 0.0,
+) -> np.ndarray:
+    """Which vessels are inside the camera's view at ``t_ms`` (bool, (N,)).
+
+    Inside = usable fix, relative bearing within the horizontal FOV (shrunk by
+    ``edge_margin_deg``), range between the bottom image row's range and ``max_range_m``
+    (default :attr:`FusionParams.unseen_max_range_m`).
+    """
+    vw = _vessel_view(v, t_ms, model, params)
+    rmax = params.unseen_max_range_m if max_range_m is None else max_range_m
+    half = model.hfov_deg / 2.0 - edge_margin_deg
+    return (
+        vw.usable
+        & (np.abs(vw.bearing_rel_deg) <= half)
+        & (vw.range_m >= _min_view_range_m(model))
+        & (vw.range_m <= rmax)
+    )
+
+
+def _det_half_width_deg(dets: DetectionArrays, model: CameraGeometry) -> np.ndarray:
+    if dets.half_width_deg is not None:
+        return np.nan_to_num(dets.half_width_deg)
+    if dets.box_px is not None and len(dets):
+        return np.degrees(np.arctan2(dets.box_px[:, 2] / 2.0, model.fx))
+    return np.zeros(len(dets))
+
+
+# --------------------------------------------------------------------------- costs
+
+
+def _pair_costs(
+    vw: _VesselView,
+    dets: DetectionArrays,
+    det_rel: np.ndarray,
+    det_hw: np.ndarray,
+    det_rate: np.ndarray,
+    model: CameraGeometry,
+    params: FusionParams,
+    r: np.ndarray,
+    c: np.ndarray,
+) -> np.ndarray:
+    """Cost of the pairs (vessel ``r``, detection ``c``); ``np.inf`` where gated."""
+    v_rng = vw.range_m[r]
+    ps = vw.pos_sigma_m[r]
+    ais_bsig = np.degrees(np.arctan2(ps, v_rng))
+    d_bsig = np.fmax(dets.bearing_sigma_deg[c], params.min_bearing_sigma_deg)
+    sig_b = np.sqrt(d_bsig * d_bsig + ais_bsig * ais_bsig)
+    db = np.abs(_wrap180(vw.bearing_rel_deg[r] - det_rel[c]))
+    z_b = np.maximum(db - det_hw[c], 0.0) / sig_b
+    cost = params.w_bearing * z_b * z_b
+    gated = ~(z_b <= params.bearing_gate_sigmas)  # NaN bearings are gated too
+
+    d_rng = dets.range_m[c]
+    has_r = np.isfinite(d_rng)
+    d_rsig = np.fmax(
+        np.fmax(np.nan_to_num(dets.range_sigma_m[c]), params.min_range_sigma_m),
+        params.min_range_sigma_frac * np.nan_to_num(d_rng),
+    )
+    sig_r = np.sqrt(d_rsig * d_rsig + ps * ps)
+    z_r = np.where(has_r, (v_rng - np.nan_to_num(d_rng)) / sig_r, 0.0)
+    cost = cost + params.w_range * z_r * z_r
+    gated |= np.abs(z_r) > params.range_gate_sigmas
+
+    d_rate = det_rate[c]
+    z_m = np.where(np.isfinite(d_rate), (vw.rate_dps[r] - np.nan_to_num(d_rate)), 0.0)
+    z_m = z_m / params.motion_sigma_dps
+    cost = cost + params.w_motion * z_m * z_m
+
+    if dets.box_px is not None:
+        length = vw.length_m[r]
+        implied = dets.box_px[c, 2] * v_rng / model.fx
+        ok = np.isfinite(length) & (length > 0)
+        ratio = np.where(ok, implied / np.where(ok, length, 1.0), 1.0)
+        ratio = np.maximum(ratio, 1e-6)
+        over = np.maximum(np.log(ratio / params.size_ratio_max), 0.0)
+        under = np.maximum(np.log(params.size_ratio_min / ratio), 0.0)
+        cost = cost + params.w_size * (over * over + under * under)
+
+    return np.where(gated, np.inf, cost)
+
+
+def _detection_columns(
+    dets: DetectionArrays, model: CameraGeometry
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    det_rel = _wrap180(dets.bearing_deg - model.heading_deg)
+    det_hw = _det_half_width_deg(dets, model)
+    if dets.bearing_rate_dps is None:
+        det_rate = np.full(len(dets), np.nan)
+    else:
+        det_rate = dets.bearing_rate_dps
+    return det_rel, det_hw, det_rate
+
+
+def _candidates(
+    vw: _VesselView,
+    dets: DetectionArrays,
+    model: CameraGeometry,
+    params: FusionParams,
+) -> PairCosts:
+    n, m = vw.range_m.shape[0], len(dets)
+    det_rel, det_hw, det_rate = _detection_columns(dets, model)
+    vidx = np.flatnonzero(vw.usable)
+    if vidx.size == 0 or m == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return PairCosts(e, e.copy(), np.zeros(0), n, m)
+    d_bsig = np.fmax(
+        np.nan_to_num(dets.bearing_sigma_deg, nan=np.inf), params.min_bearing_sigma_deg
+    )
+    # The AIS angular sigma differs a lot between near and far vessels: split the vessels
+    # into octaves of it, so each group's window (a bound of every pair's gate) stays tight.
+    ais_bsig = np.degrees(np.arctan2(vw.pos_sigma_m[vidx], np.maximum(vw.range_m[vidx], 1.0)))
+    octave = np.clip(np.floor(np.log2(np.maximum(ais_bsig, 1e-9) / 0.25)), -1, 8).astype(np.int64)
+    rs: list[np.ndarray] = []
+    cs: list[np.ndarray] = []
+    for g in np.unique(octave):
+        gidx = vidx[octave == g]
+        amax = float(np.max(ais_bsig[octave == g]))
+        win = params.bearing_gate_sigmas * np.sqrt(d_bsig * d_bsig + amax * amax) + det_hw
+        win = np.where(np.isfinite(det_rel) & np.isfinite(win), win, -1.0)
+        if np.any(np.abs(det_rel) + win >= 180.0):
+            # The window would wrap around: score every pair (rare: panoramic cameras).
+            rs.append(np.repeat(gidx, m))
+            cs.append(np.tile(np.arange(m), gidx.size))
+            continue
+        order = gidx[np.argsort(vw.bearing_rel_deg[gidx], kind="stable")]
+        sorted_b = vw.bearing_rel_deg[order]
+        lo = np.searchsorted(sorted_b, det_rel - win, side="left")
+        hi = np.searchsorted(sorted_b, det_rel + win, side="right")
+        counts = np.maximum(hi - lo, 0)
+        total = int(counts.sum())
+        starts = np.cumsum(counts) - counts
+        offs = np.arange(total) - np.repeat(starts, counts)
+        rs.append(order[np.repeat(lo, counts) + offs])
+        cs.append(np.repeat(np.arange(m), counts))
+    r = np.concatenate(rs)
+    c = np.concatenate(cs)
+    cost = _pair_costs(vw, dets, det_rel, det_hw, det_rate, model, params, r, c)
+    keep = np.isfinite(cost)
+    return PairCosts(r[keep], c[keep], cost[keep], n, m)
+
+
+def candidate_pairs(
+    v: VesselArrays,
+    dets: DetectionArrays,
+    t_ms: int,
+    model: CameraGeometry,
+    params: FusionParams = FusionParams(),
+) -> PairCosts:
+    """Gated candidate pairs and their costs, found without scoring every pair.
+
+    Vessels are sorted by bearing; each detection looks only at the vessels inside its
+    bearing window (an upper bound of its gate), so the work is O((N + M) log N + pairs).
+
+    :param v: AIS vessels (last fix each)
+    :param dets: detections of one frame
+    :param t_ms: frame time, ms UTC
+    :param model: camera geometry in the pixel frame of ``dets.box_px``
+    :param params: thresholds and weights
+    """
+    return _candidates(_vessel_view(v, t_ms, model, params), dets, model, params)
+
+
+def cost_matrix(
+    v: VesselArrays,
+    dets: DetectionArrays,
+    t_ms: int,
+    model: CameraGeometry,
+    params: FusionParams = FusionParams(),
+) -> np.ndarray:
+    """The (N, M) association cost of every vessel/detection pair, ``np.inf`` where gated.
+
+    Same numbers as :func:`candidate_pairs`, as a dense matrix.
+    """
+    return candidate_pairs(v, dets, t_ms, model, params).dense()
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+def assign_pairs(pairs: PairCosts) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost assignment over sparse candidate pairs.
+
+    Finds the largest set of one-to-one pairs among the candidates and, among those, the
+    cheapest (``linear_sum_assignment`` with a large finite cost for non-candidates, run only
+    on the connected components with more than one candidate; isolated one-to-one pairs are
+    taken directly).
+
+    :returns: ``(row, col)`` index arrays of the assigned pairs, sorted by column
+    """
+    if pairs.cost.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e.copy()
+    rows_u, r_loc = np.unique(pairs.row, return_inverse=True)
+    cols_u, c_loc = np.unique(pairs.col, return_inverse=True)
+    nr, nc = rows_u.size, cols_u.size
+    r_deg = np.bincount(r_loc, minlength=nr)
+    c_deg = np.bincount(c_loc, minlength=nc)
+    single = (r_deg[r_loc] == 1) & (c_deg[c_loc] == 1)
+    out_r = [pairs.row[single]]
+    out_c = [pairs.col[single]]
+    rest = ~single
+    if np.any(rest):
+        rr, cc, ww = r_loc[rest], c_loc[rest], pairs.cost[rest]
+        graph = coo_matrix((np.ones(rr.size), (rr, nr + cc)), shape=(nr + nc, nr + nc)).tocsr()
+        _, label = connected_components(graph, directed=False)
+        big = 1.0 + 2.0 * float(np.max(ww)) * (min(nr, nc) + 1)
+        comp_r = label[rr]
+        for lab in np.unique(comp_r):
+            sel = comp_r == lab
+            ur, ir = np.unique(rr[sel], return_inverse=True)
+            uc, ic = np.unique(cc[sel], return_inverse=True)
+            block = np.full((ur.size, uc.size), big)
+            block[ir, ic] = ww[sel]
+            a, b = linear_sum_assignment(block)
+            ok = block[a, b] < big
+            out_r.append(rows_u[ur[a[ok]]])
+            out_c.append(cols_u[uc[b[ok]]])
+    r = np.concatenate(out_r)
+    c = np.concatenate(out_c)
+    order = np.argsort(c, kind="stable")
+    return r[order], c[order]
+
+
+def associate(
+    v: VesselArrays,
+    dets: DetectionArrays,
+    t_ms: int,
+    model: CameraGeometry,
+    params: FusionParams = FusionParams(),
+) -> np.ndarray:
+    """One frame, no memory: the MMSI of each detection (-1 = none), shape (M,).
+
+    Cost matrix, gating and optimal assignment; :class:`CameraAssociation` adds
+    confirmation and hysteresis on top.
+    """
+    pairs = candidate_pairs(v, dets, t_ms, model, params)
+    r, c = assign_pairs(pairs)
+    out = np.full(len(dets), -1, dtype=np.int64)
+    out[c] = v.mmsi[r]
+    return out
+
+
+# --------------------------------------------------------------------------- per-camera state
+
+_STATE_KEYS = (
+    "track_id",
+    "last_t_ms",
+    "last_bearing_deg",
+    "rate_dps",
+    "pending_mmsi",
+    "pending_hits",
+    "mmsi",
+    "misses",
+)
+
+
+class CameraAssociation:
+    """Association state of one camera: per camera track, its identity and history.
+
+    The state is plain data (:meth:`to_state` / :meth:`from_state`), so a stream processor
+    can keep it in a table and an offline replay in a dict.
+
+    >>> assoc = CameraAssociation()
+    >>> assoc.to_state()["track_id"]
+    []
+    """
+
+    def __init__(self) -> None:
+        self._tracks: dict[int, list[Any]] = {}
+
+    # state: track_id -> [last_t_ms, last_bearing_deg, rate_dps, pending_mmsi,
+    #                     pending_hits, mmsi, misses]
+
+    def to_state(self) -> dict[str, list[Any]]:
+        """Plain JSON-able lists (NaN as ``None``), one entry per camera track."""
+        out: dict[str, list[Any]] = {k: [] for k in _STATE_KEYS}
+        for tid in sorted(self._tracks):
+            rec = self._tracks[tid]
+            out["track_id"].append(int(tid))
+            for k, x in zip(_STATE_KEYS[1:], rec, strict=True):
+                if isinstance(x, float) and not np.isfinite(x):
+                    x = None
+                out[k].append(x)
+        return out
+
+    @classmethod
+    def from_state(cls, d: dict[str, list[Any]]) -> CameraAssociation:
+        """Rebuild from :meth:`to_state` output."""
+        self = cls()
+        for i, tid in enumerate(d.get("track_id", [])):
+            rec = [d[k][i] for k in _STATE_KEYS[1:]]
+            self._tracks[int(tid)] = [
+                int(rec[0]),
+                float("nan") if rec[1] is None else float(rec[1]),
+                float("nan") if rec[2] is None else float(rec[2]),
+                int(rec[3]),
+                int(rec[4]),
+                int(rec[5]),
+                int(rec[6]),
+            ]
+        return self
+
+    def _bearing_rates(self, t_ms: int, dets: DetectionArrays, params: FusionParams) -> np.ndarray:
+        rates = np.full(len(dets), np.nan)
+        for j, tid in enumerate(dets.track_id.tolist()):
+            rec = self._tracks.get(tid)
+            if rec is None:
+                continue
+            dt_s = (t_ms - rec[0]) / 1000.0
+            if dt_s <= 0 or not np.isfinite(rec[1]):
+                rates[j] = rec[2]
+                continue
+            inst = float(_wrap180(np.array(dets.bearing_deg[j] - rec[1]))) / dt_s
+            old = rec[2]
+            if not np.isfinite(old):
+                rates[j] = inst
+            else:
+                alpha = min(1.0, dt_s / params.rate_tau_s)
+                rates[j] = old + alpha * (inst - old)
+        return rates
+
+    def step(
+        self,
+        t_ms: int,
+        dets: DetectionArrays,
+        vessels: VesselArrays,
+        model: CameraGeometry,
+        params: FusionParams = FusionParams(),
+    ) -> FrameAssociation:
+        """Associate one frame and update the state.
+
+        :param t_ms: frame time, ms UTC (frames of one camera in time order)
+        :param dets: the frame's detections, one per camera track
+        :param vessels: AIS vessels, last fix each (any order)
+        :param model: camera geometry in the pixel frame of the boxes
+        :param params: thresholds and weights
+        :returns: MMSI and confirmation per detection, and the unseen AIS vessels in view
+        """
+        m = len(dets)
+        rates = self._bearing_rates(t_ms, dets, params)
+        if dets.bearing_rate_dps is not None:
+            given = np.isfinite(dets.bearing_rate_dps)
+            rates = np.where(given, dets.bearing_rate_dps, rates)
+        dets_r = DetectionArrays(
+            **{f.name: getattr(dets, f.name) for f in fields(dets) if f.name != "bearing_rate_dps"},
+            bearing_rate_dps=rates,
+        )
+        vw = _vessel_view(vessels, t_ms, model, params)
+        pairs = _candidates(vw, dets_r, model, params)
+
+        # Hysteresis: a confirmed pair gets a bonus; costs stay positive for the solver.
+        if pairs.cost.size:
+            confirmed_mmsi = np.array(
+                [self._tracks.get(t, [0, 0, 0, -1, 0, -1, 0])[5] for t in dets.track_id.tolist()],
+                dtype=np.int64,
+            )
+            is_est = (confirmed_mmsi[pairs.col] >= 0) & (
+                vessels.mmsi[pairs.row] == confirmed_mmsi[pairs.col]
+            )
+            adj = (
+                pairs.cost + params.hysteresis_cost - np.where(is_est, params.hysteresis_cost, 0.0)
+            )
+            solve = PairCosts(pairs.row, pairs.col, adj, pairs.n_vessels, pairs.n_detections)
+        else:
+            solve = pairs
+        r, c = assign_pairs(solve)
+        raw = np.full(m, -1, dtype=np.int64)
+        raw[c] = vessels.mmsi[r]
+        cost = np.full(m, np.nan)
+        if r.size:
+            cost[c] = pairs.cost[_pair_index(pairs, r, c)]
+
+        out_mmsi = raw.copy()
+        confirmed = np.zeros(m, dtype=bool)
+        assigned = set(raw[raw >= 0].tolist())
+        for j, tid in enumerate(dets.track_id.tolist()):
+            rec = self._tracks.get(tid)
+            if rec is None:
+                rec = [t_ms, float("nan"), float("nan"), -1, 0, -1, 0]
+                self._tracks[tid] = rec
+            got = int(raw[j])
+            # consecutive-match counter
+            if got >= 0 and got == rec[3]:
+                rec[4] += 1
+            elif got >= 0:
+                rec[3], rec[4] = got, 1
+            else:
+                rec[3], rec[4] = -1, 0
+            # confirmed identity with grace
+            if rec[5] >= 0:
+                if got == rec[5]:
+                    rec[6] = 0
+                else:
+                    rec[6] += 1
+                    if rec[6] > params.release_misses:
+                        rec[5], rec[6] = -1, 0
+            if rec[5] < 0 and rec[3] >= 0 and rec[4] >= params.confirm_hits:
+                rec[5], rec[6] = rec[3], 0
+            if rec[5] >= 0:
+                if got == rec[5]:
+                    confirmed[j] = True
+                elif rec[5] not in assigned:
+                    # Inside the grace period and nobody else holds the vessel this frame:
+                    # keep the established identity rather than flicker.
+                    assigned.discard(got)
+                    out_mmsi[j] = rec[5]
+                    confirmed[j] = True
+                    assigned.add(rec[5])
+            rec[0] = t_ms
+            rec[1] = float(dets.bearing_deg[j])
+            rec[2] = float(rates[j])
+        # forget tracks unseen for too long
+        forget_ms = params.track_forget_s * 1000.0
+        for tid in [t for t, rec in self._tracks.items() if t_ms - rec[0] > forget_ms]:
+            del self._tracks[tid]
+
+        # AIS vessels in view that no detection can explain
+        half = model.hfov_deg / 2.0 - params.unseen_edge_margin_deg
+        in_view = (
+            vw.usable
+            & (np.abs(vw.bearing_rel_deg) <= half)
+            & (vw.range_m >= _min_view_range_m(model))
+            & (vw.range_m <= params.unseen_max_range_m)
+        )
+        explained = np.zeros(len(vessels), dtype=bool)
+        explained[pairs.row] = True
+        explained |= np.isin(vessels.mmsi, out_mmsi[out_mmsi >= 0])
+        unseen = np.unique(vessels.mmsi[in_view & ~explained])
+        return FrameAssociation(
+            track_id=dets.track_id.copy(),
+            mmsi=out_mmsi,
+            confirmed=confirmed,
+            unseen_mmsi=unseen.astype(np.int64),
+            cost=cost,
+        )
+
+
+def _pair_index(pairs: PairCosts, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Positions in ``pairs`` of the assigned pairs ``(r, c)``."""
+    key_all = pairs.row * max(pairs.n_detections, 1) + pairs.col
+    key = r * max(pairs.n_detections, 1) + c
+    order = np.argsort(key_all, kind="stable")
+    pos = np.searchsorted(key_all[order], key)
+    return order[pos]
