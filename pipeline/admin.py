@@ -134,3 +134,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_cmd_create)
     ls = tsub.add_parser("list", help="print the topic registry")
     ls.set_defaults(func=_cmd_list)
+    add_schema_commands(sub)
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas import compat
+
+    if args.schemas_command == "check":
+        differ = compat.export(check_only=True)
+        for f in differ:
+            print(f"schemas/{f} differs from the record types (run `shorewatch schemas export`)")
+        broken = compat.check_published()
+        for line in broken:
+            print(f"breaking change against the published schema: {line}")
+        return 1 if differ or broken else 0
+    for f in compat.export():
+        print(f"wrote schemas/{f}")
+    broken = compat.check_published()
+    for line in broken:
+        print(f"breaking change against the published schema: {line}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+def add_schema_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schemas", help="the JSON Schemas of the topics")
+    ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    ssub.add_parser("export", help="write schemas/*.json from the record types").set_defaults(func=_cmd_schemas)
+    ssub.add_parser("check", help="files up to date and compatible with the published ones").set_defaults(func=_cmd_schemas)

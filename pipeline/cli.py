@@ -17,6 +17,7 @@ from pipeline.errors import ShorewatchError
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.localkafka",
     "pipeline.admin",
+    "pipeline.app",
     "pipeline.site",
 )
 

@@ -17,7 +17,7 @@ Conventions (``../shared/DESIGN.md`` §4):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -301,7 +301,7 @@ class AlertEvidence(msgspec.Struct, kw_only=True):
     """
 
     trail: list[list[float]] = msgspec.field(default_factory=list)
-    detections: list[dict[str, object]] = msgspec.field(default_factory=list)
+    detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
     snapshot_uris: list[str] = msgspec.field(default_factory=list)
 
 

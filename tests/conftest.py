@@ -22,3 +22,33 @@ def shared() -> Path:
     if not (path / "data").is_dir():
         pytest.skip(f"shared data not found at {path} (set SHOREWATCH_SHARED)")
     return path
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
+    """Bootstrap address of a real Kafka broker.
+
+    ``KAFKA_BOOTSTRAP_SERVERS`` when set; otherwise a fresh local broker (the
+    project's own ``deploy/kafka`` recipe) in a temporary run folder, stopped at
+    the end of the session. Topics of the registry are created.
+    """
+    import asyncio
+
+    from pipeline import admin, localkafka
+
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    started = False
+    if external:
+        bootstrap = external
+    else:
+        os.environ["SHOREWATCH_KAFKA_DIR"] = str(tmp_path_factory.mktemp("kafka-run"))
+        bootstrap = localkafka.up().bootstrap
+        started = True
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    asyncio.run(admin.acreate_topics(bootstrap))
+    try:
+        yield bootstrap
+    finally:
+        if started:
+            localkafka.down()
+            os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)

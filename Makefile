@@ -1,0 +1,56 @@
+# Shorewatch: the two commands a new user needs are `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean
+
+# The environment: the project with its test extras. ipycam (the ONVIF camera
+# emulator used by the tests) is installed without its dependencies: it asks for
+# opencv-python 5, which would shadow the headless OpenCV 4.x build that still
+# loads the Darknet Yolo-Fastest model.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps ipycam==1.3.0
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/shorewatch demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q -m unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline connectors schemas tests
+	$(BIN)/ruff format --check pipeline connectors schemas tests
+	$(BIN)/mypy pipeline connectors schemas
+
+format: $(STAMP)
+	$(BIN)/ruff format pipeline connectors schemas tests
+	$(BIN)/ruff check --fix pipeline connectors schemas tests
+
+bench: $(STAMP)
+	$(BIN)/shorewatch bench ais --json
+	$(BIN)/shorewatch bench fusion --json
+	$(BIN)/shorewatch bench camera --json
+	$(BIN)/shorewatch bench ais --e2e --json
+
+eval: $(STAMP)
+	$(BIN)/shorewatch eval all
+
+kafka-up: $(STAMP)
+	$(BIN)/shorewatch kafka up
+
+kafka-down: $(STAMP)
+	$(BIN)/shorewatch kafka down
+
+clean:
+	rm -rf $(VENV) var out .pytest_cache .mypy_cache .ruff_cache

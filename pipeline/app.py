@@ -1,0 +1,327 @@
+"""The Faust application: thin agents that decode records, call the engine, and emit.
+
+::
+
+    ais.raw ──decode──► ais.position ─┐
+                    └─► ais.static ───┴─tracks (table: MMSI → Track)──► track
+                    └─► deadletter                                  └─► fusion.input (key: area)
+    camera.detection ──feed──────────────────────────────────────────► fusion.input
+    fusion.input ──area (table: area → AreaState)──► alert
+
+Every agent works on micro-batches (``stream.take``) and hands whole batches to
+:mod:`pipeline.ais` and :mod:`pipeline.engine`, which the in-process replay drives
+too. Values travel as msgspec JSON bytes (``value_serializer='raw'``; never pickle).
+
+Tables use the key partitioner (``use_partitioner=True``): their changelog
+partition is the Kafka default (murmur2) partition of the key bytes, the same
+partition the producers of ``ais.position`` (key MMSI) and ``fusion.input`` (key
+area) write to, so a table row always lives beside the stream that updates it,
+however a batch mixes partitions.
+
+Offsets are committed by Faust after the agent has processed an event (at least
+once); sends from an agent are acknowledged by all in-sync replicas with an
+idempotent producer (:class:`IdempotentTransport`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import msgspec
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from pipeline import topics
+from pipeline.settings import Settings
+from schemas import records
+
+log = logging.getLogger(__name__)
+
+TAKE_MAX = 1000
+TAKE_WITHIN_S = 0.05
+
+_enc = msgspec.json.Encoder()
+
+
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust's producer with ``acks=all`` and idempotence always on."""
+
+    def _settings_extra(self) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
+class IdempotentTransport(faust_aiokafka.Transport):
+    Producer = IdempotentProducer
+
+
+class ShorewatchApp(faust.App):
+    """A Faust app whose producers are idempotent (see :class:`IdempotentProducer`)."""
+
+    def _new_producer_transport(self):  # type: ignore[no-untyped-def]
+        return IdempotentTransport(self.conf.broker_producer, self)
+
+    def _new_transport(self):  # type: ignore[no-untyped-def]
+        return IdempotentTransport(self.conf.broker_consumer, self)
+
+
+class Metrics:
+    """Counters of one worker, by name (e.g. ``ais.rejected.bad_checksum``)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, counts: dict[str, int] | Counter[str], prefix: str = "") -> None:
+        for k, v in counts.items():
+            self.counts[prefix + k] += int(v)
+
+
+def create_app(settings: Settings | None = None, site_dir: str | None = None,
+               agents: Iterable[str] = ("decode", "tracks", "feed", "area")) -> faust.App:
+    """Build the Faust app and register its agents.
+
+    :param site_dir: site folder served by the area agent (default: ``settings.site``)
+    :param agents: which agents to register (a worker may run a subset)
+    """
+    settings = settings or Settings.from_env()
+    broker = settings.broker()
+    app = ShorewatchApp(
+        settings.app_id,
+        broker=[f"kafka://{b}" for b in broker.split(",")],
+        store=settings.table_store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        processing_guarantee=settings.processing_guarantee,
+        producer_acks=-1,
+        web_enabled=settings.worker_port > 0,
+        web_port=max(settings.worker_port, 1),
+        web_bind="127.0.0.1",
+        datadir=settings.data_dir,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        broker_commit_interval=0.5,
+    )
+    app.shorewatch_metrics = Metrics()  # type: ignore[attr-defined]
+    wanted = set(agents)
+    if "decode" in wanted:
+        _register_decode(app)
+    if "tracks" in wanted or "area" in wanted or "feed" in wanted:
+        from pipeline.site import load_site
+
+        site = load_site(site_dir or settings.site)
+        if "tracks" in wanted:
+            _register_tracks(app, site)
+        if "feed" in wanted:
+            _register_feed(app, site)
+        if "area" in wanted:
+            _register_area(app, site)
+    if settings.worker_port > 0:
+        _register_metrics_view(app)
+    return app
+
+
+def raw_topic(app: faust.App, spec: topics.TopicSpec, *more: topics.TopicSpec) -> faust.TopicT:
+    """A Faust topic of raw bytes keys and values for registry topics."""
+    return app.topic(
+        spec.name, *(m.name for m in more), key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+        partitions=spec.partitions, internal=False,
+    )
+
+
+def _register_decode(app: faust.App) -> None:
+    from pipeline.ais import Reassembler, decode_batch
+
+    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+    raw_dec = msgspec.json.Decoder(records.RawAisBatch)
+    positions = raw_topic(app, topics.AIS_POSITION)
+    statics = raw_topic(app, topics.AIS_STATIC)
+    dead = raw_topic(app, topics.DEADLETTER)
+    reassemblers: dict[str, Any] = {}
+
+    @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
+    async def decode(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                batch = raw_dec.decode(value)
+            except msgspec.DecodeError as exc:
+                metrics.add({"ais.raw.undecodable": 1})
+                await dead.send(key=b"ais.raw", value=_enc.encode(_dead_letter(
+                    "ais.raw", "undecodable_record", str(exc), value)))
+                continue
+            reasm = reassemblers.get(batch.source)
+            if reasm is None:
+                reasm = reassemblers[batch.source] = Reassembler()
+            out = decode_batch(batch, reasm)
+            metrics.add(out.counters, prefix="ais.")
+            for p in out.positions:
+                await positions.send(key=str(p.mmsi).encode(), value=_enc.encode(p))
+            for s in out.statics:
+                await statics.send(key=str(s.mmsi).encode(), value=_enc.encode(s))
+            for d in out.dead_letters:
+                await dead.send(key=d.source.encode(), value=_enc.encode(d))
+
+
+def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.DeadLetter:
+    import base64
+    import time
+
+    return records.DeadLetter(
+        source=source, stage=source, reason=reason, detail=detail[:500],
+        raw_b64=base64.b64encode(raw).decode(), rx_t_ms=int(time.time() * 1000),
+    )
+
+
+def _register_tracks(app: faust.App, site: Any) -> None:
+    from pipeline.engine import TrackParams, track_step
+
+    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+    params = TrackParams()
+    track_dec = msgspec.json.Decoder(records.Track)
+    pos_dec = msgspec.json.Decoder(records.AisPosition)
+    static_dec = msgspec.json.Decoder(records.AisStatic)
+    table = app.Table(
+        "shorewatch-tracks", key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+        partitions=topics.TRACK.partitions, use_partitioner=True,
+    )
+    track_out = raw_topic(app, topics.TRACK)
+    fusion = raw_topic(app, topics.FUSION_INPUT)
+    area = site.name
+    lon0, lat0, lon1, lat1 = site.bbox
+
+    class _TableView:
+        """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
+
+        def __getitem__(self, mmsi: int) -> records.Track:
+            raw = table[str(mmsi).encode()]
+            return track_dec.decode(raw)
+
+        def get(self, mmsi: int, default: Any = None) -> Any:
+            raw = table.get(str(mmsi).encode())
+            return default if raw is None else track_dec.decode(raw)
+
+        def __contains__(self, mmsi: object) -> bool:
+            return str(mmsi).encode() in table
+
+    view = _TableView()
+
+    @app.agent(raw_topic(app, topics.AIS_POSITION, topics.AIS_STATIC), name="shorewatch.tracks")
+    async def tracks(stream: faust.StreamT) -> None:
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            pos: list[records.AisPosition] = []
+            sta: list[records.AisStatic] = []
+            for v in values:
+                # both record types are JSON objects; position reports carry "lat"
+                if b'"lat"' in v:
+                    pos.append(pos_dec.decode(v))
+                else:
+                    sta.append(static_dec.decode(v))
+            result = track_step(view, pos, sta, params)
+            metrics.add(result.counters, prefix="tracks.")
+            for tr in result.updates:
+                key = str(tr.mmsi).encode()
+                body = _enc.encode(tr)
+                table[key] = body
+                await track_out.send(key=key, value=body)
+                if lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
+                    await fusion.send(
+                        key=area.encode(),
+                        value=_enc.encode(records.FusionInput(area=area, track=tr)),
+                    )
+
+
+def _register_feed(app: faust.App, site: Any) -> None:
+    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+    frame_dec = msgspec.json.Decoder(records.CameraFrame)
+    fusion = raw_topic(app, topics.FUSION_INPUT)
+    dead = raw_topic(app, topics.DEADLETTER)
+    cameras = {c.id for c in site.cameras}
+    area = site.name
+
+    @app.agent(raw_topic(app, topics.CAMERA_DETECTION), name="shorewatch.feed")
+    async def feed(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                frame = frame_dec.decode(value)
+            except msgspec.DecodeError as exc:
+                metrics.add({"camera.undecodable": 1})
+                await dead.send(key=b"camera.detection", value=_enc.encode(_dead_letter(
+                    "camera.detection", "undecodable_record", str(exc), value)))
+                continue
+            if frame.camera_id not in cameras:
+                metrics.add({"camera.unknown_camera": 1})
+                await dead.send(key=frame.camera_id.encode(), value=_enc.encode(_dead_letter(
+                    "camera.detection", "unknown_camera",
+                    f"camera {frame.camera_id!r} is not in site {area!r}", value)))
+                continue
+            await fusion.send(key=area.encode(),
+                              value=_enc.encode(records.FusionInput(area=area, frame=frame)))
+
+
+def _register_area(app: faust.App, site: Any) -> None:
+    from pipeline.engine import AreaContext, AreaState, area_step
+
+    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+    ctx = AreaContext.from_site(site)
+    in_dec = msgspec.json.Decoder(records.FusionInput)
+    table = app.Table(
+        "shorewatch-areas", key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+        partitions=topics.FUSION_INPUT.partitions, use_partitioner=True,
+    )
+    alerts = raw_topic(app, topics.ALERT)
+
+    @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
+    async def area(stream: faust.StreamT) -> None:
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            by_area: dict[str, tuple[list[records.Track], list[records.CameraFrame]]] = {}
+            for v in values:
+                item = in_dec.decode(v)
+                tr, fr = by_area.setdefault(item.area, ([], []))
+                if item.track is not None:
+                    tr.append(item.track)
+                if item.frame is not None:
+                    fr.append(item.frame)
+            for name, (trs, frs) in by_area.items():
+                if name != ctx.site:
+                    metrics.add({"area.unknown_area": len(trs) + len(frs)})
+                    continue
+                key = name.encode()
+                raw = table.get(key)
+                state = AreaState.from_bytes(raw) if raw else None
+                state, out = area_step(state, trs, frs, ctx)
+                table[key] = state.to_bytes()
+                metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
+                for a in out:
+                    await alerts.send(key=a.data.alert_id.encode(), value=_enc.encode(a))
+
+
+def _register_metrics_view(app: faust.App) -> None:
+    @app.page("/shorewatch/metrics/")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        return web.json(dict(app.shorewatch_metrics.counts))  # type: ignore[attr-defined]
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(args.settings)
+    app = create_app(settings, site_dir=args.site, agents=args.agents.split(","))
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="start a Faust worker (one member of the consumer group)")
+    p.add_argument("--settings", help="settings file (YAML)")
+    p.add_argument("--site", help="site folder (default: setting `site`)")
+    p.add_argument("--agents", default="decode,tracks,feed,area",
+                   help="comma-separated agents to run (default: all)")
+    p.add_argument("--loglevel", default="warning", help="worker log level")
+    p.set_defaults(func=_cmd_worker)
