@@ -18,7 +18,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.localkafka",
     "pipeline.admin",
     "pipeline.app",
+    "connectors.alerts",
     "pipeline.site",
+    "pipeline.ais",
 )
 
 
