@@ -21,8 +21,8 @@ decoder; nothing is guessed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -79,29 +79,39 @@ _INT_FIELDS = ("msg_type", "repeat", "mmsi", "status", "heading", "second", "man
 _BOOL_FIELDS = ("accuracy", "raim", "cs", "display", "dsc", "band", "msg22", "assigned", "gnss")
 _FLOAT_FIELDS = ("turn", "speed", "lon", "lat", "course")
 
-_ARMOUR_LUT = np.zeros(256, np.int64)
+_ARMOUR_LUT = np.zeros(256, np.uint8)
 for _c in range(48, 120):
     _ARMOUR_LUT[_c] = _c - 48 - 8 if _c - 48 > 40 else _c - 48
+_SEP = ord("\n")
+_MIN_BITS_LUT = np.zeros(64, np.int64)
+for _t, _b in _MIN_BITS.items():
+    _MIN_BITS_LUT[_t] = _b
 
 
 def message_types(payloads: Sequence[str]) -> np.ndarray:
     """Message type (first six bits) of each payload, ``int64``; -1 for an empty payload."""
-    n = len(payloads)
-    if n == 0:
+    if len(payloads) == 0:
         return np.zeros(0, np.int64)
-    buf, starts, lengths = _join(payloads)
-    mt = _ARMOUR_LUT[buf[np.minimum(starts, len(buf) - 1)]]
+    buf6, starts, lengths = _join(payloads)
+    mt = buf6[starts].astype(np.int64)
     mt[lengths == 0] = -1
     return mt
 
 
 def _join(payloads: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All payloads in one ``uint8`` buffer (separated by one byte), start offsets, lengths."""
-    lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
-    buf = np.frombuffer(("\n".join(payloads) + "\n").encode("ascii"), np.uint8)
-    starts = np.zeros(len(payloads), np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    return buf, starts, lengths
+    """Six-bit values of all payloads in one ``uint8`` buffer, start offsets and lengths.
+
+    The payloads are joined with ``\\n``; the separators give starts and lengths
+    without a Python loop. Separators decode to 64 (outside six bits).
+    """
+    raw = np.frombuffer(("\n".join(payloads) + "\n").encode("ascii"), np.uint8)
+    ends = np.flatnonzero(raw == _SEP)
+    starts = np.empty(len(ends), np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    buf6 = _ARMOUR_LUT[raw]
+    buf6[ends] = 64
+    return buf6, starts, ends - starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +200,7 @@ class Positions:
 def _extract(v6: np.ndarray, off: int, width: int, signed: bool) -> np.ndarray:
     """Cut bits ``[off, off + width)`` out of six-bit columns ``v6`` (shape ``(chars, n)``)."""
     c0, c1 = off // 6, (off + width - 1) // 6
-    acc = v6[c0].copy()
+    acc = v6[c0].astype(np.int64)
     for c in range(c0 + 1, c1 + 1):
         acc <<= 6
         acc |= v6[c]
@@ -203,15 +213,17 @@ def _extract(v6: np.ndarray, off: int, width: int, signed: bool) -> np.ndarray:
     return acc
 
 
+def _empty_field(name: str, n: int) -> np.ndarray:
+    """The "field absent" array: -1 (integers), ``False`` (flags), NaN (floats)."""
+    if name in _INT_FIELDS:
+        return np.full(n, -1, np.int64)
+    if name in _BOOL_FIELDS:
+        return np.zeros(n, bool)
+    return np.full(n, np.nan)
+
+
 def _empty(n: int) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in _INT_FIELDS:
-        out[name] = np.full(n, -1, np.int64)
-    for name in _BOOL_FIELDS:
-        out[name] = np.zeros(n, bool)
-    for name in _FLOAT_FIELDS:
-        out[name] = np.full(n, np.nan)
-    return out
+    return {name: _empty_field(name, n) for name in _INT_FIELDS + _BOOL_FIELDS + _FLOAT_FIELDS}
 
 
 def decode_positions(
@@ -235,35 +247,45 @@ def decode_positions(
     if n == 0:
         return Positions(index=np.zeros(0, np.int64), short=np.zeros(0, np.int64),
                          **_empty(0))  # type: ignore[arg-type]
-    buf, starts, lengths = _join(payloads)
+    buf6, starts, lengths = _join(payloads)
     fill = np.zeros(n, np.int64) if fill_bits is None else np.asarray(fill_bits, np.int64)
     nbits = 6 * lengths - fill
-    mt = _ARMOUR_LUT[buf[starts]]
-    mt[lengths == 0] = -1
-    is_pos = np.isin(mt, POSITION_TYPES)
-    min_bits = np.zeros(n, np.int64)
-    for t, b in _MIN_BITS.items():
-        min_bits[mt == t] = b
+    mt = buf6[starts]  # an empty payload reads its separator: 64, not a type
+    min_bits = _MIN_BITS_LUT[np.minimum(mt, 63)]
+    min_bits[mt == 64] = 0
+    is_pos = min_bits > 0
     short_mask = is_pos & (nbits < min_bits)
     ok = is_pos & ~short_mask
     index = np.flatnonzero(ok)
     m = len(index)
-    out = _empty(m)
     mt_ok = mt[index]
+    # (k, chars) windows of the buffer at each message start: one row copy per message
+    windows = np.lib.stride_tricks.sliding_window_view(
+        np.concatenate([buf6, np.zeros(64, np.uint8)]), 52)
+    groups = []
     for group in _GROUPS:
-        sel = np.flatnonzero(np.isin(mt_ok, group))
-        if not len(sel):
-            continue
-        t = group[0]
+        sel = np.flatnonzero(np.isin(mt_ok, group)) if len(group) > 1 else np.flatnonzero(mt_ok == group[0])
+        if len(sel):
+            groups.append((group[0], sel))
+    whole = len(groups) == 1 and len(groups[0][1]) == m  # one type group: no scatter
+    out: dict[str, np.ndarray] = {}
+    for t, sel in groups:
         layout = LAYOUTS[t]
         nchars = (_MIN_BITS[t] + 5) // 6
-        # (chars, k) matrix of six-bit values: a gather from the joined buffer
-        pos = starts[index[sel]][None, :] + np.arange(nchars, dtype=np.int64)[:, None]
-        v6 = _ARMOUR_LUT[buf[pos]]
+        v6 = np.ascontiguousarray(windows[starts[index[sel]], :nchars].T)
         raw = {name: _extract(v6, *spec) for name, spec in layout.items()}
         _convert(raw, t)
+        if whole:
+            out = raw
+            break
         for name, arr in raw.items():
-            out[name][sel] = arr
+            dst = out.get(name)
+            if dst is None:
+                dst = out[name] = _empty_field(name, m)
+            dst[sel] = arr
+    for name in _INT_FIELDS + _BOOL_FIELDS + _FLOAT_FIELDS:
+        if name not in out:
+            out[name] = _empty_field(name, m)
     return Positions(index=index, short=np.flatnonzero(short_mask), **out)  # type: ignore[arg-type]
 
 

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -204,6 +204,10 @@ class Reassembler:
         old = [k for k, g in self._groups.items()
                if k[0] == source and now_ms - g.start_t_ms > self.ttl_ms]
         return [self._drop(k, f"incomplete after {self.ttl_ms} ms") for k in old]
+
+    def sources(self) -> list[str]:
+        """Sources that have incomplete fragment groups."""
+        return sorted({k[0] for k in self._groups})
 
     def flush(self, source: str | None = None) -> list[Reject]:
         """Drop every pending group (of ``source``, or all): the input has ended."""

@@ -1,0 +1,521 @@
+"""AIS decoding adapter: raw line batches in, position/static records and dead letters out.
+
+:func:`decode_batch` is the one code path from a :class:`~schemas.records.RawAisBatch`
+to records. The Kafka decode agent, offline replay and ``shorewatch decode`` all
+call it, so they agree by construction.
+
+Stages: :func:`pipeline.core.nmea.frame_lines` (checksums, tag blocks, ``$PGHP``,
+reassembly, de-duplication) → :func:`pipeline.core.aisdecode.decode_positions` for
+the position reports (vectorised) → pyais for every other message type (and for
+the rare position report too short for the fixed layout).
+
+Commands: ``shorewatch decode FILE|-``, ``shorewatch bench ais``, ``shorewatch ingest ais``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import importlib
+import importlib.util
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import orjson
+from pyais.bit_vector import int_bit_vector
+from pyais.messages import MSG_CLASS
+
+from pipeline.core.aisdecode import LAYOUTS, decode_positions, message_types
+from pipeline.core.nmea import (
+    SKIP_REASONS,
+    Deduplicator,
+    Reassembler,
+    Reject,
+    frame_lines,
+    nmea_checksums,
+)
+from schemas.records import AisPosition, AisStatic, DeadLetter, RawAisBatch
+
+__all__ = [
+    "STATIC_TYPES",
+    "DecodedBatch",
+    "add_commands",
+    "decode_batch",
+    "finish",
+    "iter_file_lines",
+    "merge_counters",
+    "raw_bytes",
+]
+
+STATIC_TYPES = (5, 19, 24)
+KNOWN_TYPES = frozenset(t for t in MSG_CLASS if t >= 1)
+STAGE_FRAME = "ais.frame"
+STAGE_DECODE = "ais.decode"
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """What one raw batch became.
+
+    :param positions: position reports, types 1, 2, 3, 18, 19, 27
+    :param statics: static and voyage data, types 5, 19, 24
+    :param others: every other decoded message as a pyais-style dict (with ``t_ms``, ``source``)
+    :param messages: with ``with_messages=True``, every decoded message as a pyais-style
+        dict, in input order (what ``shorewatch decode`` prints); else empty
+    :param dead_letters: rejected input with raw bytes and reason
+    :param skipped: lines deliberately not used (``not_ais``, ``duplicate``), counted only
+    :param counters: ``{source: {counter: n}}`` for this batch, see :func:`decode_batch`
+    """
+
+    positions: list[AisPosition] = field(default_factory=list)
+    statics: list[AisStatic] = field(default_factory=list)
+    others: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    skipped: list[Reject] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def raw_bytes(line: str) -> bytes:
+    """The bytes of a raw line as received (connectors decode bytes as Latin-1)."""
+    try:
+        return line.encode("latin-1")
+    except UnicodeEncodeError:
+        return line.encode("utf-8", "surrogateescape")
+
+
+def _dead_letter(source: str, stage: str, reason: str, detail: str, raw: str, rx_t_ms: int) -> DeadLetter:
+    return DeadLetter(source=source, stage=stage, reason=reason, detail=detail,
+                      raw_b64=base64.b64encode(raw_bytes(raw)).decode("ascii"),
+                      rx_t_ms=int(rx_t_ms))
+
+
+def merge_counters(total: dict[str, dict[str, int]], batch: dict[str, dict[str, int]]) -> None:
+    """Add the per-source counters of ``batch`` into ``total`` (in place)."""
+    for source, counts in batch.items():
+        dst = total.setdefault(source, {})
+        for k, v in counts.items():
+            dst[k] = dst.get(k, 0) + v
+
+
+def _none_if_nan(values: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in d.items()}
+
+
+def _text(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return None
+    v = v.replace("@", " ").strip()
+    return v or None
+
+
+def _positive(v: Any) -> Any:
+    return v if v else None
+
+
+def _static_from(d: dict[str, Any], t_ms: int, source: str) -> AisStatic | None:
+    """An :class:`AisStatic` from a pyais dict of type 5, 19 or 24 (``None`` when it has no MMSI)."""
+    if d.get("mmsi") is None:
+        return None
+    t = d["msg_type"]
+    rec = AisStatic(mmsi=int(d["mmsi"]), msg_type=t, t_ms=t_ms, source=source,
+                    name=_text(d.get("shipname")), call_sign=_text(d.get("callsign")))
+    if t == 5:
+        rec.imo = _positive(d.get("imo"))
+        rec.destination = _text(d.get("destination"))
+        rec.draught_m = _positive(d.get("draught"))
+    if t in (5, 19) or (t == 24 and d.get("partno") == 1):
+        rec.ship_type = _positive(d.get("ship_type"))
+        if d.get("mothership_mmsi") is None:
+            rec.to_bow_m = _positive(d.get("to_bow"))
+            rec.to_stern_m = _positive(d.get("to_stern"))
+            rec.to_port_m = _positive(d.get("to_port"))
+            rec.to_starboard_m = _positive(d.get("to_starboard"))
+    return rec
+
+
+def _position_from_dict(d: dict[str, Any], t_ms: int, rx_t_ms: int, source: str) -> AisPosition:
+    """An :class:`AisPosition` from a pyais dict (the scalar path for short reports)."""
+    t = d["msg_type"]
+    lat, lon, speed, course, heading = (d.get(k) for k in ("lat", "lon", "speed", "course", "heading"))
+    return AisPosition(
+        mmsi=int(d["mmsi"]), msg_type=t, t_ms=t_ms,
+        lon=lon if lon is not None and abs(lon) <= 180 else None,
+        lat=lat if lat is not None and abs(lat) <= 90 else None,
+        sog_kn=speed if speed is not None and speed < (63 if t == 27 else 102.3) else None,
+        cog_deg=course if course is not None and course < 360 else None,
+        heading_deg=heading if heading is not None and heading < 360 else None,
+        nav_status=d.get("status") if t in (1, 2, 3, 27) else None,
+        accuracy=bool(d.get("accuracy")), source=source, rx_t_ms=rx_t_ms,
+    )
+
+
+def decode_batch(
+    batch: RawAisBatch,
+    reassembler: Reassembler,
+    dedup: Deduplicator | None = None,
+    *,
+    with_messages: bool = False,
+) -> DecodedBatch:
+    """Decode one raw batch: the single code path of the decode agent, replay and ``decode``.
+
+    Counters (per source): ``received`` (lines), ``sentences``, ``messages``
+    (complete after reassembly), ``decoded``, ``positions``, ``statics``, ``others``,
+    ``duplicates``, ``reassembly_timeouts``, ``not_ais``, ``tag_checksum_bad``,
+    ``rejected`` (total) and ``rejected.<reason>`` per reason.
+
+    :param batch: raw lines of one source with their receive times (ms)
+    :param reassembler: fragment and ``$PGHP`` state of the caller, updated in place
+    :param dedup: cross-receiver de-duplication state, or ``None`` to keep duplicates
+    :param with_messages: also return every decoded message as a pyais-style dict
+    """
+    source = batch.source
+    fr = frame_lines(batch.lines, batch.rx_t_ms, source, reassembler, dedup)
+    out = DecodedBatch()
+    counts: Counter[str] = Counter()
+    counts["received"] = len(batch.lines)
+    for key in ("sentences", "messages", "tag_checksum_bad", "not_ais", "empty", "comment", "pghp"):
+        if fr.counts.get(key):
+            counts[key] = fr.counts[key]
+    _rejects(fr.rejects, source, out, counts)
+
+    n = len(fr)
+    t_list = fr.t_ms.tolist()
+    rx_list = fr.rx_t_ms.tolist()
+    mtypes = message_types(fr.payload).tolist()
+    pos = decode_positions(fr.payload, fr.fill_bits)
+    slots: list[dict[str, Any] | None] = [None] * n if with_messages else []
+
+    # ---- vectorised position reports -> records ---------------------------------
+    idx = pos.index.tolist()
+    if idx:
+        t_sel = fr.t_ms[pos.index].tolist()
+        rx_sel = fr.rx_t_ms[pos.index].tolist()
+        status = np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).tolist()
+        heading = np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).tolist()
+        out.positions = [
+            AisPosition(mmsi=m, msg_type=mt, t_ms=t, lon=lo, lat=la, sog_kn=sg, cog_deg=cg,
+                        heading_deg=None if h < 0 else h, nav_status=None if st < 0 else st,
+                        accuracy=acc, source=source, rx_t_ms=rx)
+            for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(
+                pos.mmsi.tolist(), pos.msg_type.tolist(), t_sel, _none_if_nan(pos.lon_deg),
+                _none_if_nan(pos.lat_deg), _none_if_nan(pos.sog_kn), _none_if_nan(pos.cog_deg),
+                heading, status, pos.accuracy.tolist(), rx_sel, strict=True)
+        ]
+        if with_messages:
+            for j, i in enumerate(idx):
+                t = mtypes[i]
+                if t != 19:  # type 19's static half comes from pyais below
+                    d = {name: getattr(pos, name)[j].item() for name in LAYOUTS[t]}
+                    d["t_ms"], d["source"] = t_list[i], source
+                    slots[i] = d
+    counts["positions"] = len(out.positions)
+
+    # ---- everything else through pyais ----------------------------------------------
+    vector_done = set(idx)
+    short = set(pos.short.tolist())
+    for i in range(n):
+        t = mtypes[i]
+        if i in vector_done and t != 19:
+            continue
+        if t not in KNOWN_TYPES:
+            _dead(out, counts, source, STAGE_DECODE, "unknown_type", f"message type {t}",
+                  fr.raw[i], rx_list[i])
+            continue
+        try:
+            msg = MSG_CLASS[t].from_vector(int_bit_vector(fr.payload[i].encode("ascii"),
+                                                          int(fr.fill_bits[i])))
+            d = _jsonable(msg.asdict(enum_as_int=True))
+        except Exception as exc:  # pyais raises many kinds on malformed payloads
+            _dead(out, counts, source, STAGE_DECODE, "decode_error",
+                  f"{type(exc).__name__}: {exc}", fr.raw[i], rx_list[i])
+            continue
+        if d.get("mmsi") is None:
+            _dead(out, counts, source, STAGE_DECODE, "truncated",
+                  f"type {t} payload of {len(fr.payload[i]) * 6 - int(fr.fill_bits[i])} bits "
+                  "has no MMSI", fr.raw[i], rx_list[i])
+            continue
+        d["t_ms"], d["source"] = t_list[i], source
+        if with_messages:
+            slots[i] = d
+        if i in short:
+            out.positions.append(_position_from_dict(d, t_list[i], rx_list[i], source))
+            counts["positions"] += 1
+        if t in STATIC_TYPES:
+            rec = _static_from(d, t_list[i], source)
+            if rec is not None:
+                out.statics.append(rec)
+        elif i not in short:
+            out.others.append(d)
+    counts["statics"] = len(out.statics)
+    counts["others"] = len(out.others)
+    counts["decoded"] = counts["positions"] + counts["others"] + sum(
+        1 for s in out.statics if s.msg_type != 19)
+    if with_messages:
+        out.messages = [d for d in slots if d is not None]
+    out.counters = {source: {k: v for k, v in counts.items() if v}}
+    return out
+
+
+def _rejects(rejects: list[Reject], source: str, out: DecodedBatch, counts: Counter[str]) -> None:
+    for r in rejects:
+        if r.reason in SKIP_REASONS:
+            out.skipped.append(r)
+            if r.reason == "duplicate":
+                counts["duplicates"] += 1
+            continue
+        _dead(out, counts, source, STAGE_FRAME, r.reason, r.detail, r.line, r.rx_t_ms)
+
+
+def _dead(out: DecodedBatch, counts: Counter[str], source: str, stage: str, reason: str,
+          detail: str, raw: str, rx_t_ms: int) -> None:
+    out.dead_letters.append(_dead_letter(source, stage, reason, detail, raw, rx_t_ms))
+    counts["rejected"] += 1
+    counts[f"rejected.{reason}"] += 1
+    if reason == "fragment_timeout":
+        counts["reassembly_timeouts"] += 1
+
+
+def finish(reassembler: Reassembler, source: str | None = None) -> DecodedBatch:
+    """End of input: every incomplete fragment group becomes a ``fragment_timeout`` dead letter.
+
+    :param source: only this source's groups (``None``: all); the dead letter's source is
+        the group's source
+    """
+    out = DecodedBatch()
+    for src in reassembler.sources() if source is None else [source]:
+        counts: Counter[str] = Counter()
+        for r in reassembler.flush(src):
+            _dead(out, counts, src, STAGE_FRAME, r.reason, r.detail, r.line, r.rx_t_ms)
+        if counts:
+            merge_counters(out.counters, {src: dict(counts)})
+    return out
+
+
+# ---- file input ----------------------------------------------------------------------
+
+def _open_bytes(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    f = open(path, "rb")  # noqa: SIM115
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
+
+
+def iter_file_lines(path: str) -> Iterator[str]:
+    """Lines of a text file, gzip file (by magic bytes) or ``-`` (stdin), decoded as Latin-1."""
+    f = _open_bytes(path)
+    try:
+        for raw in f:
+            yield raw.rstrip(b"\r\n").decode("latin-1")
+    finally:
+        if f is not sys.stdin.buffer:
+            f.close()
+
+
+def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for x in it:
+        chunk.append(x)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# ---- commands ------------------------------------------------------------------------
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    source = "stdin" if args.file == "-" else f"file:{Path(args.file).name}"
+    reassembler = Reassembler(ttl_ms=args.ttl_ms)
+    dedup = Deduplicator(args.dedup_ms) if args.dedup_ms > 0 else None
+    totals: dict[str, dict[str, int]] = {}
+    out = sys.stdout.buffer
+    err = sys.stderr
+
+    def report(res: DecodedBatch) -> None:
+        for d in res.messages:
+            if not d.get("t_ms"):  # 0 = the line carried no time and a file has no receive time
+                d.pop("t_ms", None)
+            out.write(orjson.dumps(d) + b"\n")
+        for dl in res.dead_letters:
+            raw = base64.b64decode(dl.raw_b64).decode("latin-1").replace("\n", "\\n")
+            print(f"rejected {dl.reason}: {dl.detail}: {raw}", file=err)
+        merge_counters(totals, res.counters)
+
+    for chunk in _chunks(iter_file_lines(args.file), 2000):
+        # no receive time in a file: 0 marks "unknown" (event time comes from the lines)
+        batch = RawAisBatch(source=source, lines=chunk, rx_t_ms=[0] * len(chunk))
+        report(decode_batch(batch, reassembler, dedup, with_messages=True))
+    report(finish(reassembler))
+    out.flush()
+    c = totals.get(source, {})
+    print(f"decoded {c.get('decoded', 0)} messages ({c.get('positions', 0)} positions, "
+          f"{c.get('statics', 0)} static) from {c.get('received', 0)} lines; "
+          f"rejected {c.get('rejected', 0)}, duplicates {c.get('duplicates', 0)}, "
+          f"not AIS {c.get('not_ais', 0)}", file=err)
+    if args.counters:
+        print(orjson.dumps(totals).decode(), file=err)
+    return 0
+
+
+def bench_payloads(data_dir: Path) -> tuple[list[str], np.ndarray]:
+    """Every position-report payload of the real AIS files in ``data_dir``, with fill bits."""
+    payloads: list[str] = []
+    fills: list[np.ndarray] = []
+    for path in sorted(data_dir.iterdir()):
+        if path.name.startswith("LICENSE") or path.suffix == ".chk":
+            continue
+        lines = list(iter_file_lines(str(path)))
+        fr = frame_lines(lines, [0] * len(lines), path.name, Reassembler())
+        pos = decode_positions(fr.payload, fr.fill_bits)
+        payloads.extend(fr.payload[i] for i in pos.index.tolist())
+        fills.append(fr.fill_bits[pos.index])
+    return payloads, np.concatenate(fills) if fills else np.zeros(0, np.int8)
+
+
+def _best_rate(fn: Any, n: int, repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000) -> dict[str, Any]:
+    """Decode throughput, vectorised vs pyais, on the same real position payloads (one core).
+
+    :returns: ``vector_decode_per_s`` (arrays only), ``vector_records_per_s`` (framing +
+        decoding + :class:`AisPosition` records through :func:`decode_batch`),
+        ``pyais_decode_per_s`` (pyais on the same payloads), ``speedup``, sizes
+    """
+    base, base_fill = bench_payloads(data_dir)
+    if not base:
+        raise SystemExit(f"no position reports found in {data_dir}")
+    reps = max(1, n_target // len(base))
+    payloads = base * reps
+    fills = np.tile(base_fill, reps)
+    vec = _best_rate(lambda: decode_positions(payloads, fills), len(payloads), 5)
+    sub = payloads[:n_pyais]
+    sub_fill = fills[:n_pyais].tolist()
+
+    def run_pyais() -> None:
+        for p, f in zip(sub, sub_fill, strict=True):
+            MSG_CLASS[_ptype(p)].from_vector(int_bit_vector(p.encode(), f))
+
+    pya = _best_rate(run_pyais, len(sub), 3)
+    lines = [f"!AIVDM,1,1,,A,{p},{f}*00" for p, f in zip(base, base_fill.tolist(), strict=True)]
+    # give the lines valid checksums so the framing stage accepts them
+    sums = nmea_checksums([ln[1:-3] for ln in lines]).tolist()
+    lines = [f"{ln[:-2]}{s:02X}" for ln, s in zip(lines, sums, strict=True)]
+    rec_lines = (lines * max(1, 50_000 // len(lines)))
+    batch = RawAisBatch(source="bench", lines=rec_lines, rx_t_ms=[0] * len(rec_lines))
+    rec = _best_rate(lambda: decode_batch(batch, Reassembler()), len(rec_lines), 3)
+    return {
+        "vector_decode_per_s": round(vec),
+        "pyais_decode_per_s": round(pya),
+        "speedup": round(vec / pya, 1),
+        "vector_records_per_s": round(rec),
+        "n_payloads": len(payloads),
+        "n_distinct_payloads": len(base),
+        "n_pyais": len(sub),
+    }
+
+
+def _ptype(payload: str) -> int:
+    c = ord(payload[0]) - 48
+    return c - 8 if c > 40 else c
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.e2e:
+        if importlib.util.find_spec("pipeline.bench_e2e") is None:
+            print("shorewatch bench ais --e2e: pipeline.bench_e2e is not available yet",
+                  file=sys.stderr)
+            return 2
+        return int(importlib.import_module("pipeline.bench_e2e").run(args) or 0)
+    result = run_bench(Path(args.data), n_target=args.n)
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        for k, v in result.items():
+            print(f"{k:24s} {v}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from connectors import ais as connector
+
+    return connector.run_ingest(args)
+
+
+def _subgroup(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    """The sub-command group ``name`` (``bench``, ``ingest``), created once and shared."""
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_text)
+        return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``decode``, ``bench ais`` and ``ingest ais``."""
+    import os
+
+    shared = os.environ.get("SHOREWATCH_SHARED",
+                            str(Path(__file__).resolve().parents[1].parent / "shared"))
+    p = sub.add_parser("decode", help="decode AIS NMEA (file, gzip or -) to JSON lines")
+    p.add_argument("file", help="input file, gzip file, or - for stdin")
+    p.add_argument("--format", choices=["jsonl"], default="jsonl")
+    p.add_argument("--ttl-ms", type=int, default=10_000, help="fragment reassembly TTL, ms")
+    p.add_argument("--dedup-ms", type=int, default=0,
+                   help="drop the same payload seen again within this many ms (0 = keep all)")
+    p.add_argument("--counters", action="store_true", help="print the counters as JSON on stderr")
+    p.set_defaults(func=_cmd_decode)
+
+    bench = _subgroup(sub, "bench", "benchmarks")
+    b = bench.add_parser("ais", help="AIS decode throughput: vectorised vs pyais")
+    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    b.add_argument("--e2e", action="store_true", help="through the Kafka pipeline (pipeline.bench_e2e)")
+    b.add_argument("--data", default=str(Path(shared) / "data" / "ais"), help="AIS data folder")
+    b.add_argument("-n", type=int, default=200_000, help="position reports per vectorised run")
+    b.set_defaults(func=_cmd_bench)
+
+    ingest = _subgroup(sub, "ingest", "connectors publishing to Kafka")
+    i = ingest.add_parser("ais", help="read AIS sources and publish raw batches to Kafka")
+    i.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
+                   help="connect to a receiver/aggregator (repeatable)")
+    i.add_argument("--listen-tcp", action="append", default=[], type=int, metavar="PORT",
+                   help="accept receivers pushing NMEA (repeatable)")
+    i.add_argument("--udp", action="append", default=[], type=int, metavar="PORT",
+                   help="listen for NMEA datagrams (repeatable)")
+    i.add_argument("--file", action="append", default=[], metavar="FILE",
+                   help="replay a file, gzip file or - (repeatable)")
+    i.add_argument("--speed", default="max",
+                   help="replay speed factor from the message timestamps, or 'max'")
+    i.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    i.add_argument("--batch-lines", type=int, default=500, help="at most this many lines per record")
+    i.add_argument("--batch-ms", type=int, default=200, help="at most this many ms per record")
+    i.add_argument("--stdout", action="store_true",
+                   help="print the batches as JSON instead of publishing (no Kafka)")
+    i.set_defaults(func=_cmd_ingest)
