@@ -136,14 +136,18 @@ def raw_topic(app: faust.App, spec: topics.TopicSpec, *more: topics.TopicSpec) -
 
 
 def _register_decode(app: faust.App) -> None:
-    from pipeline.ais import Reassembler, decode_batch
+    from pipeline.ais import decode_batch
+    from pipeline.core.nmea import Deduplicator, Reassembler
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     raw_dec = msgspec.json.Decoder(records.RawAisBatch)
     positions = raw_topic(app, topics.AIS_POSITION)
     statics = raw_topic(app, topics.AIS_STATIC)
     dead = raw_topic(app, topics.DEADLETTER)
-    reassemblers: dict[str, Any] = {}
+    # Fragment and de-duplication state live in the worker: a fragment group that
+    # straddles a rebalance is lost (counted as a reassembly timeout), never wrong.
+    reassembler = Reassembler()
+    dedup = Deduplicator()
 
     @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
     async def decode(stream: faust.StreamT) -> None:
@@ -155,11 +159,9 @@ def _register_decode(app: faust.App) -> None:
                 await dead.send(key=b"ais.raw", value=_enc.encode(_dead_letter(
                     "ais.raw", "undecodable_record", str(exc), value)))
                 continue
-            reasm = reassemblers.get(batch.source)
-            if reasm is None:
-                reasm = reassemblers[batch.source] = Reassembler()
-            out = decode_batch(batch, reasm)
-            metrics.add(out.counters, prefix="ais.")
+            out = decode_batch(batch, reassembler, dedup)
+            for source, counts in out.counters.items():
+                metrics.add(counts, prefix=f"ais.{source}.")
             for p in out.positions:
                 await positions.send(key=str(p.mmsi).encode(), value=_enc.encode(p))
             for s in out.statics:

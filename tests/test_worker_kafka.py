@@ -1,0 +1,118 @@
+"""A real Faust worker (a subprocess, not ``test_context``) between real Kafka topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from connectors.kafka import RecordProducer
+from pipeline import topics
+from pipeline.ais import decode_batch
+from pipeline.core.nmea import Deduplicator, Reassembler
+from schemas import records
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def worker(tmp_path: Path, bootstrap: str, agents: str, site: str | None = None) -> Iterator[subprocess.Popen]:
+    """Run ``shorewatch worker`` as its own process with a fresh consumer group."""
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "SHOREWATCH_APP_ID": f"test-{uuid.uuid4().hex[:8]}",
+        "SHOREWATCH_WORKER_PORT": "0",
+        "SHOREWATCH_DATA_DIR": str(tmp_path / "worker"),
+    })
+    cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--agents", agents]
+    if site:
+        cmd += ["--site", site]
+    log = open(tmp_path / "worker.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+class TopicTail:
+    """Reads one topic from its end at the moment of :meth:`start` on, without a group."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.topic = topic
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = [TopicPartition(self.topic, p) for p in range(topics.BY_NAME[self.topic].partitions)]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the end offsets now, before anything is produced
+            await self.consumer.position(tp)
+
+    async def collect(self, want: int, match, timeout_s: float) -> list[tuple[bytes, bytes]]:
+        """Records matching ``match`` until there are ``want`` of them or time runs out."""
+        got: list[tuple[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < want and time.monotonic() < deadline:
+            batch = await self.consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                got += [(m.key, m.value) for m in msgs if match(m.value)]
+        return got
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+@pytest.mark.integration
+def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_path: Path) -> None:
+    lines = (shared / "data/ais/dma_aislib_stream_example.txt").read_text(errors="replace").splitlines()[:400]
+    lines += ["!AIVDM,1,1,,A,13u?etPv2;0n:dDPwUM1U1Cb069D,0*FF", "garbage \x01 bytes"]
+    source = f"test:{uuid.uuid4().hex[:8]}"
+    batch = records.RawAisBatch(source=source, lines=lines, rx_t_ms=[1_276_250_000_000] * len(lines))
+    expected = decode_batch(batch, Reassembler(), Deduplicator())
+    assert len(expected.positions) > 100 and len(expected.dead_letters) >= 2
+
+    async def scenario() -> tuple[list, list]:
+        pos_tail = TopicTail(kafka_bootstrap, topics.AIS_POSITION.name)
+        dead_tail = TopicTail(kafka_bootstrap, topics.DEADLETTER.name)
+        await pos_tail.start()
+        await dead_tail.start()
+        try:
+            async with RecordProducer(kafka_bootstrap) as producer:
+                await producer.send_and_wait(topics.AIS_RAW, source, batch)
+            tag = f'"source":"{source}"'.encode()
+            positions = await pos_tail.collect(len(expected.positions), lambda v: tag in v, 120)
+            dead = await dead_tail.collect(len(expected.dead_letters), lambda v: tag in v, 30)
+        finally:
+            await pos_tail.stop()
+            await dead_tail.stop()
+        return positions, dead
+
+    with worker(tmp_path, kafka_bootstrap, "decode") as proc:
+        positions, dead = asyncio.run(scenario())
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+
+    got = [msgspec.json.decode(v, type=records.AisPosition) for _, v in positions]
+    assert sorted((p.mmsi, p.t_ms, p.lat, p.lon) for p in got) == sorted(
+        (p.mmsi, p.t_ms, p.lat, p.lon) for p in expected.positions)
+    assert all(k == str(p.mmsi).encode() for (k, _), p in zip(positions, got, strict=True))
+    reasons = sorted(msgspec.json.decode(v, type=records.DeadLetter).reason for _, v in dead)
+    assert reasons == sorted(d.reason for d in expected.dead_letters)
+    assert "bad_checksum" in reasons
