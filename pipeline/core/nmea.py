@@ -54,6 +54,7 @@ __all__ = [
     "Reassembler",
     "Reject",
     "frame_lines",
+    "line_time_ms",
     "nmea_checksums",
 ]
 
@@ -557,3 +558,29 @@ def frame_lines(
         rejects=rejects,
         counts=counts,
     )
+
+
+def line_time_ms(line: str) -> int | None:
+    """The event time a single line carries by itself, ms; ``None`` when it has none.
+
+    Used for replay pacing: tag block ``c:``, a ``$PGHP`` line's own time (the time of
+    the sentence after it), or a trailing epoch field. No checksum is verified here.
+
+    >>> line_time_ms("\\\\s:2573238,c:1733782034*0A\\\\!BSVDM,1,1,,A,13o4g`00000I2ENRH4g83S0L088C,0*3F")
+    1733782034000
+    >>> line_time_ms("$PGHP,1,2010,6,11,11,46,11,390,231,45,992190934,1,2B*5B")
+    1276256771390
+    """
+    if line.startswith("\\"):
+        end = line.find("\\", 1)
+        if end > 0:
+            for item in line[1:end].split("*")[0].split(","):
+                if item.startswith("c:"):
+                    return _epoch_ms(item[2:])
+            line = line[end + 1:]
+    if line.startswith("$PGHP,1,"):
+        return _pghp_ms(line.split("*")[0].split(","))
+    star = line.find("*")
+    if star > 0 and len(line) > star + 4 and line[star + 3] == ",":
+        return _epoch_ms(line.rsplit(",", 1)[-1].strip())
+    return None
