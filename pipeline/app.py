@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, site_dir: str | None = None,
         web_bind="127.0.0.1",
         datadir=settings.data_dir,
         autodiscover=False,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.auto_offset_reset,
         stream_wait_empty=False,
         broker_commit_interval=0.5,
     )

@@ -20,6 +20,7 @@ worker_port                   6066                 the worker's web port (metric
 data_dir                      ``var/worker``       Faust's local data folder
 evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
 raw_batch_lines               500                  at most this many lines per raw AIS record
+auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
 ============================  ===================  ==========================================
 """
 
@@ -52,6 +53,7 @@ class Settings:
     data_dir: str = "var/worker"
     evidence_dir: str = "var/evidence"
     raw_batch_lines: int = 500
+    auto_offset_reset: str = "earliest"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +96,10 @@ class Settings:
             raise ConfigError(
                 f"setting processing_guarantee: {settings.processing_guarantee!r} is not "
                 "at_least_once or exactly_once"
+            )
+        if settings.auto_offset_reset not in ("earliest", "latest"):
+            raise ConfigError(
+                f"setting auto_offset_reset: {settings.auto_offset_reset!r} is not earliest or latest"
             )
         if settings.partitions < 1:
             raise ConfigError("setting partitions: must be at least 1")
