@@ -409,7 +409,7 @@ def frame_lines(
             continue
         rest = line[star + 3:]
         addr = body[:body.find(",")] if "," in body else body
-        if line[0] == "!" and len(addr) == 5 and addr[2:] in ("VDM", "VDO"):
+        if len(addr) == 5 and addr[2:] in ("VDM", "VDO"):
             kind = _AIS
         elif addr == "PGHP" and body.startswith("PGHP,1,"):
             kind = _PGHP
