@@ -433,5 +433,11 @@ class CameraModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(front, self.fx * cam[..., 0] / z + self.cx, np.nan)
             v = np.where(front, self.fy * cam[..., 1] / z + self.cy, np.nan)
-        inside = (u >= 0.0) & (u <= self.image_width) & (v >= 0.0) & (v <= self.image_height)
+        eps = 1e-6  # round-off of a pixel_to_geo round trip at the image border
+        inside = (
+            (u >= -eps)
+            & (u <= self.image_width + eps)
+            & (v >= -eps)
+            & (v <= self.image_height + eps)
+        )
         return u, v, front & inside & below_horizon
