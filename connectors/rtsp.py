@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -134,6 +135,11 @@ class FrameReader:
     :param realtime_file: pace a local file at its own frame rate, as a camera would deliver it
     :param max_corrupt_per_window: corrupt frames tolerated in one status window before the
         camera is reported ``degraded``
+    :param on_frame: called from the reader thread with each new frame (e.g. to wake an
+        event loop with ``loop.call_soon_threadsafe``)
+    :param capture_factory: opens a source and returns an object with the
+        ``cv2.VideoCapture`` methods ``isOpened``, ``read``, ``get``, ``set``, ``release``
+        (default: OpenCV's FFmpeg backend)
     """
 
     def __init__(
@@ -149,6 +155,8 @@ class FrameReader:
         loop_file: bool = True,
         realtime_file: bool = True,
         max_corrupt_per_window: int = 0,
+        on_frame: Callable[[Frame], None] | None = None,
+        capture_factory: Callable[[str], Any] | None = None,
     ):
         self.camera_id = camera_id
         self.source = source
@@ -161,6 +169,8 @@ class FrameReader:
         self.realtime_file = realtime_file
         self.max_corrupt_per_window = max_corrupt_per_window
         self.is_file = not is_stream_url(source)
+        self.on_frame = on_frame
+        self.capture_factory = capture_factory
 
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -253,9 +263,12 @@ class FrameReader:
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms,
         ]
-        if self.is_file and not Path(self.source).is_file():
+        if self.capture_factory is not None:
+            cap = self.capture_factory(self.source)
+        elif self.is_file and not Path(self.source).is_file():
             raise FileNotFoundError(f"no such file: {self.source}")
-        cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
             raise ConnectionError(f"cannot open {redact(self.source)}")
@@ -321,9 +334,15 @@ class FrameReader:
             self.frames_read += 1
             self._window_frames += 1
             self.last_frame_t_ms = t_ms
+            frame = Frame(image, t_ms, self._seq)
             with self._cond:
-                self._latest = Frame(image, t_ms, self._seq)
+                self._latest = frame
                 self._cond.notify_all()
+            if self.on_frame is not None:
+                try:
+                    self.on_frame(frame)
+                except Exception:  # noqa: BLE001 - e.g. the event loop closed during shutdown
+                    log.debug("camera %s: on_frame failed", self.camera_id, exc_info=True)
             if self.status != "online" and self._window_corrupt <= self.max_corrupt_per_window:
                 self.backoff.reset()
                 self._set_status("online", None)

@@ -33,7 +33,9 @@ ENCODER = (
 )
 
 
-def launch_line(file_path: str | None, fps: int, width: int, height: int, kbps: int) -> str:
+def launch_line(
+    file_path: str | None, fps: int, width: int, height: int, kbps: int, pattern: str = "ball"
+) -> str:
     """The ``gst-launch`` description of the media pipeline.
 
     :param file_path: video file to serve; ``None`` for the ``videotestsrc`` pattern
@@ -41,10 +43,11 @@ def launch_line(file_path: str | None, fps: int, width: int, height: int, kbps: 
     :param width: test pattern width, px
     :param height: test pattern height, px
     :param kbps: H.264 bit rate, kbit/s
+    :param pattern: ``videotestsrc`` pattern (``ball``, ``smpte``, ``black`` ...)
     """
     if file_path is None:
         source = (
-            f"videotestsrc is-live=true pattern=ball ! "
+            f"videotestsrc is-live=true pattern={pattern} ! "
             f"video/x-raw,width={width},height={height},framerate={fps}/1 ! "
         )
     else:
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--file", help="video file to serve (looped)")
     group.add_argument("--test-pattern", action="store_true", help="serve videotestsrc")
+    parser.add_argument("--pattern", default="ball", help="videotestsrc pattern, e.g. ball, black")
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     server.set_address(args.host)
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch_line(args.file, args.fps, args.width, args.height, args.kbps))
+    factory.set_launch(launch_line(args.file, args.fps, args.width, args.height, args.kbps, args.pattern))
     factory.set_shared(True)
     if args.file and not args.no_loop:
         factory.connect("media-configure", loop_at_end)
