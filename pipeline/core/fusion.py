@@ -20,8 +20,8 @@ Per frame of one camera (:meth:`CameraAssociation.step`):
    - **size**: the vessel length implied by the box width at the AIS range against the
      AIS length (loose: a vessel seen bow-on is much shorter than its length).
 
-   Pairs beyond the bearing or range gate get no candidate (``np.inf`` in
-   :func:`cost_matrix`).
+   Pairs beyond the bearing or range gate, or whose total cost exceeds
+   :attr:`FusionParams.max_cost`, get no candidate (``np.inf`` in :func:`cost_matrix`).
 3. Optimal assignment with :func:`scipy.optimize.linear_sum_assignment`, run only on the
    connected components that need it (one-to-one candidates are taken directly).
 4. Confirmation and hysteresis per camera track: a pair is confirmed after
@@ -47,8 +47,6 @@ from typing import Any, Protocol
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "EARTH_RADIUS_M",
@@ -102,6 +100,8 @@ class FusionParams:
 
     :param bearing_gate_sigmas: a pair is gated when its bearing residual exceeds this many sigmas
     :param range_gate_sigmas: a pair is gated when its range residual exceeds this many sigmas
+    :param max_cost: joint gate: a pair whose total cost exceeds this is gated (16 ≈ the
+        99.9% point of a chi-square with 3 degrees of freedom)
     :param min_bearing_sigma_deg: floor of the detection bearing sigma, degrees
     :param min_range_sigma_m: floor of the detection range sigma, m
     :param min_range_sigma_frac: floor of the detection range sigma as a fraction of its range
@@ -133,6 +133,7 @@ class FusionParams:
 
     bearing_gate_sigmas: float = 4.0
     range_gate_sigmas: float = 4.0
+    max_cost: float = 16.0
     min_bearing_sigma_deg: float = 0.5
     min_range_sigma_m: float = 50.0
     min_range_sigma_frac: float = 0.25
@@ -403,15 +404,39 @@ def bearing_range_from(
 
 
 def _min_view_range_m(model: CameraGeometry) -> float:
-    """Range at which the bottom image row meets the sea (0 if unknown)."""
+    """Range at which the bottom image row meets the sea (0 if unknown).
+
+    ``tilt_deg`` is the depression of the optical axis (positive = looking down).
+    """
     try:
         below = np.degrees(np.arctan2(model.image_height - model.cy, model.fy))
-        depression = -float(model.tilt_deg) + float(below)
+        depression = float(model.tilt_deg) + float(below)
         if depression <= 0.0:
             return 0.0
         return float(model.height_m / np.tan(np.radians(min(depression, 89.9))))
     except (AttributeError, TypeError):
         return 0.0
+
+
+def _in_view(
+    vw: _VesselView,
+    v_lon: np.ndarray,
+    v_lat: np.ndarray,
+    model: CameraGeometry,
+    max_range_m: float,
+    edge_margin_deg: float,
+) -> np.ndarray:
+    """Vessels whose waterline point is inside the image, away from its edges."""
+    ok = vw.usable & (vw.range_m <= max_range_m)
+    project = getattr(model, "geo_to_pixel", None)
+    if project is None:
+        half = model.hfov_deg / 2.0 - edge_margin_deg
+        return ok & (np.abs(vw.bearing_rel_deg) <= half) & (vw.range_m >= _min_view_range_m(model))
+    u, _v, visible = project(v_lon, v_lat)
+    margin_px = float(model.fx) * np.tan(np.radians(edge_margin_deg))
+    with np.errstate(invalid="ignore"):
+        inner = (u >= margin_px) & (u <= model.image_width - margin_px)
+    return ok & np.asarray(visible, dtype=bool) & inner
 
 
 @dataclass(frozen=True)
@@ -424,6 +449,8 @@ class _VesselView:
     rate_dps: np.ndarray  # AIS bearing rate seen from the camera, degrees/s
     length_m: np.ndarray
     usable: np.ndarray  # bool: valid, fresh, within max range
+    lon_deg: np.ndarray  # dead-reckoned position
+    lat_deg: np.ndarray
 
 
 def _vessel_view(
@@ -457,6 +484,8 @@ def _vessel_view(
         rate_dps=rate,
         length_m=v.length_m,
         usable=usable,
+        lon_deg=lon,
+        lat_deg=lat,
     )
 
 
@@ -470,19 +499,14 @@ def view_mask(
 ) -> np.ndarray:
     """Which vessels are inside the camera's view at ``t_ms`` (bool, (N,)).
 
-    Inside = usable fix, relative bearing within the horizontal FOV (shrunk by
-    ``edge_margin_deg``), range between the bottom image row's range and ``max_range_m``
-    (default :attr:`FusionParams.unseen_max_range_m`).
+    Inside = usable fix within ``max_range_m`` (default
+    :attr:`FusionParams.unseen_max_range_m`) whose dead-reckoned position projects into
+    the image (``model.geo_to_pixel``) at least ``edge_margin_deg`` from its left and right
+    edges; models without ``geo_to_pixel`` use the horizontal FOV and the bottom row's range.
     """
     vw = _vessel_view(v, t_ms, model, params)
     rmax = params.unseen_max_range_m if max_range_m is None else max_range_m
-    half = model.hfov_deg / 2.0 - edge_margin_deg
-    return (
-        vw.usable
-        & (np.abs(vw.bearing_rel_deg) <= half)
-        & (vw.range_m >= _min_view_range_m(model))
-        & (vw.range_m <= rmax)
-    )
+    return _in_view(vw, vw.lon_deg, vw.lat_deg, model, rmax, edge_margin_deg)
 
 
 def _det_half_width_deg(dets: DetectionArrays, model: CameraGeometry) -> np.ndarray:
@@ -506,45 +530,65 @@ def _pair_costs(
     params: FusionParams,
     r: np.ndarray,
     c: np.ndarray,
-) -> np.ndarray:
-    """Cost of the pairs (vessel ``r``, detection ``c``); ``np.inf`` where gated."""
-    v_rng = vw.range_m[r]
-    ps = vw.pos_sigma_m[r]
-    ais_bsig = np.degrees(np.arctan2(ps, v_rng))
-    d_bsig = np.fmax(dets.bearing_sigma_deg[c], params.min_bearing_sigma_deg)
-    sig_b = np.sqrt(d_bsig * d_bsig + ais_bsig * ais_bsig)
-    db = np.abs(_wrap180(vw.bearing_rel_deg[r] - det_rel[c]))
-    z_b = np.maximum(db - det_hw[c], 0.0) / sig_b
-    cost = params.w_bearing * z_b * z_b
-    gated = ~(z_b <= params.bearing_gate_sigmas)  # NaN bearings are gated too
+    wrap: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score the pairs (vessel ``r``, detection ``c``), gating as early as possible.
 
-    d_rng = dets.range_m[c]
-    has_r = np.isfinite(d_rng)
+    ``wrap=False`` when every pair's relative bearings are known to differ by < 180°.
+
+    :returns: ``(r, c, cost)`` of the pairs that pass both gates
+    """
+    # per-vessel and per-detection terms first (O(N + M)), then per pair
+    ais_bsig = np.degrees(np.arctan2(vw.pos_sigma_m, vw.range_m))
+    ais_bvar = ais_bsig * ais_bsig
+    d_bsig = np.fmax(dets.bearing_sigma_deg, params.min_bearing_sigma_deg)
+    d_bvar = d_bsig * d_bsig
+
+    # 1. bearing gate (NaN bearings fail it too)
+    db = vw.bearing_rel_deg[r] - det_rel[c]
+    db = np.abs(_wrap180(db) if wrap else db)
+    z_b = np.maximum(db - det_hw[c], 0.0) / np.sqrt(d_bvar[c] + ais_bvar[r])
+    keep = z_b <= params.bearing_gate_sigmas
+    r, c, z_b = r[keep], c[keep], z_b[keep]
+    cost = params.w_bearing * z_b * z_b
+
+    # 2. range gate (detections beyond the horizon have no range: bearing only)
+    d_rng = dets.range_m
     d_rsig = np.fmax(
-        np.fmax(np.nan_to_num(dets.range_sigma_m[c]), params.min_range_sigma_m),
+        np.fmax(np.nan_to_num(dets.range_sigma_m), params.min_range_sigma_m),
         params.min_range_sigma_frac * np.nan_to_num(d_rng),
     )
-    sig_r = np.sqrt(d_rsig * d_rsig + ps * ps)
-    z_r = np.where(has_r, (v_rng - np.nan_to_num(d_rng)) / sig_r, 0.0)
-    cost = cost + params.w_range * z_r * z_r
-    gated |= np.abs(z_r) > params.range_gate_sigmas
+    has_r = np.isfinite(d_rng)
+    if np.any(has_r):
+        ps = vw.pos_sigma_m[r]
+        rs = d_rsig[c]
+        z_r = np.where(
+            has_r[c], (vw.range_m[r] - np.nan_to_num(d_rng)[c]) / np.sqrt(rs * rs + ps * ps), 0.0
+        )
+        keep = np.abs(z_r) <= params.range_gate_sigmas
+        r, c, z_r, cost = r[keep], c[keep], z_r[keep], cost[keep]
+        cost = cost + params.w_range * z_r * z_r
 
-    d_rate = det_rate[c]
-    z_m = np.where(np.isfinite(d_rate), (vw.rate_dps[r] - np.nan_to_num(d_rate)), 0.0)
-    z_m = z_m / params.motion_sigma_dps
-    cost = cost + params.w_motion * z_m * z_m
+    # 3. motion direction: camera-track bearing rate against the AIS bearing rate
+    has_rate = np.isfinite(det_rate)
+    if np.any(has_rate):
+        z_m = np.where(has_rate[c], vw.rate_dps[r] - np.nan_to_num(det_rate)[c], 0.0)
+        z_m = z_m / params.motion_sigma_dps
+        cost = cost + params.w_motion * z_m * z_m
 
+    # 4. size: vessel length implied by the box width at the AIS range (loose band)
     if dets.box_px is not None:
         length = vw.length_m[r]
-        implied = dets.box_px[c, 2] * v_rng / model.fx
         ok = np.isfinite(length) & (length > 0)
-        ratio = np.where(ok, implied / np.where(ok, length, 1.0), 1.0)
-        ratio = np.maximum(ratio, 1e-6)
-        over = np.maximum(np.log(ratio / params.size_ratio_max), 0.0)
-        under = np.maximum(np.log(params.size_ratio_min / ratio), 0.0)
-        cost = cost + params.w_size * (over * over + under * under)
-
-    return np.where(gated, np.inf, cost)
+        if np.any(ok):
+            implied = dets.box_px[c, 2] * vw.range_m[r] / model.fx
+            ratio = np.where(ok, implied / np.where(ok, length, 1.0), 1.0)
+            ratio = np.maximum(ratio, 1e-6)
+            over = np.maximum(np.log(ratio / params.size_ratio_max), 0.0)
+            under = np.maximum(np.log(params.size_ratio_min / ratio), 0.0)
+            cost = cost + params.w_size * (over * over + under * under)
+    keep = cost <= params.max_cost
+    return r[keep], c[keep], cost[keep]
 
 
 def _detection_columns(
@@ -575,11 +619,13 @@ def _candidates(
         np.nan_to_num(dets.bearing_sigma_deg, nan=np.inf), params.min_bearing_sigma_deg
     )
     # The AIS angular sigma differs a lot between near and far vessels: split the vessels
-    # into octaves of it, so each group's window (a bound of every pair's gate) stays tight.
+    # into groups of it, so each group's window (a bound of every pair's gate) stays tight.
     ais_bsig = np.degrees(np.arctan2(vw.pos_sigma_m[vidx], np.maximum(vw.range_m[vidx], 1.0)))
-    octave = np.clip(np.floor(np.log2(np.maximum(ais_bsig, 1e-9) / 0.25)), -1, 8).astype(np.int64)
+    octave = np.floor(np.log2(np.maximum(ais_bsig, 1e-9) / 0.25) / 2.0)  # groups of x4
+    octave = np.clip(octave, -1, 5).astype(np.int64)
     rs: list[np.ndarray] = []
     cs: list[np.ndarray] = []
+    wrap = False
     for g in np.unique(octave):
         gidx = vidx[octave == g]
         amax = float(np.max(ais_bsig[octave == g]))
@@ -589,6 +635,7 @@ def _candidates(
             # The window would wrap around: score every pair (rare: panoramic cameras).
             rs.append(np.repeat(gidx, m))
             cs.append(np.tile(np.arange(m), gidx.size))
+            wrap = True
             continue
         order = gidx[np.argsort(vw.bearing_rel_deg[gidx], kind="stable")]
         sorted_b = vw.bearing_rel_deg[order]
@@ -602,9 +649,9 @@ def _candidates(
         cs.append(np.repeat(np.arange(m), counts))
     r = np.concatenate(rs)
     c = np.concatenate(cs)
-    cost = _pair_costs(vw, dets, det_rel, det_hw, det_rate, model, params, r, c)
-    keep = np.isfinite(cost)
-    return PairCosts(r[keep], c[keep], cost[keep], n, m)
+    # inside a window that does not cross ±180°, relative bearings differ by < 180°
+    r, c, cost = _pair_costs(vw, dets, det_rel, det_hw, det_rate, model, params, r, c, wrap)
+    return PairCosts(r, c, cost, n, m)
 
 
 def candidate_pairs(
@@ -649,40 +696,40 @@ def assign_pairs(pairs: PairCosts) -> tuple[np.ndarray, np.ndarray]:
     """Minimum-cost assignment over sparse candidate pairs.
 
     Finds the largest set of one-to-one pairs among the candidates and, among those, the
-    cheapest (``linear_sum_assignment`` with a large finite cost for non-candidates, run only
-    on the connected components with more than one candidate; isolated one-to-one pairs are
-    taken directly).
+    cheapest: isolated one-to-one candidates are taken directly, the rest go to
+    ``linear_sum_assignment`` on the block of competing vessels × detections, with a large
+    finite cost for non-candidates.
 
     :returns: ``(row, col)`` index arrays of the assigned pairs, sorted by column
     """
     if pairs.cost.size == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e.copy()
-    rows_u, r_loc = np.unique(pairs.row, return_inverse=True)
-    cols_u, c_loc = np.unique(pairs.col, return_inverse=True)
-    nr, nc = rows_u.size, cols_u.size
-    r_deg = np.bincount(r_loc, minlength=nr)
-    c_deg = np.bincount(c_loc, minlength=nc)
-    single = (r_deg[r_loc] == 1) & (c_deg[c_loc] == 1)
+    n, m = pairs.n_vessels, pairs.n_detections
+    r_deg = np.bincount(pairs.row, minlength=n)
+    c_deg = np.bincount(pairs.col, minlength=m)
+    single = (r_deg[pairs.row] == 1) & (c_deg[pairs.col] == 1)
     out_r = [pairs.row[single]]
     out_c = [pairs.col[single]]
     rest = ~single
     if np.any(rest):
-        rr, cc, ww = r_loc[rest], c_loc[rest], pairs.cost[rest]
-        graph = coo_matrix((np.ones(rr.size), (rr, nr + cc)), shape=(nr + nc, nr + nc)).tocsr()
-        _, label = connected_components(graph, directed=False)
-        big = 1.0 + 2.0 * float(np.max(ww)) * (min(nr, nc) + 1)
-        comp_r = label[rr]
-        for lab in np.unique(comp_r):
-            sel = comp_r == lab
-            ur, ir = np.unique(rr[sel], return_inverse=True)
-            uc, ic = np.unique(cc[sel], return_inverse=True)
-            block = np.full((ur.size, uc.size), big)
-            block[ir, ic] = ww[sel]
-            a, b = linear_sum_assignment(block)
-            ok = block[a, b] < big
-            out_r.append(rows_u[ur[a[ok]]])
-            out_c.append(cols_u[uc[b[ok]]])
+        # One dense block over the vessels and detections that still compete; gated pairs
+        # get a large finite cost (``linear_sum_assignment`` is slow with ``inf``).
+        rr, cc, ww = pairs.row[rest], pairs.col[rest], pairs.cost[rest]
+        r_used = np.zeros(n, dtype=bool)
+        r_used[rr] = True
+        c_used = np.zeros(m, dtype=bool)
+        c_used[cc] = True
+        ur, uc = np.flatnonzero(r_used), np.flatnonzero(c_used)
+        r_pos = np.cumsum(r_used) - 1
+        c_pos = np.cumsum(c_used) - 1
+        big = 1.0 + 2.0 * float(np.max(ww)) * (min(ur.size, uc.size) + 1)
+        block = np.full((ur.size, uc.size), big)
+        block[r_pos[rr], c_pos[cc]] = ww
+        a, b = linear_sum_assignment(block)
+        ok = block[a, b] < big
+        out_r.append(ur[a[ok]])
+        out_c.append(uc[b[ok]])
     r = np.concatenate(out_r)
     c = np.concatenate(out_c)
     order = np.argsort(c, kind="stable")
@@ -883,12 +930,13 @@ class CameraAssociation:
             del self._tracks[tid]
 
         # AIS vessels in view that no detection can explain
-        half = model.hfov_deg / 2.0 - params.unseen_edge_margin_deg
-        in_view = (
-            vw.usable
-            & (np.abs(vw.bearing_rel_deg) <= half)
-            & (vw.range_m >= _min_view_range_m(model))
-            & (vw.range_m <= params.unseen_max_range_m)
+        in_view = _in_view(
+            vw,
+            vw.lon_deg,
+            vw.lat_deg,
+            model,
+            params.unseen_max_range_m,
+            params.unseen_edge_margin_deg,
         )
         explained = np.zeros(len(vessels), dtype=bool)
         explained[pairs.row] = True
