@@ -433,7 +433,7 @@ class CameraModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(front, self.fx * cam[..., 0] / z + self.cx, np.nan)
             v = np.where(front, self.fy * cam[..., 1] / z + self.cy, np.nan)
-        eps = 1e-6  # round-off of a pixel_to_geo round trip at the image border
+        eps = 1e-3  # round-off of a pixel_to_geo round trip at the image border, pixels
         inside = (
             (u >= -eps)
             & (u <= self.image_width + eps)
