@@ -133,6 +133,15 @@ class Track(msgspec.Struct, kw_only=True):
     :param mmsi_kind: ITU-R M.585 class of the MMSI
     :param flags: identity and quality flags, e.g. ``no_name``, ``no_call_sign``, ``invalid_mid``
     :param event: ``update`` for a new fix, ``evicted`` when the track is dropped after idling
+    :param first_t_ms: time of the track's first fix, ms UTC
+    :param stopped_since_t_ms: start of the current run of fixes below 0.5 kn, ms UTC
+        (``None``: moving)
+    :param slow_since_t_ms: start of the current run of fixes below 2 kn, ms UTC
+    :param implied_speed_kn: implied speed (distance over time) from the previous fix, knots
+    :param jump_t_ms: time of the first fix folded into this update whose implied speed
+        exceeded the track limit, ms UTC (``None``: no jump)
+    :param jump_speed_kn: that implied speed, knots
+    :param identity_change_t_ms: time the name or call sign first changed, ms UTC
     """
 
     mmsi: int
@@ -159,6 +168,15 @@ class Track(msgspec.Struct, kw_only=True):
     beam_m: float | None = None
     flags: list[str] = msgspec.field(default_factory=list)
     event: Literal["update", "evicted"] = "update"
+    # Event-time marks that keep detectors independent of how fixes were batched
+    # (one Track is published per MMSI per batch, so intermediate fixes are folded in):
+    first_t_ms: int | None = None
+    stopped_since_t_ms: int | None = None
+    slow_since_t_ms: int | None = None
+    implied_speed_kn: float | None = None
+    jump_t_ms: int | None = None
+    jump_speed_kn: float | None = None
+    identity_change_t_ms: int | None = None
 
 
 class CameraDetection(msgspec.Struct, kw_only=True):
