@@ -336,7 +336,7 @@ def frame_lines(
     (['19NWuLhuRb5QHfCpPcwj`26B0<02'], [1334337317000], 1)
     """
     counts: Counter[str] = Counter()
-    rejects: list[Reject] = []
+    rejects: list[tuple[int, Reject]] = []  # (line index, reject): sorted at the end
     n = len(lines)
     counts["lines"] += n
     rx = [int(t) for t in rx_t_ms]
@@ -355,7 +355,7 @@ def frame_lines(
     trailers: list[str] = []
 
     def reject(i: int, reason: str, detail: str) -> None:
-        rejects.append(Reject(lines[i], reason, detail, rx[i]))
+        rejects.append((i, Reject(lines[i], reason, detail, rx[i])))
         counts[reason] += 1
 
     for i, raw in enumerate(lines):
@@ -440,8 +440,8 @@ def frame_lines(
     def emit(payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None,
              raw: str) -> None:
         if dedup is not None and dedup.seen(payload, fill, t):
-            rejects.append(Reject(raw, "duplicate", "same payload within "
-                                  f"{dedup.window_ms} ms", rxt))
+            rejects.append((cur, Reject(raw, "duplicate", "same payload within "
+                                        f"{dedup.window_ms} ms", rxt)))
             counts["duplicate"] += 1
             return
         out_payload.append(payload)
@@ -452,7 +452,9 @@ def frame_lines(
         out_station.append(station)
         out_raw.append(raw)
 
+    cur = 0
     for k, i in enumerate(cand_idx):
+        cur = i
         kind = cand_kind[k]
         body = bodies[k]
         if not ok[k]:
@@ -460,7 +462,8 @@ def frame_lines(
             continue
         if kind == _OTHER:
             counts["not_ais"] += 1
-            rejects.append(Reject(lines[i], "not_ais", body[:body.find(",")] if "," in body else body, rx[i]))
+            rejects.append((i, Reject(lines[i], "not_ais",
+                                      body[:body.find(",")] if "," in body else body, rx[i])))
             continue
         if kind == _PGHP:
             t = _pghp_ms(body.split(","))
@@ -537,7 +540,7 @@ def frame_lines(
         group, rj = state.add(source, chan, seq, total, num, payload, lines[i], t_own, rx[i], station)
         for r in rj:
             counts[r.reason] += 1
-        rejects.extend(rj)
+            rejects.append((i, r))
         if group is not None:
             t = group.t_ms if group.t_ms is not None else group.start_t_ms
             emit("".join(group.payloads), fill, t, rx[i], chan, group.station, "\n".join(group.lines))
@@ -545,7 +548,7 @@ def frame_lines(
     if max_t is not None:
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
-        rejects.extend(timed_out)
+        rejects.extend((n, r) for r in timed_out)
     counts["messages"] += len(out_payload)
     return Framed(
         payload=out_payload,
@@ -555,7 +558,7 @@ def frame_lines(
         channel=out_chan,
         station=out_station,
         raw=out_raw,
-        rejects=rejects,
+        rejects=[r for _, r in sorted(rejects, key=lambda x: x[0])],
         counts=counts,
     )
 
