@@ -193,7 +193,7 @@ def translate_error(exc: BaseException, where: str) -> CameraError:
         if cause is not None and cause is not exc:
             return translate_error(cause, where)
         return CameraUnreachable(f"{where}: {exc}")
-    if isinstance(exc, zeep.exceptions.Error):
+    if isinstance(exc, (zeep.exceptions.Error, ValueError)):
         return OnvifFault("shorewatch:BadResponse", f"{where}: {exc}")
     raise exc
 
@@ -287,15 +287,22 @@ class OnvifClient:
         return self._cam
 
     async def measure_clock_offset(self) -> int:
-        """Camera clock minus local clock, ms, from ``GetSystemDateAndTime`` (no authentication).
+        """Camera clock minus local clock, ms, from ``GetSystemDateAndTime``.
+
+        Asked without authentication first, as ONVIF specifies, then with it.
 
         :returns: the offset, also kept in :attr:`clock_offset_ms`
         """
         devicemgmt = await self._call(self.camera.create_devicemgmt_service(), "connect")
         t0 = time.time()
-        answer = await self._call(
-            devicemgmt.authless_GetSystemDateAndTime(), "GetSystemDateAndTime"
-        )
+        try:
+            answer = await self._call(
+                devicemgmt.authless_GetSystemDateAndTime(), "GetSystemDateAndTime"
+            )
+        except CameraAuthError:
+            # ONVIF says this call needs no authentication; some devices want it anyway.
+            t0 = time.time()
+            answer = await self._call(devicemgmt.GetSystemDateAndTime(), "GetSystemDateAndTime")
         t1 = time.time()
         utc = answer.UTCDateTime
         if utc is None:
@@ -368,6 +375,26 @@ class OnvifClient:
         media = await self._call(self.camera.create_media_service(), "connect")
         answer = await self._call(media.GetSnapshotUri({"ProfileToken": token}), "GetSnapshotUri")
         return str(answer.Uri)
+
+    async def snapshot_jpeg(self, profile_token: str | None = None) -> bytes:
+        """One JPEG from the snapshot URI (HTTP digest authentication, then basic).
+
+        :raises CameraError: when the device has no snapshot or refuses it
+        """
+        token = await self._profile_token(profile_token)
+        image = None
+        for basic in (False, True):
+            try:
+                image = await self._call(self.camera.get_snapshot(token, basic_auth=basic), "snapshot")
+            except CameraAuthError:
+                if basic:
+                    raise
+                continue
+            if image:
+                break
+        if not image:
+            raise CameraError(f"{self.where}: no snapshot available")
+        return image
 
     async def ptz_status(self, profile_token: str | None = None) -> PtzPosition:
         """The current PTZ position (``GetStatus``)."""

@@ -75,14 +75,12 @@ def envelope(body: str) -> str:
 
 
 def fault_xml(code: str, subcode: str, reason: str) -> str:
+    """A SOAP 1.2 fault; ``subcode`` ``a/b`` nests ``b`` inside ``a`` as ONVIF does."""
+    subs = [c for c in subcode.split("/") if c]
+    nested = "".join(f"<env:Subcode><env:Value>{c}</env:Value>" for c in subs) + "</env:Subcode>" * len(subs)
     return envelope(
-        "<env:Fault><env:Code><env:Value>env:"
-        + code
-        + "</env:Value><env:Subcode><env:Value>"
-        + subcode
-        + "</env:Value></env:Subcode></env:Code><env:Reason><env:Text xml:lang=\"en\">"
-        + escape(reason)
-        + "</env:Text></env:Reason></env:Fault>"
+        f"<env:Fault><env:Code><env:Value>env:{code}</env:Value>{nested}</env:Code>"
+        f'<env:Reason><env:Text xml:lang="en">{escape(reason)}</env:Text></env:Reason></env:Fault>'
     )
 
 
