@@ -345,9 +345,11 @@ def _run_dnn(
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     model = _camera_model(clip.camera_params, width, height)
     detector = vision.DnnDetector(str(cfg), str(weights), str(names))
-    analyser = vision.FrameAnalyser("clip", model, detector, MultiObjectTracker(), None)
-    eval_frames = {int(round((s - GT_OFFSET_S) * fps)): s for s in seconds}
     step = max(1, int(round(fps / analysed_fps)))
+    # an image track coasts through 2 s of detector misses at the analysed rate
+    tracker = MultiObjectTracker(max_misses=max(5, int(round(2.0 * fps / step))))
+    analyser = vision.FrameAnalyser("clip", model, detector, tracker, None)
+    eval_frames = {int(round((s - GT_OFFSET_S) * fps)): s for s in seconds}
     assoc = CameraAssociation()
     run = _Run()
     scale = (SENSOR_WIDTH_PX / width, SENSOR_HEIGHT_PX / height)
@@ -361,10 +363,9 @@ def _run_dnn(
             if i % step == 0 or i in eval_frames:
                 t_ms = clip.t0_ms + int(round(i * 1000.0 / fps))
                 cf = analyser.analyse(frame, t_ms)
-                keep = [d for d in cf.detections if d.track_id >= 0]
-                dets = DetectionArrays.from_camera_frame(
-                    type(cf)(**{**_struct_dict(cf), "detections": keep})
-                )
+                # tentative image tracks (id -1) are matched for this frame only
+                keep = cf.detections
+                dets = DetectionArrays.from_camera_frame(cf)
                 fa = assoc.step(t_ms, dets, clip.vessels_at(t_ms), model, params)
                 if i in eval_frames:
                     boxes = np.array([d.box_px for d in keep], dtype=float).reshape(-1, 4)
@@ -373,10 +374,6 @@ def _run_dnn(
     finally:
         cap.release()
     return run
-
-
-def _struct_dict(obj: Any) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in obj.__struct_fields__}
 
 
 def evaluate_fusion(

@@ -137,7 +137,7 @@ class FusionParams:
     min_bearing_sigma_deg: float = 0.5
     min_range_sigma_m: float = 50.0
     min_range_sigma_frac: float = 0.25
-    ais_position_sigma_m: float = 20.0
+    ais_position_sigma_m: float = 12.0
     ais_sigma_growth_mps: float = 0.2
     ais_sigma_speed_frac: float = 0.1
     max_dead_reckoning_s: float = 120.0
@@ -845,7 +845,9 @@ class CameraAssociation:
         """Associate one frame and update the state.
 
         :param t_ms: frame time, ms UTC (frames of one camera in time order)
-        :param dets: the frame's detections, one per camera track
+        :param dets: the frame's detections, one per camera track; a negative ``track_id``
+            (a tentative image track) is matched for this frame only, never confirmed, and
+            leaves no state
         :param vessels: AIS vessels, last fix each (any order)
         :param model: camera geometry in the pixel frame of the boxes
         :param params: thresholds and weights
@@ -889,6 +891,8 @@ class CameraAssociation:
         confirmed = np.zeros(m, dtype=bool)
         assigned = set(raw[raw >= 0].tolist())
         for j, tid in enumerate(dets.track_id.tolist()):
+            if tid < 0:
+                continue  # a tentative image track: matched for this frame only, no state
             rec = self._tracks.get(tid)
             if rec is None:
                 rec = [t_ms, float("nan"), float("nan"), -1, 0, -1, 0]
