@@ -1,0 +1,224 @@
+"""AIS sources against real loopback sockets and real files; a list sink instead of Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import random
+import socket
+
+import pytest
+
+from connectors import ais as conn
+from pipeline.core.nmea import line_time_ms
+from schemas.records import RawAisBatch
+
+LINES = [
+    "!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*5F",
+    "!AIVDM,1,1,,B,33:JeT0OjqVls4qfDlpT7CF@20U@,0*03",
+    "!AIVDM,1,1,,B,19NS=7P01M69i6si`B@iq1`D00R?,0*6E",
+]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.batches: list[RawAisBatch] = []
+        self.changed = asyncio.Event()
+
+    async def __call__(self, batch: RawAisBatch) -> None:
+        self.batches.append(batch)
+        self.changed.set()
+
+    @property
+    def lines(self) -> list[str]:
+        return [ln for b in self.batches for ln in b.lines]
+
+    async def wait_lines(self, n: int, timeout_s: float = 10.0) -> None:
+        async def _wait() -> None:
+            while len(self.lines) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout_s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.unit
+async def test_batcher_cuts_by_lines_and_by_time():
+    sink = ListSink()
+    b = conn.Batcher("s", sink, max_lines=2, max_ms=50)
+    timer = asyncio.create_task(b.run_timer())
+    for i, line in enumerate(LINES):
+        await b.add(line, 100 + i)
+    assert [len(x.lines) for x in sink.batches] == [2]  # full batch sent at once
+    await sink.wait_lines(3, 5)  # the third line leaves with the timer
+    await cancel(timer)
+    assert [x.rx_t_ms for x in sink.batches] == [[100, 101], [102]]
+    assert all(x.source == "s" for x in sink.batches)
+
+
+@pytest.mark.unit
+def test_backoff_grows_exponentially_with_jitter():
+    d = conn.backoff_delays(0.5, 8.0, random.Random(1))
+    delays = [next(d) for _ in range(8)]
+    caps = [0.5, 1, 2, 4, 8, 8, 8, 8]
+    assert all(c / 2 <= x <= c for x, c in zip(delays, caps, strict=True))
+    assert len(set(delays)) == len(delays)  # jittered
+
+
+@pytest.mark.integration
+async def test_tcp_client_reconnects_after_refusal_and_after_peer_closes():
+    port = free_port()
+    sink = ListSink()
+    stats: dict[str, int] = {}
+    client = asyncio.create_task(conn.tcp_client(
+        "127.0.0.1", port, sink, max_lines=10, max_ms=20, base_delay_s=0.05,
+        max_delay_s=0.2, stats=stats, clock=lambda: 42))
+    await asyncio.sleep(0.2)  # nobody listens yet: connection refused, retried
+    assert stats.get("failures", 0) >= 1 and not stats.get("connects")
+    sessions = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sessions
+        sessions += 1
+        # first session: two lines then hang up; second: the rest, split across writes
+        if sessions == 1:
+            writer.write(("\r\n".join(LINES[:2]) + "\r\n").encode())
+        else:
+            data = ("\n".join(LINES[2:]) + "\n").encode()
+            writer.write(data[:10])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(data[10:])
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", port)
+    try:
+        await sink.wait_lines(3)
+    finally:
+        server.close()
+        await cancel(client)
+    assert sink.lines[:3] == LINES
+    assert stats["connects"] >= 2
+    assert {b.source for b in sink.batches} == {f"tcp:127.0.0.1:{port}"}
+    assert all(t == 42 for b in sink.batches for t in b.rx_t_ms)
+
+
+@pytest.mark.integration
+async def test_tcp_client_survives_overlong_garbage():
+    sink = ListSink()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"x" * 10_000 + b"\n" + (LINES[0] + "\n").encode())
+        await writer.drain()
+        await asyncio.sleep(1)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = asyncio.create_task(conn.tcp_client("127.0.0.1", port, sink, max_ms=20))
+    try:
+        await sink.wait_lines(4)
+    finally:
+        server.close()
+        await cancel(client)
+    assert sink.lines[-1] == LINES[0]
+    assert sum(len(x) for x in sink.lines[:-1]) == 10_000  # cut, kept, never lost
+
+
+@pytest.mark.integration
+async def test_tcp_server_keeps_one_source_per_peer():
+    sink = ListSink()
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    server = asyncio.create_task(conn.tcp_server("127.0.0.1", 0, sink, max_ms=20, started=started))
+    port = await asyncio.wait_for(started, 5)
+    try:
+        for line in LINES[:2]:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write((line + "\n").encode())
+            await w.drain()
+            w.close()
+        await sink.wait_lines(2)
+    finally:
+        await cancel(server)
+    assert sorted(sink.lines) == sorted(LINES[:2])
+    assert {b.source for b in sink.batches} == {f"tcp-in:{port}:127.0.0.1"}
+
+
+@pytest.mark.integration
+async def test_udp_listener_splits_datagrams_into_lines():
+    sink = ListSink()
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(conn.udp_listener("127.0.0.1", 0, sink, max_ms=20, started=started))
+    port = await asyncio.wait_for(started, 5)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(("\r\n".join(LINES[:2]) + "\r\n").encode(), ("127.0.0.1", port))
+            s.sendto(LINES[2].encode(), ("127.0.0.1", port))
+        await sink.wait_lines(3)
+    finally:
+        await cancel(task)
+    assert sink.lines == LINES
+    assert {b.source for b in sink.batches} == {f"udp:{port}:127.0.0.1"}
+
+
+@pytest.mark.integration
+async def test_file_replay_paces_by_message_time(shared):
+    path = shared / "data" / "ais" / "dma_aislib_stream_example.txt"
+    lines = path.read_text().splitlines()
+    times = [t for t in map(line_time_ms, lines) if t is not None]
+    waits: list[float] = []
+
+    async def fake_sleep(s: float) -> None:  # record the pacing instead of waiting
+        waits.append(s)
+
+    sink = ListSink()
+    n = await conn.replay_file(str(path), sink, speed=10.0, max_lines=1000, sleep=fake_sleep)
+    assert n == len(lines) and sink.lines == lines
+    assert sink.batches[0].source == "file:dma_aislib_stream_example.txt"
+    span_s = (max(times) - times[0]) / 1000
+    # each wait targets t0 + (t - t0) / speed on the wall clock; the fake sleep does not
+    # advance it, so the largest wait is the whole span divided by the speed
+    assert waits and max(waits) == pytest.approx(span_s / 10, abs=0.5)
+    assert len(sink.batches) > 1  # flushed before each wait
+
+
+@pytest.mark.integration
+async def test_file_replay_max_speed_gzip_and_real_sleep(shared, tmp_path):
+    src = shared / "data" / "ais" / "amsa_risky_ais.txt.gz"
+    sink = ListSink()
+    n = await conn.replay_file(str(src), sink, speed=None, max_lines=5000)
+    with gzip.open(src, "rt", encoding="latin-1") as f:
+        expected = [ln.rstrip("\r\n") for ln in f]
+    assert n == len(expected) == 44687
+    assert sink.lines == [ln for ln in expected if ln]
+    # a real, short paced replay: two lines 1 s apart at speed 20
+    p = tmp_path / "two.nmea"
+    p.write_text("\\c:1000000000*00\\" + LINES[0] + "\n\\c:1000000001*00\\" + LINES[1] + "\n")
+    sink2 = ListSink()
+    await conn.replay_file(str(p), sink2, speed=20.0, max_ms=10)
+    assert len(sink2.lines) == 2 and len(sink2.batches) == 2
+
+
+@pytest.mark.integration
+async def test_one_bad_source_does_not_stop_the_others(shared, tmp_path):
+    good = tmp_path / "good.nmea"
+    good.write_text("\n".join(LINES) + "\n")
+    args = argparse.Namespace(tcp=[], listen_tcp=[], udp=[], bind="127.0.0.1",
+                              file=[str(tmp_path / "missing.nmea"), str(good)],
+                              speed="max", batch_lines=100, batch_ms=20)
+    sink = ListSink()
+    await asyncio.wait_for(conn.run_sources(args, sink), 10)
+    assert sink.lines == LINES
