@@ -19,8 +19,14 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.admin",
     "pipeline.app",
     "connectors.alerts",
+    "connectors.kafka",
     "pipeline.site",
+    "pipeline.simulate",
+    "pipeline.evaluate",
     "pipeline.ais",
+    "pipeline.vision",
+    "connectors.onvif",
+    "connectors.camera",
 )
 
 

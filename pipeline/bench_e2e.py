@@ -1,0 +1,270 @@
+"""End-to-end AIS benchmark through the real broker: ``shorewatch bench ais --e2e``.
+
+One worker process (agents ``decode`` and ``tracks``), a producer in the role of
+the AIS connector (raw micro-batches of 500 lines, keyed by source), and a reader
+of the track topic.
+
+- **Throughput**: real position sentences from ``../shared/data/ais`` (AMSA and DMA
+  feeds), given fresh NMEA 4.10 tag-block times so that repetitions are not
+  de-duplicated, are produced as fast as possible; the clock stops when a sentinel
+  fix sent last on every partition comes out as a track update.
+  ``e2e_sentences_per_s`` = sentences / that time.
+- **Latency**: the same sentences at a fixed rate (default 5,000 sentences/s), each
+  stamped with its send time in its tag block (``c:`` in ms); latency is the time
+  from that stamp to the track update carrying it on the track topic
+  (``p50_ms``, ``p99_ms``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import murmur2
+
+from pipeline import admin, localkafka, topics
+from pipeline.settings import Settings
+from schemas import records
+
+REPO = Path(__file__).resolve().parents[1]
+BATCH_LINES = 500
+
+
+def _nmea_checksum(body: str) -> str:
+    x = 0
+    for ch in body.encode("latin-1"):
+        x ^= ch
+    return f"{x:02X}"
+
+
+def _tag(t_ms: int) -> str:
+    body = f"c:{t_ms}"
+    return f"\\{body}*{_nmea_checksum(body)}\\"
+
+
+def position_sentences(data_dir: Path) -> list[str]:
+    """Single-fragment position-report sentences (types 1–3, 18, 19, 27) of the real feeds."""
+    out: list[str] = []
+    texts = [gzip.open(data_dir / "amsa_risky_ais.txt.gz", "rt", errors="replace").read(),
+             (data_dir / "dma_aislib_stream_example.txt").read_text(errors="replace")]
+    for text in texts:
+        for line in text.splitlines():
+            i = line.find("!")
+            if i < 0:
+                continue
+            s = line[i:].split("*", 1)
+            if len(s) != 2 or len(s[1]) < 2:
+                continue
+            fields = s[0].split(",")
+            if len(fields) < 7 or fields[1] != "1" or not fields[5]:
+                continue
+            c = ord(fields[5][0]) - 48
+            mtype = c - 8 if c > 40 else c
+            if mtype in (1, 2, 3, 18, 19, 27):
+                out.append(f"{s[0]}*{s[1][:2]}")
+    return out
+
+
+def sentinel(mmsi: int, t_ms: int) -> str:
+    from pyais.encode import encode_dict
+
+    (sentence,) = encode_dict({"type": 1, "mmsi": mmsi, "lon": 110.3, "lat": 20.05,
+                               "speed": 1.0, "course": 90.0}, talker_id="AI")
+    return _tag(t_ms) + sentence
+
+
+def partition_of(key: bytes, n: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % n
+
+
+def sentinel_mmsis(n_partitions: int) -> list[int]:
+    """One test MMSI per partition of the track topic."""
+    found: dict[int, int] = {}
+    m = 211_999_000
+    while len(found) < n_partitions:
+        m += 1
+        found.setdefault(partition_of(str(m).encode(), n_partitions), m)
+    return [found[p] for p in range(n_partitions)]
+
+
+class TrackReader:
+    def __init__(self, bootstrap: str):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                         fetch_max_wait_ms=5)
+        self.dec = msgspec.json.Decoder(records.Track)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:
+            await self.consumer.position(tp)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def until(self, mmsis: set[int], timeout_s: float, on_track=None) -> bool:
+        """Read until every MMSI in ``mmsis`` has had an update (or time runs out)."""
+        waiting = set(mmsis)
+        deadline = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            now_ms = time.time() * 1000
+            for msgs in batch.values():
+                for m in msgs:
+                    tr = self.dec.decode(m.value)
+                    waiting.discard(tr.mmsi)
+                    if on_track is not None:
+                        on_track(tr, now_ms)
+        return not waiting
+
+
+def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "SHOREWATCH_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+                "SHOREWATCH_WORKER_PORT": "0", "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
+                "SHOREWATCH_DATA_DIR": str(tmp / "worker")})
+    log = open(tmp / "worker.log", "wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "worker", "--agents", "decode,tracks",
+         "--site", str(REPO / "sites" / "haikou")],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+async def _bench(bootstrap: str, sentences: list[str], n_total: int, rate: float,
+                 latency_s: float, tmp: Path) -> dict[str, object]:
+    from connectors.kafka import RecordProducer
+
+    await admin.acreate_topics(bootstrap)
+    n_part = topics.TRACK.partitions
+    worker = _start_worker(bootstrap, tmp)
+    reader = TrackReader(bootstrap)
+    await reader.start()
+    source = f"bench:{uuid.uuid4().hex[:6]}"
+    try:
+        async with RecordProducer(bootstrap, linger_ms=2) as producer:
+            async def send(lines: list[str]) -> None:
+                now = int(time.time() * 1000)
+                await producer.send(topics.AIS_RAW, source, records.RawAisBatch(
+                    source=source, lines=lines, rx_t_ms=[now] * len(lines)))
+
+            # Warm-up: the worker has joined and processes when a sentinel comes out.
+            marks = sentinel_mmsis(n_part)
+            ready = False
+            for _ in range(12):
+                if worker.poll() is not None:
+                    tail = (tmp / "worker.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"worker exited with {worker.returncode}:\n{tail}")
+                now = int(time.time() * 1000)
+                await send([sentinel(m, now) for m in marks])
+                if await reader.until(set(marks), 10.0):
+                    ready = True
+                    break
+            if not ready:
+                raise RuntimeError(f"worker not ready; log: {tmp / 'worker.log'}")
+
+            # Throughput.
+            base_ms = int(time.time() * 1000) - 3_600_000 * 24
+            lines = [_tag(base_ms + 1000 * (i // 50)) + sentences[i % len(sentences)]
+                     for i in range(n_total)]
+            end_marks = sentinel_mmsis(n_part)
+            t0 = time.perf_counter()
+            for i in range(0, n_total, BATCH_LINES):
+                await send(lines[i:i + BATCH_LINES])
+            now = int(time.time() * 1000)
+            await send([sentinel(m, now + 1) for m in end_marks])
+            await producer.flush()
+            t_sent = time.perf_counter() - t0
+            done = await reader.until(set(end_marks), 600.0)
+            elapsed = time.perf_counter() - t0
+            if not done:
+                raise RuntimeError("throughput phase did not finish within 600 s")
+
+            # Latency at a fixed rate.
+            lat: list[float] = []
+            phase_start = int(time.time() * 1000)
+
+            def on_track(tr: records.Track, now_ms: float) -> None:
+                if tr.t_ms >= phase_start and tr.mmsi not in end_marks:
+                    lat.append(now_ms - tr.t_ms)
+
+            tick_s = 0.02
+            per_tick = max(1, int(rate * tick_s))
+            reading = asyncio.create_task(reader.until({-1}, latency_s + 5.0, on_track))
+            t_start = time.perf_counter()
+            k = 0
+            i = 0
+            while time.perf_counter() - t_start < latency_s:
+                now = int(time.time() * 1000)
+                chunk = [_tag(now) + sentences[(i + j) % len(sentences)] for j in range(per_tick)]
+                i += per_tick
+                await send(chunk)
+                k += 1
+                delay = t_start + k * tick_s - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            sent_rate = i / (time.perf_counter() - t_start)
+            await reading
+    finally:
+        await reader.stop()
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    arr = np.array(lat) if lat else np.array([np.nan])
+    return {
+        "sentences": n_total,
+        "producer_s": round(t_sent, 3),
+        "e2e_s": round(elapsed, 3),
+        "e2e_sentences_per_s": round(n_total / elapsed),
+        "latency_rate_per_s": round(sent_rate),
+        "latency_samples": int(len(lat)),
+        "p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "p99_ms": round(float(np.percentile(arr, 99)), 1),
+        "workers": 1,
+        "partitions": n_part,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``shorewatch bench ais --e2e``."""
+    settings = Settings.from_env()
+    started = False
+    bootstrap = settings.bootstrap_servers
+    if not bootstrap:
+        info = localkafka.running()
+        if info is None:
+            info = localkafka.up()
+            started = True
+        bootstrap = info.bootstrap
+    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    sentences = position_sentences(Path(args.data))
+    n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
+    try:
+        result = asyncio.run(_bench(bootstrap, sentences, n_total, rate=5000.0,
+                                    latency_s=15.0, tmp=tmp))
+    finally:
+        if started:
+            localkafka.down()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:24s} {v}")
+    return 0
