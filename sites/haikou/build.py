@@ -58,13 +58,15 @@ ANCHORAGE = [
 ]
 
 # (id, name, coast anchor lon, lat, heading_deg or None for the coast normal, hfov_deg, height_m)
+# Beach cameras look obliquely along the shore (that is where boats come ashore); the
+# Xiuying camera looks straight out over the port approach.
 CAMERAS = [
-    ("hk-west-01", "West coast, Changliu", 110.135, 20.03, None, 70.0, 18.0),
-    ("hk-holiday-01", "Holiday Beach", 110.235, 20.040, None, 70.0, 20.0),
+    ("hk-west-01", "West coast, Changliu", 110.135, 20.03, 240.0, 80.0, 18.0),
+    ("hk-holiday-01", "Holiday Beach", 110.235, 20.040, 338.0, 80.0, 20.0),
     ("hk-xiuying-01", "Xiuying port approach", 110.27, 20.033, None, 60.0, 25.0),
-    ("hk-nandu-01", "Nandu river mouth", 110.355, 20.055, None, 70.0, 20.0),
-    ("hk-xinbu-01", "Xinbu Island", 110.378, 20.075, None, 80.0, 20.0),
-    ("hk-east-01", "East shore, Lingshan", 110.47, 20.03, None, 70.0, 18.0),
+    ("hk-nandu-01", "Nandu river mouth", 110.355, 20.055, 82.0, 80.0, 20.0),
+    ("hk-xinbu-01", "Xinbu Island", 110.378, 20.075, 254.0, 80.0, 20.0),
+    ("hk-east-01", "East shore, Lingshan", 110.47, 20.03, 69.0, 80.0, 18.0),
 ]
 CAMERA_INLAND_M = 60.0
 
