@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.evaluate",
     "pipeline.ais",
     "pipeline.vision",
+    "pipeline.vision",
     "connectors.onvif",
     "connectors.camera",
 )

@@ -1,0 +1,959 @@
+"""Vessel detection, image tracking and geo-referencing of camera frames (adapter).
+
+This module is the OpenCV side of the camera ring: it turns a BGR frame into a
+:class:`schemas.records.CameraFrame`. The pure pieces live in the core
+(:mod:`pipeline.core.camera` for geometry, :mod:`pipeline.core.mot` for tracking).
+
+Detectors implement the one-method :class:`Detector` protocol:
+
+- :class:`DnnDetector` runs a Darknet YOLO model (Yolo-Fastest 1.1, COCO class
+  ``boat``) on OpenCV's ``dnn`` module. **OpenCV is pinned to 4.x**
+  (``opencv-python-headless>=4.9,<5``): OpenCV 5 removed ``readNetFromDarknet``, and
+  keeping the 4.x loader is cheaper and more faithful than converting the model
+  to ONNX by hand. The weights are never committed; they are read from a
+  configured path (``../shared/models/yolo-fastest-1.1`` on developer machines).
+- :class:`MotionDetector` is background subtraction restricted to the water
+  (below the horizon line and inside an optional ``water_mask`` polygon), for
+  cameras with no model configured. It is known to be weak on water (wakes,
+  glare); prefer the DNN.
+
+:class:`FrameAnalyser` chains detector, tracker and camera model, and writes
+evidence (frame JPEG and box crops) to an :class:`EvidenceStore`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
+from pipeline.core.mot import MultiObjectTracker, iou_xywh
+from pipeline.errors import ConfigError, FrameError
+from schemas.records import CameraDetection, CameraFrame
+
+__all__ = [
+    "Detections",
+    "Detector",
+    "DirectoryEvidenceStore",
+    "DnnDetector",
+    "EvidenceStore",
+    "FrameAnalyser",
+    "MotionDetector",
+    "add_commands",
+    "check_frame",
+]
+
+
+# --------------------------------------------------------------------------- detections
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Boxes found in one frame.
+
+    :param boxes_xywh: ``(N, 4)`` float, ``[x, y, w, h]`` in pixels of the analysed frame
+    :param scores: ``(N,)`` confidences in ``[0, 1]``
+    :param class_names: ``(N,)`` class names
+    """
+
+    boxes_xywh: np.ndarray
+    scores: np.ndarray
+    class_names: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, index: np.ndarray) -> Detections:
+        """The detections picked by a boolean mask or an index array."""
+        return Detections(self.boxes_xywh[index], self.scores[index], self.class_names[index])
+
+
+class Detector(Protocol):
+    """Finds vessels in a BGR frame."""
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections: ...
+
+
+def check_frame(frame_bgr: object) -> np.ndarray:
+    """Validate a decoded frame; raise :class:`FrameError` for a corrupt or empty one.
+
+    :param frame_bgr: ``(H, W, 3)`` uint8 BGR image
+    :return: the frame, unchanged
+    """
+    if frame_bgr is None:
+        raise FrameError("empty_frame", "no image (decoder returned nothing)")
+    if not isinstance(frame_bgr, np.ndarray):
+        raise FrameError("bad_frame", f"expected a numpy array, got {type(frame_bgr).__name__}")
+    if frame_bgr.size == 0:
+        raise FrameError("empty_frame", f"zero-size image {frame_bgr.shape}")
+    if frame_bgr.dtype != np.uint8 or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+        raise FrameError(
+            "bad_frame", f"expected HxWx3 uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
+        )
+    if frame_bgr.shape[0] < 8 or frame_bgr.shape[1] < 8:
+        raise FrameError("bad_frame", f"image too small: {frame_bgr.shape}")
+    flat = frame_bgr.reshape(-1, 3)
+    if not (flat != flat[0]).any():
+        raise FrameError("blank_frame", "every pixel has the same colour (decoder fill)")
+    return frame_bgr
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, conf: float, nms: float) -> np.ndarray:
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=int)
+    keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), conf, nms)
+    return np.asarray(keep, dtype=int).reshape(-1)
+
+
+def _not_contained(boxes_sorted: np.ndarray, fraction: float) -> np.ndarray:
+    """Mask of boxes (sorted by falling score) not mostly inside an earlier box."""
+    b = boxes_sorted
+    x1 = np.maximum(b[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(b[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(b[:, None, 0] + b[:, None, 2], b[None, :, 0] + b[None, :, 2])
+    y2 = np.minimum(b[:, None, 1] + b[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    inside = inter / np.maximum(b[:, 2] * b[:, 3], 1e-9)[:, None]  # [i, j]: share of i inside j
+    earlier = np.tril(np.ones((len(b), len(b)), dtype=bool), k=-1)  # j ranks above i
+    return ~((inside >= fraction) & earlier).any(axis=1)
+
+
+class DnnDetector:
+    """A Darknet YOLO detector (e.g. Yolo-Fastest 1.1) on OpenCV's ``dnn`` module.
+
+    The frame (or each tile of it) is stretched to the network input without
+    letterboxing, as Darknet trains these models.
+
+    :param cfg_path: Darknet ``.cfg``
+    :param weights_path: Darknet ``.weights`` (never committed: a configured path)
+    :param names_path: class names, one a line (COCO: line 9 is ``boat``)
+    :param input_size: network input, pixels (square), or ``(width, height)``
+    :param conf: minimum confidence (objectness x class probability)
+    :param nms: IoU threshold of non-maximum suppression
+    :param classes: class names to keep
+    :param tiles: regions to run the network on, as ``(x, y, w, h)`` fractions of the
+        frame; detections of all tiles are merged by NMS. The default is the whole frame;
+        adding a band around the horizon enlarges far, small vessels.
+    :param containment: after NMS, drop a box when at least this fraction of its area
+        lies inside a higher-scoring box (the model often adds a second box on part of
+        a long hull); ``None`` keeps them. A boat fully in front of a larger one can be
+        lost this way, so keep the fraction high.
+    """
+
+    def __init__(
+        self,
+        cfg_path: str | os.PathLike[str],
+        weights_path: str | os.PathLike[str],
+        names_path: str | os.PathLike[str],
+        input_size: int | tuple[int, int] = 416,
+        conf: float = 0.25,
+        nms: float = 0.4,
+        classes: Sequence[str] = ("boat",),
+        tiles: Sequence[tuple[float, float, float, float]] = ((0.0, 0.0, 1.0, 1.0),),
+        containment: float | None = 0.8,
+    ) -> None:
+        for p in (cfg_path, weights_path, names_path):
+            if not Path(p).is_file():
+                raise ConfigError(f"detector model file not found: {p}")
+        names = [n.strip() for n in Path(names_path).read_text().splitlines() if n.strip()]
+        missing = [c for c in classes if c not in names]
+        if missing:
+            raise ConfigError(f"classes {missing} not in {names_path}")
+        try:
+            self.net = cv2.dnn.readNetFromDarknet(str(cfg_path), str(weights_path))
+        except cv2.error as exc:
+            raise ConfigError(f"cannot load Darknet model {cfg_path}: {exc}") from exc
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self.out_names = self.net.getUnconnectedOutLayersNames()
+        self.names = np.array(names, dtype=object)
+        self.class_ids = np.array([names.index(c) for c in classes], dtype=int)
+        self.input_size = (
+            (int(input_size), int(input_size))
+            if isinstance(input_size, int)
+            else (int(input_size[0]), int(input_size[1]))
+        )
+        self.conf = float(conf)
+        self.nms = float(nms)
+        self.tiles = tuple(tuple(map(float, t)) for t in tiles)
+        self.containment = containment
+
+    @classmethod
+    def from_dir(
+        cls, model_dir: str | os.PathLike[str], name: str = "yolo-fastest-1.1-xl", **kwargs
+    ) -> DnnDetector:
+        """A detector from ``<dir>/<name>.cfg``, ``<dir>/<name>.weights`` and ``<dir>/coco.names``."""
+        d = Path(model_dir)
+        return cls(d / f"{name}.cfg", d / f"{name}.weights", d / "coco.names", **kwargs)
+
+    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        blob = cv2.dnn.blobFromImage(image, 1.0 / 255.0, self.input_size, swapRB=True, crop=False)
+        self.net.setInput(blob)
+        out = np.vstack(self.net.forward(self.out_names))
+        # columns: cx, cy, w, h (fractions), objectness, then objectness x class prob
+        cls_scores = out[:, 5 + self.class_ids]
+        best = cls_scores.argmax(axis=1)
+        score = cls_scores[np.arange(len(out)), best]
+        keep = score >= self.conf
+        h, w = image.shape[:2]
+        b = out[keep, :4] * np.array([w, h, w, h], dtype=float)
+        b[:, :2] -= b[:, 2:] / 2.0
+        return b, score[keep], self.class_ids[best[keep]]
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        """Boxes of the configured classes, after NMS over all tiles."""
+        frame = check_frame(frame_bgr)
+        fh, fw = frame.shape[:2]
+        boxes, scores, cls = [], [], []
+        for tx, ty, tw, th in self.tiles:
+            x0, y0 = int(round(tx * fw)), int(round(ty * fh))
+            x1, y1 = min(fw, int(round((tx + tw) * fw))), min(fh, int(round((ty + th) * fh)))
+            b, s, c = self._run(frame[y0:y1, x0:x1])
+            b[:, 0] += x0
+            b[:, 1] += y0
+            boxes.append(b)
+            scores.append(s)
+            cls.append(c)
+        b = np.vstack(boxes)
+        s = np.concatenate(scores)
+        c = np.concatenate(cls)
+        # clip to the frame
+        x0 = np.clip(b[:, 0], 0, fw)
+        y0 = np.clip(b[:, 1], 0, fh)
+        x1 = np.clip(b[:, 0] + b[:, 2], 0, fw)
+        y1 = np.clip(b[:, 1] + b[:, 3], 0, fh)
+        b = np.column_stack([x0, y0, x1 - x0, y1 - y0])
+        ok = (b[:, 2] > 0) & (b[:, 3] > 0)
+        b, s, c = b[ok], s[ok], c[ok]
+        keep = _nms(b, s, self.conf, self.nms)
+        order = keep[np.argsort(-s[keep], kind="stable")]
+        if self.containment is not None and len(order) > 1:
+            order = order[_not_contained(b[order], self.containment)]
+        return Detections(b[order].astype(float), s[order].astype(float), self.names[c[order]])
+
+
+class MotionDetector:
+    """Moving objects on the water by background subtraction (MOG2).
+
+    Foreground is kept only below the horizon line (plus ``horizon_margin_px``) and
+    inside ``water_mask``; it is cleaned with a morphological opening and a
+    horizontal closing (hulls are long and low), and blobs smaller than
+    ``min_area_px`` are dropped.
+
+    :param horizon_v: horizon row, pixels: a number, a function of the column
+        (e.g. :meth:`CameraModel.horizon_v`), or ``None`` for no horizon limit
+    :param water_mask: ``(K, 2)`` polygon of the water, pixel ``u, v``; ``None`` = everywhere
+    :param min_area_px: smallest blob, pixels
+    :param history: frames of background memory
+    :param var_threshold: MOG2 squared Mahalanobis threshold
+    :param warmup_frames: frames used to learn the background before detecting
+    :param learning_rate: background learning rate after the warm-up, per frame
+    """
+
+    def __init__(
+        self,
+        *,
+        horizon_v: float | Callable[[np.ndarray], np.ndarray] | None = None,
+        water_mask: np.ndarray | Sequence[Sequence[float]] | None = None,
+        horizon_margin_px: float = 2.0,
+        min_area_px: int = 30,
+        history: int = 200,
+        var_threshold: float = 25.0,
+        warmup_frames: int = 5,
+        learning_rate: float = 0.005,
+    ) -> None:
+        self.horizon_v = horizon_v
+        self.water_mask = None if water_mask is None else np.asarray(water_mask, dtype=float)
+        self.horizon_margin_px = float(horizon_margin_px)
+        self.min_area_px = int(min_area_px)
+        self.warmup_frames = int(warmup_frames)
+        self.learning_rate = float(learning_rate)
+        self._bg = cv2.createBackgroundSubtractorMOG2(
+            history=int(history), varThreshold=float(var_threshold), detectShadows=False
+        )
+        self._mask: np.ndarray | None = None
+        self._n = 0
+        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (9, 3))
+
+    @classmethod
+    def for_camera(cls, model: CameraModel, **kwargs) -> MotionDetector:
+        """A motion detector whose horizon comes from the camera model."""
+        return cls(horizon_v=model.horizon_v, **kwargs)
+
+    def region_mask(self, height: int, width: int) -> np.ndarray:
+        """The ``uint8`` mask (255 = water) used for a frame of this size."""
+        if self._mask is not None and self._mask.shape == (height, width):
+            return self._mask
+        mask = np.full((height, width), 255, dtype=np.uint8)
+        if self.horizon_v is not None:
+            cols = np.arange(width, dtype=float) + 0.5
+            hv = (
+                self.horizon_v(cols) if callable(self.horizon_v) else np.full(width, self.horizon_v)
+            )
+            hv = (
+                np.nan_to_num(np.asarray(hv, dtype=float), nan=float(height))
+                + self.horizon_margin_px
+            )
+            rows = np.arange(height, dtype=float)[:, None] + 0.5
+            mask[rows < hv[None, :]] = 0
+        if self.water_mask is not None:
+            poly = np.zeros((height, width), dtype=np.uint8)
+            cv2.fillPoly(poly, [np.round(self.water_mask).astype(np.int32)], 255)
+            mask &= poly
+        self._mask = mask
+        return mask
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        """Moving blobs on the water; empty during the warm-up frames."""
+        frame = check_frame(frame_bgr)
+        h, w = frame.shape[:2]
+        self._n += 1
+        # learn fast while warming up, then slowly so a hull is not absorbed as it passes
+        rate = -1.0 if self._n <= self.warmup_frames else self.learning_rate
+        fg = self._bg.apply(frame, learningRate=rate)
+        if self._n <= self.warmup_frames:
+            return Detections.empty()
+        fg = cv2.bitwise_and(fg, self.region_mask(h, w))
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+        st = stats[1:n]
+        keep = st[:, cv2.CC_STAT_AREA] >= self.min_area_px
+        st = st[keep]
+        boxes = st[:, :4].astype(float)
+        fill = st[:, cv2.CC_STAT_AREA] / np.maximum(boxes[:, 2] * boxes[:, 3], 1.0)
+        order = np.argsort(-st[:, cv2.CC_STAT_AREA], kind="stable")
+        return Detections(
+            boxes[order], fill[order].astype(float), np.full(len(order), "motion", dtype=object)
+        )
+
+
+# --------------------------------------------------------------------------- evidence
+class EvidenceStore(Protocol):
+    """Where evidence images go; returns a URI for each."""
+
+    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> str: ...
+
+
+class DirectoryEvidenceStore:
+    """Evidence files under a root directory; URIs are ``file://`` URIs.
+
+    :param root: directory (created on first write)
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def put(self, key: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"evidence key escapes the store: {key!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path.as_uri()
+
+
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise FrameError("encode_failed", "JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if not math.isfinite(x) else float(x)
+
+
+# --------------------------------------------------------------------------- analyser
+class FrameAnalyser:
+    """Detect, track and geo-reference one camera's frames.
+
+    :param camera_id: camera id used in records and evidence keys
+    :param model: the calibrated camera; rescaled automatically to the frame size
+    :param detector: any :class:`Detector`
+    :param tracker: the camera's :class:`MultiObjectTracker` (state is kept across frames)
+    :param evidence_store: where frame and crop JPEGs go; ``None`` writes no evidence
+    :param crop_pad: padding around each crop, as a fraction of the box size
+    :param jpeg_quality: JPEG quality 0..100
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        model: CameraModel,
+        detector: Detector,
+        tracker: MultiObjectTracker | None = None,
+        evidence_store: EvidenceStore | None = None,
+        *,
+        crop_pad: float = 0.25,
+        jpeg_quality: int = 85,
+    ) -> None:
+        self.camera_id = camera_id
+        self.model = model
+        self.detector = detector
+        self.tracker = tracker if tracker is not None else MultiObjectTracker()
+        self.evidence_store = evidence_store
+        self.crop_pad = float(crop_pad)
+        self.jpeg_quality = int(jpeg_quality)
+
+    def _model_for(self, width: int, height: int, model: CameraModel | None) -> CameraModel:
+        m = model if model is not None else self.model
+        if (m.image_width, m.image_height) != (width, height):
+            m = m.scaled(width, height)
+            if model is None:
+                self.model = m
+        return m
+
+    def analyse(
+        self, frame_bgr: np.ndarray, t_ms: int, *, model: CameraModel | None = None
+    ) -> CameraFrame:
+        """One frame to one :class:`CameraFrame` record.
+
+        :param frame_bgr: decoded ``(H, W, 3)`` uint8 BGR frame
+        :param t_ms: frame event time, ms UTC (camera clock offset already corrected)
+        :param model: camera pose at this frame (PTZ), default the analyser's model
+        :raises FrameError: corrupt or empty frame
+        """
+        frame = check_frame(frame_bgr)
+        h, w = frame.shape[:2]
+        cam = self._model_for(w, h, model)
+        dets = self.detector.detect(frame)
+        boxes = dets.boxes_xywh
+        ids = self.tracker.update(boxes, dets.scores, t_ms / 1000.0)
+        geo = cam.pixel_to_geo(boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3])
+
+        evidence_uri = None
+        crop_uris: list[str | None] = [None] * len(dets)
+        if self.evidence_store is not None:
+            stem = f"{self.camera_id}/{int(t_ms)}"
+            evidence_uri = self.evidence_store.put(
+                f"{stem}/frame.jpg", _jpeg(frame, self.jpeg_quality)
+            )
+            pad = boxes[:, 2:] * self.crop_pad
+            x0 = np.clip(np.floor(boxes[:, 0] - pad[:, 0]), 0, w).astype(int)
+            y0 = np.clip(np.floor(boxes[:, 1] - pad[:, 1]), 0, h).astype(int)
+            x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2] + pad[:, 0]), 0, w).astype(int)
+            y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3] + pad[:, 1]), 0, h).astype(int)
+            for i in range(len(dets)):
+                if x1[i] > x0[i] and y1[i] > y0[i]:
+                    crop = frame[y0[i] : y1[i], x0[i] : x1[i]]
+                    crop_uris[i] = self.evidence_store.put(
+                        f"{stem}/crop-{i}-track{int(ids[i])}.jpg", _jpeg(crop, self.jpeg_quality)
+                    )
+
+        rows = zip(
+            boxes.tolist(),
+            dets.scores.tolist(),
+            dets.class_names.tolist(),
+            ids.tolist(),
+            geo.bearing_deg.tolist(),
+            geo.bearing_sigma_deg.tolist(),
+            geo.range_m.tolist(),
+            geo.range_sigma_m.tolist(),
+            geo.lon_deg.tolist(),
+            geo.lat_deg.tolist(),
+            geo.hits_sea.tolist(),
+            crop_uris,
+            strict=True,
+        )
+        detections = [
+            CameraDetection(
+                track_id=int(tid),
+                box_px=[float(v) for v in box],
+                cls=str(cls),
+                confidence=float(score),
+                bearing_deg=float(brg),
+                bearing_sigma_deg=float(brg_s),
+                range_m=_none_if_nan(rng),
+                range_sigma_m=_none_if_nan(rng_s),
+                lon=_none_if_nan(lon),
+                lat=_none_if_nan(lat),
+                beyond_horizon=not hits,
+                crop_uri=crop,
+            )
+            for box, score, cls, tid, brg, brg_s, rng, rng_s, lon, lat, hits, crop in rows
+        ]
+        return CameraFrame(
+            camera_id=self.camera_id,
+            t_ms=int(t_ms),
+            image_width=w,
+            image_height=h,
+            heading_deg=float(cam.heading_deg),
+            hfov_deg=float(cam.hfov_deg),
+            detections=detections,
+            evidence_uri=evidence_uri,
+        )
+
+
+# --------------------------------------------------------------------------- clip evaluation
+@dataclass
+class Clip:
+    """An FVessel-style clip folder: video, ``camera_para.txt``, ``ais/*.csv`` and ground truth.
+
+    :param start_t_ms: time of the first frame, ms UTC (from the first AIS file name)
+    :param fps: frame rate, frames/s
+    :param gt_sensor: ``(width, height)`` the ground truth and intrinsics refer to
+    """
+
+    root: Path
+    utc_offset_h: float = 8.0
+    gt_sensor: tuple[int, int] = (2560, 1440)
+    video: Path = field(init=False)
+    params: list[float] = field(init=False)
+    start_t_ms: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        videos = sorted(self.root.glob("*.mp4")) + sorted(self.root.glob("*.avi"))
+        if not videos:
+            raise ConfigError(f"no video in {self.root}")
+        self.video = videos[0]
+        para = (self.root / "camera_para.txt").read_text().strip().strip("[]")
+        self.params = [float(v) for v in para.split(",")]
+        names = sorted((self.root / "ais").glob("*.csv"))
+        if not names:
+            raise ConfigError(f"no AIS files in {self.root / 'ais'}")
+        self.start_t_ms = self._file_t_ms(names[0])
+
+    def _file_t_ms(self, path: Path) -> int:
+        local = dt.datetime.strptime(path.stem, "%Y_%m_%d_%H_%M_%S")
+        utc = local.replace(tzinfo=dt.timezone(dt.timedelta(hours=self.utc_offset_h)))
+        return int(utc.timestamp() * 1000)
+
+    def frames(self, indices: Sequence[int] | None = None):
+        """Yield ``(index, frame)``; all frames, or only the given indices."""
+        cap = cv2.VideoCapture(str(self.video))
+        if not cap.isOpened():
+            raise ConfigError(f"cannot open {self.video}")
+        wanted = None if indices is None else set(indices)
+        last = None if indices is None else max(indices)
+        i = 0
+        try:
+            while last is None or i <= last:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if wanted is None or i in wanted:
+                    yield i, frame
+                i += 1
+        finally:
+            cap.release()
+
+    def fps(self) -> float:
+        cap = cv2.VideoCapture(str(self.video))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        cap.release()
+        return float(fps)
+
+    def ground_truth(self, name: str, width: int, height: int) -> dict[int, np.ndarray]:
+        """Rows ``[id, x, y, w, h]`` per second of a MOT-format file, scaled to the image."""
+        sx, sy = width / self.gt_sensor[0], height / self.gt_sensor[1]
+        out: dict[int, list[list[float]]] = {}
+        with open(self.root / name, newline="") as fh:
+            for row in csv.reader(fh):
+                if len(row) < 6:
+                    continue
+                k = int(float(row[0]))
+                x, y, w, h = (float(v) for v in row[2:6])
+                out.setdefault(k, []).append([float(row[1]), x * sx, y * sy, w * sx, h * sy])
+        return {k: np.array(v) for k, v in out.items()}
+
+    def ais_at(self, t_ms: int) -> dict[int, tuple[float, float]]:
+        """Every vessel's position dead-reckoned to ``t_ms`` from the AIS file of that second.
+
+        :return: ``{mmsi: (lon_deg, lat_deg)}``; "not available" positions are left out
+        """
+        local = dt.datetime.fromtimestamp(
+            (t_ms // 1000), tz=dt.timezone(dt.timedelta(hours=self.utc_offset_h))
+        )
+        path = self.root / "ais" / (local.strftime("%Y_%m_%d_%H_%M_%S") + ".csv")
+        if not path.exists():
+            return {}
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        mmsi = np.array([int(r["mmsi"]) for r in rows])
+        lon = np.array([float(r["lon"]) for r in rows])
+        lat = np.array([float(r["lat"]) for r in rows])
+        sog = np.array([float(r["speed"]) for r in rows])
+        cog = np.array([float(r["course"]) for r in rows])
+        ts = np.array([float(r["timestamp"]) for r in rows])
+        ok = (lon <= 180.0) & (lat <= 90.0)
+        moving = ok & (sog < 102.2) & (cog < 360.0)
+        d_m = np.where(moving, sog * 1852.0 / 3600.0 * (t_ms - ts) / 1000.0, 0.0)
+        out = {}
+        for i in np.flatnonzero(ok):
+            lo, la = geo_from_enu(
+                lon[i],
+                lat[i],
+                np.array(d_m[i] * math.sin(math.radians(cog[i]))),
+                np.array(d_m[i] * math.cos(math.radians(cog[i]))),
+            )
+            out[int(mmsi[i])] = (float(lo), float(la))
+        return out
+
+
+def _match(
+    gt_xywh: np.ndarray, det_xywh: np.ndarray, iou_min: float
+) -> list[tuple[int, int, float]]:
+    """One-to-one matches ``(gt_row, det_row, iou)`` with IoU >= ``iou_min`` (Hungarian)."""
+    if len(gt_xywh) == 0 or len(det_xywh) == 0:
+        return []
+    iou = iou_xywh(gt_xywh, det_xywh)
+    r, c = linear_sum_assignment(-iou)
+    return [
+        (int(i), int(j), float(iou[i, j]))
+        for i, j in zip(r, c, strict=True)
+        if iou[i, j] >= iou_min
+    ]
+
+
+def evaluate_clip(
+    clip: Clip,
+    detector: Detector,
+    *,
+    all_frames: bool = False,
+    iou_min: float = 0.3,
+    seconds: Sequence[int] = range(2, 11),
+    tracker: MultiObjectTracker | None = None,
+) -> dict:
+    """Detection precision/recall and geo error of a detector on a clip with ground truth.
+
+    Second ``k`` of the ground truth is the frame at ``start + k`` s, i.e. frame
+    ``k * fps - 1`` (frame ``i`` is stamped ``start + (i + 1) / fps``, as in DeepSORVF).
+
+    :param all_frames: run detector and tracker on every frame (scores still use the
+        ground-truth frames only); else only on one frame per second
+    :return: a JSON-ready dict
+    """
+    fps = clip.fps()
+    step = int(round(fps))
+    gt_frames = {k * step - 1: k for k in seconds}
+    indices = None if all_frames else sorted({k * step - 1 for k in range(1, max(seconds) + 1)})
+    if tracker is None:
+        tracker = MultiObjectTracker(
+            n_init=2 if not all_frames else 3, max_misses=3 if not all_frames else 25
+        )
+    tp = n_gt = n_det = 0
+    geo_err: dict[int, list[float]] = {}
+    brg_err: list[float] = []
+    unlabelled: list[dict] = []
+    detections_out: list[dict] = []
+    cam: CameraModel | None = None
+    t_cpu = 0.0
+    n_run = 0
+    for i, frame in clip.frames(indices):
+        h, w = frame.shape[:2]
+        if cam is None:
+            cam = CameraModel.from_fvessel_params(
+                clip.params, w, h, clip.gt_sensor[0], clip.gt_sensor[1]
+            )
+            det_name = _first(clip.root, "*_gt_detection.txt")
+            if det_name is None:
+                raise ConfigError(f"no *_gt_detection.txt in {clip.root}")
+            gt_det = clip.ground_truth(det_name, w, h)
+            fus_name = _first(clip.root, "*_gt_fusion.txt")
+            gt_fus = clip.ground_truth(fus_name, w, h) if fus_name else {}
+        t0 = time.process_time()
+        dets = detector.detect(frame)
+        t_ms = clip.start_t_ms + int(round((i + 1) * 1000.0 / fps))
+        ids = tracker.update(dets.boxes_xywh, dets.scores, t_ms / 1000.0)
+        t_cpu += time.process_time() - t0
+        n_run += 1
+        if i not in gt_frames:
+            continue
+        k = gt_frames[i]
+        g = gt_det.get(k, np.zeros((0, 5)))
+        boxes = dets.boxes_xywh
+        geo = cam.pixel_to_geo(boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3])
+        matches = _match(g[:, 1:5], boxes, iou_min)
+        tp += len(matches)
+        n_gt += len(g)
+        n_det += len(boxes)
+        matched_det = {j for _, j, _ in matches}
+        ais = clip.ais_at(clip.start_t_ms + k * 1000)
+        fus = gt_fus.get(k, np.zeros((0, 5)))
+        for gi, j, iou in matches:
+            # which AIS vessel this ground-truth box is (same box in the fusion file)
+            same = np.flatnonzero(np.all(np.abs(fus[:, 1:5] - g[gi, 1:5]) < 1e-6, axis=1))
+            mmsi = int(fus[same[0], 0]) if len(same) else None
+            err = b_err = ais_range = None
+            if mmsi in ais:
+                lon_a, lat_a = (np.array(v) for v in ais[mmsi])
+                e_a, n_a = enu_from_geo(cam.lon_deg, cam.lat_deg, lon_a, lat_a)
+                ais_range = float(np.hypot(e_a, n_a))
+                ais_brg = math.degrees(math.atan2(float(e_a), float(n_a)))
+                b_err = (float(geo.bearing_deg[j]) - ais_brg + 180.0) % 360.0 - 180.0
+                brg_err.append(abs(b_err))
+                if geo.hits_sea[j]:
+                    e, n = enu_from_geo(geo.lon_deg[j], geo.lat_deg[j], lon_a, lat_a)
+                    err = float(np.hypot(e, n))
+                    geo_err.setdefault(mmsi, []).append(err)
+            detections_out.append(
+                {
+                    "second": k,
+                    "mmsi": mmsi,
+                    "iou": round(iou, 3),
+                    "box_px": [round(v, 1) for v in boxes[j].tolist()],
+                    "score": round(float(dets.scores[j]), 3),
+                    "track_id": int(ids[j]),
+                    "range_m": _round(geo.range_m[j]),
+                    "range_sigma_m": _round(geo.range_sigma_m[j]),
+                    "bearing_deg": _round(geo.bearing_deg[j], 2),
+                    "geo_error_m": None if err is None else round(err, 1),
+                    "ais_range_m": None if ais_range is None else round(ais_range, 1),
+                    "bearing_error_deg": None if b_err is None else round(b_err, 2),
+                }
+            )
+        for j in range(len(boxes)):
+            if j in matched_det:
+                continue
+            unlabelled.append(
+                {
+                    "second": k,
+                    "frame": i,
+                    "box_px": [round(v, 1) for v in boxes[j].tolist()],
+                    "score": round(float(dets.scores[j]), 3),
+                    "cls": str(dets.class_names[j]),
+                    "track_id": int(ids[j]),
+                    "bearing_deg": _round(geo.bearing_deg[j], 2),
+                    "range_m": _round(geo.range_m[j]),
+                    "beyond_horizon": not bool(geo.hits_sea[j]),
+                }
+            )
+    all_err = [e for v in geo_err.values() for e in v]
+    return {
+        "clip": str(clip.root),
+        "frames": "all" if all_frames else "one per second",
+        "frames_run": n_run,
+        "seconds": list(seconds),
+        "iou_min": iou_min,
+        "gt_boxes": n_gt,
+        "detections": n_det,
+        "true_positives": tp,
+        "precision": round(tp / n_det, 4) if n_det else None,
+        "recall": round(tp / n_gt, 4) if n_gt else None,
+        "geo_error_median_m": round(float(np.median(all_err)), 1) if all_err else None,
+        "geo_error_median_m_by_mmsi": {
+            str(m): round(float(np.median(v)), 1) for m, v in sorted(geo_err.items())
+        },
+        "bearing_error_median_deg": round(float(np.median(brg_err)), 2) if brg_err else None,
+        "cpu_ms_per_frame": round(1000.0 * t_cpu / max(n_run, 1), 1),
+        "matched": detections_out,
+        "unlabelled": unlabelled,
+    }
+
+
+def _round(x: float, nd: int = 1) -> float | None:
+    return round(float(x), nd) if math.isfinite(float(x)) else None
+
+
+def _first(root: Path, pattern: str) -> str | None:
+    found = sorted(root.glob(pattern))
+    return found[0].name if found else None
+
+
+# --------------------------------------------------------------------------- benchmark
+def bench_clip(clip: Clip, model_dir: Path | None, *, n_frames: int = 50, **dnn_kwargs) -> dict:
+    """Frames per second per core of the detectors and of the whole analyser on a clip.
+
+    Threads are fixed to one (``cv2.setNumThreads(1)``); CPU time of this process is
+    measured, so other load on the machine does not inflate the figures.
+    """
+    cv2.setNumThreads(1)
+    frames = [f for _, f in clip.frames(range(n_frames))]
+    h, w = frames[0].shape[:2]
+    cam = CameraModel.from_fvessel_params(clip.params, w, h, *clip.gt_sensor)
+    out: dict[str, object] = {"frames": len(frames), "image": [w, h], "threads": 1}
+
+    def timed(fn) -> tuple[float, float]:
+        fn(frames[0])  # warm up
+        c0, w0 = time.process_time(), time.perf_counter()
+        for f in frames:
+            fn(f)
+        return (time.process_time() - c0) / len(frames), (time.perf_counter() - w0) / len(frames)
+
+    detectors: dict[str, Detector] = {"motion": MotionDetector.for_camera(cam, warmup_frames=1)}
+    if model_dir is not None:
+        detectors["dnn"] = DnnDetector.from_dir(model_dir, **dnn_kwargs)
+    for name, det in detectors.items():
+        cpu, wall = timed(det.detect)
+        out[f"{name}_cpu_ms_per_frame"] = round(1000 * cpu, 2)
+        out[f"{name}_wall_ms_per_frame"] = round(1000 * wall, 2)
+        out[f"{name}_fps_per_core"] = round(1.0 / cpu, 1)
+        out[f"{name}_cameras_at_5fps_per_core"] = int(1.0 / cpu // 5)
+    primary = detectors.get("dnn", detectors["motion"])
+    analyser = FrameAnalyser("bench", cam, primary, MultiObjectTracker(), None)
+    t = [clip.start_t_ms]
+
+    def analyse(f: np.ndarray) -> None:
+        t[0] += 200
+        analyser.analyse(f, t[0])
+
+    cpu, wall = timed(analyse)
+    out["analyser_detector"] = "dnn" if "dnn" in detectors else "motion"
+    out["analyser_cpu_ms_per_frame"] = round(1000 * cpu, 2)
+    out["analyser_fps_per_core"] = round(1.0 / cpu, 1)
+    out["cameras_at_5fps_per_core"] = int(1.0 / cpu // 5)
+    out["capture_to_topic_p95_ms"] = None
+    return out
+
+
+# --------------------------------------------------------------------------- CLI
+def _shared_dir() -> Path:
+    return Path(os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _group(
+    sub: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse._SubParsersAction:
+    """The sub-command group ``name`` (``eval``, ``bench``), created once and shared."""
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_text)
+        # not required: another module may give the group options of its own
+        parser.set_defaults(func=lambda _args: parser.print_help() or 2)
+        return parser.add_subparsers(dest=f"{name}_what", required=False, metavar="WHAT")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_what", required=False, metavar="WHAT")
+
+
+def _parse_tiles(text: str | None) -> tuple[tuple[float, float, float, float], ...]:
+    if not text:
+        return ((0.0, 0.0, 1.0, 1.0),)
+    tiles = []
+    for part in text.split(";"):
+        vals = [float(v) for v in part.split(",")]
+        if len(vals) != 4:
+            raise ConfigError(f"a tile is x,y,w,h fractions, got {part!r}")
+        tiles.append(tuple(vals))
+    return tuple(tiles)
+
+
+def _detector_from_args(args: argparse.Namespace, cam: CameraModel | None = None) -> Detector:
+    if args.model_dir and str(args.model_dir).lower() != "none":
+        return DnnDetector.from_dir(
+            args.model_dir,
+            args.model_name,
+            input_size=args.input_size,
+            conf=args.conf,
+            tiles=_parse_tiles(args.tiles),
+        )
+    if cam is None:
+        return MotionDetector()
+    return MotionDetector.for_camera(cam)
+
+
+def _add_detector_args(p: argparse.ArgumentParser, shared: Path) -> None:
+    default_model = shared / "models" / "yolo-fastest-1.1"
+    p.add_argument("--clip", type=Path, default=shared / "data" / "video" / "clip-01")
+    p.add_argument(
+        "--model-dir",
+        default=str(default_model),
+        help="Darknet model folder; 'none' uses the motion detector",
+    )
+    p.add_argument("--model-name", default="yolo-fastest-1.1-xl")
+    p.add_argument("--input-size", type=int, default=416, help="network input, pixels")
+    p.add_argument("--conf", type=float, default=0.25, help="minimum detection confidence")
+    p.add_argument(
+        "--tiles",
+        default=None,
+        help="regions as 'x,y,w,h;...' fractions of the frame (default: whole frame)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    clip = Clip(args.clip)
+    cam = None
+    if str(args.model_dir).lower() == "none":
+        _, frame = next(clip.frames([0]))
+        cam = CameraModel.from_fvessel_params(clip.params, frame.shape[1], frame.shape[0])
+    detector = _detector_from_args(args, cam)
+    res = evaluate_clip(clip, detector, all_frames=args.all_frames, iou_min=args.iou)
+    res["detector"] = {
+        "kind": type(detector).__name__,
+        "model": None if cam is not None else args.model_name,
+        "input_size": args.input_size,
+        "conf": args.conf,
+        "tiles": [list(t) for t in _parse_tiles(args.tiles)],
+    }
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"clip {res['clip']}  ({res['frames']}, {res['frames_run']} frames run)")
+    print(f"detector {res['detector']}")
+    print(
+        f"precision {res['precision']}  recall {res['recall']}  "
+        f"(IoU>={res['iou_min']}, {res['true_positives']}/{res['gt_boxes']} GT boxes, "
+        f"{res['detections']} detections)"
+    )
+    print(
+        f"geo_error_median_m {res['geo_error_median_m']}  by MMSI {res['geo_error_median_m_by_mmsi']}"
+    )
+    print("unlabelled detections (check by eye):")
+    for u in res["unlabelled"]:
+        print(
+            f"  s={u['second']:>2} frame={u['frame']:>3} box={u['box_px']} score={u['score']} "
+            f"bearing={u['bearing_deg']} range_m={u['range_m']}"
+        )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    clip = Clip(args.clip)
+    model_dir = None if str(args.model_dir).lower() == "none" else Path(args.model_dir)
+    res = bench_clip(
+        clip,
+        model_dir,
+        n_frames=args.frames,
+        name=args.model_name,
+        input_size=args.input_size,
+        conf=args.conf,
+        tiles=_parse_tiles(args.tiles),
+    )
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``eval camera`` and ``bench camera``."""
+    shared = _shared_dir()
+    ev = _group(sub, "eval", "evaluate a component on real recorded data").add_parser(
+        "camera", help="detector + tracker on a real clip against its ground truth"
+    )
+    _add_detector_args(ev, shared)
+    ev.add_argument(
+        "--all-frames", action="store_true", help="run on every frame (default: one per second)"
+    )
+    ev.add_argument("--iou", type=float, default=0.3, help="IoU for a true positive")
+    ev.set_defaults(func=_cmd_eval)
+    be = _group(sub, "bench", "measure throughput").add_parser(
+        "camera", help="frames/s per core of the camera detectors and analyser"
+    )
+    _add_detector_args(be, shared)
+    be.add_argument("--frames", type=int, default=50, help="frames to time")
+    be.set_defaults(func=_cmd_bench)
