@@ -25,7 +25,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.evaluate",
     "pipeline.ais",
     "pipeline.vision",
-    "pipeline.vision",
     "connectors.onvif",
     "connectors.camera",
 )
