@@ -1,0 +1,738 @@
+"""The camera ingest runner: every camera of a site, concurrently, to the camera topics.
+
+For each camera, one asyncio task (:class:`CameraWorker`) runs:
+
+- an RTSP (or file) :class:`~connectors.rtsp.FrameReader` thread that keeps only
+  the newest frame;
+- analysis of the newest frame, at most ``max_fps`` per second, by the camera's
+  :class:`pipeline.vision.FrameAnalyser` in a thread pool (so the event loop stays
+  responsive), published as :class:`~schemas.records.CameraFrame` on
+  ``camera.detection`` keyed by camera id;
+- when the camera has an ``onvif`` section: the clock offset
+  (``GetSystemDateAndTime``), analytics events from a PullPoint subscription to
+  ``camera.event``, and, with a ``ptz`` calibration, the PTZ position every
+  ``ptz_interval_s`` turned into the pose the analyser uses
+  (``CameraModel.with_pose``);
+- status records (online / offline with reason / degraded, fps, last frame time,
+  clock offset) to ``camera.status``, and dead letters for corrupt frames.
+
+A camera that is misconfigured, unreachable or broken reports so on the status
+topic and retries; it never stops the others.
+
+Records go to a *sink*, ``async def sink(topic, key, record) -> None``; the
+Kafka sink waits for the broker's acknowledgement (acks=all), so the measured
+latency (frame capture wall time to record acknowledged) is end to end.
+:func:`measure_ingest` runs cameras for a while and returns those figures; it is
+what ``shorewatch bench camera-ingest`` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import msgspec.structs
+import numpy as np
+
+from connectors.onvif import OnvifClient, ptz_pose
+from connectors.rtsp import Backoff, Frame, FrameReader, wall_ms
+from pipeline import topics
+from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
+from pipeline.topics import TopicSpec
+from schemas import records
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CameraIngest",
+    "CameraWorker",
+    "LatencyStats",
+    "Sink",
+    "measure_ingest",
+    "parse_overrides",
+]
+
+Sink = Callable[[TopicSpec, str, msgspec.Struct], Awaitable[None]]
+"""``async def sink(topic, key, record) -> None``: hands one record to the bus."""
+
+
+class Analyser(Protocol):
+    def analyse(self, frame_bgr: np.ndarray, t_ms: int, *, model: Any = None) -> records.CameraFrame: ...
+
+
+AnalyserFactory = Callable[[Any], Analyser]
+"""Builds the analyser of one camera from its :class:`pipeline.site.CameraConfig`."""
+
+
+class LatencyStats:
+    """Capture-to-topic latencies, ms, kept in a bounded window.
+
+    :param window: most recent samples kept
+    """
+
+    def __init__(self, window: int = 10_000):
+        self.window = window
+        self._ms: list[float] = []
+        self.count = 0
+
+    def add(self, ms: float) -> None:
+        self._ms.append(ms)
+        self.count += 1
+        if len(self._ms) > self.window:
+            del self._ms[: len(self._ms) - self.window]
+
+    def percentile_ms(self, q: float) -> float | None:
+        """The ``q``-th percentile (0..100) of the window, ms; ``None`` when empty."""
+        if not self._ms:
+            return None
+        return float(np.percentile(np.asarray(self._ms), q))
+
+    def summary(self) -> dict[str, float | int | None]:
+        r = (lambda v: None if v is None else round(v, 1))
+        return {
+            "n": self.count,
+            "p50_ms": r(self.percentile_ms(50)),
+            "p95_ms": r(self.percentile_ms(95)),
+            "max_ms": r(max(self._ms) if self._ms else None),
+        }
+
+
+@dataclass
+class CameraCounters:
+    """What happened to one camera's frames."""
+
+    frames_published: int = 0
+    frames_skipped: int = 0
+    frame_errors: int = 0
+    analysis_errors: int = 0
+    events_published: int = 0
+    ptz_updates: int = 0
+    onvif_errors: int = 0
+    last_error: str | None = None
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _dead_letter(camera_id: str, stage: str, reason: str, detail: str, raw: bytes = b"") -> records.DeadLetter:
+    return records.DeadLetter(
+        source=f"camera:{camera_id}",
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        raw_b64=base64.b64encode(raw).decode("ascii"),
+        rx_t_ms=wall_ms(),
+    )
+
+
+class CameraWorker:
+    """Runs one camera until cancelled.
+
+    :param camera: the camera's :class:`pipeline.site.CameraConfig`
+    :param sink: where records go
+    :param analyser_factory: builds the camera's analyser
+    :param executor: thread pool for analysis
+    :param source: video source overriding ``camera.rtsp_url`` (URL or local file)
+    :param max_fps: most frames analysed per second
+    :param latency: shared latency statistics (a per-camera one is kept too)
+    :param reader_kwargs: extra arguments of :class:`FrameReader` (timeouts, backoff)
+    :param onvif_timeout_s: limit of each ONVIF call, s
+    :param ptz_interval_s: period of PTZ position reads, s
+    """
+
+    def __init__(
+        self,
+        camera: Any,
+        sink: Sink,
+        analyser_factory: AnalyserFactory,
+        executor: ThreadPoolExecutor,
+        *,
+        source: str | None = None,
+        max_fps: float = 5.0,
+        latency: LatencyStats | None = None,
+        reader_kwargs: dict[str, Any] | None = None,
+        onvif_timeout_s: float = 10.0,
+        ptz_interval_s: float = 10.0,
+        event_pull_timeout_s: float = 2.0,
+    ):
+        self.camera = camera
+        self.camera_id = str(camera.id)
+        self.sink = sink
+        self.analyser_factory = analyser_factory
+        self.executor = executor
+        self.source = source or getattr(camera, "rtsp_url", None)
+        self.max_fps = max_fps
+        self.latency = latency or LatencyStats()
+        self.own_latency = LatencyStats()
+        self.reader_kwargs = reader_kwargs or {}
+        self.onvif_timeout_s = onvif_timeout_s
+        self.ptz_interval_s = ptz_interval_s
+        self.event_pull_timeout_s = event_pull_timeout_s
+        self.counters = CameraCounters()
+        self.reader: FrameReader | None = None
+        self.clock_offset_ms: int | None = None
+        self.pose_model: Any = None
+        self.last_status: records.CameraStatus | None = None
+        self._onvif: OnvifClient | None = None
+        self._records: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
+        self._frame_ready = asyncio.Event()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _send(self, topic: TopicSpec, record: msgspec.Struct) -> None:
+        key = getattr(record, "source", None) if topic is topics.DEADLETTER else self.camera_id
+        try:
+            await self.sink(topic, key or self.camera_id, record)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a sink failure is logged, the camera keeps going
+            log.exception("camera %s: sink failed for %s", self.camera_id, topic.name)
+
+    async def _status(self, status: str, reason: str | None) -> None:
+        r = self.reader
+        record = records.CameraStatus(
+            camera_id=self.camera_id,
+            t_ms=wall_ms(),
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            fps=None if r is None or r.fps is None else round(r.fps, 2),
+            last_frame_t_ms=None if r is None else r.last_frame_t_ms,
+            clock_offset_ms=self.clock_offset_ms,
+        )
+        self.last_status = record
+        await self._send(topics.CAMERA_STATUS, record)
+
+    async def _forward_reader_records(self) -> None:
+        """Status and dead letters from the reader thread to the sink, in order."""
+        while True:
+            record = await self._records.get()
+            if isinstance(record, records.CameraStatus):
+                record = msgspec.structs.replace(record, clock_offset_ms=self.clock_offset_ms)
+                self.last_status = record
+                await self._send(topics.CAMERA_STATUS, record)
+            elif isinstance(record, records.DeadLetter):
+                self.counters.frame_errors += 1
+                self.counters.by_reason[record.reason] = self.counters.by_reason.get(record.reason, 0) + 1
+                await self._send(topics.DEADLETTER, record)
+
+    # -- main -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled. Never raises for camera problems: they become status records."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except ConfigError as exc:
+            self.counters.last_error = str(exc)
+            await self._status("offline", f"config: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one camera's bug must not stop the others
+            log.exception("camera %s: worker failed", self.camera_id)
+            self.counters.last_error = repr(exc)
+            await self._status("offline", f"internal_error: {exc!r}")
+
+    async def _run(self) -> None:
+        onvif_cfg = getattr(self.camera, "onvif", None)
+        if not self.source and onvif_cfg is None:
+            raise ConfigError(
+                f"camera {self.camera_id}: no rtsp_url, no onvif section and no --camera override"
+            )
+        analyser = self.analyser_factory(self.camera)
+        try:
+            self.pose_model = self.camera.model()
+        except Exception:  # noqa: BLE001 - the analyser has its own model; PTZ needs this one
+            self.pose_model = None
+        tasks: list[asyncio.Task] = [asyncio.create_task(self._forward_reader_records())]
+        try:
+            if onvif_cfg is not None:
+                tasks.append(asyncio.create_task(self._onvif_loop()))
+                if not self.source:
+                    self.source = await self._wait_stream_uri()
+            await self._frames(analyser)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Flush what the reader reported last (its final "stopped" status).
+            while not self._records.empty():
+                record = self._records.get_nowait()
+                topic = topics.CAMERA_STATUS if isinstance(record, records.CameraStatus) else topics.DEADLETTER
+                await asyncio.shield(self._send(topic, record))
+
+    async def _frames(self, analyser: Analyser) -> None:
+        loop = asyncio.get_running_loop()
+
+        def report(record: msgspec.Struct) -> None:
+            loop.call_soon_threadsafe(self._records.put_nowait, record)
+
+        def on_frame(_frame: Frame) -> None:
+            loop.call_soon_threadsafe(self._frame_ready.set)
+
+        assert self.source is not None
+        reader = FrameReader(self.camera_id, self.source, report, on_frame=on_frame, **self.reader_kwargs)
+        self.reader = reader
+        reader.start()
+        period_s = 1.0 / self.max_fps if self.max_fps and self.max_fps > 0 else 0.0
+        next_due = time.monotonic()
+        last_seq = -1
+        try:
+            while True:
+                await self._frame_ready.wait()
+                self._frame_ready.clear()
+                now = time.monotonic()
+                if now < next_due:
+                    await asyncio.sleep(next_due - now)
+                frame = reader.latest()  # the newest, after any wait
+                if frame is None or frame.seq <= last_seq:
+                    continue
+                if last_seq >= 0:
+                    self.counters.frames_skipped += frame.seq - last_seq - 1
+                last_seq = frame.seq
+                next_due = max(next_due + period_s, time.monotonic()) if period_s else 0.0
+                await self._analyse_and_publish(analyser, frame)
+        finally:
+            await asyncio.to_thread(reader.stop)
+
+    async def _analyse_and_publish(self, analyser: Analyser, frame: Frame) -> None:
+        loop = asyncio.get_running_loop()
+        model = self.pose_model if self.counters.ptz_updates else None
+
+        def work() -> records.CameraFrame:
+            if model is not None:
+                return analyser.analyse(frame.image_bgr, frame.capture_t_ms, model=model)
+            return analyser.analyse(frame.image_bgr, frame.capture_t_ms)
+
+        try:
+            record = await loop.run_in_executor(self.executor, work)
+        except FrameError as exc:
+            self.counters.frame_errors += 1
+            self.counters.by_reason[exc.reason] = self.counters.by_reason.get(exc.reason, 0) + 1
+            await self._send(
+                topics.DEADLETTER,
+                _dead_letter(self.camera_id, "camera.frame", exc.reason, exc.detail,
+                             frame.image_bgr.tobytes()[:4096]),
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the camera
+            self.counters.analysis_errors += 1
+            self.counters.last_error = repr(exc)
+            log.warning("camera %s: analysis failed: %r", self.camera_id, exc)
+            await self._send(
+                topics.DEADLETTER,
+                _dead_letter(self.camera_id, "camera.analyse", type(exc).__name__, str(exc)),
+            )
+            return
+        await self._send(topics.CAMERA_DETECTION, record)
+        latency_ms = wall_ms() - frame.capture_t_ms
+        self.latency.add(latency_ms)
+        self.own_latency.add(latency_ms)
+        self.counters.frames_published += 1
+
+    # -- ONVIF ----------------------------------------------------------------------
+
+    async def _connect_onvif(self) -> OnvifClient:
+        client = OnvifClient.for_camera(self.camera, timeout_s=self.onvif_timeout_s)
+        await client.connect()
+        self.clock_offset_ms = client.clock_offset_ms
+        return client
+
+    async def _wait_stream_uri(self) -> str:
+        """The RTSP URI from ONVIF (the ONVIF loop connects; this waits for it)."""
+        while True:
+            client = self._onvif
+            if client is not None:
+                try:
+                    return await client.stream_uri()
+                except CameraError as exc:
+                    await self._status("offline", f"onvif: no stream uri: {exc}")
+            await asyncio.sleep(1.0)
+
+    async def _onvif_loop(self) -> None:
+        """Connect, then run events and PTZ; on failure report and reconnect with backoff."""
+        backoff = Backoff(base_s=1.0, cap_s=60.0)
+        while True:
+            try:
+                client = await self._connect_onvif()
+            except ConfigError as exc:
+                await self._status(self.reader.status if self.reader else "offline", f"config: {exc}")
+                return
+            except CameraError as exc:
+                self.counters.onvif_errors += 1
+                await self._onvif_problem(exc)
+                if isinstance(exc, CameraAuthError):
+                    await asyncio.sleep(max(backoff.next_delay_s(), 30.0))
+                else:
+                    await asyncio.sleep(backoff.next_delay_s())
+                continue
+            self._onvif = client
+            backoff.reset()
+            try:
+                jobs = [self._events(client)]
+                if getattr(self.camera, "ptz", None) is not None:
+                    jobs.append(self._ptz(client))
+                await asyncio.gather(*jobs)
+            except CameraError as exc:
+                self.counters.onvif_errors += 1
+                await self._onvif_problem(exc)
+                await asyncio.sleep(backoff.next_delay_s())
+            finally:
+                self._onvif = None
+                await client.close()
+
+    async def _onvif_problem(self, exc: CameraError) -> None:
+        self.counters.last_error = str(exc)
+        log.warning("camera %s: onvif: %s", self.camera_id, exc)
+        video = self.reader.status if self.reader is not None else "offline"
+        status = "degraded" if video == "online" else video
+        kind = "auth" if isinstance(exc, CameraAuthError) else "onvif"
+        await self._status(status, f"{kind}: {exc}")
+
+    async def _events(self, client: OnvifClient) -> None:
+        sub = client.subscription(pull_timeout_s=self.event_pull_timeout_s)
+        async for event in sub.events():
+            self.counters.events_published += 1
+            await self._send(topics.CAMERA_EVENT, event)
+
+    async def _ptz(self, client: OnvifClient) -> None:
+        while True:
+            position = await client.ptz_status()
+            pose = ptz_pose(self.camera, position)
+            if self.pose_model is not None:
+                self.pose_model = self.pose_model.with_pose(
+                    heading_deg=pose.heading_deg, tilt_deg=pose.tilt_deg, hfov_deg=pose.hfov_deg
+                )
+            self.counters.ptz_updates += 1
+            await asyncio.sleep(self.ptz_interval_s)
+
+
+class CameraIngest:
+    """All cameras of a site, each in its own :class:`CameraWorker` task.
+
+    :param cameras: :class:`pipeline.site.CameraConfig` objects
+    :param sink: where records go
+    :param analyser_factory: builds one camera's analyser
+    :param overrides: camera id -> video source replacing its ``rtsp_url``
+    :param analysis_threads: size of the analysis thread pool (default: CPU count)
+    :param worker_kwargs: passed to every :class:`CameraWorker`
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[Any],
+        sink: Sink,
+        analyser_factory: AnalyserFactory,
+        *,
+        overrides: dict[str, str] | None = None,
+        max_fps: float = 5.0,
+        analysis_threads: int | None = None,
+        **worker_kwargs: Any,
+    ):
+        overrides = dict(overrides or {})
+        known = {str(c.id) for c in cameras}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"--camera names unknown camera ids {unknown}; known: {sorted(known)}")
+        self.executor = ThreadPoolExecutor(
+            max_workers=analysis_threads or os.cpu_count() or 2, thread_name_prefix="analyse"
+        )
+        self.latency = LatencyStats()
+        self.workers = [
+            CameraWorker(
+                cam, sink, analyser_factory, self.executor,
+                source=overrides.get(str(cam.id)), max_fps=max_fps, latency=self.latency,
+                **worker_kwargs,
+            )
+            for cam in cameras
+        ]
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run every camera until ``stop`` is set (or the task is cancelled)."""
+        tasks = [asyncio.create_task(w.run(), name=f"camera-{w.camera_id}") for w in self.workers]
+        try:
+            if stop is None:
+                await asyncio.gather(*tasks)
+            else:
+                await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def stats(self) -> dict[str, Any]:
+        """Latency and per-camera counters."""
+        return {
+            "latency": self.latency.summary(),
+            "cameras": {
+                w.camera_id: {
+                    **{k: v for k, v in vars(w.counters).items()},
+                    "status": None if w.last_status is None else w.last_status.status,
+                    "reason": None if w.last_status is None else w.last_status.reason,
+                    "fps_in": None if w.reader is None or w.reader.fps is None else round(w.reader.fps, 2),
+                    "latency": w.own_latency.summary(),
+                }
+                for w in self.workers
+            },
+        }
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def analyser_factory(
+    model_dir: str | os.PathLike[str] | None,
+    *,
+    model_name: str = "yolo-fastest-1.1-xl",
+    evidence_dir: str | os.PathLike[str] | None = None,
+    **dnn_kwargs: Any,
+) -> AnalyserFactory:
+    """The production analyser: DNN detector when ``model_dir`` is set, else motion on water.
+
+    Each camera gets its own detector (an OpenCV ``dnn`` network is not shared across
+    threads) and tracker.
+    """
+
+    def make(camera: Any) -> Analyser:
+        from pipeline.vision import DirectoryEvidenceStore, DnnDetector, FrameAnalyser, MotionDetector
+
+        model = camera.model()
+        if model_dir is not None:
+            detector = DnnDetector.from_dir(model_dir, model_name, **dnn_kwargs)
+        else:
+            detector = MotionDetector.for_camera(model, water_mask=getattr(camera, "water_mask", None))
+        store = DirectoryEvidenceStore(evidence_dir) if evidence_dir else None
+        return FrameAnalyser(str(camera.id), model, detector, evidence_store=store)
+
+    return make
+
+
+def kafka_sink(producer: Any) -> Sink:
+    """A sink over :class:`connectors.kafka.RecordProducer` that waits for the acknowledgement."""
+
+    async def sink(topic: TopicSpec, key: str, record: msgspec.Struct) -> None:
+        await producer.send_and_wait(topic, key, record)
+
+    return sink
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``["CAM=URL_OR_FILE", ...]`` -> ``{CAM: URL_OR_FILE}``.
+
+    :raises ConfigError: for an item without ``=``, or a missing local file
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        cam, sep, src = item.partition("=")
+        if not sep or not cam or not src:
+            raise ConfigError(f"--camera expects CAM_ID=URL_OR_FILE, got {item!r}")
+        if "://" not in src and not Path(src).is_file():
+            raise ConfigError(f"--camera {cam}: no such file {src!r}")
+        out[cam.strip()] = src.strip()
+    return out
+
+
+async def measure_ingest(
+    cameras: Sequence[Any],
+    analyser_factory: AnalyserFactory,
+    *,
+    duration_s: float = 10.0,
+    max_fps: float = 5.0,
+    overrides: dict[str, str] | None = None,
+    sink: Sink | None = None,
+    analysis_threads: int | None = None,
+    warmup_s: float = 2.0,
+) -> dict[str, Any]:
+    """Run cameras for ``duration_s`` and return capture-to-topic latency and throughput.
+
+    Latency samples of the first ``warmup_s`` (stream start, model load) are dropped.
+
+    :param sink: where records go (default: a sink that only counts, i.e. the latency
+        of capture + analysis; pass a Kafka sink to include the broker acknowledgement)
+    :returns: ``{"cameras", "duration_s", "max_fps", "frames", "fps_per_camera",
+        "latency_p50_ms", "latency_p95_ms", "frame_errors", "per_camera"}``
+    """
+
+    async def null_sink(topic: TopicSpec, key: str, record: msgspec.Struct) -> None:
+        return None
+
+    ingest = CameraIngest(
+        cameras, sink or null_sink, analyser_factory, overrides=overrides,
+        max_fps=max_fps, analysis_threads=analysis_threads,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(ingest.run(stop))
+    await asyncio.sleep(warmup_s)
+    ingest.latency = LatencyStats()
+    published0 = {w.camera_id: w.counters.frames_published for w in ingest.workers}
+    for w in ingest.workers:
+        w.latency = ingest.latency
+        w.own_latency = LatencyStats()
+    t0 = time.monotonic()
+    await asyncio.sleep(duration_s)
+    elapsed = time.monotonic() - t0
+    stats = ingest.stats()
+    stop.set()
+    await runner
+    frames = sum(w.counters.frames_published - published0[w.camera_id] for w in ingest.workers)
+    return {
+        "cameras": len(ingest.workers),
+        "duration_s": round(elapsed, 2),
+        "max_fps": max_fps,
+        "frames": frames,
+        "fps_per_camera": round(frames / elapsed / max(1, len(ingest.workers)), 2),
+        "latency_p50_ms": stats["latency"]["p50_ms"],
+        "latency_p95_ms": stats["latency"]["p95_ms"],
+        "frame_errors": sum(w.counters.frame_errors for w in ingest.workers),
+        "per_camera": stats["cameras"],
+    }
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def _factory_from_args(args: argparse.Namespace) -> AnalyserFactory:
+    model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
+    return analyser_factory(
+        model_dir, model_name=args.model_name, evidence_dir=getattr(args, "evidence_dir", None)
+    )
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from connectors.kafka import RecordProducer
+    from pipeline.site import load_site
+
+    site = load_site(args.site)
+    overrides = parse_overrides(args.camera)
+    factory = _factory_from_args(args)
+
+    async def main() -> None:
+        async with RecordProducer(client_id="shorewatch-camera-ingest") as producer:
+            ingest = CameraIngest(site.cameras, kafka_sink(producer), factory,
+                                  overrides=overrides, max_fps=args.max_fps)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(ingest.run(stop))
+            try:
+                while not runner.done():
+                    await asyncio.wait([runner], timeout=args.stats_interval_s)
+                    if not runner.done():
+                        log.info("camera ingest: %s", json.dumps(ingest.stats()["latency"]))
+            finally:
+                stop.set()
+                await runner
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    clip = Path(args.source)
+    if "://" not in args.source and not clip.is_file():
+        raise ConfigError(f"bench source not found: {args.source}")
+    cams = [_BenchCamera(f"bench-{i:02d}") for i in range(args.cameras)]
+    factory = _factory_from_args(args)
+    result = asyncio.run(
+        measure_ingest(
+            cams, factory, duration_s=args.duration_s, max_fps=args.max_fps,
+            overrides={c.id: args.source for c in cams}, analysis_threads=args.threads,
+        )
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            if k != "per_camera":
+                print(f"{k}: {v}")
+    return 0
+
+
+@dataclass
+class _BenchCamera:
+    """A camera for the bench: the clip-01 geometry (888×500, 60° field of view)."""
+
+    id: str
+    lat: float = 30.5
+    lon: float = 114.3
+    height_m: float = 20.0
+    heading_deg: float = 0.0
+    tilt_deg: float = 3.0
+    hfov_deg: float = 60.0
+    image_width: int = 888
+    image_height: int = 500
+    rtsp_url: str | None = None
+    onvif: Any = None
+    ptz: Any = None
+    water_mask: Any = None
+
+    @property
+    def effective_hfov_deg(self) -> float:
+        return self.hfov_deg
+
+    def model(self) -> Any:
+        from pipeline.core.camera import CameraModel
+
+        return CameraModel.from_hfov(
+            lon_deg=self.lon, lat_deg=self.lat, height_m=self.height_m,
+            heading_deg=self.heading_deg, tilt_deg=self.tilt_deg, hfov_deg=self.hfov_deg,
+            image_width=self.image_width, image_height=self.image_height,
+        )
+
+
+def _group(sub: Any, name: str, help_text: str) -> Any:
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_text)
+        return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
+
+
+def _detector_args(p: argparse.ArgumentParser) -> None:
+    default_model = _shared_dir() / "models" / "yolo-fastest-1.1"
+    p.add_argument("--model-dir", default=str(default_model),
+                   help="Darknet model folder; 'none' uses the motion detector")
+    p.add_argument("--model-name", default="yolo-fastest-1.1-xl")
+    p.add_argument("--max-fps", type=float, default=5.0, help="most frames analysed per camera per second")
+
+
+def add_commands(sub: Any) -> None:
+    """``shorewatch ingest camera`` and ``shorewatch bench camera-ingest``."""
+    p = _group(sub, "ingest", "run a connector").add_parser(
+        "camera", help="every camera of a site -> camera detection, event and status topics"
+    )
+    p.add_argument("--site", required=True, help="site folder with cameras.yaml")
+    _detector_args(p)
+    p.add_argument("--evidence-dir", default=None, help="write frame and crop JPEGs here")
+    p.add_argument("--camera", action="append", default=[], metavar="CAM_ID=URL_OR_FILE",
+                   help="replace a camera's rtsp_url, e.g. by a local video file (repeatable)")
+    p.add_argument("--stats-interval-s", type=float, default=30.0, help="log latency this often")
+    p.set_defaults(func=_cmd_ingest)
+
+    b = _group(sub, "bench", "measure throughput").add_parser(
+        "camera-ingest", help="capture-to-topic latency of N cameras reading a clip"
+    )
+    _detector_args(b)
+    b.add_argument("--source", default=str(_shared_dir() / "data/video/clip-01/clip-01.mp4"),
+                   help="video file or rtsp:// URL every camera reads")
+    b.add_argument("--cameras", type=int, default=4)
+    b.add_argument("--duration-s", type=float, default=10.0)
+    b.add_argument("--threads", type=int, default=None, help="analysis threads (default: cores)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_cmd_bench)
