@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.app",
     "connectors.alerts",
     "connectors.kafka",
+    "pipeline.demo",
     "pipeline.site",
     "pipeline.simulate",
     "pipeline.evaluate",
