@@ -68,7 +68,9 @@ Sink = Callable[[TopicSpec, str, msgspec.Struct], Awaitable[None]]
 
 
 class Analyser(Protocol):
-    def analyse(self, frame_bgr: np.ndarray, t_ms: int, *, model: Any = None) -> records.CameraFrame: ...
+    def analyse(
+        self, frame_bgr: np.ndarray, t_ms: int, *, model: Any = None
+    ) -> records.CameraFrame: ...
 
 
 AnalyserFactory = Callable[[Any], Analyser]
@@ -99,7 +101,9 @@ class LatencyStats:
         return float(np.percentile(np.asarray(self._ms), q))
 
     def summary(self) -> dict[str, float | int | None]:
-        r = (lambda v: None if v is None else round(v, 1))
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 1)
+
         return {
             "n": self.count,
             "p50_ms": r(self.percentile_ms(50)),
@@ -123,7 +127,9 @@ class CameraCounters:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def _dead_letter(camera_id: str, stage: str, reason: str, detail: str, raw: bytes = b"") -> records.DeadLetter:
+def _dead_letter(
+    camera_id: str, stage: str, reason: str, detail: str, raw: bytes = b""
+) -> records.DeadLetter:
     return records.DeadLetter(
         source=f"camera:{camera_id}",
         stage=stage,
@@ -221,7 +227,9 @@ class CameraWorker:
                 await self._send(topics.CAMERA_STATUS, record)
             elif isinstance(record, records.DeadLetter):
                 self.counters.frame_errors += 1
-                self.counters.by_reason[record.reason] = self.counters.by_reason.get(record.reason, 0) + 1
+                self.counters.by_reason[record.reason] = (
+                    self.counters.by_reason.get(record.reason, 0) + 1
+                )
                 await self._send(topics.DEADLETTER, record)
 
     # -- main -----------------------------------------------------------------------
@@ -265,7 +273,11 @@ class CameraWorker:
             # Flush what the reader reported last (its final "stopped" status).
             while not self._records.empty():
                 record = self._records.get_nowait()
-                topic = topics.CAMERA_STATUS if isinstance(record, records.CameraStatus) else topics.DEADLETTER
+                topic = (
+                    topics.CAMERA_STATUS
+                    if isinstance(record, records.CameraStatus)
+                    else topics.DEADLETTER
+                )
                 await asyncio.shield(self._send(topic, record))
 
     async def _frames(self, analyser: Analyser) -> None:
@@ -278,7 +290,9 @@ class CameraWorker:
             loop.call_soon_threadsafe(self._frame_ready.set)
 
         assert self.source is not None
-        reader = FrameReader(self.camera_id, self.source, report, on_frame=on_frame, **self.reader_kwargs)
+        reader = FrameReader(
+            self.camera_id, self.source, report, on_frame=on_frame, **self.reader_kwargs
+        )
         self.reader = reader
         reader.start()
         period_s = 1.0 / self.max_fps if self.max_fps and self.max_fps > 0 else 0.0
@@ -318,8 +332,13 @@ class CameraWorker:
             self.counters.by_reason[exc.reason] = self.counters.by_reason.get(exc.reason, 0) + 1
             await self._send(
                 topics.DEADLETTER,
-                _dead_letter(self.camera_id, "camera.frame", exc.reason, exc.detail,
-                             frame.image_bgr.tobytes()[:4096]),
+                _dead_letter(
+                    self.camera_id,
+                    "camera.frame",
+                    exc.reason,
+                    exc.detail,
+                    frame.image_bgr.tobytes()[:4096],
+                ),
             )
             return
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the camera
@@ -363,7 +382,9 @@ class CameraWorker:
             try:
                 client = await self._connect_onvif()
             except ConfigError as exc:
-                await self._status(self.reader.status if self.reader else "offline", f"config: {exc}")
+                await self._status(
+                    self.reader.status if self.reader else "offline", f"config: {exc}"
+                )
                 return
             except CameraError as exc:
                 self.counters.onvif_errors += 1
@@ -440,15 +461,22 @@ class CameraIngest:
         known = {str(c.id) for c in cameras}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ConfigError(f"--camera names unknown camera ids {unknown}; known: {sorted(known)}")
+            raise ConfigError(
+                f"--camera names unknown camera ids {unknown}; known: {sorted(known)}"
+            )
         self.executor = ThreadPoolExecutor(
             max_workers=analysis_threads or os.cpu_count() or 2, thread_name_prefix="analyse"
         )
         self.latency = LatencyStats()
         self.workers = [
             CameraWorker(
-                cam, sink, analyser_factory, self.executor,
-                source=overrides.get(str(cam.id)), max_fps=max_fps, latency=self.latency,
+                cam,
+                sink,
+                analyser_factory,
+                self.executor,
+                source=overrides.get(str(cam.id)),
+                max_fps=max_fps,
+                latency=self.latency,
                 **worker_kwargs,
             )
             for cam in cameras
@@ -477,7 +505,9 @@ class CameraIngest:
                     **{k: v for k, v in vars(w.counters).items()},
                     "status": None if w.last_status is None else w.last_status.status,
                     "reason": None if w.last_status is None else w.last_status.reason,
-                    "fps_in": None if w.reader is None or w.reader.fps is None else round(w.reader.fps, 2),
+                    "fps_in": None
+                    if w.reader is None or w.reader.fps is None
+                    else round(w.reader.fps, 2),
                     "latency": w.own_latency.summary(),
                 }
                 for w in self.workers
@@ -502,13 +532,21 @@ def analyser_factory(
     """
 
     def make(camera: Any) -> Analyser:
-        from pipeline.vision import DirectoryEvidenceStore, DnnDetector, FrameAnalyser, MotionDetector
+        from pipeline.vision import (
+            DirectoryEvidenceStore,
+            DnnDetector,
+            FrameAnalyser,
+            MotionDetector,
+        )
 
         model = camera.model()
+        detector: Any
         if model_dir is not None:
             detector = DnnDetector.from_dir(model_dir, model_name, **dnn_kwargs)
         else:
-            detector = MotionDetector.for_camera(model, water_mask=getattr(camera, "water_mask", None))
+            detector = MotionDetector.for_camera(
+                model, water_mask=getattr(camera, "water_mask", None)
+            )
         store = DirectoryEvidenceStore(evidence_dir) if evidence_dir else None
         return FrameAnalyser(str(camera.id), model, detector, evidence_store=store)
 
@@ -565,8 +603,12 @@ async def measure_ingest(
         return None
 
     ingest = CameraIngest(
-        cameras, sink or null_sink, analyser_factory, overrides=overrides,
-        max_fps=max_fps, analysis_threads=analysis_threads,
+        cameras,
+        sink or null_sink,
+        analyser_factory,
+        overrides=overrides,
+        max_fps=max_fps,
+        analysis_threads=analysis_threads,
     )
     stop = asyncio.Event()
     runner = asyncio.create_task(ingest.run(stop))
@@ -620,8 +662,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with RecordProducer(client_id="shorewatch-camera-ingest") as producer:
-            ingest = CameraIngest(site.cameras, kafka_sink(producer), factory,
-                                  overrides=overrides, max_fps=args.max_fps)
+            ingest = CameraIngest(
+                site.cameras,
+                kafka_sink(producer),
+                factory,
+                overrides=overrides,
+                max_fps=args.max_fps,
+            )
             stop = asyncio.Event()
             runner = asyncio.create_task(ingest.run(stop))
             try:
@@ -648,8 +695,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     factory = _factory_from_args(args)
     result = asyncio.run(
         measure_ingest(
-            cams, factory, duration_s=args.duration_s, max_fps=args.max_fps,
-            overrides={c.id: args.source for c in cams}, analysis_threads=args.threads,
+            cams,
+            factory,
+            duration_s=args.duration_s,
+            max_fps=args.max_fps,
+            overrides={c.id: args.source for c in cams},
+            analysis_threads=args.threads,
         )
     )
     if args.json:
@@ -687,9 +738,14 @@ class _BenchCamera:
         from pipeline.core.camera import CameraModel
 
         return CameraModel.from_hfov(
-            lon_deg=self.lon, lat_deg=self.lat, height_m=self.height_m,
-            heading_deg=self.heading_deg, tilt_deg=self.tilt_deg, hfov_deg=self.hfov_deg,
-            image_width=self.image_width, image_height=self.image_height,
+            lon_deg=self.lon,
+            lat_deg=self.lat,
+            height_m=self.height_m,
+            heading_deg=self.heading_deg,
+            tilt_deg=self.tilt_deg,
+            hfov_deg=self.hfov_deg,
+            image_width=self.image_width,
+            image_height=self.image_height,
         )
 
 
@@ -706,10 +762,15 @@ def _group(sub: Any, name: str, help_text: str) -> Any:
 
 def _detector_args(p: argparse.ArgumentParser) -> None:
     default_model = _shared_dir() / "models" / "yolo-fastest-1.1"
-    p.add_argument("--model-dir", default=str(default_model),
-                   help="Darknet model folder; 'none' uses the motion detector")
+    p.add_argument(
+        "--model-dir",
+        default=str(default_model),
+        help="Darknet model folder; 'none' uses the motion detector",
+    )
     p.add_argument("--model-name", default="yolo-fastest-1.1-xl")
-    p.add_argument("--max-fps", type=float, default=5.0, help="most frames analysed per camera per second")
+    p.add_argument(
+        "--max-fps", type=float, default=5.0, help="most frames analysed per camera per second"
+    )
 
 
 def add_commands(sub: Any) -> None:
@@ -720,8 +781,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--site", required=True, help="site folder with cameras.yaml")
     _detector_args(p)
     p.add_argument("--evidence-dir", default=None, help="write frame and crop JPEGs here")
-    p.add_argument("--camera", action="append", default=[], metavar="CAM_ID=URL_OR_FILE",
-                   help="replace a camera's rtsp_url, e.g. by a local video file (repeatable)")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="CAM_ID=URL_OR_FILE",
+        help="replace a camera's rtsp_url, e.g. by a local video file (repeatable)",
+    )
     p.add_argument("--stats-interval-s", type=float, default=30.0, help="log latency this often")
     p.set_defaults(func=_cmd_ingest)
 
@@ -729,8 +795,11 @@ def add_commands(sub: Any) -> None:
         "camera-ingest", help="capture-to-topic latency of N cameras reading a clip"
     )
     _detector_args(b)
-    b.add_argument("--source", default=str(_shared_dir() / "data/video/clip-01/clip-01.mp4"),
-                   help="video file or rtsp:// URL every camera reads")
+    b.add_argument(
+        "--source",
+        default=str(_shared_dir() / "data/video/clip-01/clip-01.mp4"),
+        help="video file or rtsp:// URL every camera reads",
+    )
     b.add_argument("--cameras", type=int, default=4)
     b.add_argument("--duration-s", type=float, default=10.0)
     b.add_argument("--threads", type=int, default=None, help="analysis threads (default: cores)")

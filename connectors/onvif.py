@@ -160,7 +160,11 @@ def _fault_code(fault: zeep.exceptions.Fault) -> str:
     subcodes = getattr(fault, "subcodes", None) or []
     names = [getattr(q, "localname", None) or str(q) for q in subcodes]
     if names:
-        prefix = "ter:" if any("onvif.org/ver10/error" in str(getattr(q, "namespace", "")) for q in subcodes) else ""
+        prefix = (
+            "ter:"
+            if any("onvif.org/ver10/error" in str(getattr(q, "namespace", "")) for q in subcodes)
+            else ""
+        )
         return prefix + "/".join(names) if prefix else "/".join(str(n) for n in names)
     return str(fault.code or "env:Receiver")
 
@@ -308,8 +312,13 @@ class OnvifClient:
         if utc is None:
             raise OnvifFault("shorewatch:NoUTCDateTime", f"{self.where}: no UTCDateTime in answer")
         cam_t = dt.datetime(
-            utc.Date.Year, utc.Date.Month, utc.Date.Day,
-            utc.Time.Hour, utc.Time.Minute, utc.Time.Second, tzinfo=dt.UTC,
+            utc.Date.Year,
+            utc.Date.Month,
+            utc.Date.Day,
+            utc.Time.Hour,
+            utc.Time.Minute,
+            utc.Time.Second,
+            tzinfo=dt.UTC,
         ).timestamp()
         # Whole seconds: the camera read somewhere in [cam_t, cam_t + 1) at local midpoint.
         self.clock_offset_ms = round((cam_t + 0.5 - (t0 + t1) / 2) * 1000)
@@ -319,8 +328,11 @@ class OnvifClient:
         devicemgmt = await self._call(self.camera.create_devicemgmt_service(), "connect")
         info = await self._call(devicemgmt.GetDeviceInformation(), "GetDeviceInformation")
         return DeviceInfo(
-            str(info.Manufacturer or ""), str(info.Model or ""), str(info.FirmwareVersion or ""),
-            str(info.SerialNumber or ""), str(info.HardwareId or ""),
+            str(info.Manufacturer or ""),
+            str(info.Model or ""),
+            str(info.FirmwareVersion or ""),
+            str(info.SerialNumber or ""),
+            str(info.HardwareId or ""),
         )
 
     def services(self) -> dict[str, str]:
@@ -385,7 +397,9 @@ class OnvifClient:
         image = None
         for basic in (False, True):
             try:
-                image = await self._call(self.camera.get_snapshot(token, basic_auth=basic), "snapshot")
+                image = await self._call(
+                    self.camera.get_snapshot(token, basic_auth=basic), "snapshot"
+                )
             except CameraAuthError:
                 if basic:
                     raise
@@ -526,7 +540,10 @@ def parse_notification(
         if value is not None and value.lower() in ("true", "false", "1", "0"):
             state = value.lower() in ("true", "1")
             break
-    items = {**{f"source.{k}": v for k, v in source.items()}, **{f"data.{k}": v for k, v in data.items()}}
+    items = {
+        **{f"source.{k}": v for k, v in source.items()},
+        **{f"data.{k}": v for k, v in data.items()},
+    }
     if op:
         items["PropertyOperation"] = op
     return records.CameraEvent(
@@ -688,7 +705,7 @@ _PROBE = (
     'xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" '
     'xmlns:dn="http://www.onvif.org/ver10/network/wsdl">'
     "<e:Header><w:MessageID>{mid}</w:MessageID>"
-    "<w:To e:mustUnderstand=\"true\">urn:schemas-xmlsoap-org:ws:2005:04:discovery</w:To>"
+    '<w:To e:mustUnderstand="true">urn:schemas-xmlsoap-org:ws:2005:04:discovery</w:To>'
     '<w:Action e:mustUnderstand="true">http://schemas.xmlsoap.org/ws/2005/04/discovery/Probe</w:Action>'
     "</e:Header><e:Body><d:Probe><d:Types>dn:NetworkVideoTransmitter</d:Types></d:Probe></e:Body>"
     "</e:Envelope>"
@@ -717,7 +734,7 @@ class DiscoveredDevice:
         prefix = f"onvif://www.onvif.org/{kind}/"
         for s in self.scopes:
             if s.startswith(prefix):
-                return unquote(s[len(prefix):])
+                return unquote(s[len(prefix) :])
         return None
 
     @property
@@ -843,9 +860,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
     p.add_argument("--interface", default=None, help="local IPv4 address to probe from")
     p.add_argument(
-        "--target", action="append", default=[], metavar="HOST[:PORT]",
+        "--target",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
         help="probe this address by unicast instead of multicast (repeatable)",
     )
     p.set_defaults(func=_cmd_discover)
-
-

@@ -89,8 +89,9 @@ def check_frame(image: object, expected_shape: tuple[int, int] | None = None) ->
         raise FrameError("bad_dtype", f"expected uint8, got {image.dtype}")
     if expected_shape is not None and tuple(image.shape[:2]) != tuple(expected_shape):
         raise FrameError(
-            "size_changed", f"frame is {image.shape[1]}x{image.shape[0]}, stream was "
-            f"{expected_shape[1]}x{expected_shape[0]}"
+            "size_changed",
+            f"frame is {image.shape[1]}x{image.shape[0]}, stream was "
+            f"{expected_shape[1]}x{expected_shape[0]}",
         )
     return image
 
@@ -224,8 +225,10 @@ class FrameReader:
         """
         with self._cond:
             self._cond.wait_for(
-                lambda: self._stop.is_set()
-                or (self._latest is not None and self._latest.seq > after_seq),
+                lambda: (
+                    self._stop.is_set()
+                    or (self._latest is not None and self._latest.seq > after_seq)
+                ),
                 timeout_s,
             )
             if self._latest is not None and self._latest.seq > after_seq:
@@ -260,8 +263,10 @@ class FrameReader:
 
     def _open(self) -> cv2.VideoCapture:
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self.open_timeout_ms,
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, self.read_timeout_ms,
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            self.open_timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            self.read_timeout_ms,
         ]
         if self.capture_factory is not None:
             cap = self.capture_factory(self.source)
@@ -313,7 +318,11 @@ class FrameReader:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     got_any = False
                     continue
-                return "end_of_stream" if self.is_file else "read_failed: no frame within timeout or stream closed"
+                return (
+                    "end_of_stream"
+                    if self.is_file
+                    else "read_failed: no frame within timeout or stream closed"
+                )
             if period_s:
                 next_due += period_s
                 delay = next_due - time.monotonic()

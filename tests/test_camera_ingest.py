@@ -18,8 +18,12 @@ from pipeline.site import AxisCalibration, CameraConfig, OnvifConfig, PtzCalibra
 from schemas import records
 
 WAIT_S = 90.0
-FAST_READER = {"open_timeout_ms": 3000, "read_timeout_ms": 3000, "status_interval_s": 1.0,
-               "backoff": None}
+FAST_READER = {
+    "open_timeout_ms": 3000,
+    "read_timeout_ms": 3000,
+    "status_interval_s": 1.0,
+    "backoff": None,
+}
 
 
 def reader_kwargs() -> dict:
@@ -50,8 +54,17 @@ class Collector:
 
 
 def camera(cam_id: str, **kw) -> CameraConfig:
-    base = dict(id=cam_id, lat=20.03, lon=110.27, height_m=20.0, heading_deg=30.0, tilt_deg=3.0,
-                image_width=888, image_height=500, hfov_deg=60.0)
+    base = dict(
+        id=cam_id,
+        lat=20.03,
+        lon=110.27,
+        height_m=20.0,
+        heading_deg=30.0,
+        tilt_deg=3.0,
+        image_width=888,
+        image_height=500,
+        hfov_deg=60.0,
+    )
     return CameraConfig(**{**base, **kw})
 
 
@@ -88,7 +101,10 @@ async def run_until(ingest: CameraIngest, sink: Collector, predicate) -> None:
 def test_parse_overrides(tmp_path):
     f = tmp_path / "v.mp4"
     f.write_bytes(b"x")
-    assert parse_overrides([f"a=rtsp://127.0.0.1/x", f"b={f}"]) == {"a": "rtsp://127.0.0.1/x", "b": str(f)}
+    assert parse_overrides(["a=rtsp://127.0.0.1/x", f"b={f}"]) == {
+        "a": "rtsp://127.0.0.1/x",
+        "b": str(f),
+    }
     with pytest.raises(ConfigError, match="CAM_ID=URL_OR_FILE"):
         parse_overrides(["nonsense"])
     with pytest.raises(ConfigError, match="no such file"):
@@ -126,12 +142,21 @@ async def test_broken_cameras_never_stop_a_working_one(clip_server):
         camera("dead", rtsp_url=f"rtsp://127.0.0.1:{free_port()}/cam"),
         camera("nosource"),
     ]
-    ingest = CameraIngest(cams, sink, analyser_factory(None), max_fps=5, reader_kwargs=reader_kwargs())
+    ingest = CameraIngest(
+        cams, sink, analyser_factory(None), max_fps=5, reader_kwargs=reader_kwargs()
+    )
 
     def done(s: Collector) -> bool:
-        dead = [st for st in s.of(topics.CAMERA_STATUS, "dead") if (st.reason or "").startswith("open_failed")]
-        return len(s.of(topics.CAMERA_DETECTION, "good")) >= 5 and bool(dead) and bool(
-            s.of(topics.CAMERA_STATUS, "nosource"))
+        dead = [
+            st
+            for st in s.of(topics.CAMERA_STATUS, "dead")
+            if (st.reason or "").startswith("open_failed")
+        ]
+        return (
+            len(s.of(topics.CAMERA_DETECTION, "good")) >= 5
+            and bool(dead)
+            and bool(s.of(topics.CAMERA_STATUS, "nosource"))
+        )
 
     await run_until(ingest, sink, done)
     frames = sink.of(topics.CAMERA_DETECTION, "good")
@@ -143,7 +168,9 @@ async def test_broken_cameras_never_stop_a_working_one(clip_server):
     dead = [s for s in sink.of(topics.CAMERA_STATUS, "dead") if s.status == "offline"]
     assert any("cannot open rtsp://127.0.0.1" in (s.reason or "") for s in dead)
     [nosource] = sink.of(topics.CAMERA_STATUS, "nosource")
-    assert nosource.status == "offline" and nosource.reason.startswith("config: camera nosource: no rtsp_url")
+    assert nosource.status == "offline" and nosource.reason.startswith(
+        "config: camera nosource: no rtsp_url"
+    )
     assert any(s.status == "online" for s in sink.of(topics.CAMERA_STATUS, "good"))
     stats = ingest.stats()
     assert stats["latency"]["n"] >= 5 and stats["latency"]["p95_ms"] > 0
@@ -153,24 +180,42 @@ async def test_broken_cameras_never_stop_a_working_one(clip_server):
 @pytest.mark.integration
 async def test_onvif_camera_events_ptz_pose_and_clock_offset(clip_server, monkeypatch):
     """Stream URI from GetStreamUri, pose from PTZ GetStatus, events from PullPoint."""
-    device = await OnvifDevice("svc", "pw-1", clock_skew_s=-120, rtsp_url=clip_server.url,
-                               pan=0.25, tilt=0.9, zoom=0.5).start()
+    device = await OnvifDevice(
+        "svc", "pw-1", clock_skew_s=-120, rtsp_url=clip_server.url, pan=0.25, tilt=0.9, zoom=0.5
+    ).start()
     monkeypatch.setenv("TEST_CAM_USER", "svc")
     monkeypatch.setenv("TEST_CAM_PASSWORD", "pw-1")
     cam = camera(
         "ptz-1",
         onvif=OnvifConfig("127.0.0.1", device.port, "TEST_CAM_USER", "TEST_CAM_PASSWORD"),
-        ptz=PtzCalibration(pan=AxisCalibration(179.87, 179.95), tilt=AxisCalibration(-45.0, 45.0),
-                           zoom_hfov=((0.0, 60.0), (1.0, 4.0))),
+        ptz=PtzCalibration(
+            pan=AxisCalibration(179.87, 179.95),
+            tilt=AxisCalibration(-45.0, 45.0),
+            zoom_hfov=((0.0, 60.0), (1.0, 4.0)),
+        ),
     )
     expected = ptz_pose(cam, PtzPosition(0.25, 0.9, 0.5, 0))
     sink = Collector()
-    ingest = CameraIngest([cam], sink, analyser_factory(None), max_fps=5,
-                          reader_kwargs=reader_kwargs(), ptz_interval_s=0.5, event_pull_timeout_s=0.5)
-    device.push_event(ScriptedEvent("tns1:RuleEngine/LineDetector/Crossed", {"Rule": "jetty"}, {"ObjectId": "1"}))
+    ingest = CameraIngest(
+        [cam],
+        sink,
+        analyser_factory(None),
+        max_fps=5,
+        reader_kwargs=reader_kwargs(),
+        ptz_interval_s=0.5,
+        event_pull_timeout_s=0.5,
+    )
+    device.push_event(
+        ScriptedEvent("tns1:RuleEngine/LineDetector/Crossed", {"Rule": "jetty"}, {"ObjectId": "1"})
+    )
     try:
+
         def done(s: Collector) -> bool:
-            posed = [f for f in s.of(topics.CAMERA_DETECTION) if f.heading_deg == pytest.approx(expected.heading_deg)]
+            posed = [
+                f
+                for f in s.of(topics.CAMERA_DETECTION)
+                if f.heading_deg == pytest.approx(expected.heading_deg)
+            ]
             return len(posed) >= 2 and len(s.of(topics.CAMERA_EVENT)) >= 1
 
         await run_until(ingest, sink, done)
@@ -178,9 +223,15 @@ async def test_onvif_camera_events_ptz_pose_and_clock_offset(clip_server, monkey
         await device.stop()
     [event] = sink.of(topics.CAMERA_EVENT, "ptz-1")
     assert (event.kind, event.rule) == ("line_crossed", "jetty")
-    posed = [f for f in sink.of(topics.CAMERA_DETECTION) if f.heading_deg == pytest.approx(expected.heading_deg)]
+    posed = [
+        f
+        for f in sink.of(topics.CAMERA_DETECTION)
+        if f.heading_deg == pytest.approx(expected.heading_deg)
+    ]
     assert posed[-1].hfov_deg == pytest.approx(expected.hfov_deg)  # 32° at zoom 0.5
-    offsets = {s.clock_offset_ms for s in sink.of(topics.CAMERA_STATUS) if s.clock_offset_ms is not None}
+    offsets = {
+        s.clock_offset_ms for s in sink.of(topics.CAMERA_STATUS) if s.clock_offset_ms is not None
+    }
     assert offsets and all(abs(o + 120_000) <= 1500 for o in offsets)
     assert device.unsubscribed  # the subscription was closed on shutdown
 
@@ -190,14 +241,22 @@ async def test_wrong_onvif_password_is_reported_while_video_continues(clip_serve
     device = await OnvifDevice("svc", "right").start()
     monkeypatch.setenv("CAM_U", "svc")
     monkeypatch.setenv("CAM_P", "wrong")
-    cam = camera("authfail", rtsp_url=clip_server.url,
-                 onvif=OnvifConfig("127.0.0.1", device.port, "CAM_U", "CAM_P"))
+    cam = camera(
+        "authfail",
+        rtsp_url=clip_server.url,
+        onvif=OnvifConfig("127.0.0.1", device.port, "CAM_U", "CAM_P"),
+    )
     sink = Collector()
     ingest = CameraIngest([cam], sink, analyser_factory(None), reader_kwargs=reader_kwargs())
     try:
-        await run_until(ingest, sink, lambda s: any((st.reason or "").startswith("auth:")
-                                                    for st in s.of(topics.CAMERA_STATUS))
-                        and len(s.of(topics.CAMERA_DETECTION)) >= 3)
+        await run_until(
+            ingest,
+            sink,
+            lambda s: (
+                any((st.reason or "").startswith("auth:") for st in s.of(topics.CAMERA_STATUS))
+                and len(s.of(topics.CAMERA_DETECTION)) >= 3
+            ),
+        )
     finally:
         await device.stop()
     auth = [s for s in sink.of(topics.CAMERA_STATUS) if (s.reason or "").startswith("auth:")]
@@ -207,12 +266,21 @@ async def test_wrong_onvif_password_is_reported_while_video_continues(clip_serve
 @pytest.mark.integration
 async def test_missing_credentials_env_is_a_config_status(clip_server, monkeypatch):
     monkeypatch.delenv("NOPE_USER", raising=False)
-    cam = camera("nocreds", rtsp_url=clip_server.url,
-                 onvif=OnvifConfig("127.0.0.1", free_port(), "NOPE_USER", "NOPE_PASSWORD"))
+    cam = camera(
+        "nocreds",
+        rtsp_url=clip_server.url,
+        onvif=OnvifConfig("127.0.0.1", free_port(), "NOPE_USER", "NOPE_PASSWORD"),
+    )
     sink = Collector()
     ingest = CameraIngest([cam], sink, analyser_factory(None), reader_kwargs=reader_kwargs())
-    await run_until(ingest, sink, lambda s: any("config:" in (st.reason or "") for st in s.of(topics.CAMERA_STATUS))
-                    and len(s.of(topics.CAMERA_DETECTION)) >= 2)
+    await run_until(
+        ingest,
+        sink,
+        lambda s: (
+            any("config:" in (st.reason or "") for st in s.of(topics.CAMERA_STATUS))
+            and len(s.of(topics.CAMERA_DETECTION)) >= 2
+        ),
+    )
     reasons = [s.reason for s in sink.of(topics.CAMERA_STATUS) if "config:" in (s.reason or "")]
     assert "NOPE_USER" in reasons[0]
 
@@ -220,16 +288,26 @@ async def test_missing_credentials_env_is_a_config_status(clip_server, monkeypat
 @pytest.mark.integration
 async def test_corrupt_frames_go_to_dead_letters_and_are_counted(gst):
     """A stream of blank frames (decoder fill): the analyser rejects each with FrameError."""
-    with RtspServer("--test-pattern", "--pattern", "black", "--width", "320", "--height", "240") as server:
+    with RtspServer(
+        "--test-pattern", "--pattern", "black", "--width", "320", "--height", "240"
+    ) as server:
         sink = Collector()
-        ingest = CameraIngest([camera("blank", rtsp_url=server.url, image_width=320, image_height=240)],
-                              sink, analyser_factory(None), reader_kwargs=reader_kwargs())
+        ingest = CameraIngest(
+            [camera("blank", rtsp_url=server.url, image_width=320, image_height=240)],
+            sink,
+            analyser_factory(None),
+            reader_kwargs=reader_kwargs(),
+        )
         await run_until(ingest, sink, lambda s: len(s.of(topics.DEADLETTER)) >= 3)
     letters = sink.of(topics.DEADLETTER)
-    assert {(d.source, d.stage, d.reason) for d in letters} == {("camera:blank", "camera.frame", "blank_frame")}
+    assert {(d.source, d.stage, d.reason) for d in letters} == {
+        ("camera:blank", "camera.frame", "blank_frame")
+    }
     assert all(d.raw_b64 for d in letters)
     counters = ingest.workers[0].counters
-    assert counters.frame_errors >= 3 and counters.by_reason == {"blank_frame": counters.frame_errors}
+    assert counters.frame_errors >= 3 and counters.by_reason == {
+        "blank_frame": counters.frame_errors
+    }
     assert not sink.of(topics.CAMERA_DETECTION)
 
 
@@ -239,9 +317,13 @@ async def test_local_file_override(shared, tmp_path):
     if not clip.is_file():
         pytest.skip(f"clip not found: {clip}")
     sink = Collector()
-    ingest = CameraIngest([camera("file-cam", rtsp_url="rtsp://127.0.0.1:9/unused")], sink,
-                          analyser_factory(None, evidence_dir=tmp_path / "evidence"),
-                          overrides=parse_overrides([f"file-cam={clip}"]), max_fps=10)
+    ingest = CameraIngest(
+        [camera("file-cam", rtsp_url="rtsp://127.0.0.1:9/unused")],
+        sink,
+        analyser_factory(None, evidence_dir=tmp_path / "evidence"),
+        overrides=parse_overrides([f"file-cam={clip}"]),
+        max_fps=10,
+    )
     await run_until(ingest, sink, lambda s: len(s.of(topics.CAMERA_DETECTION)) >= 3)
     frames = sink.of(topics.CAMERA_DETECTION)
     assert frames[0].evidence_uri and frames[0].evidence_uri.startswith("file://")
@@ -256,5 +338,3 @@ def test_ingest_command_rejects_a_malformed_site(tmp_path, capsys):
     rc = main(["ingest", "camera", "--site", str(tmp_path), "--model-dir", "none"])
     assert rc == 1
     assert "shorewatch: error:" in capsys.readouterr().err
-
-

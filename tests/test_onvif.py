@@ -39,8 +39,15 @@ VENDOR = "tns1:RuleEngine/tnshik:ObjectDetector/Boat"
 def hik_camera(**kw) -> CameraConfig:
     """A camera with the calibration of a Hikvision model (pan° = 179.87·p + 179.95)."""
     return CameraConfig(
-        id="hk-ptz-01", lat=20.03, lon=110.27, height_m=25.0, heading_deg=10.0, tilt_deg=3.0,
-        image_width=1920, image_height=1080, hfov_deg=60.0,
+        id="hk-ptz-01",
+        lat=20.03,
+        lon=110.27,
+        height_m=25.0,
+        heading_deg=10.0,
+        tilt_deg=3.0,
+        image_width=1920,
+        image_height=1080,
+        hfov_deg=60.0,
         ptz=PtzCalibration(
             pan=AxisCalibration(179.87, 179.95),
             tilt=AxisCalibration(-45.0, 45.0),
@@ -79,8 +86,17 @@ def test_ptz_pose_through_the_hikvision_calibration():
 
 @pytest.mark.unit
 def test_ptz_pose_without_calibration_keeps_the_configured_pose():
-    cam = CameraConfig(id="c", lat=0, lon=0, height_m=10, heading_deg=42.0, tilt_deg=2.0,
-                       image_width=640, image_height=360, hfov_deg=50.0)
+    cam = CameraConfig(
+        id="c",
+        lat=0,
+        lon=0,
+        height_m=10,
+        heading_deg=42.0,
+        tilt_deg=2.0,
+        image_width=640,
+        image_height=360,
+        hfov_deg=50.0,
+    )
     pose = ptz_pose(cam, PtzPosition(0.3, 0.3, 0.3, 0))
     assert (pose.heading_deg, pose.tilt_deg, pose.hfov_deg) == (42.0, 2.0, 50.0)
 
@@ -88,9 +104,14 @@ def test_ptz_pose_without_calibration_keeps_the_configured_pose():
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("topic", "kind"),
-    [(LINE, "line_crossed"), (FIELD, "field_inside"), (MOTION, "motion"),
-     ("tns1:RuleEngine/CellMotionDetector/Motion", "motion"), (VENDOR, "object"),
-     ("tns1:Device/Trigger/DigitalInput", "other")],
+    [
+        (LINE, "line_crossed"),
+        (FIELD, "field_inside"),
+        (MOTION, "motion"),
+        ("tns1:RuleEngine/CellMotionDetector/Motion", "motion"),
+        (VENDOR, "object"),
+        ("tns1:Device/Trigger/DigitalInput", "other"),
+    ],
 )
 def test_event_kind(topic, kind):
     assert event_kind(topic) == kind
@@ -115,11 +136,17 @@ def test_parse_notification_applies_the_clock_offset():
 def test_translate_error():
     from lxml.etree import QName
 
-    auth = zeep.exceptions.Fault("Sender not authorized", code="env:Sender",
-                                 subcodes=[QName("http://www.onvif.org/ver10/error", "NotAuthorized")])
+    auth = zeep.exceptions.Fault(
+        "Sender not authorized",
+        code="env:Sender",
+        subcodes=[QName("http://www.onvif.org/ver10/error", "NotAuthorized")],
+    )
     assert isinstance(translate_error(auth, "x"), CameraAuthError)
-    other = zeep.exceptions.Fault("bad", code="env:Sender",
-                                  subcodes=[QName("http://www.onvif.org/ver10/error", "InvalidArgVal")])
+    other = zeep.exceptions.Fault(
+        "bad",
+        code="env:Sender",
+        subcodes=[QName("http://www.onvif.org/ver10/error", "InvalidArgVal")],
+    )
     err = translate_error(other, "x")
     assert isinstance(err, OnvifFault) and err.code == "ter:InvalidArgVal"
     assert isinstance(translate_error(ConnectionRefusedError(), "x"), CameraUnreachable)
@@ -128,10 +155,16 @@ def test_translate_error():
 
 @pytest.mark.unit
 def test_cameras_yaml_entry_names_env_vars_not_secrets():
-    d = DiscoveredDevice("urn:uuid:1", ["http://127.0.0.1:8080/onvif/device_service"],
-                         ["onvif://www.onvif.org/name/Shore%20PTZ"])
+    d = DiscoveredDevice(
+        "urn:uuid:1",
+        ["http://127.0.0.1:8080/onvif/device_service"],
+        ["onvif://www.onvif.org/name/Shore%20PTZ"],
+    )
     text = d.cameras_yaml("hk-new-01")
-    assert "onvif: {host: 127.0.0.1, port: 8080, user_env: HK_NEW_01_USER, password_env: HK_NEW_01_PASSWORD}" in text
+    assert (
+        "onvif: {host: 127.0.0.1, port: 8080, user_env: HK_NEW_01_USER, password_env: HK_NEW_01_PASSWORD}"
+        in text
+    )
     assert "'Shore PTZ'" in text
 
 
@@ -147,7 +180,12 @@ async def test_device_information_services_profiles_and_uris(device, client):
     assert "http://www.onvif.org/ver10/events/wsdl" in services
     [profile] = await client.profiles()
     assert (profile.token, profile.encoding, profile.width, profile.height, profile.ptz) == (
-        "profile_main", "H264", 1920, 1080, True)
+        "profile_main",
+        "H264",
+        1920,
+        1080,
+        True,
+    )
     assert await client.stream_uri() == device.rtsp_url
     assert await client.snapshot_uri() == f"{device.base_url}/snapshot.jpg"
 
@@ -166,11 +204,16 @@ async def test_ptz_status_to_pose(device, client):
 async def test_pullpoint_events_create_pull_renew_unsubscribe(device, client):
     sub = client.subscription(pull_timeout_s=1, termination_s=60)
     await sub.create()
-    device.push_event(ScriptedEvent(LINE, {"VideoSourceConfigurationToken": "vsc", "Rule": "beach-line"},
-                                    {"ObjectId": "7"}))
+    device.push_event(
+        ScriptedEvent(
+            LINE, {"VideoSourceConfigurationToken": "vsc", "Rule": "beach-line"}, {"ObjectId": "7"}
+        )
+    )
     device.push_event(ScriptedEvent(FIELD, {"Rule": "dock-field"}, {"IsInside": "true"}))
     device.push_event(ScriptedEvent(MOTION, {"Source": "vs1"}, {"State": "false"}))
-    device.push_event(ScriptedEvent(VENDOR, {"Rule": "boat-detector"}, {"ObjectType": "Boat", "Score": "0.8"}))
+    device.push_event(
+        ScriptedEvent(VENDOR, {"Rule": "boat-detector"}, {"ObjectType": "Boat", "Score": "0.8"})
+    )
     got = []
     while len(got) < 4:
         got += await sub.pull()
@@ -273,8 +316,17 @@ async def test_cameras_discover_command_prints_a_cameras_yaml_entry(device, caps
     from pipeline.cli import main
 
     rc = await asyncio.to_thread(
-        main, ["cameras", "discover", "--timeout", "1.5", "--interface", "127.0.0.1",
-               "--target", f"127.0.0.1:{device.discovery_port}"]
+        main,
+        [
+            "cameras",
+            "discover",
+            "--timeout",
+            "1.5",
+            "--interface",
+            "127.0.0.1",
+            "--target",
+            f"127.0.0.1:{device.discovery_port}",
+        ],
     )
     out = capsys.readouterr().out
     assert rc == 0
@@ -302,7 +354,9 @@ async def test_ipycam_device_profiles_stream_and_snapshot(ipycam):
         profiles = await c.profiles()
         assert [p.token for p in profiles] == ["Profile_Main", "Profile_Sub"]
         assert (profiles[0].width, profiles[0].height) == (640, 360)
-        assert await c.stream_uri() == f"rtsp://127.0.0.1:{ipycam.camera.config.rtsp_port}/video_main"
+        assert (
+            await c.stream_uri() == f"rtsp://127.0.0.1:{ipycam.camera.config.rtsp_port}/video_main"
+        )
         assert (await c.stream_uri("Profile_Sub")).endswith("/video_sub")
         assert await c.snapshot_uri() == f"http://127.0.0.1:{ipycam.port}/snapshot.jpg"
         jpeg = await c.snapshot_jpeg()

@@ -43,8 +43,10 @@ class Recorder:
 
 def first_index(statuses, status, after: int = -1, reason_prefix: str | None = None) -> int | None:
     for i, s in enumerate(statuses):
-        if i > after and s.status == status and (
-            reason_prefix is None or (s.reason or "").startswith(reason_prefix)
+        if (
+            i > after
+            and s.status == status
+            and (reason_prefix is None or (s.reason or "").startswith(reason_prefix))
         ):
             return i
     return None
@@ -132,12 +134,20 @@ def test_corrupt_frames_are_counted_dead_lettered_and_degrade_status():
     script = [good, good, np.zeros((48, 64), np.uint8), np.zeros((96, 64, 3), np.uint8), good]
     rec = Recorder()
     reader = FrameReader(
-        "cam-x", "rtsp://127.0.0.1:9/none", rec, status_interval_s=3600,
-        capture_factory=lambda src: ScriptedCapture(script), backoff=Backoff(60, 60),
+        "cam-x",
+        "rtsp://127.0.0.1:9/none",
+        rec,
+        status_interval_s=3600,
+        capture_factory=lambda src: ScriptedCapture(script),
+        backoff=Backoff(60, 60),
     ).start()
     try:
-        assert rec.wait_for(lambda r: any(s.reason == "read_failed: no frame within timeout or stream closed"
-                                          for s in r.statuses()))
+        assert rec.wait_for(
+            lambda r: any(
+                s.reason == "read_failed: no frame within timeout or stream closed"
+                for s in r.statuses()
+            )
+        )
     finally:
         reader.stop()
     assert reader.frames_read == 3 and reader.frames_corrupt == 2
@@ -155,7 +165,9 @@ def test_missing_file_reports_offline_with_reason(tmp_path):
     rec = Recorder()
     reader = FrameReader("cam-f", str(tmp_path / "nope.mp4"), rec, backoff=Backoff(60, 60)).start()
     try:
-        assert rec.wait_for(lambda r: first_index(r.statuses(), "offline", reason_prefix="open_failed") is not None)
+        assert rec.wait_for(
+            lambda r: first_index(r.statuses(), "offline", reason_prefix="open_failed") is not None
+        )
     finally:
         reader.stop()
     s = rec.statuses()[first_index(rec.statuses(), "offline", reason_prefix="open_failed")]
@@ -192,7 +204,9 @@ def test_reads_clip_over_rtsp_keeping_only_the_newest_frame(gst, clip_path):
             # A slow consumer: wait for several frames to arrive, then take one.
             assert rec.wait_for(lambda r: reader.frames_read >= first.seq + 5)
             newest = reader.wait_frame(first.seq, WAIT_S)
-            assert newest is not None and newest.seq >= first.seq + 5  # the frames between were dropped
+            assert (
+                newest is not None and newest.seq >= first.seq + 5
+            )  # the frames between were dropped
             assert newest.capture_t_ms >= first.capture_t_ms
             assert rec.wait_for(lambda r: any(s.fps for s in r.statuses()))
         finally:
@@ -209,8 +223,13 @@ def test_recovers_when_the_server_restarts(gst, clip_path):
     rec = Recorder()
     server = RtspServer("--file", str(clip_path)).start()
     reader = FrameReader(
-        "cam-r", server.url, rec, open_timeout_ms=3000, read_timeout_ms=2000,
-        status_interval_s=0.5, backoff=Backoff(0.2, 1.0),
+        "cam-r",
+        server.url,
+        rec,
+        open_timeout_ms=3000,
+        read_timeout_ms=2000,
+        status_interval_s=0.5,
+        backoff=Backoff(0.2, 1.0),
     ).start()
     try:
         assert reader.wait_frame(-1, WAIT_S) is not None
@@ -237,7 +256,9 @@ def test_recovers_when_the_server_restarts(gst, clip_path):
 def test_closed_port_reports_offline_with_reason():
     rec = Recorder()
     url = f"rtsp://127.0.0.1:{free_port()}/cam"
-    reader = FrameReader("cam-dead", url, rec, open_timeout_ms=2000, backoff=Backoff(0.2, 0.5)).start()
+    reader = FrameReader(
+        "cam-dead", url, rec, open_timeout_ms=2000, backoff=Backoff(0.2, 0.5)
+    ).start()
     try:
         assert rec.wait_for(
             lambda r: first_index(r.statuses(), "offline", reason_prefix="open_failed") is not None

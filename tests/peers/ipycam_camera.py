@@ -39,7 +39,9 @@ class IpycamPeer:
         self.thread.join(5)
 
 
-def start_ipycam(user: str = "admin", password: str = "secret", rtsp_port: int = 8554) -> IpycamPeer:
+def start_ipycam(
+    user: str = "admin", password: str = "secret", rtsp_port: int = 8554
+) -> IpycamPeer:
     """Start the emulator's ONVIF HTTP service on 127.0.0.1 (free port)."""
     from ipycam import CameraConfig, IPCamera
     from ipycam.camera import ReusableThreadingTCPServer

@@ -57,8 +57,18 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/{self.path}"
 
     def start(self, ready_timeout_s: float = 60.0) -> RtspServer:
-        cmd = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(self.port), "--path", self.path, *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cmd = [
+            SYSTEM_PYTHON,
+            str(RTSP_SERVER),
+            "--port",
+            str(self.port),
+            "--path",
+            self.path,
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         ready = threading.Event()
 
         def pump(proc: subprocess.Popen[str]) -> None:

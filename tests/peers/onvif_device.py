@@ -77,7 +77,9 @@ def envelope(body: str) -> str:
 def fault_xml(code: str, subcode: str, reason: str) -> str:
     """A SOAP 1.2 fault; ``subcode`` ``a/b`` nests ``b`` inside ``a`` as ONVIF does."""
     subs = [c for c in subcode.split("/") if c]
-    nested = "".join(f"<env:Subcode><env:Value>{c}</env:Value>" for c in subs) + "</env:Subcode>" * len(subs)
+    nested = "".join(
+        f"<env:Subcode><env:Value>{c}</env:Value>" for c in subs
+    ) + "</env:Subcode>" * len(subs)
     return envelope(
         f"<env:Fault><env:Code><env:Value>env:{code}</env:Value>{nested}</env:Code>"
         f'<env:Reason><env:Text xml:lang="en">{escape(reason)}</env:Text></env:Reason></env:Fault>'
@@ -109,7 +111,8 @@ class ScriptedEvent:
     def to_xml(self, when: dt.datetime) -> str:
         def items(values: dict[str, str]) -> str:
             return "".join(
-                f"<tt:SimpleItem Name={quoteattr(k)} Value={quoteattr(v)}/>" for k, v in values.items()
+                f"<tt:SimpleItem Name={quoteattr(k)} Value={quoteattr(v)}/>"
+                for k, v in values.items()
             )
 
         return (
@@ -192,7 +195,9 @@ class OnvifDevice:
         for sub in self.subscriptions.values():
             sub.queue.put_nowait(event)
 
-    def fail_next(self, operation: str, subcode: str = "ter:InvalidArgVal", reason: str = "scripted fault") -> None:
+    def fail_next(
+        self, operation: str, subcode: str = "ter:InvalidArgVal", reason: str = "scripted fault"
+    ) -> None:
         """Answer the next call of ``operation`` with a SOAP fault."""
         self._faults[operation] = SoapFault(subcode, reason)
 
@@ -256,7 +261,9 @@ class OnvifDevice:
                 body=fault_xml("Sender", "ter:WellFormed", str(exc)).encode(),
                 content_type="application/soap+xml",
             )
-        return web.Response(body=envelope(answer).encode(), content_type="application/soap+xml", charset="utf-8")
+        return web.Response(
+            body=envelope(answer).encode(), content_type="application/soap+xml", charset="utf-8"
+        )
 
     def _authenticate(self, root: ET.Element) -> None:
         token = root.find("env:Header/wsse:Security/wsse:UsernameToken", NS)
@@ -270,9 +277,13 @@ class OnvifDevice:
         ok = False
         if pw_el is not None and nonce and created:
             expected = base64.b64encode(
-                hashlib.sha1(base64.b64decode(nonce) + created.encode() + self.password.encode()).digest()
+                hashlib.sha1(
+                    base64.b64decode(nonce) + created.encode() + self.password.encode()
+                ).digest()
             ).decode()
-            ok = hmac.compare_digest(user, self.user) and hmac.compare_digest(expected, pw_el.text or "")
+            ok = hmac.compare_digest(user, self.user) and hmac.compare_digest(
+                expected, pw_el.text or ""
+            )
             try:
                 when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
                 if when.tzinfo is None:
@@ -343,7 +354,9 @@ class OnvifDevice:
         )
 
     def _profile(self, el: ET.Element) -> None:
-        token = el.findtext("trt:ProfileToken", None, NS) or el.findtext("tptz:ProfileToken", None, NS)
+        token = el.findtext("trt:ProfileToken", None, NS) or el.findtext(
+            "tptz:ProfileToken", None, NS
+        )
         if token != "profile_main":
             raise SoapFault("ter:InvalidArgVal/ter:NoProfile", f"no profile {token!r}")
 
@@ -391,7 +404,9 @@ class OnvifDevice:
 
     def _op_CreatePullPointSubscription(self, el: ET.Element) -> str:
         sid = str(next(self._ids))
-        sub = Subscription(sid, self._termination(el.findtext("tev:InitialTerminationTime", None, NS)))
+        sub = Subscription(
+            sid, self._termination(el.findtext("tev:InitialTerminationTime", None, NS))
+        )
         for event in self.pending_events:
             sub.queue.put_nowait(event)
         self.pending_events.clear()
@@ -443,7 +458,9 @@ class OnvifDevice:
             return "<wsnt:UnsubscribeResponse/>"
         if op == "SetSynchronizationPoint":
             return "<tev:SetSynchronizationPointResponse/>"
-        raise SoapFault("ter:ActionNotSupported", f"{op} is not supported on a subscription", code="Receiver")
+        raise SoapFault(
+            "ter:ActionNotSupported", f"{op} is not supported on a subscription", code="Receiver"
+        )
 
     # -- WS-Discovery -----------------------------------------------------------------
 
@@ -494,9 +511,14 @@ class _DiscoveryProtocol(asyncio.DatagramProtocol):
 
 
 async def _main(args: argparse.Namespace) -> None:
-    device = OnvifDevice(args.user, args.password, clock_skew_s=args.clock_skew_s, rtsp_url=args.rtsp_url)
+    device = OnvifDevice(
+        args.user, args.password, clock_skew_s=args.clock_skew_s, rtsp_url=args.rtsp_url
+    )
     await device.start(args.port, args.discovery_port)
-    print(f"READY {device.base_url}/onvif/device_service discovery=127.0.0.1:{device.discovery_port}", flush=True)
+    print(
+        f"READY {device.base_url}/onvif/device_service discovery=127.0.0.1:{device.discovery_port}",
+        flush=True,
+    )
     await asyncio.Event().wait()
 
 

@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     server.set_address(args.host)
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(launch_line(args.file, args.fps, args.width, args.height, args.kbps, args.pattern))
+    factory.set_launch(
+        launch_line(args.file, args.fps, args.width, args.height, args.kbps, args.pattern)
+    )
     factory.set_shared(True)
     if args.file and not args.no_loop:
         factory.connect("media-configure", loop_at_end)
