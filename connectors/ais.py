@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import IO
 
 import msgspec
@@ -432,16 +433,16 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     for hp in args.tcp:
         host, port = _host_port(hp)
         network.append(asyncio.create_task(_supervise(
-            f"tcp:{hp}", lambda h=host, p=port: tcp_client(h, p, sink, **kw), True)))
+            f"tcp:{hp}", partial(tcp_client, host, port, sink, **kw), True)))
     for port in args.listen_tcp:
         network.append(asyncio.create_task(_supervise(
-            f"tcp-in:{port}", lambda p=port: tcp_server(args.bind, p, sink, **kw), True)))
+            f"tcp-in:{port}", partial(tcp_server, args.bind, port, sink, **kw), True)))
     for port in args.udp:
         network.append(asyncio.create_task(_supervise(
-            f"udp:{port}", lambda p=port: udp_listener(args.bind, p, sink, **kw), True)))
+            f"udp:{port}", partial(udp_listener, args.bind, port, sink, **kw), True)))
     for path in args.file:
         files.append(asyncio.create_task(_supervise(
-            f"file:{path}", lambda q=path: replay_file(q, sink, speed=speed, **kw), False)))
+            f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False)))
     try:
         if files:
             await asyncio.gather(*files)

@@ -312,7 +312,7 @@ def _open_bytes(path: str) -> IO[bytes]:
     f = open(path, "rb")  # noqa: SIM115
     if f.read(2) == b"\x1f\x8b":
         f.close()
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     f.seek(0)
     return f
 

@@ -39,6 +39,7 @@ as a valid non-AIS sentence.
 from __future__ import annotations
 
 import calendar
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ SKIP_REASONS = ("not_ais", "duplicate")
 _ARMOUR = "".join(chr(c) for c in range(48, 88)) + "".join(chr(c) for c in range(96, 120))
 _DELETE_ARMOUR = str.maketrans("", "", _ARMOUR)
 _HEX = "0123456789ABCDEFabcdef"
+#: the common case in one match: optional tag block with checksum, a well-formed
+#: VDM/VDO sentence, optional trailing fields; anything else takes the slow path,
+#: which finds the precise reason
+_FAST = re.compile(
+    r"(?:\\([^\\*]*)\*([0-9A-Fa-f]{2})\\)?[!$]"
+    r"(([A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
+    r"\*([0-9A-Fa-f]{2})(.*)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +362,7 @@ def frame_lines(
     tag_chk: list[int] = []
     cand_tag: list[int] = []  # index into tags or -1
     trailers: list[str] = []
+    parsed: list[tuple[int, int, str, str, str, int] | None] = []  # fast-path fields
 
     def reject(i: int, reason: str, detail: str) -> None:
         rejects.append((i, Reject(lines[i], reason, detail, rx[i])))
@@ -373,6 +383,23 @@ def frame_lines(
             reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
             continue
         line = line.strip()
+        m = _FAST.fullmatch(line)
+        if m is not None:
+            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = m.groups()
+            if tg is not None:
+                cand_tag.append(len(tags))
+                tags.append(tg)
+                tag_chk.append(int(tgh, 16))
+            else:
+                cand_tag.append(-1)
+            cand_idx.append(i)
+            cand_kind.append(_AIS)
+            bodies.append(body)
+            body_chk.append(int(hh, 16))
+            trailers.append(rest)
+            parsed.append((ord(s_total) - 48, ord(s_num) - 48, seq, chan, payload,
+                           ord(s_fill) - 48))
+            continue
         tag_i = -1
         if line.startswith("\\"):
             end = line.find("\\", 1)
@@ -421,11 +448,13 @@ def frame_lines(
         body_chk.append(chk)
         cand_tag.append(tag_i)
         trailers.append(rest)
+        parsed.append(None)
 
     # ---- vectorised checksums -----------------------------------------------------
     sums = nmea_checksums(bodies)
-    ok = sums == np.asarray(body_chk, dtype=np.int64) if bodies else np.zeros(0, bool)
-    tag_ok = (nmea_checksums(tags) == np.asarray(tag_chk, dtype=np.int64)) if tags else np.zeros(0, bool)
+    ok: list[bool] = (sums == np.asarray(body_chk, dtype=np.int64)).tolist() if bodies else []
+    tag_ok: list[bool] = ((nmea_checksums(tags) == np.asarray(tag_chk, dtype=np.int64)).tolist()
+                          if tags else [])
 
     # ---- pass 2: in order, with state ---------------------------------------------
     out_payload: list[str] = []
@@ -498,28 +527,37 @@ def frame_lines(
             t_trail = _epoch_ms(extra[-1].strip())
             if station is None and extra[0] and extra[0][0] in "br":
                 station = extra[0]
-        f = body.split(",")
-        if len(f) != 7:
-            reject(i, "truncated" if len(f) < 7 else "garbage", f"{len(f)} fields, expected 7")
-            continue
-        _, s_total, s_num, seq, chan, payload, s_fill = f
-        if not (s_total.isdigit() and s_num.isdigit() and len(s_total) == 1 and len(s_num) == 1):
-            reject(i, "garbage", f"fragment fields {s_total!r},{s_num!r} are not digits")
-            continue
-        total, num = int(s_total), int(s_num)
-        if not (1 <= num <= total) or len(seq) > 1 or (seq and not seq.isdigit()) or len(chan) > 1:
-            reject(i, "garbage", f"bad fragment header {s_total},{s_num},{seq},{chan}")
-            continue
-        if not payload:
-            reject(i, "truncated", "empty payload")
-            continue
-        if payload.translate(_DELETE_ARMOUR):
-            reject(i, "garbage", "payload holds characters outside the six-bit armour")
-            continue
-        if not (len(s_fill) == 1 and s_fill in "012345"):
-            reject(i, "bad_fill_bits", f"fill bits {s_fill!r} not in 0..5")
-            continue
-        fill = int(s_fill)
+        pf = parsed[k]
+        if pf is not None:  # fast path: the regex has checked the fields
+            total, num, seq, chan, payload, fill = pf
+            if num > total:
+                reject(i, "garbage", f"bad fragment header {total},{num},{seq},{chan}")
+                continue
+        else:
+            f = body.split(",")
+            if len(f) != 7:
+                reject(i, "truncated" if len(f) < 7 else "garbage", f"{len(f)} fields, expected 7")
+                continue
+            _, s_total, s_num, seq, chan, payload, s_fill = f
+            if not (s_total.isdigit() and s_num.isdigit() and len(s_total) == 1
+                    and len(s_num) == 1):
+                reject(i, "garbage", f"fragment fields {s_total!r},{s_num!r} are not digits")
+                continue
+            total, num = int(s_total), int(s_num)
+            if (not (1 <= num <= total) or len(seq) > 1 or (seq and not seq.isdigit())
+                    or len(chan) > 1):
+                reject(i, "garbage", f"bad fragment header {s_total},{s_num},{seq},{chan}")
+                continue
+            if not payload:
+                reject(i, "truncated", "empty payload")
+                continue
+            if payload.translate(_DELETE_ARMOUR):
+                reject(i, "garbage", "payload holds characters outside the six-bit armour")
+                continue
+            if not (len(s_fill) == 1 and s_fill in "012345"):
+                reject(i, "bad_fill_bits", f"fill bits {s_fill!r} not in 0..5")
+                continue
+            fill = int(s_fill)
         if fill and num != total:
             reject(i, "bad_fill_bits", f"fill bits {fill} on fragment {num} of {total}")
             continue
