@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
+from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu, refine_pose
 
 CLIP_PARAMS = [
     114.32722222222222, 30.60027777777778, 352, -4, 20, 55, 30.94,
@@ -284,3 +284,25 @@ def test_clip_ais_projects_into_ground_truth_boxes(shared):
     assert len(distances[380000000]) == 9 and len(distances[290000000]) == 9
     assert max(distances[380000000]) == 0.0
     assert max(distances[290000000]) <= 30.0
+
+
+@pytest.mark.unit
+def test_refine_pose_recovers_heading_tilt_and_height_from_noisy_matches():
+    truth = _camera(height_m=45.0, tilt_deg=5.0, heading_deg=354.0)
+    rng = np.random.default_rng(5)
+    e = rng.uniform(-800, 800, 30)
+    n = rng.uniform(300, 3000, 30)
+    lon, lat = geo_from_enu(truth.lon_deg, truth.lat_deg, e, n)
+    u, v, vis = truth.geo_to_pixel(lon, lat)
+    assert vis.sum() >= 10
+    u, v, lon, lat = (a[vis] for a in (u, v, lon, lat))
+    u_obs = u + rng.normal(0, 0.5, len(u))
+    v_obs = v + rng.normal(0, 0.5, len(v))
+    start = replace(truth, heading_deg=352.0, tilt_deg=4.0, height_m=20.0)
+    fitted, res = refine_pose(start, u_obs, v_obs, lon, lat)
+    assert fitted.heading_deg == pytest.approx(354.0, abs=0.05)
+    assert fitted.tilt_deg == pytest.approx(5.0, abs=0.05)
+    assert fitted.height_m == pytest.approx(45.0, rel=0.05)
+    assert res.shape == (len(u), 2) and np.sqrt(np.mean(res**2)) < 1.0
+    with pytest.raises(ValueError):
+        refine_pose(start, u[:1], v[:1], lon[:1], lat[:1])

@@ -332,3 +332,15 @@ def test_bench_reports_rates_and_leaves_latency_to_the_connector(shared, clip):
     assert res["dnn_fps_per_core"] > 0 and res["motion_fps_per_core"] > 0
     assert res["cameras_at_5fps_per_core"] >= 0
     assert res["capture_to_topic_p95_ms"] is None
+
+
+@pytest.mark.unit
+def test_evaluate_clip_reports_calibrated_geo_error(shared, clip):
+    det = DnnDetector.from_dir(_model_dir(shared), conf=0.2)
+    res = evaluate_clip(clip, det, seconds=(2, 4, 5), calibrate=True)
+    assert res["recall"] == 1.0
+    # refining heading/tilt/height on the other seconds' AIS matches beats the raw parameters
+    assert res["geo_error_median_m_calibrated"] < res["geo_error_median_m"] / 5
+    pose = res["calibrated_pose"]
+    assert pose["height_m"] > 20.0 and pose["tilt_deg"] > 4.0
+    assert res["track_ids_by_mmsi"].keys() == {"290000000", "380000000"}

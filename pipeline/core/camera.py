@@ -35,6 +35,7 @@ __all__ = [
     "GeoRef",
     "enu_from_geo",
     "geo_from_enu",
+    "refine_pose",
 ]
 
 _WGS84_A_M = 6_378_137.0
@@ -441,3 +442,64 @@ class CameraModel:
             & (v <= self.image_height + eps)
         )
         return u, v, front & inside & below_horizon
+
+
+def refine_pose(
+    model: CameraModel,
+    u_px: np.ndarray,
+    v_px: np.ndarray,
+    lon_deg: np.ndarray,
+    lat_deg: np.ndarray,
+    *,
+    fit: tuple[str, ...] = ("heading_deg", "tilt_deg", "height_m"),
+    f_scale_px: float = 5.0,
+) -> tuple[CameraModel, np.ndarray]:
+    """Calibrate pose parameters from known sea positions seen at known pixels.
+
+    Typical use: waterline pixels of detections that fusion matched to AIS vessels,
+    with the AIS positions at the frame times. Minimises the robust (soft-L1)
+    reprojection error of ``geo_to_pixel``.
+
+    :param model: the starting camera
+    :param u_px: observed columns, pixels
+    :param v_px: observed rows, pixels (waterline)
+    :param lon_deg: true longitudes of the same points, degrees
+    :param lat_deg: true latitudes of the same points, degrees
+    :param fit: :class:`CameraModel` fields to adjust (others stay fixed)
+    :param f_scale_px: residual size, pixels, above which the loss turns linear
+    :return: the refined camera and the final residuals ``(N, 2)`` (``du, dv``, pixels)
+
+    >>> cam = CameraModel.from_hfov(lon_deg=110.3, lat_deg=20.0, height_m=30.0,
+    ...     heading_deg=10.0, tilt_deg=3.0, hfov_deg=60.0, image_width=1280, image_height=720)
+    >>> lon, lat = geo_from_enu(110.3, 20.0, np.array([-300.0, 200.0, 50.0]),
+    ...     np.array([900.0, 1500.0, 400.0]))
+    >>> u, v, _ = cam.geo_to_pixel(lon, lat)
+    >>> start = replace(cam, heading_deg=12.0, tilt_deg=2.0, height_m=20.0)
+    >>> fitted, res = refine_pose(start, u, v, lon, lat)
+    >>> round(fitted.heading_deg, 3), round(fitted.tilt_deg, 3), round(fitted.height_m, 2)
+    (10.0, 3.0, 30.0)
+    """
+    from scipy.optimize import least_squares
+
+    u = np.asarray(u_px, dtype=float).ravel()
+    v = np.asarray(v_px, dtype=float).ravel()
+    lon = np.asarray(lon_deg, dtype=float).ravel()
+    lat = np.asarray(lat_deg, dtype=float).ravel()
+    if len(u) * 2 < len(fit):
+        raise ValueError(f"{len(u)} points cannot fit {len(fit)} parameters")
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        cam = replace(model, **dict(zip(fit, p.tolist(), strict=True)))
+        pu, pv, _ = cam.geo_to_pixel(lon, lat)
+        r = np.concatenate([pu - u, pv - v])
+        return np.where(np.isfinite(r), r, 1e4)
+
+    lower = [0.1 if f == "height_m" else -np.inf for f in fit]
+    p0 = np.array([getattr(model, f) for f in fit], dtype=float)
+    sol = least_squares(
+        residuals, p0, bounds=(lower, [np.inf] * len(fit)), loss="soft_l1", f_scale=f_scale_px
+    )
+    fitted = replace(model, **dict(zip(fit, sol.x.tolist(), strict=True)))
+    if "heading_deg" in fit:
+        fitted = replace(fitted, heading_deg=fitted.heading_deg % 360.0)
+    return fitted, residuals(sol.x).reshape(2, -1).T
