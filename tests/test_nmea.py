@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyais.util import checksum as _pyais_checksum
 
+from pipeline.core import nmea
 from pipeline.core.nmea import (
     REJECT_REASONS,
     SKIP_REASONS,
@@ -264,3 +266,32 @@ def test_single_character_change_is_always_rejected(pos, byte):
         assert len(f) == 1  # '!AIVDM' and '$AIVDM' are both accepted: checksum-neutral
     else:
         assert len(f) == 0 and f.rejects[0].reason in REJECT_REASONS
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(
+    line=st.sampled_from([POS, FRAG1, FRAG2, "\\s:rEV02,c:1334337317*58\\" + POS,
+                          "!AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827"]),
+    edits=st.lists(st.tuples(st.integers(0, 200), st.sampled_from(",*\\!$0129AZaw`@:-\r")),
+                   max_size=3),
+)
+def test_fast_path_agrees_with_slow_path(line, edits):
+    chars = list(line)
+    for pos, ch in edits:
+        chars[pos % len(chars)] = ch
+    lines = ["".join(chars), FRAG2]
+
+    def run() -> tuple:
+        f = frame_lines(lines, [0, 1], "s", Reassembler())
+        return (f.payload, f.fill_bits.tolist(), f.t_ms.tolist(), f.station,
+                [(r.reason, r.line) for r in f.rejects], dict(f.counts))
+
+    fast = run()
+    saved = nmea._FAST
+    nmea._FAST = re.compile(r"(?!x)x")  # never matches: everything takes the slow path
+    try:
+        slow = run()
+    finally:
+        nmea._FAST = saved
+    assert fast == slow
