@@ -26,9 +26,26 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.evaluate",
     "pipeline.ais",
     "pipeline.vision",
+    "pipeline.fusion_eval",
     "connectors.onvif",
     "connectors.camera",
 )
+
+
+def command_group(
+    sub: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse._SubParsersAction:
+    """The sub-parsers of a command group shared by several modules (``eval``, ``bench``):
+    created by the first module that asks, found in ``sub.choices`` by the others."""
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_text)
+        parser.set_defaults(func=lambda _args: parser.print_help() or 2)
+        return parser.add_subparsers(dest=f"{name}_what", required=False, metavar="WHAT")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_what", required=False, metavar="WHAT")
 
 
 def build_parser() -> argparse.ArgumentParser:

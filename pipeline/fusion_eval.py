@@ -705,22 +705,9 @@ def _group(
     sub: argparse._SubParsersAction, name: str, help_text: str
 ) -> argparse._SubParsersAction:
     """The sub-parsers of the shared command group ``name`` (created if missing)."""
-    try:
-        from pipeline import cli
+    from pipeline.cli import command_group
 
-        helper = getattr(cli, "command_group", None)
-    except ImportError:  # pragma: no cover
-        helper = None
-    if helper is not None:
-        return helper(sub, name, help_text)
-    parser = sub.choices.get(name)
-    if parser is None:
-        parser = sub.add_parser(name, help=help_text)
-        parser.add_subparsers(dest=f"{name}_command", required=True, metavar="WHAT")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="WHAT")
+    return command_group(sub, name, help_text)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -619,36 +619,41 @@ def _candidates(
         np.nan_to_num(dets.bearing_sigma_deg, nan=np.inf), params.min_bearing_sigma_deg
     )
     # The AIS angular sigma differs a lot between near and far vessels: split the vessels
-    # into groups of it, so each group's window (a bound of every pair's gate) stays tight.
+    # into groups of it (factors of 4), so each group's window (a bound of every pair's
+    # gate) stays tight. One sort by (group, bearing) and one vectorised search for all
+    # (group, detection) windows.
     ais_bsig = np.degrees(np.arctan2(vw.pos_sigma_m[vidx], np.maximum(vw.range_m[vidx], 1.0)))
-    octave = np.floor(np.log2(np.maximum(ais_bsig, 1e-9) / 0.25) / 2.0)  # groups of x4
-    octave = np.clip(octave, -1, 5).astype(np.int64)
-    rs: list[np.ndarray] = []
-    cs: list[np.ndarray] = []
-    wrap = False
-    for g in np.unique(octave):
-        gidx = vidx[octave == g]
-        amax = float(np.max(ais_bsig[octave == g]))
-        win = params.bearing_gate_sigmas * np.sqrt(d_bsig * d_bsig + amax * amax) + det_hw
-        win = np.where(np.isfinite(det_rel) & np.isfinite(win), win, -1.0)
-        if np.any(np.abs(det_rel) + win >= 180.0):
-            # The window would wrap around: score every pair (rare: panoramic cameras).
-            rs.append(np.repeat(gidx, m))
-            cs.append(np.tile(np.arange(m), gidx.size))
-            wrap = True
-            continue
-        order = gidx[np.argsort(vw.bearing_rel_deg[gidx], kind="stable")]
-        sorted_b = vw.bearing_rel_deg[order]
-        lo = np.searchsorted(sorted_b, det_rel - win, side="left")
-        hi = np.searchsorted(sorted_b, det_rel + win, side="right")
+    group = np.floor(np.log2(np.maximum(ais_bsig, 1e-9) / 0.25) / 2.0)
+    group = np.clip(group, -1, 5).astype(np.int64) + 1  # 0..6
+    n_groups = 7
+    amax = np.full(n_groups, -np.inf)
+    np.maximum.at(amax, group, ais_bsig)
+    present = np.flatnonzero(np.isfinite(amax))
+    win = (
+        params.bearing_gate_sigmas
+        * np.sqrt(d_bsig[None, :] ** 2 + amax[present, None] ** 2)
+        + det_hw[None, :]
+    )  # (G, M)
+    win = np.where(np.isfinite(det_rel)[None, :] & np.isfinite(win), win, -1.0)
+    wrap = bool(np.any(np.abs(det_rel)[None, :] + win >= 180.0))
+    if wrap:
+        # A window would wrap around ±180°: score every pair (rare: panoramic cameras).
+        r = np.repeat(vidx, m)
+        c = np.tile(np.arange(m), vidx.size)
+    else:
+        span = 720.0  # keys: group * span + bearing (relative bearings are within ±180°)
+        key = group * span + vw.bearing_rel_deg[vidx]
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        base = (present * span)[:, None] + det_rel[None, :]
+        lo = np.searchsorted(sorted_key, (base - win).ravel(), side="left")
+        hi = np.searchsorted(sorted_key, (base + win).ravel(), side="right")
         counts = np.maximum(hi - lo, 0)
         total = int(counts.sum())
         starts = np.cumsum(counts) - counts
         offs = np.arange(total) - np.repeat(starts, counts)
-        rs.append(order[np.repeat(lo, counts) + offs])
-        cs.append(np.repeat(np.arange(m), counts))
-    r = np.concatenate(rs)
-    c = np.concatenate(cs)
+        r = vidx[order[np.repeat(lo, counts) + offs]]
+        c = np.repeat(np.tile(np.arange(m), present.size), counts)
     # inside a window that does not cross ±180°, relative bearings differ by < 180°
     r, c, cost = _pair_costs(vw, dets, det_rel, det_hw, det_rate, model, params, r, c, wrap)
     return PairCosts(r, c, cost, n, m)
