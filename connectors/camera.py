@@ -659,6 +659,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     site = load_site(args.site)
     overrides = parse_overrides(args.camera)
     factory = _factory_from_args(args)
+    stats: dict[str, Any] = {}
 
     async def main() -> None:
         async with RecordProducer(client_id="shorewatch-camera-ingest") as producer:
@@ -671,19 +672,27 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             )
             stop = asyncio.Event()
             runner = asyncio.create_task(ingest.run(stop))
+            deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
             try:
                 while not runner.done():
-                    await asyncio.wait([runner], timeout=args.stats_interval_s)
-                    if not runner.done():
-                        log.info("camera ingest: %s", json.dumps(ingest.stats()["latency"]))
+                    wait_s = args.stats_interval_s
+                    if deadline is not None:
+                        wait_s = min(wait_s, max(0.0, deadline - time.monotonic()))
+                    await asyncio.wait([runner], timeout=wait_s)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    log.info("camera ingest: %s", json.dumps(ingest.stats()["latency"]))
             finally:
                 stop.set()
                 await runner
+                stats.update(ingest.stats())
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    if stats:
+        print(json.dumps(stats))
     return 0
 
 
@@ -693,16 +702,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"bench source not found: {args.source}")
     cams = [_BenchCamera(f"bench-{i:02d}") for i in range(args.cameras)]
     factory = _factory_from_args(args)
-    result = asyncio.run(
-        measure_ingest(
-            cams,
-            factory,
+
+    async def run() -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
             duration_s=args.duration_s,
             max_fps=args.max_fps,
             overrides={c.id: args.source for c in cams},
             analysis_threads=args.threads,
         )
-    )
+        if not args.kafka:
+            return await measure_ingest(cams, factory, **kwargs)
+        from connectors.kafka import RecordProducer
+
+        async with RecordProducer(client_id="shorewatch-bench-camera-ingest") as producer:
+            result = await measure_ingest(cams, factory, sink=kafka_sink(producer), **kwargs)
+        return {**result, "sink": f"kafka {producer.bootstrap} (acks=all)"}
+
+    result = asyncio.run(run())
+    result.setdefault("sink", "none (capture + analysis only)")
     if args.json:
         print(json.dumps(result))
     else:
@@ -789,6 +806,12 @@ def add_commands(sub: Any) -> None:
         help="replace a camera's rtsp_url, e.g. by a local video file (repeatable)",
     )
     p.add_argument("--stats-interval-s", type=float, default=30.0, help="log latency this often")
+    p.add_argument(
+        "--duration-s",
+        type=float,
+        default=None,
+        help="stop after this long (default: run until ^C)",
+    )
     p.set_defaults(func=_cmd_ingest)
 
     b = _group(sub, "bench", "measure throughput").add_parser(
@@ -803,5 +826,10 @@ def add_commands(sub: Any) -> None:
     b.add_argument("--cameras", type=int, default=4)
     b.add_argument("--duration-s", type=float, default=10.0)
     b.add_argument("--threads", type=int, default=None, help="analysis threads (default: cores)")
+    b.add_argument(
+        "--kafka",
+        action="store_true",
+        help="publish to the broker and wait for each acknowledgement (default: no sink)",
+    )
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_cmd_bench)

@@ -338,3 +338,81 @@ def test_ingest_command_rejects_a_malformed_site(tmp_path, capsys):
     rc = main(["ingest", "camera", "--site", str(tmp_path), "--model-dir", "none"])
     assert rc == 1
     assert "shorewatch: error:" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+async def test_ingest_command_publishes_to_kafka(kafka_bootstrap, shared, capsys, tmp_path):
+    """``shorewatch ingest camera`` on the Haikou site: one camera reads the clip (override),
+    the others point at RTSP addresses nobody serves; records reach the real broker."""
+    import json
+    import time
+
+    import msgspec
+    from aiokafka import AIOKafkaConsumer
+
+    from pipeline.cli import main
+
+    clip = shared / "data" / "video" / "clip-01" / "clip-01.mp4"
+    if not clip.is_file():
+        pytest.skip(f"clip not found: {clip}")
+    import shutil
+
+    site = tmp_path / "haikou"
+    shutil.copytree("sites/haikou", site)
+    cameras_yaml = site / "cameras.yaml"  # nobody serves these addresses
+    cameras_yaml.write_text(
+        cameras_yaml.read_text().replace("127.0.0.1:8554", f"127.0.0.1:{free_port()}")
+    )
+    t0_ms = int(time.time() * 1000)
+    argv = [
+        "ingest",
+        "camera",
+        "--site",
+        str(site),
+        "--model-dir",
+        "none",
+        "--camera",
+        f"hk-west-01={clip}",
+        "--duration-s",
+        "6",
+        "--max-fps",
+        "5",
+    ]
+    rc = await asyncio.to_thread(main, argv)
+    assert rc == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert stats["cameras"]["hk-west-01"]["frames_published"] >= 5
+    assert stats["latency"]["p95_ms"] is not None
+
+    consumer = AIOKafkaConsumer(
+        topics.CAMERA_DETECTION.name,
+        topics.CAMERA_STATUS.name,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    frames, statuses = [], {}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (len(frames) < 5 or len(statuses) < 6):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    if tp.topic == topics.CAMERA_DETECTION.name:
+                        rec = msgspec.json.decode(m.value, type=records.CameraFrame)
+                        if rec.t_ms >= t0_ms and m.key == b"hk-west-01":
+                            frames.append(rec)
+                    else:
+                        st = msgspec.json.decode(m.value, type=records.CameraStatus)
+                        if st.t_ms >= t0_ms:
+                            statuses.setdefault(m.key.decode(), []).append(st)
+    finally:
+        await consumer.stop()
+    assert len(frames) >= 5 and all(f.camera_id == "hk-west-01" for f in frames)
+    assert any(s.status == "online" for s in statuses["hk-west-01"])
+    for cam in ("hk-holiday-01", "hk-xiuying-01", "hk-nandu-01"):
+        assert any(
+            s.status == "offline" and (s.reason or "").startswith("open_failed")
+            for s in statuses[cam]
+        ), cam
