@@ -222,3 +222,42 @@ async def test_one_bad_source_does_not_stop_the_others(shared, tmp_path):
     sink = ListSink()
     await asyncio.wait_for(conn.run_sources(args, sink), 10)
     assert sink.lines == LINES
+
+
+@pytest.mark.integration
+async def test_kafka_sink_publishes_batches_keyed_by_source(kafka_bootstrap, tmp_path):
+    import uuid
+
+    import msgspec
+    from aiokafka import AIOKafkaConsumer
+
+    from pipeline.topics import AIS_RAW
+
+    path = tmp_path / f"{uuid.uuid4().hex}.nmea"
+    path.write_text("\n".join(LINES * 5) + "\n")
+    sink = conn.KafkaSink(kafka_bootstrap)
+    await sink.start()
+    try:
+        await conn.replay_file(str(path), sink, max_lines=4)
+    finally:
+        await sink.stop()
+    assert sink.sent == 4 and sink.failed == 0  # 15 lines in batches of 4
+    source = f"file:{path.name}"
+    consumer = AIOKafkaConsumer(AIS_RAW.name, bootstrap_servers=kafka_bootstrap,
+                                group_id=f"test-{uuid.uuid4().hex}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    got: list[RawAisBatch] = []
+    try:
+        async def collect() -> None:
+            async for rec in consumer:
+                if rec.key == source.encode():
+                    got.append(msgspec.json.decode(rec.value, type=RawAisBatch))
+                    if sum(len(b.lines) for b in got) >= 15:
+                        return
+
+        await asyncio.wait_for(collect(), 60)
+    finally:
+        await consumer.stop()
+    assert [ln for b in got for ln in b.lines] == LINES * 5  # one partition: order kept
+    assert all(b.source == source and len(b.rx_t_ms) == len(b.lines) for b in got)
