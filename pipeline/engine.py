@@ -41,18 +41,18 @@ import numpy as np
 
 from pipeline.core import detectors as det
 from pipeline.core import tracks as ct
-from pipeline.core.detectors import Condition, Factor, Thresholds, VesselView
+from pipeline.core.detectors import Condition, Thresholds, VesselView
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, FusionParams, VesselArrays
 from pipeline.core.geo import AreaGeometry, haversine_m
 from schemas.records import (
+    AisPosition,
+    AisStatic,
     Alert,
     AlertData,
     AlertEvidence,
     AlertFactor,
     AlertVessel,
     AlertZone,
-    AisPosition,
-    AisStatic,
     CameraFrame,
     GeoPoint,
     Track,
@@ -138,7 +138,9 @@ def _opt_int(x: int) -> int | None:
     return None if x < 0 else int(x)
 
 
-def _prev_arrays(prev: Mapping[int, Track], mmsis: np.ndarray) -> tuple[ct.TrackArrays, dict[int, Track]]:
+def _prev_arrays(
+    prev: Mapping[int, Track], mmsis: np.ndarray
+) -> tuple[ct.TrackArrays, dict[int, Track]]:
     old: dict[int, Track] = {}
     for m in mmsis.tolist():
         tr = prev.get(m)
@@ -264,14 +266,23 @@ def track_step(
             d["ship_type"] = s.ship_type
         if s.to_bow_m is not None and s.to_stern_m is not None and s.to_bow_m + s.to_stern_m > 0:
             d["length_m"] = float(s.to_bow_m + s.to_stern_m)
-        if s.to_port_m is not None and s.to_starboard_m is not None and s.to_port_m + s.to_starboard_m > 0:
+        if (
+            s.to_port_m is not None
+            and s.to_starboard_m is not None
+            and s.to_port_m + s.to_starboard_m > 0
+        ):
             d["beam_m"] = float(s.to_port_m + s.to_starboard_m)
     counters["orphan_statics"] = len(orphans)
 
     kinds, mids = ct.classify_mmsi(new.mmsi)
-    msg_types = np.array([positions[last_pos[m]].msg_type for m in new.mmsi.tolist()], dtype=np.int64)
+    msg_types = np.array(
+        [positions[last_pos[m]].msg_type for m in new.mmsi.tolist()], dtype=np.int64
+    )
     nav = np.array(
-        [(lambda v: -1 if v is None else v)(positions[last_pos[m]].nav_status) for m in new.mmsi.tolist()],
+        [
+            (lambda v: -1 if v is None else v)(positions[last_pos[m]].nav_status)
+            for m in new.mmsi.tolist()
+        ],
         dtype=np.int64,
     )
     classes = ct.ais_class_of(msg_types)
@@ -282,7 +293,9 @@ def track_step(
         p = positions[last_pos[m]]
         d = ident_of(m)
         kind = ct.MMSI_KINDS[int(kinds[i])]
-        flags = _identity_flags(d["name"], d["call_sign"], kind, d["identity_change_t_ms"] is not None)
+        flags = _identity_flags(
+            d["name"], d["call_sign"], kind, d["identity_change_t_ms"] is not None
+        )
         jt = int(res.jump_t_ms[i])
         if jt >= 0:
             flags.append("impossible_speed")
@@ -309,17 +322,23 @@ def track_step(
         if m in rows or m not in old:
             continue
         tr = old[m]
-        flags = _identity_flags(d["name"], d["call_sign"], tr.mmsi_kind, d["identity_change_t_ms"] is not None)
+        flags = _identity_flags(
+            d["name"], d["call_sign"], tr.mmsi_kind, d["identity_change_t_ms"] is not None
+        )
         updates.append(msgspec.structs.replace(
             tr, name=d["name"], call_sign=d["call_sign"], imo=d["imo"], ship_type=d["ship_type"],
             length_m=d["length_m"], beam_m=d["beam_m"], flags=flags,
             identity_change_t_ms=d["identity_change_t_ms"], jump_t_ms=None, jump_speed_kn=None,
         ))  # fmt: skip
     counters["updates"] = len(updates)
-    return TrackStepResult(updates=updates, rejected=rejected, counters=dict(counters), orphan_statics=orphans)
+    return TrackStepResult(
+        updates=updates, rejected=rejected, counters=dict(counters), orphan_statics=orphans
+    )
 
 
-def evict_tracks(tracks: Mapping[int, Track], now_t_ms: int, params: TrackParams = TrackParams()) -> list[Track]:
+def evict_tracks(
+    tracks: Mapping[int, Track], now_t_ms: int, params: TrackParams = TrackParams()
+) -> list[Track]:
     """Tracks without a fix for more than ``params.idle_evict_s`` at event time ``now_t_ms``.
 
     :returns: a copy of each such track with ``event='evicted'``; the driver deletes them
@@ -331,3 +350,649 @@ def evict_tracks(tracks: Mapping[int, Track], now_t_ms: int, params: TrackParams
         for tr in tracks.values()
         if tr.event != "evicted" and tr.t_ms < limit
     ]
+
+
+# =========================================================================== area
+@dataclass(frozen=True)
+class AreaContext:
+    """Everything fixed about one area (site) that :func:`area_step` needs.
+
+    :param site: site name (the area key)
+    :param geometry: coastline, land and authorised zones
+    :param cameras: camera models by camera id (``CameraModel``, duck-typed)
+    :param thresholds: detector thresholds
+    :param source: CloudEvents ``source`` of the alerts (default ``shorewatch/<site>``)
+    :param fusion: association parameters
+    :param bbox: ``(lon_min, lat_min, lon_max, lat_max)`` of the site, degrees, or ``None``
+    """
+
+    site: str
+    geometry: AreaGeometry
+    cameras: Mapping[str, Any] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    source: str = ""
+    fusion: FusionParams = field(default_factory=FusionParams)
+    bbox: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            object.__setattr__(self, "source", f"shorewatch/{self.site}")
+
+    @classmethod
+    def from_site(cls, site: Any, fusion: FusionParams | None = None) -> AreaContext:
+        """From a :class:`pipeline.site.Site`.
+
+        :raises ConfigError: on unknown or malformed thresholds
+        """
+        return cls(
+            site=site.name,
+            geometry=site.geometry(),
+            cameras={c.id: c.model() for c in site.cameras},
+            thresholds=Thresholds.from_dict(site.thresholds),
+            fusion=fusion or FusionParams(),
+            bbox=tuple(site.bbox) if getattr(site, "bbox", None) is not None else None,
+        )
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Whether a position is inside the site's bbox (always true without one)."""
+        if self.bbox is None:
+            return True
+        x0, y0, x1, y1 = self.bbox
+        return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
+class _Vessel(msgspec.Struct, kw_only=True):
+    track: Track
+    trail: list[list[float]] = msgspec.field(default_factory=list)
+    detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    uris: list[str] = msgspec.field(default_factory=list)
+    jump_first_t_ms: int = -1
+    jump_last_t_ms: int = -1
+    jump_speed_kn: float = 0.0
+
+
+class _Target(msgspec.Struct, kw_only=True):
+    camera_id: str
+    track_id: int
+    first_t_ms: int
+    t_ms: int
+    hits: int = 0
+    mmsi: int = -1
+    unmatched_since_t_ms: int = -1
+    lon: float | None = None
+    lat: float | None = None
+    anchor_lon: float | None = None
+    anchor_lat: float | None = None
+    anchor_t_ms: int = -1
+    trail: list[list[float]] = msgspec.field(default_factory=list)
+    detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    uris: list[str] = msgspec.field(default_factory=list)
+
+
+class _Episode(msgspec.Struct, kw_only=True):
+    alert_id: str
+    kind: str
+    subject: str
+    start_t_ms: int
+    seq: int = 0
+    severity: int = 0
+    factor_names: list[str] = msgspec.field(default_factory=list)
+    false_since_t_ms: int = -1
+    last: AlertData | None = None
+
+
+class AreaState(msgspec.Struct, kw_only=True):
+    """Everything one area needs between batches; serialisable with msgspec (MessagePack).
+
+    Bounded: trails keep :attr:`Thresholds.trail_max_points`; vessels, camera targets and
+    pairs are forgotten after their idle limits.
+
+    :param watermark_t_ms: largest event time seen, ms UTC (-1: none)
+    :param tick: the tick (``t_ms // eval_tick``) holding input not yet evaluated (-1: none)
+    :param vessels: AIS vessels by MMSI: last track, trail, matched detections
+    :param targets: camera targets by ``<camera>:<track id>``
+    :param assoc: association state per camera (:meth:`CameraAssociation.to_state`)
+    :param cam_t_ms: time of the last frame per camera
+    :param unseen: ``<camera>:<mmsi>`` -> ``[since, last]`` AIS vessels a camera does not see
+    :param pairs: rendezvous pair key -> time first seen close
+    :param met_t_ms: subject -> last time it was in a rendezvous
+    :param episodes: open alert episodes by ``<kind>|<subject>``
+    :param counters: cumulative counts (skipped frames, invalid detections, late input, ...)
+    """
+
+    version: int = 1
+    watermark_t_ms: int = -1
+    tick: int = -1
+    vessels: dict[int, _Vessel] = msgspec.field(default_factory=dict)
+    targets: dict[str, _Target] = msgspec.field(default_factory=dict)
+    assoc: dict[str, dict[str, list[Any]]] = msgspec.field(default_factory=dict)
+    cam_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    unseen: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    pairs: dict[str, int] = msgspec.field(default_factory=dict)
+    met_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    episodes: dict[str, _Episode] = msgspec.field(default_factory=dict)
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """MessagePack bytes (msgspec; never pickle)."""
+        return _state_enc.encode(self)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> AreaState:
+        """Inverse of :meth:`to_bytes`."""
+        return _state_dec.decode(raw)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+_state_enc = msgspec.msgpack.Encoder()
+_state_dec = msgspec.msgpack.Decoder(AreaState)
+
+
+def _trim_trail(trail: list[list[float]], th: Thresholds) -> None:
+    if len(trail) > th.trail_max_points:
+        del trail[: len(trail) - th.trail_max_points]
+    if trail:
+        oldest = trail[-1][2] - th.trail_max_age_s * 1000.0
+        k = 0
+        while k < len(trail) and trail[k][2] < oldest:
+            k += 1
+        if k:
+            del trail[:k]
+
+
+def _push_unique(items: list[str], value: str | None, limit: int = 5) -> None:
+    if value and value not in items:
+        items.append(value)
+        if len(items) > limit:
+            del items[0]
+
+
+def _apply_track(st: AreaState, tr: Track, th: Thresholds) -> bool:
+    if tr.event == "evicted":
+        st.vessels.pop(tr.mmsi, None)
+        st.count("tracks.evicted")
+        return True
+    v = st.vessels.get(tr.mmsi)
+    if v is None:
+        v = _Vessel(track=tr)
+        st.vessels[tr.mmsi] = v
+    elif tr.t_ms < v.track.t_ms:
+        st.count("tracks.stale")
+        return False
+    else:
+        v.track = tr
+    st.count("tracks")
+    if not v.trail or v.trail[-1][2] < tr.t_ms:
+        v.trail.append([tr.lon, tr.lat, float(tr.t_ms)])
+        _trim_trail(v.trail, th)
+    if tr.jump_t_ms is not None:
+        if v.jump_last_t_ms < 0 or tr.jump_t_ms - v.jump_last_t_ms > th.jump_hold_s * 1000.0:
+            v.jump_first_t_ms = tr.jump_t_ms
+            v.jump_speed_kn = float(tr.jump_speed_kn or 0.0)
+        else:
+            v.jump_speed_kn = max(v.jump_speed_kn, float(tr.jump_speed_kn or 0.0))
+        v.jump_last_t_ms = max(v.jump_last_t_ms, tr.jump_t_ms)
+    return True
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, int | float) and np.isfinite(x)
+
+
+def _detection_problem(d: Any) -> str | None:
+    """Why a detection is unusable, or ``None``."""
+    if not _finite(d.bearing_deg):
+        return "bad_bearing"
+    if not _finite(d.bearing_sigma_deg) or d.bearing_sigma_deg <= 0:
+        return "bad_bearing_sigma"
+    if not _finite(d.confidence) or not 0.0 <= d.confidence <= 1.0:
+        return "bad_confidence"
+    if d.range_m is not None and (not _finite(d.range_m) or d.range_m < 0):
+        return "bad_range"
+    if d.range_sigma_m is not None and (not _finite(d.range_sigma_m) or d.range_sigma_m < 0):
+        return "bad_range_sigma"
+    if (d.lon is None) != (d.lat is None):
+        return "half_position"
+    if d.lon is not None and (
+        not _finite(d.lon) or not _finite(d.lat) or abs(d.lon) > 180 or abs(d.lat) > 90
+    ):
+        return "bad_position"
+    if (
+        len(d.box_px) != 4
+        or not all(_finite(x) for x in d.box_px)
+        or d.box_px[2] < 0
+        or d.box_px[3] < 0
+    ):
+        return "bad_box"
+    return None
+
+
+class _StepCache:
+    """Per-call caches (never serialised): camera models per frame size, vessel arrays."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, int, int, float, float], Any] = {}
+        self.vessels: VesselArrays | None = None
+
+    def vessel_arrays(self, st: AreaState) -> VesselArrays:
+        if self.vessels is None:
+            vs = [st.vessels[m].track for m in sorted(st.vessels)]
+            self.vessels = VesselArrays.from_lists(
+                mmsi=[t.mmsi for t in vs], t_ms=[t.t_ms for t in vs],
+                lon_deg=[t.lon for t in vs], lat_deg=[t.lat for t in vs],
+                sog_kn=[_nan(t.sog_kn) for t in vs], cog_deg=[_nan(t.cog_deg) for t in vs],
+                length_m=[_nan(t.length_m) for t in vs],
+            )  # fmt: skip
+        return self.vessels
+
+    def model(self, ctx: AreaContext, fr: CameraFrame) -> Any:
+        key = (fr.camera_id, fr.image_width, fr.image_height, fr.heading_deg, fr.hfov_deg)
+        if key not in self.models:
+            m = ctx.cameras[fr.camera_id]
+            if (
+                fr.image_width > 0
+                and fr.image_height > 0
+                and (m.image_width != fr.image_width or m.image_height != fr.image_height)
+            ):
+                m = m.scaled(fr.image_width, fr.image_height)
+            pose: dict[str, float] = {}
+            if (
+                _finite(fr.heading_deg)
+                and abs((fr.heading_deg - m.heading_deg + 180) % 360 - 180) > 1e-6
+            ):
+                pose["heading_deg"] = fr.heading_deg
+            if (
+                _finite(fr.hfov_deg)
+                and 0 < fr.hfov_deg < 180
+                and abs(fr.hfov_deg - m.hfov_deg) > 1e-6
+            ):
+                pose["hfov_deg"] = fr.hfov_deg
+            if pose and hasattr(m, "with_pose"):
+                m = m.with_pose(**pose)
+            self.models[key] = m
+        return self.models[key]
+
+
+def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepCache) -> None:
+    th = ctx.thresholds
+    cam = fr.camera_id
+    if cam not in ctx.cameras:
+        st.count("frames.unknown_camera")
+        return
+    if fr.t_ms <= st.cam_t_ms.get(cam, -1):
+        st.count("frames.out_of_order")
+        return
+    st.cam_t_ms[cam] = fr.t_ms
+    st.count("frames")
+    valid = []
+    seen_ids: set[int] = set()
+    for d in fr.detections:
+        why = _detection_problem(d)
+        if why is None and d.track_id in seen_ids:
+            why = "duplicate_track_id"
+        if why is not None:
+            st.count(f"detections.invalid.{why}")
+            continue
+        seen_ids.add(d.track_id)
+        valid.append(d)
+    st.count("detections", len(valid))
+    dets = DetectionArrays.from_lists(
+        track_id=[d.track_id for d in valid],
+        bearing_deg=[d.bearing_deg % 360.0 for d in valid],
+        bearing_sigma_deg=[d.bearing_sigma_deg for d in valid],
+        range_m=[None if d.beyond_horizon else d.range_m for d in valid],
+        range_sigma_m=[d.range_sigma_m for d in valid],
+        lon_deg=[d.lon for d in valid],
+        lat_deg=[d.lat for d in valid],
+        box_px=[list(d.box_px) for d in valid] if valid else np.zeros((0, 4)),
+    )
+    raw = st.assoc.get(cam)
+    assoc = CameraAssociation.from_state(raw) if raw else CameraAssociation()
+    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
+    st.assoc[cam] = assoc.to_state()
+    t = fr.t_ms
+    for j, d in enumerate(valid):
+        key = f"{cam}:{d.track_id}"
+        tg = st.targets.get(key)
+        if tg is None:
+            tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+            st.targets[key] = tg
+        tg.t_ms = t
+        tg.hits += 1
+        m = int(fa.mmsi[j])
+        tg.mmsi = m
+        if m < 0:
+            if tg.unmatched_since_t_ms < 0:
+                tg.unmatched_since_t_ms = t
+        else:
+            tg.unmatched_since_t_ms = -1
+        if d.lon is not None and d.lat is not None:
+            tg.lon, tg.lat = float(d.lon), float(d.lat)
+            tg.trail.append([tg.lon, tg.lat, float(t)])
+            _trim_trail(tg.trail, th)
+            if (
+                tg.anchor_lon is None
+                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat))
+                > th.dark_stop_radius_m
+            ):
+                tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
+        evidence = {
+            "camera_id": cam, "track_id": int(d.track_id), "t_ms": int(t),
+            "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
+            "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
+        }  # fmt: skip
+        tg.detections.append(evidence)
+        del tg.detections[:-5]
+        _push_unique(tg.uris, d.crop_uri)
+        _push_unique(tg.uris, fr.evidence_uri)
+        if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
+            v = st.vessels[m]
+            v.detections.append(evidence)
+            del v.detections[:-5]
+            _push_unique(v.uris, d.crop_uri)
+            _push_unique(v.uris, fr.evidence_uri)
+    unseen = {int(x) for x in fa.unseen_mmsi.tolist()}
+    prefix = f"{cam}:"
+    for key in [
+        k for k in st.unseen if k.startswith(prefix) and int(k[len(prefix) :]) not in unseen
+    ]:
+        del st.unseen[key]
+    for m in sorted(unseen):
+        rec = st.unseen.get(f"{cam}:{m}")
+        if rec is None:
+            st.unseen[f"{cam}:{m}"] = [t, t]
+        else:
+            rec[1] = t
+
+
+def _view(
+    st: AreaState, now: int, ctx: AreaContext
+) -> tuple[VesselView, list[Any], np.ndarray, np.ndarray]:
+    """Gather the area's vessels and dark targets into arrays, with geometry computed."""
+    th = ctx.thresholds
+    g = ctx.geometry
+    vessels = [st.vessels[m] for m in sorted(st.vessels)]
+    targets = [st.targets[k] for k in sorted(st.targets)]
+    targets = [tg for tg in targets if tg.mmsi < 0 and tg.lon is not None]
+    owners: list[Any] = [*vessels, *targets]
+    na, nd = len(vessels), len(targets)
+    trk = [v.track for v in vessels]
+
+    def col(vals: list[Any], dtype: Any = np.float64) -> np.ndarray:
+        return np.asarray(vals, dtype=dtype) if vals else np.zeros(0, dtype=dtype)
+
+    # camera-target speed: displacement over the last minute of its trail
+    tsog = []
+    for tg in targets:
+        pts = [p for p in tg.trail if p[2] >= tg.t_ms - 60_000]
+        if len(pts) >= 2 and pts[-1][2] > pts[0][2]:
+            d = float(haversine_m(pts[0][0], pts[0][1], pts[-1][0], pts[-1][1]))
+            tsog.append(d / ((pts[-1][2] - pts[0][2]) / 1000.0) / ct.KNOT_MPS)
+        else:
+            tsog.append(np.nan)
+    dwell_ms = th.landing_dwell_s * 1000.0
+    kinds = [t.mmsi_kind for t in trk]
+    lon = col([t.lon for t in trk] + [tg.lon for tg in targets])
+    lat = col([t.lat for t in trk] + [tg.lat for tg in targets])
+    sog = col([_nan(t.sog_kn) for t in trk] + tsog)
+    cog = col([_nan(t.cog_deg) for t in trk] + [np.nan] * nd)
+    t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
+    coast = g.coast_distance_m(lon, lat) if lon.size else np.zeros(0)
+    # closing rate: coast distance now minus along the course after the lookahead
+    from pipeline.core.geo import destination_point
+
+    run_m = np.nan_to_num(sog, nan=0.0) * ct.KNOT_MPS * th.approach_lookahead_s
+    has_c = np.isfinite(cog) & (run_m > 0)
+    closing = np.zeros(lon.size)
+    if has_c.any():
+        lon2, lat2 = destination_point(lon[has_c], lat[has_c], cog[has_c], run_m[has_c])
+        closing[has_c] = (coast[has_c] - g.coast_distance_m(lon2, lat2)) / th.approach_lookahead_s
+    _, zone_m = g.nearest_zone(lon, lat) if lon.size else (None, np.zeros(0))
+    subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
+        f"cam:{tg.camera_id}:{tg.track_id}" for tg in targets
+    ]
+    mem = now - th.rendezvous_memory_s * 1000.0
+    view = VesselView(
+        subject=col(subjects, object),
+        mmsi=col([t.mmsi for t in trk] + [-1] * nd, np.int64),
+        name=col([t.name for t in trk] + [None] * nd, object),
+        dark=col([False] * na + [True] * nd, bool),
+        t_ms=t_ms, lon=lon, lat=lat, sog_kn=sog, cog_deg=cog,
+        expected_interval_s=col([t.expected_interval_s for t in trk] + [np.nan] * nd),
+        stopped_since_t_ms=col(
+            [-1 if t.stopped_since_t_ms is None else t.stopped_since_t_ms for t in trk]
+            + [tg.anchor_t_ms if tg.anchor_t_ms >= 0 and tg.t_ms - tg.anchor_t_ms >= dwell_ms else -1 for tg in targets],
+            np.int64,
+        ),
+        slow_since_t_ms=col([-1 if t.slow_since_t_ms is None else t.slow_since_t_ms for t in trk] + [-1] * nd, np.int64),
+        first_t_ms=col([t.first_t_ms if t.first_t_ms is not None else t.t_ms for t in trk] + [tg.first_t_ms for tg in targets], np.int64),
+        length_m=col([_nan(t.length_m) for t in trk] + [np.nan] * nd),
+        hits=col([0] * na + [tg.hits for tg in targets], np.int64),
+        unmatched_since_t_ms=col([-1] * na + [tg.unmatched_since_t_ms for tg in targets], np.int64),
+        invalid_mmsi=col([k == "invalid" for k in kinds] + [False] * nd, bool),
+        no_name=col([t.name is None for t in trk] + [False] * nd, bool),
+        no_call_sign=col([t.call_sign is None for t in trk] + [False] * nd, bool),
+        shipish=col([k in ("ship", "invalid") for k in kinds] + [False] * nd, bool),
+        identity_change_t_ms=col([-1 if t.identity_change_t_ms is None else t.identity_change_t_ms for t in trk] + [-1] * nd, np.int64),
+        jump_t_ms=col([v.jump_first_t_ms for v in vessels] + [-1] * nd, np.int64),
+        last_jump_t_ms=col([v.jump_last_t_ms for v in vessels] + [-1] * nd, np.int64),
+        jump_speed_kn=col([v.jump_speed_kn for v in vessels] + [np.nan] * nd),
+        coast_m=coast,
+        on_land=g.on_land(lon, lat) if lon.size else np.zeros(0, bool),
+        zone_m=zone_m,
+        in_port=zone_m <= th.zone_margin_m,
+        closing_mps=closing,
+        recent_rendezvous=col([st.met_t_ms.get(s, -1) >= mem for s in subjects], bool),
+    )  # fmt: skip
+    east, north = g.to_enu_m(lon, lat)
+    return view, owners, east, north
+
+
+def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
+    for m in [m for m, v in st.vessels.items() if now - v.track.t_ms > th.vessel_forget_s * 1000.0]:
+        del st.vessels[m]
+        st.count("vessels.forgotten")
+    lost = th.camera_lost_s * 1000.0
+    for k in [
+        k for k, tg in st.targets.items()
+        if now - tg.t_ms > th.target_forget_s * 1000.0 or (tg.hits < th.dark_min_hits and now - tg.t_ms > lost)
+    ]:  # fmt: skip
+        del st.targets[k]
+    for k in [k for k, (_, last) in st.unseen.items() if now - last > th.camera_stale_s * 1000.0]:
+        del st.unseen[k]
+    mem = now - th.rendezvous_memory_s * 1000.0
+    for k in [k for k, t in st.met_t_ms.items() if t < mem]:
+        del st.met_t_ms[k]
+
+
+def _alert_data(
+    c: Condition,
+    ep: _Episode,
+    status: str,
+    view: VesselView,
+    owners: list[Any],
+    zone: tuple[str | None, str | None, float | None, float | None],
+    site: str,
+) -> AlertData:
+    i = c.row
+    owner = owners[i]
+    dark = bool(view.dark[i])
+    mmsi = None if dark else int(view.mmsi[i])
+    detections = list(owner.detections)
+    for r in c.rows[1:]:
+        detections.append({
+            "partner": str(view.subject[r]), "mmsi": None if view.dark[r] else int(view.mmsi[r]),
+            "lon": float(view.lon[r]), "lat": float(view.lat[r]), "t_ms": int(view.t_ms[r]),
+        })  # fmt: skip
+        detections.extend(owners[r].detections)
+    uris: list[str] = []
+    for r in c.rows or (i,):
+        for u in owners[r].uris:
+            _push_unique(uris, u, limit=10)
+    return AlertData(
+        alert_id=ep.alert_id, kind=c.kind, status=status, severity=c.severity,  # type: ignore[arg-type]
+        factors=[AlertFactor(f.name, float(f.weight), f.explanation) for f in c.factors],
+        event_time=iso_utc(ep.start_t_ms), position=GeoPoint(lat=c.lat, lon=c.lon),
+        vessel=AlertVessel(mmsi=mmsi, name=None if dark else view.name[i], dark=dark, track_id=str(view.subject[i])),
+        zone=AlertZone(name=zone[0], kind=zone[1], distance_m=zone[2], coast_distance_m=zone[3]),
+        evidence=AlertEvidence(trail=[list(p) for p in owner.trail], detections=detections, snapshot_uris=uris),
+        site=site, seq=ep.seq,
+    )  # fmt: skip
+
+
+def _cloud_event(data: AlertData, time_ms: int, ctx: AreaContext) -> Alert:
+    return Alert(
+        id=f"{data.alert_id}/{data.seq}", source=ctx.source, type=f"org.shorewatch.alert.{data.kind}",
+        time=iso_utc(time_ms), subject=data.vessel.track_id, data=data,
+    )  # fmt: skip
+
+
+def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
+    """Run every detector at event time ``now`` and advance the alert episodes."""
+    th = ctx.thresholds
+    _housekeeping(st, now, th)
+    view, owners, east, north = _view(st, now, ctx)
+    # rendezvous first: it feeds the landing's "earlier rendezvous" factor
+    pairs = det.rendezvous_pairs(view, east, north, now, th)
+    close = {k for k, _, _ in pairs}
+    for k in [k for k in st.pairs if k not in close]:
+        del st.pairs[k]
+    for k in sorted(close):
+        st.pairs.setdefault(k, now)
+    conds: list[Condition] = det.rendezvous(view, pairs, st.pairs, now, th)
+    if conds:
+        for c in conds:
+            for r in c.rows:
+                st.met_t_ms[str(view.subject[r])] = now
+        recent = np.array(
+            [
+                st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
+                for s in view.subject
+            ],
+            dtype=bool,
+        )
+        view = dataclasses.replace(view, recent_rendezvous=recent)
+    conds += det.unusual_landing(view, now, th)
+    conds += det.dark_approach(view, now, th)
+    conds += det.dark_vessel(view, now, th)
+    conds += det.loitering(view, now, th)
+    conds += det.identity_anomaly(view, now, th)
+    conds += det.impossible_speed(view, now, th)
+    rows_by_mmsi = {int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0}
+    conds += det.ais_not_seen(view, st.unseen, rows_by_mmsi, now, th)
+
+    active = {f"{c.kind}|{c.subject}": c for c in conds}
+    zones: dict[str, tuple[str | None, str | None, float | None, float | None]] = {}
+    if active:
+        keys = sorted(active)
+        lon = np.array([active[k].lon for k in keys])
+        lat = np.array([active[k].lat for k in keys])
+        zi, zd = ctx.geometry.nearest_zone(lon, lat)
+        cd = ctx.geometry.coast_distance_m(lon, lat)
+        for j, k in enumerate(keys):
+            z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
+            zones[k] = (
+                z.name if z else None, z.kind if z else None,
+                float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
+            )  # fmt: skip
+    out: list[Alert] = []
+    for key in sorted(active):
+        c = active[key]
+        ep = st.episodes.get(key)
+        names = [f.name for f in c.factors]
+        if ep is None:
+            ep = _Episode(
+                alert_id=f"{c.kind}:{c.subject}:{c.start_t_ms}", kind=c.kind, subject=c.subject,
+                start_t_ms=c.start_t_ms, severity=c.severity, factor_names=names,
+            )  # fmt: skip
+            st.episodes[key] = ep
+            ep.last = _alert_data(c, ep, "open", view, owners, zones[key], ctx.site)
+            out.append(_cloud_event(ep.last, c.start_t_ms, ctx))
+            st.count(f"alerts.{c.kind}.open")
+            continue
+        ep.false_since_t_ms = -1
+        if c.severity != ep.severity or names != ep.factor_names:
+            ep.seq += 1
+            ep.severity, ep.factor_names = c.severity, names
+            ep.last = _alert_data(c, ep, "update", view, owners, zones[key], ctx.site)
+            out.append(_cloud_event(ep.last, now, ctx))
+            st.count(f"alerts.{c.kind}.update")
+    for key in sorted(set(st.episodes) - set(active)):
+        ep = st.episodes[key]
+        if ep.false_since_t_ms < 0:
+            ep.false_since_t_ms = now
+        if now - ep.false_since_t_ms >= th.episode_close_s * 1000.0:
+            ep.seq += 1
+            assert ep.last is not None
+            data = msgspec.structs.replace(ep.last, status="closed", seq=ep.seq)
+            out.append(_cloud_event(data, now, ctx))
+            del st.episodes[key]
+            st.count(f"alerts.{ep.kind}.closed")
+    return out
+
+
+def area_step(
+    state: AreaState | None,
+    tracks: Sequence[Track],
+    frames: Sequence[CameraFrame],
+    ctx: AreaContext,
+) -> tuple[AreaState, list[Alert]]:
+    """Advance one area by a batch of track updates and camera frames.
+
+    Inputs are taken in event-time order (ties: tracks before frames, then input order);
+    the detectors run at the end of every tick of :attr:`Thresholds.eval_tick_s` that
+    received input, once an input of a later tick arrives (see the module docstring), so
+    the alerts of a time-ordered stream do not depend on how it is split into batches.
+    Frames from cameras not in ``ctx.cameras``, out-of-order frames and unusable
+    detections are counted in ``state.counters`` and skipped; input older than the open
+    tick is applied and counted as ``late``.
+
+    :param state: the area's state from the previous call (updated in place), or ``None``
+    :param tracks: track updates (:func:`track_step` output) of vessels in the area
+    :param frames: analysed camera frames
+    :param ctx: the area's fixed context
+    :returns: the new state and the alert events (open / update / closed), in order
+    """
+    st = state if state is not None else AreaState()
+    th = ctx.thresholds
+    tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
+    items = sorted(
+        [(tr.t_ms, 0, i) for i, tr in enumerate(tracks)]
+        + [(fr.t_ms, 1, i) for i, fr in enumerate(frames)]
+    )
+    cache = _StepCache()
+    out: list[Alert] = []
+    for t, kind, i in items:
+        k = t // tick_ms
+        if st.tick < 0:
+            st.tick = k
+        elif k > st.tick:
+            out += _evaluate(st, (st.tick + 1) * tick_ms, ctx)
+            st.tick = k
+        elif k < st.tick:
+            st.count("late")
+        st.watermark_t_ms = max(st.watermark_t_ms, t)
+        if kind == 0:
+            if _apply_track(st, tracks[i], th):
+                cache.vessels = None
+        else:
+            _apply_frame(st, frames[i], ctx, cache)
+    return st, out
+
+
+def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None) -> list[Alert]:
+    """End of input: evaluate the open tick (and, with ``until_t_ms``, once more at that
+    time, e.g. to let silences and dwells elapse). Replay calls this at the end."""
+    th = ctx.thresholds
+    tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
+    out: list[Alert] = []
+    if state.tick >= 0:
+        out += _evaluate(state, (state.tick + 1) * tick_ms, ctx)
+        state.tick = -1
+    if until_t_ms is not None and until_t_ms > state.watermark_t_ms:
+        out += _evaluate(state, until_t_ms, ctx)
+        state.watermark_t_ms = until_t_ms
+        state.tick = -1
+    return out

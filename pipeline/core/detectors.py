@@ -106,6 +106,7 @@ class Thresholds:
     :param eval_tick_s: detectors run once per tick of event time that received input, s
     :param trail_max_points: trail points kept per vessel or target (evidence)
     :param trail_max_age_s: trail points older than this are dropped, s
+    :param target_forget_s: the area forgets a camera target unseen this long, s
     """
 
     stop_speed_kn: float = 0.5
@@ -142,6 +143,7 @@ class Thresholds:
     eval_tick_s: float = 1.0
     trail_max_points: int = 60
     trail_max_age_s: float = 3600.0
+    target_forget_s: float = 600.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Thresholds:
