@@ -261,3 +261,27 @@ async def test_kafka_sink_publishes_batches_keyed_by_source(kafka_bootstrap, tmp
         await consumer.stop()
     assert [ln for b in got for ln in b.lines] == LINES * 5  # one partition: order kept
     assert all(b.source == source and len(b.rx_t_ms) == len(b.lines) for b in got)
+
+
+@pytest.mark.unit
+def test_ingest_command_to_stdout(shared, capsys):
+    import msgspec
+
+    from pipeline.cli import main
+
+    path = shared / "data" / "ais" / "pyais_timestamped.ais"
+    assert main(["ingest", "ais", "--file", str(path), "--stdout", "--batch-lines", "4"]) == 0
+    batches = [msgspec.json.decode(ln, type=RawAisBatch)
+               for ln in capsys.readouterr().out.splitlines()]
+    expected = [ln for ln in path.read_text().splitlines() if ln]
+    assert [ln for b in batches for ln in b.lines] == expected
+    assert {b.source for b in batches} == {"file:pyais_timestamped.ais"}
+    assert max(len(b.lines) for b in batches) == 4
+
+
+@pytest.mark.unit
+def test_ingest_command_needs_a_source(capsys):
+    from pipeline.cli import main
+
+    assert main(["ingest", "ais"]) == 2
+    assert "at least one source" in capsys.readouterr().err

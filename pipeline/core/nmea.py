@@ -16,6 +16,11 @@ milliseconds when ``c >= 10**11``), the last ``$PGHP`` line of the source before
 the sentence, the trailing epoch field, the receive time. A multi-sentence
 message takes the time of its first fragment that carries one.
 
+Multi-sentence messages are reassembled from the sentence's own fragment fields
+(count, number, sequence id) per (source, channel, sequence id, count); a tag
+block ``g:`` group only rides along (every real feed here that sends ``g:`` also
+numbers its fragments), and ``s:`` is kept as the receiving station.
+
 Tag block checksum policy: a tag block whose checksum is wrong (real feeds send
 ``*00``, see ``amsa_risky_nmea_timestamped.txt``) does **not** reject the sentence.
 The sentence has its own checksum, which is what protects the payload; the tag
