@@ -276,6 +276,7 @@ class _Run:
     pred_confirmed: dict[int, list[tuple[int, list[float]]]] = field(default_factory=dict)
     boxes: dict[int, int] = field(default_factory=dict)
     unseen: dict[int, list[int]] = field(default_factory=dict)
+    occluded: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _record(run: _Run, s: int, dets_boxes: np.ndarray, scale: tuple[float, float], fa: Any) -> None:
@@ -284,6 +285,7 @@ def _record(run: _Run, s: int, dets_boxes: np.ndarray, scale: tuple[float, float
     run.pred_confirmed[s] = []
     run.boxes[s] = int(dets_boxes.shape[0])
     run.unseen[s] = [int(x) for x in fa.unseen_mmsi]
+    run.occluded[s] = [int(x) for x in fa.occluded_mmsi]
     for j in range(dets_boxes.shape[0]):
         mm = int(fa.mmsi[j])
         if mm < 0:
@@ -420,6 +422,7 @@ def evaluate_fusion(
             "labelled": [m for m, _ in run.pred.get(s, [])],
             "boxes": run.boxes.get(s, 0),
             "unseen_mmsi": run.unseen.get(s, []),
+            "occluded_mmsi": run.occluded.get(s, []),
         }
         for s in seconds
     ]
@@ -736,7 +739,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for row in res["per_second"]:
         print(
             f"  s={row['second']:>3}  gt={row['gt']}  labelled={row['labelled']}  "
-            f"boxes={row['boxes']}  unseen={row['unseen_mmsi']}"
+            f"boxes={row['boxes']}  unseen={row['unseen_mmsi']}  occluded={len(row['occluded_mmsi'])}"
         )
     print("  anchor: DeepSORVF IDF1 0.956 averaged over FVessel")
     return 0

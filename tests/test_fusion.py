@@ -307,6 +307,22 @@ def test_ais_vessel_in_view_without_detection_is_unseen():
 
 
 @pytest.mark.unit
+def test_vessel_behind_a_nearer_box_is_occluded_not_unseen():
+    # vessel 1 at 800 m is detected with a wide box; vessel 2 is 2 km behind it
+    v = _vessels([1, 2], [0.0, 1.0], [800.0, 2800.0])
+    d = DetectionArrays.from_lists(
+        [4], [0.0], [0.5], [820.0], [100.0], box_px=[[900, 500, 150, 40]]
+    )
+    fa = CameraAssociation().step(T0_MS, d, v, CAM)
+    assert fa.mmsi.tolist() == [1]
+    assert fa.unseen_mmsi.tolist() == [] and fa.occluded_mmsi.tolist() == [2]
+    # without the box extent, vessel 2 is plainly unseen
+    d0 = _dets([4], [0.0], [820.0])
+    fa0 = CameraAssociation().step(T0_MS, d0, v, CAM)
+    assert fa0.unseen_mmsi.tolist() == [2]
+
+
+@pytest.mark.unit
 def test_stale_and_unavailable_ais_are_ignored():
     v = VesselArrays.from_lists(
         [1, 2],

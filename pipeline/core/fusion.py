@@ -331,8 +331,11 @@ class FrameAssociation:
     :param confirmed: (M,) bool: the pair has been matched ``confirm_hits`` times in a row
         (or is a confirmed pair inside its hysteresis grace)
     :param unseen_mmsi: (K,) int64 AIS vessels inside the view (visible, within
-        ``unseen_max_range_m``) that no detection could explain (no candidate pair)
+        ``unseen_max_range_m``) that no detection could explain (no candidate pair) and that
+        no nearer detected box hides
     :param cost: (M,) cost of the pair this frame, NaN when unmatched
+    :param occluded_mmsi: AIS vessels in view with no candidate pair that lie behind a
+        nearer detected box (inside its angular extent): not expected to be seen
     """
 
     track_id: np.ndarray
@@ -340,6 +343,7 @@ class FrameAssociation:
     confirmed: np.ndarray
     unseen_mmsi: np.ndarray
     cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    occluded_mmsi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -630,8 +634,7 @@ def _candidates(
     np.maximum.at(amax, group, ais_bsig)
     present = np.flatnonzero(np.isfinite(amax))
     win = (
-        params.bearing_gate_sigmas
-        * np.sqrt(d_bsig[None, :] ** 2 + amax[present, None] ** 2)
+        params.bearing_gate_sigmas * np.sqrt(d_bsig[None, :] ** 2 + amax[present, None] ** 2)
         + det_hw[None, :]
     )  # (G, M)
     win = np.where(np.isfinite(det_rel)[None, :] & np.isfinite(win), win, -1.0)
@@ -950,13 +953,24 @@ class CameraAssociation:
         explained = np.zeros(len(vessels), dtype=bool)
         explained[pairs.row] = True
         explained |= np.isin(vessels.mmsi, out_mmsi[out_mmsi >= 0])
-        unseen = np.unique(vessels.mmsi[in_view & ~explained])
+        missing = np.flatnonzero(in_view & ~explained)
+        # A vessel behind a nearer detected box (inside its angular extent, farther away)
+        # cannot be seen: occluded, not unseen.
+        occluded = np.zeros(missing.size, dtype=bool)
+        if missing.size and m:
+            det_rel, det_hw, _ = _detection_columns(dets, model)
+            det_rng = np.where(np.isfinite(dets.range_m), dets.range_m, np.inf)
+            det_rng[c] = np.minimum(det_rng[c], vw.range_m[r])  # the matched AIS range
+            db = np.abs(_wrap180(vw.bearing_rel_deg[missing, None] - det_rel[None, :]))
+            behind = (db <= det_hw[None, :]) & (vw.range_m[missing, None] > det_rng[None, :])
+            occluded = behind.any(axis=1)
         return FrameAssociation(
             track_id=dets.track_id.copy(),
             mmsi=out_mmsi,
             confirmed=confirmed,
-            unseen_mmsi=unseen.astype(np.int64),
+            unseen_mmsi=np.unique(vessels.mmsi[missing[~occluded]]).astype(np.int64),
             cost=cost,
+            occluded_mmsi=np.unique(vessels.mmsi[missing[occluded]]).astype(np.int64),
         )
 
 
