@@ -51,7 +51,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
-from shapely.ops import transform
 
 from pipeline.errors import ConfigError
 from pipeline.site import Site, load_site
@@ -69,6 +68,8 @@ __all__ = [
 
 KN = 1852.0 / 3600.0  # m/s per knot
 EARTH_RADIUS_M = 6_371_008.8
+#: Every planted landing happens at least this long before the end of the run, s.
+LANDING_MARGIN_S = 900
 
 #: Named places where the simulator plants the night landing, per site name.
 HOTSPOTS: dict[str, tuple[str, float, float]] = {
@@ -97,7 +98,7 @@ class SimConfig:
 
     :param seed: random seed; the output is a function of site, seed and these options
     :param start: start time, timezone-aware
-    :param duration_s: simulated time span, s (at least 45 min for the planted events)
+    :param duration_s: simulated time span, s (at least 1 h for the planted events)
     :param fps: camera frames per second (at most 1; frames fall on whole seconds)
     :param track_sample_s: spacing of the true track samples written to ``truth.json``, s
     """
@@ -183,7 +184,7 @@ class WaterMap:
         self.lat0 = 0.5 * (lat0 + lat1)
         self.ky = math.pi / 180.0 * EARTH_RADIUS_M
         self.kx = self.ky * math.cos(math.radians(self.lat0))
-        self.land = transform(lambda x, y: self.to_m(x, y), site.land)
+        self.land = shapely.transform(site.land, self._to_m_array)
         self.land_inner = self.land.buffer(-25.0)  # "on land" for track checks
         self.land_route = self.land.buffer(40.0)
         self.land_b60 = self.land.buffer(60.0)
@@ -231,6 +232,9 @@ class WaterMap:
     def to_m(self, lon, lat):
         """Local metres of lon/lat degrees (scalars or arrays)."""
         return (np.asarray(lon) - self.lon0) * self.kx, (np.asarray(lat) - self.lat0) * self.ky
+
+    def _to_m_array(self, lonlat: np.ndarray) -> np.ndarray:
+        return np.column_stack(self.to_m(lonlat[:, 0], lonlat[:, 1]))
 
     def to_lonlat(self, x, y):
         """Lon/lat degrees of local metres."""
@@ -491,8 +495,8 @@ class _Scenario:
     def __init__(self, site: Site, cfg: SimConfig):
         if cfg.start.tzinfo is None:
             raise ConfigError("the start time needs a UTC offset or zone")
-        if cfg.duration_s < 45 * 60:
-            raise ConfigError("duration must be at least 45 min to hold the planted events")
+        if cfg.duration_s < 3600:
+            raise ConfigError("duration must be at least 1 h to hold the planted events")
         if not 0 < cfg.fps <= 1.0:
             raise ConfigError("fps must be in (0, 1]")
         self.site = site
@@ -506,7 +510,7 @@ class _Scenario:
         self.events: list[dict[str, Any]] = []
         self.landing_xy: list[tuple[float, float]] = []
         self.cams = [(c, c.model()) for c in site.cameras]
-        self._zones_m = [transform(lambda x, y: self.wm.to_m(x, y), z.polygon) for z in site.zones]
+        self._zones_m = [shapely.transform(z.polygon, self.wm._to_m_array) for z in site.zones]
         self._landing_candidates()
         self._edge_points()
 
@@ -853,7 +857,7 @@ class _Scenario:
             Go(route[::-1].copy(), 10 * KN, stop=False),
             Exit(),
         ]
-        at = self._local_hour_target(4, 0.45, 0.9)
+        at = min(self._local_hour_target(4, 0.45, 0.9), n - LANDING_MARGIN_S)
         self._schedule(v, "landing", at)
         self._landing_event(v, k, "night_landing", place=hs[0] if hs else None)
         self._event(v, "identity_anomaly", "no_name", v.marks_pending_t, land, optional=True)
@@ -878,7 +882,7 @@ class _Scenario:
             Exit(),
         ]
         v.ais_off_after_mark = "ais_off"
-        self._schedule(v, "landing", int(rng.uniform(0.4, 0.85) * n))
+        self._schedule(v, "landing", min(int(rng.uniform(0.4, 0.85) * n), n - LANDING_MARGIN_S))
         off_t = v.t0_s + _run_plan(v)["marks"]["ais_off"]
         ox, oy = pre[-1]
         self._event(
@@ -918,7 +922,7 @@ class _Scenario:
             Go(route[::-1].copy(), 18 * KN, stop=False),
             Exit(),
         ]
-        self._schedule(v, "landing", int(rng.uniform(0.3, 0.8) * n))
+        self._schedule(v, "landing", min(int(rng.uniform(0.3, 0.8) * n), n - LANDING_MARGIN_S))
         self._landing_event(v, k, "skiff_landing")
         # the dark_vessel event time is set from the first camera detection (see cameras)
         self._event(v, "dark_vessel", "no_ais", None, None)
@@ -964,7 +968,11 @@ class _Scenario:
             Go(route[::-1].copy(), 10 * KN, stop=False),
             Exit(),
         ]
+        marks = _run_plan(boat)["marks"]
+        span = marks["landing"] - marks["meet"]
         meet_at = int(rng.uniform(0.08, 0.25) * n)
+        if meet_at + span > n - LANDING_MARGIN_S:
+            meet_at = max(int(0.03 * n), n - LANDING_MARGIN_S - span)
         self._schedule(boat, "meet", meet_at)
         self._schedule(mother, "arrive", meet_at - int(rng.uniform(300, 600)))
         self._rendezvous = (mother, boat)
