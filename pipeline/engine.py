@@ -748,7 +748,10 @@ def _view(
     closing = np.zeros(lon.size)
     if has_c.any():
         lon2, lat2 = destination_point(lon[has_c], lat[has_c], cog[has_c], run_m[has_c])
-        closing[has_c] = (coast[has_c] - g.coast_distance_m(lon2, lat2)) / th.approach_lookahead_s
+        ahead = g.coast_distance_m(lon2, lat2)
+        with np.errstate(invalid="ignore"):  # no coast: inf - inf
+            rate = (coast[has_c] - ahead) / th.approach_lookahead_s
+        closing[has_c] = np.where(np.isfinite(rate), rate, 0.0)
     _, zone_m = g.nearest_zone(lon, lat) if lon.size else (None, np.zeros(0))
     subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
         f"cam:{tg.camera_id}:{tg.track_id}" for tg in targets

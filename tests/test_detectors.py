@@ -417,3 +417,75 @@ def _iso(t_ms: int) -> str:
     from pipeline.engine import iso_utc
 
     return iso_utc(t_ms)
+
+
+# ----------------------------------------------------------------------------- batch invariance
+def _scenario_stream():
+    """A time-ordered stream of track updates and frames mixing several detectors."""
+    cam = camera()
+    ps, ss, t = landing_boat(NIGHT, moored_min=5)
+    ps = ps[::2]  # a fix every 20 s
+    for k in range(8):  # AIS stops 3 km out, heading in
+        ps.append(fix(412000201, NIGHT + k * 10_000 + 3, 110.2, lat_at(3300 - k * 41), 8.0, 180.0))
+    ps.append(fix(200000001, NIGHT + 7, 110.25, lat_at(9000), 3.0, 90.0))  # invalid MID
+    tracks: dict = {}
+    stream = []
+    for p in sorted(ps, key=lambda p: p.t_ms):
+        (tr,) = track_step(
+            tracks, [p], [s for s in ss if s.mmsi == p.mmsi and p.mmsi not in tracks], TrackParams()
+        ).updates
+        tracks[tr.mmsi] = tr
+        stream.append((tr.t_ms, 0, tr))
+    for k in range(0, 420, 5):  # a dark boat stops near the camera
+        lat = lat_at(max(40, 600 - k * 8))
+        stream.append(
+            (
+                NIGHT + k * 1000 + 1,
+                1,
+                frame("cam1", NIGHT + k * 1000 + 1, [det_at(cam, 9, 110.102, lat)]),
+            )
+        )
+    stream.sort(key=lambda x: (x[0], x[1]))
+    return ctx({"cam1": cam}), stream
+
+
+_STREAM = None
+
+
+def _stream():
+    global _STREAM
+    if _STREAM is None:
+        c, stream = _scenario_stream()
+        _STREAM = (c, stream, _run_split(c, stream, []))
+    return _STREAM
+
+
+def _run_split(c, stream, cuts):
+    bounds = sorted({x for x in cuts if 0 < x < len(stream)})
+    st = None
+    out = []
+    for a, b in zip([0, *bounds], [*bounds, len(stream)], strict=True):
+        chunk = stream[a:b]
+        st, alerts = area_step(
+            st, [x[2] for x in chunk if x[1] == 0], [x[2] for x in chunk if x[1] == 1], c
+        )
+        out += alerts
+        st = AreaState.from_bytes(st.to_bytes())  # as the Faust table does between batches
+    out += flush_area(st, c, NIGHT + 900_000)
+    return out
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st_  # noqa: E402
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st_.lists(st_.integers(0, 400), max_size=12))
+def test_alerts_independent_of_batch_boundaries(cuts):
+    import msgspec
+
+    c, stream, whole = _stream()
+    kinds_seen = {a.data.kind for a in whole}
+    assert {"unusual_landing", "dark_approach", "dark_vessel", "identity_anomaly"} <= kinds_seen
+    split = _run_split(c, stream, cuts)
+    assert msgspec.json.encode(split) == msgspec.json.encode(whole)
