@@ -12,6 +12,8 @@ import sys
 
 import pyais
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline import ais
 from pipeline.ais import decode_batch, finish, iter_file_lines, merge_counters
@@ -246,3 +248,31 @@ def test_bench_e2e_hook(capsys):
         pytest.skip("pipeline.bench_e2e exists: the hook hands over to it")
     assert main(["bench", "ais", "--e2e", "--json"]) == 2
     assert "bench_e2e" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(
+    line=st.sampled_from([
+        "!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*5F",
+        "!AIVDM,1,1,,A,H42O55i18tMET00000000000000,2*6D",
+        "\\s:rEV02,c:1334337317*58\\!AIVDM,1,1,,B,33:JeT0OjqVls4qfDlpT7CF@20U@,0*03",
+        "!AIVDM,2,1,9,B,58KvN<42ACikUKW77F1H4hF0<PTp622222222216`0`cF5BF0RT13H0T,0*70",
+    ]),
+    edits=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), min_size=1, max_size=3),
+)
+def test_corrupted_lines_are_decoded_or_dead_lettered(line, edits):
+    """Through the whole adapter: never an exception, every line accounted for once."""
+    chars = list(line)
+    for pos, byte in edits:
+        chars[pos % len(chars)] = chr(byte)
+    state = Reassembler()
+    res = decode_batch(RawAisBatch(source="s", lines=["".join(chars)], rx_t_ms=[0]), state)
+    end = finish(state)
+    c = res.counters.get("s", {})
+    c_end = end.counters.get("s", {})
+    outcomes = (c.get("decoded", 0) + c.get("rejected", 0) + c_end.get("rejected", 0)
+                + c.get("not_ais", 0) + c.get("empty", 0) + c.get("comment", 0) + c.get("pghp", 0))
+    assert outcomes == 1, (chars, c, c_end)
+    for dl in res.dead_letters + end.dead_letters:
+        assert dl.reason and dl.source == "s" and dl.raw_b64
