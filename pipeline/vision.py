@@ -120,6 +120,24 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, conf: float, nms: float) -> np.n
     return np.asarray(keep, dtype=int).reshape(-1)
 
 
+def _with_yolo_thresh(cfg_text: str, thresh: float) -> str:
+    """The Darknet cfg with ``thresh`` of every ``[yolo]``/``[region]`` section set."""
+    out: list[str] = []
+    in_head = False
+    for line in cfg_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_head = stripped in ("[yolo]", "[region]")
+            out.append(line)
+            if in_head:
+                out.append(f"thresh = {thresh:.6g}")
+            continue
+        if in_head and stripped.replace(" ", "").startswith("thresh="):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _not_contained(boxes_sorted: np.ndarray, fraction: float) -> np.ndarray:
     """Mask of boxes (sorted by falling score) not mostly inside an earlier box."""
     b = boxes_sorted
@@ -174,8 +192,14 @@ class DnnDetector:
         missing = [c for c in classes if c not in names]
         if missing:
             raise ConfigError(f"classes {missing} not in {names_path}")
+        # OpenCV's Darknet YOLO layer zeroes class scores below the cfg's ``thresh``
+        # (0.2 when absent): set it to our own threshold so ``conf`` means what it says.
+        cfg_text = _with_yolo_thresh(Path(cfg_path).read_text(), float(conf))
         try:
-            self.net = cv2.dnn.readNetFromDarknet(str(cfg_path), str(weights_path))
+            self.net = cv2.dnn.readNetFromDarknet(
+                np.frombuffer(cfg_text.encode(), dtype=np.uint8),
+                np.fromfile(str(weights_path), dtype=np.uint8),
+            )
         except cv2.error as exc:
             raise ConfigError(f"cannot load Darknet model {cfg_path}: {exc}") from exc
         self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)

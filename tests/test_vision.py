@@ -22,6 +22,7 @@ from pipeline.vision import (
     DnnDetector,
     FrameAnalyser,
     MotionDetector,
+    _with_yolo_thresh,
     bench_clip,
     check_frame,
     evaluate_clip,
@@ -344,3 +345,15 @@ def test_evaluate_clip_reports_calibrated_geo_error(shared, clip):
     pose = res["calibrated_pose"]
     assert pose["height_m"] > 20.0 and pose["tilt_deg"] > 4.0
     assert res["track_ids_by_mmsi"].keys() == {"290000000", "380000000"}
+
+
+@pytest.mark.unit
+def test_conf_below_opencv_yolo_default_threshold_is_honoured(shared, clip_frames):
+    # OpenCV's Darknet YOLO layer drops class scores under the cfg's thresh (0.2 by
+    # default); the detector rewrites it so a lower conf really yields lower scores.
+    assert "thresh = 0.1\n" in _with_yolo_thresh("[net]\n[yolo]\nthresh=.5\nclasses=80\n", 0.1)
+    assert "thresh=.5" not in _with_yolo_thresh("[yolo]\nthresh=.5\n", 0.1)
+    low = DnnDetector.from_dir(_model_dir(shared), conf=0.1).detect(clip_frames[74])
+    high = DnnDetector.from_dir(_model_dir(shared), conf=0.25).detect(clip_frames[74])
+    assert low.scores.min() < 0.2 <= high.scores.min()
+    assert len(low) > len(high)
