@@ -154,7 +154,7 @@ def load_fvessel_clip(folder: str | Path, utc_offset_h: float = 8.0) -> FVesselC
 # --------------------------------------------------------------------------- metrics
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _iou(a: Any, b: Any) -> np.ndarray:
     a = np.asarray(a, dtype=float).reshape(-1, 4)
     b = np.asarray(b, dtype=float).reshape(-1, 4)
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -651,41 +651,55 @@ def naive_associate(
     return out
 
 
+def _median_ms(fn: Any, repeats: int) -> tuple[float, list[float], Any]:
+    out = fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times), times, out
+
+
 def bench_fusion(
     n_tracks: int = 1000,
     n_detections: int = 200,
-    repeats: int = 50,
+    repeats: int = 100,
     naive_repeats: int = 3,
     scene: str = "area",
+    worst_case: bool = True,
 ) -> dict[str, Any]:
     """Time one frame's association (cost matrix + gating + assignment) and the naive loop.
+
+    Also times the full :meth:`CameraAssociation.step` (confirmation state, unseen and
+    occluded vessels) on the same frame, and, with ``worst_case``, the fast path on the
+    ``view`` scene (every track inside the camera's 60° view).
 
     :returns: ``association_median_ms``, ``naive_median_ms``, ``speedup`` and context
     """
     params = FusionParams()
     v, dets, t_ms, cam = synthetic_scene(n_tracks, n_detections, scene=scene)
 
-    def fast() -> np.ndarray:
+    def fast(v: VesselArrays = v, dets: DetectionArrays = dets, cam: Any = cam) -> np.ndarray:
         pairs = candidate_pairs(v, dets, t_ms, cam, params)
         r, c = assign_pairs(pairs)
         out = np.full(len(dets), -1, dtype=np.int64)
         out[c] = v.mmsi[r]
         return out
 
-    fast()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        res = fast()
-        times.append((time.perf_counter() - t0) * 1000.0)
+    med, times, res = _median_ms(fast, repeats)
     naive_times = []
+    res_naive: list[int] = []
     for _ in range(naive_repeats):
         t0 = time.perf_counter()
         res_naive = naive_associate(v, dets, t_ms, cam, params)
         naive_times.append((time.perf_counter() - t0) * 1000.0)
+    nmed = statistics.median(naive_times)
+    assoc = CameraAssociation()
+    clock = iter(range(t_ms, t_ms + 1000 * (repeats + 2) * 1000, 1000))
+    step_med, _, _ = _median_ms(lambda: assoc.step(next(clock), dets, v, cam, params), repeats)
     pairs = candidate_pairs(v, dets, t_ms, cam, params)
-    med, nmed = statistics.median(times), statistics.median(naive_times)
-    return {
+    out: dict[str, Any] = {
         "scene": scene,
         "tracks": n_tracks,
         "detections": n_detections,
@@ -696,9 +710,17 @@ def bench_fusion(
         "association_p90_ms": round(float(np.percentile(times, 90)), 3),
         "naive_median_ms": round(nmed, 1),
         "speedup": round(nmed / med, 1),
+        "step_median_ms": round(step_med, 3),
         "repeats": repeats,
         "naive_repeats": naive_repeats,
     }
+    if worst_case:
+        wv, wd, _, wcam = synthetic_scene(n_tracks, n_detections, scene="view")
+        w_med, _, _ = _median_ms(lambda: fast(wv, wd, wcam), repeats)
+        w_pairs = candidate_pairs(wv, wd, t_ms, wcam, params)
+        out["all_in_view_median_ms"] = round(w_med, 3)
+        out["all_in_view_candidate_pairs"] = int(w_pairs.cost.size)
+    return out
 
 
 # --------------------------------------------------------------------------- CLI
@@ -746,7 +768,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    res = bench_fusion(args.tracks, args.detections, args.repeats, args.naive_repeats)
+    res = bench_fusion(args.tracks, args.detections, args.repeats, args.naive_repeats, args.scene)
     if args.json:
         print(json.dumps(res))
     else:
@@ -776,8 +798,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     be.add_argument("--tracks", type=int, default=1000)
     be.add_argument("--detections", type=int, default=200)
-    be.add_argument("--repeats", type=int, default=50)
+    be.add_argument("--repeats", type=int, default=100)
     be.add_argument("--naive-repeats", type=int, default=3)
+    be.add_argument(
+        "--scene",
+        choices=("area", "view"),
+        default="area",
+        help="area: tracks all around the camera (default); view: all inside its view",
+    )
     be.add_argument("--json", action="store_true", help="one JSON object")
     be.set_defaults(func=_cmd_bench)
 

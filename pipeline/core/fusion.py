@@ -314,7 +314,7 @@ class DetectionArrays:
 
     def take(self, index: np.ndarray) -> DetectionArrays:
         """The detections at ``index`` (an index or boolean array), as a new object."""
-        out = {}
+        out: dict[str, Any] = {}
         for f in fields(self):
             a = getattr(self, f.name)
             out[f.name] = None if a is None else a[index]
@@ -385,7 +385,7 @@ def dead_reckon(
     """
     dt_s = np.clip((t_ms - v.t_ms) / 1000.0, -max_dt_s, max_dt_s)
     speed_mps = np.where(np.isfinite(v.sog_kn) & np.isfinite(v.cog_deg), v.sog_kn, 0.0) * KNOT_MPS
-    cog = np.radians(np.nan_to_num(v.cog_deg))
+    cog = np.radians(np.where(np.isfinite(v.cog_deg), v.cog_deg, 0.0))
     d_m = speed_mps * dt_s
     d_north = d_m * np.cos(cog)
     d_east = d_m * np.sin(cog)
@@ -471,7 +471,7 @@ def _vessel_view(
         + params.ais_sigma_growth_mps * dr_s
         + params.ais_sigma_speed_frac * speed_mps * dr_s
     )
-    cog = np.radians(np.nan_to_num(v.cog_deg))
+    cog = np.radians(np.where(np.isfinite(v.cog_deg), v.cog_deg, 0.0))
     ve, vn = speed_mps * np.sin(cog), speed_mps * np.cos(cog)
     r2 = np.maximum(rng * rng, 1.0)
     rate = np.degrees((north * ve - east * vn) / r2)
@@ -515,7 +515,7 @@ def view_mask(
 
 def _det_half_width_deg(dets: DetectionArrays, model: CameraGeometry) -> np.ndarray:
     if dets.half_width_deg is not None:
-        return np.nan_to_num(dets.half_width_deg)
+        return np.where(np.isfinite(dets.half_width_deg), dets.half_width_deg, 0.0)
     if dets.box_px is not None and len(dets):
         return np.degrees(np.arctan2(dets.box_px[:, 2] / 2.0, model.fx))
     return np.zeros(len(dets))
@@ -559,16 +559,14 @@ def _pair_costs(
     # 2. range gate (detections beyond the horizon have no range: bearing only)
     d_rng = dets.range_m
     d_rsig = np.fmax(
-        np.fmax(np.nan_to_num(dets.range_sigma_m), params.min_range_sigma_m),
-        params.min_range_sigma_frac * np.nan_to_num(d_rng),
+        np.fmax(dets.range_sigma_m, params.min_range_sigma_m),  # fmax skips NaN
+        params.min_range_sigma_frac * d_rng,
     )
     has_r = np.isfinite(d_rng)
     if np.any(has_r):
         ps = vw.pos_sigma_m[r]
         rs = d_rsig[c]
-        z_r = np.where(
-            has_r[c], (vw.range_m[r] - np.nan_to_num(d_rng)[c]) / np.sqrt(rs * rs + ps * ps), 0.0
-        )
+        z_r = np.where(has_r[c], (vw.range_m[r] - d_rng[c]) / np.sqrt(rs * rs + ps * ps), 0.0)
         keep = np.abs(z_r) <= params.range_gate_sigmas
         r, c, z_r, cost = r[keep], c[keep], z_r[keep], cost[keep]
         cost = cost + params.w_range * z_r * z_r
@@ -576,7 +574,7 @@ def _pair_costs(
     # 3. motion direction: camera-track bearing rate against the AIS bearing rate
     has_rate = np.isfinite(det_rate)
     if np.any(has_rate):
-        z_m = np.where(has_rate[c], vw.rate_dps[r] - np.nan_to_num(det_rate)[c], 0.0)
+        z_m = np.where(has_rate[c], vw.rate_dps[r] - det_rate[c], 0.0)
         z_m = z_m / params.motion_sigma_dps
         cost = cost + params.w_motion * z_m * z_m
 
@@ -620,7 +618,8 @@ def _candidates(
         e = np.zeros(0, dtype=np.int64)
         return PairCosts(e, e.copy(), np.zeros(0), n, m)
     d_bsig = np.fmax(
-        np.nan_to_num(dets.bearing_sigma_deg, nan=np.inf), params.min_bearing_sigma_deg
+        np.where(np.isnan(dets.bearing_sigma_deg), np.inf, dets.bearing_sigma_deg),
+        params.min_bearing_sigma_deg,
     )
     # The AIS angular sigma differs a lot between near and far vessels: split the vessels
     # into groups of it (factors of 4), so each group's window (a bound of every pair's
