@@ -96,6 +96,24 @@ class Batcher:
         if len(self._lines) >= self.max_lines:
             await self.flush()
 
+    async def add_many(self, lines: list[str], rx_t_ms: int) -> None:
+        """Add lines received together at ``rx_t_ms``."""
+        if not lines:
+            return
+        if not self._lines:
+            self._first = time.monotonic()
+        self.lines_in += len(lines)
+        k = 0
+        while k < len(lines):
+            room = self.max_lines - len(self._lines)
+            take = lines[k:k + room]
+            self._lines.extend(take)
+            self._rx.extend([rx_t_ms] * len(take))
+            k += len(take)
+            if len(self._lines) >= self.max_lines:
+                await self.flush()
+                self._first = time.monotonic()
+
     async def flush(self) -> None:
         """Send what is pending, if anything."""
         async with self._lock:
@@ -128,21 +146,36 @@ async def _batching(source: str, sink: Sink, max_lines: int, max_ms: int):
         await asyncio.shield(batcher.flush())
 
 
+def _split(data: bytes) -> tuple[list[str], bytes]:
+    """Complete lines of ``data`` (terminators and empty lines dropped) and the rest.
+
+    A rest longer than :data:`MAX_LINE_BYTES` is cut off as a line of its own, so a
+    source that never sends a newline cannot grow memory; it becomes a dead letter.
+    """
+    parts = data.split(b"\n")
+    rest = parts.pop()
+    if len(rest) > MAX_LINE_BYTES:
+        parts.append(rest)
+        rest = b""
+    return [p.rstrip(b"\r").decode("latin-1") for p in parts if p.strip()], rest
+
+
 async def _read_lines(reader: asyncio.StreamReader, batcher: Batcher, clock: Clock,
                       idle_timeout_s: float | None) -> None:
-    """Feed the lines of a stream to a batcher until EOF (or idle timeout: TimeoutError)."""
+    """Feed the lines of a stream to a batcher until EOF (or idle timeout: TimeoutError).
+
+    Reads in chunks (one receive time per chunk), not line by line.
+    """
+    rest = b""
     while True:
-        try:
-            data = await asyncio.wait_for(reader.readuntil(b"\n"), idle_timeout_s)
-        except asyncio.LimitOverrunError as exc:
-            data = await reader.readexactly(min(exc.consumed, MAX_LINE_BYTES) or 1)
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip():
-                await batcher.add(exc.partial.rstrip(b"\r\n").decode("latin-1"), clock())
+        chunk = await asyncio.wait_for(reader.read(1 << 16), idle_timeout_s)
+        if not chunk:
+            if rest.strip():
+                await batcher.add(rest.rstrip(b"\r").decode("latin-1"), clock())
             return
-        line = data.rstrip(b"\r\n")
-        if line:
-            await batcher.add(line.decode("latin-1"), clock())
+        lines, rest = _split(rest + chunk)
+        if lines:
+            await batcher.add_many(lines, clock())
 
 
 def backoff_delays(base_s: float = 0.5, max_s: float = 30.0, rng: random.Random | None = None):
@@ -187,8 +220,7 @@ async def tcp_client(
         while True:
             got = batcher.lines_in
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, limit=MAX_LINE_BYTES), 10)
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
             except (TimeoutError, OSError) as exc:
                 stats["failures"] = stats.get("failures", 0) + 1
                 delay = next(delays)
@@ -235,7 +267,7 @@ async def tcp_server(
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, host, port, limit=MAX_LINE_BYTES)
+    server = await asyncio.start_server(handle, host, port)
     bound = server.sockets[0].getsockname()[1]
     log.info("listening for AIS on tcp %s:%d", host, bound)
     if started is not None and not started.done():
@@ -288,10 +320,8 @@ async def udp_listener(
             if b is None:
                 b = batchers[source] = Batcher(source, sink, max_lines, max_ms)
                 timers.append(asyncio.create_task(b.run_timer()))
-            for line in data.split(b"\n"):
-                line = line.rstrip(b"\r")
-                if line:
-                    await b.add(line.decode("latin-1"), rx)
+            lines, rest = _split(data + b"\n")
+            await b.add_many(lines, rx)
     finally:
         transport.close()
         for t in timers:
@@ -339,18 +369,21 @@ async def replay_file(
                     break
                 parts = (carry + chunk).split(b"\n")
                 carry = parts.pop()
+                n += len(parts)
+                if speed is None:
+                    await batcher.add_many(
+                        [ln for p in parts if (ln := p.rstrip(b"\r").decode("latin-1"))], clock())
+                    continue
                 for raw in parts:
                     line = raw.rstrip(b"\r").decode("latin-1")
-                    n += 1
-                    if speed is not None:
-                        t = line_time_ms(line)
-                        if t is not None:
-                            if t0_event is None:
-                                t0_event, t0_wall = t, time.monotonic()
-                            wait = t0_wall + (t - t0_event) / 1000 / speed - time.monotonic()
-                            if wait > 0:
-                                await batcher.flush()
-                                await sleep(wait)
+                    t = line_time_ms(line)
+                    if t is not None:
+                        if t0_event is None:
+                            t0_event, t0_wall = t, time.monotonic()
+                        wait = t0_wall + (t - t0_event) / 1000 / speed - time.monotonic()
+                        if wait > 0:
+                            await batcher.flush()
+                            await sleep(wait)
                     if line:
                         await batcher.add(line, clock())
             if carry.strip():

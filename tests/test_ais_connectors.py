@@ -119,23 +119,27 @@ async def test_tcp_client_reconnects_after_refusal_and_after_peer_closes():
 @pytest.mark.integration
 async def test_tcp_client_survives_overlong_garbage():
     sink = ListSink()
+    go_on = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"x" * 10_000 + b"\n" + (LINES[0] + "\n").encode())
+        writer.write(b"x" * 10_000)  # no newline: must not wait for one forever
         await writer.drain()
-        await asyncio.sleep(1)
+        await go_on.wait()
+        writer.write(b"\n" + (LINES[0] + "\n").encode())
+        await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     client = asyncio.create_task(conn.tcp_client("127.0.0.1", port, sink, max_ms=20))
     try:
-        await sink.wait_lines(4)
+        await sink.wait_lines(1)  # the run without newline was cut off and sent
+        go_on.set()
+        await sink.wait_lines(len(sink.lines) + 1)
     finally:
         server.close()
         await cancel(client)
-    assert sink.lines[-1] == LINES[0]
-    assert sum(len(x) for x in sink.lines[:-1]) == 10_000  # cut, kept, never lost
+    assert "".join(sink.lines[:-1]) == "x" * 10_000 and sink.lines[-1] == LINES[0]
 
 
 @pytest.mark.integration
