@@ -790,12 +790,14 @@ async def discover(
     timeout_s: float = 3.0,
     interface: str | None = None,
     targets: Iterable[tuple[str, int]] | None = None,
+    port: int = WS_DISCOVERY_ADDR[1],
 ) -> list[DiscoveredDevice]:
     """Find ONVIF devices with a WS-Discovery Probe.
 
     :param timeout_s: how long to collect answers, s
     :param interface: local IPv4 address to send the multicast from (and bind to)
     :param targets: unicast ``(host, port)`` destinations instead of the multicast group
+    :param port: UDP port of the multicast group (3702 in ONVIF)
     :returns: one entry per endpoint, in order of first answer
     """
     loop = asyncio.get_running_loop()
@@ -809,7 +811,7 @@ async def discover(
     probe = _PROBE.format(mid=f"urn:uuid:{uuid.uuid4()}").encode()
     found: dict[str, DiscoveredDevice] = {}
     try:
-        for target in list(targets) if targets else [WS_DISCOVERY_ADDR]:
+        for target in list(targets) if targets else [(WS_DISCOVERY_ADDR[0], port)]:
             try:
                 await loop.sock_sendto(sock, probe, target)
             except OSError as exc:
@@ -837,7 +839,7 @@ def _parse_target(text: str) -> tuple[str, int]:
 
 def _cmd_discover(args: Any) -> int:
     targets = [_parse_target(t) for t in args.target] if args.target else None
-    devices = asyncio.run(discover(args.timeout, args.interface, targets))
+    devices = asyncio.run(discover(args.timeout, args.interface, targets, args.port))
     if not devices:
         print(f"no ONVIF device answered within {args.timeout:g} s")
         return 0
@@ -866,4 +868,5 @@ def add_commands(sub: Any) -> None:
         metavar="HOST[:PORT]",
         help="probe this address by unicast instead of multicast (repeatable)",
     )
+    p.add_argument("--port", type=int, default=3702, help="UDP port of the multicast probe")
     p.set_defaults(func=_cmd_discover)

@@ -312,6 +312,17 @@ async def test_ws_discovery_probe_finds_the_device(device):
 
 
 @pytest.mark.integration
+async def test_ws_discovery_multicast_probe_on_loopback():
+    port = free_port()  # a free TCP port number, used for UDP: nothing listens on it
+    dev = await OnvifDevice().start(discovery_port=None, multicast_port=port)
+    try:
+        found = await discover(2.0, "127.0.0.1", port=port)
+    finally:
+        await dev.stop()
+    assert [d.xaddrs for d in found] == [[f"{dev.base_url}/onvif/device_service"]]
+
+
+@pytest.mark.integration
 async def test_cameras_discover_command_prints_a_cameras_yaml_entry(device, capsys):
     from pipeline.cli import main
 

@@ -19,8 +19,9 @@ with HTTP 400. Tests can also make an operation answer with a fault
 (:meth:`OnvifDevice.drop_subscriptions`), after which pulls on the old address
 get a ``ResourceUnknown`` fault.
 
-A WS-Discovery responder (UDP, unicast on 127.0.0.1) answers ``Probe`` messages
-with a ``ProbeMatches`` that points at the device service.
+A WS-Discovery responder answers ``Probe`` messages with a ``ProbeMatches`` that
+points at the device service: by unicast on 127.0.0.1, and optionally on the
+multicast group 239.255.255.250 joined on the loopback interface.
 
 Use it in-process (``await OnvifDevice(...).start()``) or from the command line::
 
@@ -37,6 +38,7 @@ import hashlib
 import hmac
 import itertools
 import re
+import socket
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ NS = {
 }
 XMLNS = " ".join(f'xmlns:{k}="{v}"' for k, v in NS.items())
 MAX_SKEW_S = 300
+WS_DISCOVERY_GROUP = "239.255.255.250"
 CONCRETE_SET = "http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet"
 
 
@@ -175,8 +178,10 @@ class OnvifDevice:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._udp: asyncio.DatagramTransport | None = None
+        self._mcast: asyncio.DatagramTransport | None = None
         self.port = 0
         self.discovery_port = 0
+        self.multicast_port = 0
 
     # -- test controls --------------------------------------------------------------
 
@@ -207,7 +212,16 @@ class OnvifDevice:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, port: int = 0, discovery_port: int | None = 0) -> OnvifDevice:
+    async def start(
+        self, port: int = 0, discovery_port: int | None = 0, multicast_port: int | None = None
+    ) -> OnvifDevice:
+        """Serve on 127.0.0.1.
+
+        :param port: HTTP port (0: any free one)
+        :param discovery_port: UDP port of the unicast WS-Discovery responder (``None``: none)
+        :param multicast_port: also answer probes sent to 239.255.255.250 on this UDP port,
+            joined on the loopback interface only (ONVIF uses 3702; tests use a free port)
+        """
         app = web.Application()
         app.router.add_post("/onvif/{service}", self._handle)
         app.router.add_post("/onvif/subscription/{sid}", self._handle)
@@ -222,11 +236,26 @@ class OnvifDevice:
                 lambda: _DiscoveryProtocol(self), local_addr=("127.0.0.1", discovery_port)
             )
             self.discovery_port = self._udp.get_extra_info("sockname")[1]
+        if multicast_port is not None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((WS_DISCOVERY_GROUP, multicast_port))  # receives this group only
+            sock.setsockopt(
+                socket.IPPROTO_IP,
+                socket.IP_ADD_MEMBERSHIP,
+                socket.inet_aton(WS_DISCOVERY_GROUP) + socket.inet_aton("127.0.0.1"),
+            )
+            loop = asyncio.get_running_loop()
+            self._mcast, _ = await loop.create_datagram_endpoint(
+                lambda: _DiscoveryProtocol(self), sock=sock
+            )
+            self.multicast_port = multicast_port
         return self
 
     async def stop(self) -> None:
-        if self._udp is not None:
-            self._udp.close()
+        for transport in (self._udp, self._mcast):
+            if transport is not None:
+                transport.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
