@@ -823,23 +823,24 @@ class CameraAssociation:
         return self
 
     def _bearing_rates(self, t_ms: int, dets: DetectionArrays, params: FusionParams) -> np.ndarray:
-        rates = np.full(len(dets), np.nan)
-        for j, tid in enumerate(dets.track_id.tolist()):
-            rec = self._tracks.get(tid)
-            if rec is None:
-                continue
-            dt_s = (t_ms - rec[0]) / 1000.0
-            if dt_s <= 0 or not np.isfinite(rec[1]):
-                rates[j] = rec[2]
-                continue
-            inst = float(_wrap180(np.array(dets.bearing_deg[j] - rec[1]))) / dt_s
-            old = rec[2]
-            if not np.isfinite(old):
-                rates[j] = inst
-            else:
-                alpha = min(1.0, dt_s / params.rate_tau_s)
-                rates[j] = old + alpha * (inst - old)
-        return rates
+        """Bearing rate of each camera track, degrees/s: the instantaneous rate since the
+        track's previous frame, smoothed with time constant ``rate_tau_s``."""
+        nan_rec = (np.nan, np.nan, np.nan)
+        prev = np.array(
+            [
+                (rec[0], rec[1], rec[2]) if (rec := self._tracks.get(tid)) is not None else nan_rec
+                for tid in dets.track_id.tolist()
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 3)
+        last_t, last_b, old = prev[:, 0], prev[:, 1], prev[:, 2]
+        dt_s = (t_ms - last_t) / 1000.0
+        fresh = (dt_s > 0) & np.isfinite(last_b)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inst = _wrap180(dets.bearing_deg - last_b) / np.where(fresh, dt_s, 1.0)
+            alpha = np.minimum(1.0, dt_s / params.rate_tau_s)
+        smoothed = np.where(np.isfinite(old), old + alpha * (inst - old), inst)
+        return np.where(fresh, smoothed, old)
 
     def step(
         self,
