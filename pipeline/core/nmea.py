@@ -487,6 +487,7 @@ def frame_lines(
         out_raw.append(raw)
 
     cur = 0
+    n_sentences = 0
     for k, i in enumerate(cand_idx):
         cur = i
         kind = cand_kind[k]
@@ -566,7 +567,7 @@ def frame_lines(
         if fill and num != total:
             reject(i, "bad_fill_bits", f"fill bits {fill} on fragment {num} of {total}")
             continue
-        counts["sentences"] += 1
+        n_sentences += 1
         t_own = t_tag
         if num == 1:
             pghp = state._pghp.pop(source, None)
@@ -592,6 +593,7 @@ def frame_lines(
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
         rejects.extend((n, r) for r in timed_out)
+    counts["sentences"] += n_sentences
     counts["messages"] += len(out_payload)
     return Framed(
         payload=out_payload,
