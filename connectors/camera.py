@@ -54,6 +54,9 @@ from schemas import records
 
 log = logging.getLogger(__name__)
 
+EVENTS_NS = "http://www.onvif.org/ver10/events/wsdl"
+PTZ_NS = "http://www.onvif.org/ver20/ptz/wsdl"
+
 __all__ = [
     "CameraIngest",
     "CameraWorker",
@@ -397,10 +400,7 @@ class CameraWorker:
             self._onvif = client
             backoff.reset()
             try:
-                jobs = [self._events(client)]
-                if getattr(self.camera, "ptz", None) is not None:
-                    jobs.append(self._ptz(client))
-                await asyncio.gather(*jobs)
+                await self._onvif_jobs(client)
             except CameraError as exc:
                 self.counters.onvif_errors += 1
                 await self._onvif_problem(exc)
@@ -416,6 +416,39 @@ class CameraWorker:
         status = "degraded" if video == "online" else video
         kind = "auth" if isinstance(exc, CameraAuthError) else "onvif"
         await self._status(status, f"{kind}: {exc}")
+
+    async def _onvif_jobs(self, client: OnvifClient) -> None:
+        """Events and PTZ side by side; the first failure cancels the other and is raised.
+
+        A device without an event or PTZ service simply has no such job; with no job at
+        all this waits until cancelled (the connection is kept for the stream URI).
+        """
+        services = client.services()
+        jobs = []
+        if EVENTS_NS in services:
+            jobs.append(asyncio.create_task(self._events(client)))
+        else:
+            log.info("camera %s: device has no event service", self.camera_id)
+        if getattr(self.camera, "ptz", None) is not None:
+            if PTZ_NS in services:
+                jobs.append(asyncio.create_task(self._ptz(client)))
+            else:
+                await self._status(
+                    self.reader.status if self.reader else "offline",
+                    "onvif: ptz calibration configured but the device has no PTZ service",
+                )
+        try:
+            pending = set(jobs)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            await asyncio.Event().wait()  # nothing (left) to do: keep the connection
+        finally:
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
 
     async def _events(self, client: OnvifClient) -> None:
         sub = client.subscription(pull_timeout_s=self.event_pull_timeout_s)

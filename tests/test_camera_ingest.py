@@ -416,3 +416,37 @@ async def test_ingest_command_publishes_to_kafka(kafka_bootstrap, shared, capsys
             s.status == "offline" and (s.reason or "").startswith("open_failed")
             for s in statuses[cam]
         ), cam
+
+
+@pytest.mark.integration
+async def test_ipycam_without_events_and_with_a_broken_ptz_answer(clip_server, monkeypatch):
+    """The emulator has no event service and answers PTZ GetStatus with malformed XML:
+    the camera is reported degraded with the reason, and its video keeps flowing."""
+    from peers.ipycam_camera import start_ipycam
+
+    peer = start_ipycam("op", "pw", rtsp_port=free_port())
+    monkeypatch.setenv("IPY_USER", "op")
+    monkeypatch.setenv("IPY_PASSWORD", "pw")
+    cam = camera(
+        "ipy-1",
+        rtsp_url=clip_server.url,
+        onvif=OnvifConfig("127.0.0.1", peer.port, "IPY_USER", "IPY_PASSWORD"),
+        ptz=PtzCalibration(pan=AxisCalibration(180.0, 0.0)),
+    )
+    sink = Collector()
+    ingest = CameraIngest(
+        [cam], sink, analyser_factory(None), reader_kwargs=reader_kwargs(), ptz_interval_s=0.5
+    )
+
+    def done(s: Collector) -> bool:
+        bad = [st for st in s.of(topics.CAMERA_STATUS) if "BadResponse" in (st.reason or "")]
+        return bool(bad) and len(s.of(topics.CAMERA_DETECTION)) >= 3
+
+    try:
+        await run_until(ingest, sink, done)
+    finally:
+        peer.stop()
+    bad = [st for st in sink.of(topics.CAMERA_STATUS) if "BadResponse" in (st.reason or "")]
+    assert bad[0].reason.startswith("onvif: ") and "GetStatus" in bad[0].reason
+    assert not sink.of(topics.CAMERA_EVENT)
+    assert all(f.heading_deg == pytest.approx(30.0) for f in sink.of(topics.CAMERA_DETECTION))
