@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.ais",
     "pipeline.vision",
     "pipeline.fusion_eval",
+    "pipeline.replay",
     "connectors.onvif",
     "connectors.camera",
 )
