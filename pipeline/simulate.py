@@ -177,7 +177,7 @@ class WaterMap:
     :param cell_m: grid spacing, m
     """
 
-    def __init__(self, site: Site, cell_m: float = 300.0, shore_clear_m: float = 80.0):
+    def __init__(self, site: Site, cell_m: float = 300.0, shore_clear_m: float = 150.0):
         self.site = site
         lon0, lat0, lon1, lat1 = site.bbox
         self.lon0 = 0.5 * (lon0 + lon1)
@@ -187,6 +187,8 @@ class WaterMap:
         self.land = shapely.transform(site.land, self._to_m_array)
         self.land_inner = self.land.buffer(-25.0)  # "on land" for track checks
         self.land_route = self.land.buffer(40.0)
+        self.land_wide = self.land.buffer(250.0)
+        shapely.prepare(self.land_wide)
         self.land_b60 = self.land.buffer(60.0)
         self.land_b100 = self.land.buffer(100.0)
         self.land_b300 = self.land.buffer(300.0)
@@ -200,8 +202,8 @@ class WaterMap:
         gx, gy = np.meshgrid(xs, ys)
         self.nx, self.ny = len(xs), len(ys)
         water = ~shapely.contains_xy(self.land.buffer(shore_clear_m), gx, gy)
-        near = shapely.contains_xy(self.land.buffer(700.0), gx, gy)
-        cost = np.where(near, 3.0, 1.0)
+        near = shapely.contains_xy(self.land.buffer(1000.0), gx, gy)
+        cost = np.where(near, 5.0, 1.0)
         idx = np.arange(gx.size).reshape(gx.shape)
         rows, cols, w = [], [], []
         for dj, di in ((0, 1), (1, 0), (1, 1), (1, -1)):
@@ -246,16 +248,18 @@ class WaterMap:
         d, k = self.tree.query([x, y])
         return int(self.water_idx[k]), float(d)
 
-    def clear(self, p, q, grow: bool = True) -> bool:
-        """Whether the straight segment p→q keeps off the land (grown by 40 m if ``grow``)."""
-        geom = self.land_route if grow else self.land
+    def clear(self, p, q, margin: str = "route") -> bool:
+        """Whether the straight segment p→q keeps off the land grown by a margin:
+        ``"route"`` 40 m, ``"wide"`` 250 m, ``"none"`` 0 m."""
+        geom = {"route": self.land_route, "wide": self.land_wide, "none": self.land}[margin]
         return not geom.intersects(LineString([tuple(p), tuple(q)]))
 
     def route(self, a, b) -> np.ndarray:
         """A water route from ``a`` to ``b`` (local metres) as an ``(N, 2)`` polyline.
 
         Both ends should be at sea; the path through the grid is shortened by line of
-        sight where the straight line keeps off the land.
+        sight: the first and last 1.5 km keep 40 m off the land, the legs in between
+        250 m (or follow the grid), so traffic does not graze the coast.
         """
         sa, _ = self.nearest_water(*a)
         sb, _ = self.nearest_water(*b)
@@ -276,7 +280,13 @@ class WaterMap:
         i = 0
         while i < len(pts) - 1:
             j = len(pts) - 1
-            while j > i + 1 and not self.clear(pts[i], pts[j]):
+            last = len(pts) - 1
+            while j > i + 1:
+                near_end = (i == 0 and math.dist(pts[0], pts[j]) < 1500.0) or (
+                    j == last and math.dist(pts[i], pts[last]) < 1500.0
+                )
+                if self.clear(pts[i], pts[j], "route" if near_end else "wide"):
+                    break
                 j -= 1
             out.append(pts[j])
             i = j
@@ -362,7 +372,8 @@ def _run_plan(v: Vessel) -> dict[str, np.ndarray | dict[str, int]]:
                 continue
             cum = np.concatenate([[0.0], np.cumsum(seg_len)])
             total = float(cum[-1])
-            s, spd = 0.0, (sogs[-1] if sogs else 0.0)
+            # a plan that starts with a Go starts underway (entering the scene)
+            s, spd = 0.0, (sogs[-1] if sogs else step.speed_mps)
             s_list: list[float] = []
             v_list: list[float] = []
             two_a = 2.0 * step.accel_mps2
