@@ -225,7 +225,7 @@ def run_replay(
     detection_paths: Sequence[str | os.PathLike[str]] = (),
     *,
     frames: Sequence[CameraFrame] = (),
-    track_params: TrackParams = TrackParams(),
+    track_params: TrackParams | None = None,
     window_ms: int = 1000,
     drain_s: float = 0.0,
 ) -> ReplayResult:
@@ -236,12 +236,13 @@ def run_replay(
     :param ais_paths: AIS files (NMEA, optionally gzip; tag blocks or ``$PGHP`` for time)
     :param detection_paths: JSONL files of :class:`CameraFrame` records
     :param frames: more frames (e.g. from :func:`frames_from_video`)
-    :param track_params: track settings
+    :param track_params: track settings (default :class:`TrackParams`)
     :param window_ms: event-time length of one micro-batch, ms
     :param drain_s: after the last input, let this much event time elapse before the final
         evaluation, s (0: only evaluate the open tick)
     """
     ctx = _context(site)
+    track_params = track_params or TrackParams()
     counters: Counter[str] = Counter()
     positions, statics = decode_ais(ais_paths, counters)
     all_frames = read_frames(detection_paths, counters) + list(frames)

@@ -489,3 +489,30 @@ def test_alerts_independent_of_batch_boundaries(cuts):
     assert {"unusual_landing", "dark_approach", "dark_vessel", "identity_anomaly"} <= kinds_seen
     split = _run_split(c, stream, cuts)
     assert msgspec.json.encode(split) == msgspec.json.encode(whole)
+
+
+def test_ais_vessel_in_view_but_never_seen_is_ais_not_seen():
+    cam = camera()
+    c = ctx({"cam1": cam})
+    ps = [
+        fix(412000701, DAY + k * 10_000, 110.1, lat_at(1000), 0.2, 0.0, nav_status=1)
+        for k in range(10)
+    ]
+    frames = [frame("cam1", DAY + k * 2000 + 1, []) for k in range(45)]
+    _, alerts = run(c, ps, [named(412000701, DAY, length=40)], frames=frames, batch_s=5)
+    (a,) = [a for a in alerts if a.data.kind == "ais_not_seen" and a.data.status == "open"]
+    assert a.data.severity == 15 and a.data.vessel.mmsi == 412000701
+    assert a.data.vessel.track_id == "mmsi:412000701"
+    assert a.data.alert_id.startswith("ais_not_seen:seen:cam1:412000701:")
+
+
+def test_episode_update_when_severity_changes():
+    # a 三无 boat lands at night: identity factor joins once the 6 min grace has passed
+    ps, _, _ = landing_boat(NIGHT, statics=False, moored_min=10)
+    _, alerts = run(ctx(identity_grace_s=600), ps)  # landing at 480 s, 三无 from 600 s
+    land = [a for a in alerts if a.data.kind == "unusual_landing"]
+    assert [a.data.status for a in land][:2] == ["open", "update"]
+    assert land[0].data.alert_id == land[1].data.alert_id
+    assert land[1].id == f"{land[1].data.alert_id}/1"
+    assert "identity_anomaly" in {f.name for f in land[1].data.factors}
+    assert land[1].data.severity > land[0].data.severity
