@@ -925,12 +925,12 @@ def _group(
 def _parse_tiles(text: str | None) -> tuple[tuple[float, float, float, float], ...]:
     if not text:
         return ((0.0, 0.0, 1.0, 1.0),)
-    tiles = []
+    tiles: list[tuple[float, float, float, float]] = []
     for part in text.split(";"):
         vals = [float(v) for v in part.split(",")]
         if len(vals) != 4:
             raise ConfigError(f"a tile is x,y,w,h fractions, got {part!r}")
-        tiles.append(tuple(vals))
+        tiles.append((vals[0], vals[1], vals[2], vals[3]))
     return tuple(tiles)
 
 

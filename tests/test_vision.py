@@ -357,3 +357,20 @@ def test_conf_below_opencv_yolo_default_threshold_is_honoured(shared, clip_frame
     high = DnnDetector.from_dir(_model_dir(shared), conf=0.25).detect(clip_frames[74])
     assert low.scores.min() < 0.2 <= high.scores.min()
     assert len(low) > len(high)
+
+
+@pytest.mark.unit
+def test_cli_eval_and_bench_camera_print_json(shared, capsys):
+    from pipeline.cli import main
+
+    clip_dir = str(shared / "data" / "video" / "clip-01")
+    model_dir = str(_model_dir(shared))
+    assert main(["eval", "camera", "--clip", clip_dir, "--model-dir", model_dir, "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["frames"] == "one per second" and res["gt_boxes"] == 18
+    assert res["recall"] >= 0.9  # 17/18 at conf 0.2
+    for key in ("precision", "geo_error_median_m", "unlabelled"):
+        assert key in res
+    assert main(["bench", "camera", "--clip", clip_dir, "--frames", "2", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["capture_to_topic_p95_ms"] is None and bench["threads"] == 1
