@@ -399,7 +399,8 @@ def _best_rate(fn: Any, n: int, repeat: int) -> float:
     return n / best
 
 
-def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000) -> dict[str, Any]:
+def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000,
+              rounds: int = 4) -> dict[str, Any]:
     """Decode throughput, vectorised vs pyais, on the same real position payloads (one core).
 
     :returns: ``vector_decode_per_s`` (arrays only), ``vector_records_per_s`` (framing +
@@ -412,7 +413,6 @@ def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000) ->
     reps = max(1, n_target // len(base))
     payloads = base * reps
     fills = np.tile(base_fill, reps)
-    vec = _best_rate(lambda: decode_positions(payloads, fills), len(payloads), 5)
     sub = payloads[:n_pyais]
     sub_fill = fills[:n_pyais].tolist()
 
@@ -420,7 +420,11 @@ def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000) ->
         for p, f in zip(sub, sub_fill, strict=True):
             MSG_CLASS[_ptype(p)].from_vector(int_bit_vector(p.encode(), f))
 
-    pya = _best_rate(run_pyais, len(sub), 3)
+    # alternate the two so that load from other processes hits both alike; best of each
+    vec = pya = 0.0
+    for _ in range(rounds):
+        vec = max(vec, _best_rate(lambda: decode_positions(payloads, fills), len(payloads), 2))
+        pya = max(pya, _best_rate(run_pyais, len(sub), 1))
     lines = [f"!AIVDM,1,1,,A,{p},{f}*00" for p, f in zip(base, base_fill.tolist(), strict=True)]
     # give the lines valid checksums so the framing stage accepts them
     sums = nmea_checksums([ln[1:-3] for ln in lines]).tolist()

@@ -79,39 +79,41 @@ _INT_FIELDS = ("msg_type", "repeat", "mmsi", "status", "heading", "second", "man
 _BOOL_FIELDS = ("accuracy", "raim", "cs", "display", "dsc", "band", "msg22", "assigned", "gnss")
 _FLOAT_FIELDS = ("turn", "speed", "lon", "lat", "course")
 
-_ARMOUR_LUT = np.zeros(256, np.uint8)
-for _c in range(48, 120):
-    _ARMOUR_LUT[_c] = _c - 48 - 8 if _c - 48 > 40 else _c - 48
 _SEP = ord("\n")
-_MIN_BITS_LUT = np.zeros(64, np.int64)
+_MIN_BITS_LUT = np.zeros(256, np.int64)
 for _t, _b in _MIN_BITS.items():
     _MIN_BITS_LUT[_t] = _b
+
+
+def _sixbit(ascii_codes: np.ndarray) -> np.ndarray:
+    """Six-bit values of armoured characters (``uint8`` in, ``uint8`` out, no table lookup)."""
+    v = ascii_codes - np.uint8(48)
+    v -= (v > 40).view(np.uint8) * np.uint8(8)
+    return v
 
 
 def message_types(payloads: Sequence[str]) -> np.ndarray:
     """Message type (first six bits) of each payload, ``int64``; -1 for an empty payload."""
     if len(payloads) == 0:
         return np.zeros(0, np.int64)
-    buf6, starts, lengths = _join(payloads)
-    mt = buf6[starts].astype(np.int64)
+    raw, starts, lengths = _join(payloads)
+    mt = _sixbit(raw[starts]).astype(np.int64)
     mt[lengths == 0] = -1
     return mt
 
 
 def _join(payloads: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Six-bit values of all payloads in one ``uint8`` buffer, start offsets and lengths.
+    """All payloads as ASCII codes in one ``uint8`` buffer, start offsets and lengths.
 
     The payloads are joined with ``\\n``; the separators give starts and lengths
-    without a Python loop. Separators decode to 64 (outside six bits).
+    without a Python loop.
     """
     raw = np.frombuffer(("\n".join(payloads) + "\n").encode("ascii"), np.uint8)
     ends = np.flatnonzero(raw == _SEP)
     starts = np.empty(len(ends), np.int64)
     starts[0] = 0
     starts[1:] = ends[:-1] + 1
-    buf6 = _ARMOUR_LUT[raw]
-    buf6[ends] = 64
-    return buf6, starts, ends - starts
+    return raw, starts, ends - starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,12 +249,12 @@ def decode_positions(
     if n == 0:
         return Positions(index=np.zeros(0, np.int64), short=np.zeros(0, np.int64),
                          **_empty(0))  # type: ignore[arg-type]
-    buf6, starts, lengths = _join(payloads)
+    raw, starts, lengths = _join(payloads)
     fill = np.zeros(n, np.int64) if fill_bits is None else np.asarray(fill_bits, np.int64)
     nbits = 6 * lengths - fill
-    mt = buf6[starts]  # an empty payload reads its separator: 64, not a type
-    min_bits = _MIN_BITS_LUT[np.minimum(mt, 63)]
-    min_bits[mt == 64] = 0
+    mt = _sixbit(raw[starts])  # an empty payload reads its separator: not a position type
+    min_bits = _MIN_BITS_LUT[mt]
+    min_bits[lengths == 0] = 0
     is_pos = min_bits > 0
     short_mask = is_pos & (nbits < min_bits)
     ok = is_pos & ~short_mask
@@ -261,7 +263,7 @@ def decode_positions(
     mt_ok = mt[index]
     # (k, chars) windows of the buffer at each message start: one row copy per message
     windows = np.lib.stride_tricks.sliding_window_view(
-        np.concatenate([buf6, np.zeros(64, np.uint8)]), 52)
+        np.concatenate([raw, np.zeros(64, np.uint8)]), 52)
     groups = []
     for group in _GROUPS:
         sel = np.flatnonzero(np.isin(mt_ok, group)) if len(group) > 1 else np.flatnonzero(mt_ok == group[0])
@@ -272,7 +274,7 @@ def decode_positions(
     for t, sel in groups:
         layout = LAYOUTS[t]
         nchars = (_MIN_BITS[t] + 5) // 6
-        v6 = np.ascontiguousarray(windows[starts[index[sel]], :nchars].T)
+        v6 = _sixbit(np.ascontiguousarray(windows[starts[index[sel]], :nchars].T))
         raw = {name: _extract(v6, *spec) for name, spec in layout.items()}
         _convert(raw, t)
         if whole:
@@ -289,16 +291,33 @@ def decode_positions(
     return Positions(index=index, short=np.flatnonzero(short_mask), **out)  # type: ignore[arg-type]
 
 
+def _round6(v: np.ndarray, k: float) -> np.ndarray:
+    """pyais's ``round(v * k / 6e6, 6)`` for integer ``v``: ``floor((k * v + 3) / 6) / 1e6``.
+
+    Computed in float64: ``k * v + 3`` is an exact integer (< 2**53) and the exact
+    quotient by 6 is an integer or at least 1/6 away from one, far more than the
+    rounding error of one division, so the floor is exact; dividing the exact
+    integer by 1e6 is correctly rounded, as in pyais.
+    """
+    out = v.astype(np.float64)
+    out *= k
+    out += 3.0
+    out /= 6.0
+    np.floor(out, out=out)
+    out /= 1e6
+    return out
+
+
 def _convert(raw: dict[str, np.ndarray], t: int) -> None:
     """Raw integers to pyais values, in place."""
     if t == 27:
-        raw["lon"] = ((10000 * raw["lon"] + 3) // 6) / 1e6
-        raw["lat"] = ((10000 * raw["lat"] + 3) // 6) / 1e6
+        raw["lon"] = _round6(raw["lon"], 10000.0)
+        raw["lat"] = _round6(raw["lat"], 10000.0)
         raw["speed"] = raw["speed"].astype(np.float64)
         raw["course"] = raw["course"].astype(np.float64)
     else:
-        raw["lon"] = ((10 * raw["lon"] + 3) // 6) / 1e6
-        raw["lat"] = ((10 * raw["lat"] + 3) // 6) / 1e6
+        raw["lon"] = _round6(raw["lon"], 10.0)
+        raw["lat"] = _round6(raw["lat"], 10.0)
         raw["speed"] = raw["speed"] / 10.0
         raw["course"] = raw["course"] / 10.0
     if "turn" in raw:
