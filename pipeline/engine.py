@@ -304,9 +304,12 @@ def track_step(
             mmsi=m, t_ms=int(new.t_ms[i]), lon=float(new.lon_deg[i]), lat=float(new.lat_deg[i]),
             sog_kn=p.sog_kn, cog_deg=p.cog_deg, heading_deg=p.heading_deg,
             vel_east_mps=float(new.vel_east_mps[i]), vel_north_mps=float(new.vel_north_mps[i]),
-            ais_class=str(classes[i]), n_fixes=int(new.n_fixes[i]),
+            ais_class=str(classes[i]),  # type: ignore[arg-type]
+            n_fixes=int(new.n_fixes[i]),
             expected_interval_s=float(interval[i]), last_gap_s=_opt_float(new.last_gap_s[i]),
-            max_gap_s=float(new.max_gap_s[i]), mmsi_kind=kind, mid=_opt_int(int(mids[i])),
+            max_gap_s=float(new.max_gap_s[i]),
+            mmsi_kind=kind,  # type: ignore[arg-type]
+            mid=_opt_int(int(mids[i])),
             name=d["name"], call_sign=d["call_sign"], imo=d["imo"], ship_type=d["ship_type"],
             length_m=d["length_m"], beam_m=d["beam_m"], flags=flags,
             first_t_ms=_opt_int(int(new.first_t_ms[i])),

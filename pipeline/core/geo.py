@@ -28,6 +28,7 @@ accounts for refraction and the solar radius).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -465,9 +466,9 @@ class AreaGeometry:
             self._cache["coast"] = _SegmentIndex(self._seg_to_enu(self.coast_segments))
         return self._cache["coast"]
 
-    def _zone_parts(self) -> list[tuple]:
+    def _zone_parts(self) -> list[tuple[Any, ...]]:
         if "zones" not in self._cache:
-            parts = []
+            parts: list[tuple[Any, ...]] = []
             for z in self.zones:
                 if z.ring_lonlat is not None:
                     ring = np.asarray(z.ring_lonlat, dtype=np.float64).reshape(-1, 2)
@@ -476,6 +477,7 @@ class AreaGeometry:
                     seg = np.column_stack([ring_enu, np.roll(ring_enu, -1, axis=0)])
                     parts.append(("poly", ring_enu, seg))
                 else:
+                    assert z.center_lonlat is not None and z.radius_m is not None
                     ce, cn = self.to_enu_m(z.center_lonlat[0], z.center_lonlat[1])
                     parts.append(("circle", (float(ce), float(cn)), float(z.radius_m)))
             self._cache["zones"] = parts
