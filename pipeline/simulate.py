@@ -941,9 +941,14 @@ class _Scenario:
         # 4. rendezvous offshore, then the small boat lands --------------------------------
         k = self._pick_landing(max_cam_r=3000.0)
         meet = self._open_water_point(
-            5000.0, 12000.0, near=tuple(self.cand[k, :2]), radius_m=14000.0
+            4000.0, 9000.0, near=tuple(self.cand[k, :2]), radius_m=8000.0
         )
-        meet_dur = float(rng.uniform(20, 30)) * 60
+        boat_kn = float(rng.uniform(10, 14))
+        route, land = self._landing_route((meet[0] + 70.0, meet[1] + 40.0), k)
+        travel_s = _path_length_m(route) / (boat_kn * KN) + 120.0
+        # the encounter lasts 20-30 min, shortened (not below 17 min) to fit a short run
+        budget_s = (1.0 - 0.03) * n - LANDING_MARGIN_S - travel_s
+        meet_dur = max(17 * 60.0, min(float(rng.uniform(20, 30)) * 60, budget_s))
         length = float(rng.uniform(70, 120))
         mother = self._new(
             "rendezvous_mother", "A", name=f"XIN HAI {int(rng.integers(10, 99))}", ship_type=70,
@@ -969,12 +974,11 @@ class _Scenario:
         )  # fmt: skip
         alongside = (meet[0] + 70.0, meet[1] + 40.0)
         b_origin = self._open_water_point(3000.0, 15000.0, near=meet, radius_m=9000.0)
-        route, land = self._landing_route(alongside, k)
         boat.start_xy = b_origin
         boat.steps = [
             Go(wm.route(b_origin, alongside), float(rng.uniform(8, 10)) * KN, mark="meet"),
             Hold(meet_dur, status=0, swing_m=20.0, period_s=1200.0),
-            Go(route, float(rng.uniform(10, 14)) * KN, accel_mps2=0.08, mark="landing"),
+            Go(route, boat_kn * KN, accel_mps2=0.08, mark="landing"),
             Hold(float(rng.uniform(15, 25)) * 60, status=5),
             Go(route[::-1].copy(), 10 * KN, stop=False),
             Exit(),
@@ -1429,6 +1433,11 @@ class _Scenario:
             "vessels": vessels,
             "events": events,
         }
+
+
+def _path_length_m(path: np.ndarray) -> float:
+    """Length of a polyline in local metres."""
+    return float(np.hypot(*np.diff(np.asarray(path), axis=0).T).sum())
 
 
 def _split_path(path: np.ndarray, tail_m: float) -> tuple[np.ndarray, np.ndarray]:
