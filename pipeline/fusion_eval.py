@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -312,9 +313,12 @@ def _run_gt(clip: FVesselClip, params: FusionParams, seconds: list[int]) -> _Run
     return run
 
 
-def _default_model_paths(shared: Path) -> tuple[Path, Path, Path]:
-    d = shared / "models" / "yolo-fastest-1.1"
-    return d / "yolo-fastest-1.1-xl.cfg", d / "yolo-fastest-1.1-xl.weights", d / "coco.names"
+def default_model_dir() -> Path:
+    """``$SHOREWATCH_SHARED/models/yolo-fastest-1.1`` (default ``../shared`` beside the repo)."""
+    shared = Path(
+        os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
+    )
+    return shared / "models" / "yolo-fastest-1.1"
 
 
 def _run_dnn(
@@ -331,14 +335,7 @@ def _run_dnn(
 
     if clip.video is None:
         raise ConfigError(f"{clip.folder}: no video")
-    shared = clip.folder.resolve().parents[2]
-    cfg, weights, names = _default_model_paths(shared)
-    if model_dir is not None:
-        cfg, weights = model_dir / cfg.name, model_dir / weights.name
-        names = model_dir / names.name
-    for p in (cfg, weights, names):
-        if not p.is_file():
-            raise ConfigError(f"detector file not found: {p}")
+    detector = vision.DnnDetector.from_dir(model_dir or default_model_dir())
     cap = cv2.VideoCapture(str(clip.video))
     if not cap.isOpened():
         raise ConfigError(f"cannot open {clip.video}")
@@ -346,7 +343,6 @@ def _run_dnn(
     width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
     height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     model = _camera_model(clip.camera_params, width, height)
-    detector = vision.DnnDetector(str(cfg), str(weights), str(names))
     step = max(1, int(round(fps / analysed_fps)))
     # an image track coasts through 2 s of detector misses at the analysed rate
     tracker = MultiObjectTracker(max_misses=max(5, int(round(2.0 * fps / step))))
@@ -796,7 +792,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="dnn: detector + tracker on the video; gt: the GT boxes",
     )
     ev.add_argument("--fps", type=float, default=5.0, help="analysed frames per second (dnn)")
-    ev.add_argument("--model-dir", help="Yolo-Fastest folder (default ../shared/models/...)")
+    ev.add_argument(
+        "--model-dir",
+        help="Yolo-Fastest folder (default $SHOREWATCH_SHARED/models/yolo-fastest-1.1)",
+    )
     ev.add_argument("--json", action="store_true", help="one JSON object")
     ev.set_defaults(func=_cmd_eval)
     be = _group(sub, "bench", "benchmarks").add_parser(
