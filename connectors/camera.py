@@ -59,6 +59,7 @@ PTZ_NS = "http://www.onvif.org/ver20/ptz/wsdl"
 
 __all__ = [
     "CameraIngest",
+    "bench_ingest",
     "CameraWorker",
     "LatencyStats",
     "Sink",
@@ -729,30 +730,65 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    clip = Path(args.source)
-    if "://" not in args.source and not clip.is_file():
-        raise ConfigError(f"bench source not found: {args.source}")
-    cams = [_BenchCamera(f"bench-{i:02d}") for i in range(args.cameras)]
-    factory = _factory_from_args(args)
+def bench_ingest(
+    source: str | os.PathLike[str],
+    *,
+    cameras: int = 4,
+    max_fps: float = 5.0,
+    duration_s: float = 10.0,
+    model_dir: str | os.PathLike[str] | None = None,
+    model_name: str = "yolo-fastest-1.1-xl",
+    kafka: bool = False,
+    analysis_threads: int | None = None,
+) -> dict[str, Any]:
+    """Capture-to-topic latency of ``cameras`` cameras all reading ``source``; blocking.
+
+    What ``shorewatch bench camera-ingest`` prints, for other benches to call
+    (e.g. ``bench_ingest(clip, cameras=1)["latency_p95_ms"]``).
+
+    :param source: a video file (read at its own frame rate, looped) or an ``rtsp://`` URL
+    :param model_dir: Darknet model folder for the DNN detector; ``None``: motion detector
+    :param kafka: publish to the configured broker and wait for each acknowledgement
+        (acks=all); otherwise records are handed to a sink that drops them
+    :returns: :func:`measure_ingest`'s figures plus ``sink``
+    """
+    source = str(source)
+    if "://" not in source and not Path(source).is_file():
+        raise ConfigError(f"bench source not found: {source}")
+    cams = [_BenchCamera(f"bench-{i:02d}") for i in range(cameras)]
+    factory = analyser_factory(model_dir, model_name=model_name)
+    kwargs: dict[str, Any] = dict(
+        duration_s=duration_s,
+        max_fps=max_fps,
+        overrides={c.id: source for c in cams},
+        analysis_threads=analysis_threads,
+    )
 
     async def run() -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(
-            duration_s=args.duration_s,
-            max_fps=args.max_fps,
-            overrides={c.id: args.source for c in cams},
-            analysis_threads=args.threads,
-        )
-        if not args.kafka:
-            return await measure_ingest(cams, factory, **kwargs)
+        if not kafka:
+            result = await measure_ingest(cams, factory, **kwargs)
+            return {**result, "sink": "none (capture + analysis only)"}
         from connectors.kafka import RecordProducer
 
         async with RecordProducer(client_id="shorewatch-bench-camera-ingest") as producer:
             result = await measure_ingest(cams, factory, sink=kafka_sink(producer), **kwargs)
         return {**result, "sink": f"kafka {producer.bootstrap} (acks=all)"}
 
-    result = asyncio.run(run())
-    result.setdefault("sink", "none (capture + analysis only)")
+    return asyncio.run(run())
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
+    result = bench_ingest(
+        args.source,
+        cameras=args.cameras,
+        max_fps=args.max_fps,
+        duration_s=args.duration_s,
+        model_dir=model_dir,
+        model_name=args.model_name,
+        kafka=args.kafka,
+        analysis_threads=args.threads,
+    )
     if args.json:
         print(json.dumps(result))
     else:

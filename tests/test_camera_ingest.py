@@ -450,3 +450,16 @@ async def test_ipycam_without_events_and_with_a_broken_ptz_answer(clip_server, m
     assert bad[0].reason.startswith("onvif: ") and "GetStatus" in bad[0].reason
     assert not sink.of(topics.CAMERA_EVENT)
     assert all(f.heading_deg == pytest.approx(30.0) for f in sink.of(topics.CAMERA_DETECTION))
+
+
+@pytest.mark.integration
+def test_bench_ingest_reports_latency(shared):
+    from connectors.camera import bench_ingest
+
+    clip = shared / "data" / "video" / "clip-01" / "clip-01.mp4"
+    if not clip.is_file():
+        pytest.skip(f"clip not found: {clip}")
+    result = bench_ingest(clip, cameras=2, duration_s=2.0, model_dir=None)
+    assert result["cameras"] == 2 and result["frames"] > 0
+    assert result["latency_p95_ms"] >= result["latency_p50_ms"] > 0
+    assert set(result["per_camera"]) == {"bench-00", "bench-01"}
