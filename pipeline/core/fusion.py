@@ -18,16 +18,23 @@ Per frame of one camera (:meth:`CameraAssociation.step`):
      horizon, range NaN, use bearing only);
    - **motion**: the camera track's bearing rate against the AIS bearing rate;
    - **size**: the vessel length implied by the box width at the AIS range against the
-     AIS length (loose: a vessel seen bow-on is much shorter than its length).
+     AIS length, penalised only outside a loose band (a vessel seen bow-on looks much
+     shorter than its length; box height depends on freeboard and superstructure, so the
+     width is the better-defined quantity).
 
    Pairs beyond the bearing or range gate, or whose total cost exceeds
    :attr:`FusionParams.max_cost`, get no candidate (``np.inf`` in :func:`cost_matrix`).
-3. Optimal assignment with :func:`scipy.optimize.linear_sum_assignment`, run only on the
-   connected components that need it (one-to-one candidates are taken directly).
+3. Optimal assignment (:func:`assign_pairs`): isolated one-to-one candidates are taken
+   directly; the rest go to :func:`scipy.optimize.linear_sum_assignment` on the small block
+   of competing vessels × detections (most vessels have no candidate at all).
 4. Confirmation and hysteresis per camera track: a pair is confirmed after
    :attr:`FusionParams.confirm_hits` consecutive matches; a confirmed pair gets a cost
    bonus (:attr:`FusionParams.hysteresis_cost`), so a competitor must beat it clearly, and
    it survives up to :attr:`FusionParams.release_misses` frames without a match.
+   Detections of tentative image tracks (negative ``track_id``) are matched for the frame
+   only.
+5. AIS vessels inside the view that no detection can explain are reported as unseen,
+   unless a nearer detected box hides them (occluded).
 
 Stationary and berthing vessels (SOG 0) are kept: they are what unusual-landing is about
 (DeepSORVF drops SOG <= 0.3 kn).
@@ -861,6 +868,7 @@ class CameraAssociation:
         :param params: thresholds and weights
         :returns: MMSI and confirmation per detection, and the unseen AIS vessels in view
         """
+        t_ms = int(t_ms)
         m = len(dets)
         rates = self._bearing_rates(t_ms, dets, params)
         if dets.bearing_rate_dps is not None:
