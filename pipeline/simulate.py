@@ -871,7 +871,9 @@ class _Scenario:
         at = min(self._local_hour_target(4, 0.45, 0.9), n - LANDING_MARGIN_S)
         self._schedule(v, "landing", at)
         self._landing_event(v, k, "night_landing", place=hs[0] if hs else None)
-        self._event(v, "identity_anomaly", "no_name", v.marks_pending_t, land, optional=True)
+        # a boat without name or call sign: an identity alert about it is acceptable at any
+        # time while its AIS is on (the window is set in finish_kinematics)
+        self._event(v, "identity_anomaly", "no_name", 0, land, optional=True)
 
         # 2. dark approach: AIS off a few km out, then landing --------------------------
         k = self._pick_landing(max_cam_r=2000.0)
@@ -940,12 +942,20 @@ class _Scenario:
 
         # 4. rendezvous offshore, then the small boat lands --------------------------------
         k = self._pick_landing(max_cam_r=3000.0)
-        meet = self._open_water_point(
-            4000.0, 9000.0, near=tuple(self.cand[k, :2]), radius_m=8000.0
-        )
         boat_kn = float(rng.uniform(10, 14))
-        route, land = self._landing_route((meet[0] + 70.0, meet[1] + 40.0), k)
-        travel_s = _path_length_m(route) / (boat_kn * KN) + 120.0
+        budget_s = (1.0 - 0.03) * n - LANDING_MARGIN_S - 17 * 60.0
+        best = None
+        for _attempt in range(8):  # a meeting point from which the boat lands in time
+            meet = self._open_water_point(
+                4000.0, 9000.0, near=tuple(self.cand[k, :2]), radius_m=8000.0
+            )
+            route, land = self._landing_route((meet[0] + 70.0, meet[1] + 40.0), k)
+            travel_s = _path_length_m(route) / (boat_kn * KN) + 120.0
+            if best is None or travel_s < best[0]:
+                best = (travel_s, meet, route, land)
+            if travel_s <= budget_s:
+                break
+        travel_s, meet, route, land = best
         # the encounter lasts 20-30 min, shortened (not below 17 min) to fit a short run
         budget_s = (1.0 - 0.03) * n - LANDING_MARGIN_S - travel_s
         meet_dur = max(17 * 60.0, min(float(rng.uniform(20, 30)) * 60, budget_s))
@@ -1012,7 +1022,6 @@ class _Scenario:
     def _landing_event(self, v: Vessel, k: int, scenario: str, place: str | None = None) -> None:
         run = _run_plan(v)
         t_s = v.t0_s + run["marks"]["landing"]
-        v.marks_pending_t = t_s  # type: ignore[attr-defined]
         lon, lat = self.cand_lonlat[k]
         ci = int(self.cand_cam[k])
         self._event(
@@ -1029,6 +1038,14 @@ class _Scenario:
     def finish_kinematics(self) -> None:
         for v in self.vessels:
             _place_on_timeline(v, _run_plan(v), self.n_s)
+        by_id = {v.vid: v for v in self.vessels}
+        for ev in self.events:
+            if ev["kind"] == "identity_anomaly":
+                v = by_id[ev["vessel_ids"][0]]
+                on = np.flatnonzero(v.ais_on)
+                ev["_t_s"] = int(on[0]) if on.size else 0
+                ev["_t_end_s"] = int(on[-1]) if on.size else self.n_s - 1
+                ev["_xy"] = (float(v.x[ev["_t_s"]]), float(v.y[ev["_t_s"]]))
         mother, boat = self._rendezvous
         d = np.hypot(mother.x - boat.x, mother.y - boat.y)
         both = (

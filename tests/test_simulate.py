@@ -283,3 +283,23 @@ def test_simulate_command(tmp_path, capsys) -> None:
     assert (tmp_path / "truth.json").is_file()
     n_frames = sum(1 for _ in (tmp_path / "detections.jsonl").open("rb"))
     assert n_frames == 6 * 3600 // 2
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seed", [4, 11])
+def test_other_seeds_keep_the_planted_events_observable(seed, site, tmp_path) -> None:
+    truth = simulate(site, SimConfig(seed=seed, start=START, duration_s=DURATION_S), tmp_path)
+    end_ms = truth["start_t_ms"] + DURATION_S * 1000
+    required = [e for e in truth["events"] if not e["optional"]]
+    assert sorted(e["kind"] for e in required) == [
+        "dark_approach", "dark_vessel", "rendezvous",
+        "unusual_landing", "unusual_landing", "unusual_landing", "unusual_landing",
+    ]  # fmt: skip
+    for e in required:
+        if e["kind"] == "unusual_landing":
+            assert end_ms - e["t_ms"] >= 15 * 60 * 1000, e["id"]
+            assert e["camera_id"] is not None
+        if e["kind"] == "dark_vessel":
+            assert e["seen_by_camera"] is True
+        if e["kind"] == "rendezvous":
+            assert e["duration_s"] >= 15 * 60
