@@ -427,6 +427,7 @@ class _Target(msgspec.Struct, kw_only=True):
     anchor_lon: float | None = None
     anchor_lat: float | None = None
     anchor_t_ms: int = -1
+    ever_matched: bool = False
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
     uris: list[str] = msgspec.field(default_factory=list)
@@ -453,7 +454,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param watermark_t_ms: largest event time seen, ms UTC (-1: none)
     :param tick: the tick (``t_ms // eval_tick``) holding input not yet evaluated (-1: none)
     :param vessels: AIS vessels by MMSI: last track, trail, matched detections
-    :param targets: camera targets by ``<camera>:<track id>``
+    :param targets: camera targets by ``<camera>:<track id>`` (of their first track id)
+    :param aliases: later camera track ids stitched onto an earlier target (id switches)
     :param assoc: association state per camera (:meth:`CameraAssociation.to_state`)
     :param cam_t_ms: time of the last frame per camera
     :param unseen: ``<camera>:<mmsi>`` -> ``[since, last]`` AIS vessels a camera does not see
@@ -468,6 +470,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     tick: int = -1
     vessels: dict[int, _Vessel] = msgspec.field(default_factory=dict)
     targets: dict[str, _Target] = msgspec.field(default_factory=dict)
+    aliases: dict[str, str] = msgspec.field(default_factory=dict)
     assoc: dict[str, dict[str, list[Any]]] = msgspec.field(default_factory=dict)
     cam_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
     unseen: dict[str, list[int]] = msgspec.field(default_factory=dict)
@@ -618,6 +621,26 @@ class _StepCache:
         return self.models[key]
 
 
+def _stitch(st: AreaState, cam: str, t: int, d: Any, th: Thresholds) -> str | None:
+    """The target of this camera, lost less than ``camera_lost_s`` ago and within
+    ``stitch_radius_m`` of a new camera track's first position, that it continues."""
+    if d.lon is None or d.lat is None:
+        return None
+    best, best_d = None, th.stitch_radius_m
+    for key, tg in st.targets.items():
+        if (
+            tg.camera_id != cam
+            or tg.lon is None
+            or tg.t_ms >= t
+            or t - tg.t_ms > th.camera_lost_s * 1000.0
+        ):
+            continue
+        dist = float(haversine_m(tg.lon, tg.lat, d.lon, d.lat))
+        if dist <= best_d:
+            best, best_d = key, dist
+    return best
+
+
 def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepCache) -> None:
     th = ctx.thresholds
     cam = fr.camera_id
@@ -658,10 +681,18 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
     t = fr.t_ms
     for j, d in enumerate(valid):
         key = f"{cam}:{d.track_id}"
+        key = st.aliases.get(key, key)
         tg = st.targets.get(key)
         if tg is None:
-            tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
-            st.targets[key] = tg
+            old = _stitch(st, cam, t, d, th)
+            if old is not None:
+                st.aliases[key] = old
+                key = old
+                tg = st.targets[old]
+                st.count("targets.stitched")
+            else:
+                tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+                st.targets[key] = tg
         tg.t_ms = t
         tg.hits += 1
         m = int(fa.mmsi[j])
@@ -690,6 +721,8 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         del tg.detections[:-5]
         _push_unique(tg.uris, d.crop_uri)
         _push_unique(tg.uris, fr.evidence_uri)
+        if m >= 0 and bool(fa.confirmed[j]):
+            tg.ever_matched = True
         if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
             v = st.vessels[m]
             v.detections.append(evidence)
@@ -718,7 +751,7 @@ def _view(
     g = ctx.geometry
     vessels = [st.vessels[m] for m in sorted(st.vessels)]
     targets = [st.targets[k] for k in sorted(st.targets)]
-    targets = [tg for tg in targets if tg.mmsi < 0 and tg.lon is not None]
+    targets = [tg for tg in targets if tg.mmsi < 0 and not tg.ever_matched and tg.lon is not None]
     owners: list[Any] = [*vessels, *targets]
     na, nd = len(vessels), len(targets)
     trk = [v.track for v in vessels]
@@ -806,6 +839,8 @@ def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
         if now - tg.t_ms > th.target_forget_s * 1000.0 or (tg.hits < th.dark_min_hits and now - tg.t_ms > lost)
     ]:  # fmt: skip
         del st.targets[k]
+    for k in [k for k, v in st.aliases.items() if v not in st.targets]:
+        del st.aliases[k]
     for k in [k for k, (_, last) in st.unseen.items() if now - last > th.camera_stale_s * 1000.0]:
         del st.unseen[k]
     mem = now - th.rendezvous_memory_s * 1000.0

@@ -231,11 +231,11 @@ def test_ais_stopping_3_km_from_shore_heading_in_is_a_dark_approach():
 
 
 def test_vessel_without_name_and_call_sign_is_an_identity_anomaly():
-    ps = [fix(412000301, NIGHT + k * 10_000, 110.2, lat_at(8000), 5.0, 90.0) for k in range(50)]
+    ps = [fix(412000301, NIGHT + k * 10_000, 110.2, lat_at(8000), 5.0, 90.0) for k in range(100)]
     _, alerts = run(ctx(), ps)
     (a,) = [a for a in alerts if a.data.kind == "identity_anomaly" and a.data.status == "open"]
     assert [f.name for f in a.data.factors] == ["no_name_no_call_sign"]
-    assert a.data.event_time == _iso(NIGHT + 360_000)
+    assert a.data.event_time == _iso(NIGHT + 900_000)  # 15 min grace
     # with static data, nothing
     _, alerts = run(ctx(), ps, [named(412000301, NIGHT)])
     assert "identity_anomaly" not in kinds(alerts)

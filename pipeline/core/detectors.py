@@ -62,7 +62,8 @@ class Thresholds:
     :param zone_margin_m: a point this close to an authorised zone counts as inside it, m
     :param ais_gap_factor: AIS is "off" after this many expected report intervals without a
         fix (k in "k × expected interval"; coastal minutes rather than the satellite-era
-        6 h of GFW, DESIGN.md §3)
+        6 h of GFW, DESIGN.md §3; 8 keeps a Class B "CS" at 30 s, heard at range with
+        reception losses, from looking dark before 4 min)
     :param ais_gap_min_s: and never before this long, s (house default 2 min: single
         missed reports are common on terrestrial AIS)
     :param approach_coast_m: dark_approach watches vessels within this distance of the
@@ -75,8 +76,13 @@ class Thresholds:
     :param dark_vessel_min_s: a confirmed camera target without AIS match for this long is a
         dark vessel, s (house default 1 min)
     :param dark_min_hits: frames a camera track needs before it counts as a target
-        (DeepSORVF confirms after > 3 consecutive matches, DESIGN.md §3)
+        (DeepSORVF confirms after > 3 consecutive matches, DESIGN.md §3: 4)
     :param camera_lost_s: a camera target unseen this long is gone, s
+    :param landing_end_speed_kn: a camera target whose track ends at the shore must be
+        slower than this at the end, knots (MarineTraffic: underway above 3.5 kn)
+    :param stitch_radius_m: a new camera track starting this close to a target of the same
+        camera lost less than ``camera_lost_s`` ago continues that target (tracker id
+        switches), m (house default)
     :param dark_stop_radius_m: a camera target staying within this radius is stopped, m
         (camera geo-referencing errors 18 ± 10 m with a homography, more at range, DESIGN §3)
     :param rendezvous_distance_m: two vessels this close meet, m (Skylight 250 m; GFW 500 m)
@@ -92,11 +98,14 @@ class Thresholds:
         GFW uses hours offshore)
     :param loiter_coast_m: loitering is watched within this distance of the coast, m
     :param identity_grace_s: a vessel without name and call sign is "三无" after this long
-        (6 min: Class A static data interval, ITU-R M.1371)
+        (15 min: 2.5 × the 6 min static data interval of ITU-R M.1371, so that a few lost
+        static reports on a terrestrial feed do not make a named ship nameless)
     :param max_implied_speed_kn: implied speed limit, knots (default 50 kn for fast small
         craft; GFW's segmenter splits at 25 kn, DESIGN.md §3)
     :param jump_hold_s: an impossible-speed episode stays open this long after a jump, s
     :param ais_not_seen_min_s: an AIS vessel in a working camera's view unseen this long, s
+        (only in daylight at the camera: at night a visible-light camera is not "working"
+        for small craft)
     :param camera_stale_s: a camera without a frame for this long is not working, s
     :param small_craft_length_m: hulls shorter than this are small craft, m (24 m: the IMO
         load-line / small-craft limit)
@@ -113,15 +122,17 @@ class Thresholds:
     landing_dwell_s: float = 180.0
     landing_coast_m: float = 150.0
     zone_margin_m: float = 0.0
-    ais_gap_factor: float = 6.0
+    ais_gap_factor: float = 8.0
     ais_gap_min_s: float = 120.0
     approach_coast_m: float = 5000.0
     approach_min_speed_kn: float = 1.0
     approach_lookahead_s: float = 300.0
     approach_closing_frac: float = 0.25
     dark_vessel_min_s: float = 60.0
-    dark_min_hits: int = 3
+    dark_min_hits: int = 4
     camera_lost_s: float = 30.0
+    landing_end_speed_kn: float = 3.5
+    stitch_radius_m: float = 150.0
     dark_stop_radius_m: float = 75.0
     rendezvous_distance_m: float = 250.0
     rendezvous_min_s: float = 900.0
@@ -131,10 +142,10 @@ class Thresholds:
     loiter_speed_kn: float = 2.0
     loiter_min_s: float = 1200.0
     loiter_coast_m: float = 2000.0
-    identity_grace_s: float = 360.0
+    identity_grace_s: float = 900.0
     max_implied_speed_kn: float = 50.0
     jump_hold_s: float = 600.0
-    ais_not_seen_min_s: float = 30.0
+    ais_not_seen_min_s: float = 60.0
     camera_stale_s: float = 30.0
     small_craft_length_m: float = 24.0
     night_sun_elevation_deg: float = NIGHT_SUN_ELEVATION_DEG
@@ -353,7 +364,14 @@ def unusual_landing(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condit
     silence = np.where(v.dark, th.camera_lost_s * 1000.0, ais_silence_ms(v, th))
     end_start = v.t_ms + silence
     stop_ok = cand & (stop_start <= now_t_ms)
-    end_ok = cand & (end_start < now_t_ms)
+    # a camera track that ends at the shore counts only for a dark vessel (unmatched for
+    # dark_vessel_min_s) that was slow at the end: not a wave, not a boat passing by
+    dark_end_ok = (
+        (v.unmatched_since_t_ms >= 0)
+        & (v.t_ms - v.unmatched_since_t_ms >= th.dark_vessel_min_s * 1000.0)
+        & (np.nan_to_num(v.sog_kn, nan=np.inf) < th.landing_end_speed_kn)
+    )
+    end_ok = cand & (end_start < now_t_ms) & ((~v.dark) | dark_end_ok)
     rows = np.flatnonzero(stop_ok | end_ok)
     if rows.size == 0:
         return []
@@ -745,6 +763,9 @@ def ais_not_seen(
             continue
         if last - since < th.ais_not_seen_min_s * 1000.0:
             continue
+        start = int(since + th.ais_not_seen_min_s * 1000.0)
+        if solar_elevation_deg(v.lon[i], v.lat[i], start) < th.night_sun_elevation_deg:
+            continue  # a visible-light camera cannot be expected to see it at night
         f = [
             Factor(
                 "not_seen_by_camera",
