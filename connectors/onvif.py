@@ -10,7 +10,7 @@ the Shorewatch exception tree:
 Event times are corrected by the camera's clock offset, measured with
 ``GetSystemDateAndTime`` (the midpoint of the request is taken as the moment the
 camera read its clock; ONVIF reports whole seconds, so the offset is good to about
-one second).
+one second, or to a few tens of milliseconds with ``precise_clock``).
 
 :class:`EventSubscription` drives a PullPoint subscription by hand (create, pull,
 renew before expiry, unsubscribe on close) rather than with the library's manager,
@@ -214,6 +214,9 @@ class OnvifClient:
     :param user: user name
     :param password: password
     :param timeout_s: limit for each call, s
+    :param precise_clock: measure the clock offset to the poll interval instead of ±0.5 s
+        (costs up to about 1.2 s of polling at connect)
+    :param clock_poll_s: poll interval of the precise clock measurement, s
     """
 
     def __init__(
@@ -225,12 +228,17 @@ class OnvifClient:
         password: str | None,
         *,
         timeout_s: float = 10.0,
+        precise_clock: bool = True,
+        clock_poll_s: float = 0.02,
     ):
         self.camera_id = camera_id
+        self.precise_clock = precise_clock
+        self.clock_poll_s = clock_poll_s
         self.host, self.port = host, int(port)
         self.user, self.password = user, password
         self.timeout_s = timeout_s
         self.clock_offset_ms: int | None = None
+        self.clock_offset_bound_ms: int | None = None
         self._cam: ONVIFCamera | None = None
         self._profiles: list[Profile] | None = None
 
@@ -290,14 +298,9 @@ class OnvifClient:
             raise CameraError(f"{self.where}: not connected")
         return self._cam
 
-    async def measure_clock_offset(self) -> int:
-        """Camera clock minus local clock, ms, from ``GetSystemDateAndTime``.
-
-        Asked without authentication first, as ONVIF specifies, then with it.
-
-        :returns: the offset, also kept in :attr:`clock_offset_ms`
-        """
-        devicemgmt = await self._call(self.camera.create_devicemgmt_service(), "connect")
+    async def _camera_second(self, devicemgmt: Any) -> tuple[float, float, float]:
+        """One ``GetSystemDateAndTime``: ``(local send time, local receive time, camera time)``,
+        times in s since the epoch; the camera's is whole seconds."""
         t0 = time.time()
         try:
             answer = await self._call(
@@ -320,8 +323,41 @@ class OnvifClient:
             utc.Time.Second,
             tzinfo=dt.UTC,
         ).timestamp()
-        # Whole seconds: the camera read somewhere in [cam_t, cam_t + 1) at local midpoint.
-        self.clock_offset_ms = round((cam_t + 0.5 - (t0 + t1) / 2) * 1000)
+        return t0, t1, cam_t
+
+    async def measure_clock_offset(self) -> int:
+        """Camera clock minus local clock, ms, from ``GetSystemDateAndTime``.
+
+        ONVIF reports whole seconds. With ``precise_clock`` the device is asked
+        every ``clock_poll_s`` until its second changes (at most about 1.2 s): the
+        change happened between two answers, which bounds the offset to the poll
+        interval plus one round trip. Otherwise one answer gives it to about ±0.5 s.
+
+        :returns: the offset, also kept in :attr:`clock_offset_ms`; the bound of its
+            error is :attr:`clock_offset_bound_ms`
+        """
+        devicemgmt = await self._call(self.camera.create_devicemgmt_service(), "connect")
+        s0, r0, c0 = await self._camera_second(devicemgmt)
+        # One answer: the camera read its clock somewhere in [c0, c0 + 1) at about the midpoint.
+        offset_s = c0 + 0.5 - (s0 + r0) / 2
+        bound_s = 0.5 + (r0 - s0) / 2
+        if self.precise_clock:
+            prev_s, prev_r, prev_c = s0, r0, c0
+            deadline = time.monotonic() + 1.2
+            while time.monotonic() < deadline:
+                await asyncio.sleep(self.clock_poll_s)
+                s, r, c = await self._camera_second(devicemgmt)
+                if c != prev_c:
+                    # The camera's second turned to c between its two reads: locally after
+                    # the previous request was sent and before this answer came back.
+                    turn_local_s = (prev_r + s) / 2
+                    offset_s = c - turn_local_s
+                    # The turn was after the previous read (>= prev_s) and before this one (<= r).
+                    bound_s = max(turn_local_s - prev_s, r - turn_local_s)
+                    break
+                prev_s, prev_r, prev_c = s, r, c
+        self.clock_offset_ms = round(offset_s * 1000)
+        self.clock_offset_bound_ms = round(bound_s * 1000) + 1
         return self.clock_offset_ms
 
     async def device_info(self) -> DeviceInfo:
