@@ -232,7 +232,7 @@ async def test_onvif_camera_events_ptz_pose_and_clock_offset(clip_server, monkey
     offsets = {
         s.clock_offset_ms for s in sink.of(topics.CAMERA_STATUS) if s.clock_offset_ms is not None
     }
-    assert offsets and all(abs(o + 120_300) <= 150 for o in offsets)
+    assert offsets and all(abs(o + 120_300) <= 250 for o in offsets)  # poll + round trips
     assert device.unsubscribed  # the subscription was closed on shutdown
 
 
