@@ -206,17 +206,31 @@ def _rows(fa):
 
 @pytest.mark.unit
 @settings(max_examples=40, deadline=None)
-@given(_scene())
-def test_stateful_association_independent_of_input_order(scene):
+@given(_scene(), st.data())
+def test_stateful_association_independent_of_input_order(scene, data):
+    """Over several frames in which the detections jitter and come and go (so pairs are
+    confirmed, kept through misses, released and contested), the identities do not depend
+    on the order of tracks and detections."""
     v, d, pv, pd = scene
+    m = len(d)
     a, b = CameraAssociation(), CameraAssociation()
-    for k in range(4):
+    params = FusionParams(confirm_hits=2, release_misses=2)
+    for k in range(6):
+        jitter = np.array(data.draw(st.lists(st.floats(-1.5, 1.5), min_size=m, max_size=m)))
+        keep = np.array(data.draw(st.lists(st.booleans(), min_size=m, max_size=m)), dtype=bool)
+        dk = d.take(np.arange(m))
+        dk = DetectionArrays.from_lists(
+            dk.track_id, dk.bearing_deg + jitter, dk.bearing_sigma_deg, dk.range_m,
+            dk.range_sigma_m,
+        )  # fmt: skip
         t = T0_MS + 1000 * k
-        fa = a.step(t, d, v, CAM)
-        fb = b.step(t, d.take(pd), v.take(pv), CAM)
+        fa = a.step(t, dk.take(keep), v, CAM, params)
+        fb = b.step(t, dk.take(pd[keep[pd]]), v.take(pv), CAM, params)
         ref = {t: (m, c) for t, m, c in _rows(fa)}
         got = {t: (m, c) for t, m, c in _rows(fb)}
         assert got == ref
+        labels = [x for x, _ in ref.values() if x >= 0]
+        assert len(labels) == len(set(labels))  # one vessel, one track
         assert sorted(fa.unseen_mmsi.tolist()) == sorted(fb.unseen_mmsi.tolist())
 
 

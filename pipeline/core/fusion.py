@@ -905,7 +905,7 @@ class CameraAssociation:
 
         out_mmsi = raw.copy()
         confirmed = np.zeros(m, dtype=bool)
-        assigned = set(raw[raw >= 0].tolist())
+        claims: list[tuple[int, int, int, int]] = []  # (mmsi, misses, track_id, j)
         for j, tid in enumerate(dets.track_id.tolist()):
             if tid < 0:
                 continue  # a tentative image track: matched for this frame only, no state
@@ -934,16 +934,20 @@ class CameraAssociation:
             if rec[5] >= 0:
                 if got == rec[5]:
                     confirmed[j] = True
-                elif rec[5] not in assigned:
-                    # Inside the grace period and nobody else holds the vessel this frame:
-                    # keep the established identity rather than flicker.
-                    assigned.discard(got)
-                    out_mmsi[j] = rec[5]
-                    confirmed[j] = True
-                    assigned.add(rec[5])
+                else:
+                    claims.append((rec[5], rec[6], tid, j))
             rec[0] = t_ms
             rec[1] = float(dets.bearing_deg[j])
             rec[2] = float(rates[j])
+        # Inside the grace period a track keeps its established identity rather than
+        # flicker, if the solver gave that vessel to nobody this frame; between two tracks
+        # claiming one vessel, the one with fewer misses (then the lower id) keeps it.
+        taken = set(raw[raw >= 0].tolist())
+        for mmsi, _misses, _tid, j in sorted(claims):
+            if mmsi not in taken:
+                taken.add(mmsi)
+                out_mmsi[j] = mmsi
+                confirmed[j] = True
         # forget tracks unseen for too long
         forget_ms = params.track_forget_s * 1000.0
         for tid in [t for t, rec in self._tracks.items() if t_ms - rec[0] > forget_ms]:
