@@ -46,7 +46,7 @@ import msgspec.structs
 import numpy as np
 
 from connectors.onvif import OnvifClient, ptz_pose
-from connectors.rtsp import Backoff, Frame, FrameReader, wall_ms
+from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms, with_credentials
 from pipeline import topics
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
 from pipeline.topics import TopicSpec
@@ -269,6 +269,7 @@ class CameraWorker:
                 tasks.append(asyncio.create_task(self._onvif_loop()))
                 if not self.source:
                     self.source = await self._wait_stream_uri()
+            self.source = self._source_with_credentials(self.source)
             await self._frames(analyser)
         finally:
             for t in tasks:
@@ -283,6 +284,16 @@ class CameraWorker:
                     else topics.DEADLETTER
                 )
                 await asyncio.shield(self._send(topic, record))
+
+    def _source_with_credentials(self, source: str | None) -> str | None:
+        """An RTSP source with the camera's ONVIF credentials, when it carries none."""
+        if not source or not is_stream_url(source) or getattr(self.camera, "onvif", None) is None:
+            return source
+        try:
+            user, password = self.camera.credentials()
+        except ConfigError:
+            return source  # reported by the ONVIF loop
+        return with_credentials(source, user, password)
 
     async def _frames(self, analyser: Analyser) -> None:
         loop = asyncio.get_running_loop()

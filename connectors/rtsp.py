@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import numpy as np
@@ -44,7 +45,15 @@ import cv2  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backoff", "Frame", "FrameReader", "check_frame", "is_stream_url"]
+__all__ = [
+    "Backoff",
+    "Frame",
+    "FrameReader",
+    "check_frame",
+    "is_stream_url",
+    "redact",
+    "with_credentials",
+]
 
 Report = Callable[[msgspec.Struct], None]
 """Receives the status and dead-letter records of a reader (called from its thread)."""
@@ -388,6 +397,24 @@ class FrameReader:
         self._emit(self.status_record())
         self._window_start = now
         self._window_frames = self._window_corrupt = 0
+
+
+def with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """``url`` with ``user:password@`` inserted (URL-encoded) unless it already has user info.
+
+    FFmpeg sends them only when the server asks (RTSP 401), so adding them is harmless
+    for a camera without authentication.
+
+    >>> with_credentials("rtsp://10.0.0.5:554/main", "admin", "p@ss")
+    'rtsp://admin:p%40ss@10.0.0.5:554/main'
+    """
+    if not user or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    if "@" in rest.split("/", 1)[0]:
+        return url
+    userinfo = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return f"{scheme}://{userinfo}@{rest}"
 
 
 def redact(url: str) -> str:

@@ -463,3 +463,28 @@ def test_bench_ingest_reports_latency(shared):
     assert result["cameras"] == 2 and result["frames"] > 0
     assert result["latency_p95_ms"] >= result["latency_p50_ms"] > 0
     assert set(result["per_camera"]) == {"bench-00", "bench-01"}
+
+
+@pytest.mark.integration
+async def test_stream_uri_from_onvif_opened_with_the_camera_credentials(gst, monkeypatch):
+    """GetStreamUri gives a URL without credentials; the RTSP server wants them."""
+    with RtspServer(
+        "--test-pattern", "--width", "320", "--height", "240", "--user", "svc", "--password", "pw 2"
+    ) as server:
+        device = await OnvifDevice("svc", "pw 2", rtsp_url=server.url).start()
+        monkeypatch.setenv("AUTH_CAM_USER", "svc")
+        monkeypatch.setenv("AUTH_CAM_PASSWORD", "pw 2")
+        cam = camera(
+            "auth-1",
+            image_width=320,
+            image_height=240,
+            onvif=OnvifConfig("127.0.0.1", device.port, "AUTH_CAM_USER", "AUTH_CAM_PASSWORD"),
+        )
+        sink = Collector()
+        ingest = CameraIngest([cam], sink, analyser_factory(None), reader_kwargs=reader_kwargs())
+        try:
+            await run_until(ingest, sink, lambda s: len(s.of(topics.CAMERA_DETECTION)) >= 2)
+        finally:
+            await device.stop()
+    assert ingest.workers[0].source == server.url.replace("rtsp://", "rtsp://svc:pw%202@")
+    assert "GetStreamUri" in device.requests

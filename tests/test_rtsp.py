@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from peers.launch import RtspServer, free_port, gst_rtsp_missing
 
-from connectors.rtsp import Backoff, FrameReader, check_frame, redact
+from connectors.rtsp import Backoff, FrameReader, check_frame, redact, with_credentials
 from pipeline.errors import FrameError
 from schemas import records
 
@@ -96,6 +96,52 @@ def test_check_frame_rejects(image, reason):
     with pytest.raises(FrameError) as info:
         check_frame(image, expected_shape=(10, 10))
     assert info.value.reason == reason
+
+
+@pytest.mark.unit
+def test_with_credentials():
+    assert (
+        with_credentials("rtsp://h:554/a", "ad min", "p@:ss") == "rtsp://ad%20min:p%40%3Ass@h:554/a"
+    )
+    assert with_credentials("rtsp://x:y@h/a", "u", "p") == "rtsp://x:y@h/a"
+    assert with_credentials("rtsp://h/a", None, None) == "rtsp://h/a"
+    assert with_credentials("/videos/a.mp4", "u", "p") == "/videos/a.mp4"
+
+
+@pytest.mark.integration
+def test_rtsp_basic_authentication(gst):
+    with RtspServer(
+        "--test-pattern",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        "--user",
+        "viewer",
+        "--password",
+        "pa:ss",
+    ) as server:
+        rec = Recorder()
+        bad = FrameReader(
+            "cam-a", with_credentials(server.url, "viewer", "wrong"), rec, backoff=Backoff(30, 30)
+        ).start()
+        try:
+            assert rec.wait_for(
+                lambda r: (
+                    first_index(r.statuses(), "offline", reason_prefix="open_failed") is not None
+                )
+            )
+        finally:
+            bad.stop()
+        assert "viewer:***@" in rec.statuses()[-1].reason or any(
+            "viewer:***@" in (s.reason or "") for s in rec.statuses()
+        )
+        good = FrameReader("cam-a", with_credentials(server.url, "viewer", "pa:ss")).start()
+        try:
+            frame = good.wait_frame(-1, WAIT_S)
+        finally:
+            good.stop()
+    assert frame is not None and frame.image_bgr.shape == (120, 160, 3)
 
 
 @pytest.mark.unit

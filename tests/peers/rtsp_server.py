@@ -10,7 +10,8 @@ It serves H.264 over RTP at ``rtsp://127.0.0.1:<port>/<path>`` (default path
 ``cam``), bound to 127.0.0.1 only. A file is decoded, re-encoded as H.264 at
 its own frame rate and looped forever (``--no-loop`` ends the stream at the end
 of the file instead). When it is listening it prints one line ``READY <url>`` on
-stdout, so a test can wait for it. SIGTERM or SIGINT stops it.
+stdout, so a test can wait for it. SIGTERM or SIGINT stops it. With ``--user`` and
+``--password`` it requires RTSP basic authentication.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--kbps", type=int, default=1500)
     parser.add_argument("--no-loop", action="store_true", help="end the stream at end of file")
+    parser.add_argument("--user", help="require RTSP basic authentication with this user")
+    parser.add_argument("--password", default="", help="password of --user")
     args = parser.parse_args(argv)
 
     Gst.init(None)
@@ -115,6 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.file and not args.no_loop:
         factory.connect("media-configure", loop_at_end)
     server.get_mount_points().add_factory("/" + args.path, factory)
+    if args.user:
+        # RTSP basic authentication: only this user may open (construct/access) the media.
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
+
     if server.attach(None) == 0:
         print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 1
