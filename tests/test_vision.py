@@ -307,6 +307,27 @@ def test_frame_analyser_without_detections_still_publishes():
 
 
 @pytest.mark.unit
+def test_frame_analyser_stores_evidence_of_empty_frames_only_when_asked(tmp_path):
+    cam = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=2.0,
+        hfov_deg=60.0, image_width=64, image_height=36,
+    )  # fmt: skip
+    frame = np.random.default_rng(2).integers(0, 255, (36, 64, 3), dtype=np.uint8)
+    store = DirectoryEvidenceStore(tmp_path)
+    assert (
+        FrameAnalyser("c", cam, _FixedDetector([]), evidence_store=store)
+        .analyse(frame, 7)
+        .evidence_uri
+        is None
+    )
+    assert not list(tmp_path.rglob("*.jpg"))
+    rec = FrameAnalyser(
+        "c", cam, _FixedDetector([]), evidence_store=store, evidence_when_empty=True
+    ).analyse(frame, 8)
+    assert rec.evidence_uri and Path(urlparse(rec.evidence_uri).path).is_file()
+
+
+@pytest.mark.unit
 def test_evidence_store_refuses_keys_outside_its_root(tmp_path):
     store = DirectoryEvidenceStore(tmp_path)
     with pytest.raises(ValueError):
@@ -384,3 +405,4 @@ def test_cli_eval_and_bench_camera_print_json(shared, capsys):
     assert main(["bench", "camera", "--clip", clip_dir, "--frames", "2", "--json"]) == 0
     bench = json.loads(capsys.readouterr().out)
     assert bench["capture_to_topic_p95_ms"] is None and bench["threads"] == 1
+    assert bench["analyser_with_evidence_cpu_ms_per_frame"] > 0
