@@ -193,6 +193,7 @@ class CameraWorker:
         self.pose_model: Any = None
         self.last_status: records.CameraStatus | None = None
         self._onvif: OnvifClient | None = None
+        self._onvif_issue: str | None = None
         self._records: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self._frame_ready = asyncio.Event()
 
@@ -227,6 +228,11 @@ class CameraWorker:
             record = await self._records.get()
             if isinstance(record, records.CameraStatus):
                 record = msgspec.structs.replace(record, clock_offset_ms=self.clock_offset_ms)
+                if record.status == "online" and self._onvif_issue is not None:
+                    # Video is fine but events / PTZ are not: keep saying so.
+                    record = msgspec.structs.replace(
+                        record, status="degraded", reason=self._onvif_issue
+                    )
                 self.last_status = record
                 await self._send(topics.CAMERA_STATUS, record)
             elif isinstance(record, records.DeadLetter):
@@ -351,7 +357,8 @@ class CameraWorker:
                     self.camera_id,
                     "camera.frame",
                     exc.reason,
-                    exc.detail,
+                    f"{exc.detail} (raw: first 4096 bytes of the decoded BGR frame "
+                    f"{'x'.join(map(str, frame.image_bgr.shape))})",
                     frame.image_bgr.tobytes()[:4096],
                 ),
             )
@@ -410,6 +417,7 @@ class CameraWorker:
                     await asyncio.sleep(backoff.next_delay_s())
                 continue
             self._onvif = client
+            self._onvif_issue = None
             backoff.reset()
             try:
                 await self._onvif_jobs(client)
@@ -427,7 +435,8 @@ class CameraWorker:
         video = self.reader.status if self.reader is not None else "offline"
         status = "degraded" if video == "online" else video
         kind = "auth" if isinstance(exc, CameraAuthError) else "onvif"
-        await self._status(status, f"{kind}: {exc}")
+        self._onvif_issue = f"{kind}: {exc}"
+        await self._status(status, self._onvif_issue)
 
     async def _onvif_jobs(self, client: OnvifClient) -> None:
         """Events and PTZ side by side; the first failure cancels the other and is raised.

@@ -377,7 +377,7 @@ class FrameReader:
                 source=f"camera:{self.camera_id}",
                 stage="camera.frame",
                 reason=exc.reason,
-                detail=exc.detail,
+                detail=f"{exc.detail} (raw: first {len(raw)} bytes of the decoded image)",
                 raw_b64=base64.b64encode(raw).decode("ascii"),
                 rx_t_ms=wall_ms(),
             )

@@ -261,6 +261,9 @@ async def test_wrong_onvif_password_is_reported_while_video_continues(clip_serve
         await device.stop()
     auth = [s for s in sink.of(topics.CAMERA_STATUS) if (s.reason or "").startswith("auth:")]
     assert "refused the credentials" in auth[0].reason
+    # Once ONVIF failed, the video's periodic "online" reports say "degraded" with the reason.
+    later = sink.of(topics.CAMERA_STATUS)[sink.of(topics.CAMERA_STATUS).index(auth[0]) :]
+    assert all(s.status != "online" for s in later)
 
 
 @pytest.mark.integration
@@ -324,9 +327,14 @@ async def test_local_file_override(shared, tmp_path):
         overrides=parse_overrides([f"file-cam={clip}"]),
         max_fps=10,
     )
-    await run_until(ingest, sink, lambda s: len(s.of(topics.CAMERA_DETECTION)) >= 3)
-    frames = sink.of(topics.CAMERA_DETECTION)
-    assert frames[0].evidence_uri and frames[0].evidence_uri.startswith("file://")
+    # Evidence is written for frames with detections (the motion detector finds the
+    # moving boats of the clip once its background is learnt).
+    await run_until(
+        ingest, sink, lambda s: any(f.detections for f in s.of(topics.CAMERA_DETECTION))
+    )
+    seen = [f for f in sink.of(topics.CAMERA_DETECTION) if f.detections]
+    assert seen[0].evidence_uri and seen[0].evidence_uri.startswith("file://")
+    assert all(d.crop_uri and d.crop_uri.startswith("file://") for d in seen[0].detections)
     assert (tmp_path / "evidence" / "file-cam").is_dir()
 
 
