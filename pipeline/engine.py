@@ -581,6 +581,18 @@ class _StepCache:
     def __init__(self) -> None:
         self.models: dict[tuple[str, int, int, float, float], Any] = {}
         self.vessels: VesselArrays | None = None
+        self.assoc: dict[str, CameraAssociation] = {}
+
+    def association(self, st: AreaState, cam: str) -> CameraAssociation:
+        if cam not in self.assoc:
+            raw = st.assoc.get(cam)
+            self.assoc[cam] = CameraAssociation.from_state(raw) if raw else CameraAssociation()
+        return self.assoc[cam]
+
+    def store(self, st: AreaState) -> None:
+        """Write the live association objects back into the serialisable state."""
+        for cam, a in self.assoc.items():
+            st.assoc[cam] = a.to_state()
 
     def vessel_arrays(self, st: AreaState) -> VesselArrays:
         if self.vessels is None:
@@ -674,10 +686,8 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         lat_deg=[d.lat for d in valid],
         box_px=[list(d.box_px) for d in valid] if valid else np.zeros((0, 4)),
     )
-    raw = st.assoc.get(cam)
-    assoc = CameraAssociation.from_state(raw) if raw else CameraAssociation()
+    assoc = cache.association(st, cam)
     fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
-    st.assoc[cam] = assoc.to_state()
     t = fr.t_ms
     for j, d in enumerate(valid):
         key = f"{cam}:{d.track_id}"
@@ -706,10 +716,10 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
             tg.lon, tg.lat = float(d.lon), float(d.lat)
             tg.trail.append([tg.lon, tg.lat, float(t)])
             _trim_trail(tg.trail, th)
+            radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
             if (
                 tg.anchor_lon is None
-                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat))
-                > th.dark_stop_radius_m
+                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
             ):
                 tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
         evidence = {
@@ -1020,6 +1030,7 @@ def area_step(
                 cache.vessels = None
         else:
             _apply_frame(st, frames[i], ctx, cache)
+    cache.store(st)
     return st, out
 
 

@@ -161,7 +161,7 @@ def test_ferry_stopping_inside_a_port_raises_nothing():
 
 def test_landing_episode_closes_when_the_boat_leaves():
     ps, ss, t = landing_boat(NIGHT, moored_min=6)
-    for k in range(30):  # leaves northwards
+    for k in range(45):  # leaves northwards
         ps.append(fix(412345001, t, 110.05, lat_at(60 + k * 60), 7.0, 0.0))
         t += 10_000
     _, alerts = run(ctx(), ps, ss)

@@ -84,7 +84,8 @@ class Thresholds:
         camera lost less than ``camera_lost_s`` ago continues that target (tracker id
         switches), m (house default)
     :param dark_stop_radius_m: a camera target staying within this radius is stopped, m
-        (camera geo-referencing errors 18 ± 10 m with a homography, more at range, DESIGN §3)
+        (camera geo-referencing errors 18 ± 10 m with a homography, more at range, DESIGN §3;
+        widened to twice the detection's range sigma when that is larger)
     :param rendezvous_distance_m: two vessels this close meet, m (Skylight 250 m; GFW 500 m)
     :param rendezvous_min_s: for at least this long, s (Skylight dark rendezvous 15 min;
         Skylight standard 30 min; GFW 2 h)
@@ -112,6 +113,8 @@ class Thresholds:
     :param night_sun_elevation_deg: night when the sun is below this, deg (sunset, -0.833)
     :param vessel_forget_s: the area forgets a vessel without a fix for this long, s
     :param episode_close_s: an episode closes after its condition has been false this long, s
+        (house default 5 min: camera geo-referencing noise and missed detections make
+        conditions flicker; one alert per vessel per episode)
     :param eval_tick_s: detectors run once per tick of event time that received input, s
     :param trail_max_points: trail points kept per vessel or target (evidence)
     :param trail_max_age_s: trail points older than this are dropped, s
@@ -150,7 +153,7 @@ class Thresholds:
     small_craft_length_m: float = 24.0
     night_sun_elevation_deg: float = NIGHT_SUN_ELEVATION_DEG
     vessel_forget_s: float = 3600.0
-    episode_close_s: float = 60.0
+    episode_close_s: float = 300.0
     eval_tick_s: float = 1.0
     trail_max_points: int = 60
     trail_max_age_s: float = 3600.0
