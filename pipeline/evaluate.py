@@ -22,7 +22,8 @@ false negatives; alerts matching nothing are false positives, and an alert that 
 an event already matched by another alert counts as a false positive too (reported as
 ``duplicates`` as well: an operator sees it twice). Events marked ``optional`` in the
 truth (e.g. ``dark_vessel`` for a vessel that switched AIS off, ``loitering`` during a
-rendezvous) are acceptable but not required: alerts matching them count neither way.
+rendezvous) are acceptable but not required: the first alert matching one counts
+neither way (``optional_matched``), further ones are duplicates.
 
 Detection delay is alert time minus the true event time (for a rendezvous, the start of
 the encounter; a detector can only be sure 15 min later, so expect about 900 s there).
@@ -232,15 +233,28 @@ def match_alerts(truth: dict, alerts: Iterable[Alert]) -> dict[str, Any]:
         ev = required[ei]
         matches.append((ev, views[ai], (views[ai].t_ms - ev["t_ms"]) / 1000.0, dist))
     dup_ids = {ai for _c, ei, ai, _x in pairs if ai not in al_used and ei in ev_used}
+    # optional events: one alert each, closest in time first; more are duplicates
+    opt_pairs = []
+    for ei, ev in enumerate(optional):
+        for ai, al in enumerate(views):
+            if ai in al_used or ai in dup_ids:
+                continue
+            c = _candidate(ev, al, tracks)
+            if c is not None:
+                opt_pairs.append((c[0] + c[1] / 100.0, ei, ai))
+    opt_pairs.sort()
+    opt_used: set[int] = set()
     opt_matched = []
-    for ai, al in enumerate(views):
-        if ai in al_used or ai in dup_ids:
+    for _cost, ei, ai in opt_pairs:
+        if ai in al_used:
             continue
-        for ev in optional:
-            if _candidate(ev, al, tracks) is not None:
-                opt_matched.append((ev, al))
-                al_used.add(ai)
-                break
+        if ei in opt_used:
+            dup_ids.add(ai)
+            continue
+        opt_used.add(ei)
+        al_used.add(ai)
+        opt_matched.append((optional[ei], views[ai]))
+    dup_ids -= al_used
     duplicates = [views[ai] for ai in sorted(dup_ids)]
     fps = [al for ai, al in enumerate(views) if ai not in al_used and ai not in dup_ids]
     fns = [ev for ei, ev in enumerate(required) if ei not in ev_used]
@@ -335,12 +349,12 @@ def format_table(result: dict[str, dict[str, Any]]) -> str:
     def f(x, fmt):
         return "-" if x is None else format(x, fmt)
 
-    head = f"{'kind':<18} {'prec':>6} {'recall':>6} {'f1':>6} {'tp':>4} {'fp':>4} {'fn':>4} {'dup':>4} {'delay_med_s':>11} {'pos_err_med_m':>13}"
+    head = f"{'kind':<18} {'prec':>6} {'recall':>6} {'f1':>6} {'tp':>4} {'fp':>4} {'fn':>4} {'dup':>4} {'opt':>4} {'delay_med_s':>11} {'pos_err_med_m':>13}"
     rows = [head, "-" * len(head)]
     for k, r in result.items():
         rows.append(
             f"{k:<18} {f(r['precision'], '.3f'):>6} {f(r['recall'], '.3f'):>6} {f(r['f1'], '.3f'):>6} "
-            f"{r['tp']:>4} {r['fp']:>4} {r['fn']:>4} {r['duplicates']:>4} "
+            f"{r['tp']:>4} {r['fp']:>4} {r['fn']:>4} {r['duplicates']:>4} {r['optional_matched']:>4} "
             f"{f(r['delay_median_s'], '.0f'):>11} {f(r['position_error_median_m'], '.0f'):>13}"
         )
     tp = sum(r["tp"] for r in result.values())
@@ -412,7 +426,7 @@ def plot(
         )
     colors = {
         "ferry": "#2c7fb8", "anchored_cargo": "#636363", "transit_cargo": "#969696", "fishing": "#31a354",
-        "pleasure": "#74c476", "night_landing": "#de2d26", "dark_approach": "#a50f15", "skiff": "#000000",
+        "pleasure": "#74c476", "night_landing": "#fd8d3c", "dark_approach": "#a50f15", "skiff": "#000000",
         "rendezvous_mother": "#756bb1", "rendezvous_boat": "#dd1c77",
     }  # fmt: skip
     seen_roles = set()

@@ -17,7 +17,8 @@
     :class:`~pipeline.core.camera.CameraModel`: waterline pixel noise (so range error
     grows with distance), bearing noise, detection range by vessel size and daylight,
     occlusion by land, missed detections, short-lived false alarms on waves, camera
-    track ids with occasional id switches. Frames with no detections are written too.
+    track ids (lost after 30 s unseen) with occasional id switches. Frames with no
+    detections are written too.
 ``truth.json``
     Every vessel's identity and true track (sampled every 10 s) and the planted events
     with time, place and the alert kind a detector should raise.
@@ -1279,7 +1280,7 @@ class _Scenario:
                 0.98,
             )
             geo = model.pixel_to_geo(un, vn)
-            # camera track ids: stable per vessel, new after a gap of 15 s or an id switch
+            # camera track ids: stable per vessel, new after a gap of 30 s or an id switch
             tid_next = 1
             cur: dict[int, tuple[int, int]] = {}
             dets_by_frame: dict[int, list[CameraDetection]] = {}
@@ -1287,7 +1288,7 @@ class _Scenario:
             for j in order:
                 vi, fi = int(vi_idx[j]), int(fi_idx[j])
                 prev = cur.get(vi)
-                if prev is None or frame_t[fi] - frame_t[prev[1]] > 15 or rng.random() < 0.002:
+                if prev is None or frame_t[fi] - frame_t[prev[1]] > 30 or rng.random() < 0.002:
                     tid = tid_next
                     tid_next += 1
                 else:

@@ -174,3 +174,11 @@ def test_eval_command_json_and_plot(tmp_path: Path, capsys) -> None:
         site_dir=Path(__file__).resolve().parents[1] / "sites" / "haikou",
     )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.unit
+def test_optional_events_absorb_one_alert_each() -> None:
+    alerts = _alerts() + [_alert("A4b", "dark_vessel", 45, 110.222, 20.060, None)]
+    dv = evaluate(_truth(), alerts)["dark_vessel"]
+    # A4 is accepted for the optional event; A4b, a second alert about the same boat, is not
+    assert (dv["tp"], dv["optional_matched"], dv["duplicates"], dv["fp"]) == (1, 1, 1, 1)
