@@ -190,3 +190,15 @@ def test_replay_real_dma_file_runs_clean(shared):
     assert res.counters["area.tracks"] > 0
     for a in res.alerts:
         assert 0 <= a.data.severity <= 100 and a.time.endswith("Z")
+
+
+@pytest.mark.unit
+def test_alerts_validate_against_the_published_schema(scenario):
+    import jsonschema
+
+    _, ais, frames, _, _ = scenario
+    schema = json.loads((REPO / "schemas" / "alert.v1.json").read_text())
+    alerts = replay(SITE, [ais], [frames], drain_s=600)
+    assert alerts
+    for a in alerts:
+        jsonschema.validate(json.loads(msgspec.json.encode(a)), schema)
