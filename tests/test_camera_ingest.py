@@ -4,8 +4,12 @@ test device, with the production analyser (motion detector) and a collecting sin
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
+import msgspec
 import pytest
+from jsonschema import Draft202012Validator
 from peers.launch import RtspServer, free_port, gst_rtsp_missing
 from peers.onvif_device import OnvifDevice, ScriptedEvent
 
@@ -30,14 +34,29 @@ def reader_kwargs() -> dict:
     return {**FAST_READER, "backoff": Backoff(0.2, 1.0)}
 
 
+SCHEMAS = Path(records.__file__).parent
+_validators: dict[str, Draft202012Validator] = {}
+
+
+def validate(topic, record) -> None:
+    """The record, as JSON, against the topic's published JSON Schema."""
+    if topic.schema_file not in _validators:
+        schema = json.loads((SCHEMAS / topic.schema_file).read_text())
+        _validators[topic.schema_file] = Draft202012Validator(schema)
+    _validators[topic.schema_file].validate(json.loads(msgspec.json.encode(record)))
+
+
 class Collector:
-    """A sink that keeps every record and lets a test wait for a condition."""
+    """A sink that checks each record against its topic's JSON Schema, keeps it, and lets
+    a test wait for a condition."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str, object]] = []
         self.changed = asyncio.Condition()
 
     async def __call__(self, topic, key, record) -> None:
+        assert isinstance(record, topic.value_type)
+        validate(topic, record)
         async with self.changed:
             self.items.append((topic.name, key, record))
             self.changed.notify_all()
