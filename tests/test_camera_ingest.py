@@ -371,10 +371,8 @@ def test_ingest_command_rejects_a_malformed_site(tmp_path, capsys):
 async def test_ingest_command_publishes_to_kafka(kafka_bootstrap, shared, capsys, tmp_path):
     """``shorewatch ingest camera`` on the Haikou site: one camera reads the clip (override),
     the others point at RTSP addresses nobody serves; records reach the real broker."""
-    import json
     import time
 
-    import msgspec
     from aiokafka import AIOKafkaConsumer
 
     from pipeline.cli import main

@@ -231,6 +231,22 @@ async def test_pullpoint_events_create_pull_renew_unsubscribe(device, client):
 
 
 @pytest.mark.integration
+async def test_subscription_is_renewed_before_it_expires(device, client):
+    sub = client.subscription(pull_timeout_s=0.2, termination_s=4)
+    await sub.create()
+    [server_sub] = device.subscriptions.values()
+    first_termination = server_sub.termination
+    for _ in range(100):  # renewal is due after half the lifetime
+        await sub.pull()
+        if server_sub.renewals:
+            break
+    assert server_sub.renewals >= 1 and sub.renew_count == server_sub.renewals
+    assert server_sub.termination > first_termination
+    assert device.created_subscriptions == 1
+    await sub.unsubscribe()
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("precise", [True, False])
 async def test_event_times_are_corrected_by_the_camera_clock_offset(precise):
     skew_s = 3600.37  # a fraction of a second too: ONVIF clocks report whole seconds
