@@ -648,7 +648,9 @@ class _Scenario:
         k = np.flatnonzero(inside)[np.argmin(np.hypot(gx[inside] - c.x, gy[inside] - c.y))]
         return float(gx[k]), float(gy[k])
 
-    def _pick_landing(self, *, max_cam_r: float | None, near=None, near_r=5000.0) -> int:
+    def _pick_landing(
+        self, *, max_cam_r: float | None, near=None, near_r=5000.0, commit: bool = True
+    ) -> int:
         ok = self.on_home_side.copy()
         if max_cam_r is not None:
             ok &= (self.cand_cam >= 0) & (self.cand_cam_r <= max_cam_r)
@@ -666,7 +668,8 @@ class _Scenario:
                 else self.on_home_side
             )
         k = int(self.rng.choice(np.flatnonzero(ok)))
-        self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
+        if commit:
+            self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
         return k
 
     def _landing_route(self, origin, k: int) -> tuple[np.ndarray, tuple[float, float]]:
@@ -877,16 +880,30 @@ class _Scenario:
         self._event(v, "identity_anomaly", "no_name", 0, land, optional=True)
 
         # 2. dark approach: AIS off a few km out, then landing --------------------------
-        k = self._pick_landing(max_cam_r=2000.0)
-        route, land = self._landing_route(origin_far_from(self.cand[k, :2], 12000.0), k)
+        # the AIS goes off 3-6 km before the landing, 1.5-5 km from the coast and at least
+        # 2 km from any authorised zone (going dark next to a port is not an approach)
+        best = None
+        for _attempt in range(12):
+            k = self._pick_landing(max_cam_r=2000.0, commit=False)
+            route, land = self._landing_route(origin_far_from(self.cand[k, :2], 12000.0), k)
+            off_m = float(rng.uniform(3000, 6000))
+            pre, post = _split_path(route, off_m)
+            op = Point(*pre[-1])
+            zd = self._zone_distance_m(op.x, op.y)
+            cd = self.wm.land.distance(op)
+            score = min(zd / 2000.0, 1.0) + (1.0 if 1500.0 <= cd <= 5000.0 else 0.0)
+            if best is None or score > best[0]:
+                best = (score, k, route, off_m, pre, post)
+            if score >= 2.0:
+                break
+        _score, k, route, off_m, pre, post = best
+        self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
         length = float(rng.uniform(20, 35))
         v = self._new(
             "dark_approach", "B" if rng.random() < 0.5 else "A", name=f"MIN YU {int(rng.integers(10000, 99999))}",
             ship_type=30, length_m=length, beam_m=round(length / 4.0, 1), destination="", lights=False,
         )  # fmt: skip
         v.call_sign = _call_sign(rng) if v.ais_class == "A" else ""
-        off_m = float(rng.uniform(3000, 6000))
-        pre, post = _split_path(route, off_m)
         v.start_xy = tuple(route[0])
         v.steps = [
             Go(pre, float(rng.uniform(9, 12)) * KN, stop=False, mark="ais_off"),
@@ -905,7 +922,11 @@ class _Scenario:
             "ais_off",
             off_t,
             (float(ox), float(oy)),
-            extra={"ais_off_distance_m": round(off_m)},
+            extra={
+                "ais_off_distance_m": round(off_m),
+                "coast_distance_m": round(self.wm.land.distance(Point(ox, oy))),
+                "zone_distance_m": round(self._zone_distance_m(ox, oy)),
+            },
         )
         self._landing_event(v, k, "dark_approach_landing")
         self._event(
