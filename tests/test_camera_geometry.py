@@ -188,6 +188,7 @@ def test_geo_to_pixel_visibility():
 
 
 @pytest.mark.unit
+@settings(deadline=None)
 @given(
     lon0=st.floats(-179.0, 179.0),
     lat0=st.floats(-70.0, 70.0),
