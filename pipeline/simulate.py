@@ -342,20 +342,24 @@ class Vessel:
     t0_s: int = 0  # absolute start of the plan, s from the simulation start (may be < 0)
     ais_off_after_mark: str | None = None
     # filled by kinematics, on the simulation's 1 s grid
-    x: np.ndarray | None = None
-    y: np.ndarray | None = None
-    sog: np.ndarray | None = None
-    cog: np.ndarray | None = None
-    status: np.ndarray | None = None
-    present: np.ndarray | None = None
-    ais_on: np.ndarray | None = None
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sog: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cog: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    status: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    present: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ais_on: np.ndarray = field(default_factory=lambda: np.zeros(0))
     marks: dict[str, int] = field(default_factory=dict)
 
 
 def _run_plan(v: Vessel) -> dict[str, np.ndarray | dict[str, int]]:
     """Integrate a vessel's plan at 1 s steps in plan time (0 = plan start)."""
     x, y = v.start_xy
-    xs, ys, sogs, cogs, sts = [], [], [], [], []
+    xs: list[float] = []
+    ys: list[float] = []
+    sogs: list[float] = []
+    cogs: list[float] = []
+    sts: list[int] = []
     marks: dict[str, int] = {}
     cog = 0.0
     exited = False
@@ -414,11 +418,11 @@ def _run_plan(v: Vessel) -> dict[str, np.ndarray | dict[str, int]]:
             dx = step.swing_m * np.sin(ph)
             dy = step.swing_m * (np.cos(ph) - 1.0)
             sp = step.swing_m * 2 * np.pi / step.period_s
-            for k in range(n):
-                xs.append(x + dx[k])
-                ys.append(y + dy[k])
+            for kk in range(n):
+                xs.append(x + dx[kk])
+                ys.append(y + dy[kk])
                 sogs.append(sp)
-                cogs.append((math.degrees(ph[k]) + 90.0) % 360.0 if sp > 0 else cog)
+                cogs.append((math.degrees(ph[kk]) + 90.0) % 360.0 if sp > 0 else cog)
                 sts.append(step.status)
             if n:
                 x, y = xs[-1], ys[-1]
@@ -634,8 +638,8 @@ class _Scenario:
         zi = next(i for i, z in enumerate(self.site.zones) if z.name == zone_name)
         zpoly = self._zones_m[zi]
         minx, miny, maxx, maxy = zpoly.bounds
-        gx, gy = np.meshgrid(np.arange(minx, maxx, 25.0), np.arange(miny, maxy, 25.0))
-        gx, gy = gx.ravel(), gy.ravel()
+        mx, my = np.meshgrid(np.arange(minx, maxx, 25.0), np.arange(miny, maxy, 25.0))
+        gx, gy = mx.ravel(), my.ravel()
         inside = shapely.contains_xy(zpoly, gx, gy) & ~shapely.contains_xy(
             self.wm.land_b100, gx, gy
         )
@@ -770,14 +774,14 @@ class _Scenario:
                 break
             w = tuple(self.edges_w[int(rng.integers(len(self.edges_w)))])
             e = tuple(self.edges_e[int(rng.integers(len(self.edges_e)))])
-            a, b = (w, e) if rng.random() < 0.5 else (e, w)
+            pa, pb = (w, e) if rng.random() < 0.5 else (e, w)
             length = float(rng.uniform(100, 220))
             v = self._new(
                 "transit_cargo", "A", name=f"ZHONG YUAN {int(rng.integers(10, 99))}", ship_type=int(rng.choice([70, 71, 80])),
-                length_m=length, beam_m=round(length / 6.0, 1), destination="BEIHAI" if b is w else "ZHANJIANG",
+                length_m=length, beam_m=round(length / 6.0, 1), destination="BEIHAI" if pb is w else "ZHANJIANG",
             )  # fmt: skip
-            v.start_xy = a
-            v.steps = [Go(wm.route(a, b), float(rng.uniform(10, 14)) * KN, stop=False), Exit()]
+            v.start_xy = pa
+            v.steps = [Go(wm.route(pa, pb), float(rng.uniform(10, 14)) * KN, stop=False), Exit()]
             v.t0_s = int(rng.uniform(-3000, n - 1800))
 
         # fishing boats (Class B) from the fishing harbours -------------------------
@@ -882,7 +886,7 @@ class _Scenario:
         # 2. dark approach: AIS off a few km out, then landing --------------------------
         # the AIS goes off 3-6 km before the landing, 1.5-5 km from the coast and at least
         # 2 km from any authorised zone (going dark next to a port is not an approach)
-        best = None
+        best: Any = None
         for _attempt in range(12):
             k = self._pick_landing(max_cam_r=2000.0, commit=False)
             route, land = self._landing_route(origin_far_from(self.cand[k, :2], 12000.0), k)
@@ -1016,7 +1020,7 @@ class _Scenario:
             Exit(),
         ]
         marks = _run_plan(boat)["marks"]
-        span = marks["landing"] - marks["meet"]
+        span = int(marks["landing"]) - int(marks["meet"])
         meet_at = int(rng.uniform(0.08, 0.25) * n)
         if meet_at + span > n - LANDING_MARGIN_S:
             meet_at = max(int(0.03 * n), n - LANDING_MARGIN_S - span)
@@ -1195,7 +1199,7 @@ class _Scenario:
                         gid += 1
                 ts += 360.0 * float(rng.uniform(0.98, 1.02))
         out.sort(key=lambda r: (r[0], r[1], r[2]))
-        lines = []
+        lines: list[str] = []
         for ti, _vi, _seq, (station, *sentences) in out:
             tb = tag_block(station, self.t0_unix + ti)
             lines.extend(tb + s for s in sentences)
@@ -1326,8 +1330,8 @@ class _Scenario:
             # false alarms on waves
             lam = 0.01 + 0.02 * dayf
             n_fa = rng.poisson(lam)
-            for fi in np.flatnonzero(n_fa):
-                for _ in range(int(n_fa[fi])):
+            for fa in np.flatnonzero(n_fa).tolist():
+                for _ in range(int(n_fa[fa])):
                     brg = cam.heading_deg + float(rng.uniform(-0.45, 0.45)) * model.hfov_deg
                     rng_m = float(rng.uniform(150.0, 3000.0))
                     fx_, fy_ = (
@@ -1345,7 +1349,7 @@ class _Scenario:
                     tid = tid_next
                     tid_next += 1
                     for extra in range(int(rng.integers(1, 4))):
-                        fj = fi + extra
+                        fj = fa + extra
                         if fj >= len(frame_t):
                             break
                         uu = float(fu[0]) + float(rng.normal(0, 3))
@@ -1375,14 +1379,14 @@ class _Scenario:
         for ev in self.events:
             if ev["kind"] == "dark_vessel" and ev["scenario"] == "no_ais":
                 v = next(u for u in self.vessels if u.vid == ev["vessel_ids"][0])
-                first = skiff_first.get(v.vid)
-                if first is None:  # never seen: nothing can detect it, keep it honest
-                    first = v.marks["landing"]
+                seen_t = skiff_first.get(v.vid)
+                if seen_t is None:  # never seen: nothing can detect it, keep it honest
+                    seen_t = v.marks["landing"]
                     ev["seen_by_camera"] = False
                 else:
                     ev["seen_by_camera"] = True
-                ev["_t_s"] = first
-                ev["_xy"] = (float(v.x[first]), float(v.y[first]))
+                ev["_t_s"] = seen_t
+                ev["_xy"] = (float(v.x[seen_t]), float(v.y[seen_t]))
         return [b for _t, _c, b in lines]
 
     @staticmethod

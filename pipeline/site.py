@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -364,7 +364,7 @@ class _Problems:
         self.items.append(f"{file}: {fld}: {message}")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -487,7 +487,8 @@ def _parse_camera(
         where = f"cameras[{i}] ({cid})"
     for key in sorted(set(raw) - _CAMERA_KEYS):
         probs.add(fname, f"{where}.{key}", "unknown field")
-    lon, lat = raw.get("lon"), raw.get("lat")
+    lon: Any = raw.get("lon")
+    lat: Any = raw.get("lat")
     if _check_lonlat(lon, lat, fname, where, probs) and bbox_poly is not None:
         if not bbox_poly.covers(Point(lon, lat)):
             probs.add(
@@ -495,10 +496,10 @@ def _parse_camera(
                 f"{where}.lon/lat",
                 f"camera at lon {lon}, lat {lat} is outside the site bbox {list(bbox_poly.bounds)}",
             )
-    h = raw.get("height_m")
+    h: Any = raw.get("height_m")
     if not _is_number(h) or h <= 0:
         probs.add(fname, f"{where}.height_m", f"must be a positive height in metres, got {h!r}")
-    hd = raw.get("heading_deg")
+    hd: Any = raw.get("heading_deg")
     if not _is_number(hd) or not 0.0 <= hd < 360.0:
         probs.add(fname, f"{where}.heading_deg", f"must be in [0, 360) degrees true, got {hd!r}")
     for key, lim in (("tilt_deg", 90.0), ("roll_deg", 180.0)):
