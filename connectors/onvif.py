@@ -798,9 +798,9 @@ class DiscoveredDevice:
                 "    heading_deg: null  # optical axis, degrees true",
                 "    tilt_deg: null   # below the horizontal",
                 "    hfov_deg: null   # or fx, fy, cx, cy",
-                "    image_width: null  # see `shorewatch cameras probe` / the stream",
+                "    image_width: null  # `shorewatch cameras probe` reads these from the device",
                 "    image_height: null",
-                "    rtsp_url: null   # GetStreamUri once credentials are set",
+                "    rtsp_url: null   # `shorewatch cameras probe` (GetStreamUri, needs credentials)",
                 f"    onvif: {{host: {self.host}, port: {self.port}, "
                 f"user_env: {env}_USER, password_env: {env}_PASSWORD}}",
             ]
@@ -886,8 +886,107 @@ def _cmd_discover(args: Any) -> int:
     return 0
 
 
+async def probe(client: OnvifClient) -> dict[str, Any]:
+    """What a ``cameras.yaml`` entry needs from a reachable device, as a dict.
+
+    Device information, profiles (the first one gives the stream and the image size),
+    stream URI, clock offset, and the PTZ position when the device has PTZ. Parts the
+    device does not support are reported as ``None`` with the reason under ``problems``.
+    """
+    out: dict[str, Any] = {"problems": {}}
+    info = await client.device_info()
+    out["device"] = {
+        "manufacturer": info.manufacturer,
+        "model": info.model,
+        "firmware": info.firmware_version,
+        "serial": info.serial_number,
+    }
+    out["clock_offset_ms"] = client.clock_offset_ms
+    profiles = await client.profiles()
+    out["profiles"] = [
+        {
+            "token": p.token,
+            "name": p.name,
+            "encoding": p.encoding,
+            "width": p.width,
+            "height": p.height,
+            "ptz": p.ptz,
+        }
+        for p in profiles
+    ]
+    first = profiles[0] if profiles else None
+    out["image_width"] = first.width if first else None
+    out["image_height"] = first.height if first else None
+    for key, call in (("rtsp_url", client.stream_uri), ("snapshot_uri", client.snapshot_uri)):
+        try:
+            out[key] = await call()
+        except CameraError as exc:
+            out[key] = None
+            out["problems"][key] = str(exc)
+    out["ptz_position"] = None
+    if PTZ_SERVICE in client.services() and first is not None and first.ptz:
+        try:
+            pos = await client.ptz_status(first.token)
+            out["ptz_position"] = {"pan": pos.pan, "tilt": pos.tilt, "zoom": pos.zoom}
+        except CameraError as exc:
+            out["problems"]["ptz_position"] = str(exc)
+    return out
+
+
+PTZ_SERVICE = "http://www.onvif.org/ver20/ptz/wsdl"
+
+
+def _cmd_probe(args: Any) -> int:
+    import json
+    import os
+
+    from pipeline.errors import ConfigError
+
+    missing = [n for n in (args.user_env, args.password_env) if n not in os.environ]
+    if missing:
+        raise ConfigError(f"environment variable {' and '.join(missing)} not set")
+    client = OnvifClient(
+        args.id,
+        args.host,
+        args.port,
+        os.environ[args.user_env],
+        os.environ[args.password_env],
+        timeout_s=args.timeout,
+    )
+
+    async def run() -> dict[str, Any]:
+        async with client:
+            return await probe(client)
+
+    result = asyncio.run(run())
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    d = result["device"]
+    print(f"# {d['manufacturer']} {d['model']} (firmware {d['firmware']}, serial {d['serial']})")
+    print(f"# camera clock minus local clock: {result['clock_offset_ms']} ms")
+    for prof in result["profiles"]:
+        print(
+            f"# profile {prof['token']}: {prof['encoding']} {prof['width']}x{prof['height']}"
+            + (" PTZ" if prof["ptz"] else "")
+        )
+    if result["ptz_position"]:
+        print(f"# PTZ position now: {result['ptz_position']} (calibrate `ptz:` from these)")
+    for key, problem in result["problems"].items():
+        print(f"# {key}: {problem}")
+    print(f"  - id: {args.id}")
+    print(f"    image_width: {result['image_width']}")
+    print(f"    image_height: {result['image_height']}")
+    print(f"    rtsp_url: {result['rtsp_url']}")
+    print(
+        f"    onvif: {{host: {args.host}, port: {args.port}, user_env: {args.user_env}, "
+        f"password_env: {args.password_env}}}"
+    )
+    return 0
+
+
 def add_commands(sub: Any) -> None:
-    """``shorewatch cameras discover``."""
+    """``shorewatch cameras discover`` and ``shorewatch cameras probe``."""
     if "cameras" in sub.choices:
         cameras = sub.choices["cameras"]
         group = next(a for a in cameras._actions if a.__class__.__name__ == "_SubParsersAction")
@@ -906,3 +1005,15 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--port", type=int, default=3702, help="UDP port of the multicast probe")
     p.set_defaults(func=_cmd_discover)
+
+    q = group.add_parser(
+        "probe", help="ask one ONVIF device what its cameras.yaml entry needs (stream, size)"
+    )
+    q.add_argument("--host", required=True)
+    q.add_argument("--port", type=int, default=80, help="ONVIF HTTP port")
+    q.add_argument("--user-env", required=True, help="variable holding the user name")
+    q.add_argument("--password-env", required=True, help="variable holding the password")
+    q.add_argument("--id", default="cam-01", help="camera id for the printed entry")
+    q.add_argument("--timeout", type=float, default=10.0, help="limit of each call, s")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_cmd_probe)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -24,6 +25,7 @@ from connectors.onvif import (
     discover,
     event_kind,
     parse_notification,
+    probe,
     ptz_pose,
     translate_error,
 )
@@ -368,6 +370,39 @@ async def test_cameras_discover_command_prints_a_cameras_yaml_entry(device, caps
     assert f"onvif: {{host: 127.0.0.1, port: {device.port}, user_env: CAM_01_USER" in out
 
 
+@pytest.mark.integration
+async def test_cameras_probe_command(device, capsys, monkeypatch):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("PROBE_USER", "admin")
+    monkeypatch.setenv("PROBE_PASSWORD", "s3cret")
+    argv = [
+        "cameras",
+        "probe",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(device.port),
+        "--user-env",
+        "PROBE_USER",
+        "--password-env",
+        "PROBE_PASSWORD",
+        "--id",
+        "hk-new-01",
+    ]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert "# Shorewatch TestPTZ-1" in out
+    assert "    image_width: 1920\n    image_height: 1080\n" in out
+    assert f"    rtsp_url: {device.rtsp_url}\n" in out
+    assert "PTZ position now: {'pan': 0.5, 'tilt': 0.8, 'zoom': 0.25}" in out
+    assert "s3cret" not in out
+    assert await asyncio.to_thread(main, [*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ptz_position"] == {"pan": 0.5, "tilt": 0.8, "zoom": 0.25}
+    assert result["problems"] == {}
+
+
 # --------------------------------------------------------------------------- ipycam emulator
 
 
@@ -396,6 +431,10 @@ async def test_ipycam_device_profiles_stream_and_snapshot(ipycam):
         jpeg = await c.snapshot_jpeg()
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert image.shape == (360, 640, 3)
+        probed = await probe(c)
+    # ipycam's malformed PTZ GetStatus answer is reported, not fatal
+    assert probed["image_width"] == 640 and probed["ptz_position"] is None
+    assert "BadResponse" in probed["problems"]["ptz_position"]
 
 
 @pytest.mark.integration
