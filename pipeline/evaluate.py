@@ -378,7 +378,8 @@ def plot(
     """Draw the site (land, zones, cameras' fields of view), true tracks, planted events
     and alerts to a PNG with matplotlib's Agg backend.
 
-    :param site_dir: the site folder; default ``sites/<truth site>`` under the current folder
+    :param site_dir: the site folder; default ``sites/<truth site>`` under the current
+        folder, else under the repository
     """
     import matplotlib
 
@@ -387,7 +388,12 @@ def plot(
 
     from pipeline.site import load_site
 
-    site = load_site(site_dir or Path("sites") / truth["site"])
+    if site_dir is None:
+        here = Path("sites") / truth["site"]
+        if not (here / "site.yaml").is_file():  # not run from the repository root
+            here = Path(__file__).resolve().parents[1] / "sites" / truth["site"]
+        site_dir = here
+    site = load_site(site_dir)
     m = match_alerts(truth, alerts)
     fig, ax = plt.subplots(figsize=(14, 9.5))
     for poly in site.land.geoms:
