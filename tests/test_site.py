@@ -272,3 +272,15 @@ def test_site_check_command(site_copy: Path, capsys) -> None:
     assert main(["site", "check", str(site_copy)]) == 1
     out = capsys.readouterr().out
     assert "site.yaml: timezone: unknown IANA time zone 'Mars/Olympus'" in out
+
+
+@pytest.mark.unit
+def test_geometry_for_the_core() -> None:
+    site = load_site(HAIKOU)
+    geom = site.geometry()
+    assert geom.name == "haikou"
+    assert geom.coast_segments.shape == site.coast_segments().shape
+    assert len(geom.land_rings) == len(site.land.geoms)
+    assert [z.name for z in geom.zones] == [z.name for z in site.zones]
+    anchorage = next(z for z in geom.zones if z.kind == "anchorage")
+    assert anchorage.ring_lonlat.shape[1] == 2 and anchorage.radius_m is None
