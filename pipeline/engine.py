@@ -30,6 +30,8 @@ stop start + dwell), not the evaluation time.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -396,6 +398,21 @@ class AreaContext:
             bbox=tuple(site.bbox) if getattr(site, "bbox", None) is not None else None,
         )
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Digest of the geometry and thresholds: states built with others drop their caches."""
+        h = hashlib.sha256()
+        g = self.geometry
+        h.update(np.ascontiguousarray(g.coast_segments, dtype=np.float64).tobytes())
+        for r in g.land_rings:
+            h.update(np.ascontiguousarray(r, dtype=np.float64).tobytes())
+        for z in g.zones:
+            h.update(repr((z.name, z.kind, z.center_lonlat, z.radius_m)).encode())
+            if z.ring_lonlat is not None:
+                h.update(np.ascontiguousarray(z.ring_lonlat, dtype=np.float64).tobytes())
+        h.update(repr(self.thresholds).encode())
+        return h.hexdigest()[:16]
+
     def contains(self, lon: float, lat: float) -> bool:
         """Whether a position is inside the site's bbox (always true without one)."""
         if self.bbox is None:
@@ -412,6 +429,7 @@ class _Vessel(msgspec.Struct, kw_only=True):
     jump_first_t_ms: int = -1
     jump_last_t_ms: int = -1
     jump_speed_kn: float = 0.0
+    geo: list[float] = msgspec.field(default_factory=list)
 
 
 class _Target(msgspec.Struct, kw_only=True):
@@ -428,6 +446,7 @@ class _Target(msgspec.Struct, kw_only=True):
     anchor_lat: float | None = None
     anchor_t_ms: int = -1
     ever_matched: bool = False
+    geo: list[float] = msgspec.field(default_factory=list)
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
     uris: list[str] = msgspec.field(default_factory=list)
@@ -451,6 +470,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     Bounded: trails keep :attr:`Thresholds.trail_max_points`; vessels, camera targets and
     pairs are forgotten after their idle limits.
 
+    :param context: :attr:`AreaContext.fingerprint` of the context the caches were built with
     :param watermark_t_ms: largest event time seen, ms UTC (-1: none)
     :param tick: the tick (``t_ms // eval_tick``) holding input not yet evaluated (-1: none)
     :param vessels: AIS vessels by MMSI: last track, trail, matched detections
@@ -466,6 +486,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     """
 
     version: int = 1
+    context: str = ""
     watermark_t_ms: int = -1
     tick: int = -1
     vessels: dict[int, _Vessel] = msgspec.field(default_factory=dict)
@@ -753,6 +774,56 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
             rec[1] = t
 
 
+def _geo_context(
+    owners: list[Any],
+    lon: np.ndarray,
+    lat: np.ndarray,
+    sog: np.ndarray,
+    cog: np.ndarray,
+    ctx: AreaContext,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coast distance, on land, nearest-zone distance and closing rate of each row.
+
+    They depend only on (lon, lat, SOG, COG), so each owner caches them with that key in
+    its ``geo`` list and only rows that moved are recomputed (a pure function of the
+    input: batch-invariant).
+    """
+    th = ctx.thresholds
+    g = ctx.geometry
+    n = lon.size
+    key = np.column_stack([lon, lat, sog, cog]) if n else np.zeros((0, 4))
+    key = np.where(np.isnan(key), -999.0, key)
+    out = np.zeros((n, 4))
+    stale = []
+    for r, o in enumerate(owners):
+        cached = o.geo
+        if len(cached) == 8 and cached[:4] == key[r].tolist():
+            out[r] = cached[4:]
+        else:
+            stale.append(r)
+    if stale:
+        s = np.asarray(stale, dtype=np.int64)
+        lo, la, sg, cg = lon[s], lat[s], sog[s], cog[s]
+        coast = g.coast_distance_m(lo, la)
+        from pipeline.core.geo import destination_point
+
+        run_m = np.nan_to_num(sg, nan=0.0) * ct.KNOT_MPS * th.approach_lookahead_s
+        has_c = np.isfinite(cg) & (run_m > 0)
+        closing = np.zeros(s.size)
+        if has_c.any():
+            lon2, lat2 = destination_point(lo[has_c], la[has_c], cg[has_c], run_m[has_c])
+            ahead = g.coast_distance_m(lon2, lat2)
+            with np.errstate(invalid="ignore"):  # no coast: inf - inf
+                rate = (coast[has_c] - ahead) / th.approach_lookahead_s
+            closing[has_c] = np.where(np.isfinite(rate), rate, 0.0)
+        _, zone_m = g.nearest_zone(lo, la)
+        vals = np.column_stack([coast, g.on_land(lo, la).astype(np.float64), zone_m, closing])
+        out[s] = vals
+        for j, r in enumerate(stale):
+            owners[r].geo = key[r].tolist() + vals[j].tolist()
+    return out[:, 0], out[:, 1] > 0.5, out[:, 2], out[:, 3]
+
+
 def _view(
     st: AreaState, now: int, ctx: AreaContext
 ) -> tuple[VesselView, list[Any], np.ndarray, np.ndarray]:
@@ -785,20 +856,7 @@ def _view(
     sog = col([_nan(t.sog_kn) for t in trk] + tsog)
     cog = col([_nan(t.cog_deg) for t in trk] + [np.nan] * nd)
     t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
-    coast = g.coast_distance_m(lon, lat) if lon.size else np.zeros(0)
-    # closing rate: coast distance now minus along the course after the lookahead
-    from pipeline.core.geo import destination_point
-
-    run_m = np.nan_to_num(sog, nan=0.0) * ct.KNOT_MPS * th.approach_lookahead_s
-    has_c = np.isfinite(cog) & (run_m > 0)
-    closing = np.zeros(lon.size)
-    if has_c.any():
-        lon2, lat2 = destination_point(lon[has_c], lat[has_c], cog[has_c], run_m[has_c])
-        ahead = g.coast_distance_m(lon2, lat2)
-        with np.errstate(invalid="ignore"):  # no coast: inf - inf
-            rate = (coast[has_c] - ahead) / th.approach_lookahead_s
-        closing[has_c] = np.where(np.isfinite(rate), rate, 0.0)
-    _, zone_m = g.nearest_zone(lon, lat) if lon.size else (None, np.zeros(0))
+    coast, on_land, zone_m, closing = _geo_context(owners, lon, lat, sog, cog, ctx)
     subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
         f"cam:{tg.camera_id}:{tg.track_id}" for tg in targets
     ]
@@ -829,7 +887,7 @@ def _view(
         last_jump_t_ms=col([v.jump_last_t_ms for v in vessels] + [-1] * nd, np.int64),
         jump_speed_kn=col([v.jump_speed_kn for v in vessels] + [np.nan] * nd),
         coast_m=coast,
-        on_land=g.on_land(lon, lat) if lon.size else np.zeros(0, bool),
+        on_land=on_land,
         zone_m=zone_m,
         in_port=zone_m <= th.zone_margin_m,
         closing_mps=closing,
@@ -1008,6 +1066,10 @@ def area_step(
     """
     st = state if state is not None else AreaState()
     th = ctx.thresholds
+    if st.context != ctx.fingerprint:  # new geometry or thresholds: cached geometry is stale
+        for o in [*st.vessels.values(), *st.targets.values()]:
+            o.geo = []
+        st.context = ctx.fingerprint
     tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
     items = sorted(
         [(tr.t_ms, 0, i) for i, tr in enumerate(tracks)]

@@ -45,6 +45,7 @@ __all__ = [
     "is_night",
     "lonlat_to_enu_m",
     "point_segment_distance_m",
+    "PolygonIndex",
     "points_in_polygon",
     "solar_elevation_deg",
 ]
@@ -184,47 +185,74 @@ def points_in_polygon(x, y, ring) -> np.ndarray:
     >>> points_in_polygon(np.array([0.5, 1.5]), np.array([0.5, 0.5]), sq).tolist()
     [True, False]
     """
-    x, y = np.atleast_1d(_f(x)), np.atleast_1d(_f(y))
-    ring = _f(ring)
-    out = np.zeros(x.shape, dtype=bool)
-    if ring.shape[0] < 3 or x.size == 0:
+    return PolygonIndex(ring).contains(x, y)
+
+
+class PolygonIndex:
+    """A polygon ring prepared for many even-odd point-in-polygon queries.
+
+    Edges are registered in latitude bands (about ``2 sqrt(K)`` of them), so a point is
+    tested only against the edges of its band.
+
+    :param ring: polygon exterior (K, 2), any planar coordinates, open or closed
+    """
+
+    def __init__(self, ring) -> None:
+        ring = _f(ring).reshape(-1, 2)
+        self.ok = ring.shape[0] >= 3
+        if not self.ok:
+            return
+        ex1, ey1 = ring[:, 0], ring[:, 1]
+        ex2, ey2 = np.roll(ex1, -1), np.roll(ey1, -1)
+        keep = ey1 != ey2  # horizontal edges never cross a horizontal ray
+        self.ex1, self.ey1, self.ex2, self.ey2 = ex1[keep], ey1[keep], ex2[keep], ey2[keep]
+        self.xmin, self.xmax = float(ring[:, 0].min()), float(ring[:, 0].max())
+        self.ymin, self.ymax = float(ring[:, 1].min()), float(ring[:, 1].max())
+        self.ok = self.ex1.size > 0
+        if not self.ok:
+            return
+        nb = int(max(1, min(4096, np.sqrt(self.ex1.size) * 2)))
+        self.nb = nb
+        self.h = (self.ymax - self.ymin) / nb or 1.0
+        b0 = np.clip(
+            ((np.minimum(self.ey1, self.ey2) - self.ymin) / self.h).astype(np.int64), 0, nb - 1
+        )
+        b1 = np.clip(
+            ((np.maximum(self.ey1, self.ey2) - self.ymin) / self.h).astype(np.int64), 0, nb - 1
+        )
+        ebands, eids = _expand_ranges(b0, b1)
+        order = np.argsort(ebands, kind="stable")
+        self.eids = eids[order]
+        self.starts = np.searchsorted(ebands[order], np.arange(nb + 1))
+
+    def contains(self, x, y) -> np.ndarray:
+        """Whether each point is inside the ring, bool (N,)."""
+        x, y = np.atleast_1d(_f(x)), np.atleast_1d(_f(y))
+        out = np.zeros(x.shape, dtype=bool)
+        if not self.ok or x.size == 0:
+            return out
+        cand = np.flatnonzero(
+            np.isfinite(x)
+            & np.isfinite(y)
+            & (y >= self.ymin)
+            & (y <= self.ymax)
+            & (x >= self.xmin)
+            & (x <= self.xmax)
+        )
+        if cand.size == 0:
+            return out
+        pb = np.clip(((y[cand] - self.ymin) / self.h).astype(np.int64), 0, self.nb - 1)
+        counts = self.starts[pb + 1] - self.starts[pb]
+        pidx = np.repeat(np.arange(cand.size), counts)
+        offs = np.arange(pidx.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        e = self.eids[self.starts[pb][pidx] + offs]
+        px, py = x[cand][pidx], y[cand][pidx]
+        ey1, ey2, ex1, ex2 = self.ey1[e], self.ey2[e], self.ex1[e], self.ex2[e]
+        crosses = (ey1 > py) != (ey2 > py)
+        xint = ex1 + (py - ey1) * (ex2 - ex1) / (ey2 - ey1)
+        hit = crosses & (px < xint)
+        out[cand] = np.bincount(pidx[hit], minlength=cand.size) % 2 == 1
         return out
-    ex1, ey1 = ring[:, 0], ring[:, 1]
-    ex2, ey2 = np.roll(ex1, -1), np.roll(ey1, -1)
-    keep = ey1 != ey2  # horizontal edges never cross a horizontal ray
-    ex1, ey1, ex2, ey2 = ex1[keep], ey1[keep], ex2[keep], ey2[keep]
-    ymin, ymax = ring[:, 1].min(), ring[:, 1].max()
-    cand = np.flatnonzero(
-        np.isfinite(x)
-        & np.isfinite(y)
-        & (y >= ymin)
-        & (y <= ymax)
-        & (x >= ring[:, 0].min())
-        & (x <= ring[:, 0].max())
-    )
-    if cand.size == 0 or ex1.size == 0:
-        return out
-    # latitude bands: each edge registered in every band its y-range touches
-    nb = int(max(1, min(4096, np.sqrt(ex1.size) * 2)))
-    h = (ymax - ymin) / nb or 1.0
-    b0 = np.clip(((np.minimum(ey1, ey2) - ymin) / h).astype(np.int64), 0, nb - 1)
-    b1 = np.clip(((np.maximum(ey1, ey2) - ymin) / h).astype(np.int64), 0, nb - 1)
-    ebands, eids = _expand_ranges(b0, b1)
-    order = np.argsort(ebands, kind="stable")
-    ebands, eids = ebands[order], eids[order]
-    starts = np.searchsorted(ebands, np.arange(nb + 1))
-    pb = np.clip(((y[cand] - ymin) / h).astype(np.int64), 0, nb - 1)
-    counts = starts[pb + 1] - starts[pb]
-    pidx = np.repeat(np.arange(cand.size), counts)
-    offs = np.arange(pidx.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    e = eids[starts[pb][pidx] + offs]
-    px, py = x[cand][pidx], y[cand][pidx]
-    crosses = (ey1[e] > py) != (ey2[e] > py)
-    xint = ex1[e] + (py - ey1[e]) * (ex2[e] - ex1[e]) / (ey2[e] - ey1[e])
-    hit = crosses & (px < xint)
-    odd = np.bincount(pidx[hit], minlength=cand.size) % 2 == 1
-    out[cand] = odd
-    return out
 
 
 def _expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -466,30 +494,43 @@ class AreaGeometry:
             self._cache["coast"] = _SegmentIndex(self._seg_to_enu(self.coast_segments))
         return self._cache["coast"]
 
-    def _zone_parts(self) -> list[tuple[Any, ...]]:
+    def _zone_parts(self) -> dict[str, Any]:
+        """Zones in the local plane: every polygon edge in one array (with its zone), one
+        :class:`PolygonIndex` per polygon, circles as arrays."""
         if "zones" not in self._cache:
-            parts: list[tuple[Any, ...]] = []
-            for z in self.zones:
+            seg_parts, seg_zone, polys, circ = [], [], [], []
+            for j, z in enumerate(self.zones):
                 if z.ring_lonlat is not None:
                     ring = np.asarray(z.ring_lonlat, dtype=np.float64).reshape(-1, 2)
                     e, n = self.to_enu_m(ring[:, 0], ring[:, 1])
                     ring_enu = np.column_stack([e, n])
-                    seg = np.column_stack([ring_enu, np.roll(ring_enu, -1, axis=0)])
-                    parts.append(("poly", ring_enu, seg))
+                    seg_parts.append(np.column_stack([ring_enu, np.roll(ring_enu, -1, axis=0)]))
+                    seg_zone.append(np.full(ring_enu.shape[0], j))
+                    polys.append((j, PolygonIndex(ring_enu)))
                 else:
                     assert z.center_lonlat is not None and z.radius_m is not None
                     ce, cn = self.to_enu_m(z.center_lonlat[0], z.center_lonlat[1])
-                    parts.append(("circle", (float(ce), float(cn)), float(z.radius_m)))
-            self._cache["zones"] = parts
+                    circ.append((j, float(ce), float(cn), float(z.radius_m)))
+            segs = np.vstack(seg_parts) if seg_parts else np.zeros((0, 4))
+            zid = np.concatenate(seg_zone) if seg_zone else np.zeros(0, dtype=np.int64)
+            order = np.argsort(zid, kind="stable")
+            segs, zid = segs[order], zid[order]
+            self._cache["zones"] = {
+                "segs": segs,
+                "seg_zone_ids": np.unique(zid),
+                "seg_starts": np.flatnonzero(np.r_[True, zid[1:] != zid[:-1]]) if zid.size else zid,
+                "polys": polys,
+                "circles": np.asarray(circ, dtype=np.float64).reshape(-1, 4),
+            }
         return self._cache["zones"]
 
-    def _land_enu(self) -> list[np.ndarray]:
+    def _land_index(self) -> list[PolygonIndex]:
         if "land" not in self._cache:
             out = []
             for r in self.land_rings:
                 r = np.asarray(r, dtype=np.float64).reshape(-1, 2)
                 e, n = self.to_enu_m(r[:, 0], r[:, 1])
-                out.append(np.column_stack([e, n]))
+                out.append(PolygonIndex(np.column_stack([e, n])))
             self._cache["land"] = out
         return self._cache["land"]
 
@@ -507,31 +548,34 @@ class AreaGeometry:
         """Whether each point lies inside a land ring (even-odd rule per ring), bool (N,)."""
         e, n = self.to_enu_m(np.atleast_1d(_f(lon_deg)), np.atleast_1d(_f(lat_deg)))
         out = np.zeros(e.shape, dtype=bool)
-        for ring in self._land_enu():
-            out |= points_in_polygon(e, n, ring)
+        for idx in self._land_index():
+            out |= idx.contains(e, n)
         return out
 
     def zone_distances_m(self, lon_deg, lat_deg) -> np.ndarray:
         """Distance from each point to each zone, 0 inside, metres, shape (N, Z)."""
         e, n = self.to_enu_m(np.atleast_1d(_f(lon_deg)), np.atleast_1d(_f(lat_deg)))
-        parts = self._zone_parts()
-        out = np.full((e.size, len(parts)), np.inf)
-        for j, part in enumerate(parts):
-            if part[0] == "poly":
-                _, ring, seg = part
-                d = point_segment_distance_m(
-                    e[:, None],
-                    n[:, None],
-                    seg[None, :, 0],
-                    seg[None, :, 1],
-                    seg[None, :, 2],
-                    seg[None, :, 3],
-                ).min(axis=1)
-                d[points_in_polygon(e, n, ring)] = 0.0
-            else:
-                _, (ce, cn), radius = part
-                d = np.maximum(0.0, np.hypot(e - ce, n - cn) - radius)
-            out[:, j] = d
+        zp = self._zone_parts()
+        out = np.full((e.size, len(self.zones)), np.inf)
+        if e.size == 0:
+            return out
+        segs = zp["segs"]
+        if segs.shape[0]:
+            d = point_segment_distance_m(
+                e[:, None],
+                n[:, None],
+                segs[None, :, 0],
+                segs[None, :, 1],
+                segs[None, :, 2],
+                segs[None, :, 3],
+            )
+            out[:, zp["seg_zone_ids"]] = np.minimum.reduceat(d, zp["seg_starts"], axis=1)
+            for j, idx in zp["polys"]:
+                out[idx.contains(e, n), j] = 0.0
+        c = zp["circles"]
+        if c.shape[0]:
+            dc = np.hypot(e[:, None] - c[None, :, 1], n[:, None] - c[None, :, 2]) - c[None, :, 3]
+            out[:, c[:, 0].astype(np.int64)] = np.maximum(0.0, dc)
         return out
 
     def nearest_zone(self, lon_deg, lat_deg) -> tuple[np.ndarray, np.ndarray]:
