@@ -69,6 +69,8 @@ __all__ = [
 
 KN = 1852.0 / 3600.0  # m/s per knot
 EARTH_RADIUS_M = 6_371_008.8
+#: Night detection range of a camera for a boat without lights (starlight / IR), m.
+NIGHT_RANGE_UNLIT_M = 1000.0
 #: Every planted landing happens at least this long before the end of the run, s.
 LANDING_MARGIN_S = 900
 
@@ -655,22 +657,24 @@ class _Scenario:
     def _pick_landing(
         self, *, max_cam_r: float | None, near=None, near_r=5000.0, commit: bool = True
     ) -> int:
-        ok = self.on_home_side.copy()
+        """A landing candidate: on the home side, seen by a camera within ``max_cam_r``
+        (if given), 2.5 km from the other landings (dropped if nothing is left), near
+        ``near`` (lon, lat) if possible."""
+        in_view = self.on_home_side.copy()
         if max_cam_r is not None:
-            ok &= (self.cand_cam >= 0) & (self.cand_cam_r <= max_cam_r)
+            in_view &= (self.cand_cam >= 0) & (self.cand_cam_r <= max_cam_r)
+        ok = in_view.copy()
         for lx, ly in self.landing_xy:
             ok &= np.hypot(self.cand[:, 0] - lx, self.cand[:, 1] - ly) > 2500.0
+        if not ok.any():
+            ok = in_view
+        if not ok.any():
+            raise ConfigError(f"no landing place in a camera's view within {max_cam_r} m")
         if near is not None:
             nx_, ny_ = self.wm.to_m(*near)
             close = ok & (np.hypot(self.cand[:, 0] - nx_, self.cand[:, 1] - ny_) < near_r)
             if close.any():
                 ok = close
-        if not ok.any():
-            ok = (
-                self.on_home_side & (self.cand_cam >= 0)
-                if max_cam_r is not None
-                else self.on_home_side
-            )
         k = int(self.rng.choice(np.flatnonzero(ok)))
         if commit:
             self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
@@ -888,7 +892,7 @@ class _Scenario:
         # 2 km from any authorised zone (going dark next to a port is not an approach)
         best: Any = None
         for _attempt in range(12):
-            k = self._pick_landing(max_cam_r=2000.0, commit=False)
+            k = self._pick_landing(max_cam_r=NIGHT_RANGE_UNLIT_M - 100.0, commit=False)
             route, land = self._landing_route(origin_far_from(self.cand[k, :2], 12000.0), k)
             off_m = float(rng.uniform(3000, 6000))
             pre, post = _split_path(route, off_m)
@@ -938,7 +942,7 @@ class _Scenario:
         )
 
         # 3. skiff without AIS, landing in a camera's view ------------------------------
-        k = self._pick_landing(max_cam_r=800.0)
+        k = self._pick_landing(max_cam_r=NIGHT_RANGE_UNLIT_M - 200.0)
         origin = self._open_water_point(
             6000.0, 20000.0, near=tuple(self.cand[k, :2]), radius_m=15000.0
         )
@@ -1258,7 +1262,9 @@ class _Scenario:
             R = np.hypot(X - cxm, Y - cym)
             u, vpx, vis = model.geo_to_pixel(LON, LAT)
             day_range = np.clip(300.0 * length, 1500.0, 12000.0)[:, None]
-            night_range = np.where(lights, np.clip(150.0 * length, 1000.0, 8000.0), 1000.0)[:, None]
+            night_range = np.where(
+                lights, np.clip(150.0 * length, 1000.0, 8000.0), NIGHT_RANGE_UNLIT_M
+            )[:, None]
             rmax = night_range + (day_range - night_range) * dayf[None, :]
             cand = P & vis & (R < rmax) & (R > 30.0)
             # occlusion by land, evaluated every 5 frames
