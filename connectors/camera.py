@@ -116,6 +116,15 @@ class LatencyStats:
         }
 
 
+STAGES = ("wait", "analyse", "publish")
+
+
+def new_stages() -> dict[str, LatencyStats]:
+    """Empty statistics of the stages of one frame: ``wait`` (capture to analysis start),
+    ``analyse``, ``publish`` (analysis end to the sink's return, i.e. the broker's ack)."""
+    return {name: LatencyStats() for name in STAGES}
+
+
 @dataclass
 class CameraCounters:
     """What happened to one camera's frames."""
@@ -157,6 +166,11 @@ class CameraWorker:
     :param reader_kwargs: extra arguments of :class:`FrameReader` (timeouts, backoff)
     :param onvif_timeout_s: limit of each ONVIF call, s
     :param ptz_interval_s: period of PTZ position reads, s
+    :param event_pull_timeout_s: long-poll time of one ``PullMessages``, s
+    :param phase_s: delay of this camera's first analysis, s (spreads the analysis of
+        many cameras evenly over the frame period instead of all at once)
+    :param stages: shared per-stage latency statistics (``wait`` from capture to the start
+        of analysis, ``analyse``, ``publish`` until the sink returned)
     """
 
     def __init__(
@@ -173,8 +187,12 @@ class CameraWorker:
         onvif_timeout_s: float = 10.0,
         ptz_interval_s: float = 10.0,
         event_pull_timeout_s: float = 2.0,
+        phase_s: float = 0.0,
+        stages: dict[str, LatencyStats] | None = None,
     ):
         self.camera = camera
+        self.phase_s = phase_s
+        self.stages = stages if stages is not None else new_stages()
         self.camera_id = str(camera.id)
         self.sink = sink
         self.analyser_factory = analyser_factory
@@ -317,7 +335,7 @@ class CameraWorker:
         self.reader = reader
         reader.start()
         period_s = 1.0 / self.max_fps if self.max_fps and self.max_fps > 0 else 0.0
-        next_due = time.monotonic()
+        next_due = time.monotonic() + self.phase_s
         last_seq = -1
         try:
             while True:
@@ -341,10 +359,16 @@ class CameraWorker:
         loop = asyncio.get_running_loop()
         model = self.pose_model if self.counters.ptz_updates else None
 
+        times_ms: list[int] = []
+
         def work() -> records.CameraFrame:
-            if model is not None:
-                return analyser.analyse(frame.image_bgr, frame.capture_t_ms, model=model)
-            return analyser.analyse(frame.image_bgr, frame.capture_t_ms)
+            times_ms.append(wall_ms())
+            try:
+                if model is not None:
+                    return analyser.analyse(frame.image_bgr, frame.capture_t_ms, model=model)
+                return analyser.analyse(frame.image_bgr, frame.capture_t_ms)
+            finally:
+                times_ms.append(wall_ms())
 
         try:
             record = await loop.run_in_executor(self.executor, work)
@@ -373,9 +397,14 @@ class CameraWorker:
             )
             return
         await self._send(topics.CAMERA_DETECTION, record)
-        latency_ms = wall_ms() - frame.capture_t_ms
+        done_ms = wall_ms()
+        latency_ms = done_ms - frame.capture_t_ms
         self.latency.add(latency_ms)
         self.own_latency.add(latency_ms)
+        start_ms, end_ms = times_ms
+        self.stages["wait"].add(start_ms - frame.capture_t_ms)
+        self.stages["analyse"].add(end_ms - start_ms)
+        self.stages["publish"].add(done_ms - end_ms)
         self.counters.frames_published += 1
 
     # -- ONVIF ----------------------------------------------------------------------
@@ -522,6 +551,9 @@ class CameraIngest:
             max_workers=analysis_threads or os.cpu_count() or 2, thread_name_prefix="analyse"
         )
         self.latency = LatencyStats()
+        self.stages = new_stages()
+        period_s = 1.0 / max_fps if max_fps and max_fps > 0 else 0.0
+        n = max(1, len(cameras))
         self.workers = [
             CameraWorker(
                 cam,
@@ -531,9 +563,11 @@ class CameraIngest:
                 source=overrides.get(str(cam.id)),
                 max_fps=max_fps,
                 latency=self.latency,
+                phase_s=period_s * i / n,
+                stages=self.stages,
                 **worker_kwargs,
             )
-            for cam in cameras
+            for i, cam in enumerate(cameras)
         ]
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -554,6 +588,7 @@ class CameraIngest:
         """Latency and per-camera counters."""
         return {
             "latency": self.latency.summary(),
+            "stages": {name: st.summary() for name, st in self.stages.items()},
             "cameras": {
                 w.camera_id: {
                     **{k: v for k, v in vars(w.counters).items()},
@@ -650,7 +685,8 @@ async def measure_ingest(
     :param sink: where records go (default: a sink that only counts, i.e. the latency
         of capture + analysis; pass a Kafka sink to include the broker acknowledgement)
     :returns: ``{"cameras", "duration_s", "max_fps", "frames", "fps_per_camera",
-        "latency_p50_ms", "latency_p95_ms", "frame_errors", "per_camera"}``
+        "latency_p50_ms", "latency_p95_ms", "wait_p95_ms", "analyse_p95_ms",
+        "publish_p95_ms", "frame_errors", "per_camera"}``
     """
 
     async def null_sink(topic: TopicSpec, key: str, record: msgspec.Struct) -> None:
@@ -668,10 +704,12 @@ async def measure_ingest(
     runner = asyncio.create_task(ingest.run(stop))
     await asyncio.sleep(warmup_s)
     ingest.latency = LatencyStats()
+    ingest.stages.update(new_stages())
     published0 = {w.camera_id: w.counters.frames_published for w in ingest.workers}
     for w in ingest.workers:
         w.latency = ingest.latency
         w.own_latency = LatencyStats()
+        w.stages = ingest.stages
     t0 = time.monotonic()
     await asyncio.sleep(duration_s)
     elapsed = time.monotonic() - t0
@@ -687,6 +725,7 @@ async def measure_ingest(
         "fps_per_camera": round(frames / elapsed / max(1, len(ingest.workers)), 2),
         "latency_p50_ms": stats["latency"]["p50_ms"],
         "latency_p95_ms": stats["latency"]["p95_ms"],
+        **{f"{name}_p95_ms": st["p95_ms"] for name, st in stats["stages"].items()},
         "frame_errors": sum(w.counters.frame_errors for w in ingest.workers),
         "per_camera": stats["cameras"],
     }

@@ -487,6 +487,7 @@ def test_bench_ingest_reports_latency(shared):
     result = bench_ingest(clip, cameras=2, duration_s=2.0, model_dir=None)
     assert result["cameras"] == 2 and result["frames"] > 0
     assert result["latency_p95_ms"] >= result["latency_p50_ms"] > 0
+    assert result["analyse_p95_ms"] is not None and result["publish_p95_ms"] is not None
     assert set(result["per_camera"]) == {"bench-00", "bench-01"}
 
 
