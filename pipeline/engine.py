@@ -479,7 +479,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param assoc: association state per camera (:meth:`CameraAssociation.to_state`)
     :param cam_t_ms: time of the last frame per camera
     :param unseen: ``<camera>:<mmsi>`` -> ``[since, last]`` AIS vessels a camera does not see
-    :param pairs: rendezvous pair key -> time first seen close
+    :param pairs: rendezvous pair key -> ``[first seen close, last seen close]``, ms
     :param met_t_ms: subject -> last time it was in a rendezvous
     :param episodes: open alert episodes by ``<kind>|<subject>``
     :param counters: cumulative counts (skipped frames, invalid detections, late input, ...)
@@ -495,7 +495,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     assoc: dict[str, dict[str, list[Any]]] = msgspec.field(default_factory=dict)
     cam_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
     unseen: dict[str, list[int]] = msgspec.field(default_factory=dict)
-    pairs: dict[str, int] = msgspec.field(default_factory=dict)
+    pairs: dict[str, list[int]] = msgspec.field(default_factory=dict)
     met_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
     episodes: dict[str, _Episode] = msgspec.field(default_factory=dict)
     counters: dict[str, int] = msgspec.field(default_factory=dict)
@@ -655,7 +655,7 @@ class _StepCache:
 
 
 def _stitch(st: AreaState, cam: str, t: int, d: Any, th: Thresholds) -> str | None:
-    """The target of this camera, lost less than ``camera_lost_s`` ago and within
+    """The target of this camera, lost less than ``stitch_gap_s`` ago and within
     ``stitch_radius_m`` of a new camera track's first position, that it continues."""
     if d.lon is None or d.lat is None:
         return None
@@ -665,7 +665,7 @@ def _stitch(st: AreaState, cam: str, t: int, d: Any, th: Thresholds) -> str | No
             tg.camera_id != cam
             or tg.lon is None
             or tg.t_ms >= t
-            or t - tg.t_ms > th.camera_lost_s * 1000.0
+            or t - tg.t_ms > th.stitch_gap_s * 1000.0
         ):
             continue
         dist = float(haversine_m(tg.lon, tg.lat, d.lon, d.lat))
@@ -781,8 +781,9 @@ def _geo_context(
     sog: np.ndarray,
     cog: np.ndarray,
     ctx: AreaContext,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Coast distance, on land, nearest-zone distance and closing rate of each row.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coast distance, on land, nearest-zone distance, and landfall along the course
+    (distance, and the landfall's distance to the nearest zone) of each row.
 
     They depend only on (lon, lat, SOG, COG), so each owner caches them with that key in
     its ``geo`` list and only rows that moved are recomputed (a pure function of the
@@ -793,11 +794,11 @@ def _geo_context(
     n = lon.size
     key = np.column_stack([lon, lat, sog, cog]) if n else np.zeros((0, 4))
     key = np.where(np.isnan(key), -999.0, key)
-    out = np.zeros((n, 4))
+    out = np.zeros((n, 5))
     stale = []
     for r, o in enumerate(owners):
         cached = o.geo
-        if len(cached) == 8 and cached[:4] == key[r].tolist():
+        if len(cached) == 9 and cached[:4] == key[r].tolist():
             out[r] = cached[4:]
         else:
             stale.append(r)
@@ -805,23 +806,21 @@ def _geo_context(
         s = np.asarray(stale, dtype=np.int64)
         lo, la, sg, cg = lon[s], lat[s], sog[s], cog[s]
         coast = g.coast_distance_m(lo, la)
-        from pipeline.core.geo import destination_point
-
-        run_m = np.nan_to_num(sg, nan=0.0) * ct.KNOT_MPS * th.approach_lookahead_s
-        has_c = np.isfinite(cg) & (run_m > 0)
-        closing = np.zeros(s.size)
-        if has_c.any():
-            lon2, lat2 = destination_point(lo[has_c], la[has_c], cg[has_c], run_m[has_c])
-            ahead = g.coast_distance_m(lon2, lat2)
-            with np.errstate(invalid="ignore"):  # no coast: inf - inf
-                rate = (coast[has_c] - ahead) / th.approach_lookahead_s
-            closing[has_c] = np.where(np.isfinite(rate), rate, 0.0)
+        moving = np.nan_to_num(sg, nan=0.0) >= th.approach_min_speed_kn
+        crs = np.where(moving & (coast <= th.approach_coast_m), cg, np.nan)
+        fall_m, fall_lon, fall_lat = g.landfall(lo, la, crs, th.approach_coast_m)
+        fall_zone = np.full(s.size, np.inf)
+        hit = np.isfinite(fall_m)
+        if hit.any():
+            fall_zone[hit] = g.nearest_zone(fall_lon[hit], fall_lat[hit])[1]
         _, zone_m = g.nearest_zone(lo, la)
-        vals = np.column_stack([coast, g.on_land(lo, la).astype(np.float64), zone_m, closing])
+        vals = np.column_stack(
+            [coast, g.on_land(lo, la).astype(np.float64), zone_m, fall_m, fall_zone]
+        )
         out[s] = vals
         for j, r in enumerate(stale):
             owners[r].geo = key[r].tolist() + vals[j].tolist()
-    return out[:, 0], out[:, 1] > 0.5, out[:, 2], out[:, 3]
+    return out[:, 0], out[:, 1] > 0.5, out[:, 2], out[:, 3], out[:, 4]
 
 
 def _view(
@@ -856,7 +855,7 @@ def _view(
     sog = col([_nan(t.sog_kn) for t in trk] + tsog)
     cog = col([_nan(t.cog_deg) for t in trk] + [np.nan] * nd)
     t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
-    coast, on_land, zone_m, closing = _geo_context(owners, lon, lat, sog, cog, ctx)
+    coast, on_land, zone_m, fall_m, fall_zone_m = _geo_context(owners, lon, lat, sog, cog, ctx)
     subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
         f"cam:{tg.camera_id}:{tg.track_id}" for tg in targets
     ]
@@ -890,7 +889,8 @@ def _view(
         on_land=on_land,
         zone_m=zone_m,
         in_port=zone_m <= th.zone_margin_m,
-        closing_mps=closing,
+        landfall_m=fall_m,
+        landfall_zone_m=fall_zone_m,
         recent_rendezvous=col([st.met_t_ms.get(s, -1) >= mem for s in subjects], bool),
     )  # fmt: skip
     east, north = g.to_enu_m(lon, lat)
@@ -966,11 +966,17 @@ def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     # rendezvous first: it feeds the landing's "earlier rendezvous" factor
     pairs = det.rendezvous_pairs(view, east, north, now, th)
     close = {k for k, _, _ in pairs}
-    for k in [k for k in st.pairs if k not in close]:
+    gap_ms = th.rendezvous_gap_s * 1000.0
+    for k in [k for k, (_, last) in st.pairs.items() if k not in close and now - last > gap_ms]:
         del st.pairs[k]
     for k in sorted(close):
-        st.pairs.setdefault(k, now)
-    conds: list[Condition] = det.rendezvous(view, pairs, st.pairs, now, th)
+        rec = st.pairs.get(k)
+        if rec is None:
+            st.pairs[k] = [now, now]
+        else:
+            rec[1] = now
+    since = {k: st.pairs[k][0] for k in close}
+    conds: list[Condition] = det.rendezvous(view, pairs, since, now, th)
     if conds:
         for c in conds:
             for r in c.rows:

@@ -142,3 +142,15 @@ def test_real_coastline_hainan(shared):
     assert land.tolist() == [True, False]
     d = g.coast_distance_m(np.array([110.33]), np.array([20.15]))
     assert 5_000 < float(d[0]) < 20_000
+
+
+def test_landfall_along_a_course():
+    land = np.array([[110.0, 20.0], [110.3, 20.0], [110.3, 19.9], [110.0, 19.9]])
+    g = AreaGeometry.from_rings("t", [land])
+    lat0 = 20.0 + 1000 / 111_195  # 1 km north of the shore
+    d, lon, lat = g.landfall(
+        [110.1, 110.1, 110.1, 110.5], [lat0] * 4, [180.0, 90.0, np.nan, 180.0], 5000.0
+    )
+    assert d[0] == pytest.approx(1050.0)  # first 50 m sample beyond the shoreline
+    assert lat[0] < 20.0 and lon[0] == pytest.approx(110.1)
+    assert np.isinf(d[1:]).all() and np.isnan(lon[1:]).all()

@@ -69,10 +69,9 @@ class Thresholds:
     :param approach_coast_m: dark_approach watches vessels within this distance of the
         coast, m (issue default 5 km)
     :param approach_min_speed_kn: a vessel "heading for shore" moves at least this fast, kn
-    :param approach_lookahead_s: heading for shore = dead-reckoned position this far ahead
-        is closer to the coast, s
-    :param approach_closing_frac: ... by at least this fraction of the distance run
-        (0.25: course within ~75 deg of the direction to the coast)
+    :param approach_port_margin_m: "heading for shore" means the course meets land within
+        ``approach_coast_m`` at a point farther than this from every authorised zone, m
+        (a ship heading into port is not approaching the shore; house default 1 km)
     :param dark_vessel_min_s: a confirmed camera target without AIS match for this long is a
         dark vessel, s (house default 1 min)
     :param dark_min_hits: frames a camera track needs before it counts as a target
@@ -81,8 +80,9 @@ class Thresholds:
     :param landing_end_speed_kn: a camera target whose track ends at the shore must be
         slower than this at the end, knots (MarineTraffic: underway above 3.5 kn)
     :param stitch_radius_m: a new camera track starting this close to a target of the same
-        camera lost less than ``camera_lost_s`` ago continues that target (tracker id
-        switches), m (house default)
+        camera lost less than ``stitch_gap_s`` ago continues that target (tracker id
+        switches, a boat lost in the dark and found again), m (house default)
+    :param stitch_gap_s: see ``stitch_radius_m``, s (house default 5 min)
     :param dark_stop_radius_m: a camera target staying within this radius is stopped, m
         (camera geo-referencing errors 18 ± 10 m with a homography, more at range, DESIGN §3;
         widened to twice the detection's range sigma when that is larger)
@@ -92,7 +92,10 @@ class Thresholds:
     :param rendezvous_speed_kn: both slower than this, knots (GFW encounters < 2 kn)
     :param rendezvous_memory_s: an earlier rendezvous raises a landing's severity for this
         long, s (house default 6 h)
-    :param fresh_fix_s: positions older than this are not used for pairs, s (2 × the 3 min
+    :param rendezvous_gap_s: a pair apart (or unheard) for less than this stays the same
+        meeting, s (house default 5 min: a Class B at 3 min intervals misses reports)
+    :param fresh_fix_s: positions older than this (and than the AIS silence limit) are not
+        used for pairs, s (2 × the 3 min
         interval of a moored Class A vessel, ITU-R M.1371)
     :param loiter_speed_kn: loitering below this speed, knots (GFW loitering: mean < 2 kn)
     :param loiter_min_s: for at least this long, s (house default 20 min near the shore;
@@ -129,19 +132,20 @@ class Thresholds:
     ais_gap_min_s: float = 120.0
     approach_coast_m: float = 5000.0
     approach_min_speed_kn: float = 1.0
-    approach_lookahead_s: float = 300.0
-    approach_closing_frac: float = 0.25
+    approach_port_margin_m: float = 1000.0
     dark_vessel_min_s: float = 60.0
     dark_min_hits: int = 4
     camera_lost_s: float = 30.0
     landing_end_speed_kn: float = 3.5
     stitch_radius_m: float = 150.0
+    stitch_gap_s: float = 300.0
     dark_stop_radius_m: float = 75.0
     rendezvous_distance_m: float = 250.0
     rendezvous_min_s: float = 900.0
     rendezvous_speed_kn: float = 2.0
     rendezvous_memory_s: float = 21600.0
     fresh_fix_s: float = 360.0
+    rendezvous_gap_s: float = 300.0
     loiter_speed_kn: float = 2.0
     loiter_min_s: float = 1200.0
     loiter_coast_m: float = 2000.0
@@ -258,7 +262,8 @@ class VesselView:
     :param on_land: inside a land polygon
     :param zone_m: distance to the nearest authorised zone, m (0 inside)
     :param in_port: inside a port or anchorage (rendezvous exclusion)
-    :param closing_mps: rate at which the coast distance shrinks along the course, m/s
+    :param landfall_m: distance along the course to the first land, m (inf: none ahead)
+    :param landfall_zone_m: distance from that landfall to the nearest authorised zone, m
     :param recent_rendezvous: took part in a rendezvous within the memory window
     """
 
@@ -290,7 +295,8 @@ class VesselView:
     on_land: np.ndarray
     zone_m: np.ndarray
     in_port: np.ndarray
-    closing_mps: np.ndarray
+    landfall_m: np.ndarray
+    landfall_zone_m: np.ndarray
     recent_rendezvous: np.ndarray
 
     def __len__(self) -> int:
@@ -437,15 +443,18 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     """An AIS vessel heading for the shore within ``approach_coast_m`` whose AIS stops
     for longer than :func:`ais_silence_ms`. Start = last fix + silence.
 
-    "Heading for shore": moving at ``approach_min_speed_kn`` or more and the coast distance
-    shrinks along its course at ``approach_closing_frac`` of its speed or more.
+    "Heading for shore": moving at ``approach_min_speed_kn`` or more on a course that
+    meets land within ``approach_coast_m``, farther than ``approach_port_margin_m`` from
+    every authorised zone.
     Severity 50, + night 20, + small craft 5, + identity anomalies 10.
     """
     if len(v) == 0:
         return []
     speed = np.nan_to_num(v.sog_kn, nan=0.0)
-    heading_in = (speed >= th.approach_min_speed_kn) & (
-        v.closing_mps >= th.approach_closing_frac * speed * KNOT_MPS
+    heading_in = (
+        (speed >= th.approach_min_speed_kn)
+        & (v.landfall_m <= th.approach_coast_m)
+        & (v.landfall_zone_m > th.approach_port_margin_m)
     )
     silence = ais_silence_ms(v, th)
     ok = (
@@ -554,7 +563,7 @@ def rendezvous_pairs(
     fresh = np.where(
         v.dark,
         now_t_ms - v.t_ms <= th.camera_lost_s * 1000.0,
-        now_t_ms - v.t_ms <= th.fresh_fix_s * 1000.0,
+        now_t_ms - v.t_ms <= np.maximum(th.fresh_fix_s * 1000.0, ais_silence_ms(v, th)),
     )
     slow = np.nan_to_num(v.sog_kn, nan=np.inf) < th.rendezvous_speed_kn
     ok = (

@@ -591,6 +591,37 @@ class AreaGeometry:
         idx = np.argmin(d, axis=1).astype(np.int64)
         return idx, d[np.arange(d.shape[0]), idx]
 
+    def landfall(
+        self, lon_deg, lat_deg, course_deg, max_m: float, step_m: float = 50.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where a straight course first reaches land, sampled every ``step_m``.
+
+        :param course_deg: (N,) course over ground, degrees true (NaN: no course)
+        :param max_m: look this far ahead, m
+        :returns: ``(distance_m, lon_deg, lat_deg)`` of the first land sample per point:
+            ``inf`` / NaN when the course meets no land within ``max_m``
+        """
+        lon = np.atleast_1d(_f(lon_deg))
+        lat = np.atleast_1d(_f(lat_deg))
+        crs = np.atleast_1d(_f(course_deg))
+        n = lon.size
+        dist = np.full(n, np.inf)
+        hit_lon = np.full(n, np.nan)
+        hit_lat = np.full(n, np.nan)
+        ok = np.flatnonzero(np.isfinite(lon) & np.isfinite(lat) & np.isfinite(crs))
+        if ok.size == 0 or not self.land_rings:
+            return dist, hit_lon, hit_lat
+        d = np.arange(step_m, max_m + step_m / 2, step_m)
+        plon, plat = destination_point(lon[ok, None], lat[ok, None], crs[ok, None], d[None, :])
+        land = self.on_land(plon.ravel(), plat.ravel()).reshape(ok.size, d.size)
+        anyl = land.any(axis=1)
+        first = np.argmax(land, axis=1)
+        rows = ok[anyl]
+        dist[rows] = d[first[anyl]]
+        hit_lon[rows] = plon[anyl, first[anyl]]
+        hit_lat[rows] = plat[anyl, first[anyl]]
+        return dist, hit_lon, hit_lat
+
     def in_authorised_zone(self, lon_deg, lat_deg, margin_m: float = 0.0) -> np.ndarray:
         """Whether each point is inside (or within ``margin_m`` of) an authorised zone."""
         _, d = self.nearest_zone(lon_deg, lat_deg)
