@@ -514,3 +514,28 @@ async def test_stream_uri_from_onvif_opened_with_the_camera_credentials(gst, mon
             await device.stop()
     assert ingest.workers[0].source == server.url.replace("rtsp://", "rtsp://svc:pw%202@")
     assert "GetStreamUri" in device.requests
+
+
+@pytest.mark.integration
+async def test_missing_detector_model_is_a_config_status(tmp_path, clip_server):
+    """A camera whose analyser cannot be built reports why; the other camera runs."""
+    good_factory = analyser_factory(None)
+    broken_factory = analyser_factory(tmp_path / "no-model")
+
+    def factory(cam):
+        return (broken_factory if cam.id == "nomodel" else good_factory)(cam)
+
+    sink = Collector()
+    cams = [camera("nomodel", rtsp_url=clip_server.url), camera("ok", rtsp_url=clip_server.url)]
+    ingest = CameraIngest(cams, sink, factory, reader_kwargs=reader_kwargs())
+    await run_until(
+        ingest,
+        sink,
+        lambda s: (
+            bool(s.of(topics.CAMERA_STATUS, "nomodel"))
+            and len(s.of(topics.CAMERA_DETECTION, "ok")) >= 2
+        ),
+    )
+    [status] = sink.of(topics.CAMERA_STATUS, "nomodel")
+    assert status.status == "offline"
+    assert status.reason.startswith("config: detector model file not found")
