@@ -446,6 +446,7 @@ class _Target(msgspec.Struct, kw_only=True):
     anchor_lat: float | None = None
     anchor_t_ms: int = -1
     ever_matched: bool = False
+    last_mmsi: int = -1
     geo: list[float] = msgspec.field(default_factory=list)
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
@@ -754,6 +755,7 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         _push_unique(tg.uris, fr.evidence_uri)
         if m >= 0 and bool(fa.confirmed[j]):
             tg.ever_matched = True
+            tg.last_mmsi = m
         if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
             v = st.vessels[m]
             v.detections.append(evidence)
@@ -823,6 +825,19 @@ def _geo_context(
     return out[:, 0], out[:, 1] > 0.5, out[:, 2], out[:, 3], out[:, 4]
 
 
+def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
+    """A camera target counts as dark when it was never matched to AIS, or when the vessel
+    it was last matched to has gone silent (AIS off) and the camera still sees it."""
+    if not tg.ever_matched:
+        return tg.mmsi < 0
+    v = st.vessels.get(tg.last_mmsi)
+    if v is None:
+        return tg.mmsi < 0
+    tr = v.track
+    silence_ms = max(th.ais_gap_factor * tr.expected_interval_s, th.ais_gap_min_s) * 1000.0
+    return tg.t_ms > tr.t_ms + silence_ms
+
+
 def _view(
     st: AreaState, now: int, ctx: AreaContext
 ) -> tuple[VesselView, list[Any], np.ndarray, np.ndarray]:
@@ -831,7 +846,9 @@ def _view(
     g = ctx.geometry
     vessels = [st.vessels[m] for m in sorted(st.vessels)]
     targets = [st.targets[k] for k in sorted(st.targets)]
-    targets = [tg for tg in targets if tg.mmsi < 0 and not tg.ever_matched and tg.lon is not None]
+    targets = [tg for tg in targets if tg.lon is not None and _target_is_dark(st, tg, th)]
+    # a target last matched to a vessel whose AIS has gone silent *is* that vessel, dark
+    linked = [tg.last_mmsi if tg.last_mmsi in st.vessels else -1 for tg in targets]
     owners: list[Any] = [*vessels, *targets]
     na, nd = len(vessels), len(targets)
     trk = [v.track for v in vessels]
@@ -857,13 +874,14 @@ def _view(
     t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
     coast, on_land, zone_m, fall_m, fall_zone_m = _geo_context(owners, lon, lat, sog, cog, ctx)
     subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
-        f"cam:{tg.camera_id}:{tg.track_id}" for tg in targets
+        f"mmsi:{m}" if m >= 0 else f"cam:{tg.camera_id}:{tg.track_id}"
+        for tg, m in zip(targets, linked, strict=True)
     ]
     mem = now - th.rendezvous_memory_s * 1000.0
     view = VesselView(
         subject=col(subjects, object),
-        mmsi=col([t.mmsi for t in trk] + [-1] * nd, np.int64),
-        name=col([t.name for t in trk] + [None] * nd, object),
+        mmsi=col([t.mmsi for t in trk] + linked, np.int64),
+        name=col([t.name for t in trk] + [st.vessels[m].track.name if m >= 0 else None for m in linked], object),
         dark=col([False] * na + [True] * nd, bool),
         t_ms=t_ms, lon=lon, lat=lat, sog_kn=sog, cog_deg=cog,
         expected_interval_s=col([t.expected_interval_s for t in trk] + [np.nan] * nd),
@@ -928,7 +946,12 @@ def _alert_data(
     i = c.row
     owner = owners[i]
     dark = bool(view.dark[i])
-    mmsi = None if dark else int(view.mmsi[i])
+    mmsi = int(view.mmsi[i]) if view.mmsi[i] >= 0 else None
+    track_id = (
+        f"cam:{owner.camera_id}:{owner.track_id}"
+        if isinstance(owner, _Target)
+        else str(view.subject[i])
+    )
     detections = list(owner.detections)
     for r in c.rows[1:]:
         detections.append({
@@ -944,7 +967,7 @@ def _alert_data(
         alert_id=ep.alert_id, kind=c.kind, status=status, severity=c.severity,  # type: ignore[arg-type]
         factors=[AlertFactor(f.name, float(f.weight), f.explanation) for f in c.factors],
         event_time=iso_utc(ep.start_t_ms), position=GeoPoint(lat=c.lat, lon=c.lon),
-        vessel=AlertVessel(mmsi=mmsi, name=None if dark else view.name[i], dark=dark, track_id=str(view.subject[i])),
+        vessel=AlertVessel(mmsi=mmsi, name=view.name[i], dark=dark, track_id=track_id),
         zone=AlertZone(name=zone[0], kind=zone[1], distance_m=zone[2], coast_distance_m=zone[3]),
         evidence=AlertEvidence(trail=[list(p) for p in owner.trail], detections=detections, snapshot_uris=uris),
         site=site, seq=ep.seq,
@@ -995,7 +1018,9 @@ def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     conds += det.loitering(view, now, th)
     conds += det.identity_anomaly(view, now, th)
     conds += det.impossible_speed(view, now, th)
-    rows_by_mmsi = {int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0}
+    rows_by_mmsi = {
+        int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0 and not view.dark[i]
+    }
     conds += det.ais_not_seen(view, st.unseen, rows_by_mmsi, now, th)
 
     active = {f"{c.kind}|{c.subject}": c for c in conds}

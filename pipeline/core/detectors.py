@@ -408,7 +408,15 @@ def unusual_landing(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condit
             )
         if night[j]:
             f.append(Factor("night", 20.0, "sun below the horizon at the place and time"))
-        if v.dark[i]:
+        if v.dark[i] and v.mmsi[i] >= 0:
+            f.append(
+                Factor(
+                    "ais_off",
+                    20.0,
+                    f"AIS of MMSI {int(v.mmsi[i])} went silent; the camera still tracks the vessel",
+                )
+            )
+        elif v.dark[i]:
             f.append(Factor("no_ais", 20.0, "camera target with no AIS identity"))
         elif end_ok[i]:
             f.append(Factor("ais_off", 15.0, f"AIS silent for more than {silence[i] / 1000:.0f} s"))
@@ -584,7 +592,15 @@ def rendezvous_pairs(
     for a, b in pairs.tolist():
         ia, ib = int(idx[a]), int(idx[b])
         sa, sb = str(v.subject[ia]), str(v.subject[ib])
-        if v.dark[ia] and v.dark[ib] and sa.split(":")[1] != sb.split(":")[1]:
+        if sa == sb:  # a vessel and the camera track of the same vessel
+            continue
+        if (
+            v.dark[ia]
+            and v.dark[ib]
+            and sa.startswith("cam:")
+            and sb.startswith("cam:")
+            and sa.split(":")[1] != sb.split(":")[1]
+        ):
             continue
         if sb < sa:
             ia, ib, sa, sb = ib, ia, sb, sa
