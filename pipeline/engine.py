@@ -1073,6 +1073,12 @@ def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     return out
 
 
+def _identity_refresh(st: AreaState, tr: Track) -> bool:
+    """A republished track (new static data, no new fix) carries its old fix time."""
+    v = st.vessels.get(tr.mmsi)
+    return v is not None and v.track.t_ms == tr.t_ms
+
+
 def area_step(
     state: AreaState | None,
     tracks: Sequence[Track],
@@ -1115,7 +1121,7 @@ def area_step(
         elif k > st.tick:
             out += _evaluate(st, (st.tick + 1) * tick_ms, ctx)
             st.tick = k
-        elif k < st.tick:
+        elif k < st.tick and not (kind == 0 and _identity_refresh(st, tracks[i])):
             st.count("late")
         st.watermark_t_ms = max(st.watermark_t_ms, t)
         if kind == 0:

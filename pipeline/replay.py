@@ -361,7 +361,10 @@ def summary(counters: Counter[str]) -> str:
         if "unknown" in k or "invalid" in k or k in ("late", "frames.out_of_order")
     }
     if skipped:
-        lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        lines.append(
+            "skipped or late (counted): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+        )
     return "\n".join(lines)
 
 
