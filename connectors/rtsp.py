@@ -24,13 +24,14 @@ import base64
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "Frame",
     "FrameReader",
     "check_frame",
+    "diagnose_rtsp",
     "is_stream_url",
     "redact",
     "with_credentials",
@@ -285,7 +287,10 @@ class FrameReader:
             cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
-            raise ConnectionError(f"cannot open {redact(self.source)}")
+            why = ""
+            if self.capture_factory is None and self.source.startswith("rtsp://"):
+                why = f" ({diagnose_rtsp(self.source, self.open_timeout_ms / 1000)})"
+            raise ConnectionError(f"cannot open {redact(self.source)}{why}")
         return cap
 
     def _run(self) -> None:
@@ -397,6 +402,47 @@ class FrameReader:
         self._emit(self.status_record())
         self._window_start = now
         self._window_frames = self._window_corrupt = 0
+
+
+def diagnose_rtsp(url: str, timeout_s: float = 3.0) -> str:
+    """Why an RTSP URL does not open, in a few words, from one unauthenticated ``DESCRIBE``.
+
+    OpenCV only says "not opened"; this tells an operator whether the host is
+    unreachable, the server wants (other) credentials, or the stream path is unknown.
+
+    :returns: e.g. ``connection refused``, ``RTSP 401 Unauthorized: wrong or missing
+        credentials``, ``RTSP 404 Not Found: no such stream path``
+    """
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "", parsed.port or 554
+    clean = urlunsplit((parsed.scheme, f"{host}:{port}", parsed.path or "/", parsed.query, ""))
+    request = (
+        f"DESCRIBE {clean} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n"
+        "User-Agent: shorewatch\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(request)
+            status_line = sock.makefile("rb").readline(512).decode("latin-1").strip()
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return f"no answer within {timeout_s:g} s"
+    except OSError as exc:
+        return f"unreachable: {exc.strerror or exc}"
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("RTSP/"):
+        return f"not an RTSP server (answered {status_line[:60]!r})"
+    code = parts[1]
+    text = parts[2] if len(parts) > 2 else ""
+    if code == "401":
+        has_creds = parsed.username is not None
+        return f"RTSP 401 {text}: " + ("wrong credentials" if has_creds else "credentials required")
+    if code == "404":
+        return f"RTSP 404 {text}: no such stream path"
+    if code == "200":
+        return "server answers DESCRIBE: the stream itself failed (codec, transport or timeout)"
+    return f"RTSP {code} {text}".strip()
 
 
 def with_credentials(url: str, user: str | None, password: str | None) -> str:

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from peers.launch import RtspServer, free_port, gst_rtsp_missing
 
-from connectors.rtsp import Backoff, FrameReader, check_frame, redact, with_credentials
+from connectors.rtsp import (
+    Backoff,
+    FrameReader,
+    check_frame,
+    diagnose_rtsp,
+    redact,
+    with_credentials,
+)
 from pipeline.errors import FrameError
 from schemas import records
 
@@ -133,9 +140,11 @@ def test_rtsp_basic_authentication(gst):
             )
         finally:
             bad.stop()
-        assert "viewer:***@" in rec.statuses()[-1].reason or any(
-            "viewer:***@" in (s.reason or "") for s in rec.statuses()
+        reasons = [s.reason or "" for s in rec.statuses()]
+        assert any(
+            "viewer:***@" in r and "RTSP 401" in r and "wrong credentials" in r for r in reasons
         )
+        assert diagnose_rtsp(server.url).endswith("credentials required")
         good = FrameReader("cam-a", with_credentials(server.url, "viewer", "pa:ss")).start()
         try:
             frame = good.wait_frame(-1, WAIT_S)
@@ -313,8 +322,22 @@ def test_closed_port_reports_offline_with_reason():
     finally:
         reader.stop()
     reasons = [s.reason for s in rec.statuses()]
-    assert any(r and r.startswith("open_failed: cannot open rtsp://127.0.0.1") for r in reasons)
+    assert any(
+        r
+        and r.startswith("open_failed: cannot open rtsp://127.0.0.1")
+        and "(connection refused)" in r
+        for r in reasons
+    )
     assert reasons[-1] == "stopped"
+
+
+@pytest.mark.integration
+def test_diagnose_unknown_stream_path(gst):
+    with RtspServer("--test-pattern", "--width", "160", "--height", "120") as server:
+        assert diagnose_rtsp(server.url.replace("/cam", "/nope")) == (
+            "RTSP 404 Not Found: no such stream path"
+        )
+        assert diagnose_rtsp(server.url).startswith("server answers DESCRIBE")
 
 
 @pytest.mark.integration
