@@ -888,8 +888,9 @@ class _Scenario:
         self._event(v, "identity_anomaly", "no_name", 0, land, optional=True)
 
         # 2. dark approach: AIS off a few km out, then landing --------------------------
-        # the AIS goes off 3-6 km before the landing, 1.5-5 km from the coast and at least
-        # 2 km from any authorised zone (going dark next to a port is not an approach)
+        # the AIS goes off 3-6 km before the landing, 1.5-5 km from the coast, heading for
+        # it, and at least 2 km from any authorised zone (going dark next to a port is not
+        # an approach)
         best: Any = None
         for _attempt in range(12):
             k = self._pick_landing(max_cam_r=NIGHT_RANGE_UNLIT_M - 100.0, commit=False)
@@ -899,10 +900,18 @@ class _Scenario:
             op = Point(*pre[-1])
             zd = self._zone_distance_m(op.x, op.y)
             cd = self.wm.land.distance(op)
-            score = min(zd / 2000.0, 1.0) + (1.0 if 1500.0 <= cd <= 5000.0 else 0.0)
+            # heading for the shore when it goes dark: over the next 500 m of its route
+            # the coast comes at least 250 m closer
+            ahead = _split_path(post, max(_path_length_m(post) - 500.0, 1.0))[0][-1]
+            closing = cd - self.wm.land.distance(Point(*ahead))
+            score = (
+                min(zd / 2000.0, 1.0)
+                + (1.0 if 1500.0 <= cd <= 5000.0 else 0.0)
+                + min(max(closing, 0.0) / 250.0, 1.0)
+            )
             if best is None or score > best[0]:
                 best = (score, k, route, off_m, pre, post)
-            if score >= 2.0:
+            if score >= 3.0:
                 break
         _score, k, route, off_m, pre, post = best
         self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
@@ -1063,6 +1072,13 @@ class _Scenario:
                 "zone_distance_m": round(self._zone_distance_m(self.cand[k, 0], self.cand[k, 1])),
                 **({"place": place} if place else {}),
             },
+        )  # fmt: skip
+        # a boat that stays ashore outside a zone also loiters there: acceptable, not required
+        i = next(j for j, st in enumerate(v.steps) if getattr(st, "mark", None) == "landing")
+        dwell = v.steps[i + 1].duration_s if isinstance(v.steps[i + 1], Hold) else 0.0
+        self._event(
+            v, "loitering", "ashore", t_s, (float(self.cand[k, 0]), float(self.cand[k, 1])),
+            optional=True, extra={"_t_end_s": int(t_s + dwell)},
         )  # fmt: skip
 
     def finish_kinematics(self) -> None:
