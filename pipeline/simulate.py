@@ -823,7 +823,7 @@ class _Scenario:
             v.start_xy = home
             v.steps = [
                 Hold(float(rng.uniform(0, 30)) * 60, status=5),
-                Go(wm.route(home, far), float(rng.uniform(12, 18)) * KN),
+                Go(wm.route(home, far), float(rng.uniform(12, 18)) * KN, stop=False),
                 Hold(float(rng.uniform(5, 15)) * 60, status=0, swing_m=40.0, period_s=600.0),
                 Go(wm.route(far, home), float(rng.uniform(12, 18)) * KN),
                 Hold(n + 10, status=5),
