@@ -810,7 +810,7 @@ def _geo_context(
         coast = g.coast_distance_m(lo, la)
         moving = np.nan_to_num(sg, nan=0.0) >= th.approach_min_speed_kn
         crs = np.where(moving & (coast <= th.approach_coast_m), cg, np.nan)
-        fall_m, fall_lon, fall_lat = g.landfall(lo, la, crs, th.approach_coast_m)
+        fall_m, fall_lon, fall_lat = g.landfall(lo, la, crs, th.approach_landfall_m, step_m=100.0)
         fall_zone = np.full(s.size, np.inf)
         hit = np.isfinite(fall_m)
         if hit.any():

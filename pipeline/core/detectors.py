@@ -69,9 +69,11 @@ class Thresholds:
     :param approach_coast_m: dark_approach watches vessels within this distance of the
         coast, m (issue default 5 km)
     :param approach_min_speed_kn: a vessel "heading for shore" moves at least this fast, kn
-    :param approach_port_margin_m: "heading for shore" means the course meets land within
-        ``approach_coast_m`` at a point farther than this from every authorised zone, m
-        (a ship heading into port is not approaching the shore; house default 1 km)
+    :param approach_landfall_m: "heading for shore" means the course meets land within
+        this distance, m (house default 10 km: twice the watch distance, so a vessel
+        1 km off a headland heading into the bay beside it counts)
+    :param approach_port_margin_m: ... at a point farther than this from every authorised
+        zone, m (a ship heading into port is not approaching the shore; house default 1 km)
     :param dark_vessel_min_s: a confirmed camera target without AIS match for this long is a
         dark vessel, s (house default 1 min)
     :param dark_min_hits: frames a camera track needs before it counts as a target
@@ -132,6 +134,7 @@ class Thresholds:
     ais_gap_min_s: float = 120.0
     approach_coast_m: float = 5000.0
     approach_min_speed_kn: float = 1.0
+    approach_landfall_m: float = 10000.0
     approach_port_margin_m: float = 1000.0
     dark_vessel_min_s: float = 60.0
     dark_min_hits: int = 4
@@ -452,7 +455,7 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     for longer than :func:`ais_silence_ms`. Start = last fix + silence.
 
     "Heading for shore": moving at ``approach_min_speed_kn`` or more on a course that
-    meets land within ``approach_coast_m``, farther than ``approach_port_margin_m`` from
+    meets land within ``approach_landfall_m``, farther than ``approach_port_margin_m`` from
     every authorised zone.
     Severity 50, + night 20, + small craft 5, + identity anomalies 10.
     """
@@ -461,7 +464,7 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     speed = np.nan_to_num(v.sog_kn, nan=0.0)
     heading_in = (
         (speed >= th.approach_min_speed_kn)
-        & (v.landfall_m <= th.approach_coast_m)
+        & (v.landfall_m <= th.approach_landfall_m)
         & (v.landfall_zone_m > th.approach_port_margin_m)
     )
     silence = ais_silence_ms(v, th)
