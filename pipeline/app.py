@@ -26,6 +26,7 @@ idempotent producer (:class:`IdempotentTransport`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from typing import Any
 
 import faust
 import msgspec
+from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline import topics
@@ -98,6 +100,10 @@ def create_app(settings: Settings | None = None, site_dir: str | None = None,
         topic_disable_leader=True,
         processing_guarantee=settings.processing_guarantee,
         producer_acks=-1,
+        # batch sends: one produce request per message caps a worker at a few
+        # thousand records/s; 5 ms of linger costs little latency
+        producer_linger=0.005,
+        producer_max_batch_size=1 << 20,
         web_enabled=settings.worker_port > 0,
         web_port=max(settings.worker_port, 1),
         web_bind="127.0.0.1",
@@ -135,15 +141,70 @@ def raw_topic(app: faust.App, spec: topics.TopicSpec, *more: topics.TopicSpec) -
     )
 
 
+class BatchSender:
+    """Sends many keyed records with few calls: one aiokafka record batch per
+    (topic, partition), through the app's idempotent ``acks=all`` producer.
+
+    Faust's ``topic.send`` costs tens of microseconds per record; appending to a
+    record batch costs a few. :meth:`flush` waits until every batch is
+    acknowledged, so an agent that flushes before taking its next input commits
+    offsets only after its outputs are safe (at least once).
+    """
+
+    def __init__(self, app: faust.App):
+        self.app = app
+        self._batches: dict[tuple[str, int], Any] = {}
+        self._pending: list[asyncio.Future] = []
+        self._partition_cache: dict[bytes, int] = {}
+
+    def _producer(self) -> Any:
+        return self.app.producer._ensure_producer()  # the aiokafka producer Faust started
+
+    def partition(self, key: bytes, n_partitions: int) -> int:
+        """Kafka's default partition of ``key`` (murmur2), as every producer computes it."""
+        p = self._partition_cache.get(key)
+        if p is None:
+            if len(self._partition_cache) > 1_000_000:
+                self._partition_cache.clear()
+            p = self._partition_cache[key] = (murmur2(key) & 0x7FFFFFFF) % n_partitions
+        return p
+
+    async def add(self, spec: topics.TopicSpec, key: bytes, value: bytes,
+                  partition: int | None = None) -> None:
+        if partition is None:
+            partition = self.partition(key, spec.partitions)
+        slot = (spec.name, partition)
+        batch = self._batches.get(slot)
+        if batch is None:
+            batch = self._batches[slot] = self._producer().create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            await self._submit(slot, batch)
+            batch = self._batches[slot] = self._producer().create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+
+    async def _submit(self, slot: tuple[str, int], batch: Any) -> None:
+        fut = await self._producer().send_batch(batch, slot[0], partition=slot[1])
+        self._pending.append(fut)
+
+    async def flush(self) -> None:
+        """Submit every open batch and wait until all are acknowledged."""
+        batches, self._batches = self._batches, {}
+        for slot, batch in batches.items():
+            if batch.record_count():
+                await self._submit(slot, batch)
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
 def _register_decode(app: faust.App) -> None:
     from pipeline.ais import decode_batch
     from pipeline.core.nmea import Deduplicator, Reassembler
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     raw_dec = msgspec.json.Decoder(records.RawAisBatch)
-    positions = raw_topic(app, topics.AIS_POSITION)
-    statics = raw_topic(app, topics.AIS_STATIC)
-    dead = raw_topic(app, topics.DEADLETTER)
+    sender = BatchSender(app)
+    n_fix_parts = topics.AIS_FIXES.partitions
     # Fragment and de-duplication state live in the worker: a fragment group that
     # straddles a rebalance is lost (counted as a reassembly timeout), never wrong.
     reassembler = Reassembler()
@@ -156,18 +217,30 @@ def _register_decode(app: faust.App) -> None:
                 batch = raw_dec.decode(value)
             except msgspec.DecodeError as exc:
                 metrics.add({"ais.raw.undecodable": 1})
-                await dead.send(key=b"ais.raw", value=_enc.encode(_dead_letter(
+                await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(_dead_letter(
                     "ais.raw", "undecodable_record", str(exc), value)))
+                await sender.flush()
                 continue
             out = decode_batch(batch, reassembler, dedup)
             for source, counts in out.counters.items():
                 metrics.add(counts, prefix=f"ais.{source}.")
+            fixes: dict[int, records.FixBatch] = {}
             for p in out.positions:
-                await positions.send(key=str(p.mmsi).encode(), value=_enc.encode(p))
+                key = str(p.mmsi).encode()
+                part = sender.partition(key, n_fix_parts)
+                fixes.setdefault(part, records.FixBatch()).positions.append(p)
+                await sender.add(topics.AIS_POSITION, key, _enc.encode(p), part)
             for s in out.statics:
-                await statics.send(key=str(s.mmsi).encode(), value=_enc.encode(s))
+                key = str(s.mmsi).encode()
+                part = sender.partition(key, n_fix_parts)
+                fixes.setdefault(part, records.FixBatch()).statics.append(s)
+                await sender.add(topics.AIS_STATIC, key, _enc.encode(s), part)
+            for part, fb in fixes.items():
+                first = fb.positions[0].mmsi if fb.positions else fb.statics[0].mmsi
+                await sender.add(topics.AIS_FIXES, str(first).encode(), _enc.encode(fb), part)
             for d in out.dead_letters:
-                await dead.send(key=d.source.encode(), value=_enc.encode(d))
+                await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
+            await sender.flush()
 
 
 def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.DeadLetter:
@@ -186,24 +259,20 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     params = TrackParams()
     track_dec = msgspec.json.Decoder(records.Track)
-    pos_dec = msgspec.json.Decoder(records.AisPosition)
-    static_dec = msgspec.json.Decoder(records.AisStatic)
+    fix_dec = msgspec.json.Decoder(records.FixBatch)
     table = app.Table(
-        "shorewatch-tracks", key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
+        "shorewatch-tracks", key_type=bytes, value_type=bytes,  # bytes: raw codec
         partitions=topics.TRACK.partitions, use_partitioner=True,
     )
-    track_out = raw_topic(app, topics.TRACK)
-    fusion = raw_topic(app, topics.FUSION_INPUT)
-    area = site.name
+    sender = BatchSender(app)
+    area = site.name.encode()
     lon0, lat0, lon1, lat1 = site.bbox
 
     class _TableView:
         """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
 
         def __getitem__(self, mmsi: int) -> records.Track:
-            raw = table[str(mmsi).encode()]
-            return track_dec.decode(raw)
+            return track_dec.decode(table[str(mmsi).encode()])
 
         def get(self, mmsi: int, default: Any = None) -> Any:
             raw = table.get(str(mmsi).encode())
@@ -214,29 +283,26 @@ def _register_tracks(app: faust.App, site: Any) -> None:
 
     view = _TableView()
 
-    @app.agent(raw_topic(app, topics.AIS_POSITION, topics.AIS_STATIC), name="shorewatch.tracks")
+    @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
             pos: list[records.AisPosition] = []
             sta: list[records.AisStatic] = []
             for v in values:
-                # both record types are JSON objects; position reports carry "lat"
-                if b'"lat"' in v:
-                    pos.append(pos_dec.decode(v))
-                else:
-                    sta.append(static_dec.decode(v))
+                fb = fix_dec.decode(v)
+                pos += fb.positions
+                sta += fb.statics
             result = track_step(view, pos, sta, params)
             metrics.add(result.counters, prefix="tracks.")
             for tr in result.updates:
                 key = str(tr.mmsi).encode()
                 body = _enc.encode(tr)
                 table[key] = body
-                await track_out.send(key=key, value=body)
+                await sender.add(topics.TRACK, key, body)
                 if lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
-                    await fusion.send(
-                        key=area.encode(),
-                        value=_enc.encode(records.FusionInput(area=area, track=tr)),
-                    )
+                    await sender.add(topics.FUSION_INPUT, area, _enc.encode(
+                        records.FusionInput(area=site.name, track=tr)))
+            await sender.flush()
 
 
 def _register_feed(app: faust.App, site: Any) -> None:
@@ -274,8 +340,7 @@ def _register_area(app: faust.App, site: Any) -> None:
     ctx = AreaContext.from_site(site)
     in_dec = msgspec.json.Decoder(records.FusionInput)
     table = app.Table(
-        "shorewatch-areas", key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
+        "shorewatch-areas", key_type=bytes, value_type=bytes,  # bytes: raw codec
         partitions=topics.FUSION_INPUT.partitions, use_partitioner=True,
     )
     alerts = raw_topic(app, topics.ALERT)
@@ -315,6 +380,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(args.settings)
     app = create_app(settings, site_dir=args.site, agents=args.agents.split(","))
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True)
+    level = logging.getLevelName(args.loglevel.upper())
+
+    @app.task
+    async def _log_levels() -> None:
+        # The worker's log setup leaves library loggers at DEBUG behind a WARNING
+        # handler: every aiokafka debug call then builds a record for nothing.
+        for name in ("", "aiokafka", "faust", "mode"):
+            logging.getLogger(name).setLevel(level)
+
     worker.execute_from_commandline()
     return 0
 

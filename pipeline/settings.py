@@ -14,7 +14,9 @@ app_id                        ``shorewatch``       Faust application id = consum
 partitions                    4                    partitions of every topic (co-partitioning)
 table_store                   ``memory://``        Faust table store; state is rebuilt from
                                                    the changelog topics on start
-processing_guarantee          ``at_least_once``    or ``exactly_once`` (Kafka transactions)
+processing_guarantee          ``at_least_once``    the only one offered: the batched hot path
+                                                   writes through the idempotent producer,
+                                                   outside Kafka transactions
 site                          ``sites/haikou``     the site folder the worker serves
 worker_port                   6066                 the worker's web port (metrics, health)
 data_dir                      ``var/worker``       Faust's local data folder
@@ -92,10 +94,11 @@ class Settings:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"setting {name}: expected {kind}, got {value!r}") from exc
         settings = cls(**typed)
-        if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
+        if settings.processing_guarantee != "at_least_once":
             raise ConfigError(
                 f"setting processing_guarantee: {settings.processing_guarantee!r} is not "
-                "at_least_once or exactly_once"
+                "supported; Shorewatch processes at_least_once (agents flush and await their "
+                "outputs before their input offsets are committed)"
             )
         if settings.auto_offset_reset not in ("earliest", "latest"):
             raise ConfigError(

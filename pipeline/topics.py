@@ -3,10 +3,12 @@
 Co-partitioning (Faust tables must share partition count and key bytes with the
 stream that updates them):
 
-- ``ais.position`` and ``track`` are keyed by MMSI (decimal text) and have the same
-  partition count, so the per-MMSI track table (changelog
-  ``shorewatch-tracks-changelog``) lives on the partition of the positions that
-  update it.
+- ``ais.position``, ``ais.static`` and ``track`` are keyed by MMSI (decimal text) and
+  have the same partition count. The decode agent also writes each raw batch's
+  fixes, grouped by partition, to the internal ``ais.fixes`` topic: one record per
+  (raw batch, partition), written to the partition every MMSI in it hashes to. The
+  tracks agent consumes those few large records instead of one record per fix, and
+  its per-MMSI table lives on the same partitions.
 - ``fusion.input`` is keyed by area id (the site name) and carries track updates
   and camera frames re-keyed by area, so one worker holds the whole picture of one
   area; scale out with more areas.
@@ -86,6 +88,10 @@ DEADLETTER = TopicSpec(
     retention_ms=30 * DAY_MS,
 )
 
+AIS_FIXES = TopicSpec(
+    "shorewatch.ais.fixes.v1", "mmsi (partition set by MMSI)", records.FixBatch,
+    "ais.fixes.v1.json", retention_ms=1 * DAY_MS, internal=True,
+)
 FUSION_INPUT = TopicSpec(
     "shorewatch.fusion.input.v1", "area id", records.FusionInput, "fusion.input.v1.json",
     retention_ms=1 * DAY_MS, internal=True,
@@ -101,6 +107,7 @@ ALL: tuple[TopicSpec, ...] = (
     CAMERA_STATUS,
     ALERT,
     DEADLETTER,
+    AIS_FIXES,
     FUSION_INPUT,
 )
 

@@ -35,6 +35,7 @@ __all__ = [
     "CameraFrame",
     "CameraStatus",
     "DeadLetter",
+    "FixBatch",
     "FusionInput",
     "GeoPoint",
     "RawAisBatch",
@@ -372,6 +373,19 @@ class Alert(msgspec.Struct, kw_only=True):
     specversion: str = "1.0"
     datacontenttype: str = "application/json"
     subject: str | None = None
+
+
+class FixBatch(msgspec.Struct, kw_only=True):
+    """Internal: the decoded AIS of one raw batch that falls on one partition
+    (``shorewatch.ais.fixes.v1``), from the decode agent to the tracks agent.
+
+    Every MMSI in the batch hashes (Kafka's murmur2 of its decimal text) to the
+    partition the record is written to, the same partition ``ais.position`` and the
+    track table use for it. Key: the first MMSI's decimal text.
+    """
+
+    positions: list[AisPosition] = msgspec.field(default_factory=list)
+    statics: list[AisStatic] = msgspec.field(default_factory=list)
 
 
 class FusionInput(msgspec.Struct, kw_only=True):

@@ -41,7 +41,7 @@ def test_settings_environment_overrides_file(tmp_path: Path) -> None:
     [
         ("bogus: 1\n", "unknown setting(s): bogus"),
         ("partitions: many\n", "setting partitions: expected"),
-        ("processing_guarantee: maybe\n", "is not at_least_once or exactly_once"),
+        ("processing_guarantee: exactly_once\n", "is not supported; Shorewatch processes at_least_once"),
         ("- a list\n", "expected a mapping"),
     ],
 )
@@ -53,7 +53,10 @@ def test_bad_settings_file_is_a_clear_error(tmp_path: Path, text: str, message: 
 
 
 @pytest.mark.unit
-def test_missing_java_and_maven_named_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_java_and_maven_named_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHOREWATCH_KAFKA_DIR", str(tmp_path))  # no broker running there
     monkeypatch.setattr(localkafka.shutil, "which", lambda name: None)
     with pytest.raises(MissingToolError) as info:
         localkafka.up()
