@@ -485,7 +485,9 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
             Factor(
                 "ais_stopped_near_shore",
                 50.0,
-                f"AIS silent for more than {silence[i] / 1000:.0f} s ({th.ais_gap_factor:g} x {v.expected_interval_s[i]:.0f} s expected) while heading for the shore {v.coast_m[i]:.0f} m away at {speed[i]:.1f} kn",
+                f"AIS silent for more than {silence[i] / 1000:.0f} s ({th.ais_gap_factor:g} x {v.expected_interval_s[i]:.0f} s expected) "
+                f"{v.coast_m[i]:.0f} m from the coast, last course meeting land {v.landfall_m[i]:.0f} m ahead "
+                f"(about {v.landfall_m[i] / max(speed[i] * KNOT_MPS, 0.1) / 60:.0f} min at {speed[i]:.1f} kn)",
             )
         ]
         if night[j]:
