@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from pipeline.core.geo import haversine_m
+from pipeline.core.geo import bearing_deg, haversine_m
 
 __all__ = [
     "KNOT_MPS",
@@ -111,7 +111,7 @@ def classify_mmsi(mmsi) -> tuple[np.ndarray, np.ndarray]:
     :returns: ``(kind_code, mid)``: int8 index into :data:`MMSI_KINDS`, and int64 MID
         (-1 when the class has none or the number is invalid)
 
-    >>> k, m = classify_mmsi([412123456, 2412345, 111413123, 970123456, 99412345, 123456789])
+    >>> k, m = classify_mmsi([412123456, 4122345, 111413123, 970123456, 99412345, 123456789])
     >>> [MMSI_KINDS[i] for i in k], m.tolist()
     (['ship', 'coast_station', 'sar_aircraft', 'sart', 'invalid', 'invalid'], [412, 412, 413, -1, -1, -1])
     """
@@ -408,8 +408,6 @@ def step_tracks(
     implied_kn = implied_mps / KNOT_MPS
     implied_out[order[ai]] = implied_kn
     # implied velocity direction from the raw displacement
-    from pipeline.core.geo import bearing_deg  # local import keeps the module header short
-
     brg = np.radians(np.where(has_prev, bearing_deg(plon[ai], plat[ai], lona, lata), 0.0))
     use_imp = has_prev & (dt_s >= min_implied_dt_s)
     ve_imp = np.where(use_imp, raw_mps * np.sin(brg), np.nan)
