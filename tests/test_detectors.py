@@ -516,3 +516,46 @@ def test_episode_update_when_severity_changes():
     assert land[1].id == f"{land[1].data.alert_id}/1"
     assert "identity_anomaly" in {f.name for f in land[1].data.factors}
     assert land[1].data.severity > land[0].data.severity
+
+
+def test_rendezvous_with_a_class_b_boat_reporting_every_3_min():
+    # Class B "CS" below 2 kn reports every 3 min (ITU-R M.1371); one lost report must not
+    # break the meeting
+    ps = []
+    for k in range(0, 25 * 60, 180):
+        if k == 540:
+            continue  # a lost report: 6 min between fixes
+        ps.append(fix(412000801, NIGHT + k * 1000, 110.1, lat_at(5500), 0.2, 90.0, msg_type=18))
+    for k in range(0, 25 * 60, 10):
+        ps.append(fix(412000802, NIGHT + k * 1000 + 3, 110.1, lat_at(5650), 0.3, 90.0))
+    ss = [named(412000801, NIGHT, "MIN YU 8", "BAA8"), named(412000802, NIGHT, "MOTHER", "BAA9")]
+    _, alerts = run(ctx(), ps, ss)
+    (rv,) = [a for a in alerts if a.data.kind == "rendezvous" and a.data.status == "open"]
+    assert rv.data.event_time == _iso(NIGHT + 1000 + 900_000)
+
+
+def test_vessel_that_switches_ais_off_and_lands_in_camera_view():
+    """AIS on while the camera confirms the match, then AIS off 600 m out; the camera keeps
+    tracking the boat to a stop on the beach: the landing is alerted on that MMSI."""
+    cam = camera()
+    c = ctx({"cam1": cam})
+    m = 412000901
+    ps, frames = [], []
+    for k in range(0, 700):
+        t = NIGHT + k * 1000
+        dist = max(40.0, 1200 - k * 3.0)  # 6 kn towards the beach, stops at 40 m
+        lat = lat_at(dist)
+        if k < 200 and k % 10 == 0:  # AIS every 10 s until 600 m out
+            ps.append(fix(m, t, 110.102, lat, 5.8, 180.0))
+        frames.append(frame("cam1", t + 1, [det_at(cam, 3, 110.102, lat)]))
+    _, alerts = run(
+        c, ps, [named(m, NIGHT, "QIONG YU 9", "BQY9", length=14)], frames=frames, batch_s=5
+    )
+    land = [a for a in alerts if a.data.kind == "unusual_landing" and a.data.status == "open"]
+    assert len(land) == 1
+    a = land[0]
+    assert a.data.vessel.mmsi == m and a.data.vessel.dark and a.data.vessel.name == "QIONG YU 9"
+    assert a.data.vessel.track_id == "cam:cam1:3"
+    assert {"stopped_at_shore", "ais_off", "night"} <= {f.name for f in a.data.factors}
+    assert "no_ais" not in {f.name for f in a.data.factors}
+    assert a.data.alert_id.startswith(f"unusual_landing:mmsi:{m}:")
