@@ -689,6 +689,9 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
     valid = []
     seen_ids: set[int] = set()
     for d in fr.detections:
+        if d.track_id < 0:  # a tentative image track (pipeline.core.mot): not a target yet
+            st.count("detections.tentative")
+            continue
         why = _detection_problem(d)
         if why is None and d.track_id in seen_ids:
             why = "duplicate_track_id"
