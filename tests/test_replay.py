@@ -202,3 +202,18 @@ def test_alerts_validate_against_the_published_schema(scenario):
     assert alerts
     for a in alerts:
         jsonschema.validate(json.loads(msgspec.json.encode(a)), schema)
+
+
+@pytest.mark.unit
+def test_replay_analyses_a_video_as_a_site_camera(shared, tmp_path, capsys):
+    """`--camera CAM=VIDEO` runs pipeline.vision on the real clip (motion detector, so no
+    model weights are needed) and feeds the frames to the same engine."""
+    pytest.importorskip("cv2")
+    from pipeline.cli import main
+
+    out = tmp_path / "alerts.jsonl"
+    clip = shared / "data/video/clip-01/clip-01.mp4"
+    rc = main(["replay", "--site", str(SITE), "--camera", f"hk-west-01={clip}",
+               "--video-start", "2026-03-07T20:00:00Z", "--model-dir", "none", "--out", str(out)])  # fmt: skip
+    assert rc == 0 and out.exists()
+    assert "frames 10" in capsys.readouterr().err  # 10 s of video at 1 frame/s
