@@ -1107,8 +1107,10 @@ def area_step(
     st = state if state is not None else AreaState()
     th = ctx.thresholds
     if st.context != ctx.fingerprint:  # new geometry or thresholds: cached geometry is stale
-        for o in [*st.vessels.values(), *st.targets.values()]:
-            o.geo = []
+        for v in st.vessels.values():
+            v.geo = []
+        for tg in st.targets.values():
+            tg.geo = []
         st.context = ctx.fingerprint
     tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
     items = sorted(
