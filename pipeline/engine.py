@@ -25,6 +25,24 @@ evaluation times are therefore a function of the input stream alone, so the aler
 depend on how a time-ordered stream is split into batches (tested with Hypothesis). Each
 alert carries the event time at which its condition became true, computed exactly (e.g.
 stop start + dwell), not the evaluation time.
+
+**Batching of tracks.** :func:`track_step` publishes one Track per MMSI per batch (its
+last state). The detectors read the event-time marks the Track carries (first fix, start
+of the current stop and slow runs, first impossible-speed jump, identity change), so the
+alerts depend on the fixes, not on how the track agent batched them; only the evidence
+trail and the AIS positions association sees are sampled at the batch ends.
+
+**Quiet areas.** Detectors run when input arrives (cameras send a frame per second even
+when they see nothing). A driver that wants conditions to mature without input may call
+:func:`flush_area` with a time of its own; replay does not, so do not expect identical
+alerts from a driver that does.
+
+**Alerts.** Every condition is an episode keyed by ``<kind>|<subject>`` (subject
+``mmsi:<n>``, ``cam:<camera>:<track>``, ``pair:<a>+<b>`` or ``seen:<camera>:<mmsi>``): an
+``open`` event when it first holds, ``update`` events when its severity or factors
+change, ``closed`` after it has not held for :attr:`Thresholds.episode_close_s`. The alert
+id is ``<kind>:<subject>:<start_t_ms>`` and the CloudEvent id ``<alert id>/<seq>``, so both
+drivers produce the same ids.
 """
 
 from __future__ import annotations
