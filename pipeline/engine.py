@@ -86,6 +86,7 @@ __all__ = [
     "TrackStepResult",
     "area_step",
     "evict_tracks",
+    "flush_area",
     "iso_utc",
     "track_step",
 ]

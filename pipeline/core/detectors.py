@@ -39,6 +39,7 @@ __all__ = [
     "identity_anomaly",
     "impossible_speed",
     "loitering",
+    "rendezvous",
     "rendezvous_pairs",
     "unusual_landing",
 ]
