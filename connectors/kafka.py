@@ -43,7 +43,7 @@ class RecordProducer:
     async def start(self) -> None:
         try:
             await asyncio.wait_for(self._producer.start(), self.start_timeout_s)
-        except (asyncio.TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
+        except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
             try:
                 await self._producer.stop()
             except Exception:  # noqa: BLE001 - keep the original cause

@@ -28,7 +28,7 @@ async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
     )
     try:
         await asyncio.wait_for(client.start(), timeout_s)
-    except (asyncio.TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
+    except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
         await _close_quietly(client)
         raise BrokerUnreachable(
             f"Kafka at {bootstrap} did not answer within {timeout_s:g} s ({type(exc).__name__}: {exc})"
@@ -52,7 +52,7 @@ async def acheck_broker(bootstrap: str, timeout_s: float = 10.0) -> int:
     client = await _admin(bootstrap, timeout_s)
     try:
         names = await asyncio.wait_for(client.list_topics(), timeout_s)
-    except (asyncio.TimeoutError, KafkaError) as exc:
+    except (TimeoutError, KafkaError) as exc:
         raise BrokerUnreachable(f"Kafka at {bootstrap}: list topics failed: {exc}") from exc
     finally:
         await _close_quietly(client)

@@ -158,7 +158,8 @@ class BatchSender:
         self._partition_cache: dict[bytes, int] = {}
 
     def _producer(self) -> Any:
-        return self.app.producer._ensure_producer()  # the aiokafka producer Faust started
+        # the aiokafka producer Faust started (an IdempotentProducer)
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]
 
     def partition(self, key: bytes, n_partitions: int) -> int:
         """Kafka's default partition of ``key`` (murmur2), as every producer computes it."""
@@ -292,7 +293,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 fb = fix_dec.decode(v)
                 pos += fb.positions
                 sta += fb.statics
-            result = track_step(view, pos, sta, params)
+            result = track_step(view, pos, sta, params)  # type: ignore[arg-type]
             metrics.add(result.counters, prefix="tracks.")
             for tr in result.updates:
                 key = str(tr.mmsi).encode()

@@ -76,10 +76,11 @@ def position_sentences(data_dir: Path) -> list[str]:
     return out
 
 
-def sentinel(mmsi: int, t_ms: int) -> str:
+def sentinel(mmsi: int, t_ms: int, lon: float = 110.3, lat: float = 20.05) -> str:
+    """A tagged type 1 sentence of ``mmsi`` at ``t_ms``, used as a probe through the pipeline."""
     from pyais.encode import encode_dict
 
-    (sentence,) = encode_dict({"type": 1, "mmsi": mmsi, "lon": 110.3, "lat": 20.05,
+    (sentence,) = encode_dict({"type": 1, "mmsi": mmsi, "lon": lon, "lat": lat,
                                "speed": 1.0, "course": 90.0}, talker_id="AI")
     return _tag(t_ms) + sentence
 

@@ -59,27 +59,29 @@ def _start_worker(bootstrap: str, site: Path, out: Path) -> subprocess.Popen:
 
 
 async def _wait_ready(bootstrap: str, worker: subprocess.Popen, out: Path, timeout_s: float) -> None:
-    """Wait until the worker's consumer group is stable with every partition assigned."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    """Wait until the worker consumes: a probe fix (far outside the site, so it never
+    reaches fusion) must come out as a track update."""
+    from connectors.kafka import RecordProducer
+    from pipeline.bench_e2e import TrackReader, sentinel, sentinel_mmsis
+    from schemas import records
 
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await client.start()
+    reader = TrackReader(bootstrap)
+    await reader.start()
+    marks = sentinel_mmsis(topics.TRACK.partitions)
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError("worker exited:\n" + (out / "worker.log").read_text()[-3000:])
-            groups = [g[0] for g in await client.list_consumer_groups() if g[0].startswith("demo-")]
-            if groups:
-                desc = await client.describe_consumer_groups(groups)
-                for d in desc:
-                    for g in d.groups:
-                        if g.group_state == "Stable" and g.members:
-                            await asyncio.sleep(2.0)  # partitions seeked to their end
-                            return
-            await asyncio.sleep(0.5)
+        async with RecordProducer(bootstrap, client_id="shorewatch-demo-probe") as producer:
+            while time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    raise RuntimeError("worker exited:\n" + (out / "worker.log").read_text()[-3000:])
+                now = int(time.time() * 1000)
+                lines = [sentinel(m, now, lon=10.0, lat=56.0) for m in marks]
+                await producer.send_and_wait(topics.AIS_RAW, "demo:probe", records.RawAisBatch(
+                    source="demo:probe", lines=lines, rx_t_ms=[now] * len(lines)))
+                if await reader.until(set(marks), 5.0):
+                    return
     finally:
-        await client.close()
+        await reader.stop()
     raise RuntimeError(f"worker not ready within {timeout_s:.0f} s; see {out / 'worker.log'}")
 
 

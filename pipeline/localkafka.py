@@ -77,7 +77,7 @@ def _require_tools() -> tuple[str, str]:
         missing.append("Java 17+ (Debian: apt-get install openjdk-17-jre-headless)")
     if mvn is None:
         missing.append("Maven (Debian: apt-get install maven)")
-    if missing:
+    if java is None or mvn is None:
         raise MissingToolError(
             "the local Kafka broker needs " + " and ".join(missing)
             + "; or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
@@ -86,7 +86,7 @@ def _require_tools() -> tuple[str, str]:
     major = _java_major(out)
     if major is not None and major < 17:
         raise MissingToolError(f"Kafka 4 needs Java 17 or newer, found Java {major}: {out.splitlines()[0]}")
-    return java, mvn  # type: ignore[return-value]
+    return java, mvn
 
 
 def _java_major(version_text: str) -> int | None:
@@ -255,7 +255,7 @@ def up(timeout_s: float = START_TIMEOUT_S) -> BrokerInfo:
     meta = _read_meta() or {}
     port = meta.get("port")
     cport = meta.get("controller_port")
-    cluster_id = meta.get("cluster_id")
+    cluster_id: str | None = meta.get("cluster_id")
     reformat_why = ""
     if not (port and cport) or _port_open(port) or _port_open(cport):
         if port:
@@ -271,6 +271,7 @@ def up(timeout_s: float = START_TIMEOUT_S) -> BrokerInfo:
                   file=sys.stderr)
         cluster_id = _format(java, libs, props, data)
     log_path = rdir / "kafka.log"
+    assert cluster_id is not None  # formatted above when unknown
     for attempt in (1, 2):
         info = _start(java, libs, props, log_path, port, cport, cluster_id, timeout_s)
         if info:

@@ -275,12 +275,12 @@ def decode_positions(
         layout = LAYOUTS[t]
         nchars = (_MIN_BITS[t] + 5) // 6
         v6 = _sixbit(np.ascontiguousarray(windows[starts[index[sel]], :nchars].T))
-        raw = {name: _extract(v6, *spec) for name, spec in layout.items()}
-        _convert(raw, t)
+        fields = {name: _extract(v6, *spec) for name, spec in layout.items()}
+        _convert(fields, t)
         if whole:
-            out = raw
+            out = fields
             break
-        for name, arr in raw.items():
+        for name, arr in fields.items():
             dst = out.get(name)
             if dst is None:
                 dst = out[name] = _empty_field(name, m)
