@@ -491,6 +491,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     pairs are forgotten after their idle limits.
 
     :param context: :attr:`AreaContext.fingerprint` of the context the caches were built with
+    :param first_t_ms: event time of the area's first input, ms UTC (-1: none)
     :param watermark_t_ms: largest event time seen, ms UTC (-1: none)
     :param tick: the tick (``t_ms // eval_tick``) holding input not yet evaluated (-1: none)
     :param vessels: AIS vessels by MMSI: last track, trail, matched detections
@@ -507,6 +508,7 @@ class AreaState(msgspec.Struct, kw_only=True):
 
     version: int = 1
     context: str = ""
+    first_t_ms: int = -1
     watermark_t_ms: int = -1
     tick: int = -1
     vessels: dict[int, _Vessel] = msgspec.field(default_factory=dict)
@@ -856,7 +858,8 @@ def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
     if v is None:
         return tg.mmsi < 0
     tr = v.track
-    silence_ms = max(th.ais_gap_factor * tr.expected_interval_s, th.ais_gap_min_s) * 1000.0
+    stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
+    silence_ms = float(det.silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
     return tg.t_ms > tr.t_ms + silence_ms
 
 
@@ -907,6 +910,7 @@ def _view(
         dark=col([False] * na + [True] * nd, bool),
         t_ms=t_ms, lon=lon, lat=lat, sog_kn=sog, cog_deg=cog,
         expected_interval_s=col([t.expected_interval_s for t in trk] + [np.nan] * nd),
+        stopped_interval_s=col([180.0 if t.ais_class == "B" else t.expected_interval_s for t in trk] + [np.nan] * nd),
         stopped_since_t_ms=col(
             [-1 if t.stopped_since_t_ms is None else t.stopped_since_t_ms for t in trk]
             + [tg.anchor_t_ms if tg.anchor_t_ms >= 0 and tg.t_ms - tg.anchor_t_ms >= dwell_ms else -1 for tg in targets],
@@ -1036,7 +1040,7 @@ def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
         view = dataclasses.replace(view, recent_rendezvous=recent)
     conds += det.unusual_landing(view, now, th)
     conds += det.dark_approach(view, now, th)
-    conds += det.dark_vessel(view, now, th)
+    conds += det.dark_vessel(view, now, th, st.first_t_ms)
     conds += det.loitering(view, now, th)
     conds += det.identity_anomaly(view, now, th)
     conds += det.impossible_speed(view, now, th)
@@ -1148,6 +1152,8 @@ def area_step(
         elif k < st.tick and not (kind == 0 and _identity_refresh(st, tracks[i])):
             st.count("late")
         st.watermark_t_ms = max(st.watermark_t_ms, t)
+        if st.first_t_ms < 0:
+            st.first_t_ms = t
         if kind == 0:
             if _apply_track(st, tracks[i], th):
                 cache.vessels = None

@@ -122,6 +122,9 @@ class Thresholds:
         (house default 5 min: camera geo-referencing noise and missed detections make
         conditions flicker; one alert per vessel per episode)
     :param eval_tick_s: detectors run once per tick of event time that received input, s
+    :param warmup_s: no dark_vessel before the area has seen this much input time, s (2 ×
+        the 3 min interval of a moored or slow vessel, ITU-R M.1371: the AIS picture is
+        incomplete at start-up)
     :param trail_max_points: trail points kept per vessel or target (evidence)
     :param trail_max_age_s: trail points older than this are dropped, s
     :param target_forget_s: the area forgets a camera target unseen this long, s
@@ -163,6 +166,7 @@ class Thresholds:
     vessel_forget_s: float = 3600.0
     episode_close_s: float = 300.0
     eval_tick_s: float = 1.0
+    warmup_s: float = 360.0
     trail_max_points: int = 60
     trail_max_age_s: float = 3600.0
     target_forget_s: float = 600.0
@@ -248,6 +252,7 @@ class VesselView:
     :param sog_kn: last speed over ground (estimated for camera targets), knots
     :param cog_deg: last course over ground, degrees
     :param expected_interval_s: ITU-R M.1371 interval for class and speed, s (NaN for dark)
+    :param stopped_interval_s: the interval of the same vessel stopped, s (Class B: 180)
     :param stopped_since_t_ms: start of the current stop, ms (-1: moving)
     :param slow_since_t_ms: start of the current run below 2 kn, ms (-1: faster)
     :param first_t_ms: first fix or sighting, ms
@@ -281,6 +286,7 @@ class VesselView:
     sog_kn: np.ndarray
     cog_deg: np.ndarray
     expected_interval_s: np.ndarray
+    stopped_interval_s: np.ndarray
     stopped_since_t_ms: np.ndarray
     slow_since_t_ms: np.ndarray
     first_t_ms: np.ndarray
@@ -307,14 +313,22 @@ class VesselView:
         return int(self.mmsi.shape[0])
 
 
+def silence_limit_s(expected_interval_s, stopped_interval_s, th: Thresholds) -> np.ndarray:
+    """Silence after which AIS counts as off, s: the largest of k × the expected interval,
+    the minimum, and two intervals of the vessel had it just stopped (a Class B "CS" below
+    2 kn reports only every 3 min, ITU-R M.1371, so a boat slowing down goes quiet).
+
+    :param expected_interval_s: interval for the last fix's class and speed, s
+    :param stopped_interval_s: interval of the same vessel stopped, s
+    """
+    e = np.nan_to_num(np.asarray(expected_interval_s, dtype=np.float64), nan=0.0)
+    s = np.nan_to_num(np.asarray(stopped_interval_s, dtype=np.float64), nan=0.0)
+    return np.maximum(np.maximum(th.ais_gap_factor * e, th.ais_gap_min_s), 2.0 * s)
+
+
 def ais_silence_ms(v: VesselView, th: Thresholds) -> np.ndarray:
-    """Silence after which AIS counts as off: max(k × expected interval, minimum), ms."""
-    return (
-        np.maximum(
-            th.ais_gap_factor * np.nan_to_num(v.expected_interval_s, nan=0.0), th.ais_gap_min_s
-        )
-        * 1000.0
-    )
+    """:func:`silence_limit_s` of every row, ms."""
+    return silence_limit_s(v.expected_interval_s, v.stopped_interval_s, th) * 1000.0
 
 
 def _night(v: VesselView, rows: np.ndarray, t_ms: np.ndarray, th: Thresholds) -> np.ndarray:
@@ -512,9 +526,13 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     return out
 
 
-def dark_vessel(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condition]:
+def dark_vessel(
+    v: VesselView, now_t_ms: int, th: Thresholds, area_start_t_ms: int = -1
+) -> list[Condition]:
     """A camera target (seen in ``dark_min_hits`` frames or more, not lost) with no AIS
-    match for ``dark_vessel_min_s``. Start = unmatched since + that time.
+    match for ``dark_vessel_min_s``. Start = unmatched since + that time, and not before
+    ``warmup_s`` after the area's first input (``area_start_t_ms``): until then the AIS
+    picture is incomplete (a moored vessel reports every 3 min).
 
     Severity 40, + night 20, + within ``landing_coast_m`` of the coast 10.
     """
@@ -527,8 +545,13 @@ def dark_vessel(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condition]
         & (v.unmatched_since_t_ms + th.dark_vessel_min_s * 1000.0 <= now_t_ms)
         & (now_t_ms - v.t_ms <= th.camera_lost_s * 1000.0)
     )
+    if area_start_t_ms >= 0:
+        ok &= area_start_t_ms + th.warmup_s * 1000.0 <= now_t_ms
     rows = np.flatnonzero(ok)
-    start = (v.unmatched_since_t_ms[rows] + th.dark_vessel_min_s * 1000.0).astype(np.int64)
+    start = np.maximum(
+        v.unmatched_since_t_ms[rows] + th.dark_vessel_min_s * 1000.0,
+        area_start_t_ms + th.warmup_s * 1000.0 if area_start_t_ms >= 0 else 0.0,
+    ).astype(np.int64)
     night = _night(v, rows, start, th) if rows.size else np.zeros(0, bool)
     out = []
     for j, i in enumerate(rows.tolist()):
