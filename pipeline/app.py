@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None, site_dir: str | None = None,
         if "feed" in wanted:
             _register_feed(app, site)
         if "area" in wanted:
-            _register_area(app, site)
+            _register_area(app, site, settings.area_lateness_ms)
     if settings.worker_port > 0:
         _register_metrics_view(app)
     return app
@@ -254,8 +254,12 @@ def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.D
     )
 
 
+#: event time between two sweeps for idle tracks, ms
+EVICT_SWEEP_MS = 60_000
+
+
 def _register_tracks(app: faust.App, site: Any) -> None:
-    from pipeline.engine import TrackParams, track_step
+    from pipeline.engine import TrackParams, evict_tracks, track_step
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     params = TrackParams()
@@ -282,7 +286,11 @@ def _register_tracks(app: faust.App, site: Any) -> None:
         def __contains__(self, mmsi: object) -> bool:
             return str(mmsi).encode() in table
 
+        def values(self) -> list[records.Track]:
+            return [track_dec.decode(v) for v in table.values()]
+
     view = _TableView()
+    last_sweep_t_ms = [0]
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
@@ -295,14 +303,27 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 sta += fb.statics
             result = track_step(view, pos, sta, params)  # type: ignore[arg-type]
             metrics.add(result.counters, prefix="tracks.")
+            newest_t_ms = last_sweep_t_ms[0]
             for tr in result.updates:
                 key = str(tr.mmsi).encode()
                 body = _enc.encode(tr)
                 table[key] = body
+                newest_t_ms = max(newest_t_ms, tr.t_ms)
                 await sender.add(topics.TRACK, key, body)
-                if lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
+                # the predicate replay uses: live updates inside the site's bbox
+                if tr.event == "update" and lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
                     await sender.add(topics.FUSION_INPUT, area, _enc.encode(
                         records.FusionInput(area=site.name, track=tr)))
+            if newest_t_ms - last_sweep_t_ms[0] >= EVICT_SWEEP_MS:
+                # idle tracks leave the table (a tombstone in its changelog) and are
+                # published once more with event="evicted"
+                if last_sweep_t_ms[0]:
+                    for tr in evict_tracks(view, newest_t_ms, params):
+                        key = str(tr.mmsi).encode()
+                        del table[key]
+                        await sender.add(topics.TRACK, key, _enc.encode(tr))
+                        metrics.add({"tracks.evicted": 1})
+                last_sweep_t_ms[0] = newest_t_ms
             await sender.flush()
 
 
@@ -334,11 +355,11 @@ def _register_feed(app: faust.App, site: Any) -> None:
                               value=_enc.encode(records.FusionInput(area=area, frame=frame)))
 
 
-def _register_area(app: faust.App, site: Any) -> None:
+def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
     from pipeline.engine import AreaContext, AreaState, area_step
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
-    ctx = AreaContext.from_site(site)
+    ctx = AreaContext.from_site(site, lateness_ms=lateness_ms)
     in_dec = msgspec.json.Decoder(records.FusionInput)
     table = app.Table(
         "shorewatch-areas", key_type=bytes, value_type=bytes,  # bytes: raw codec

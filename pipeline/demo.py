@@ -42,9 +42,12 @@ def _say(text: str) -> None:
     print(f"\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"== {text}", flush=True)
 
 
-def _start_worker(bootstrap: str, site: Path, out: Path) -> subprocess.Popen:
+def _start_worker(bootstrap: str, site: Path, out: Path, speed: float) -> subprocess.Popen:
     env = dict(os.environ)
     env.update({
+        # replayed at `speed` times real time, a second of path latency is `speed` seconds
+        # of event time: the area waits that long for the slower AIS path
+        "SHOREWATCH_AREA_LATENESS_MS": str(int(1000 * speed)),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
         "SHOREWATCH_WORKER_PORT": "0",
@@ -110,7 +113,7 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
           + ", ".join(f"{n} {k}" for k, n in sorted(planted.items())), flush=True)
 
     _say("starting a Faust worker")
-    worker = _start_worker(bootstrap, site_dir, out)
+    worker = _start_worker(bootstrap, site_dir, out, args.speed)
     alerts: list[records.Alert] = []
     try:
         await _wait_ready(bootstrap, worker, out, 90)

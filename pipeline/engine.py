@@ -397,18 +397,23 @@ class AreaContext:
     source: str = ""
     fusion: FusionParams = field(default_factory=FusionParams)
     bbox: tuple[float, float, float, float] | None = None
+    lateness_ms: int = 0
 
     def __post_init__(self) -> None:
         if not self.source:
             object.__setattr__(self, "source", f"shorewatch/{self.site}")
 
     @classmethod
-    def from_site(cls, site: Any, fusion: FusionParams | None = None) -> AreaContext:
+    def from_site(cls, site: Any, fusion: FusionParams | None = None,
+                  lateness_ms: int = 0) -> AreaContext:
         """From a :class:`pipeline.site.Site`.
 
+        :param lateness_ms: event-time disorder the area waits out before it processes
+            input (see :func:`area_step`); 0 for time-ordered input such as replay
         :raises ConfigError: on unknown or malformed thresholds
         """
         return cls(
+            lateness_ms=int(lateness_ms),
             site=site.name,
             geometry=site.geometry(),
             cameras={c.id: c.model() for c in site.cameras},
@@ -504,6 +509,9 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param met_t_ms: subject -> last time it was in a rendezvous
     :param episodes: open alert episodes by ``<kind>|<subject>``
     :param counters: cumulative counts (skipped frames, invalid detections, late input, ...)
+    :param held_tracks: input waiting out the area's lateness (see :func:`area_step`)
+    :param held_frames: the same, camera frames
+    :param held_until_t_ms: largest input event time seen by the reorder stage, ms UTC
     """
 
     version: int = 1
@@ -521,6 +529,9 @@ class AreaState(msgspec.Struct, kw_only=True):
     met_t_ms: dict[str, int] = msgspec.field(default_factory=dict)
     episodes: dict[str, _Episode] = msgspec.field(default_factory=dict)
     counters: dict[str, int] = msgspec.field(default_factory=dict)
+    held_tracks: list[Track] = msgspec.field(default_factory=list)
+    held_frames: list[CameraFrame] = msgspec.field(default_factory=list)
+    held_until_t_ms: int = -1
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""
@@ -1128,6 +1139,32 @@ def area_step(
     :returns: the new state and the alert events (open / update / closed), in order
     """
     st = state if state is not None else AreaState()
+    if ctx.lateness_ms > 0:
+        tracks, frames = _release_in_order(st, tracks, frames, ctx.lateness_ms)
+    return _area_step_ordered(st, tracks, frames, ctx)
+
+
+def _release_in_order(
+    st: AreaState, tracks: Sequence[Track], frames: Sequence[CameraFrame], lateness_ms: int
+) -> tuple[list[Track], list[CameraFrame]]:
+    """The reorder stage: hold input until the largest event time seen is ``lateness_ms``
+    past it, then release it. Two inputs whose paths to the area differ in latency (AIS
+    through decode and tracks, frames straight from the camera) thus reach the detectors
+    in event-time order, as in replay, as long as their disorder stays within the
+    lateness; input later than that is still applied, and counted as ``late``."""
+    held_t = st.held_tracks + list(tracks)
+    held_f = st.held_frames + list(frames)
+    newest = max([st.held_until_t_ms, *(x.t_ms for x in tracks), *(x.t_ms for x in frames)])
+    st.held_until_t_ms = newest
+    cut = newest - lateness_ms
+    st.held_tracks = [x for x in held_t if x.t_ms > cut]
+    st.held_frames = [x for x in held_f if x.t_ms > cut]
+    return [x for x in held_t if x.t_ms <= cut], [x for x in held_f if x.t_ms <= cut]
+
+
+def _area_step_ordered(
+    st: AreaState, tracks: Sequence[Track], frames: Sequence[CameraFrame], ctx: AreaContext
+) -> tuple[AreaState, list[Alert]]:
     th = ctx.thresholds
     if st.context != ctx.fingerprint:  # new geometry or thresholds: cached geometry is stale
         for v in st.vessels.values():
@@ -1169,6 +1206,10 @@ def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None
     th = ctx.thresholds
     tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
     out: list[Alert] = []
+    if state.held_tracks or state.held_frames:  # input still waiting out the lateness
+        held_t, held_f = state.held_tracks, state.held_frames
+        state.held_tracks, state.held_frames = [], []
+        out += _area_step_ordered(state, held_t, held_f, ctx)[1]
     if state.tick >= 0:
         out += _evaluate(state, (state.tick + 1) * tick_ms, ctx)
         state.tick = -1

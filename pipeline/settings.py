@@ -23,6 +23,8 @@ data_dir                      ``var/worker``       Faust's local data folder
 evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
 raw_batch_lines               500                  at most this many lines per raw AIS record
 auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
+area_lateness_ms              500                  event-time disorder between the AIS and
+                                                   camera paths an area waits out, ms
 ============================  ===================  ==========================================
 """
 
@@ -56,6 +58,7 @@ class Settings:
     evidence_dir: str = "var/evidence"
     raw_batch_lines: int = 500
     auto_offset_reset: str = "earliest"
+    area_lateness_ms: int = 500
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
