@@ -471,7 +471,8 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
 
     "Heading for shore": moving at ``approach_min_speed_kn`` or more on a course that
     meets land within ``approach_landfall_m``, farther than ``approach_port_margin_m`` from
-    every authorised zone.
+    every authorised zone. A vessel already at the waterline (within ``landing_coast_m``)
+    is left to :func:`unusual_landing`.
     Severity 50, + night 20, + small craft 5, + identity anomalies 10.
     """
     if len(v) == 0:
@@ -487,6 +488,7 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
         (~v.dark)
         & heading_in
         & (v.coast_m <= th.approach_coast_m)
+        & (v.coast_m > th.landing_coast_m)  # at the waterline it is unusual_landing's case
         & _outside(v, th)
         & (v.t_ms + silence < now_t_ms)
         & ~v.on_land
