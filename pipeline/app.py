@@ -291,6 +291,8 @@ def _register_tracks(app: faust.App, site: Any) -> None:
 
     view = _TableView()
     last_sweep_t_ms = [0]
+    # static reports of MMSIs with no position yet wait for the next batch (as in replay)
+    orphans: dict[int, records.AisStatic] = {}
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
@@ -301,7 +303,15 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 fb = fix_dec.decode(v)
                 pos += fb.positions
                 sta += fb.statics
+            if orphans:
+                sta = [*orphans.values(), *sta]
+                orphans.clear()
             result = track_step(view, pos, sta, params)  # type: ignore[arg-type]
+            for st in result.orphan_statics:
+                orphans[st.mmsi] = st
+            if len(orphans) > 100_000:  # a flood of statics without positions stays bounded
+                metrics.add({"tracks.orphan_statics_dropped": len(orphans)})
+                orphans.clear()
             metrics.add(result.counters, prefix="tracks.")
             newest_t_ms = last_sweep_t_ms[0]
             for tr in result.updates:
@@ -366,6 +376,8 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
         partitions=topics.FUSION_INPUT.partitions, use_partitioner=True,
     )
     alerts = raw_topic(app, topics.ALERT)
+    # decoded state of each area this worker last wrote, beside the bytes it wrote
+    live: dict[bytes, tuple[Any, Any]] = {}
 
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
@@ -384,9 +396,15 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
                     continue
                 key = name.encode()
                 raw = table.get(key)
-                state = AreaState.from_bytes(raw) if raw else None
+                cached = live.get(key)
+                if cached is not None and raw is cached[0]:
+                    state = cached[1]  # the table still holds what this worker wrote last
+                else:  # first batch, or the table was recovered from its changelog
+                    state = AreaState.from_bytes(raw) if raw else None
                 state, out = area_step(state, trs, frs, ctx)
-                table[key] = state.to_bytes()
+                body = state.to_bytes()
+                table[key] = body
+                live[key] = (table.get(key), state)
                 metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
                 for a in out:
                     await alerts.send(key=a.data.alert_id.encode(), value=_enc.encode(a))

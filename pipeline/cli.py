@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # onvif-zeep-async configures the root logger at INFO when imported
     )
     try:
         return int(args.func(args) or 0)

@@ -27,8 +27,10 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -46,8 +48,8 @@ def _start_worker(bootstrap: str, site: Path, out: Path, speed: float) -> subpro
     env = dict(os.environ)
     env.update({
         # replayed at `speed` times real time, a second of path latency is `speed` seconds
-        # of event time: the area waits that long for the slower AIS path
-        "SHOREWATCH_AREA_LATENESS_MS": str(int(1000 * speed)),
+        # of event time: the area waits out two seconds of it for the slower AIS path
+        "SHOREWATCH_AREA_LATENESS_MS": str(int(2000 * speed)),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
         "SHOREWATCH_WORKER_PORT": "0",
@@ -88,10 +90,87 @@ async def _wait_ready(bootstrap: str, worker: subprocess.Popen, out: Path, timeo
     raise RuntimeError(f"worker not ready within {timeout_s:.0f} s; see {out / 'worker.log'}")
 
 
-async def _run(args: argparse.Namespace, bootstrap: str) -> int:
+async def run_through_pipeline(
+    bootstrap: str, site_dir: Path, night_dir: Path, start: datetime, speed: float, *,
+    on_alert: Callable[[Any], None] | None = None, quiet_s: float = 8.0, max_wait_s: float = 30.0,
+) -> list[Any]:
+    """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
+    through a fresh worker of the real pipeline and return the alerts it publishes.
+
+    The AIS goes through the AIS connector's file replay, the frames through the record
+    replay, both paced at ``speed`` times real time from ``start``. The worker is a
+    subprocess with its own consumer group; it is stopped at the end.
+
+    :param on_alert: called with each alert as it arrives
+    :param quiet_s: after the input ends, wait until no alert came for this long, s
+    :param max_wait_s: but no longer than this, s
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
     from connectors.ais import KafkaSink, replay_file
-    from connectors.alerts import format_alert
     from connectors.kafka import RecordProducer, replay_records
+    from schemas import records
+
+    worker = _start_worker(bootstrap, site_dir, night_dir, speed)
+    alerts: list[records.Alert] = []
+    try:
+        await _wait_ready(bootstrap, worker, night_dir, 90)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        parts = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+        alert_dec = msgspec.json.Decoder(records.Alert)
+        finished = asyncio.Event()
+        last_alert = [time.monotonic()]
+
+        async def tail() -> None:
+            while not finished.is_set():
+                batch = await consumer.getmany(timeout_ms=300)
+                for msgs in batch.values():
+                    for m in msgs:
+                        a = alert_dec.decode(m.value)
+                        alerts.append(a)
+                        last_alert[0] = time.monotonic()
+                        if on_alert is not None:
+                            on_alert(a)
+
+        tail_task = asyncio.create_task(tail())
+        t0_event_ms = int(start.timestamp() * 1000)
+        t0_wall = time.monotonic()
+        async with RecordProducer(bootstrap, client_id="shorewatch-replay") as producer:
+            sink = KafkaSink(bootstrap)
+            await sink.start()
+            try:
+                await asyncio.gather(
+                    replay_file(str(night_dir / "ais.nmea"), sink, speed=speed,
+                                source="night:ais-station"),
+                    replay_records(night_dir / "detections.jsonl", topics.CAMERA_DETECTION,
+                                   producer, key_field="camera_id", speed=speed,
+                                   t0_event_ms=t0_event_ms, t0_wall=t0_wall),
+                )
+            finally:
+                await sink.stop()
+        last_alert[0] = max(last_alert[0], time.monotonic())
+        deadline = time.monotonic() + max_wait_s
+        while time.monotonic() < deadline and time.monotonic() - last_alert[0] < quiet_s:
+            await asyncio.sleep(0.5)
+        finished.set()
+        await tail_task
+        await consumer.stop()
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    return alerts
+
+
+async def _run(args: argparse.Namespace, bootstrap: str) -> int:
+    from connectors.alerts import format_alert
     from pipeline.simulate import SimConfig, parse_duration, simulate
     from pipeline.site import load_site
     from schemas import records
@@ -106,75 +185,20 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
 
     _say(f"simulating {args.duration} on the {site.name} shore from {args.start} (seed {args.seed})")
     start = datetime.fromisoformat(args.start)
-    truth = simulate(site, SimConfig(seed=args.seed, start=start,
+    truth = simulate(site, SimConfig(seed=args.seed, start=start, fps=args.fps,
                                      duration_s=parse_duration(args.duration)), out)
     planted = Counter(e["kind"] for e in truth["events"] if not e.get("optional"))
     print(f"   {len(truth['vessels'])} vessels; planted: "
           + ", ".join(f"{n} {k}" for k, n in sorted(planted.items())), flush=True)
 
-    _say("starting a Faust worker")
-    worker = _start_worker(bootstrap, site_dir, out, args.speed)
-    alerts: list[records.Alert] = []
-    try:
-        await _wait_ready(bootstrap, worker, out, 90)
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+    _say(f"starting a Faust worker; the night at {args.speed:g}x through the AIS connector and "
+         "the camera feed")
+    tz = str(site.timezone)
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        parts = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:
-            await consumer.position(tp)
+    def show(a: records.Alert) -> None:
+        print("   " + format_alert(a, tz), flush=True)
 
-        tz = str(site.timezone)
-
-        alert_dec = msgspec.json.Decoder(records.Alert)
-        finished = asyncio.Event()
-        last_alert = [time.monotonic()]
-
-        async def tail() -> None:
-            while not finished.is_set():
-                batch = await consumer.getmany(timeout_ms=300)
-                for msgs in batch.values():
-                    for m in msgs:
-                        a = alert_dec.decode(m.value)
-                        alerts.append(a)
-                        last_alert[0] = time.monotonic()
-                        print("   " + format_alert(a, tz), flush=True)
-
-        tail_task = asyncio.create_task(tail())
-        _say(f"replaying the night at {args.speed:g}x through the AIS connector and the camera feed")
-        t0_event_ms = int(start.timestamp() * 1000)
-        t0_wall = time.monotonic()
-        async with RecordProducer(bootstrap, client_id="shorewatch-demo") as producer:
-            sink = KafkaSink(bootstrap)
-            await sink.start()
-            try:
-                n_ais, (n_frames, n_bad) = await asyncio.gather(
-                    replay_file(str(out / "ais.nmea"), sink, speed=args.speed,
-                                source="demo:ais-station"),
-                    replay_records(out / "detections.jsonl", topics.CAMERA_DETECTION, producer,
-                                   key_field="camera_id", speed=args.speed,
-                                   t0_event_ms=t0_event_ms, t0_wall=t0_wall),
-                )
-            finally:
-                await sink.stop()
-        print(f"   sent {n_ais} AIS lines and {n_frames} camera frames", flush=True)
-        _say("waiting for the last alerts")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and time.monotonic() - last_alert[0] < 8:
-            await asyncio.sleep(0.5)
-        finished.set()
-        await tail_task
-        await consumer.stop()
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-
+    alerts = await run_through_pipeline(bootstrap, site_dir, out, start, args.speed, on_alert=show)
     with open(out / "alerts.jsonl", "wb") as f:
         for a in alerts:
             f.write(msgspec.json.encode(a) + b"\n")
@@ -231,8 +255,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="an end-to-end night on the Haikou shore (make demo)")
     p.add_argument("--site", default=str(REPO / "sites" / "haikou"))
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--duration", default="2h")
-    p.add_argument("--start", default="2026-03-08T02:00:00+08:00")
-    p.add_argument("--speed", type=float, default=80.0, help="replay speed, times real time")
+    p.add_argument("--duration", default="1h")
+    p.add_argument("--start", default="2026-03-08T03:00:00+08:00")
+    p.add_argument("--fps", type=float, default=0.5, help="camera frames per second")
+    p.add_argument("--speed", type=float, default=40.0, help="replay speed, times real time")
     p.add_argument("--out", default=str(REPO / "var" / "demo"))
     p.set_defaults(func=_cmd_demo)
