@@ -106,7 +106,7 @@ class Batcher:
         k = 0
         while k < len(lines):
             room = self.max_lines - len(self._lines)
-            take = lines[k:k + room]
+            take = lines[k : k + room]
             self._lines.extend(take)
             self._rx.extend([rx_t_ms] * len(take))
             k += len(take)
@@ -160,8 +160,9 @@ def _split(data: bytes) -> tuple[list[str], bytes]:
     return [p.rstrip(b"\r").decode("latin-1") for p in parts if p.strip()], rest
 
 
-async def _read_lines(reader: asyncio.StreamReader, batcher: Batcher, clock: Clock,
-                      idle_timeout_s: float | None) -> None:
+async def _read_lines(
+    reader: asyncio.StreamReader, batcher: Batcher, clock: Clock, idle_timeout_s: float | None
+) -> None:
     """Feed the lines of a stream to a batcher until EOF (or idle timeout: TimeoutError).
 
     Reads in chunks (one receive time per chunk), not line by line.
@@ -201,9 +202,17 @@ def _keepalive(writer: asyncio.StreamWriter) -> None:
 
 
 async def tcp_client(
-    host: str, port: int, sink: Sink, *, max_lines: int = 500, max_ms: int = 200,
-    base_delay_s: float = 0.5, max_delay_s: float = 30.0, idle_timeout_s: float | None = 120.0,
-    clock: Clock = wall_ms, stats: dict[str, int] | None = None,
+    host: str,
+    port: int,
+    sink: Sink,
+    *,
+    max_lines: int = 500,
+    max_ms: int = 200,
+    base_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+    idle_timeout_s: float | None = 120.0,
+    clock: Clock = wall_ms,
+    stats: dict[str, int] | None = None,
 ) -> None:
     """Read a receiver or aggregator over TCP forever, reconnecting with backoff and jitter.
 
@@ -246,8 +255,14 @@ async def tcp_client(
 
 
 async def tcp_server(
-    host: str, port: int, sink: Sink, *, max_lines: int = 500, max_ms: int = 200,
-    clock: Clock = wall_ms, started: asyncio.Future | None = None,
+    host: str,
+    port: int,
+    sink: Sink,
+    *,
+    max_lines: int = 500,
+    max_ms: int = 200,
+    clock: Clock = wall_ms,
+    started: asyncio.Future | None = None,
 ) -> None:
     """Accept receivers that push NMEA over TCP; each peer is its own source. Runs until cancelled.
 
@@ -285,8 +300,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 async def udp_listener(
-    host: str, port: int, sink: Sink, *, max_lines: int = 500, max_ms: int = 200,
-    clock: Clock = wall_ms, started: asyncio.Future | None = None,
+    host: str,
+    port: int,
+    sink: Sink,
+    *,
+    max_lines: int = 500,
+    max_ms: int = 200,
+    clock: Clock = wall_ms,
+    started: asyncio.Future | None = None,
 ) -> None:
     """Receive NMEA datagrams (one or more lines each); each sender IP is its own source.
 
@@ -306,7 +327,8 @@ async def udp_listener(
                 log.error("udp:%d: receive queue full, %d datagrams dropped", bound, dropped)
 
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _UdpProtocol(on_datagram), local_addr=(host, port))
+        lambda: _UdpProtocol(on_datagram), local_addr=(host, port)
+    )
     bound = transport.get_extra_info("sockname")[1]
     if started is not None and not started.done():
         started.set_result(bound)
@@ -342,8 +364,14 @@ def _open_binary(path: str) -> IO[bytes]:
 
 
 async def replay_file(
-    path: str, sink: Sink, *, speed: float | None = None, max_lines: int = 500,
-    max_ms: int = 200, clock: Clock = wall_ms, source: str | None = None,
+    path: str,
+    sink: Sink,
+    *,
+    speed: float | None = None,
+    max_lines: int = 500,
+    max_ms: int = 200,
+    clock: Clock = wall_ms,
+    source: str | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
@@ -372,7 +400,8 @@ async def replay_file(
                 n += len(parts)
                 if speed is None:
                     await batcher.add_many(
-                        [ln for p in parts if (ln := p.rstrip(b"\r").decode("latin-1"))], clock())
+                        [ln for p in parts if (ln := p.rstrip(b"\r").decode("latin-1"))], clock()
+                    )
                     continue
                 for raw in parts:
                     line = raw.rstrip(b"\r").decode("latin-1")
@@ -425,8 +454,10 @@ class KafkaSink:
     def _done(self, fut: asyncio.Future) -> None:
         if fut.cancelled() or fut.exception() is not None:
             self.failed += 1
-            log.error("publishing a raw AIS batch failed: %s",
-                      "cancelled" if fut.cancelled() else fut.exception())
+            log.error(
+                "publishing a raw AIS batch failed: %s",
+                "cancelled" if fut.cancelled() else fut.exception(),
+            )
         else:
             self.sent += 1
 
@@ -465,17 +496,31 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     files: list[asyncio.Task] = []
     for hp in args.tcp:
         host, port = _host_port(hp)
-        network.append(asyncio.create_task(_supervise(
-            f"tcp:{hp}", partial(tcp_client, host, port, sink, **kw), True)))
+        network.append(
+            asyncio.create_task(
+                _supervise(f"tcp:{hp}", partial(tcp_client, host, port, sink, **kw), True)
+            )
+        )
     for port in args.listen_tcp:
-        network.append(asyncio.create_task(_supervise(
-            f"tcp-in:{port}", partial(tcp_server, args.bind, port, sink, **kw), True)))
+        network.append(
+            asyncio.create_task(
+                _supervise(f"tcp-in:{port}", partial(tcp_server, args.bind, port, sink, **kw), True)
+            )
+        )
     for port in args.udp:
-        network.append(asyncio.create_task(_supervise(
-            f"udp:{port}", partial(udp_listener, args.bind, port, sink, **kw), True)))
+        network.append(
+            asyncio.create_task(
+                _supervise(f"udp:{port}", partial(udp_listener, args.bind, port, sink, **kw), True)
+            )
+        )
     for path in args.file:
-        files.append(asyncio.create_task(_supervise(
-            f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False)))
+        files.append(
+            asyncio.create_task(
+                _supervise(
+                    f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False
+                )
+            )
+        )
     try:
         if files:
             await asyncio.gather(*files)
@@ -490,13 +535,16 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     """``shorewatch ingest ais``: sources → Kafka (or ``--stdout``)."""
     if not (args.tcp or args.listen_tcp or args.udp or args.file):
-        print("shorewatch ingest ais: name at least one source "
-              "(--tcp, --listen-tcp, --udp, --file)", file=sys.stderr)
+        print(
+            "shorewatch ingest ais: name at least one source (--tcp, --listen-tcp, --udp, --file)",
+            file=sys.stderr,
+        )
         return 2
     enc = msgspec.json.Encoder()
 
     async def main() -> int:
         if args.stdout:
+
             async def to_stdout(batch: RawAisBatch) -> None:
                 sys.stdout.buffer.write(enc.encode(batch) + b"\n")
                 sys.stdout.buffer.flush()
@@ -509,8 +557,10 @@ def run_ingest(args: argparse.Namespace) -> int:
             await run_sources(args, sink)
         finally:
             await sink.stop()
-            print(f"published {sink.sent} batches ({sink.lines} lines), {sink.failed} failed",
-                  file=sys.stderr)
+            print(
+                f"published {sink.sent} batches ({sink.lines} lines), {sink.failed} failed",
+                file=sys.stderr,
+            )
         return 1 if sink.failed else 0
 
     return asyncio.run(main())

@@ -54,25 +54,37 @@ def format_alert(alert: records.Alert, tz: str = "UTC") -> str:
         who = f"dark target {d.vessel.track_id}"
     if d.vessel.dark and d.vessel.mmsi is not None:
         who += " (AIS off)"
-    where = f"{abs(d.position.lat):.4f}{'N' if d.position.lat >= 0 else 'S'} " \
-            f"{abs(d.position.lon):.4f}{'E' if d.position.lon >= 0 else 'W'}"
+    where = (
+        f"{abs(d.position.lat):.4f}{'N' if d.position.lat >= 0 else 'S'} "
+        f"{abs(d.position.lon):.4f}{'E' if d.position.lon >= 0 else 'W'}"
+    )
     zone = ""
     if d.zone.coast_distance_m is not None:
         zone += f", {d.zone.coast_distance_m:.0f} m from shore"
     if d.zone.name and d.zone.distance_m is not None:
         zone += f", {d.zone.distance_m / 1000:.1f} km from {d.zone.name}"
     factors = ", ".join(f.name for f in d.factors)
-    return (f"{when:%Y-%m-%d %H:%M:%S %Z}  {d.status.upper():7} {d.kind:17} sev {d.severity:3d}  "
-            f"{who} at {where}{zone}" + (f"  [{factors}]" if factors else ""))
+    return (
+        f"{when:%Y-%m-%d %H:%M:%S %Z}  {d.status.upper():7} {d.kind:17} sev {d.severity:3d}  "
+        f"{who} at {where}{zone}" + (f"  [{factors}]" if factors else "")
+    )
 
 
-async def _consume(bootstrap: str, group: str | None, from_beginning: bool,
-                   handle: Callable[[records.Alert | None, bytes], Awaitable[None]],
-                   stop: asyncio.Event, idle_exit_s: float | None = None) -> int:
+async def _consume(
+    bootstrap: str,
+    group: str | None,
+    from_beginning: bool,
+    handle: Callable[[records.Alert | None, bytes], Awaitable[None]],
+    stop: asyncio.Event,
+    idle_exit_s: float | None = None,
+) -> int:
     consumer = AIOKafkaConsumer(
-        topics.ALERT.name, bootstrap_servers=bootstrap, group_id=group,
+        topics.ALERT.name,
+        bootstrap_servers=bootstrap,
+        group_id=group,
         auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False, client_id="shorewatch-alerts",
+        enable_auto_commit=False,
+        client_id="shorewatch-alerts",
     )
     await consumer.start()
     n = 0
@@ -112,8 +124,11 @@ def _cmd_tail(args: argparse.Namespace) -> int:
             print(format_alert(alert, args.tz), flush=True)
 
     stop = asyncio.Event()
-    asyncio.run(_consume(settings.broker(), None, args.from_beginning, show, stop,
-                         idle_exit_s=args.idle_exit))
+    asyncio.run(
+        _consume(
+            settings.broker(), None, args.from_beginning, show, stop, idle_exit_s=args.idle_exit
+        )
+    )
     return 0
 
 
@@ -124,8 +139,15 @@ class WebhookSink:
     :param backoff_s: first retry delay, s (doubles each time, with jitter)
     """
 
-    def __init__(self, urls: list[str], dead_letter: Callable[[records.DeadLetter], Awaitable[None]],
-                 *, retries: int = 5, backoff_s: float = 0.5, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        urls: list[str],
+        dead_letter: Callable[[records.DeadLetter], Awaitable[None]],
+        *,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+        timeout_s: float = 10.0,
+    ):
         self.urls = urls
         self.dead_letter = dead_letter
         self.retries = retries
@@ -144,11 +166,16 @@ class WebhookSink:
                 self.delivered += 1
                 continue
             self.failed += 1
-            await self.dead_letter(records.DeadLetter(
-                source=f"webhook:{url}", stage="alert.webhook", reason=reason,
-                detail=detail[:500], raw_b64=base64.b64encode(raw).decode(),
-                rx_t_ms=int(time.time() * 1000),
-            ))
+            await self.dead_letter(
+                records.DeadLetter(
+                    source=f"webhook:{url}",
+                    stage="alert.webhook",
+                    reason=reason,
+                    detail=detail[:500],
+                    raw_b64=base64.b64encode(raw).decode(),
+                    rx_t_ms=int(time.time() * 1000),
+                )
+            )
 
     async def _post(self, url: str, raw: bytes) -> tuple[bool, str, str]:
         headers = {"Content-Type": "application/cloudevents+json; charset=utf-8"}
@@ -167,24 +194,34 @@ class WebhookSink:
                 reason = "webhook_unreachable" if retryable else "webhook_rejected"
             if not retryable or attempt == self.retries:
                 return False, reason, f"{url}: {detail} after {attempt + 1} attempt(s)"
-            delay = self.backoff_s * (2 ** attempt)
+            delay = self.backoff_s * (2**attempt)
             await asyncio.sleep(delay * (0.5 + random.random()))
         return False, "webhook_unreachable", detail
 
 
-async def run_webhook(bootstrap: str, urls: list[str], group: str, *, retries: int = 5,
-                      backoff_s: float = 0.5, stop: asyncio.Event | None = None,
-                      idle_exit_s: float | None = None, from_beginning: bool = True) -> WebhookSink:
+async def run_webhook(
+    bootstrap: str,
+    urls: list[str],
+    group: str,
+    *,
+    retries: int = 5,
+    backoff_s: float = 0.5,
+    stop: asyncio.Event | None = None,
+    idle_exit_s: float | None = None,
+    from_beginning: bool = True,
+) -> WebhookSink:
     """Consume the alert topic with consumer group ``group`` and deliver to ``urls``."""
     from connectors.kafka import RecordProducer
 
     stop = stop or asyncio.Event()
     async with RecordProducer(bootstrap, client_id="shorewatch-webhook") as producer:
+
         async def dead(d: records.DeadLetter) -> None:
             await producer.send_and_wait(topics.DEADLETTER, d.source, d)
 
         sink = WebhookSink(urls, dead, retries=retries, backoff_s=backoff_s)
         try:
+
             async def handle(alert: records.Alert | None, raw: bytes) -> None:
                 await sink.deliver(raw)
 
@@ -196,8 +233,15 @@ async def run_webhook(bootstrap: str, urls: list[str], group: str, *, retries: i
 
 def _cmd_webhook(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    sink = asyncio.run(run_webhook(settings.broker(), args.url, args.group, retries=args.retries,
-                                   idle_exit_s=args.idle_exit))
+    sink = asyncio.run(
+        run_webhook(
+            settings.broker(),
+            args.url,
+            args.group,
+            retries=args.retries,
+            idle_exit_s=args.idle_exit,
+        )
+    )
     print(f"delivered {sink.delivered}, dead-lettered {sink.failed}", file=sys.stderr)
     return 0
 
@@ -213,8 +257,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=_cmd_tail)
     w = asub.add_parser("webhook", help="POST alerts to URLs (CloudEvents structured mode)")
     w.add_argument("--url", action="append", required=True, help="receiver URL (repeatable)")
-    w.add_argument("--group", default=f"shorewatch-webhook-{uuid.uuid4().hex[:6]}",
-                   help="consumer group (keep it stable to resume where it stopped)")
+    w.add_argument(
+        "--group",
+        default=f"shorewatch-webhook-{uuid.uuid4().hex[:6]}",
+        help="consumer group (keep it stable to resume where it stopped)",
+    )
     w.add_argument("--retries", type=int, default=5)
     w.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
     w.set_defaults(func=_cmd_webhook)

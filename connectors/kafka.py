@@ -29,14 +29,25 @@ class RecordProducer:
     :param linger_ms: how long the client may wait to fill a batch, ms
     """
 
-    def __init__(self, bootstrap: str | None = None, *, linger_ms: int = 5,
-                 client_id: str = "shorewatch-connector", start_timeout_s: float = 15.0):
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        *,
+        linger_ms: int = 5,
+        client_id: str = "shorewatch-connector",
+        start_timeout_s: float = 15.0,
+    ):
         self.bootstrap = bootstrap or Settings.from_env().broker()
         self.start_timeout_s = start_timeout_s
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=linger_ms, client_id=client_id, max_batch_size=1 << 20,
-            compression_type=None, request_timeout_ms=30000,
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            client_id=client_id,
+            max_batch_size=1 << 20,
+            compression_type=None,
+            request_timeout_ms=30000,
         )
         self.sent = 0
 
@@ -76,10 +87,17 @@ class RecordProducer:
         await self._producer.flush()
 
 
-async def replay_records(path: str | Path, topic: TopicSpec, producer: RecordProducer, *,
-                         key_field: str, speed: float | None = None,
-                         t0_event_ms: int | None = None, t0_wall: float | None = None,
-                         dead_letter: bool = True) -> tuple[int, int]:
+async def replay_records(
+    path: str | Path,
+    topic: TopicSpec,
+    producer: RecordProducer,
+    *,
+    key_field: str,
+    speed: float | None = None,
+    t0_event_ms: int | None = None,
+    t0_wall: float | None = None,
+    dead_letter: bool = True,
+) -> tuple[int, int]:
     """Publish a JSON-lines file of ``topic``'s records, paced by their event time ``t_ms``.
 
     Each line is decoded as the topic's record type; a line that is not one is sent
@@ -111,10 +129,18 @@ async def replay_records(path: str | Path, topic: TopicSpec, producer: RecordPro
             except (msgspec.DecodeError, AttributeError) as exc:
                 bad += 1
                 if dead_letter:
-                    await producer.send(registry.DEADLETTER, f"file:{Path(path).name}", DeadLetter(
-                        source=f"file:{Path(path).name}", stage=f"replay.{topic.name}",
-                        reason="invalid_record", detail=f"line {lineno}: {exc}"[:500],
-                        raw_b64=base64.b64encode(raw).decode(), rx_t_ms=int(time.time() * 1000)))
+                    await producer.send(
+                        registry.DEADLETTER,
+                        f"file:{Path(path).name}",
+                        DeadLetter(
+                            source=f"file:{Path(path).name}",
+                            stage=f"replay.{topic.name}",
+                            reason="invalid_record",
+                            detail=f"line {lineno}: {exc}"[:500],
+                            raw_b64=base64.b64encode(raw).decode(),
+                            rx_t_ms=int(time.time() * 1000),
+                        ),
+                    )
                 continue
             t_ms = getattr(rec, "t_ms", None)
             if speed and t_ms is not None:
@@ -136,7 +162,9 @@ def _cmd_publish(args: Any) -> int:
 
     spec = registry.BY_NAME.get(args.topic)
     if spec is None:
-        print(f"unknown topic {args.topic!r}; known: {', '.join(registry.BY_NAME)}", file=sys.stderr)
+        print(
+            f"unknown topic {args.topic!r}; known: {', '.join(registry.BY_NAME)}", file=sys.stderr
+        )
         return 2
     speed = None if args.speed == "max" else float(args.speed)
 
@@ -145,13 +173,17 @@ def _cmd_publish(args: Any) -> int:
             return await replay_records(args.file, spec, producer, key_field=args.key, speed=speed)
 
     sent, bad = asyncio.run(main())
-    print(f"published {sent} records to {spec.name}; {bad} invalid line(s) dead-lettered",
-          file=sys.stderr)
+    print(
+        f"published {sent} records to {spec.name}; {bad} invalid line(s) dead-lettered",
+        file=sys.stderr,
+    )
     return 0
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser("publish", help="publish a JSON-lines file of records to a topic, paced by t_ms")
+    p = sub.add_parser(
+        "publish", help="publish a JSON-lines file of records to a topic, paced by t_ms"
+    )
     p.add_argument("file", help="JSON lines, one record of the topic per line")
     p.add_argument("--topic", required=True, help="topic name, e.g. shorewatch.camera.detection.v1")
     p.add_argument("--key", required=True, help="record field used as key, e.g. camera_id")

@@ -23,7 +23,8 @@ from pipeline.settings import Settings
 
 async def _admin(bootstrap: str, timeout_s: float) -> AIOKafkaAdminClient:
     client = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
         client_id="shorewatch-admin",
     )
     try:
@@ -71,8 +72,9 @@ class CreateReport:
     mismatched: list[str]
 
 
-async def acreate_topics(bootstrap: str, partitions: int | None = None,
-                         timeout_s: float = 15.0) -> CreateReport:
+async def acreate_topics(
+    bootstrap: str, partitions: int | None = None, timeout_s: float = 15.0
+) -> CreateReport:
     """Create every registry topic that does not exist yet.
 
     :param partitions: override of each topic's partition count (tests, big sites)
@@ -84,8 +86,12 @@ async def acreate_topics(bootstrap: str, partitions: int | None = None,
         created: list[str] = []
         if wanted:
             new = [
-                NewTopic(t.name, num_partitions=partitions or t.partitions,
-                         replication_factor=1, topic_configs=t.config())
+                NewTopic(
+                    t.name,
+                    num_partitions=partitions or t.partitions,
+                    replication_factor=1,
+                    topic_configs=t.config(),
+                )
                 for t in wanted
             ]
             try:
@@ -98,7 +104,8 @@ async def acreate_topics(bootstrap: str, partitions: int | None = None,
         mismatched = [
             f"{t.name} has {counts.get(t.name)} partitions, expected {partitions or t.partitions}"
             for t in topics.ALL
-            if t.name not in created and counts.get(t.name) not in (None, partitions or t.partitions)
+            if t.name not in created
+            and counts.get(t.name) not in (None, partitions or t.partitions)
         ]
         return CreateReport(created, sorted(existing & {t.name for t in topics.ALL}), mismatched)
     except KafkaError as exc:
@@ -121,8 +128,10 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for t in topics.ALL:
-        print(f"{t.name:34} key={t.key:10} partitions={t.partitions} "
-              f"cleanup={t.cleanup_policy:13} retention_ms={t.retention_ms} schema=schemas/{t.schema_file}")
+        print(
+            f"{t.name:34} key={t.key:10} partitions={t.partitions} "
+            f"cleanup={t.cleanup_policy:13} retention_ms={t.retention_ms} schema=schemas/{t.schema_file}"
+        )
     return 0
 
 
@@ -159,5 +168,9 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 def add_schema_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schemas", help="the JSON Schemas of the topics")
     ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
-    ssub.add_parser("export", help="write schemas/*.json from the record types").set_defaults(func=_cmd_schemas)
-    ssub.add_parser("check", help="files up to date and compatible with the published ones").set_defaults(func=_cmd_schemas)
+    ssub.add_parser("export", help="write schemas/*.json from the record types").set_defaults(
+        func=_cmd_schemas
+    )
+    ssub.add_parser(
+        "check", help="files up to date and compatible with the published ones"
+    ).set_defaults(func=_cmd_schemas)

@@ -92,10 +92,17 @@ def raw_bytes(line: str) -> bytes:
         return line.encode("utf-8", "surrogateescape")
 
 
-def _dead_letter(source: str, stage: str, reason: str, detail: str, raw: str, rx_t_ms: int) -> DeadLetter:
-    return DeadLetter(source=source, stage=stage, reason=reason, detail=detail,
-                      raw_b64=base64.b64encode(raw_bytes(raw)).decode("ascii"),
-                      rx_t_ms=int(rx_t_ms))
+def _dead_letter(
+    source: str, stage: str, reason: str, detail: str, raw: str, rx_t_ms: int
+) -> DeadLetter:
+    return DeadLetter(
+        source=source,
+        stage=stage,
+        reason=reason,
+        detail=detail,
+        raw_b64=base64.b64encode(raw_bytes(raw)).decode("ascii"),
+        rx_t_ms=int(rx_t_ms),
+    )
 
 
 def merge_counters(total: dict[str, dict[str, int]], batch: dict[str, dict[str, int]]) -> None:
@@ -130,8 +137,14 @@ def _static_from(d: dict[str, Any], t_ms: int, source: str) -> AisStatic | None:
     if d.get("mmsi") is None:
         return None
     t = d["msg_type"]
-    rec = AisStatic(mmsi=int(d["mmsi"]), msg_type=t, t_ms=t_ms, source=source,
-                    name=_text(d.get("shipname")), call_sign=_text(d.get("callsign")))
+    rec = AisStatic(
+        mmsi=int(d["mmsi"]),
+        msg_type=t,
+        t_ms=t_ms,
+        source=source,
+        name=_text(d.get("shipname")),
+        call_sign=_text(d.get("callsign")),
+    )
     if t == 5:
         rec.imo = _positive(d.get("imo"))
         rec.destination = _text(d.get("destination"))
@@ -149,16 +162,22 @@ def _static_from(d: dict[str, Any], t_ms: int, source: str) -> AisStatic | None:
 def _position_from_dict(d: dict[str, Any], t_ms: int, rx_t_ms: int, source: str) -> AisPosition:
     """An :class:`AisPosition` from a pyais dict (the scalar path for short reports)."""
     t = d["msg_type"]
-    lat, lon, speed, course, heading = (d.get(k) for k in ("lat", "lon", "speed", "course", "heading"))
+    lat, lon, speed, course, heading = (
+        d.get(k) for k in ("lat", "lon", "speed", "course", "heading")
+    )
     return AisPosition(
-        mmsi=int(d["mmsi"]), msg_type=t, t_ms=t_ms,
+        mmsi=int(d["mmsi"]),
+        msg_type=t,
+        t_ms=t_ms,
         lon=lon if lon is not None and abs(lon) <= 180 else None,
         lat=lat if lat is not None and abs(lat) <= 90 else None,
         sog_kn=speed if speed is not None and speed < (63 if t == 27 else 102.3) else None,
         cog_deg=course if course is not None and course < 360 else None,
         heading_deg=heading if heading is not None and heading < 360 else None,
         nav_status=d.get("status") if t in (1, 2, 3, 27) else None,
-        accuracy=bool(d.get("accuracy")), source=source, rx_t_ms=rx_t_ms,
+        accuracy=bool(d.get("accuracy")),
+        source=source,
+        rx_t_ms=rx_t_ms,
     )
 
 
@@ -206,13 +225,34 @@ def decode_batch(
         status = np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).tolist()
         heading = np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).tolist()
         out.positions = [
-            AisPosition(mmsi=m, msg_type=mt, t_ms=t, lon=lo, lat=la, sog_kn=sg, cog_deg=cg,
-                        heading_deg=None if h < 0 else h, nav_status=None if st < 0 else st,
-                        accuracy=acc, source=source, rx_t_ms=rx)
+            AisPosition(
+                mmsi=m,
+                msg_type=mt,
+                t_ms=t,
+                lon=lo,
+                lat=la,
+                sog_kn=sg,
+                cog_deg=cg,
+                heading_deg=None if h < 0 else h,
+                nav_status=None if st < 0 else st,
+                accuracy=acc,
+                source=source,
+                rx_t_ms=rx,
+            )
             for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(
-                pos.mmsi.tolist(), pos.msg_type.tolist(), t_sel, _none_if_nan(pos.lon_deg),
-                _none_if_nan(pos.lat_deg), _none_if_nan(pos.sog_kn), _none_if_nan(pos.cog_deg),
-                heading, status, pos.accuracy.tolist(), rx_sel, strict=True)
+                pos.mmsi.tolist(),
+                pos.msg_type.tolist(),
+                t_sel,
+                _none_if_nan(pos.lon_deg),
+                _none_if_nan(pos.lat_deg),
+                _none_if_nan(pos.sog_kn),
+                _none_if_nan(pos.cog_deg),
+                heading,
+                status,
+                pos.accuracy.tolist(),
+                rx_sel,
+                strict=True,
+            )
         ]
         if with_messages:
             for j, i in enumerate(idx):
@@ -231,21 +271,46 @@ def decode_batch(
         if i in vector_done and t != 19:
             continue
         if t not in KNOWN_TYPES:
-            _dead(out, counts, source, STAGE_DECODE, "unknown_type", f"message type {t}",
-                  fr.raw[i], rx_list[i])
+            _dead(
+                out,
+                counts,
+                source,
+                STAGE_DECODE,
+                "unknown_type",
+                f"message type {t}",
+                fr.raw[i],
+                rx_list[i],
+            )
             continue
         try:
-            msg = MSG_CLASS[t].from_vector(int_bit_vector(fr.payload[i].encode("ascii"),
-                                                          int(fr.fill_bits[i])))
+            msg = MSG_CLASS[t].from_vector(
+                int_bit_vector(fr.payload[i].encode("ascii"), int(fr.fill_bits[i]))
+            )
             d = _jsonable(msg.asdict(enum_as_int=True))
         except Exception as exc:  # pyais raises many kinds on malformed payloads
-            _dead(out, counts, source, STAGE_DECODE, "decode_error",
-                  f"{type(exc).__name__}: {exc}", fr.raw[i], rx_list[i])
+            _dead(
+                out,
+                counts,
+                source,
+                STAGE_DECODE,
+                "decode_error",
+                f"{type(exc).__name__}: {exc}",
+                fr.raw[i],
+                rx_list[i],
+            )
             continue
         if d.get("mmsi") is None:
-            _dead(out, counts, source, STAGE_DECODE, "truncated",
-                  f"type {t} payload of {len(fr.payload[i]) * 6 - int(fr.fill_bits[i])} bits "
-                  "has no MMSI", fr.raw[i], rx_list[i])
+            _dead(
+                out,
+                counts,
+                source,
+                STAGE_DECODE,
+                "truncated",
+                f"type {t} payload of {len(fr.payload[i]) * 6 - int(fr.fill_bits[i])} bits "
+                "has no MMSI",
+                fr.raw[i],
+                rx_list[i],
+            )
             continue
         d["t_ms"], d["source"] = t_list[i], source
         if with_messages:
@@ -261,8 +326,9 @@ def decode_batch(
             out.others.append(d)
     counts["statics"] = len(out.statics)
     counts["others"] = len(out.others)
-    counts["decoded"] = counts["positions"] + counts["others"] + sum(
-        1 for s in out.statics if s.msg_type != 19)
+    counts["decoded"] = (
+        counts["positions"] + counts["others"] + sum(1 for s in out.statics if s.msg_type != 19)
+    )
     if with_messages:
         out.messages = [d for d in slots if d is not None]
     out.counters = {source: {k: v for k, v in counts.items() if v}}
@@ -279,8 +345,16 @@ def _rejects(rejects: list[Reject], source: str, out: DecodedBatch, counts: Coun
         _dead(out, counts, source, STAGE_FRAME, r.reason, r.detail, r.line, r.rx_t_ms)
 
 
-def _dead(out: DecodedBatch, counts: Counter[str], source: str, stage: str, reason: str,
-          detail: str, raw: str, rx_t_ms: int) -> None:
+def _dead(
+    out: DecodedBatch,
+    counts: Counter[str],
+    source: str,
+    stage: str,
+    reason: str,
+    detail: str,
+    raw: str,
+    rx_t_ms: int,
+) -> None:
     out.dead_letters.append(_dead_letter(source, stage, reason, detail, raw, rx_t_ms))
     counts["rejected"] += 1
     counts[f"rejected.{reason}"] += 1
@@ -305,6 +379,7 @@ def finish(reassembler: Reassembler, source: str | None = None) -> DecodedBatch:
 
 
 # ---- file input ----------------------------------------------------------------------
+
 
 def _open_bytes(path: str) -> IO[bytes]:
     if path == "-":
@@ -341,6 +416,7 @@ def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
 
 # ---- commands ------------------------------------------------------------------------
 
+
 def _cmd_decode(args: argparse.Namespace) -> int:
     source = "stdin" if args.file == "-" else f"file:{Path(args.file).name}"
     reassembler = Reassembler(ttl_ms=args.ttl_ms)
@@ -366,10 +442,13 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     report(finish(reassembler))
     out.flush()
     c = totals.get(source, {})
-    print(f"decoded {c.get('decoded', 0)} messages ({c.get('positions', 0)} positions, "
-          f"{c.get('statics', 0)} static) from {c.get('received', 0)} lines; "
-          f"rejected {c.get('rejected', 0)}, duplicates {c.get('duplicates', 0)}, "
-          f"not AIS {c.get('not_ais', 0)}", file=err)
+    print(
+        f"decoded {c.get('decoded', 0)} messages ({c.get('positions', 0)} positions, "
+        f"{c.get('statics', 0)} static) from {c.get('received', 0)} lines; "
+        f"rejected {c.get('rejected', 0)}, duplicates {c.get('duplicates', 0)}, "
+        f"not AIS {c.get('not_ais', 0)}",
+        file=err,
+    )
     if args.counters:
         print(orjson.dumps(totals).decode(), file=err)
     return 0
@@ -399,8 +478,9 @@ def _best_rate(fn: Any, n: int, repeat: int) -> float:
     return n / best
 
 
-def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000,
-              rounds: int = 4) -> dict[str, Any]:
+def run_bench(
+    data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000, rounds: int = 4
+) -> dict[str, Any]:
     """Decode throughput, vectorised vs pyais, on the same real position payloads (one core).
 
     :returns: ``vector_decode_per_s`` (arrays only), ``vector_records_per_s`` (framing +
@@ -429,7 +509,7 @@ def run_bench(data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000,
     # give the lines valid checksums so the framing stage accepts them
     sums = nmea_checksums([ln[1:-3] for ln in lines]).tolist()
     lines = [f"{ln[:-2]}{s:02X}" for ln, s in zip(lines, sums, strict=True)]
-    rec_lines = (lines * max(1, 50_000 // len(lines)))
+    rec_lines = lines * max(1, 50_000 // len(lines))
     batch = RawAisBatch(source="bench", lines=rec_lines, rx_t_ms=[0] * len(rec_lines))
     rec = _best_rate(lambda: decode_batch(batch, Reassembler()), len(rec_lines), 3)
     return {
@@ -451,8 +531,10 @@ def _ptype(payload: str) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.e2e:
         if importlib.util.find_spec("pipeline.bench_e2e") is None:
-            print("shorewatch bench ais --e2e: pipeline.bench_e2e is not available yet",
-                  file=sys.stderr)
+            print(
+                "shorewatch bench ais --e2e: pipeline.bench_e2e is not available yet",
+                file=sys.stderr,
+            )
             return 2
         return int(importlib.import_module("pipeline.bench_e2e").run(args) or 0)
     result = run_bench(Path(args.data), n_target=args.n)
@@ -470,7 +552,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return connector.run_ingest(args)
 
 
-def _subgroup(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+def _subgroup(
+    sub: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse._SubParsersAction:
     """The sub-command group ``name`` (``bench``, ``ingest``), created once and shared."""
     parser = sub.choices.get(name)
     if parser is None:
@@ -486,40 +570,75 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``decode``, ``bench ais`` and ``ingest ais``."""
     import os
 
-    shared = os.environ.get("SHOREWATCH_SHARED",
-                            str(Path(__file__).resolve().parents[1].parent / "shared"))
+    shared = os.environ.get(
+        "SHOREWATCH_SHARED", str(Path(__file__).resolve().parents[1].parent / "shared")
+    )
     p = sub.add_parser("decode", help="decode AIS NMEA (file, gzip or -) to JSON lines")
     p.add_argument("file", help="input file, gzip file, or - for stdin")
     p.add_argument("--format", choices=["jsonl"], default="jsonl")
     p.add_argument("--ttl-ms", type=int, default=10_000, help="fragment reassembly TTL, ms")
-    p.add_argument("--dedup-ms", type=int, default=0,
-                   help="drop the same payload seen again within this many ms (0 = keep all)")
+    p.add_argument(
+        "--dedup-ms",
+        type=int,
+        default=0,
+        help="drop the same payload seen again within this many ms (0 = keep all)",
+    )
     p.add_argument("--counters", action="store_true", help="print the counters as JSON on stderr")
     p.set_defaults(func=_cmd_decode)
 
     bench = _subgroup(sub, "bench", "benchmarks")
     b = bench.add_parser("ais", help="AIS decode throughput: vectorised vs pyais")
     b.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    b.add_argument("--e2e", action="store_true", help="through the Kafka pipeline (pipeline.bench_e2e)")
+    b.add_argument(
+        "--e2e", action="store_true", help="through the Kafka pipeline (pipeline.bench_e2e)"
+    )
     b.add_argument("--data", default=str(Path(shared) / "data" / "ais"), help="AIS data folder")
     b.add_argument("-n", type=int, default=200_000, help="position reports per vectorised run")
     b.set_defaults(func=_cmd_bench)
 
     ingest = _subgroup(sub, "ingest", "connectors publishing to Kafka")
     i = ingest.add_parser("ais", help="read AIS sources and publish raw batches to Kafka")
-    i.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
-                   help="connect to a receiver/aggregator (repeatable)")
-    i.add_argument("--listen-tcp", action="append", default=[], type=int, metavar="PORT",
-                   help="accept receivers pushing NMEA (repeatable)")
-    i.add_argument("--udp", action="append", default=[], type=int, metavar="PORT",
-                   help="listen for NMEA datagrams (repeatable)")
-    i.add_argument("--file", action="append", default=[], metavar="FILE",
-                   help="replay a file, gzip file or - (repeatable)")
-    i.add_argument("--speed", default="max",
-                   help="replay speed factor from the message timestamps, or 'max'")
+    i.add_argument(
+        "--tcp",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="connect to a receiver/aggregator (repeatable)",
+    )
+    i.add_argument(
+        "--listen-tcp",
+        action="append",
+        default=[],
+        type=int,
+        metavar="PORT",
+        help="accept receivers pushing NMEA (repeatable)",
+    )
+    i.add_argument(
+        "--udp",
+        action="append",
+        default=[],
+        type=int,
+        metavar="PORT",
+        help="listen for NMEA datagrams (repeatable)",
+    )
+    i.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="replay a file, gzip file or - (repeatable)",
+    )
+    i.add_argument(
+        "--speed", default="max", help="replay speed factor from the message timestamps, or 'max'"
+    )
     i.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    i.add_argument("--batch-lines", type=int, default=500, help="at most this many lines per record")
+    i.add_argument(
+        "--batch-lines", type=int, default=500, help="at most this many lines per record"
+    )
     i.add_argument("--batch-ms", type=int, default=200, help="at most this many ms per record")
-    i.add_argument("--stdout", action="store_true",
-                   help="print the batches as JSON instead of publishing (no Kafka)")
+    i.add_argument(
+        "--stdout",
+        action="store_true",
+        help="print the batches as JSON instead of publishing (no Kafka)",
+    )
     i.set_defaults(func=_cmd_ingest)

@@ -81,8 +81,11 @@ class Metrics:
             self.counts[prefix + k] += int(v)
 
 
-def create_app(settings: Settings | None = None, site_dir: str | None = None,
-               agents: Iterable[str] = ("decode", "tracks", "feed", "area")) -> faust.App:
+def create_app(
+    settings: Settings | None = None,
+    site_dir: str | None = None,
+    agents: Iterable[str] = ("decode", "tracks", "feed", "area"),
+) -> faust.App:
     """Build the Faust app and register its agents.
 
     :param site_dir: site folder served by the area agent (default: ``settings.site``)
@@ -135,9 +138,14 @@ def create_app(settings: Settings | None = None, site_dir: str | None = None,
 def raw_topic(app: faust.App, spec: topics.TopicSpec, *more: topics.TopicSpec) -> faust.TopicT:
     """A Faust topic of raw bytes keys and values for registry topics."""
     return app.topic(
-        spec.name, *(m.name for m in more), key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
-        partitions=spec.partitions, internal=False,
+        spec.name,
+        *(m.name for m in more),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions,
+        internal=False,
     )
 
 
@@ -170,8 +178,9 @@ class BatchSender:
             p = self._partition_cache[key] = (murmur2(key) & 0x7FFFFFFF) % n_partitions
         return p
 
-    async def add(self, spec: topics.TopicSpec, key: bytes, value: bytes,
-                  partition: int | None = None) -> None:
+    async def add(
+        self, spec: topics.TopicSpec, key: bytes, value: bytes, partition: int | None = None
+    ) -> None:
         if partition is None:
             partition = self.partition(key, spec.partitions)
         slot = (spec.name, partition)
@@ -218,8 +227,11 @@ def _register_decode(app: faust.App) -> None:
                 batch = raw_dec.decode(value)
             except msgspec.DecodeError as exc:
                 metrics.add({"ais.raw.undecodable": 1})
-                await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(_dead_letter(
-                    "ais.raw", "undecodable_record", str(exc), value)))
+                await sender.add(
+                    topics.DEADLETTER,
+                    b"ais.raw",
+                    _enc.encode(_dead_letter("ais.raw", "undecodable_record", str(exc), value)),
+                )
                 await sender.flush()
                 continue
             out = decode_batch(batch, reassembler, dedup)
@@ -249,8 +261,12 @@ def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.D
     import time
 
     return records.DeadLetter(
-        source=source, stage=source, reason=reason, detail=detail[:500],
-        raw_b64=base64.b64encode(raw).decode(), rx_t_ms=int(time.time() * 1000),
+        source=source,
+        stage=source,
+        reason=reason,
+        detail=detail[:500],
+        raw_b64=base64.b64encode(raw).decode(),
+        rx_t_ms=int(time.time() * 1000),
     )
 
 
@@ -266,8 +282,11 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     track_dec = msgspec.json.Decoder(records.Track)
     fix_dec = msgspec.json.Decoder(records.FixBatch)
     table = app.Table(
-        "shorewatch-tracks", key_type=bytes, value_type=bytes,  # bytes: raw codec
-        partitions=topics.TRACK.partitions, use_partitioner=True,
+        "shorewatch-tracks",
+        key_type=bytes,
+        value_type=bytes,  # bytes: raw codec
+        partitions=topics.TRACK.partitions,
+        use_partitioner=True,
     )
     sender = BatchSender(app)
     area = site.name.encode()
@@ -322,8 +341,11 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 await sender.add(topics.TRACK, key, body)
                 # the predicate replay uses: live updates inside the site's bbox
                 if tr.event == "update" and lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
-                    await sender.add(topics.FUSION_INPUT, area, _enc.encode(
-                        records.FusionInput(area=site.name, track=tr)))
+                    await sender.add(
+                        topics.FUSION_INPUT,
+                        area,
+                        _enc.encode(records.FusionInput(area=site.name, track=tr)),
+                    )
             if newest_t_ms - last_sweep_t_ms[0] >= EVICT_SWEEP_MS:
                 # idle tracks leave the table (a tombstone in its changelog) and are
                 # published once more with event="evicted"
@@ -352,17 +374,30 @@ def _register_feed(app: faust.App, site: Any) -> None:
                 frame = frame_dec.decode(value)
             except msgspec.DecodeError as exc:
                 metrics.add({"camera.undecodable": 1})
-                await dead.send(key=b"camera.detection", value=_enc.encode(_dead_letter(
-                    "camera.detection", "undecodable_record", str(exc), value)))
+                await dead.send(
+                    key=b"camera.detection",
+                    value=_enc.encode(
+                        _dead_letter("camera.detection", "undecodable_record", str(exc), value)
+                    ),
+                )
                 continue
             if frame.camera_id not in cameras:
                 metrics.add({"camera.unknown_camera": 1})
-                await dead.send(key=frame.camera_id.encode(), value=_enc.encode(_dead_letter(
-                    "camera.detection", "unknown_camera",
-                    f"camera {frame.camera_id!r} is not in site {area!r}", value)))
+                await dead.send(
+                    key=frame.camera_id.encode(),
+                    value=_enc.encode(
+                        _dead_letter(
+                            "camera.detection",
+                            "unknown_camera",
+                            f"camera {frame.camera_id!r} is not in site {area!r}",
+                            value,
+                        )
+                    ),
+                )
                 continue
-            await fusion.send(key=area.encode(),
-                              value=_enc.encode(records.FusionInput(area=area, frame=frame)))
+            await fusion.send(
+                key=area.encode(), value=_enc.encode(records.FusionInput(area=area, frame=frame))
+            )
 
 
 def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
@@ -372,8 +407,11 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
     ctx = AreaContext.from_site(site, lateness_ms=lateness_ms)
     in_dec = msgspec.json.Decoder(records.FusionInput)
     table = app.Table(
-        "shorewatch-areas", key_type=bytes, value_type=bytes,  # bytes: raw codec
-        partitions=topics.FUSION_INPUT.partitions, use_partitioner=True,
+        "shorewatch-areas",
+        key_type=bytes,
+        value_type=bytes,  # bytes: raw codec
+        partitions=topics.FUSION_INPUT.partitions,
+        use_partitioner=True,
     )
     alerts = raw_topic(app, topics.ALERT)
     # decoded state of each area this worker last wrote, beside the bytes it wrote
@@ -437,7 +475,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="start a Faust worker (one member of the consumer group)")
     p.add_argument("--settings", help="settings file (YAML)")
     p.add_argument("--site", help="site folder (default: setting `site`)")
-    p.add_argument("--agents", default="decode,tracks,feed,area",
-                   help="comma-separated agents to run (default: all)")
+    p.add_argument(
+        "--agents",
+        default="decode,tracks,feed,area",
+        help="comma-separated agents to run (default: all)",
+    )
     p.add_argument("--loglevel", default="warning", help="worker log level")
     p.set_defaults(func=_cmd_worker)

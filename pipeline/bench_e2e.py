@@ -56,8 +56,10 @@ def _tag(t_ms: int) -> str:
 def position_sentences(data_dir: Path) -> list[str]:
     """Single-fragment position-report sentences (types 1–3, 18, 19, 27) of the real feeds."""
     out: list[str] = []
-    texts = [gzip.open(data_dir / "amsa_risky_ais.txt.gz", "rt", errors="replace").read(),
-             (data_dir / "dma_aislib_stream_example.txt").read_text(errors="replace")]
+    texts = [
+        gzip.open(data_dir / "amsa_risky_ais.txt.gz", "rt", errors="replace").read(),
+        (data_dir / "dma_aislib_stream_example.txt").read_text(errors="replace"),
+    ]
     for text in texts:
         for line in text.splitlines():
             i = line.find("!")
@@ -80,8 +82,10 @@ def sentinel(mmsi: int, t_ms: int, lon: float = 110.3, lat: float = 20.05) -> st
     """A tagged type 1 sentence of ``mmsi`` at ``t_ms``, used as a probe through the pipeline."""
     from pyais.encode import encode_dict
 
-    (sentence,) = encode_dict({"type": 1, "mmsi": mmsi, "lon": lon, "lat": lat,
-                               "speed": 1.0, "course": 90.0}, talker_id="AI")
+    (sentence,) = encode_dict(
+        {"type": 1, "mmsi": mmsi, "lon": lon, "lat": lat, "speed": 1.0, "course": 90.0},
+        talker_id="AI",
+    )
     return _tag(t_ms) + sentence
 
 
@@ -101,8 +105,9 @@ def sentinel_mmsis(n_partitions: int) -> list[int]:
 
 class TrackReader:
     def __init__(self, bootstrap: str):
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                         fetch_max_wait_ms=5)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        )
         self.dec = msgspec.json.Decoder(records.Track)
 
     async def start(self) -> None:
@@ -134,20 +139,37 @@ class TrackReader:
 
 def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
     env = dict(os.environ)
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "SHOREWATCH_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-                "SHOREWATCH_WORKER_PORT": "0", "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
-                "SHOREWATCH_DATA_DIR": str(tmp / "worker")})
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SHOREWATCH_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+            "SHOREWATCH_WORKER_PORT": "0",
+            "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
+            "SHOREWATCH_DATA_DIR": str(tmp / "worker"),
+        }
+    )
     log = open(tmp / "worker.log", "wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "worker", "--agents", "decode,tracks",
-         "--site", str(REPO / "sites" / "haikou")],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "worker",
+            "--agents",
+            "decode,tracks",
+            "--site",
+            str(REPO / "sites" / "haikou"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
-async def _bench(bootstrap: str, sentences: list[str], n_total: int, rate: float,
-                 latency_s: float, tmp: Path) -> dict[str, object]:
+async def _bench(
+    bootstrap: str, sentences: list[str], n_total: int, rate: float, latency_s: float, tmp: Path
+) -> dict[str, object]:
     from connectors.kafka import RecordProducer
 
     await admin.acreate_topics(bootstrap)
@@ -158,10 +180,14 @@ async def _bench(bootstrap: str, sentences: list[str], n_total: int, rate: float
     source = f"bench:{uuid.uuid4().hex[:6]}"
     try:
         async with RecordProducer(bootstrap, linger_ms=2) as producer:
+
             async def send(lines: list[str]) -> None:
                 now = int(time.time() * 1000)
-                await producer.send(topics.AIS_RAW, source, records.RawAisBatch(
-                    source=source, lines=lines, rx_t_ms=[now] * len(lines)))
+                await producer.send(
+                    topics.AIS_RAW,
+                    source,
+                    records.RawAisBatch(source=source, lines=lines, rx_t_ms=[now] * len(lines)),
+                )
 
             # Warm-up: the worker has joined and processes when a sentinel comes out.
             marks = sentinel_mmsis(n_part)
@@ -180,12 +206,14 @@ async def _bench(bootstrap: str, sentences: list[str], n_total: int, rate: float
 
             # Throughput.
             base_ms = int(time.time() * 1000) - 3_600_000 * 24
-            lines = [_tag(base_ms + 1000 * (i // 50)) + sentences[i % len(sentences)]
-                     for i in range(n_total)]
+            lines = [
+                _tag(base_ms + 1000 * (i // 50)) + sentences[i % len(sentences)]
+                for i in range(n_total)
+            ]
             end_marks = sentinel_mmsis(n_part)
             t0 = time.perf_counter()
             for i in range(0, n_total, BATCH_LINES):
-                await send(lines[i:i + BATCH_LINES])
+                await send(lines[i : i + BATCH_LINES])
             now = int(time.time() * 1000)
             await send([sentinel(m, now + 1) for m in end_marks])
             await producer.flush()
@@ -258,8 +286,9 @@ def run(args: argparse.Namespace) -> int:
     sentences = position_sentences(Path(args.data))
     n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
     try:
-        result = asyncio.run(_bench(bootstrap, sentences, n_total, rate=5000.0,
-                                    latency_s=15.0, tmp=tmp))
+        result = asyncio.run(
+            _bench(bootstrap, sentences, n_total, rate=5000.0, latency_s=15.0, tmp=tmp)
+        )
     finally:
         if started:
             localkafka.down()

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.site",
     "pipeline.simulate",
     "pipeline.evaluate",
+    "pipeline.eval_all",
     "pipeline.ais",
     "pipeline.vision",
     "pipeline.fusion_eval",

@@ -404,8 +404,9 @@ class AreaContext:
             object.__setattr__(self, "source", f"shorewatch/{self.site}")
 
     @classmethod
-    def from_site(cls, site: Any, fusion: FusionParams | None = None,
-                  lateness_ms: int = 0) -> AreaContext:
+    def from_site(
+        cls, site: Any, fusion: FusionParams | None = None, lateness_ms: int = 0
+    ) -> AreaContext:
         """From a :class:`pipeline.site.Site`.
 
         :param lateness_ms: event-time disorder the area waits out before it processes

@@ -66,6 +66,8 @@ EVAL_CONF = 0.2
 def gt_frame_index(gt_second: int, fps: float) -> int:
     """Index of the video frame a ground-truth second labels."""
     return int(round((gt_second + GT_LAG_S) * fps)) - 1
+
+
 SENSOR_WIDTH_PX, SENSOR_HEIGHT_PX = 2560, 1440
 
 
@@ -408,8 +410,7 @@ def evaluate_fusion(
     clip = load_fvessel_clip(clip_dir)
     duration_s = _video_duration_s(clip)
     seconds = sorted(
-        s for s in clip.gt_fusion
-        if 0 <= s + GT_LAG_S <= duration_s and s in clip.gt_tracking
+        s for s in clip.gt_fusion if 0 <= s + GT_LAG_S <= duration_s and s in clip.gt_tracking
     )
     if not seconds:
         raise ConfigError(f"{clip.folder}: no ground-truth second inside the video")

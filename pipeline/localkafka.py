@@ -79,13 +79,16 @@ def _require_tools() -> tuple[str, str]:
         missing.append("Maven (Debian: apt-get install maven)")
     if java is None or mvn is None:
         raise MissingToolError(
-            "the local Kafka broker needs " + " and ".join(missing)
+            "the local Kafka broker needs "
+            + " and ".join(missing)
             + "; or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
         )
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     major = _java_major(out)
     if major is not None and major < 17:
-        raise MissingToolError(f"Kafka 4 needs Java 17 or newer, found Java {major}: {out.splitlines()[0]}")
+        raise MissingToolError(
+            f"Kafka 4 needs Java 17 or newer, found Java {major}: {out.splitlines()[0]}"
+        )
     return java, mvn
 
 
@@ -115,11 +118,19 @@ def fetch(quiet: bool = True) -> Path:
     if not POM.exists():
         raise LocalKafkaError(f"{POM} not found: run from a Shorewatch source checkout")
     libs.mkdir(parents=True, exist_ok=True)
-    print(f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", file=sys.stderr)
+    print(
+        f"fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs} ...", file=sys.stderr
+    )
     cmd = [
-        mvn, "-B", *(["-q"] if quiet else []), "-f", str(POM),
+        mvn,
+        "-B",
+        *(["-q"] if quiet else []),
+        "-f",
+        str(POM),
         f"-Dkafka.version={KAFKA_VERSION}",
-        "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not marker.exists():
@@ -210,9 +221,7 @@ def _data_dir_ok(data: Path, cluster_id: str | None) -> tuple[bool, str]:
     if not meta.exists():
         return False, "no meta.properties"
     try:
-        props = dict(
-            line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line
-        )
+        props = dict(line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line)
     except (OSError, ValueError) as exc:
         return False, f"unreadable meta.properties ({exc})"
     if cluster_id and props.get("cluster.id") != cluster_id:
@@ -225,9 +234,20 @@ def _format(java: str, libs: Path, props: Path, data: Path) -> str:
     if data.exists():
         shutil.rmtree(data)
     proc = subprocess.run(
-        [java, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-         "-t", cluster_id, "-c", str(props), "--standalone"],
-        capture_output=True, text=True,
+        [
+            java,
+            "-cp",
+            f"{libs}/*",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(props),
+            "--standalone",
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise LocalKafkaError(f"formatting {data} failed:\n{proc.stdout}{proc.stderr}")
@@ -267,8 +287,10 @@ def up(timeout_s: float = START_TIMEOUT_S) -> BrokerInfo:
     ok, why = _data_dir_ok(data, cluster_id)
     if not ok or reformat_why:
         if data.exists():
-            print(f"local Kafka data folder {data} unusable ({reformat_why or why}): formatting it again",
-                  file=sys.stderr)
+            print(
+                f"local Kafka data folder {data} unusable ({reformat_why or why}): formatting it again",
+                file=sys.stderr,
+            )
         cluster_id = _format(java, libs, props, data)
     log_path = rdir / "kafka.log"
     assert cluster_id is not None  # formatted above when unknown
@@ -277,29 +299,58 @@ def up(timeout_s: float = START_TIMEOUT_S) -> BrokerInfo:
         if info:
             return info
         if attempt == 1:
-            print(f"local Kafka did not start; formatting {data} again and retrying "
-                  f"(see {log_path})", file=sys.stderr)
+            print(
+                f"local Kafka did not start; formatting {data} again and retrying (see {log_path})",
+                file=sys.stderr,
+            )
             cluster_id = _format(java, libs, props, data)
     tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
     raise LocalKafkaError(f"local Kafka did not start within {timeout_s:.0f} s; log tail:\n{tail}")
 
 
-def _start(java: str, libs: Path, props: Path, log_path: Path, port: int, cport: int,
-           cluster_id: str, timeout_s: float) -> BrokerInfo | None:
+def _start(
+    java: str,
+    libs: Path,
+    props: Path,
+    log_path: Path,
+    port: int,
+    cport: int,
+    cluster_id: str,
+    timeout_s: float,
+) -> BrokerInfo | None:
     heap = os.environ.get("SHOREWATCH_KAFKA_HEAP", "768m")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-             "-cp", f"{libs}/*", "kafka.Kafka", str(props)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                java,
+                f"-Xmx{heap}",
+                f"-Xms{heap}",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                "-cp",
+                f"{libs}/*",
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    info = BrokerInfo(pid=proc.pid, port=port, controller_port=cport,
-                      cluster_id=cluster_id, version=KAFKA_VERSION)
-    (run_dir() / "broker.json").write_text(json.dumps({
-        "pid": info.pid, "port": port, "controller_port": cport,
-        "cluster_id": cluster_id, "version": KAFKA_VERSION,
-    }))
+    info = BrokerInfo(
+        pid=proc.pid, port=port, controller_port=cport, cluster_id=cluster_id, version=KAFKA_VERSION
+    )
+    (run_dir() / "broker.json").write_text(
+        json.dumps(
+            {
+                "pid": info.pid,
+                "port": port,
+                "controller_port": cport,
+                "cluster_id": cluster_id,
+                "version": KAFKA_VERSION,
+            }
+        )
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -397,8 +448,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pipeline.admin import check_broker
 
     n = check_broker(info.bootstrap, timeout_s=args.timeout)
-    print(f"local Kafka {info.version}: running, pid {info.pid}, bootstrap {info.bootstrap}, "
-          f"{n} topics, data {run_dir() / 'data'}")
+    print(
+        f"local Kafka {info.version}: running, pid {info.pid}, bootstrap {info.bootstrap}, "
+        f"{n} topics, data {run_dir() / 'data'}"
+    )
     return 0
 
 

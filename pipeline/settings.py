@@ -62,8 +62,9 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, settings_file: str | os.PathLike[str] | None = None,
-                 env: dict[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, settings_file: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+    ) -> Settings:
         """Build settings from the settings file (if any) and the environment.
 
         :raises ConfigError: unknown keys, values of the wrong type, bad guarantee

@@ -57,44 +57,70 @@ class TopicSpec:
 
 
 AIS_RAW = TopicSpec(
-    "shorewatch.ais.raw.v1", "source id", records.RawAisBatch, "ais.raw.v1.json",
+    "shorewatch.ais.raw.v1",
+    "source id",
+    records.RawAisBatch,
+    "ais.raw.v1.json",
     retention_ms=3 * DAY_MS,
 )
 AIS_POSITION = TopicSpec(
     "shorewatch.ais.position.v1", "mmsi", records.AisPosition, "ais.position.v1.json"
 )
 AIS_STATIC = TopicSpec(
-    "shorewatch.ais.static.v1", "mmsi", records.AisStatic, "ais.static.v1.json",
-    cleanup_policy="compact,delete", retention_ms=30 * DAY_MS,
+    "shorewatch.ais.static.v1",
+    "mmsi",
+    records.AisStatic,
+    "ais.static.v1.json",
+    cleanup_policy="compact,delete",
+    retention_ms=30 * DAY_MS,
 )
 TRACK = TopicSpec("shorewatch.track.v1", "mmsi", records.Track, "track.v1.json")
 CAMERA_DETECTION = TopicSpec(
-    "shorewatch.camera.detection.v1", "camera id", records.CameraFrame,
+    "shorewatch.camera.detection.v1",
+    "camera id",
+    records.CameraFrame,
     "camera.detection.v1.json",
 )
 CAMERA_EVENT = TopicSpec(
     "shorewatch.camera.event.v1", "camera id", records.CameraEvent, "camera.event.v1.json"
 )
 CAMERA_STATUS = TopicSpec(
-    "shorewatch.camera.status.v1", "camera id", records.CameraStatus,
-    "camera.status.v1.json", cleanup_policy="compact,delete",
+    "shorewatch.camera.status.v1",
+    "camera id",
+    records.CameraStatus,
+    "camera.status.v1.json",
+    cleanup_policy="compact,delete",
 )
 ALERT = TopicSpec(
-    "shorewatch.alert.v1", "alert id", records.Alert, "alert.v1.json",
+    "shorewatch.alert.v1",
+    "alert id",
+    records.Alert,
+    "alert.v1.json",
     retention_ms=90 * DAY_MS,
 )
 DEADLETTER = TopicSpec(
-    "shorewatch.deadletter.v1", "source id", records.DeadLetter, "deadletter.v1.json",
+    "shorewatch.deadletter.v1",
+    "source id",
+    records.DeadLetter,
+    "deadletter.v1.json",
     retention_ms=30 * DAY_MS,
 )
 
 AIS_FIXES = TopicSpec(
-    "shorewatch.ais.fixes.v1", "mmsi (partition set by MMSI)", records.FixBatch,
-    "ais.fixes.v1.json", retention_ms=1 * DAY_MS, internal=True,
+    "shorewatch.ais.fixes.v1",
+    "mmsi (partition set by MMSI)",
+    records.FixBatch,
+    "ais.fixes.v1.json",
+    retention_ms=1 * DAY_MS,
+    internal=True,
 )
 FUSION_INPUT = TopicSpec(
-    "shorewatch.fusion.input.v1", "area id", records.FusionInput, "fusion.input.v1.json",
-    retention_ms=1 * DAY_MS, internal=True,
+    "shorewatch.fusion.input.v1",
+    "area id",
+    records.FusionInput,
+    "fusion.input.v1.json",
+    retention_ms=1 * DAY_MS,
+    internal=True,
 )
 
 ALL: tuple[TopicSpec, ...] = (

@@ -77,8 +77,13 @@ def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "") -
     return _compare(old, old, new, new, path)
 
 
-def _compare(old_root: dict[str, Any], old: dict[str, Any], new_root: dict[str, Any],
-             new: dict[str, Any], path: str) -> list[str]:
+def _compare(
+    old_root: dict[str, Any],
+    old: dict[str, Any],
+    new_root: dict[str, Any],
+    new: dict[str, Any],
+    path: str,
+) -> list[str]:
     old = _resolve(old_root, old)
     new = _resolve(new_root, new)
     problems: list[str] = []
@@ -110,8 +115,12 @@ def _compare(old_root: dict[str, Any], old: dict[str, Any], new_root: dict[str, 
                 problems += _compare(old_root, o[key], new_root, n[key], f"{path}{name}[].")
         for sub in ("anyOf",):
             if sub in o and sub in n:
-                olds = [_resolve(old_root, x) for x in o[sub] if "properties" in _resolve(old_root, x)]
-                news = [_resolve(new_root, x) for x in n[sub] if "properties" in _resolve(new_root, x)]
+                olds = [
+                    _resolve(old_root, x) for x in o[sub] if "properties" in _resolve(old_root, x)
+                ]
+                news = [
+                    _resolve(new_root, x) for x in n[sub] if "properties" in _resolve(new_root, x)
+                ]
                 for a, b in zip(olds, news, strict=False):
                     problems += _compare(old_root, a, new_root, b, f"{path}{name}.")
     for name in new_required - set(old.get("required", [])):

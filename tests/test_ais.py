@@ -30,9 +30,15 @@ DMA_MMSIS = 1933
 DMA_STATICS = 498
 
 DATA_FILES = [
-    "amsa_risky_ais.txt.gz", "amsa_risky_nmea_timestamped.txt", "amsa_risky_tag_blocks.txt",
-    "dma_aislib_stream_example.txt", "gpsd_ais-nmea.log", "gpsd_sample.aivdm",
-    "kystverket_norwegian_tagblocks.raw", "libais_test.aivdm", "pyais_mixed.txt",
+    "amsa_risky_ais.txt.gz",
+    "amsa_risky_nmea_timestamped.txt",
+    "amsa_risky_tag_blocks.txt",
+    "dma_aislib_stream_example.txt",
+    "gpsd_ais-nmea.log",
+    "gpsd_sample.aivdm",
+    "kystverket_norwegian_tagblocks.raw",
+    "libais_test.aivdm",
+    "pyais_mixed.txt",
     "pyais_timestamped.ais",
 ]
 
@@ -43,9 +49,13 @@ def decode_file(path, source="file", batch_lines=700, dedup=None, with_messages=
     state = Reassembler()
     out = ais.DecodedBatch()
     for k in range(0, len(lines), batch_lines):
-        chunk = lines[k:k + batch_lines]
-        res = decode_batch(RawAisBatch(source=source, lines=chunk, rx_t_ms=[1] * len(chunk)),
-                           state, dedup, with_messages=with_messages)
+        chunk = lines[k : k + batch_lines]
+        res = decode_batch(
+            RawAisBatch(source=source, lines=chunk, rx_t_ms=[1] * len(chunk)),
+            state,
+            dedup,
+            with_messages=with_messages,
+        )
         for name in ("positions", "statics", "others", "messages", "dead_letters", "skipped"):
             getattr(out, name).extend(getattr(res, name))
         merge_counters(out.counters, res.counters)
@@ -105,9 +115,19 @@ def test_dma_counts(shared):
 
 @pytest.mark.unit
 def test_not_available_values_are_none():
-    sentences = pyais.encode.encode_dict({"msg_type": 1, "mmsi": 412000001, "lon": 181,
-                                          "lat": 91, "speed": 102.3, "course": 360,
-                                          "heading": 511}, talker_id="AI", sentence_type="VDM")
+    sentences = pyais.encode.encode_dict(
+        {
+            "msg_type": 1,
+            "mmsi": 412000001,
+            "lon": 181,
+            "lat": 91,
+            "speed": 102.3,
+            "course": 360,
+            "heading": 511,
+        },
+        talker_id="AI",
+        sentence_type="VDM",
+    )
     res = decode_batch(RawAisBatch(source="s", lines=sentences, rx_t_ms=[5]), Reassembler())
     (p,) = res.positions
     assert (p.lon, p.lat, p.sog_kn, p.cog_deg, p.heading_deg) == (None, None, None, None, None)
@@ -119,11 +139,35 @@ def test_gpsd_expected_json_agrees_on_shared_fields(shared):
     d = shared / "data" / "ais"
     _, out = decode_file(d / "gpsd_sample.aivdm", with_messages=True)
     ours = out.messages
-    expected = [json.loads(ln) for ln in (d / "gpsd_sample.aivdm.js.chk").read_text().splitlines()
-                if ln.startswith("{")]
-    fields = ("mmsi", "repeat", "lat", "lon", "speed", "course", "heading", "status", "accuracy",
-              "second", "raim", "imo", "callsign", "shipname", "to_bow", "to_stern", "to_port",
-              "to_starboard", "draught", "dest_mmsi", "dac", "fid")
+    expected = [
+        json.loads(ln)
+        for ln in (d / "gpsd_sample.aivdm.js.chk").read_text().splitlines()
+        if ln.startswith("{")
+    ]
+    fields = (
+        "mmsi",
+        "repeat",
+        "lat",
+        "lon",
+        "speed",
+        "course",
+        "heading",
+        "status",
+        "accuracy",
+        "second",
+        "raim",
+        "imo",
+        "callsign",
+        "shipname",
+        "to_bow",
+        "to_stern",
+        "to_port",
+        "to_starboard",
+        "draught",
+        "dest_mmsi",
+        "dac",
+        "fid",
+    )
     j = matched = compared = 0
     for exp in expected:
         key = (exp["type"], exp["mmsi"])
@@ -150,8 +194,9 @@ def test_gpsd_expected_json_agrees_on_shared_fields(shared):
 @pytest.mark.unit
 def test_dead_letters_keep_raw_bytes_reason_source_and_time():
     lines = ["!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*00", "caf\u00e9 \xff", ""]
-    res = decode_batch(RawAisBatch(source="tcp:x", lines=lines, rx_t_ms=[10, 20, 30]),
-                       Reassembler())
+    res = decode_batch(
+        RawAisBatch(source="tcp:x", lines=lines, rx_t_ms=[10, 20, 30]), Reassembler()
+    )
     assert [d.reason for d in res.dead_letters] == ["bad_checksum", "not_ascii"]
     assert [d.rx_t_ms for d in res.dead_letters] == [10, 20]
     assert base64.b64decode(res.dead_letters[1].raw_b64) == b"caf\xe9 \xff"
@@ -169,16 +214,23 @@ def test_unknown_type_and_static_records():
         body = f"AIVDM,1,1,,A,{payload},{fill}"
         return f"!{body}*{checksum(body.encode()):02X}"
 
-    lines = [sentence("w0000000000"),  # type 63
-             sentence("H42O55i18tMET00000000000000", 2),  # 24 part A
-             sentence("H42O55lti4hhhilD3nink000?050")]  # 24 part B
+    lines = [
+        sentence("w0000000000"),  # type 63
+        sentence("H42O55i18tMET00000000000000", 2),  # 24 part A
+        sentence("H42O55lti4hhhilD3nink000?050"),
+    ]  # 24 part B
     res = decode_batch(RawAisBatch(source="s", lines=lines, rx_t_ms=[0, 0, 0]), Reassembler())
     assert [d.reason for d in res.dead_letters] == ["unknown_type"]
     assert res.dead_letters[0].stage == "ais.decode"
     a, b = res.statics
     assert (a.mmsi, a.name, a.call_sign) == (271041815, "PROGUY", None)
-    assert (b.call_sign, b.ship_type, b.to_stern_m, b.to_starboard_m, b.to_bow_m) == \
-        ("TC6163", 60, 15, 5, None)
+    assert (b.call_sign, b.ship_type, b.to_stern_m, b.to_starboard_m, b.to_bow_m) == (
+        "TC6163",
+        60,
+        15,
+        5,
+        None,
+    )
 
 
 @pytest.mark.unit
@@ -253,12 +305,14 @@ def test_bench_e2e_hook(capsys):
 @pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(
-    line=st.sampled_from([
-        "!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*5F",
-        "!AIVDM,1,1,,A,H42O55i18tMET00000000000000,2*6D",
-        "\\s:rEV02,c:1334337317*58\\!AIVDM,1,1,,B,33:JeT0OjqVls4qfDlpT7CF@20U@,0*03",
-        "!AIVDM,2,1,9,B,58KvN<42ACikUKW77F1H4hF0<PTp622222222216`0`cF5BF0RT13H0T,0*70",
-    ]),
+    line=st.sampled_from(
+        [
+            "!AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0*5F",
+            "!AIVDM,1,1,,A,H42O55i18tMET00000000000000,2*6D",
+            "\\s:rEV02,c:1334337317*58\\!AIVDM,1,1,,B,33:JeT0OjqVls4qfDlpT7CF@20U@,0*03",
+            "!AIVDM,2,1,9,B,58KvN<42ACikUKW77F1H4hF0<PTp622222222216`0`cF5BF0RT13H0T,0*70",
+        ]
+    ),
     edits=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), min_size=1, max_size=3),
 )
 def test_corrupted_lines_are_decoded_or_dead_lettered(line, edits):
@@ -271,8 +325,15 @@ def test_corrupted_lines_are_decoded_or_dead_lettered(line, edits):
     end = finish(state)
     c = res.counters.get("s", {})
     c_end = end.counters.get("s", {})
-    outcomes = (c.get("decoded", 0) + c.get("rejected", 0) + c_end.get("rejected", 0)
-                + c.get("not_ais", 0) + c.get("empty", 0) + c.get("comment", 0) + c.get("pghp", 0))
+    outcomes = (
+        c.get("decoded", 0)
+        + c.get("rejected", 0)
+        + c_end.get("rejected", 0)
+        + c.get("not_ais", 0)
+        + c.get("empty", 0)
+        + c.get("comment", 0)
+        + c.get("pghp", 0)
+    )
     assert outcomes == 1, (chars, c, c_end)
     for dl in res.dead_letters + end.dead_letters:
         assert dl.reason and dl.source == "s" and dl.raw_b64

@@ -82,9 +82,19 @@ async def test_tcp_client_reconnects_after_refusal_and_after_peer_closes():
     port = free_port()
     sink = ListSink()
     stats: dict[str, int] = {}
-    client = asyncio.create_task(conn.tcp_client(
-        "127.0.0.1", port, sink, max_lines=10, max_ms=20, base_delay_s=0.05,
-        max_delay_s=0.2, stats=stats, clock=lambda: 42))
+    client = asyncio.create_task(
+        conn.tcp_client(
+            "127.0.0.1",
+            port,
+            sink,
+            max_lines=10,
+            max_ms=20,
+            base_delay_s=0.05,
+            max_delay_s=0.2,
+            stats=stats,
+            clock=lambda: 42,
+        )
+    )
     await asyncio.sleep(0.2)  # nobody listens yet: connection refused, retried
     assert stats.get("failures", 0) >= 1 and not stats.get("connects")
     sessions = 0
@@ -220,9 +230,16 @@ async def test_file_replay_max_speed_gzip_and_real_sleep(shared, tmp_path):
 async def test_one_bad_source_does_not_stop_the_others(shared, tmp_path):
     good = tmp_path / "good.nmea"
     good.write_text("\n".join(LINES) + "\n")
-    args = argparse.Namespace(tcp=[], listen_tcp=[], udp=[], bind="127.0.0.1",
-                              file=[str(tmp_path / "missing.nmea"), str(good)],
-                              speed="max", batch_lines=100, batch_ms=20)
+    args = argparse.Namespace(
+        tcp=[],
+        listen_tcp=[],
+        udp=[],
+        bind="127.0.0.1",
+        file=[str(tmp_path / "missing.nmea"), str(good)],
+        speed="max",
+        batch_lines=100,
+        batch_ms=20,
+    )
     sink = ListSink()
     await asyncio.wait_for(conn.run_sources(args, sink), 10)
     assert sink.lines == LINES
@@ -247,12 +264,17 @@ async def test_kafka_sink_publishes_batches_keyed_by_source(kafka_bootstrap, tmp
         await sink.stop()
     assert sink.sent == 4 and sink.failed == 0  # 15 lines in batches of 4
     source = f"file:{path.name}"
-    consumer = AIOKafkaConsumer(AIS_RAW.name, bootstrap_servers=kafka_bootstrap,
-                                group_id=f"test-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        AIS_RAW.name,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     got: list[RawAisBatch] = []
     try:
+
         async def collect() -> None:
             async for rec in consumer:
                 if rec.key == source.encode():
@@ -275,8 +297,9 @@ def test_ingest_command_to_stdout(shared, capsys):
 
     path = shared / "data" / "ais" / "pyais_timestamped.ais"
     assert main(["ingest", "ais", "--file", str(path), "--stdout", "--batch-lines", "4"]) == 0
-    batches = [msgspec.json.decode(ln, type=RawAisBatch)
-               for ln in capsys.readouterr().out.splitlines()]
+    batches = [
+        msgspec.json.decode(ln, type=RawAisBatch) for ln in capsys.readouterr().out.splitlines()
+    ]
     expected = [ln for ln in path.read_text().splitlines() if ln]
     assert [ln for b in batches for ln in b.lines] == expected
     assert {b.source for b in batches} == {"file:pyais_timestamped.ais"}

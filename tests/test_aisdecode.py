@@ -19,9 +19,15 @@ from pipeline.core.nmea import Reassembler, frame_lines
 
 ARMOUR = [chr(c + 48 if c < 40 else c + 56) for c in range(64)]
 DATA_FILES = [
-    "amsa_risky_ais.txt.gz", "amsa_risky_nmea_timestamped.txt", "amsa_risky_tag_blocks.txt",
-    "dma_aislib_stream_example.txt", "gpsd_ais-nmea.log", "gpsd_sample.aivdm",
-    "kystverket_norwegian_tagblocks.raw", "libais_test.aivdm", "pyais_mixed.txt",
+    "amsa_risky_ais.txt.gz",
+    "amsa_risky_nmea_timestamped.txt",
+    "amsa_risky_tag_blocks.txt",
+    "dma_aislib_stream_example.txt",
+    "gpsd_ais-nmea.log",
+    "gpsd_sample.aivdm",
+    "kystverket_norwegian_tagblocks.raw",
+    "libais_test.aivdm",
+    "pyais_mixed.txt",
     "pyais_timestamped.ais",
 ]
 
@@ -34,8 +40,12 @@ def pyais_dict(payload: str, fill: int = 0) -> dict:
 def same(a: object, b: object) -> bool:
     """Equal, and for floats the very same bits (sign of zero included)."""
     if isinstance(b, float) or isinstance(a, float):
-        return (isinstance(a, (int, float)) and isinstance(b, (int, float))
-                and float(a) == float(b) and math.copysign(1, a) == math.copysign(1, b))
+        return (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and float(a) == float(b)
+            and math.copysign(1, a) == math.copysign(1, b)
+        )
     return a == b
 
 
@@ -105,8 +115,10 @@ def test_random_bits_decode_like_pyais(msg_type, data):
 
 
 def _lat_lon(scale: int, lon_bits: int, lat_bits: int) -> st.SearchStrategy:
-    return st.tuples(st.integers(-(1 << (lon_bits - 1)), (1 << (lon_bits - 1)) - 1),
-                     st.integers(-(1 << (lat_bits - 1)), (1 << (lat_bits - 1)) - 1))
+    return st.tuples(
+        st.integers(-(1 << (lon_bits - 1)), (1 << (lon_bits - 1)) - 1),
+        st.integers(-(1 << (lat_bits - 1)), (1 << (lat_bits - 1)) - 1),
+    )
 
 
 @pytest.mark.unit
@@ -123,18 +135,35 @@ def _lat_lon(scale: int, lon_bits: int, lat_bits: int) -> st.SearchStrategy:
     accuracy=st.booleans(),
     second=st.integers(0, 63),
 )
-def test_pyais_encoded_messages_decode_bit_exactly(msg_type, mmsi, status, sog_raw, cog_raw,
-                                                   heading, lon_min, lat_min, accuracy, second):
+def test_pyais_encoded_messages_decode_bit_exactly(
+    msg_type, mmsi, status, sog_raw, cog_raw, heading, lon_min, lat_min, accuracy, second
+):
     """Random messages of every position type, encoded with pyais.encode, decode exactly."""
     if msg_type == 27:
         lon, lat = round(lon_min / 1000) / 600, round(lat_min / 1000) / 600
         lon, lat = max(-180.0, min(181.0, lon)), max(-90.0, min(91.0, lat))
-        msg = {"msg_type": 27, "mmsi": mmsi, "status": status, "lon": lon, "lat": lat,
-               "speed": sog_raw % 64, "course": cog_raw % 512, "accuracy": accuracy}
+        msg = {
+            "msg_type": 27,
+            "mmsi": mmsi,
+            "status": status,
+            "lon": lon,
+            "lat": lat,
+            "speed": sog_raw % 64,
+            "course": cog_raw % 512,
+            "accuracy": accuracy,
+        }
     else:
-        msg = {"msg_type": msg_type, "mmsi": mmsi, "lon": lon_min / 600000, "lat": lat_min / 600000,
-               "speed": sog_raw / 10, "course": cog_raw / 10, "heading": heading,
-               "accuracy": accuracy, "second": second}
+        msg = {
+            "msg_type": msg_type,
+            "mmsi": mmsi,
+            "lon": lon_min / 600000,
+            "lat": lat_min / 600000,
+            "speed": sog_raw / 10,
+            "course": cog_raw / 10,
+            "heading": heading,
+            "accuracy": accuracy,
+            "second": second,
+        }
         if msg_type in (1, 2, 3):
             msg["status"] = status
     sentences = encode_dict(msg, talker_id="AI", sentence_type="VDM")
@@ -155,12 +184,23 @@ def test_pyais_encoded_messages_decode_bit_exactly(msg_type, mmsi, status, sog_r
 @pytest.mark.unit
 def test_not_available_values_become_nan():
     # type 1: lon 181, lat 91, SOG 1023, COG 3600, heading 511
-    bits = (1 << 162) | (1023 << (168 - 60)) | ((181 * 600000) << (168 - 89)) \
-        | ((91 * 600000) << (168 - 116)) | (3600 << (168 - 128)) | (511 << (168 - 137))
+    bits = (
+        (1 << 162)
+        | (1023 << (168 - 60))
+        | ((181 * 600000) << (168 - 89))
+        | ((91 * 600000) << (168 - 116))
+        | (3600 << (168 - 128))
+        | (511 << (168 - 137))
+    )
     payload, fill = armour(bits, 168)
     p = decode_positions([payload], [fill])
-    assert (float(p.lon[0]), float(p.lat[0]), float(p.speed[0]), float(p.course[0]),
-            int(p.heading[0])) == (181.0, 91.0, 102.3, 360.0, 511)
+    assert (
+        float(p.lon[0]),
+        float(p.lat[0]),
+        float(p.speed[0]),
+        float(p.course[0]),
+        int(p.heading[0]),
+    ) == (181.0, 91.0, 102.3, 360.0, 511)
     for arr in (p.lon_deg, p.lat_deg, p.sog_kn, p.cog_deg, p.heading_deg):
         assert np.isnan(arr[0])
     # type 27: SOG 63 and COG 511 are "not available"

@@ -15,22 +15,37 @@ from pipeline import topics
 from schemas import records
 
 
-def make_alert(alert_id: str = "unusual_landing/412000001/1772906400000", seq: int = 0) -> records.Alert:
+def make_alert(
+    alert_id: str = "unusual_landing/412000001/1772906400000", seq: int = 0
+) -> records.Alert:
     data = records.AlertData(
-        alert_id=alert_id, kind="unusual_landing", status="open", severity=85,
-        factors=[records.AlertFactor("night", 20, "sun 30° below the horizon"),
-                 records.AlertFactor("ais_off", 25, "AIS silent for 14 min")],
+        alert_id=alert_id,
+        kind="unusual_landing",
+        status="open",
+        severity=85,
+        factors=[
+            records.AlertFactor("night", 20, "sun 30° below the horizon"),
+            records.AlertFactor("ais_off", 25, "AIS silent for 14 min"),
+        ],
         event_time="2026-03-07T20:03:12Z",
         position=records.GeoPoint(lat=20.0712, lon=110.3051),
-        vessel=records.AlertVessel(mmsi=412000001, name="MIN YU 7", dark=True, track_id="ais:412000001"),
-        zone=records.AlertZone(name="Haikou Xiuying Port", kind="port", distance_m=2300.0,
-                               coast_distance_m=40.0),
+        vessel=records.AlertVessel(
+            mmsi=412000001, name="MIN YU 7", dark=True, track_id="ais:412000001"
+        ),
+        zone=records.AlertZone(
+            name="Haikou Xiuying Port", kind="port", distance_m=2300.0, coast_distance_m=40.0
+        ),
         evidence=records.AlertEvidence(trail=[[110.30, 20.07, 1772906000000.0]]),
-        site="haikou", seq=seq,
+        site="haikou",
+        seq=seq,
     )
-    return records.Alert(id=f"{alert_id}/{seq}", source="shorewatch/haikou",
-                         type="org.shorewatch.alert.unusual_landing",
-                         time="2026-03-07T20:03:12Z", data=data)
+    return records.Alert(
+        id=f"{alert_id}/{seq}",
+        source="shorewatch/haikou",
+        type="org.shorewatch.alert.unusual_landing",
+        time="2026-03-07T20:03:12Z",
+        data=data,
+    )
 
 
 @pytest.mark.unit
@@ -81,8 +96,9 @@ async def test_webhook_retries_transient_failures_and_dead_letters_permanent_one
 
     raw = msgspec.json.encode(make_alert())
     async with receiver as base:
-        sink = WebhookSink([f"{base}/ok", f"{base}/flaky", f"{base}/bad"], collect,
-                           retries=3, backoff_s=0.01)
+        sink = WebhookSink(
+            [f"{base}/ok", f"{base}/flaky", f"{base}/bad"], collect, retries=3, backoff_s=0.01
+        )
         await sink.deliver(raw)
         await sink.aclose()
     assert receiver.bodies["/ok"] == [raw]
@@ -117,8 +133,9 @@ async def test_alerts_on_the_topic_reach_the_webhook(kafka_bootstrap: str) -> No
             await producer.send_and_wait(topics.ALERT, alert_id, make_alert(alert_id, 0))
             await producer.send_and_wait(topics.ALERT, alert_id, make_alert(alert_id, 1))
         await asyncio.wait_for(
-            run_webhook(kafka_bootstrap, [f"{base}/hook"], f"test-{uuid.uuid4().hex}",
-                        idle_exit_s=3.0),
+            run_webhook(
+                kafka_bootstrap, [f"{base}/hook"], f"test-{uuid.uuid4().hex}", idle_exit_s=3.0
+            ),
             timeout=60,
         )
     got = [msgspec.json.decode(b, type=records.Alert) for b in receiver.bodies["/hook"]]

@@ -21,8 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -30,8 +34,9 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_settings_environment_overrides_file(tmp_path: Path) -> None:
     f = tmp_path / "s.yaml"
     f.write_text("partitions: 8\napp_id: from-file\n")
-    s = Settings.from_env(f, env={"SHOREWATCH_APP_ID": "from-env",
-                                  "KAFKA_BOOTSTRAP_SERVERS": "h:1"})
+    s = Settings.from_env(
+        f, env={"SHOREWATCH_APP_ID": "from-env", "KAFKA_BOOTSTRAP_SERVERS": "h:1"}
+    )
     assert (s.partitions, s.app_id, s.bootstrap_servers) == (8, "from-env", "h:1")
 
 
@@ -41,7 +46,10 @@ def test_settings_environment_overrides_file(tmp_path: Path) -> None:
     [
         ("bogus: 1\n", "unknown setting(s): bogus"),
         ("partitions: many\n", "setting partitions: expected"),
-        ("processing_guarantee: exactly_once\n", "is not supported; Shorewatch processes at_least_once"),
+        (
+            "processing_guarantee: exactly_once\n",
+            "is not supported; Shorewatch processes at_least_once",
+        ),
         ("- a list\n", "expected a mapping"),
     ],
 )

@@ -50,10 +50,10 @@ def frame(lines: list[str], rx: int = 0, source: str = "t", **kw) -> object:
 @pytest.mark.unit
 def test_vectorised_checksum_matches_pyais(shared):
     lines = [ln for ln in read_lines(shared / "data/ais/dma_aislib_stream_example.txt")]
-    bodies = [ln[1:ln.index("*")] for ln in lines]
+    bodies = [ln[1 : ln.index("*")] for ln in lines]
     ours = nmea_checksums(bodies)
     assert ours.tolist() == [compute_checksum(b) for b in bodies]
-    assert (ours == np.array([int(ln[ln.index("*") + 1:][:2], 16) for ln in lines])).all()
+    assert (ours == np.array([int(ln[ln.index("*") + 1 :][:2], 16) for ln in lines])).all()
 
 
 @pytest.mark.unit
@@ -127,8 +127,9 @@ def test_non_ais_sentences_skipped_and_counted(shared):
     f = frame(read_lines(shared / "data/ais/gpsd_ais-nmea.log"))
     assert f.counts["not_ais"] == 1313
     not_ais = [r for r in f.rejects if r.reason == "not_ais"]
-    assert len(not_ais) == 1313 and all(r.line.startswith("$GP") or r.line.startswith("$")
-                                        for r in not_ais)
+    assert len(not_ais) == 1313 and all(
+        r.line.startswith("$GP") or r.line.startswith("$") for r in not_ais
+    )
     assert len(f) == 171
 
 
@@ -232,8 +233,14 @@ def _accounted(f, n_lines: int) -> bool:
 @pytest.mark.unit
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    line=st.sampled_from([POS, FRAG1, "\\s:rEV02,c:1334337317*58\\" + POS,
-                          "!AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827"]),
+    line=st.sampled_from(
+        [
+            POS,
+            FRAG1,
+            "\\s:rEV02,c:1334337317*58\\" + POS,
+            "!AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827",
+        ]
+    ),
     edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1, max_size=4),
 )
 def test_random_corruption_never_crashes_and_is_accounted(line, edits):
@@ -251,14 +258,14 @@ def test_random_corruption_never_crashes_and_is_accounted(line, edits):
         # accepted although changed: only a checksum-neutral change can do that
         body = bad.split("\\")[-1]
         star = body.index("*")
-        assert compute_checksum(body[1:star]) == int(body[star + 1:star + 3], 16)
+        assert compute_checksum(body[1:star]) == int(body[star + 1 : star + 3], 16)
 
 
 @pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(pos=st.integers(1, len(POS) - 4), byte=st.integers(32, 126))
 def test_single_character_change_is_always_rejected(pos, byte):
-    bad = POS[:pos] + chr(byte) + POS[pos + 1:]
+    bad = POS[:pos] + chr(byte) + POS[pos + 1 :]
     f = frame([bad])
     if bad == POS:
         assert len(f) == 1
@@ -271,10 +278,18 @@ def test_single_character_change_is_always_rejected(pos, byte):
 @pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(
-    line=st.sampled_from([POS, FRAG1, FRAG2, "\\s:rEV02,c:1334337317*58\\" + POS,
-                          "!AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827"]),
-    edits=st.lists(st.tuples(st.integers(0, 200), st.sampled_from(",*\\!$0129AZaw`@:-\r")),
-                   max_size=3),
+    line=st.sampled_from(
+        [
+            POS,
+            FRAG1,
+            FRAG2,
+            "\\s:rEV02,c:1334337317*58\\" + POS,
+            "!AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827",
+        ]
+    ),
+    edits=st.lists(
+        st.tuples(st.integers(0, 200), st.sampled_from(",*\\!$0129AZaw`@:-\r")), max_size=3
+    ),
 )
 def test_fast_path_agrees_with_slow_path(line, edits):
     chars = list(line)
@@ -284,8 +299,14 @@ def test_fast_path_agrees_with_slow_path(line, edits):
 
     def run() -> tuple:
         f = frame_lines(lines, [0, 1], "s", Reassembler())
-        return (f.payload, f.fill_bits.tolist(), f.t_ms.tolist(), f.station,
-                [(r.reason, r.line) for r in f.rejects], dict(f.counts))
+        return (
+            f.payload,
+            f.fill_bits.tolist(),
+            f.t_ms.tolist(),
+            f.station,
+            [(r.reason, r.line) for r in f.rejects],
+            dict(f.counts),
+        )
 
     fast = run()
     saved = nmea._FAST

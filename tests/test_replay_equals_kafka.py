@@ -38,13 +38,21 @@ def _opened(alerts: list, until_ms: int) -> dict[str, tuple]:
         d = a.data
         t_ms = int(datetime.fromisoformat(d.event_time.replace("Z", "+00:00")).timestamp() * 1000)
         if d.status == "open" and t_ms < until_ms:
-            out[d.alert_id] = (d.kind, d.vessel.mmsi, d.vessel.dark, d.event_time,
-                               round(d.position.lat, 4), round(d.position.lon, 4))
+            out[d.alert_id] = (
+                d.kind,
+                d.vessel.mmsi,
+                d.vessel.dark,
+                d.event_time,
+                round(d.position.lat, 4),
+                round(d.position.lon, 4),
+            )
     return out
 
 
 @pytest.mark.integration
-def test_replay_and_kafka_pipeline_give_the_same_alerts(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_replay_and_kafka_pipeline_give_the_same_alerts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     night = tmp_path / "night"
     simulate(SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5), night)
     offline = replay(SITE, [night / "ais.nmea"], [night / "detections.jsonl"])
@@ -59,4 +67,5 @@ def test_replay_and_kafka_pipeline_give_the_same_alerts(kafka_bootstrap: str, tm
     extra = {k: v for k, v in got.items() if k not in want}
     differ = {k: (want[k], got[k]) for k in want.keys() & got.keys() if want[k] != got[k]}
     assert not missing and not extra and not differ, (
-        f"replay only: {missing}\nKafka only: {extra}\ndifferent: {differ}")
+        f"replay only: {missing}\nKafka only: {extra}\ndifferent: {differ}"
+    )

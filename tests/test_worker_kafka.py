@@ -26,15 +26,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def worker(tmp_path: Path, bootstrap: str, agents: str, site: str | None = None) -> Iterator[subprocess.Popen]:
+def worker(
+    tmp_path: Path, bootstrap: str, agents: str, site: str | None = None
+) -> Iterator[subprocess.Popen]:
     """Run ``shorewatch worker`` as its own process with a fresh consumer group."""
     env = dict(os.environ)
-    env.update({
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SHOREWATCH_APP_ID": f"test-{uuid.uuid4().hex[:8]}",
-        "SHOREWATCH_WORKER_PORT": "0",
-        "SHOREWATCH_DATA_DIR": str(tmp_path / "worker"),
-    })
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SHOREWATCH_APP_ID": f"test-{uuid.uuid4().hex[:8]}",
+            "SHOREWATCH_WORKER_PORT": "0",
+            "SHOREWATCH_DATA_DIR": str(tmp_path / "worker"),
+        }
+    )
     cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--agents", agents]
     if site:
         cmd += ["--site", site]
@@ -60,7 +64,9 @@ class TopicTail:
 
     async def start(self) -> None:
         await self.consumer.start()
-        parts = [TopicPartition(self.topic, p) for p in range(topics.BY_NAME[self.topic].partitions)]
+        parts = [
+            TopicPartition(self.topic, p) for p in range(topics.BY_NAME[self.topic].partitions)
+        ]
         self.consumer.assign(parts)
         await self.consumer.seek_to_end(*parts)
         for tp in parts:  # resolve the end offsets now, before anything is produced
@@ -82,10 +88,16 @@ class TopicTail:
 
 @pytest.mark.integration
 def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_path: Path) -> None:
-    lines = (shared / "data/ais/dma_aislib_stream_example.txt").read_text(errors="replace").splitlines()[:400]
+    lines = (
+        (shared / "data/ais/dma_aislib_stream_example.txt")
+        .read_text(errors="replace")
+        .splitlines()[:400]
+    )
     lines += ["!AIVDM,1,1,,A,13u?etPv2;0n:dDPwUM1U1Cb069D,0*FF", "garbage \x01 bytes"]
     source = f"test:{uuid.uuid4().hex[:8]}"
-    batch = records.RawAisBatch(source=source, lines=lines, rx_t_ms=[1_276_250_000_000] * len(lines))
+    batch = records.RawAisBatch(
+        source=source, lines=lines, rx_t_ms=[1_276_250_000_000] * len(lines)
+    )
     expected = decode_batch(batch, Reassembler(), Deduplicator())
     assert len(expected.positions) > 100 and len(expected.dead_letters) >= 2
 
@@ -111,7 +123,8 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
 
     got = [msgspec.json.decode(v, type=records.AisPosition) for _, v in positions]
     assert sorted((p.mmsi, p.t_ms, p.lat, p.lon) for p in got) == sorted(
-        (p.mmsi, p.t_ms, p.lat, p.lon) for p in expected.positions)
+        (p.mmsi, p.t_ms, p.lat, p.lon) for p in expected.positions
+    )
     assert all(k == str(p.mmsi).encode() for (k, _), p in zip(positions, got, strict=True))
     reasons = sorted(msgspec.json.decode(v, type=records.DeadLetter).reason for _, v in dead)
     assert reasons == sorted(d.reason for d in expected.dead_letters)

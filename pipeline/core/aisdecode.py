@@ -40,32 +40,61 @@ POSITION_TYPES = (1, 2, 3, 18, 19, 27)
 _COMMON = {"msg_type": (0, 6, False), "repeat": (6, 2, False), "mmsi": (8, 30, False)}
 _CLASS_A = {
     **_COMMON,
-    "status": (38, 4, False), "turn": (42, 8, True), "speed": (50, 10, False),
-    "accuracy": (60, 1, False), "lon": (61, 28, True), "lat": (89, 27, True),
-    "course": (116, 12, False), "heading": (128, 9, False), "second": (137, 6, False),
-    "maneuver": (143, 2, False), "raim": (148, 1, False), "radio": (149, 19, False),
+    "status": (38, 4, False),
+    "turn": (42, 8, True),
+    "speed": (50, 10, False),
+    "accuracy": (60, 1, False),
+    "lon": (61, 28, True),
+    "lat": (89, 27, True),
+    "course": (116, 12, False),
+    "heading": (128, 9, False),
+    "second": (137, 6, False),
+    "maneuver": (143, 2, False),
+    "raim": (148, 1, False),
+    "radio": (149, 19, False),
 }
 _CLASS_B = {
     **_COMMON,
-    "reserved_1": (38, 8, False), "speed": (46, 10, False), "accuracy": (56, 1, False),
-    "lon": (57, 28, True), "lat": (85, 27, True), "course": (112, 12, False),
-    "heading": (124, 9, False), "second": (133, 6, False),
+    "reserved_1": (38, 8, False),
+    "speed": (46, 10, False),
+    "accuracy": (56, 1, False),
+    "lon": (57, 28, True),
+    "lat": (85, 27, True),
+    "course": (112, 12, False),
+    "heading": (124, 9, False),
+    "second": (133, 6, False),
 }
 _T18 = {
     **_CLASS_B,
-    "reserved_2": (139, 2, False), "cs": (141, 1, False), "display": (142, 1, False),
-    "dsc": (143, 1, False), "band": (144, 1, False), "msg22": (145, 1, False),
-    "assigned": (146, 1, False), "raim": (147, 1, False), "radio": (148, 20, False),
+    "reserved_2": (139, 2, False),
+    "cs": (141, 1, False),
+    "display": (142, 1, False),
+    "dsc": (143, 1, False),
+    "band": (144, 1, False),
+    "msg22": (145, 1, False),
+    "assigned": (146, 1, False),
+    "raim": (147, 1, False),
+    "radio": (148, 20, False),
 }
 _T19 = {**_CLASS_B, "reserved_2": (139, 4, False)}
 _T27 = {
     **_COMMON,
-    "accuracy": (38, 1, False), "raim": (39, 1, False), "status": (40, 4, False),
-    "lon": (44, 18, True), "lat": (62, 17, True), "speed": (79, 6, False),
-    "course": (85, 9, False), "gnss": (94, 1, False),
+    "accuracy": (38, 1, False),
+    "raim": (39, 1, False),
+    "status": (40, 4, False),
+    "lon": (44, 18, True),
+    "lat": (62, 17, True),
+    "speed": (79, 6, False),
+    "course": (85, 9, False),
+    "gnss": (94, 1, False),
 }
 LAYOUTS: dict[int, dict[str, tuple[int, int, bool]]] = {
-    1: _CLASS_A, 2: _CLASS_A, 3: _CLASS_A, 18: _T18, 19: _T19, 27: _T27,
+    1: _CLASS_A,
+    2: _CLASS_A,
+    3: _CLASS_A,
+    18: _T18,
+    19: _T19,
+    27: _T27,
 }
 """Bit layout (offset, width, signed) of the fields decoded here, per message type."""
 
@@ -74,8 +103,18 @@ LAYOUTS: dict[int, dict[str, tuple[int, int, bool]]] = {
 _MIN_BITS = {1: 168, 2: 168, 3: 168, 18: 168, 19: 143, 27: 96}
 _GROUPS = ((1, 2, 3), (18,), (19,), (27,))
 
-_INT_FIELDS = ("msg_type", "repeat", "mmsi", "status", "heading", "second", "maneuver",
-               "radio", "reserved_1", "reserved_2")
+_INT_FIELDS = (
+    "msg_type",
+    "repeat",
+    "mmsi",
+    "status",
+    "heading",
+    "second",
+    "maneuver",
+    "radio",
+    "reserved_1",
+    "reserved_2",
+)
 _BOOL_FIELDS = ("accuracy", "raim", "cs", "display", "dsc", "band", "msg22", "assigned", "gnss")
 _FLOAT_FIELDS = ("turn", "speed", "lon", "lat", "course")
 
@@ -247,8 +286,7 @@ def decode_positions(
     """
     n = len(payloads)
     if n == 0:
-        return Positions(index=np.zeros(0, np.int64), short=np.zeros(0, np.int64),
-                         **_empty(0))  # type: ignore[arg-type]
+        return Positions(index=np.zeros(0, np.int64), short=np.zeros(0, np.int64), **_empty(0))  # type: ignore[arg-type]
     raw, starts, lengths = _join(payloads)
     fill = np.zeros(n, np.int64) if fill_bits is None else np.asarray(fill_bits, np.int64)
     nbits = 6 * lengths - fill
@@ -263,10 +301,15 @@ def decode_positions(
     mt_ok = mt[index]
     # (k, chars) windows of the buffer at each message start: one row copy per message
     windows = np.lib.stride_tricks.sliding_window_view(
-        np.concatenate([raw, np.zeros(64, np.uint8)]), 52)
+        np.concatenate([raw, np.zeros(64, np.uint8)]), 52
+    )
     groups = []
     for group in _GROUPS:
-        sel = np.flatnonzero(np.isin(mt_ok, group)) if len(group) > 1 else np.flatnonzero(mt_ok == group[0])
+        sel = (
+            np.flatnonzero(np.isin(mt_ok, group))
+            if len(group) > 1
+            else np.flatnonzero(mt_ok == group[0])
+        )
         if len(sel):
             groups.append((group[0], sel))
     whole = len(groups) == 1 and len(groups[0][1]) == m  # one type group: no scatter

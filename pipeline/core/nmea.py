@@ -169,8 +169,17 @@ class Reassembler:
         return len(self._groups)
 
     def add(
-        self, source: str, channel: str, seq: str, total: int, num: int, payload: str,
-        line: str, t_ms: int | None, rx_t_ms: int, station: str | None,
+        self,
+        source: str,
+        channel: str,
+        seq: str,
+        total: int,
+        num: int,
+        payload: str,
+        line: str,
+        t_ms: int | None,
+        rx_t_ms: int,
+        station: str | None,
     ) -> tuple[_Group | None, list[Reject]]:
         """Add one fragment; return the completed group (or ``None``) and any rejects.
 
@@ -183,9 +192,14 @@ class Reassembler:
         if num == 1:
             if group is not None:
                 del self._groups[key]
-                rejects.append(Reject("\n".join(group.lines), "fragment_orphan",
-                                      f"group {seq or '-'} restarted before fragment "
-                                      f"{group.expected} of {total}", rx_t_ms))
+                rejects.append(
+                    Reject(
+                        "\n".join(group.lines),
+                        "fragment_orphan",
+                        f"group {seq or '-'} restarted before fragment {group.expected} of {total}",
+                        rx_t_ms,
+                    )
+                )
             start = t_ms if t_ms is not None else rx_t_ms
             group = _Group([line], [payload], 2, start, t_ms, station, rx_t_ms)
             self._groups[key] = group
@@ -194,10 +208,17 @@ class Reassembler:
             want = "no group started" if group is None else f"expected fragment {group.expected}"
             if group is not None:
                 del self._groups[key]
-                rejects.append(Reject("\n".join(group.lines), "fragment_orphan",
-                                      f"fragment {num} arrived, {want}", rx_t_ms))
-            rejects.append(Reject(line, "fragment_orphan",
-                                  f"fragment {num} of {total}: {want}", rx_t_ms))
+                rejects.append(
+                    Reject(
+                        "\n".join(group.lines),
+                        "fragment_orphan",
+                        f"fragment {num} arrived, {want}",
+                        rx_t_ms,
+                    )
+                )
+            rejects.append(
+                Reject(line, "fragment_orphan", f"fragment {num} of {total}: {want}", rx_t_ms)
+            )
             return None, rejects
         group.lines.append(line)
         group.payloads.append(payload)
@@ -216,8 +237,11 @@ class Reassembler:
 
         :param now_ms: current event time of that source, ms
         """
-        old = [k for k, g in self._groups.items()
-               if k[0] == source and now_ms - g.start_t_ms > self.ttl_ms]
+        old = [
+            k
+            for k, g in self._groups.items()
+            if k[0] == source and now_ms - g.start_t_ms > self.ttl_ms
+        ]
         return [self._drop(k, f"incomplete after {self.ttl_ms} ms") for k in old]
 
     def sources(self) -> list[str]:
@@ -231,8 +255,12 @@ class Reassembler:
 
     def _drop(self, key: tuple[str, str, str, int], detail: str) -> Reject:
         group = self._groups.pop(key)
-        return Reject("\n".join(group.lines), "fragment_timeout",
-                      f"{len(group.lines)} of {key[3]} fragments: {detail}", group.rx_t_ms)
+        return Reject(
+            "\n".join(group.lines),
+            "fragment_timeout",
+            f"{len(group.lines)} of {key[3]} fragments: {detail}",
+            group.rx_t_ms,
+        )
 
 
 class Deduplicator:
@@ -313,8 +341,15 @@ def _pghp_ms(fields: list[str]) -> int | None:
         y, mo, d, h, mi, s, ms = (int(f) for f in fields[2:9])
     except (ValueError, IndexError):
         return None
-    if not (1970 <= y <= 2100 and 1 <= mo <= 12 and 1 <= d <= 31 and 0 <= h < 24
-            and 0 <= mi < 60 and 0 <= s <= 60 and 0 <= ms < 1000):
+    if not (
+        1970 <= y <= 2100
+        and 1 <= mo <= 12
+        and 1 <= d <= 31
+        and 0 <= h < 24
+        and 0 <= mi < 60
+        and 0 <= s <= 60
+        and 0 <= ms < 1000
+    ):
         return None
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1000 + ms
 
@@ -402,8 +437,9 @@ def frame_lines(
             bodies.append(body)
             body_chk.append(int(hh, 16))
             trailers.append(rest)
-            parsed.append((ord(s_total) - 48, ord(s_num) - 48, seq, chan, payload,
-                           ord(s_fill) - 48))
+            parsed.append(
+                (ord(s_total) - 48, ord(s_num) - 48, seq, chan, payload, ord(s_fill) - 48)
+            )
             continue
         tag_i = -1
         if line.startswith("\\"):
@@ -418,10 +454,10 @@ def frame_lines(
                 tags.append(tag)
                 tag_chk.append(-1)
             else:
-                hh = tag[star + 1:]
+                hh = tag[star + 1 :]
                 tags.append(tag[:star])
                 tag_chk.append(_hex2(hh.zfill(2)) if len(hh) in (1, 2) else -1)
-            line = line[end + 1:]
+            line = line[end + 1 :]
             if not line:
                 reject(i, "truncated", "tag block without a sentence")
                 continue
@@ -434,13 +470,16 @@ def frame_lines(
             reject(i, "truncated", "no '*hh' checksum")
             continue
         body = line[1:star]
-        chk = _hex2(line[star + 1:star + 3])
+        chk = _hex2(line[star + 1 : star + 3])
         if chk < 0:
-            reject(i, "truncated" if len(line) < star + 3 else "bad_checksum",
-                   f"checksum field {line[star + 1:star + 3]!r} is not two hex digits")
+            reject(
+                i,
+                "truncated" if len(line) < star + 3 else "bad_checksum",
+                f"checksum field {line[star + 1 : star + 3]!r} is not two hex digits",
+            )
             continue
-        rest = line[star + 3:]
-        addr = body[:body.find(",")] if "," in body else body
+        rest = line[star + 3 :]
+        addr = body[: body.find(",")] if "," in body else body
         if len(addr) == 5 and addr[2:] in ("VDM", "VDO"):
             kind = _AIS
         elif addr == "PGHP" and body.startswith("PGHP,1,"):
@@ -458,8 +497,9 @@ def frame_lines(
     # ---- vectorised checksums -----------------------------------------------------
     sums = nmea_checksums(bodies)
     ok: list[bool] = (sums == np.asarray(body_chk, dtype=np.int64)).tolist() if bodies else []
-    tag_ok: list[bool] = ((nmea_checksums(tags) == np.asarray(tag_chk, dtype=np.int64)).tolist()
-                          if tags else [])
+    tag_ok: list[bool] = (
+        (nmea_checksums(tags) == np.asarray(tag_chk, dtype=np.int64)).tolist() if tags else []
+    )
 
     # ---- pass 2: in order, with state ---------------------------------------------
     out_payload: list[str] = []
@@ -471,11 +511,13 @@ def frame_lines(
     out_raw: list[str] = []
     max_t: int | None = None
 
-    def emit(payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None,
-             raw: str) -> None:
+    def emit(
+        payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None, raw: str
+    ) -> None:
         if dedup is not None and dedup.seen(payload, fill, t):
-            rejects.append((cur, Reject(raw, "duplicate", "same payload within "
-                                        f"{dedup.window_ms} ms", rxt)))
+            rejects.append(
+                (cur, Reject(raw, "duplicate", f"same payload within {dedup.window_ms} ms", rxt))
+            )
             counts["duplicate"] += 1
             return
         out_payload.append(payload)
@@ -497,8 +539,14 @@ def frame_lines(
             continue
         if kind == _OTHER:
             counts["not_ais"] += 1
-            rejects.append((i, Reject(lines[i], "not_ais",
-                                      body[:body.find(",")] if "," in body else body, rx[i])))
+            rejects.append(
+                (
+                    i,
+                    Reject(
+                        lines[i], "not_ais", body[: body.find(",")] if "," in body else body, rx[i]
+                    ),
+                )
+            )
             continue
         if kind == _PGHP:
             t = _pghp_ms(body.split(","))
@@ -545,13 +593,18 @@ def frame_lines(
                 reject(i, "truncated" if len(f) < 7 else "garbage", f"{len(f)} fields, expected 7")
                 continue
             _, s_total, s_num, seq, chan, payload, s_fill = f
-            if not (s_total.isdigit() and s_num.isdigit() and len(s_total) == 1
-                    and len(s_num) == 1):
+            if not (
+                s_total.isdigit() and s_num.isdigit() and len(s_total) == 1 and len(s_num) == 1
+            ):
                 reject(i, "garbage", f"fragment fields {s_total!r},{s_num!r} are not digits")
                 continue
             total, num = int(s_total), int(s_num)
-            if (not (1 <= num <= total) or len(seq) > 1 or (seq and not seq.isdigit())
-                    or len(chan) > 1):
+            if (
+                not (1 <= num <= total)
+                or len(seq) > 1
+                or (seq and not seq.isdigit())
+                or len(chan) > 1
+            ):
                 reject(i, "garbage", f"bad fragment header {s_total},{s_num},{seq},{chan}")
                 continue
             if not payload:
@@ -581,13 +634,17 @@ def frame_lines(
         if total == 1:
             emit(payload, fill, line_t, rx[i], chan, station, lines[i])
             continue
-        group, rj = state.add(source, chan, seq, total, num, payload, lines[i], t_own, rx[i], station)
+        group, rj = state.add(
+            source, chan, seq, total, num, payload, lines[i], t_own, rx[i], station
+        )
         for r in rj:
             counts[r.reason] += 1
             rejects.append((i, r))
         if group is not None:
             t = group.t_ms if group.t_ms is not None else group.start_t_ms
-            emit("".join(group.payloads), fill, t, rx[i], chan, group.station, "\n".join(group.lines))
+            emit(
+                "".join(group.payloads), fill, t, rx[i], chan, group.station, "\n".join(group.lines)
+            )
 
     if max_t is not None:
         timed_out = state.expire(source, max_t)
@@ -625,7 +682,7 @@ def line_time_ms(line: str) -> int | None:
             for item in line[1:end].split("*")[0].split(","):
                 if item.startswith("c:"):
                     return _epoch_ms(item[2:])
-            line = line[end + 1:]
+            line = line[end + 1 :]
     if line.startswith("$PGHP,1,"):
         return _pghp_ms(line.split("*")[0].split(","))
     star = line.find("*")
