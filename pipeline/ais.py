@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
-import importlib
-import importlib.util
 import math
 import sys
 import time
@@ -530,13 +528,9 @@ def _ptype(payload: str) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.e2e:
-        if importlib.util.find_spec("pipeline.bench_e2e") is None:
-            print(
-                "shorewatch bench ais --e2e: pipeline.bench_e2e is not available yet",
-                file=sys.stderr,
-            )
-            return 2
-        return int(importlib.import_module("pipeline.bench_e2e").run(args) or 0)
+        from pipeline import bench_e2e
+
+        return int(bench_e2e.run(args) or 0)
     result = run_bench(Path(args.data), n_target=args.n)
     if args.json:
         print(orjson.dumps(result).decode())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
 import io
 import json
 import math
@@ -292,14 +291,6 @@ def test_bench_reports_both_rates(shared):
     result = ais.run_bench(shared / "data" / "ais", n_target=2000, n_pyais=500)
     assert result["vector_decode_per_s"] > 0 and result["pyais_decode_per_s"] > 0
     assert result["n_distinct_payloads"] == 29414
-
-
-@pytest.mark.unit
-def test_bench_e2e_hook(capsys):
-    if importlib.util.find_spec("pipeline.bench_e2e") is not None:
-        pytest.skip("pipeline.bench_e2e exists: the hook hands over to it")
-    assert main(["bench", "ais", "--e2e", "--json"]) == 2
-    assert "bench_e2e" in capsys.readouterr().err
 
 
 @pytest.mark.unit
