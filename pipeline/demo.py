@@ -46,24 +46,31 @@ def _say(text: str) -> None:
 
 def _start_worker(bootstrap: str, site: Path, out: Path, speed: float) -> subprocess.Popen:
     env = dict(os.environ)
-    env.update({
-        # replayed at `speed` times real time, a second of path latency is `speed` seconds
-        # of event time: the area waits out two seconds of it for the slower AIS path
-        "SHOREWATCH_AREA_LATENESS_MS": str(int(2000 * speed)),
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
-        "SHOREWATCH_WORKER_PORT": "0",
-        "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
-        "SHOREWATCH_DATA_DIR": str(out / "worker"),
-    })
+    env.update(
+        {
+            # replayed at `speed` times real time, a second of path latency is `speed` seconds
+            # of event time: the area waits out two seconds of it for the slower AIS path
+            "SHOREWATCH_AREA_LATENESS_MS": str(int(2000 * speed)),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
+            "SHOREWATCH_WORKER_PORT": "0",
+            "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
+            "SHOREWATCH_DATA_DIR": str(out / "worker"),
+        }
+    )
     log = open(out / "worker.log", "wb")
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "worker", "--site", str(site)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
-async def _wait_ready(bootstrap: str, worker: subprocess.Popen, out: Path, timeout_s: float) -> None:
+async def _wait_ready(
+    bootstrap: str, worker: subprocess.Popen, out: Path, timeout_s: float
+) -> None:
     """Wait until the worker consumes: a probe fix (far outside the site, so it never
     reaches fusion) must come out as a track update."""
     from connectors.kafka import RecordProducer
@@ -78,11 +85,18 @@ async def _wait_ready(bootstrap: str, worker: subprocess.Popen, out: Path, timeo
         async with RecordProducer(bootstrap, client_id="shorewatch-demo-probe") as producer:
             while time.monotonic() < deadline:
                 if worker.poll() is not None:
-                    raise RuntimeError("worker exited:\n" + (out / "worker.log").read_text()[-3000:])
+                    raise RuntimeError(
+                        "worker exited:\n" + (out / "worker.log").read_text()[-3000:]
+                    )
                 now = int(time.time() * 1000)
                 lines = [sentinel(m, now, lon=10.0, lat=56.0) for m in marks]
-                await producer.send_and_wait(topics.AIS_RAW, "demo:probe", records.RawAisBatch(
-                    source="demo:probe", lines=lines, rx_t_ms=[now] * len(lines)))
+                await producer.send_and_wait(
+                    topics.AIS_RAW,
+                    "demo:probe",
+                    records.RawAisBatch(
+                        source="demo:probe", lines=lines, rx_t_ms=[now] * len(lines)
+                    ),
+                )
                 if await reader.until(set(marks), 5.0):
                     return
     finally:
@@ -91,8 +105,15 @@ async def _wait_ready(bootstrap: str, worker: subprocess.Popen, out: Path, timeo
 
 
 async def run_through_pipeline(
-    bootstrap: str, site_dir: Path, night_dir: Path, start: datetime, speed: float, *,
-    on_alert: Callable[[Any], None] | None = None, quiet_s: float = 8.0, max_wait_s: float = 30.0,
+    bootstrap: str,
+    site_dir: Path,
+    night_dir: Path,
+    start: datetime,
+    speed: float,
+    *,
+    on_alert: Callable[[Any], None] | None = None,
+    quiet_s: float = 8.0,
+    max_wait_s: float = 30.0,
 ) -> list[Any]:
     """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
     through a fresh worker of the real pipeline and return the alerts it publishes.
@@ -145,11 +166,18 @@ async def run_through_pipeline(
             await sink.start()
             try:
                 await asyncio.gather(
-                    replay_file(str(night_dir / "ais.nmea"), sink, speed=speed,
-                                source="night:ais-station"),
-                    replay_records(night_dir / "detections.jsonl", topics.CAMERA_DETECTION,
-                                   producer, key_field="camera_id", speed=speed,
-                                   t0_event_ms=t0_event_ms, t0_wall=t0_wall),
+                    replay_file(
+                        str(night_dir / "ais.nmea"), sink, speed=speed, source="night:ais-station"
+                    ),
+                    replay_records(
+                        night_dir / "detections.jsonl",
+                        topics.CAMERA_DETECTION,
+                        producer,
+                        key_field="camera_id",
+                        speed=speed,
+                        t0_event_ms=t0_event_ms,
+                        t0_wall=t0_wall,
+                    ),
                 )
             finally:
                 await sink.stop()
@@ -183,16 +211,28 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
     _say("topics")
     await admin.acreate_topics(bootstrap)
 
-    _say(f"simulating {args.duration} on the {site.name} shore from {args.start} (seed {args.seed})")
+    _say(
+        f"simulating {args.duration} on the {site.name} shore from {args.start} (seed {args.seed})"
+    )
     start = datetime.fromisoformat(args.start)
-    truth = simulate(site, SimConfig(seed=args.seed, start=start, fps=args.fps,
-                                     duration_s=parse_duration(args.duration)), out)
+    truth = simulate(
+        site,
+        SimConfig(
+            seed=args.seed, start=start, fps=args.fps, duration_s=parse_duration(args.duration)
+        ),
+        out,
+    )
     planted = Counter(e["kind"] for e in truth["events"] if not e.get("optional"))
-    print(f"   {len(truth['vessels'])} vessels; planted: "
-          + ", ".join(f"{n} {k}" for k, n in sorted(planted.items())), flush=True)
+    print(
+        f"   {len(truth['vessels'])} vessels; planted: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(planted.items())),
+        flush=True,
+    )
 
-    _say(f"starting a Faust worker; the night at {args.speed:g}x through the AIS connector and "
-         "the camera feed")
+    _say(
+        f"starting a Faust worker; the night at {args.speed:g}x through the AIS connector and "
+        "the camera feed"
+    )
     tz = str(site.timezone)
 
     def show(a: records.Alert) -> None:
@@ -203,6 +243,12 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
         for a in alerts:
             f.write(msgspec.json.encode(a) + b"\n")
     _summary(alerts, truth, out, site_dir)
+    try:  # the real clip-01 over RTSP where GStreamer is installed; never fails the demo
+        from pipeline.demo_camera import print_rtsp_showcase
+
+        await print_rtsp_showcase(bootstrap, out)
+    except Exception as exc:  # noqa: BLE001 - a missing extra must not hide the night's results
+        print(f"   RTSP showcase failed: {exc!r}", flush=True)
     return 0
 
 
@@ -211,8 +257,11 @@ def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:
 
     _say("summary")
     opened = Counter(a.data.kind for a in alerts if a.data.status == "open")
-    print("   alerts opened by kind: " + (", ".join(f"{k} {n}" for k, n in sorted(opened.items()))
-                                          or "none"), flush=True)
+    print(
+        "   alerts opened by kind: "
+        + (", ".join(f"{k} {n}" for k, n in sorted(opened.items())) or "none"),
+        flush=True,
+    )
     result = evaluate(truth, alerts)
     print(format_table(result), flush=True)
     try:
