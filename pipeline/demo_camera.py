@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,7 @@ async def rtsp_showcase(
     *,
     shared: Path | None = None,
     max_fps: float = 5.0,
-    on_skip: Any = None,
+    on_skip: Callable[[str], None] | None = None,
     first_frame_timeout_s: float = 15.0,
 ) -> dict | None:
     """Serve clip-01 over RTSP into the camera connector for ``seconds`` and publish to Kafka.
