@@ -29,7 +29,7 @@ import argparse
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import faust
@@ -292,7 +292,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     area = site.name.encode()
     lon0, lat0, lon1, lat1 = site.bbox
 
-    class _TableView:
+    class _TableView(Mapping[int, records.Track]):
         """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
 
         def __getitem__(self, mmsi: int) -> records.Track:
@@ -305,7 +305,13 @@ def _register_tracks(app: faust.App, site: Any) -> None:
         def __contains__(self, mmsi: object) -> bool:
             return str(mmsi).encode() in table
 
-        def values(self) -> list[records.Track]:
+        def __iter__(self) -> Iterator[int]:
+            return (int(k) for k in table.keys())
+
+        def __len__(self) -> int:
+            return len(table)
+
+        def values(self) -> list[records.Track]:  # type: ignore[override]
             return [track_dec.decode(v) for v in table.values()]
 
     view = _TableView()
@@ -325,7 +331,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
             if orphans:
                 sta = [*orphans.values(), *sta]
                 orphans.clear()
-            result = track_step(view, pos, sta, params)  # type: ignore[arg-type]
+            result = track_step(view, pos, sta, params)
             for st in result.orphan_statics:
                 orphans[st.mmsi] = st
             if len(orphans) > 100_000:  # a flood of statics without positions stays bounded
