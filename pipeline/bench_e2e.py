@@ -298,3 +298,117 @@ def run(args: argparse.Namespace) -> int:
         for k, v in result.items():
             print(f"{k:24s} {v}")
     return 0
+
+
+# --------------------------------------------------------------------------- alert latency
+
+
+async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: Path) -> dict:
+    from datetime import datetime
+
+    from connectors.kafka import RecordProducer
+    from pipeline.demo import run_through_pipeline
+    from pipeline.simulate import SimConfig, simulate
+
+    await admin.acreate_topics(bootstrap)
+    site_dir = REPO / "sites" / "haikou"
+    start = datetime.fromisoformat("2026-03-08T03:00:00+08:00")
+    night = tmp / "alert-night"
+    if not (night / "truth.json").exists():
+        simulate(site_dir, SimConfig(seed=1, start=start, duration_s=3600, fps=0.5), night)
+    sentences = position_sentences(
+        Path(os.environ.get("SHOREWATCH_SHARED", REPO.parent / "shared")) / "data" / "ais"
+    )
+    sent = [0]
+
+    async def load() -> None:
+        """Real position sentences from other coasts (outside the site) at a steady rate."""
+        async with RecordProducer(bootstrap, linger_ms=2) as producer:
+            tick_s, i = 0.02, 0
+            per_tick = max(1, int(load_per_s * tick_s))
+            t_start = time.perf_counter()
+            k = 0
+            while True:
+                now = int(time.time() * 1000)
+                lines = [_tag(now) + sentences[(i + j) % len(sentences)] for j in range(per_tick)]
+                i += per_tick
+                await producer.send(
+                    topics.AIS_RAW,
+                    "bench:load",
+                    records.RawAisBatch(
+                        source="bench:load", lines=lines, rx_t_ms=[now] * len(lines)
+                    ),
+                )
+                sent[0] += per_tick
+                k += 1
+                delay = t_start + k * tick_s - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    timing: dict = {}
+    alerts = await run_through_pipeline(
+        bootstrap,
+        site_dir,
+        night,
+        start,
+        speed,
+        lateness_wall_s=0.5,
+        timing=timing,
+        extra_load=load if load_per_s > 0 else None,
+    )
+    lat: list[float] = []
+    for a, arrived in zip(alerts, timing.get("arrivals", []), strict=False):
+        if a.data.status != "open":
+            continue
+        ev = datetime.fromisoformat(a.data.event_time.replace("Z", "+00:00")).timestamp() * 1000
+        true_at = timing["t0_wall"] + (ev - timing["t0_event_ms"]) / 1000 / speed
+        lat.append((arrived - true_at) * 1000)
+    arr = np.array(lat) if lat else np.array([np.nan])
+    return {
+        "speed": speed,
+        "lateness_wall_ms": 500,
+        "background_ais_per_s": load_per_s,
+        "background_sentences": sent[0],
+        "alerts_opened": len(lat),
+        "alert_latency_p50_ms": round(float(np.percentile(arr, 50)), 1),
+        "alert_latency_p99_ms": round(float(np.percentile(arr, 99)), 1),
+        "alert_latency_max_ms": round(float(np.max(arr)), 1),
+    }
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    """Entry point of ``shorewatch bench alerts``."""
+    settings = Settings.from_env()
+    started = False
+    bootstrap = settings.bootstrap_servers
+    if not bootstrap:
+        info = localkafka.running()
+        if info is None:
+            info = localkafka.up()
+            started = True
+        bootstrap = info.bootstrap
+    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        result = asyncio.run(_alert_latency(bootstrap, args.speed, args.load, tmp))
+    finally:
+        if started:
+            localkafka.down()
+    print(json.dumps(result) if args.json else "\n".join(f"{k:26s} {v}" for k, v in result.items()))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from pipeline.cli import command_group
+
+    bench = command_group(sub, "bench", "benchmarks")
+    b = bench.add_parser("alerts", help="condition-to-alert latency through the live pipeline")
+    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    b.add_argument("--speed", type=float, default=20.0, help="replay speed of the night")
+    b.add_argument(
+        "--load",
+        type=float,
+        default=5000.0,
+        help="background AIS sentences/s from outside the site",
+    )
+    b.set_defaults(func=run_alerts)

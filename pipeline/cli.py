@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "connectors.alerts",
     "connectors.kafka",
     "pipeline.demo",
+    "pipeline.bench_e2e",
     "pipeline.site",
     "pipeline.simulate",
     "pipeline.evaluate",

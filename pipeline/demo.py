@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,13 +44,15 @@ def _say(text: str) -> None:
     print(f"\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"== {text}", flush=True)
 
 
-def _start_worker(bootstrap: str, site: Path, out: Path, speed: float) -> subprocess.Popen:
+def _start_worker(
+    bootstrap: str, site: Path, out: Path, speed: float, lateness_wall_s: float = 2.0
+) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
         {
             # replayed at `speed` times real time, a second of path latency is `speed` seconds
-            # of event time: the area waits out two seconds of it for the slower AIS path
-            "SHOREWATCH_AREA_LATENESS_MS": str(int(2000 * speed)),
+            # of event time: the area waits out `lateness_wall_s` of it for the slower AIS path
+            "SHOREWATCH_AREA_LATENESS_MS": str(int(1000 * lateness_wall_s * speed)),
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
             "SHOREWATCH_WORKER_PORT": "0",
@@ -114,6 +116,9 @@ async def run_through_pipeline(
     on_alert: Callable[[Any], None] | None = None,
     quiet_s: float = 8.0,
     max_wait_s: float = 30.0,
+    lateness_wall_s: float = 2.0,
+    timing: dict[str, Any] | None = None,
+    extra_load: Callable[[], Awaitable[Any]] | None = None,
 ) -> list[Any]:
     """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
     through a fresh worker of the real pipeline and return the alerts it publishes.
@@ -125,6 +130,10 @@ async def run_through_pipeline(
     :param on_alert: called with each alert as it arrives
     :param quiet_s: after the input ends, wait until no alert came for this long, s
     :param max_wait_s: but no longer than this, s
+    :param lateness_wall_s: event-time disorder the area waits out, in seconds of wall time
+    :param timing: filled with ``t0_wall`` (monotonic s when the replay started),
+        ``t0_event_ms`` and ``arrivals`` (monotonic s at which each alert arrived)
+    :param extra_load: a coroutine run beside the replay (e.g. more AIS from elsewhere)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -132,8 +141,9 @@ async def run_through_pipeline(
     from connectors.kafka import RecordProducer, replay_records
     from schemas import records
 
-    worker = _start_worker(bootstrap, site_dir, night_dir, speed)
+    worker = _start_worker(bootstrap, site_dir, night_dir, speed, lateness_wall_s)
     alerts: list[records.Alert] = []
+    arrivals: list[float] = []
     try:
         await _wait_ready(bootstrap, worker, night_dir, 90)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -155,12 +165,16 @@ async def run_through_pipeline(
                         a = alert_dec.decode(m.value)
                         alerts.append(a)
                         last_alert[0] = time.monotonic()
+                        arrivals.append(last_alert[0])
                         if on_alert is not None:
                             on_alert(a)
 
         tail_task = asyncio.create_task(tail())
         t0_event_ms = int(start.timestamp() * 1000)
         t0_wall = time.monotonic()
+        if timing is not None:
+            timing.update(t0_wall=t0_wall, t0_event_ms=t0_event_ms, arrivals=arrivals)
+        load_task = asyncio.create_task(extra_load()) if extra_load is not None else None
         async with RecordProducer(bootstrap, client_id="shorewatch-replay") as producer:
             sink = KafkaSink(bootstrap)
             await sink.start()
@@ -181,6 +195,9 @@ async def run_through_pipeline(
                 )
             finally:
                 await sink.stop()
+        if load_task is not None:
+            load_task.cancel()
+            await asyncio.gather(load_task, return_exceptions=True)
         last_alert[0] = max(last_alert[0], time.monotonic())
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline and time.monotonic() - last_alert[0] < quiet_s:
