@@ -230,6 +230,85 @@ def test_ais_stopping_3_km_from_shore_heading_in_is_a_dark_approach():
     assert "dark_approach" not in kinds(alerts2)
 
 
+def _oblique_approach(mmsi, off_m, landfall_m, port_gap_m, minutes_on=5):
+    """Class B fixes every 30 s at 10 kn on a straight course that meets the beach
+    ``landfall_m`` ahead of the last fix, ``port_gap_m`` east of the test port's edge; the
+    last fix is ``off_m`` off the beach. Returns the fixes, the course and the last fix."""
+    cog = 270.0 - float(np.degrees(np.arcsin(off_m / landfall_m)))
+    fall_lon, _ = destination_point(110.15, 20.0, 90.0, 500.0 + port_gap_m)
+    off_lon, off_lat = destination_point(fall_lon, 20.0, cog - 180.0, landfall_m)
+    step_m = 10.0 * 1852.0 / 3600.0 * 30.0
+    n = minutes_on * 2 + 1
+    ps = []
+    for k in range(n):
+        lon, lat = destination_point(off_lon, off_lat, cog - 180.0, (n - 1 - k) * step_m)
+        ps.append(fix(mmsi, NIGHT + k * 30_000, float(lon), float(lat), 10.0, cog, msg_type=18))
+    return ps, cog, NIGHT + (n - 1) * 30_000
+
+
+def test_dark_approach_on_a_course_pointing_near_a_far_port():
+    """Class B at 10 kn heading in, AIS off 3.1 km out; its course meets the beach 8 km
+    ahead, 600 m beside the port. A landfall beyond the watch distance does not make it
+    a ship heading into port: the AIS silence is a dark approach. Heading into that port
+    from within the watch distance is not."""
+    m = 412000211
+    ps, _, last_fix = _oblique_approach(m, 3100.0, 8000.0, 600.0)
+    other = [
+        fix(412000299, NIGHT + k * 10_000 + 5, 110.25, lat_at(9000), 10.0, 90.0) for k in range(120)
+    ]
+    ss = [
+        named(m, NIGHT, "MIN YU 68154", None, length=20),
+        named(412000299, NIGHT, "OTHER", "BOTH"),
+    ]
+    _, alerts = run(ctx(), ps + other, ss)
+    (a,) = [a for a in alerts if a.data.kind == "dark_approach" and a.data.status == "open"]
+    assert a.data.vessel.mmsi == m
+    assert a.data.event_time == _iso(last_fix + 360_000)  # 2 x 180 s of a stopped Class B
+    assert a.data.zone.coast_distance_m == pytest.approx(3100, abs=50)
+    # the same silence on a course into the port from 3 km out: not a dark approach
+    ps2, _, _ = _oblique_approach(m, 3000.0, 4000.0, -500.0)
+    _, alerts2 = run(ctx(), ps2 + other, ss)
+    assert "dark_approach" not in kinds(alerts2)
+
+
+def test_dark_approach_fires_on_the_ais_silence_while_a_camera_sees_the_vessel():
+    """Seed 1 of the simulated nights, by hand: a Class B at 10 kn heading in (its course
+    meeting the beach 8 km ahead, 600 m beside the port) stops its AIS 3.1 km out; a
+    camera matched it while the AIS was on and keeps seeing it. The sightings do not keep
+    the AIS alive: dark approach on the MMSI at last fix + silence, camera as a factor."""
+    cam = CameraModel.from_hfov(
+        lon_deg=110.22, lat_deg=19.999, height_m=30.0, heading_deg=0.0, tilt_deg=1.0,
+        hfov_deg=90.0, image_width=1920, image_height=1080,
+    )  # fmt: skip
+    c = ctx({"cam1": cam})
+    m = 412000212
+    ps, cog, last_fix = _oblique_approach(m, 3100.0, 8000.0, 600.0)
+    step_m = 10.0 * 1852.0 / 3600.0 * 2.0
+    lon0, lat0 = ps[0].lon, ps[0].lat
+    frames = []
+    for k in range((last_fix - NIGHT) // 2000 + 300):  # every 2 s, 10 min past the last fix
+        lon, lat = destination_point(lon0, lat0, cog, k * step_m)
+        det = det_at(cam, 5, float(lon), float(lat))
+        frames.append(
+            CameraFrame(
+                camera_id="cam1",
+                t_ms=NIGHT + k * 2000 + 1,
+                image_width=1920,
+                image_height=1080,
+                heading_deg=0.0,
+                hfov_deg=90.0,
+                detections=[det],
+            )  # fmt: skip
+        )
+    ss = [named(m, NIGHT, "MIN YU 68154", None, length=20)]
+    _, alerts = run(c, ps, ss, frames=frames, batch_s=7)
+    da = [a for a in alerts if a.data.kind == "dark_approach"]
+    assert [a.data.status for a in da][:1] == ["open"]
+    assert {a.data.vessel.mmsi for a in da} == {m}
+    assert da[0].data.event_time == _iso(last_fix + 360_000)
+    assert "seen_by_camera" in {f.name for a in da for f in a.data.factors}
+
+
 def test_vessel_without_name_and_call_sign_is_an_identity_anomaly():
     ps = [fix(412000301, NIGHT + k * 10_000, 110.2, lat_at(8000), 5.0, 90.0) for k in range(100)]
     _, alerts = run(ctx(), ps)

@@ -74,7 +74,12 @@ class Thresholds:
         this distance, m (house default 10 km: twice the watch distance, so a vessel
         1 km off a headland heading into the bay beside it counts)
     :param approach_port_margin_m: ... at a point farther than this from every authorised
-        zone, m (a ship heading into port is not approaching the shore; house default 1 km)
+        zone, m (a ship heading into port is not approaching the shore; house default 1 km).
+        Only a landfall within ``approach_coast_m`` counts as heading into port: farther
+        ahead a few degrees of course noise or a course change move the landfall by more
+        than the margin (3.5 deg at 9 km: 550 m), so the port it points near says little
+        and the AIS silence within the watch distance decides (coastal gaps of minutes are
+        meaningful, DESIGN.md §3)
     :param dark_vessel_min_s: a confirmed camera target without AIS match for this long is a
         dark vessel, s (house default 1 min)
     :param dark_min_hits: frames a camera track needs before it counts as a target
@@ -470,18 +475,24 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     for longer than :func:`ais_silence_ms`. Start = last fix + silence.
 
     "Heading for shore": moving at ``approach_min_speed_kn`` or more on a course that
-    meets land within ``approach_landfall_m``, farther than ``approach_port_margin_m`` from
-    every authorised zone. A vessel already at the waterline (within ``landing_coast_m``)
-    is left to :func:`unusual_landing`.
-    Severity 50, + night 20, + small craft 5, + identity anomalies 10.
+    meets land within ``approach_landfall_m``, and not heading into port (a landfall within
+    ``approach_coast_m`` and ``approach_port_margin_m`` of an authorised zone). A vessel
+    already at the waterline (within ``landing_coast_m``) is left to
+    :func:`unusual_landing`.
+    The AIS silence decides, whatever the cameras see; a camera still seeing the vessel
+    (a dark target linked to the MMSI, not lost) adds to the severity.
+    Severity 50, + night 20, + seen by camera 10, + small craft 5, + identity anomalies 10.
     """
     if len(v) == 0:
         return []
     speed = np.nan_to_num(v.sog_kn, nan=0.0)
+    on_camera = v.dark & (v.mmsi >= 0) & (now_t_ms - v.t_ms <= th.camera_lost_s * 1000.0)
+    seen_mmsi = set(v.mmsi[on_camera].tolist())
+    into_port = (v.landfall_m <= th.approach_coast_m) & (
+        v.landfall_zone_m <= th.approach_port_margin_m
+    )
     heading_in = (
-        (speed >= th.approach_min_speed_kn)
-        & (v.landfall_m <= th.approach_landfall_m)
-        & (v.landfall_zone_m > th.approach_port_margin_m)
+        (speed >= th.approach_min_speed_kn) & (v.landfall_m <= th.approach_landfall_m) & ~into_port
     )
     silence = ais_silence_ms(v, th)
     ok = (
@@ -509,6 +520,8 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
         ]
         if night[j]:
             f.append(Factor("night", 20.0, "sun below the horizon at the place and time"))
+        if int(v.mmsi[i]) in seen_mmsi:
+            f.append(Factor("seen_by_camera", 10.0, "a camera still sees it with its AIS off"))
         if _identity_factors(v, i, now_t_ms, th):
             f.append(Factor("identity_anomaly", 10.0, "identity anomalies on this MMSI"))
         if np.isfinite(v.length_m[i]) and v.length_m[i] < th.small_craft_length_m:
