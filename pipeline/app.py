@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import subprocess
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -44,6 +46,10 @@ from schemas import records
 log = logging.getLogger(__name__)
 
 TAKE_MAX = 1000
+#: longest a fetch waits at the broker for data, ms (Faust fixes 1500 ms)
+FETCH_MAX_WAIT_MS = 100
+#: raw AIS records (each up to ``raw_batch_lines`` lines) per decode micro-batch
+RAW_TAKE_MAX = 100
 TAKE_WITHIN_S = 0.05
 
 _enc = msgspec.json.Encoder()
@@ -56,8 +62,23 @@ class IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread with a 100 ms fetch wait instead of its fixed 1.5 s."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher at start
+        return consumer
+
+
+class LowLatencyConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class IdempotentTransport(faust_aiokafka.Transport):
     Producer = IdempotentProducer
+    Consumer = LowLatencyConsumer
 
 
 class ShorewatchApp(faust.App):
@@ -179,11 +200,22 @@ class BatchSender:
         return p
 
     async def add(
-        self, spec: topics.TopicSpec, key: bytes, value: bytes, partition: int | None = None
+        self, spec: topics.TopicSpec, key: bytes, value: bytes | None, partition: int | None = None
     ) -> None:
+        await self.add_to(spec.name, spec.partitions, key, value, partition)
+
+    async def add_to(
+        self,
+        topic: str,
+        n_partitions: int,
+        key: bytes,
+        value: bytes | None,
+        partition: int | None = None,
+    ) -> None:
+        """Append one record (``value=None``: a tombstone) to ``topic``'s batch."""
         if partition is None:
-            partition = self.partition(key, spec.partitions)
-        slot = (spec.name, partition)
+            partition = self.partition(key, n_partitions)
+        slot = (topic, partition)
         batch = self._batches.get(slot)
         if batch is None:
             batch = self._batches[slot] = self._producer().create_batch()
@@ -207,6 +239,35 @@ class BatchSender:
             await asyncio.gather(*pending)
 
 
+class TableWriter:
+    """Writes rows of a Faust table without Faust's one-send-per-row changelog path.
+
+    The value goes into the table's local store; the changelog record goes into the
+    record batches of a :class:`BatchSender`, on the table's changelog topic and on
+    the partition of the key's murmur2 hash, exactly where Faust itself writes it for a
+    table with ``use_partitioner=True`` and where it recovers the table from. The
+    changelog is acknowledged when the sender flushes, before the agent takes its next
+    input (at least once).
+    """
+
+    def __init__(self, table: Any, sender: BatchSender, n_partitions: int):
+        self.table = table
+        self.sender = sender
+        self.n_partitions = n_partitions
+
+    async def set(self, key: bytes, value: bytes) -> None:
+        self.table.data[key] = value
+        await self.sender.add_to(
+            self.table.changelog_topic.get_topic_name(), self.n_partitions, key, value
+        )
+
+    async def delete(self, key: bytes) -> None:
+        self.table.data.pop(key, None)
+        await self.sender.add_to(
+            self.table.changelog_topic.get_topic_name(), self.n_partitions, key, None
+        )
+
+
 def _register_decode(app: faust.App) -> None:
     from pipeline.ais import decode_batch
     from pipeline.core.nmea import Deduplicator, Reassembler
@@ -222,37 +283,36 @@ def _register_decode(app: faust.App) -> None:
 
     @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
     async def decode(stream: faust.StreamT) -> None:
-        async for value in stream:
-            try:
-                batch = raw_dec.decode(value)
-            except msgspec.DecodeError as exc:
-                metrics.add({"ais.raw.undecodable": 1})
-                await sender.add(
-                    topics.DEADLETTER,
-                    b"ais.raw",
-                    _enc.encode(_dead_letter("ais.raw", "undecodable_record", str(exc), value)),
-                )
-                await sender.flush()
-                continue
-            out = decode_batch(batch, reassembler, dedup)
-            for source, counts in out.counters.items():
-                metrics.add(counts, prefix=f"ais.{source}.")
+        # A micro-batch of raw records at a time, one flush (and wait for the acks) per
+        # micro-batch: ack round trips are paid per batch, not per record.
+        async for values in stream.take(RAW_TAKE_MAX, within=TAKE_WITHIN_S):
             fixes: dict[int, records.FixBatch] = {}
-            for p in out.positions:
-                key = str(p.mmsi).encode()
-                part = sender.partition(key, n_fix_parts)
-                fixes.setdefault(part, records.FixBatch()).positions.append(p)
-                await sender.add(topics.AIS_POSITION, key, _enc.encode(p), part)
-            for s in out.statics:
-                key = str(s.mmsi).encode()
-                part = sender.partition(key, n_fix_parts)
-                fixes.setdefault(part, records.FixBatch()).statics.append(s)
-                await sender.add(topics.AIS_STATIC, key, _enc.encode(s), part)
+            for value in values:
+                try:
+                    batch = raw_dec.decode(value)
+                except msgspec.DecodeError as exc:
+                    metrics.add({"ais.raw.undecodable": 1})
+                    dead = _dead_letter("ais.raw", "undecodable_record", str(exc), value)
+                    await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
+                    continue
+                out = decode_batch(batch, reassembler, dedup)
+                for source, counts in out.counters.items():
+                    metrics.add(counts, prefix=f"ais.{source}.")
+                for p in out.positions:
+                    key = str(p.mmsi).encode()
+                    part = sender.partition(key, n_fix_parts)
+                    fixes.setdefault(part, records.FixBatch()).positions.append(p)
+                    await sender.add(topics.AIS_POSITION, key, _enc.encode(p), part)
+                for st in out.statics:
+                    key = str(st.mmsi).encode()
+                    part = sender.partition(key, n_fix_parts)
+                    fixes.setdefault(part, records.FixBatch()).statics.append(st)
+                    await sender.add(topics.AIS_STATIC, key, _enc.encode(st), part)
+                for d in out.dead_letters:
+                    await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             for part, fb in fixes.items():
                 first = fb.positions[0].mmsi if fb.positions else fb.statics[0].mmsi
                 await sender.add(topics.AIS_FIXES, str(first).encode(), _enc.encode(fb), part)
-            for d in out.dead_letters:
-                await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             await sender.flush()
 
 
@@ -289,6 +349,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
         use_partitioner=True,
     )
     sender = BatchSender(app)
+    rows = TableWriter(table, sender, topics.TRACK.partitions)
     area = site.name.encode()
     lon0, lat0, lon1, lat1 = site.bbox
 
@@ -342,7 +403,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
             for tr in result.updates:
                 key = str(tr.mmsi).encode()
                 body = _enc.encode(tr)
-                table[key] = body
+                await rows.set(key, body)
                 newest_t_ms = max(newest_t_ms, tr.t_ms)
                 await sender.add(topics.TRACK, key, body)
                 # the predicate replay uses: live updates inside the site's bbox
@@ -358,7 +419,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 if last_sweep_t_ms[0]:
                     for tr in evict_tracks(view, newest_t_ms, params):
                         key = str(tr.mmsi).encode()
-                        del table[key]
+                        await rows.delete(key)
                         await sender.add(topics.TRACK, key, _enc.encode(tr))
                         metrics.add({"tracks.evicted": 1})
                 last_sweep_t_ms[0] = newest_t_ms
@@ -488,3 +549,70 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--loglevel", default="warning", help="worker log level")
     p.set_defaults(func=_cmd_worker)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGTERM when the process that started it dies."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_worker_process(
+    bootstrap: str,
+    run_dir: Path,
+    *,
+    agents: str = "decode,tracks,feed,area",
+    site: Path | None = None,
+    app_id_prefix: str = "run",
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start ``shorewatch worker`` as a child process with a fresh consumer group that
+    starts at the end of its topics; its log is ``run_dir/worker.log``.
+
+    The child dies with its parent (``PR_SET_PDEATHSIG``), so a demo or benchmark that
+    is killed leaves no worker behind.
+    """
+    import os
+    import sys
+    import uuid
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SHOREWATCH_APP_ID": f"{app_id_prefix}-{uuid.uuid4().hex[:8]}",
+            "SHOREWATCH_WORKER_PORT": "0",
+            "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
+            "SHOREWATCH_DATA_DIR": str(run_dir / "worker"),
+            **(extra_env or {}),
+        }
+    )
+    cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--agents", agents]
+    if site is not None:
+        cmd += ["--site", str(site)]
+    with open(run_dir / "worker.log", "wb") as log:
+        return subprocess.Popen(
+            cmd,
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def stop_worker_process(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -23,7 +23,6 @@ import gzip
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -93,10 +92,10 @@ def partition_of(key: bytes, n: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % n
 
 
-def sentinel_mmsis(n_partitions: int) -> list[int]:
-    """One test MMSI per partition of the track topic."""
+def sentinel_mmsis(n_partitions: int, first: int = 211_999_000) -> list[int]:
+    """One test MMSI per partition of the track topic, the first ones above ``first``."""
     found: dict[int, int] = {}
-    m = 211_999_000
+    m = first
     while len(found) < n_partitions:
         m += 1
         found.setdefault(partition_of(str(m).encode(), n_partitions), m)
@@ -138,32 +137,14 @@ class TrackReader:
 
 
 def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SHOREWATCH_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
-            "SHOREWATCH_WORKER_PORT": "0",
-            "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
-            "SHOREWATCH_DATA_DIR": str(tmp / "worker"),
-        }
-    )
-    log = open(tmp / "worker.log", "wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "worker",
-            "--agents",
-            "decode,tracks",
-            "--site",
-            str(REPO / "sites" / "haikou"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    from pipeline.app import start_worker_process
+
+    return start_worker_process(
+        bootstrap,
+        tmp,
+        agents="decode,tracks",
+        site=REPO / "sites" / "haikou",
+        app_id_prefix="bench",
     )
 
 
@@ -210,7 +191,7 @@ async def _bench(
                 _tag(base_ms + 1000 * (i // 50)) + sentences[i % len(sentences)]
                 for i in range(n_total)
             ]
-            end_marks = sentinel_mmsis(n_part)
+            end_marks = sentinel_mmsis(n_part, first=211_998_000)  # not the warm-up's
             t0 = time.perf_counter()
             for i in range(0, n_total, BATCH_LINES):
                 await send(lines[i : i + BATCH_LINES])
@@ -250,11 +231,9 @@ async def _bench(
             await reading
     finally:
         await reader.stop()
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        from pipeline.app import stop_worker_process
+
+        stop_worker_process(worker)
     arr = np.array(lat) if lat else np.array([np.nan])
     return {
         "sentences": n_total,
@@ -287,7 +266,14 @@ def run(args: argparse.Namespace) -> int:
     n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
     try:
         result = asyncio.run(
-            _bench(bootstrap, sentences, n_total, rate=5000.0, latency_s=15.0, tmp=tmp)
+            _bench(
+                bootstrap,
+                sentences,
+                n_total,
+                rate=float(getattr(args, "rate", 0) or 5000.0),
+                latency_s=15.0,
+                tmp=tmp,
+            )
         )
     finally:
         if started:

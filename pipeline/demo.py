@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,26 +45,17 @@ def _say(text: str) -> None:
 def _start_worker(
     bootstrap: str, site: Path, out: Path, speed: float, lateness_wall_s: float = 2.0
 ) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        {
-            # replayed at `speed` times real time, a second of path latency is `speed` seconds
-            # of event time: the area waits out `lateness_wall_s` of it for the slower AIS path
-            "SHOREWATCH_AREA_LATENESS_MS": str(int(1000 * lateness_wall_s * speed)),
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SHOREWATCH_APP_ID": f"demo-{uuid.uuid4().hex[:8]}",
-            "SHOREWATCH_WORKER_PORT": "0",
-            "SHOREWATCH_AUTO_OFFSET_RESET": "latest",
-            "SHOREWATCH_DATA_DIR": str(out / "worker"),
-        }
-    )
-    log = open(out / "worker.log", "wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "worker", "--site", str(site)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    from pipeline.app import start_worker_process
+
+    # replayed at `speed` times real time, a second of path latency is `speed` seconds of
+    # event time: the area waits out `lateness_wall_s` of it for the slower AIS path
+    lateness_ms = int(1000 * lateness_wall_s * speed)
+    return start_worker_process(
+        bootstrap,
+        out,
+        site=site,
+        app_id_prefix="demo",
+        extra_env={"SHOREWATCH_AREA_LATENESS_MS": str(lateness_ms)},
     )
 
 
@@ -118,7 +107,7 @@ async def run_through_pipeline(
     max_wait_s: float = 30.0,
     lateness_wall_s: float = 2.0,
     timing: dict[str, Any] | None = None,
-    extra_load: Callable[[], Awaitable[Any]] | None = None,
+    extra_load: Callable[[], Coroutine[Any, Any, Any]] | None = None,
 ) -> list[Any]:
     """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
     through a fresh worker of the real pipeline and return the alerts it publishes.
@@ -206,11 +195,9 @@ async def run_through_pipeline(
         await tail_task
         await consumer.stop()
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        from pipeline.app import stop_worker_process
+
+        stop_worker_process(worker)
     return alerts
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from connectors.kafka import RecordProducer
 from pipeline import topics
 from pipeline.ais import decode_batch
+from pipeline.app import start_worker_process, stop_worker_process
 from pipeline.core.nmea import Deduplicator, Reassembler
 from schemas import records
 
@@ -26,33 +25,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def worker(
-    tmp_path: Path, bootstrap: str, agents: str, site: str | None = None
-) -> Iterator[subprocess.Popen]:
+def worker(tmp_path: Path, bootstrap: str, agents: str) -> Iterator[subprocess.Popen]:
     """Run ``shorewatch worker`` as its own process with a fresh consumer group."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "SHOREWATCH_APP_ID": f"test-{uuid.uuid4().hex[:8]}",
-            "SHOREWATCH_WORKER_PORT": "0",
-            "SHOREWATCH_DATA_DIR": str(tmp_path / "worker"),
-        }
+    # the input may be produced before the worker joins: start at the earliest offsets
+    proc = start_worker_process(
+        bootstrap,
+        tmp_path,
+        agents=agents,
+        app_id_prefix="test",
+        extra_env={"SHOREWATCH_AUTO_OFFSET_RESET": "earliest"},
     )
-    cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--agents", agents]
-    if site:
-        cmd += ["--site", site]
-    log = open(tmp_path / "worker.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_worker_process(proc)
 
 
 class TopicTail:
