@@ -50,6 +50,8 @@ TAKE_MAX = 1000
 FETCH_MAX_WAIT_MS = 100
 #: raw AIS records (each up to ``raw_batch_lines`` lines) per decode micro-batch
 RAW_TAKE_MAX = 100
+#: fixes per internal ``ais.fixes`` record (~250 bytes each: well under Kafka's 1 MB)
+FIX_BATCH_MAX = 2000
 TAKE_WITHIN_S = 0.05
 
 _enc = msgspec.json.Encoder()
@@ -222,7 +224,11 @@ class BatchSender:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
             await self._submit(slot, batch)
             batch = self._batches[slot] = self._producer().create_batch()
-            batch.append(key=key, value=value, timestamp=None)
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(
+                    f"a record of {len(value or b'')} bytes for {topic} does not fit in a "
+                    "producer batch; records must stay under the broker's message size"
+                )
 
     async def _submit(self, slot: tuple[str, int], batch: Any) -> None:
         fut = await self._producer().send_batch(batch, slot[0], partition=slot[1])
@@ -295,7 +301,14 @@ def _register_decode(app: faust.App) -> None:
                     dead = _dead_letter("ais.raw", "undecodable_record", str(exc), value)
                     await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
                     continue
-                out = decode_batch(batch, reassembler, dedup)
+                try:
+                    out = decode_batch(batch, reassembler, dedup)
+                except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
+                    log.exception("decoding a raw batch of %s failed", batch.source)
+                    metrics.add({"ais.decode_failed": 1})
+                    dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
+                    await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
+                    continue
                 for source, counts in out.counters.items():
                     metrics.add(counts, prefix=f"ais.{source}.")
                 for p in out.positions:
@@ -311,9 +324,18 @@ def _register_decode(app: faust.App) -> None:
                 for d in out.dead_letters:
                     await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             for part, fb in fixes.items():
-                first = fb.positions[0].mmsi if fb.positions else fb.statics[0].mmsi
-                await sender.add(topics.AIS_FIXES, str(first).encode(), _enc.encode(fb), part)
+                for chunk in _chunks(fb, FIX_BATCH_MAX):
+                    first = chunk.positions[0].mmsi if chunk.positions else chunk.statics[0].mmsi
+                    await sender.add(
+                        topics.AIS_FIXES, str(first).encode(), _enc.encode(chunk), part
+                    )
             await sender.flush()
+
+
+def _chunks(fb: records.FixBatch, n: int) -> Iterator[records.FixBatch]:
+    """``fb`` in pieces of at most ``n`` positions and ``n`` statics, order kept."""
+    for i in range(0, max(len(fb.positions), len(fb.statics)), n):
+        yield records.FixBatch(positions=fb.positions[i : i + n], statics=fb.statics[i : i + n])
 
 
 def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.DeadLetter:
@@ -392,7 +414,16 @@ def _register_tracks(app: faust.App, site: Any) -> None:
             if orphans:
                 sta = [*orphans.values(), *sta]
                 orphans.clear()
-            result = track_step(view, pos, sta, params)
+            try:
+                result = track_step(view, pos, sta, params)
+            except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
+                log.exception("track step failed on %d fixes", len(pos) + len(sta))
+                metrics.add({"tracks.step_failed": 1})
+                for v in values:
+                    dead = _dead_letter("ais.fixes", "track_step_failed", repr(exc), v)
+                    await sender.add(topics.DEADLETTER, b"ais.fixes", _enc.encode(dead))
+                await sender.flush()
+                continue
             for st in result.orphan_statics:
                 orphans[st.mmsi] = st
             if len(orphans) > 100_000:  # a flood of statics without positions stays bounded
@@ -481,6 +512,7 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
         use_partitioner=True,
     )
     alerts = raw_topic(app, topics.ALERT)
+    dead_topic = raw_topic(app, topics.DEADLETTER)
     # decoded state of each area this worker last wrote, beside the bytes it wrote
     live: dict[bytes, tuple[Any, Any]] = {}
 
@@ -506,7 +538,16 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
                     state = cached[1]  # the table still holds what this worker wrote last
                 else:  # first batch, or the table was recovered from its changelog
                     state = AreaState.from_bytes(raw) if raw else None
-                state, out = area_step(state, trs, frs, ctx)
+                try:
+                    state, out = area_step(state, trs, frs, ctx)
+                except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
+                    log.exception("area step of %s failed", name)
+                    metrics.add({"area.step_failed": 1})
+                    for v in values:
+                        dead = _dead_letter("fusion.input", "area_step_failed", repr(exc), v)
+                        await dead_topic.send(key=key, value=_enc.encode(dead))
+                    live.pop(key, None)  # the state may be half-updated: reload it
+                    continue
                 body = state.to_bytes()
                 table[key] = body
                 live[key] = (table.get(key), state)

@@ -115,3 +115,30 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
     reasons = sorted(msgspec.json.decode(v, type=records.DeadLetter).reason for _, v in dead)
     assert reasons == sorted(d.reason for d in expected.dead_letters)
     assert "bad_checksum" in reasons
+
+
+@pytest.mark.unit
+def test_fix_batches_are_cut_below_the_broker_message_size() -> None:
+    from pipeline.app import FIX_BATCH_MAX, _chunks
+
+    pos = [
+        records.AisPosition(
+            mmsi=211000000 + i,
+            msg_type=1,
+            t_ms=i,
+            lon=10.0,
+            lat=55.0,
+            sog_kn=1.0,
+            cog_deg=1.0,
+            heading_deg=1,
+            nav_status=0,
+            accuracy=False,
+            source="s",
+            rx_t_ms=i,
+        )
+        for i in range(2 * FIX_BATCH_MAX + 7)
+    ]
+    chunks = list(_chunks(records.FixBatch(positions=pos), FIX_BATCH_MAX))
+    assert [len(c.positions) for c in chunks] == [FIX_BATCH_MAX, FIX_BATCH_MAX, 7]
+    assert [p for c in chunks for p in c.positions] == pos
+    assert max(len(msgspec.json.encode(c)) for c in chunks) < 1_000_000
