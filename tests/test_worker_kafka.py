@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.kafka import RecordProducer
 from pipeline import topics
-from pipeline.ais import decode_batch
+from pipeline.ais import decode_batch, iter_file_lines
 from pipeline.app import start_worker_process, stop_worker_process
 from pipeline.core.nmea import Deduplicator, Reassembler
 from schemas import records
@@ -142,3 +142,65 @@ def test_fix_batches_are_cut_below_the_broker_message_size() -> None:
     assert [len(c.positions) for c in chunks] == [FIX_BATCH_MAX, FIX_BATCH_MAX, 7]
     assert [p for c in chunks for p in c.positions] == pos
     assert max(len(msgspec.json.encode(c)) for c in chunks) < 1_000_000
+
+
+@pytest.mark.integration
+def test_dma_file_through_connector_and_worker(
+    kafka_bootstrap: str, shared: Path, tmp_path: Path
+) -> None:
+    """The whole DMA recording through the AIS connector's file replay and a real worker:
+    exactly the expected positions and MMSIs on the topic, and the track table's last fix
+    right for the busiest vessels."""
+    from connectors.ais import KafkaSink, replay_file
+    from test_ais import DMA_POSITION_MMSIS, DMA_POSITIONS  # tests/ is on sys.path (rootdir conftest)
+
+    path = shared / "data/ais/dma_aislib_stream_example.txt"
+    source = f"file:dma-{uuid.uuid4().hex[:6]}"
+    lines = list(iter_file_lines(str(path)))
+    raw = records.RawAisBatch(source=source, lines=lines, rx_t_ms=[0] * len(lines))
+    reference = decode_batch(raw, Reassembler(), Deduplicator())
+    assert len(reference.positions) == DMA_POSITIONS
+    counts: dict[int, int] = {}
+    for p in reference.positions:
+        counts[p.mmsi] = counts.get(p.mmsi, 0) + 1
+    busiest = sorted(counts, key=lambda m: (-counts[m], m))[:5]
+    last = {}
+    for p in sorted(reference.positions, key=lambda p: p.t_ms):
+        if p.mmsi in busiest:
+            last[p.mmsi] = p
+
+    async def scenario() -> tuple[list, list]:
+        pos_tail = TopicTail(kafka_bootstrap, topics.AIS_POSITION.name)
+        track_tail = TopicTail(kafka_bootstrap, topics.TRACK.name)
+        await pos_tail.start()
+        await track_tail.start()
+        try:
+            sink = KafkaSink(kafka_bootstrap)
+            await sink.start()
+            try:
+                await replay_file(str(path), sink, source=source)
+            finally:
+                await sink.stop()
+            tag = f'"source":"{source}"'.encode()
+            positions = await pos_tail.collect(DMA_POSITIONS, lambda v: tag in v, 180)
+            tracks = await track_tail.collect(10**9, lambda v: True, 10)
+        finally:
+            await pos_tail.stop()
+            await track_tail.stop()
+        return positions, tracks
+
+    with worker(tmp_path, kafka_bootstrap, "decode,tracks") as proc:
+        positions, tracks = asyncio.run(scenario())
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+
+    got = [msgspec.json.decode(v, type=records.AisPosition) for _, v in positions]
+    assert len(got) == DMA_POSITIONS
+    assert len({p.mmsi for p in got}) == DMA_POSITION_MMSIS
+    latest: dict[int, records.Track] = {}
+    for _, v in tracks:
+        tr = msgspec.json.decode(v, type=records.Track)
+        if tr.mmsi in last and (tr.mmsi not in latest or tr.t_ms >= latest[tr.mmsi].t_ms):
+            latest[tr.mmsi] = tr
+    for mmsi, p in last.items():
+        tr = latest[mmsi]
+        assert (tr.t_ms, tr.lat, tr.lon) == (p.t_ms, p.lat, p.lon), mmsi
