@@ -151,8 +151,12 @@ def test_dma_file_through_connector_and_worker(
     """The whole DMA recording through the AIS connector's file replay and a real worker:
     exactly the expected positions and MMSIs on the topic, and the track table's last fix
     right for the busiest vessels."""
+    from test_ais import (  # tests/ is on sys.path (rootdir conftest)
+        DMA_POSITION_MMSIS,
+        DMA_POSITIONS,
+    )
+
     from connectors.ais import KafkaSink, replay_file
-    from test_ais import DMA_POSITION_MMSIS, DMA_POSITIONS  # tests/ is on sys.path (rootdir conftest)
 
     path = shared / "data/ais/dma_aislib_stream_example.txt"
     source = f"file:dma-{uuid.uuid4().hex[:6]}"
