@@ -33,7 +33,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from pipeline import admin, localkafka, topics
-from pipeline.settings import Settings
 from schemas import records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -251,33 +250,13 @@ async def _bench(
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shorewatch bench ais --e2e``."""
-    settings = Settings.from_env()
-    started = False
-    bootstrap = settings.bootstrap_servers
-    if not bootstrap:
-        info = localkafka.running()
-        if info is None:
-            info = localkafka.up()
-            started = True
-        bootstrap = info.bootstrap
     tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
     tmp.mkdir(parents=True, exist_ok=True)
     sentences = position_sentences(Path(args.data))
     n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
-    try:
-        result = asyncio.run(
-            _bench(
-                bootstrap,
-                sentences,
-                n_total,
-                rate=float(getattr(args, "rate", 0) or 5000.0),
-                latency_s=15.0,
-                tmp=tmp,
-            )
-        )
-    finally:
-        if started:
-            localkafka.down()
+    rate = float(getattr(args, "rate", 0) or 5000.0)
+    with localkafka.broker() as bootstrap:
+        result = asyncio.run(_bench(bootstrap, sentences, n_total, rate, 15.0, tmp))
     if args.json:
         print(json.dumps(result))
     else:
@@ -364,22 +343,10 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
 
 def run_alerts(args: argparse.Namespace) -> int:
     """Entry point of ``shorewatch bench alerts``."""
-    settings = Settings.from_env()
-    started = False
-    bootstrap = settings.bootstrap_servers
-    if not bootstrap:
-        info = localkafka.running()
-        if info is None:
-            info = localkafka.up()
-            started = True
-        bootstrap = info.bootstrap
     tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
     tmp.mkdir(parents=True, exist_ok=True)
-    try:
+    with localkafka.broker() as bootstrap:
         result = asyncio.run(_alert_latency(bootstrap, args.speed, args.load, tmp))
-    finally:
-        if started:
-            localkafka.down()
     print(json.dumps(result) if args.json else "\n".join(f"{k:26s} {v}" for k, v in result.items()))
     return 0
 

@@ -33,7 +33,6 @@ from typing import Any
 import msgspec
 
 from pipeline import admin, localkafka, topics
-from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -280,27 +279,11 @@ def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    started = False
-    if settings.bootstrap_servers:
-        bootstrap = settings.bootstrap_servers
-        admin.check_broker(bootstrap, timeout_s=10)
-        _say(f"using the Kafka broker at {bootstrap}")
-    else:
-        info = localkafka.running()
-        if info is None:
-            _say("starting the local Kafka broker (fetched from Maven Central on first use)")
-            info = localkafka.up()
-            started = True
-        bootstrap = info.bootstrap
-        _say(f"Kafka {info.version} at {bootstrap}")
     t0 = time.monotonic()
     try:
-        return asyncio.run(_run(args, bootstrap))
+        with localkafka.broker(_say) as bootstrap:
+            return asyncio.run(_run(args, bootstrap))
     finally:
-        if started:
-            localkafka.down()
-            _say("local Kafka stopped")
         _say(f"done in {time.monotonic() - t0:.0f} s")
 
 

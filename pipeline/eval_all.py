@@ -294,34 +294,15 @@ def _run_kafka(
 ) -> list[dict[str, Any]]:
     """The Kafka runs on the configured broker, or the local one (stopped after if started
     here). The nights are simulated first, so a bad parameter never starts a broker."""
-    from pipeline import admin, localkafka
-    from pipeline.settings import Settings
+    from pipeline import localkafka
 
     nights = []
     for spec in specs:
         nd = out / f"kafka-seed-{spec.seed}"
         truth, simulated = ensure_night(site, site_dir, spec, nd)
         nights.append((spec, nd, truth, simulated))
-    settings = Settings.from_env()
-    started = False
-    if settings.bootstrap_servers:
-        bootstrap = settings.bootstrap_servers
-        admin.check_broker(bootstrap, timeout_s=10)
-        say(f"Kafka broker at {bootstrap}")
-    else:
-        info = localkafka.running()
-        if info is None:
-            say("starting the local Kafka broker")
-            info = localkafka.up()
-            started = True
-        bootstrap = info.bootstrap
-        say(f"Kafka {info.version} at {bootstrap}")
-    try:
+    with localkafka.broker(say) as bootstrap:
         return asyncio.run(_kafka_seeds(bootstrap, site, site_dir, nights, speed, say))
-    finally:
-        if started:
-            localkafka.down()
-            say("local Kafka stopped")
 
 
 def _pool(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], int]:

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -474,3 +476,35 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p = ksub.add_parser(name, help=text)
         p.add_argument("--timeout", type=float, default=10.0, help="broker answer timeout, s")
         p.set_defaults(func=func)
+
+
+@contextmanager
+def broker(say: Callable[[str], None] | None = None) -> Iterator[str]:
+    """The broker to use, as a bootstrap address: ``KAFKA_BOOTSTRAP_SERVERS`` (checked
+    within 10 s), else the local one, started here if it is not running and then stopped
+    again at the end.
+
+    :param say: called with a line about which broker is used
+    """
+    from pipeline.admin import check_broker
+    from pipeline.settings import Settings
+
+    say = say or (lambda _line: None)
+    configured = Settings.from_env().bootstrap_servers
+    if configured:
+        check_broker(configured, timeout_s=10)
+        say(f"using the Kafka broker at {configured}")
+        yield configured
+        return
+    info = running()
+    started = info is None
+    if info is None:
+        say("starting the local Kafka broker (fetched from Maven Central on first use)")
+        info = up()
+    say(f"Kafka {info.version} at {info.bootstrap}")
+    try:
+        yield info.bootstrap
+    finally:
+        if started:
+            down()
+            say("local Kafka stopped")
