@@ -37,11 +37,14 @@ format: $(STAMP)
 	$(BIN)/ruff format pipeline connectors schemas tests
 	$(BIN)/ruff check --fix pipeline connectors schemas tests
 
+# The figures of the README's performance table (about 8 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/shorewatch bench ais --json
 	$(BIN)/shorewatch bench fusion --json
 	$(BIN)/shorewatch bench camera --json
+	$(BIN)/shorewatch bench camera-ingest --cameras 4 --max-fps 5 --duration-s 20 --kafka --json
 	$(BIN)/shorewatch bench ais --e2e --json
+	$(BIN)/shorewatch bench alerts --json
 
 eval: $(STAMP)
 	$(BIN)/shorewatch eval all
