@@ -39,6 +39,8 @@ format: $(STAMP)
 
 # The figures of the README's performance table (about 8 minutes on 2 cores).
 bench: $(STAMP)
+	$(BIN)/shorewatch kafka up
+	$(BIN)/shorewatch topics create
 	$(BIN)/shorewatch bench ais --json
 	$(BIN)/shorewatch bench fusion --json
 	$(BIN)/shorewatch bench camera --json
