@@ -318,6 +318,23 @@ class VesselView:
         return int(self.mmsi.shape[0])
 
 
+def _condition(
+    kind: str, v: VesselView, i: int, start_t_ms: int, factors: list[Factor]
+) -> Condition:
+    """The condition ``kind`` of vessel row ``i`` of ``v``, true since ``start_t_ms``, at
+    the vessel's position."""
+    return Condition(
+        kind,
+        str(v.subject[i]),
+        start_t_ms,
+        i,
+        float(v.lon[i]),
+        float(v.lat[i]),
+        tuple(factors),
+        (i,),
+    )
+
+
 def silence_limit_s(expected_interval_s, stopped_interval_s, th: Thresholds) -> np.ndarray:
     """Silence after which AIS counts as off, s: the largest of k × the expected interval,
     the minimum, and two intervals of the vessel had it just stopped (a Class B "CS" below
@@ -455,18 +472,7 @@ def unusual_landing(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condit
             )
         if np.isfinite(v.length_m[i]) and v.length_m[i] < th.small_craft_length_m:
             f.append(Factor("small_craft", 5.0, f"hull {v.length_m[i]:.0f} m long"))
-        out.append(
-            Condition(
-                "unusual_landing",
-                str(v.subject[i]),
-                int(start[j]),
-                i,
-                float(v.lon[i]),
-                float(v.lat[i]),
-                tuple(f),
-                (i,),
-            )
-        )
+        out.append(_condition("unusual_landing", v, i, int(start[j]), f))
     return out
 
 
@@ -526,18 +532,7 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
             f.append(Factor("identity_anomaly", 10.0, "identity anomalies on this MMSI"))
         if np.isfinite(v.length_m[i]) and v.length_m[i] < th.small_craft_length_m:
             f.append(Factor("small_craft", 5.0, f"hull {v.length_m[i]:.0f} m long"))
-        out.append(
-            Condition(
-                "dark_approach",
-                str(v.subject[i]),
-                int(start[j]),
-                i,
-                float(v.lon[i]),
-                float(v.lat[i]),
-                tuple(f),
-                (i,),
-            )
-        )
+        out.append(_condition("dark_approach", v, i, int(start[j]), f))
     return out
 
 
@@ -581,18 +576,7 @@ def dark_vessel(
             f.append(Factor("night", 20.0, "sun below the horizon at the place and time"))
         if v.coast_m[i] <= th.landing_coast_m:
             f.append(Factor("near_shore", 10.0, f"{v.coast_m[i]:.0f} m from the coast"))
-        out.append(
-            Condition(
-                "dark_vessel",
-                str(v.subject[i]),
-                int(start[j]),
-                i,
-                float(v.lon[i]),
-                float(v.lat[i]),
-                tuple(f),
-                (i,),
-            )
-        )
+        out.append(_condition("dark_vessel", v, i, int(start[j]), f))
     return out
 
 
@@ -723,18 +707,7 @@ def loitering(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condition]:
         ]
         if night[j]:
             f.append(Factor("night", 15.0, "sun below the horizon at the place and time"))
-        out.append(
-            Condition(
-                "loitering",
-                str(v.subject[i]),
-                int(start[j]),
-                i,
-                float(v.lon[i]),
-                float(v.lat[i]),
-                tuple(f),
-                (i,),
-            )
-        )
+        out.append(_condition("loitering", v, i, int(start[j]), f))
     return out
 
 
