@@ -58,7 +58,7 @@ def _start_worker(
     )
 
 
-async def _wait_ready(
+async def wait_until_consuming(
     bootstrap: str, worker: subprocess.Popen, out: Path, timeout_s: float
 ) -> None:
     """Wait until the worker consumes: a probe fix (far outside the site, so it never
@@ -133,7 +133,7 @@ async def run_through_pipeline(
     alerts: list[records.Alert] = []
     arrivals: list[float] = []
     try:
-        await _wait_ready(bootstrap, worker, night_dir, 90)
+        await wait_until_consuming(bootstrap, worker, night_dir, 90)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         parts = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]

@@ -19,6 +19,7 @@ from pipeline import topics
 from pipeline.ais import decode_batch, iter_file_lines
 from pipeline.app import start_worker_process, stop_worker_process
 from pipeline.core.nmea import Deduplicator, Reassembler
+from pipeline.demo import wait_until_consuming
 from schemas import records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,9 +194,18 @@ def test_dma_file_through_connector_and_worker(
             await track_tail.stop()
         return positions, tracks
 
-    with worker(tmp_path, kafka_bootstrap, "decode,tracks") as proc:
+    # Start at the end of the topics and wait until the worker consumes: earlier tests put
+    # some of these very lines on the raw topic, and the worker's cross-receiver
+    # de-duplication would rightly drop the file's copies of them.
+    proc = start_worker_process(
+        kafka_bootstrap, tmp_path, agents="decode,tracks", app_id_prefix="test"
+    )
+    try:
+        asyncio.run(wait_until_consuming(kafka_bootstrap, proc, tmp_path, 90))
         positions, tracks = asyncio.run(scenario())
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        stop_worker_process(proc)
 
     got = [msgspec.json.decode(v, type=records.AisPosition) for _, v in positions]
     assert len(got) == DMA_POSITIONS
