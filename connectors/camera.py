@@ -814,7 +814,7 @@ def bench_ingest(
     source = str(source)
     if "://" not in source and not Path(source).is_file():
         raise ConfigError(f"bench source not found: {source}")
-    cams = [_BenchCamera(f"bench-{i:02d}") for i in range(cameras)]
+    cams = [_bench_camera(f"bench-{i:02d}") for i in range(cameras)]
     factory = analyser_factory(model_dir, model_name=model_name)
     kwargs: dict[str, Any] = dict(
         duration_s=duration_s,
@@ -857,41 +857,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass
-class _BenchCamera:
+def _bench_camera(camera_id: str) -> Any:
     """A camera for the bench: the clip-01 geometry (888×500, 60° field of view)."""
+    from pipeline.site import CameraConfig
 
-    id: str
-    lat: float = 30.5
-    lon: float = 114.3
-    height_m: float = 20.0
-    heading_deg: float = 0.0
-    tilt_deg: float = 3.0
-    hfov_deg: float = 60.0
-    image_width: int = 888
-    image_height: int = 500
-    rtsp_url: str | None = None
-    onvif: Any = None
-    ptz: Any = None
-    water_mask: Any = None
-
-    @property
-    def effective_hfov_deg(self) -> float:
-        return self.hfov_deg
-
-    def model(self) -> Any:
-        from pipeline.core.camera import CameraModel
-
-        return CameraModel.from_hfov(
-            lon_deg=self.lon,
-            lat_deg=self.lat,
-            height_m=self.height_m,
-            heading_deg=self.heading_deg,
-            tilt_deg=self.tilt_deg,
-            hfov_deg=self.hfov_deg,
-            image_width=self.image_width,
-            image_height=self.image_height,
-        )
+    return CameraConfig(
+        id=camera_id,
+        lat=30.5,
+        lon=114.3,
+        height_m=20.0,
+        heading_deg=0.0,
+        tilt_deg=3.0,
+        image_width=888,
+        image_height=500,
+        hfov_deg=60.0,
+    )
 
 
 def _group(sub: Any, name: str, help_text: str) -> Any:

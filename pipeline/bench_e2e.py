@@ -33,22 +33,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from pipeline import admin, localkafka, topics
+from pipeline.simulate import nmea_checksum
 from schemas import records
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_LINES = 500
 
 
-def _nmea_checksum(body: str) -> str:
-    x = 0
-    for ch in body.encode("latin-1"):
-        x ^= ch
-    return f"{x:02X}"
-
-
 def _tag(t_ms: int) -> str:
     body = f"c:{t_ms}"
-    return f"\\{body}*{_nmea_checksum(body)}\\"
+    return f"\\{body}*{nmea_checksum(body)}\\"
 
 
 def position_sentences(data_dir: Path) -> list[str]:

@@ -9,6 +9,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: every AIS recording in ``../shared/data/ais`` (see its README)
+AIS_DATA_FILES = [
+    "amsa_risky_ais.txt.gz",
+    "amsa_risky_nmea_timestamped.txt",
+    "amsa_risky_tag_blocks.txt",
+    "dma_aislib_stream_example.txt",
+    "gpsd_ais-nmea.log",
+    "gpsd_sample.aivdm",
+    "kystverket_norwegian_tagblocks.raw",
+    "libais_test.aivdm",
+    "pyais_mixed.txt",
+    "pyais_timestamped.ais",
+]
+
 
 def shared_path() -> Path:
     """The shared data folder: ``$SHOREWATCH_SHARED`` or ``../shared`` beside the repository."""

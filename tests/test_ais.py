@@ -11,6 +11,7 @@ import sys
 
 import pyais
 import pytest
+from conftest import AIS_DATA_FILES as DATA_FILES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,19 +28,6 @@ DMA_POSITIONS = 2988
 DMA_POSITION_MMSIS = 1398
 DMA_MMSIS = 1933
 DMA_STATICS = 498
-
-DATA_FILES = [
-    "amsa_risky_ais.txt.gz",
-    "amsa_risky_nmea_timestamped.txt",
-    "amsa_risky_tag_blocks.txt",
-    "dma_aislib_stream_example.txt",
-    "gpsd_ais-nmea.log",
-    "gpsd_sample.aivdm",
-    "kystverket_norwegian_tagblocks.raw",
-    "libais_test.aivdm",
-    "pyais_mixed.txt",
-    "pyais_timestamped.ais",
-]
 
 
 def decode_file(path, source="file", batch_lines=700, dedup=None, with_messages=False):

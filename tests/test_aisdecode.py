@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import AIS_DATA_FILES as DATA_FILES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyais.bit_vector import int_bit_vector
@@ -18,18 +19,6 @@ from pipeline.core.aisdecode import LAYOUTS, POSITION_TYPES, decode_positions, m
 from pipeline.core.nmea import Reassembler, frame_lines
 
 ARMOUR = [chr(c + 48 if c < 40 else c + 56) for c in range(64)]
-DATA_FILES = [
-    "amsa_risky_ais.txt.gz",
-    "amsa_risky_nmea_timestamped.txt",
-    "amsa_risky_tag_blocks.txt",
-    "dma_aislib_stream_example.txt",
-    "gpsd_ais-nmea.log",
-    "gpsd_sample.aivdm",
-    "kystverket_norwegian_tagblocks.raw",
-    "libais_test.aivdm",
-    "pyais_mixed.txt",
-    "pyais_timestamped.ais",
-]
 
 
 def pyais_dict(payload: str, fill: int = 0) -> dict:
