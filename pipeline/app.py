@@ -38,6 +38,7 @@ import faust
 import msgspec
 from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from pipeline import topics
 from pipeline.settings import Settings
@@ -152,7 +153,7 @@ def create_app(
         if "feed" in wanted:
             _register_feed(app, site)
         if "area" in wanted:
-            _register_area(app, site, settings.area_lateness_ms)
+            _register_area(app, site, settings)
     if settings.worker_port > 0:
         _register_metrics_view(app)
     return app
@@ -498,11 +499,26 @@ def _register_feed(app: faust.App, site: Any) -> None:
             )
 
 
-def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
-    from pipeline.engine import AreaContext, AreaState, area_step
+#: wall time between two runs of the area clock, s
+AREA_CLOCK_PERIOD_S = 0.1
+
+
+def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
+    """The area agent, and its clock.
+
+    The clock lets time pass in an area between inputs: every
+    :data:`AREA_CLOCK_PERIOD_S` it estimates the event time now as the newest input's
+    event time plus the wall time since that input arrived (times
+    ``settings.area_clock_rate``, at most ``settings.area_idle_max_ms`` past it) and
+    calls :func:`pipeline.engine.advance_area`, so a landing's dwell or an AIS silence
+    raises its alert when it becomes true, not when the next camera frame arrives.
+    """
+    import time
+
+    from pipeline.engine import AreaContext, AreaState, advance_area, area_step
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
-    ctx = AreaContext.from_site(site, lateness_ms=lateness_ms)
+    ctx = AreaContext.from_site(site, lateness_ms=settings.area_lateness_ms)
     in_dec = msgspec.json.Decoder(records.FusionInput)
     table = app.Table(
         "shorewatch-areas",
@@ -515,6 +531,25 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
     dead_topic = raw_topic(app, topics.DEADLETTER)
     # decoded state of each area this worker last wrote, beside the bytes it wrote
     live: dict[bytes, tuple[Any, Any]] = {}
+    # per area: (newest input event time, monotonic wall time it arrived)
+    newest: dict[bytes, tuple[int, float]] = {}
+    # the agent and the clock both step an area: one at a time, alerts sent in order
+    lock = asyncio.Lock()
+
+    def load(key: bytes) -> Any:
+        raw = table.get(key)
+        cached = live.get(key)
+        if cached is not None and raw is cached[0]:
+            return cached[1]  # the table still holds what this worker wrote last
+        # first batch, or the table was recovered from its changelog
+        return AreaState.from_bytes(raw) if raw else None
+
+    async def publish(key: bytes, state: Any, out: list) -> None:
+        table[key] = state.to_bytes()
+        live[key] = (table.get(key), state)
+        metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
+        for a in out:
+            await alerts.send(key=a.data.alert_id.encode(), value=_enc.encode(a))
 
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
@@ -532,28 +567,50 @@ def _register_area(app: faust.App, site: Any, lateness_ms: int) -> None:
                     metrics.add({"area.unknown_area": len(trs) + len(frs)})
                     continue
                 key = name.encode()
-                raw = table.get(key)
-                cached = live.get(key)
-                if cached is not None and raw is cached[0]:
-                    state = cached[1]  # the table still holds what this worker wrote last
-                else:  # first batch, or the table was recovered from its changelog
-                    state = AreaState.from_bytes(raw) if raw else None
-                try:
-                    state, out = area_step(state, trs, frs, ctx)
-                except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
-                    log.exception("area step of %s failed", name)
-                    metrics.add({"area.step_failed": 1})
-                    for v in values:
-                        dead = _dead_letter("fusion.input", "area_step_failed", repr(exc), v)
-                        await dead_topic.send(key=key, value=_enc.encode(dead))
-                    live.pop(key, None)  # the state may be half-updated: reload it
+                async with lock:
+                    state = load(key)
+                    try:
+                        state, out = area_step(state, trs, frs, ctx)
+                    except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
+                        log.exception("area step of %s failed", name)
+                        metrics.add({"area.step_failed": 1})
+                        for v in values:
+                            dead = _dead_letter("fusion.input", "area_step_failed", repr(exc), v)
+                            await dead_topic.send(key=key, value=_enc.encode(dead))
+                        live.pop(key, None)  # the state may be half-updated: reload it
+                        continue
+                    t_new = max([x.t_ms for x in trs] + [x.t_ms for x in frs])
+                    if t_new > newest.get(key, (-1, 0.0))[0]:
+                        newest[key] = (t_new, time.monotonic())
+                    await publish(key, state, out)
+
+    if settings.area_clock_rate > 0:
+
+        @app.timer(AREA_CLOCK_PERIOD_S)
+        async def area_clock() -> None:
+            owned = app.assignor.assigned_actives()
+            for key, (t_ms, wall_s) in list(newest.items()):
+                part = (murmur2(key) & 0x7FFFFFFF) % topics.FUSION_INPUT.partitions
+                if TP(topics.FUSION_INPUT.name, part) not in owned:
+                    newest.pop(key, None)  # moved to another worker: its clock runs there
                     continue
-                body = state.to_bytes()
-                table[key] = body
-                live[key] = (table.get(key), state)
-                metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
-                for a in out:
-                    await alerts.send(key=a.data.alert_id.encode(), value=_enc.encode(a))
+                idle_ms = (time.monotonic() - wall_s) * 1000.0 * settings.area_clock_rate
+                clock_t_ms = t_ms + int(min(idle_ms, settings.area_idle_max_ms))
+                async with lock:
+                    state = load(key)
+                    if state is None:
+                        continue
+                    try:
+                        out = advance_area(state, ctx, clock_t_ms)
+                    except Exception:  # noqa: BLE001 - the clock must keep running
+                        log.exception("advancing area %r failed", key)
+                        metrics.add({"area.clock_failed": 1})
+                        live.pop(key, None)
+                        continue
+                    if out:
+                        await publish(key, state, out)
+                    else:  # an evaluation without alerts need not be written
+                        live[key] = (table.get(key), state)
 
 
 def _register_metrics_view(app: faust.App) -> None:

@@ -28,11 +28,14 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from pipeline import admin, localkafka, topics
+
+if TYPE_CHECKING:
+    from connectors.kafka import Pace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,19 +45,30 @@ def _say(text: str) -> None:
 
 
 def _start_worker(
-    bootstrap: str, site: Path, out: Path, speed: float, lateness_wall_s: float = 2.0
+    bootstrap: str,
+    site: Path,
+    out: Path,
+    speed: float,
+    lateness_wall_s: float = 2.0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     from pipeline.app import start_worker_process
 
     # replayed at `speed` times real time, a second of path latency is `speed` seconds of
-    # event time: the area waits out `lateness_wall_s` of it for the slower AIS path
+    # event time: the area waits out `lateness_wall_s` of it for the slower AIS path, and
+    # its clock runs at `speed` between inputs, up to 10 s of event time past the lateness
     lateness_ms = int(1000 * lateness_wall_s * speed)
     return start_worker_process(
         bootstrap,
         out,
         site=site,
         app_id_prefix="demo",
-        extra_env={"SHOREWATCH_AREA_LATENESS_MS": str(lateness_ms)},
+        extra_env={
+            "SHOREWATCH_AREA_LATENESS_MS": str(lateness_ms),
+            "SHOREWATCH_AREA_CLOCK_RATE": str(speed),
+            "SHOREWATCH_AREA_IDLE_MAX_MS": str(lateness_ms + 10_000),
+            **(env or {}),
+        },
     )
 
 
@@ -99,7 +113,7 @@ async def run_through_pipeline(
     site_dir: Path,
     night_dir: Path,
     start: datetime,
-    speed: float,
+    speed: float | Pace,
     *,
     on_alert: Callable[[Any], None] | None = None,
     quiet_s: float = 8.0,
@@ -107,13 +121,15 @@ async def run_through_pipeline(
     lateness_wall_s: float = 2.0,
     timing: dict[str, Any] | None = None,
     extra_load: Callable[[], Coroutine[Any, Any, Any]] | None = None,
+    worker_env: dict[str, str] | None = None,
 ) -> list[Any]:
     """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
     through a fresh worker of the real pipeline and return the alerts it publishes.
 
     The AIS goes through the AIS connector's file replay, the frames through the record
-    replay, both paced at ``speed`` times real time from ``start``. The worker is a
-    subprocess with its own consumer group; it is stopped at the end.
+    replay, both paced at ``speed`` times real time (or by a :class:`Pace`) from
+    ``start``. The worker is a subprocess with its own consumer group; it is stopped at
+    the end.
 
     :param on_alert: called with each alert as it arrives
     :param quiet_s: after the input ends, wait until no alert came for this long, s
@@ -122,14 +138,19 @@ async def run_through_pipeline(
     :param timing: filled with ``t0_wall`` (monotonic s when the replay started),
         ``t0_event_ms`` and ``arrivals`` (monotonic s at which each alert arrived)
     :param extra_load: a coroutine run beside the replay (e.g. more AIS from elsewhere)
+    :param worker_env: settings of the worker (``SHOREWATCH_*``) over those for ``speed``
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from connectors.ais import KafkaSink, replay_file
-    from connectors.kafka import RecordProducer, replay_records
+    from connectors.kafka import Pace, RecordProducer, replay_records
     from schemas import records
 
-    worker = _start_worker(bootstrap, site_dir, night_dir, speed, lateness_wall_s)
+    pace = Pace.of(speed)
+    assert pace is not None
+    worker = _start_worker(
+        bootstrap, site_dir, night_dir, pace.speed, lateness_wall_s, env=worker_env
+    )
     alerts: list[records.Alert] = []
     arrivals: list[float] = []
     try:
@@ -169,14 +190,19 @@ async def run_through_pipeline(
             try:
                 await asyncio.gather(
                     replay_file(
-                        str(night_dir / "ais.nmea"), sink, speed=speed, source="night:ais-station"
+                        str(night_dir / "ais.nmea"),
+                        sink,
+                        speed=pace,
+                        source="night:ais-station",
+                        t0_event_ms=t0_event_ms,
+                        t0_wall=t0_wall,
                     ),
                     replay_records(
                         night_dir / "detections.jsonl",
                         topics.CAMERA_DETECTION,
                         producer,
                         key_field="camera_id",
-                        speed=speed,
+                        speed=pace,
                         t0_event_ms=t0_event_ms,
                         t0_wall=t0_wall,
                     ),

@@ -513,6 +513,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param held_tracks: input waiting out the area's lateness (see :func:`area_step`)
     :param held_frames: the same, camera frames
     :param held_until_t_ms: largest input event time seen by the reorder stage, ms UTC
+    :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
     """
 
     version: int = 1
@@ -533,6 +534,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     held_tracks: list[Track] = msgspec.field(default_factory=list)
     held_frames: list[CameraFrame] = msgspec.field(default_factory=list)
     held_until_t_ms: int = -1
+    evaluated_t_ms: int = -1
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""
@@ -1022,6 +1024,7 @@ def _cloud_event(data: AlertData, time_ms: int, ctx: AreaContext) -> Alert:
 def _evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     """Run every detector at event time ``now`` and advance the alert episodes."""
     th = ctx.thresholds
+    st.evaluated_t_ms = max(st.evaluated_t_ms, now)
     _housekeeping(st, now, th)
     view, owners, east, north = _view(st, now, ctx)
     # rendezvous first: it feeds the landing's "earlier rendezvous" factor
@@ -1199,6 +1202,46 @@ def _area_step_ordered(
             _apply_frame(st, frames[i], ctx, cache)
     cache.store(st)
     return st, out
+
+
+def advance_area(state: AreaState, ctx: AreaContext, clock_t_ms: int) -> list[Alert]:
+    """Let the area's event clock reach ``clock_t_ms`` with no new input.
+
+    A live driver calls this between inputs with its own estimate of the event time now
+    (the newest input's event time plus the time elapsed since it arrived), so that a
+    condition that matures with time alone (a dwell, an AIS silence) is evaluated when it
+    becomes true, not when the next input arrives. Held input up to ``clock_t_ms -
+    ctx.lateness_ms`` is released (as if input that new had arrived) and the detectors run
+    at that time. Input that later turns up older than it is applied and counted ``late``
+    as usual. Replay never calls this; a driver that does may open an alert earlier than
+    replay (by up to an input gap), or open one for a condition that held only between
+    two inputs.
+
+    :param clock_t_ms: the driver's event time now, ms UTC
+    :returns: the alert events of the releases and the evaluation
+    """
+    st = state
+    if clock_t_ms <= st.held_until_t_ms or not (st.held_tracks or st.held_frames or st.tick >= 0):
+        return []  # no input yet, or the clock has been here
+    st.held_until_t_ms = clock_t_ms
+    cut = clock_t_ms - ctx.lateness_ms
+    out: list[Alert] = []
+    if st.held_tracks or st.held_frames:
+        rel_t = [x for x in st.held_tracks if x.t_ms <= cut]
+        rel_f = [x for x in st.held_frames if x.t_ms <= cut]
+        if rel_t or rel_f:
+            st.held_tracks = [x for x in st.held_tracks if x.t_ms > cut]
+            st.held_frames = [x for x in st.held_frames if x.t_ms > cut]
+            out += _area_step_ordered(st, rel_t, rel_f, ctx)[1]
+    tick_ms = max(1, int(round(ctx.thresholds.eval_tick_s * 1000.0)))
+    end = (cut // tick_ms) * tick_ms  # the last tick boundary the clock has passed
+    if st.first_t_ms >= 0 and end > st.watermark_t_ms and end > st.evaluated_t_ms:
+        open_end = (st.tick + 1) * tick_ms
+        if st.tick >= 0 and st.evaluated_t_ms < open_end < end:
+            out += _evaluate(st, open_end, ctx)  # the open tick, where replay evaluates it
+        out += _evaluate(st, end, ctx)
+        st.tick = end // tick_ms
+    return out
 
 
 def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None) -> list[Alert]:

@@ -25,6 +25,14 @@ raw_batch_lines               500                  at most this many lines per r
 auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
 area_lateness_ms              500                  event-time disorder between the AIS and
                                                    camera paths an area waits out, ms
+area_clock_rate               1.0                  event seconds per wall second by which an
+                                                   area's clock runs on between inputs (1 for
+                                                   live feeds, the speed factor of a paced
+                                                   replay; 0: the clock moves with input only)
+area_idle_max_ms              10000                how far past its newest input an area's
+                                                   clock may run, ms of event time (beyond
+                                                   that the area's input is stalled, and
+                                                   silences would be false alarms)
 ============================  ===================  ==========================================
 """
 
@@ -59,6 +67,8 @@ class Settings:
     raw_batch_lines: int = 500
     auto_offset_reset: str = "earliest"
     area_lateness_ms: int = 500
+    area_clock_rate: float = 1.0
+    area_idle_max_ms: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,7 +104,12 @@ class Settings:
         for name, value in values.items():
             kind = names[name].type
             try:
-                typed[name] = int(value) if kind in ("int", int) else str(value)
+                if kind in ("int", int):
+                    typed[name] = int(value)
+                elif kind in ("float", float):
+                    typed[name] = float(value)
+                else:
+                    typed[name] = str(value)
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"setting {name}: expected {kind}, got {value!r}") from exc
         settings = cls(**typed)
@@ -108,6 +123,10 @@ class Settings:
             raise ConfigError(
                 f"setting auto_offset_reset: {settings.auto_offset_reset!r} is not earliest or latest"
             )
+        if not 0.0 <= settings.area_clock_rate < float("inf"):
+            raise ConfigError("setting area_clock_rate: must be a finite number >= 0")
+        if settings.area_lateness_ms < 0 or settings.area_idle_max_ms < 0:
+            raise ConfigError("settings area_lateness_ms, area_idle_max_ms: must be >= 0")
         if settings.partitions < 1:
             raise ConfigError("setting partitions: must be at least 1")
         return settings

@@ -14,6 +14,7 @@ close to the end are left out of the comparison, on both sides.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -69,3 +70,53 @@ def test_replay_and_kafka_pipeline_give_the_same_alerts(
     assert not missing and not extra and not differ, (
         f"replay only: {missing}\nKafka only: {extra}\ndifferent: {differ}"
     )
+
+
+@pytest.mark.integration
+def test_the_live_area_clock_raises_a_landing_after_the_input_stops(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The input stops while a boat sits at the shore, before its dwell is over: no
+    input will ever trigger the detectors again, yet the worker's area clock opens the
+    landing alert, with the event time replay gives on the whole night."""
+    from pipeline.core.nmea import line_time_ms
+
+    night = tmp_path / "night"
+    simulate(SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5), night)
+    offline = replay(SITE, [night / "ais.nmea"], [night / "detections.jsonl"])
+    landing = min(
+        (a for a in offline if a.data.kind == "unusual_landing" and a.data.status == "open"),
+        key=lambda a: a.data.event_time,
+    )
+    true_ms = int(
+        datetime.fromisoformat(landing.data.event_time.replace("Z", "+00:00")).timestamp() * 1000
+    )
+    cut_ms = true_ms - 90_000  # the input ends 90 s before the dwell does
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    lines = (night / "ais.nmea").read_text().splitlines()
+    kept = [ln for ln in lines if (line_time_ms(ln) or 0) <= cut_ms]
+    (cut / "ais.nmea").write_text("\n".join(kept) + "\n")
+    frames = (night / "detections.jsonl").read_text().splitlines()
+    (cut / "detections.jsonl").write_text(
+        "\n".join(f for f in frames if json.loads(f)["t_ms"] <= cut_ms) + "\n"
+    )
+    speed = 200.0
+    lateness_ms = int(2000 * speed)  # as run_through_pipeline sets it
+    live = asyncio.run(
+        run_through_pipeline(
+            kafka_bootstrap,
+            SITE,
+            cut,
+            START,
+            speed,
+            worker_env={"SHOREWATCH_AREA_IDLE_MAX_MS": str(lateness_ms + 300_000)},
+        )
+    )
+    opened = [a for a in live if a.data.status == "open" and a.data.kind == "unusual_landing"]
+    same = [a for a in opened if a.data.alert_id == landing.data.alert_id]
+    assert same, (
+        f"no live landing {landing.data.alert_id}; opened: {[a.data.alert_id for a in opened]}"
+    )
+    assert same[0].data.event_time == landing.data.event_time
+    assert same[0].data.vessel.mmsi == landing.data.vessel.mmsi

@@ -126,7 +126,9 @@ class Thresholds:
     :param episode_close_s: an episode closes after its condition has been false this long, s
         (house default 5 min: camera geo-referencing noise and missed detections make
         conditions flicker; one alert per vessel per episode)
-    :param eval_tick_s: detectors run once per tick of event time that received input, s
+    :param eval_tick_s: detectors run once per tick of event time that received input (and
+        on the live area clock's tick boundaries), s (250 ms: a quarter of the 1 s alert
+        latency budget)
     :param warmup_s: no dark_vessel before the area has seen this much input time, s (2 ×
         the 3 min interval of a moored or slow vessel, ITU-R M.1371: the AIS picture is
         incomplete at start-up)
@@ -170,7 +172,7 @@ class Thresholds:
     night_sun_elevation_deg: float = NIGHT_SUN_ELEVATION_DEG
     vessel_forget_s: float = 3600.0
     episode_close_s: float = 300.0
-    eval_tick_s: float = 1.0
+    eval_tick_s: float = 0.25
     warmup_s: float = 360.0
     trail_max_points: int = 60
     trail_max_age_s: float = 3600.0
