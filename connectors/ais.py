@@ -33,6 +33,7 @@ from typing import IO
 
 import msgspec
 
+from connectors.kafka import Pace
 from pipeline.core.nmea import line_time_ms
 from pipeline.topics import AIS_RAW
 from schemas.records import RawAisBatch
@@ -367,26 +368,29 @@ async def replay_file(
     path: str,
     sink: Sink,
     *,
-    speed: float | None = None,
+    speed: float | Pace | None = None,
     max_lines: int = 500,
     max_ms: int = 200,
     clock: Clock = wall_ms,
     source: str | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    t0_event_ms: int | None = None,
+    t0_wall: float | None = None,
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
 
-    With ``speed`` (e.g. 10 = ten times real time), a line carrying a time (tag block
-    ``c:``, ``$PGHP``, trailing epoch) is sent when ``(t - t_first) / speed`` has passed
-    since the first timed line; lines without a time, and times that go backwards,
-    are sent at once. ``speed=None`` sends as fast as possible.
+    With ``speed`` (e.g. 10 = ten times real time, or a :class:`connectors.kafka.Pace`),
+    a line carrying a time (tag block ``c:``, ``$PGHP``, trailing epoch) is sent when
+    ``(t - t0_event_ms) / speed`` has passed since ``t0_wall`` (``time.monotonic()``;
+    both default to the first timed line); lines without a time, and times that go
+    backwards, are sent at once. ``speed=None`` sends as fast as possible.
 
     :returns: number of lines read
     """
     source = source or ("stdin" if path == "-" else f"file:{os.path.basename(path)}")
+    pace = Pace.of(speed)
     f = await asyncio.to_thread(_open_binary, path)
-    t0_event: int | None = None
-    t0_wall = 0.0
+    t0_event = t0_event_ms
     n = 0
     carry = b""
     try:
@@ -398,7 +402,7 @@ async def replay_file(
                 parts = (carry + chunk).split(b"\n")
                 carry = parts.pop()
                 n += len(parts)
-                if speed is None:
+                if pace is None:
                     await batcher.add_many(
                         [ln for p in parts if (ln := p.rstrip(b"\r").decode("latin-1"))], clock()
                     )
@@ -408,8 +412,10 @@ async def replay_file(
                     t = line_time_ms(line)
                     if t is not None:
                         if t0_event is None:
-                            t0_event, t0_wall = t, time.monotonic()
-                        wait = t0_wall + (t - t0_event) / 1000 / speed - time.monotonic()
+                            t0_event = t
+                        if t0_wall is None:
+                            t0_wall = time.monotonic()
+                        wait = t0_wall + pace.wall_s(t0_event, t) - time.monotonic()
                         if wait > 0:
                             await batcher.flush()
                             await sleep(wait)

@@ -8,6 +8,7 @@ bounded time, never a hang.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,32 @@ from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
 
 _enc = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """The pace of a replay: ``speed`` times real time, except inside the
+    ``real_time_ms`` windows of event time, which play at real time.
+
+    Fast-forwarding between windows lets a benchmark watch moments of interest at
+    real-time pace without sitting through the whole recording.
+
+    :param speed: pace outside the windows, times real time (> 0)
+    :param real_time_ms: ``(start, end)`` event-time windows played at 1x, ms UTC
+    """
+
+    speed: float
+    real_time_ms: tuple[tuple[int, int], ...] = ()
+
+    def wall_s(self, t0_ms: int, t_ms: int) -> float:
+        """Wall time from event time ``t0_ms`` to ``t_ms`` (windows must not overlap), s."""
+        slow = sum(max(0, min(b, t_ms) - max(a, t0_ms)) for a, b in self.real_time_ms)
+        return ((t_ms - t0_ms - slow) / self.speed + slow) / 1000.0
+
+    @classmethod
+    def of(cls, speed: float | Pace | None) -> Pace | None:
+        """A speed factor as a :class:`Pace`; ``None`` (as fast as possible) stays ``None``."""
+        return speed if isinstance(speed, Pace) or speed is None else cls(float(speed))
 
 
 class RecordProducer:
@@ -93,7 +120,7 @@ async def replay_records(
     producer: RecordProducer,
     *,
     key_field: str,
-    speed: float | None = None,
+    speed: float | Pace | None = None,
     t0_event_ms: int | None = None,
     t0_wall: float | None = None,
     dead_letter: bool = True,
@@ -102,9 +129,10 @@ async def replay_records(
 
     Each line is decoded as the topic's record type; a line that is not one is sent
     to the dead-letter topic (reason ``invalid_record``) and counted, never skipped
-    silently. With ``speed``, a record is sent when ``(t_ms - t0_event_ms) / speed``
-    seconds have passed since ``t0_wall`` (``time.monotonic()``), so that several
-    replays started with the same origin stay aligned in event time.
+    silently. With ``speed`` (a factor of real time, or a :class:`Pace`), a record is
+    sent when ``(t_ms - t0_event_ms) / speed`` seconds have passed since ``t0_wall``
+    (``time.monotonic()``), so that several replays started with the same origin stay
+    aligned in event time.
 
     :param key_field: the record field used as the Kafka key, e.g. ``camera_id``
     :returns: (records sent, lines dead-lettered)
@@ -115,6 +143,7 @@ async def replay_records(
     from pipeline import topics as registry
     from schemas.records import DeadLetter
 
+    pace = Pace.of(speed)
     dec = msgspec.json.Decoder(topic.value_type)
     sent = bad = 0
     t0_wall = time.monotonic() if t0_wall is None else t0_wall
@@ -143,10 +172,10 @@ async def replay_records(
                     )
                 continue
             t_ms = getattr(rec, "t_ms", None)
-            if speed and t_ms is not None:
+            if pace is not None and t_ms is not None:
                 if t0_event_ms is None:
                     t0_event_ms = int(t_ms)
-                wait = t0_wall + (int(t_ms) - t0_event_ms) / 1000 / speed - time.monotonic()
+                wait = t0_wall + pace.wall_s(t0_event_ms, int(t_ms)) - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
             await producer.send(topic, key, rec)

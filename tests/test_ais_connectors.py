@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from connectors import ais as conn
+from connectors.kafka import Pace
 from pipeline.core.nmea import line_time_ms
 from schemas.records import RawAisBatch
 
@@ -207,6 +208,18 @@ async def test_file_replay_paces_by_message_time(shared):
     # advance it, so the largest wait is the whole span divided by the speed
     assert waits and max(waits) == pytest.approx(span_s / 10, abs=0.5)
     assert len(sink.batches) > 1  # flushed before each wait
+
+    # a Pace plays a window of event time at real time, the rest at its speed
+    t0, t1 = times[0], max(times)
+    mid = t0 + (t1 - t0) // 2
+    window = (mid, mid + 10_000)
+    waits.clear()
+    pace = Pace(10.0, (window,))
+    await conn.replay_file(str(path), ListSink(), speed=pace, max_lines=1000, sleep=fake_sleep)
+    expect_s = ((t1 - t0 - 10_000) / 10 + 10_000) / 1000
+    assert pace.wall_s(t0, t1) == pytest.approx(expect_s)
+    assert max(waits) == pytest.approx(expect_s, abs=0.5)
+    assert pace.wall_s(t0, mid) == pytest.approx((mid - t0) / 10_000)  # before the window
 
 
 @pytest.mark.integration
