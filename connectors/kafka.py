@@ -43,6 +43,23 @@ class Pace:
         slow = sum(max(0, min(b, t_ms) - max(a, t0_ms)) for a, b in self.real_time_ms)
         return ((t_ms - t0_ms - slow) / self.speed + slow) / 1000.0
 
+    def event_ms(self, t0_ms: int, wall_s: float) -> int:
+        """Inverse of :meth:`wall_s`: the event time ``wall_s`` seconds after ``t0_ms``, ms."""
+        t, left_ms = float(t0_ms), wall_s * 1000.0
+        for a, b in sorted(self.real_time_ms):
+            if b <= t:
+                continue
+            if a > t:  # fast up to the window
+                if left_ms <= (a - t) / self.speed:
+                    return int(t + left_ms * self.speed)
+                left_ms -= (a - t) / self.speed
+                t = a
+            if left_ms <= b - t:
+                return int(t + left_ms)
+            left_ms -= b - t
+            t = b
+        return int(t + left_ms * self.speed)
+
     @classmethod
     def of(cls, speed: float | Pace | None) -> Pace | None:
         """A speed factor as a :class:`Pace`; ``None`` (as fast as possible) stays ``None``."""

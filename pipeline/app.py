@@ -527,8 +527,11 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
         partitions=topics.FUSION_INPUT.partitions,
         use_partitioner=True,
     )
-    alerts = raw_topic(app, topics.ALERT)
-    dead_topic = raw_topic(app, topics.DEADLETTER)
+    # rows and alerts go out through record batches, like the tracks table's: Faust's
+    # own changelog path needs the producer to know the changelog topic already and
+    # crashes the agent when it does not (a fresh app id at start-up)
+    sender = BatchSender(app)
+    rows = TableWriter(table, sender, topics.FUSION_INPUT.partitions)
     # decoded state of each area this worker last wrote, beside the bytes it wrote
     live: dict[bytes, tuple[Any, Any]] = {}
     # per area: (newest input event time, monotonic wall time it arrived)
@@ -545,11 +548,12 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
         return AreaState.from_bytes(raw) if raw else None
 
     async def publish(key: bytes, state: Any, out: list) -> None:
-        table[key] = state.to_bytes()
+        await rows.set(key, state.to_bytes())
         live[key] = (table.get(key), state)
         metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
         for a in out:
-            await alerts.send(key=a.data.alert_id.encode(), value=_enc.encode(a))
+            await sender.add(topics.ALERT, a.data.alert_id.encode(), _enc.encode(a))
+        await sender.flush()
 
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
@@ -576,7 +580,8 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
                         metrics.add({"area.step_failed": 1})
                         for v in values:
                             dead = _dead_letter("fusion.input", "area_step_failed", repr(exc), v)
-                            await dead_topic.send(key=key, value=_enc.encode(dead))
+                            await sender.add(topics.DEADLETTER, key, _enc.encode(dead))
+                        await sender.flush()
                         live.pop(key, None)  # the state may be half-updated: reload it
                         continue
                     t_new = max([x.t_ms for x in trs] + [x.t_ms for x in frs])

@@ -340,8 +340,11 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
             t_start = time.perf_counter()
             k = 0
             while True:
+                # stamped with the night's event time: one worker, one clock (other
+                # traffic months ahead of the night would evict its tracks as idle)
                 now = int(time.time() * 1000)
-                lines = [_tag(now) + sentences[(i + j) % len(sentences)] for j in range(per_tick)]
+                t_ev = pace.event_ms(timing["t0_event_ms"], time.monotonic() - timing["t0_wall"])
+                lines = [_tag(t_ev) + sentences[(i + j) % len(sentences)] for j in range(per_tick)]
                 i += per_tick
                 await producer.send(
                     topics.AIS_RAW,
@@ -369,6 +372,8 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
         worker_env=worker_env,
     )
     t_wall = time.monotonic() - t_wall
+    with open(night / "live-alerts.jsonl", "wb") as f:  # for a look at what came out
+        f.writelines(msgspec.json.encode(a) + b"\n" for a in alerts)
     lat: dict[str, float] = {}
     for a, arrived in zip(alerts, timing.get("arrivals", []), strict=False):
         ev = _t_ms(a.data.event_time)

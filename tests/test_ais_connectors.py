@@ -220,6 +220,8 @@ async def test_file_replay_paces_by_message_time(shared):
     assert pace.wall_s(t0, t1) == pytest.approx(expect_s)
     assert max(waits) == pytest.approx(expect_s, abs=0.5)
     assert pace.wall_s(t0, mid) == pytest.approx((mid - t0) / 10_000)  # before the window
+    for t in (t0, mid - 1, mid + 5_000, t1, t1 + 60_000):  # event_ms is its inverse
+        assert pace.event_ms(t0, pace.wall_s(t0, t)) == pytest.approx(t, abs=1)
 
 
 @pytest.mark.integration
