@@ -63,7 +63,7 @@ from pipeline.core import detectors as det
 from pipeline.core import tracks as ct
 from pipeline.core.detectors import Condition, Thresholds, VesselView
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, FusionParams, VesselArrays
-from pipeline.core.geo import AreaGeometry, haversine_m
+from pipeline.core.geo import AreaGeometry, destination_point, haversine_m
 from schemas.records import (
     AisPosition,
     AisStatic,
@@ -847,7 +847,9 @@ def _geo_context(
         lo, la, sg, cg = lon[s], lat[s], sog[s], cog[s]
         coast = g.coast_distance_m(lo, la)
         moving = np.nan_to_num(sg, nan=0.0) >= th.approach_min_speed_kn
-        crs = np.where(moving & (coast <= th.approach_coast_m), cg, np.nan)
+        # landfall out to approach_landfall_m: a vessel just beyond the watch distance
+        # may be inside it by the time its AIS silence counts (see _dead_reckoned_coast)
+        crs = np.where(moving & (coast <= th.approach_landfall_m), cg, np.nan)
         fall_m, fall_lon, fall_lat = g.landfall(lo, la, crs, th.approach_landfall_m, step_m=100.0)
         fall_zone = np.full(s.size, np.inf)
         hit = np.isfinite(fall_m)
@@ -950,9 +952,41 @@ def _view(
         landfall_m=fall_m,
         landfall_zone_m=fall_zone_m,
         recent_rendezvous=col([st.met_t_ms.get(s, -1) >= mem for s in subjects], bool),
+        dr_coast_m=coast,
     )  # fmt: skip
+    view = dataclasses.replace(view, dr_coast_m=_dead_reckoned_coast(view, now, ctx))
     east, north = g.to_enu_m(lon, lat)
     return view, owners, east, north
+
+
+def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarray:
+    """Coast distance of each silent AIS vessel heading for land, dead-reckoned along
+    its last course and speed to the moment its silence began to count (last fix +
+    :func:`pipeline.core.detectors.ais_silence_ms`), stopping at the landfall, m;
+    ``coast_m`` for every other row.
+
+    A receiver misses a vessel's last reports as often as it hears them (range, shadowing),
+    so the last fix heard can lie outside the watch distance while the vessel is inside
+    it when its silence is noticed."""
+    th = ctx.thresholds
+    out = v.coast_m.copy()
+    if len(v) == 0:
+        return out
+    silence = det.ais_silence_ms(v, th)
+    speed = np.nan_to_num(v.sog_kn, nan=0.0)
+    rows = np.flatnonzero(
+        ~v.dark
+        & (speed >= th.approach_min_speed_kn)
+        & np.isfinite(v.cog_deg)
+        & np.isfinite(v.landfall_m)
+        & (v.coast_m > th.approach_coast_m)
+        & (v.t_ms + silence < now)
+    )
+    if rows.size:
+        run_m = np.minimum(speed[rows] * ct.KNOT_MPS * silence[rows] / 1000.0, v.landfall_m[rows])
+        lon, lat = destination_point(v.lon[rows], v.lat[rows], v.cog_deg[rows], run_m)
+        out[rows] = ctx.geometry.coast_distance_m(lon, lat)
+    return out
 
 
 def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:

@@ -232,6 +232,32 @@ def test_ais_stopping_3_km_from_shore_heading_in_is_a_dark_approach():
     assert "dark_approach" not in kinds(alerts2)
 
 
+def test_last_fix_heard_outside_the_watch_distance_counts_where_the_vessel_is_by_then():
+    """Receivers miss a vessel's last reports: heard last 5.4 km out at 8 kn heading in,
+    it is 4.9 km out when its 2 min silence counts (dead-reckoned): a dark approach;
+    heard last 6 km out, it is still 5.5 km out then: nothing."""
+
+    def approach(mmsi, last_m):
+        return [
+            fix(mmsi, NIGHT + k * 10_000, 110.05, lat_at(last_m + (12 - k) * 41), 8.0, 180.0)
+            for k in range(13)
+        ]
+
+    others = [fix(412000299, NIGHT + k * 10_000 + 5, 110.25, lat_at(9000), 10.0, 90.0)
+              for k in range(60)]  # fmt: skip
+    ss = [
+        named(412000203, NIGHT),
+        named(412000204, NIGHT),
+        named(412000299, NIGHT, "OTHER", "BOTH"),
+    ]
+    _, alerts = run(ctx(), approach(412000203, 5400) + approach(412000204, 6000) + others, ss)
+    opened = [a for a in alerts if a.data.kind == "dark_approach" and a.data.status == "open"]
+    assert [a.data.vessel.mmsi for a in opened] == [412000203]
+    assert opened[0].data.event_time == _iso(NIGHT + 12 * 10_000 + 120_000)
+    (f,) = [f for f in opened[0].data.factors if f.name == "ais_stopped_near_shore"]
+    assert "dead-reckoned 4906 m" in f.explanation  # 5,400 m - 8 kn x 120 s (494 m)
+
+
 def _oblique_approach(mmsi, off_m, landfall_m, port_gap_m, minutes_on=5):
     """Class B fixes every 30 s at 10 kn on a straight course that meets the beach
     ``landfall_m`` ahead of the last fix, ``port_gap_m`` east of the test port's edge; the

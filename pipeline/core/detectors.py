@@ -281,6 +281,8 @@ class VesselView:
     :param landfall_m: distance along the course to the first land, m (inf: none ahead)
     :param landfall_zone_m: distance from that landfall to the nearest authorised zone, m
     :param recent_rendezvous: took part in a rendezvous within the memory window
+    :param dr_coast_m: distance to the coastline of a silent AIS vessel's position
+        dead-reckoned to when its silence began to count, m (``coast_m`` otherwise)
     """
 
     subject: np.ndarray
@@ -315,6 +317,7 @@ class VesselView:
     landfall_m: np.ndarray
     landfall_zone_m: np.ndarray
     recent_rendezvous: np.ndarray
+    dr_coast_m: np.ndarray
 
     def __len__(self) -> int:
         return int(self.mmsi.shape[0])
@@ -480,7 +483,8 @@ def unusual_landing(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condit
 
 def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condition]:
     """An AIS vessel heading for the shore within ``approach_coast_m`` whose AIS stops
-    for longer than :func:`ais_silence_ms`. Start = last fix + silence.
+    for longer than :func:`ais_silence_ms`. Start = last fix + silence. "Within" holds at
+    the last fix or at the position dead-reckoned from it to the start (``dr_coast_m``).
 
     "Heading for shore": moving at ``approach_min_speed_kn`` or more on a course that
     meets land within ``approach_landfall_m``, and not heading into port (a landfall within
@@ -506,7 +510,7 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
     ok = (
         (~v.dark)
         & heading_in
-        & (v.coast_m <= th.approach_coast_m)
+        & (np.minimum(v.coast_m, v.dr_coast_m) <= th.approach_coast_m)
         & (v.coast_m > th.landing_coast_m)  # at the waterline it is unusual_landing's case
         & _outside(v, th)
         & (v.t_ms + silence < now_t_ms)
@@ -522,7 +526,13 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
                 "ais_stopped_near_shore",
                 50.0,
                 f"AIS silent for more than {silence[i] / 1000:.0f} s ({th.ais_gap_factor:g} x {v.expected_interval_s[i]:.0f} s expected) "
-                f"{v.coast_m[i]:.0f} m from the coast, last course meeting land {v.landfall_m[i]:.0f} m ahead "
+                f"{v.coast_m[i]:.0f} m from the coast"
+                + (
+                    f" (dead-reckoned {v.dr_coast_m[i]:.0f} m when the silence began)"
+                    if v.dr_coast_m[i] < v.coast_m[i]
+                    else ""
+                )
+                + f", last course meeting land {v.landfall_m[i]:.0f} m ahead "
                 f"(about {v.landfall_m[i] / max(speed[i] * KNOT_MPS, 0.1) / 60:.0f} min at {speed[i]:.1f} kn)",
             )
         ]
