@@ -500,7 +500,7 @@ def _register_feed(app: faust.App, site: Any) -> None:
 
 
 #: wall time between two runs of the area clock, s
-AREA_CLOCK_PERIOD_S = 0.1
+AREA_CLOCK_PERIOD_S = 0.05
 
 
 def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
