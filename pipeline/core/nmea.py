@@ -291,6 +291,35 @@ class Deduplicator:
         self._prune(t_ms)
         return False
 
+    def filter(
+        self, payloads: Sequence[str], fill_bits: Sequence[int], t_ms: Sequence[int]
+    ) -> list[bool]:
+        """:meth:`seen` of each message in order, in one call; ``True`` = duplicate.
+
+        :param t_ms: event time of each message, ms
+        """
+        seen = self._seen
+        get = seen.get
+        move = seen.move_to_end
+        window, max_entries = self.window_ms, self.max_entries
+        out: list[bool] = []
+        dup = out.append
+        for key, t in zip(zip(payloads, fill_bits, strict=True), t_ms, strict=True):
+            prev = get(key)
+            if prev is not None and abs(t - prev) <= window:
+                dup(True)
+                continue
+            seen[key] = t
+            move(key)
+            while seen:  # as _prune
+                k, t0 = next(iter(seen.items()))
+                if t - t0 > window or len(seen) > max_entries:
+                    del seen[k]
+                else:
+                    break
+            dup(False)
+        return out
+
     def _prune(self, now_ms: int) -> None:
         seen = self._seen
         while seen:
@@ -511,15 +540,12 @@ def frame_lines(
     out_raw: list[str] = []
     max_t: int | None = None
 
+    out_line: list[int] = []  # line index of each message (for the order of rejects)
+
     def emit(
         payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None, raw: str
     ) -> None:
-        if dedup is not None and dedup.seen(payload, fill, t):
-            rejects.append(
-                (cur, Reject(raw, "duplicate", f"same payload within {dedup.window_ms} ms", rxt))
-            )
-            counts["duplicate"] += 1
-            return
+        out_line.append(cur)
         out_payload.append(payload)
         out_fill.append(fill)
         out_t.append(t)
@@ -650,6 +676,22 @@ def frame_lines(
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
         rejects.extend((n, r) for r in timed_out)
+    if dedup is not None and out_payload:
+        # de-duplication after reassembly, in arrival order (one call per batch)
+        dup = dedup.filter(out_payload, out_fill, out_t)
+        if any(dup):
+            detail = f"same payload within {dedup.window_ms} ms"
+            kept = [j for j, d in enumerate(dup) if not d]
+            for j in [j for j, d in enumerate(dup) if d]:
+                rejects.append((out_line[j], Reject(out_raw[j], "duplicate", detail, out_rx[j])))
+            counts["duplicate"] += len(dup) - len(kept)
+            out_payload = [out_payload[j] for j in kept]
+            out_fill = [out_fill[j] for j in kept]
+            out_t = [out_t[j] for j in kept]
+            out_rx = [out_rx[j] for j in kept]
+            out_chan = [out_chan[j] for j in kept]
+            out_station = [out_station[j] for j in kept]
+            out_raw = [out_raw[j] for j in kept]
     counts["sentences"] += n_sentences
     counts["messages"] += len(out_payload)
     return Framed(
