@@ -432,15 +432,25 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     area = site.name.encode()
     lon0, lat0, lon1, lat1 = site.bbox
 
+    # the Track this worker last wrote for each MMSI, beside the bytes it wrote: while the
+    # table still holds those very bytes, the row need not be decoded again
+    live: dict[int, tuple[bytes, records.Track]] = {}
+
+    def _decoded(mmsi: int, raw: bytes) -> records.Track:
+        cached = live.get(mmsi)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        return track_dec.decode(raw)
+
     class _TableView(Mapping[int, records.Track]):
         """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
 
         def __getitem__(self, mmsi: int) -> records.Track:
-            return track_dec.decode(table[str(mmsi).encode()])
+            return _decoded(mmsi, table[str(mmsi).encode()])
 
         def get(self, mmsi: int, default: Any = None) -> Any:
             raw = table.get(str(mmsi).encode())
-            return default if raw is None else track_dec.decode(raw)
+            return default if raw is None else _decoded(mmsi, raw)
 
         def __contains__(self, mmsi: object) -> bool:
             return str(mmsi).encode() in table
@@ -452,7 +462,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
             return len(table)
 
         def values(self) -> list[records.Track]:  # type: ignore[override]
-            return [track_dec.decode(v) for v in table.values()]
+            return [_decoded(int(k), v) for k, v in table.items()]
 
     view = _TableView()
     last_sweep_t_ms = [0]
@@ -498,6 +508,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 key = keys.get(m) or keys.setdefault(m, str(m).encode())
                 body = _enc.encode(tr)  # once: the table row and the track record
                 rows.set(key, body)
+                live[m] = (body, tr)
                 if tr.t_ms > newest_t_ms:
                     newest_t_ms = tr.t_ms
                 sender.append(track_topic, n_track_parts, key, body)
@@ -516,6 +527,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                     for tr in evict_tracks(view, newest_t_ms, params):
                         key = str(tr.mmsi).encode()
                         rows.delete(key)
+                        live.pop(tr.mmsi, None)
                         sender.append(track_topic, n_track_parts, key, _enc.encode(tr))
                         metrics.add({"tracks.evicted": 1})
                 last_sweep_t_ms[0] = newest_t_ms
