@@ -296,8 +296,8 @@ class TableWriter:
 
 
 def _register_decode(app: faust.App) -> None:
-    from pipeline.ais import decode_batch
-    from pipeline.core.nmea import Deduplicator, Reassembler
+    from pipeline.ais import decode_framed, frame_batch
+    from pipeline.core.nmea import Deduplicator, Framed, Reassembler
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     raw_dec = msgspec.json.Decoder(records.RawAisBatch)
@@ -318,6 +318,12 @@ def _register_decode(app: faust.App) -> None:
         kp = keys[mmsi] = (key, sender.partition(key, n_fix_parts))
         return kp
 
+    async def _decode_failed(batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
+        log.error("decoding a raw batch of %s failed", batch.source, exc_info=exc)
+        metrics.add({"ais.decode_failed": 1})
+        dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
+        await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
+
     pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
     n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
     encode = _enc.encode
@@ -330,6 +336,10 @@ def _register_decode(app: faust.App) -> None:
         async for values in stream.take(RAW_TAKE_MAX, within=TAKE_WITHIN_S):
             # per partition: keys and JSON of its positions, keys and JSON of its statics
             fixes: dict[int, tuple[list[bytes], list[bytes], list[bytes], list[bytes]]] = {}
+            # framing record by record (it updates the reassembly and de-duplication
+            # state), then one vectorised decode of the whole micro-batch
+            framed: list[tuple[records.RawAisBatch, Framed]] = []
+            framed_values: list[bytes] = []
             for value in values:
                 try:
                     batch = raw_dec.decode(value)
@@ -339,13 +349,20 @@ def _register_decode(app: faust.App) -> None:
                     await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
                     continue
                 try:
-                    out = decode_batch(batch, reassembler, dedup)
+                    framed.append((batch, frame_batch(batch, reassembler, dedup)))
+                    framed_values.append(value)
                 except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
-                    log.exception("decoding a raw batch of %s failed", batch.source)
-                    metrics.add({"ais.decode_failed": 1})
-                    dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
-                    await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
-                    continue
+                    await _decode_failed(batch, value, exc)
+            try:
+                outs = decode_framed(framed)
+            except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
+                outs = []
+                for (batch, fr), value in zip(framed, framed_values, strict=True):
+                    try:
+                        outs.append(decode_framed([(batch, fr)])[0])
+                    except Exception as exc:  # noqa: BLE001
+                        await _decode_failed(batch, value, exc)
+            for out in outs:
                 for source, counts in out.counters.items():
                     metrics.add(counts, prefix=f"ais.{source}.")
                 # each record is encoded once: its bytes go to the public topic and,
