@@ -333,8 +333,9 @@ class Deduplicator:
 def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
     """XOR checksum of each text (the part between ``!``/``$``/``\\`` and ``*``).
 
-    Vectorised: the texts become rows of a zero-padded ``uint8`` matrix (zero is the
-    XOR identity) reduced with ``bitwise_xor`` along the rows.
+    Vectorised: the texts, each followed by one separator byte, become one ``uint8``
+    buffer reduced with ``bitwise_xor.reduceat`` at the text starts; the separator is
+    XORed out again.
 
     >>> nmea_checksums(["AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0"]).tolist()
     [95]
@@ -342,11 +343,9 @@ def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
     n = len(bodies)
     if n == 0:
         return np.zeros(0, np.uint8)
-    width = max(map(len, bodies))
-    if width == 0:
-        return np.zeros(n, np.uint8)
-    buf = b"".join([b.encode("ascii").ljust(width, b"\0") for b in bodies])
-    return np.bitwise_xor.reduce(np.frombuffer(buf, np.uint8).reshape(n, width), axis=1)
+    buf = np.frombuffer(("\n".join(bodies) + "\n").encode("ascii"), np.uint8)
+    seg = np.fromiter(map(len, bodies), np.int64, n) + 1  # text and separator, bytes
+    return np.bitwise_xor.reduceat(buf, np.cumsum(seg) - seg) ^ np.uint8(10)
 
 
 def _hex2(text: str) -> int:
