@@ -91,6 +91,22 @@ _FAST = re.compile(
     r"(([A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
     r"\*([0-9A-Fa-f]{2})(.*)"
 )
+#: the same for every line of a text at once: one match per line, all groups empty
+#: when the line is not the common case
+_FAST_LINES = re.compile(rf"^(?:{_FAST.pattern}|.*)$", re.MULTILINE)
+
+
+def _fast_rows(lines: Sequence[str]) -> list[tuple[str, ...]] | None:
+    """:data:`_FAST` groups of each line (``""`` for an absent group) in one regex call, or
+    ``None`` when a line holds a line break or non-ASCII text or is too long."""
+    n = len(lines)
+    if n == 0:
+        return None
+    text = "\n".join(lines)
+    if text.count("\n") != n - 1 or not text.isascii() or max(map(len, lines)) > MAX_LINE_CHARS:
+        return None
+    rows = _FAST_LINES.findall(text)
+    return rows if len(rows) == n else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,25 +452,32 @@ def frame_lines(
         rejects.append((i, Reject(lines[i], reason, detail, rx[i])))
         counts[reason] += 1
 
+    rows = _fast_rows(lines)
     for i, raw in enumerate(lines):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            counts["empty"] += 1
-            continue
-        if line.startswith("#"):
-            counts["comment"] += 1
-            continue
-        if not line.isascii():
-            reject(i, "not_ascii", "line holds non-ASCII characters")
-            continue
-        if len(line) > MAX_LINE_CHARS:
-            reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
-            continue
-        line = line.strip()
-        m = _FAST.fullmatch(line)
-        if m is not None:
-            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = m.groups()
-            if tg is not None:
+        g = None if rows is None else rows[i]
+        if g is None or not g[2] or g[11][-1:].isspace():
+            # not the common case in one piece (e.g. surrounding white space): line checks
+            g = None
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                counts["empty"] += 1
+                continue
+            if line.startswith("#"):
+                counts["comment"] += 1
+                continue
+            if not line.isascii():
+                reject(i, "not_ascii", "line holds non-ASCII characters")
+                continue
+            if len(line) > MAX_LINE_CHARS:
+                reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
+                continue
+            line = line.strip()
+            m = _FAST.fullmatch(line)
+            if m is not None:
+                g = m.groups()
+        if g is not None:
+            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = g
+            if tgh:  # a tag block (its text may be empty)
                 cand_tag.append(len(tags))
                 tags.append(tg)
                 tag_chk.append(int(tgh, 16))
