@@ -21,7 +21,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,10 +31,11 @@ import orjson
 from pyais.bit_vector import int_bit_vector
 from pyais.messages import MSG_CLASS
 
-from pipeline.core.aisdecode import LAYOUTS, decode_positions, message_types
+from pipeline.core.aisdecode import LAYOUTS, Positions, decode_positions, message_types
 from pipeline.core.nmea import (
     SKIP_REASONS,
     Deduplicator,
+    Framed,
     Reassembler,
     Reject,
     frame_lines,
@@ -47,6 +48,8 @@ __all__ = [
     "DecodedBatch",
     "add_commands",
     "decode_batch",
+    "decode_framed",
+    "frame_batch",
     "finish",
     "iter_file_lines",
     "merge_counters",
@@ -198,8 +201,90 @@ def decode_batch(
     :param dedup: cross-receiver de-duplication state, or ``None`` to keep duplicates
     :param with_messages: also return every decoded message as a pyais-style dict
     """
+    fr = frame_batch(batch, reassembler, dedup)
+    return decode_framed([(batch, fr)], with_messages=with_messages)[0]
+
+
+def frame_batch(
+    batch: RawAisBatch, reassembler: Reassembler, dedup: Deduplicator | None = None
+) -> Framed:
+    """The first, stateful half of :func:`decode_batch`: frame one raw batch
+    (:func:`pipeline.core.nmea.frame_lines`); :func:`decode_framed` is the other half."""
+    return frame_lines(batch.lines, batch.rx_t_ms, batch.source, reassembler, dedup)
+
+
+def decode_framed(
+    framed: Sequence[tuple[RawAisBatch, Framed]], *, with_messages: bool = False
+) -> list[DecodedBatch]:
+    """The records of raw batches already framed (:func:`pipeline.core.nmea.frame_lines`, in
+    arrival order), one :class:`DecodedBatch` per batch, exactly as :func:`decode_batch`
+    gives them; the position reports of all batches are decoded in one vectorised call.
+
+    No state: calling it again on the same input gives the same output.
+    """
+    if not framed:
+        return []
+    frs = [fr for _, fr in framed]
+    offs = np.cumsum([0, *(len(fr) for fr in frs)]).tolist()
+    payload_all = [p for fr in frs for p in fr.payload]
+    fill_all = np.concatenate([fr.fill_bits for fr in frs])
+    t_all = np.concatenate([fr.t_ms for fr in frs])
+    rx_all = np.concatenate([fr.rx_t_ms for fr in frs])
+    mt_all = message_types(payload_all)
+    pos = decode_positions(payload_all, fill_all)
+    # record fields of every position report, as Python columns
+    cols = (
+        pos.mmsi.tolist(),
+        pos.msg_type.tolist(),
+        t_all[pos.index].tolist(),
+        _none_if_nan(pos.lon_deg),
+        _none_if_nan(pos.lat_deg),
+        _none_if_nan(pos.sog_kn),
+        _none_if_nan(pos.cog_deg),
+        np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).tolist(),
+        np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).tolist(),
+        pos.accuracy.tolist(),
+        rx_all[pos.index].tolist(),
+    )
+    bounds = np.searchsorted(pos.index, offs).tolist()
+    short_bounds = np.searchsorted(pos.short, offs).tolist()
+    return [
+        _records(
+            batch,
+            fr,
+            mt_all[offs[b] : offs[b + 1]],
+            pos,
+            (pos.index[bounds[b] : bounds[b + 1]] - offs[b]).tolist(),
+            bounds[b],
+            [c[bounds[b] : bounds[b + 1]] for c in cols],
+            set((pos.short[short_bounds[b] : short_bounds[b + 1]] - offs[b]).tolist()),
+            with_messages,
+        )
+        for b, (batch, fr) in enumerate(framed)
+    ]
+
+
+def _records(
+    batch: RawAisBatch,
+    fr: Framed,
+    mt_arr: np.ndarray,
+    pos: Positions,
+    idx: list[int],
+    first: int,
+    cols: list[list[Any]],
+    short: set[int],
+    with_messages: bool,
+) -> DecodedBatch:
+    """One batch's part of :func:`decode_framed`.
+
+    :param mt_arr: message type of each of the batch's messages
+    :param pos: the position reports of all batches
+    :param idx: message index (in this batch) of each of its position reports
+    :param first: entry in ``pos`` of its first position report
+    :param cols: its position reports' record fields (see :func:`decode_framed`)
+    :param short: its position reports too short for the vectorised decoder
+    """
     source = batch.source
-    fr = frame_lines(batch.lines, batch.rx_t_ms, source, reassembler, dedup)
     out = DecodedBatch()
     counts: Counter[str] = Counter()
     counts["received"] = len(batch.lines)
@@ -211,17 +296,11 @@ def decode_batch(
     n = len(fr)
     t_list = fr.t_ms.tolist()
     rx_list = fr.rx_t_ms.tolist()
-    mtypes = message_types(fr.payload).tolist()
-    pos = decode_positions(fr.payload, fr.fill_bits)
+    mtypes = mt_arr.tolist()
     slots: list[dict[str, Any] | None] = [None] * n if with_messages else []
 
     # ---- vectorised position reports -> records ---------------------------------
-    idx = pos.index.tolist()
     if idx:
-        t_sel = fr.t_ms[pos.index].tolist()
-        rx_sel = fr.rx_t_ms[pos.index].tolist()
-        status = np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).tolist()
-        heading = np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).tolist()
         out.positions = [
             AisPosition(
                 mmsi=m,
@@ -237,37 +316,24 @@ def decode_batch(
                 source=source,
                 rx_t_ms=rx,
             )
-            for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(
-                pos.mmsi.tolist(),
-                pos.msg_type.tolist(),
-                t_sel,
-                _none_if_nan(pos.lon_deg),
-                _none_if_nan(pos.lat_deg),
-                _none_if_nan(pos.sog_kn),
-                _none_if_nan(pos.cog_deg),
-                heading,
-                status,
-                pos.accuracy.tolist(),
-                rx_sel,
-                strict=True,
-            )
+            for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(*cols, strict=True)
         ]
         if with_messages:
             for j, i in enumerate(idx):
                 t = mtypes[i]
                 if t != 19:  # type 19's static half comes from pyais below
-                    d = {name: getattr(pos, name)[j].item() for name in LAYOUTS[t]}
+                    d = {name: getattr(pos, name)[first + j].item() for name in LAYOUTS[t]}
                     d["t_ms"], d["source"] = t_list[i], source
                     slots[i] = d
     counts["positions"] = len(out.positions)
 
     # ---- everything else through pyais ----------------------------------------------
-    vector_done = set(idx)
-    short = set(pos.short.tolist())
-    for i in range(n):
+    # the messages left: not decoded above, or type 19 (its static half)
+    left = np.ones(n, dtype=bool)
+    left[idx] = False
+    left |= mt_arr == 19
+    for i in np.flatnonzero(left).tolist():
         t = mtypes[i]
-        if i in vector_done and t != 19:
-            continue
         if t not in KNOWN_TYPES:
             _dead(
                 out,

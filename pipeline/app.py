@@ -186,6 +186,7 @@ class BatchSender:
     def __init__(self, app: faust.App):
         self.app = app
         self._batches: dict[tuple[str, int], Any] = {}
+        self._full: list[tuple[tuple[str, int], Any]] = []  # closed, not yet submitted
         self._pending: list[asyncio.Future] = []
         self._partition_cache: dict[bytes, int] = {}
 
@@ -205,7 +206,7 @@ class BatchSender:
     async def add(
         self, spec: topics.TopicSpec, key: bytes, value: bytes | None, partition: int | None = None
     ) -> None:
-        await self.add_to(spec.name, spec.partitions, key, value, partition)
+        self.append(spec.name, spec.partitions, key, value, partition)
 
     async def add_to(
         self,
@@ -216,6 +217,21 @@ class BatchSender:
         partition: int | None = None,
     ) -> None:
         """Append one record (``value=None``: a tombstone) to ``topic``'s batch."""
+        self.append(topic, n_partitions, key, value, partition)
+
+    def append(
+        self,
+        topic: str,
+        n_partitions: int,
+        key: bytes,
+        value: bytes | None,
+        partition: int | None = None,
+    ) -> None:
+        """Append one record (``value=None``: a tombstone) to ``topic``'s open batch.
+
+        No I/O: a full batch is closed and queued, and :meth:`flush` submits it (the
+        producer sends nothing before the agent awaits anyway).
+        """
         if partition is None:
             partition = self.partition(key, n_partitions)
         slot = (topic, partition)
@@ -223,7 +239,7 @@ class BatchSender:
         if batch is None:
             batch = self._batches[slot] = self._producer().create_batch()
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
-            await self._submit(slot, batch)
+            self._full.append((slot, batch))
             batch = self._batches[slot] = self._producer().create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(
@@ -237,6 +253,9 @@ class BatchSender:
 
     async def flush(self) -> None:
         """Submit every open batch and wait until all are acknowledged."""
+        full, self._full = self._full, []
+        for slot, batch in full:  # before the open batch of the same slot: order kept
+            await self._submit(slot, batch)
         batches, self._batches = self._batches, {}
         for slot, batch in batches.items():
             if batch.record_count():
@@ -261,23 +280,25 @@ class TableWriter:
         self.table = table
         self.sender = sender
         self.n_partitions = n_partitions
+        self._changelog: str | None = None
 
-    async def set(self, key: bytes, value: bytes) -> None:
+    def set(self, key: bytes, value: bytes) -> None:
         self.table.data[key] = value
-        await self.sender.add_to(
-            self.table.changelog_topic.get_topic_name(), self.n_partitions, key, value
-        )
+        self.sender.append(self._topic(), self.n_partitions, key, value)
 
-    async def delete(self, key: bytes) -> None:
+    def delete(self, key: bytes) -> None:
         self.table.data.pop(key, None)
-        await self.sender.add_to(
-            self.table.changelog_topic.get_topic_name(), self.n_partitions, key, None
-        )
+        self.sender.append(self._topic(), self.n_partitions, key, None)
+
+    def _topic(self) -> str:
+        if self._changelog is None:
+            self._changelog = self.table.changelog_topic.get_topic_name()
+        return self._changelog
 
 
 def _register_decode(app: faust.App) -> None:
-    from pipeline.ais import decode_batch
-    from pipeline.core.nmea import Deduplicator, Reassembler
+    from pipeline.ais import decode_framed, frame_batch
+    from pipeline.core.nmea import Deduplicator, Framed, Reassembler
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     raw_dec = msgspec.json.Decoder(records.RawAisBatch)
@@ -288,12 +309,38 @@ def _register_decode(app: faust.App) -> None:
     reassembler = Reassembler()
     dedup = Deduplicator()
 
+    # MMSI -> (key bytes, partition): the same few thousand vessels come back all the time
+    keys: dict[int, tuple[bytes, int]] = {}
+
+    def key_of(mmsi: int) -> tuple[bytes, int]:
+        if len(keys) > 1_000_000:
+            keys.clear()
+        key = str(mmsi).encode()
+        kp = keys[mmsi] = (key, sender.partition(key, n_fix_parts))
+        return kp
+
+    async def _decode_failed(batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
+        log.error("decoding a raw batch of %s failed", batch.source, exc_info=exc)
+        metrics.add({"ais.decode_failed": 1})
+        dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
+        await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
+
+    pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
+    n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
+    encode = _enc.encode
+    append = sender.append
+
     @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
     async def decode(stream: faust.StreamT) -> None:
         # A micro-batch of raw records at a time, one flush (and wait for the acks) per
         # micro-batch: ack round trips are paid per batch, not per record.
         async for values in stream.take(RAW_TAKE_MAX, within=TAKE_WITHIN_S):
-            fixes: dict[int, records.FixBatch] = {}
+            # per partition: keys and JSON of its positions, keys and JSON of its statics
+            fixes: dict[int, tuple[list[bytes], list[bytes], list[bytes], list[bytes]]] = {}
+            # framing record by record (it updates the reassembly and de-duplication
+            # state), then one vectorised decode of the whole micro-batch
+            framed: list[tuple[records.RawAisBatch, Framed]] = []
+            framed_values: list[bytes] = []
             for value in values:
                 try:
                     batch = raw_dec.decode(value)
@@ -303,40 +350,67 @@ def _register_decode(app: faust.App) -> None:
                     await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
                     continue
                 try:
-                    out = decode_batch(batch, reassembler, dedup)
+                    framed.append((batch, frame_batch(batch, reassembler, dedup)))
+                    framed_values.append(value)
                 except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
-                    log.exception("decoding a raw batch of %s failed", batch.source)
-                    metrics.add({"ais.decode_failed": 1})
-                    dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
-                    await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
-                    continue
+                    await _decode_failed(batch, value, exc)
+            try:
+                outs = decode_framed(framed)
+            except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
+                outs = []
+                for (batch, fr), value in zip(framed, framed_values, strict=True):
+                    try:
+                        outs.append(decode_framed([(batch, fr)])[0])
+                    except Exception as exc:  # noqa: BLE001
+                        await _decode_failed(batch, value, exc)
+            for out in outs:
                 for source, counts in out.counters.items():
                     metrics.add(counts, prefix=f"ais.{source}.")
+                # each record is encoded once: its bytes go to the public topic and,
+                # joined, into the partition's FixBatch
                 for p in out.positions:
-                    key = str(p.mmsi).encode()
-                    part = sender.partition(key, n_fix_parts)
-                    fixes.setdefault(part, records.FixBatch()).positions.append(p)
-                    await sender.add(topics.AIS_POSITION, key, _enc.encode(p), part)
+                    key, part = keys.get(p.mmsi) or key_of(p.mmsi)
+                    body = encode(p)
+                    append(pos_topic, n_pos_parts, key, body, part)
+                    f = fixes.get(part)
+                    if f is None:
+                        f = fixes[part] = ([], [], [], [])
+                    f[0].append(key)
+                    f[1].append(body)
                 for st in out.statics:
-                    key = str(st.mmsi).encode()
-                    part = sender.partition(key, n_fix_parts)
-                    fixes.setdefault(part, records.FixBatch()).statics.append(st)
-                    await sender.add(topics.AIS_STATIC, key, _enc.encode(st), part)
+                    key, part = keys.get(st.mmsi) or key_of(st.mmsi)
+                    body = encode(st)
+                    append(sta_topic, n_sta_parts, key, body, part)
+                    f = fixes.get(part)
+                    if f is None:
+                        f = fixes[part] = ([], [], [], [])
+                    f[2].append(key)
+                    f[3].append(body)
                 for d in out.dead_letters:
                     await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
-            for part, fb in fixes.items():
-                for chunk in _chunks(fb, FIX_BATCH_MAX):
-                    first = chunk.positions[0].mmsi if chunk.positions else chunk.statics[0].mmsi
-                    await sender.add(
-                        topics.AIS_FIXES, str(first).encode(), _enc.encode(chunk), part
-                    )
+            for part, (pos_keys, pos_bodies, sta_keys, sta_bodies) in fixes.items():
+                chunks = fix_batch_chunks(pos_bodies, sta_bodies, FIX_BATCH_MAX)
+                for i, chunk in enumerate(chunks):
+                    j = i * FIX_BATCH_MAX  # key: the chunk's first MMSI
+                    first = pos_keys[j] if j < len(pos_keys) else sta_keys[j]
+                    append(topics.AIS_FIXES.name, n_fix_parts, first, chunk, part)
             await sender.flush()
 
 
-def _chunks(fb: records.FixBatch, n: int) -> Iterator[records.FixBatch]:
-    """``fb`` in pieces of at most ``n`` positions and ``n`` statics, order kept."""
-    for i in range(0, max(len(fb.positions), len(fb.statics)), n):
-        yield records.FixBatch(positions=fb.positions[i : i + n], statics=fb.statics[i : i + n])
+def fix_batch_chunks(positions: list[bytes], statics: list[bytes], n: int) -> Iterator[bytes]:
+    """The JSON of :class:`records.FixBatch` records of at most ``n`` positions and ``n``
+    statics each, order kept, from the JSON of each position and static record (the
+    bytes msgspec gives for the same FixBatch)."""
+    for i in range(0, max(len(positions), len(statics)), n):
+        yield b"".join(
+            (
+                b'{"positions":[',
+                b",".join(positions[i : i + n]),
+                b'],"statics":[',
+                b",".join(statics[i : i + n]),
+                b"]}",
+            )
+        )
 
 
 def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.DeadLetter:
@@ -376,15 +450,25 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     area = site.name.encode()
     lon0, lat0, lon1, lat1 = site.bbox
 
+    # the Track this worker last wrote for each MMSI, beside the bytes it wrote: while the
+    # table still holds those very bytes, the row need not be decoded again
+    live: dict[int, tuple[bytes, records.Track]] = {}
+
+    def _decoded(mmsi: int, raw: bytes) -> records.Track:
+        cached = live.get(mmsi)
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        return track_dec.decode(raw)
+
     class _TableView(Mapping[int, records.Track]):
         """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
 
         def __getitem__(self, mmsi: int) -> records.Track:
-            return track_dec.decode(table[str(mmsi).encode()])
+            return _decoded(mmsi, table[str(mmsi).encode()])
 
         def get(self, mmsi: int, default: Any = None) -> Any:
             raw = table.get(str(mmsi).encode())
-            return default if raw is None else track_dec.decode(raw)
+            return default if raw is None else _decoded(mmsi, raw)
 
         def __contains__(self, mmsi: object) -> bool:
             return str(mmsi).encode() in table
@@ -396,12 +480,15 @@ def _register_tracks(app: faust.App, site: Any) -> None:
             return len(table)
 
         def values(self) -> list[records.Track]:  # type: ignore[override]
-            return [track_dec.decode(v) for v in table.values()]
+            return [_decoded(int(k), v) for k, v in table.items()]
 
     view = _TableView()
     last_sweep_t_ms = [0]
     # static reports of MMSIs with no position yet wait for the next batch (as in replay)
     orphans: dict[int, records.AisStatic] = {}
+    track_topic, fusion_topic = topics.TRACK.name, topics.FUSION_INPUT.name
+    n_track_parts, n_fusion_parts = topics.TRACK.partitions, topics.FUSION_INPUT.partitions
+    keys: dict[int, bytes] = {}  # MMSI -> its decimal text
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
@@ -431,17 +518,23 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 metrics.add({"tracks.orphan_statics_dropped": len(orphans)})
                 orphans.clear()
             metrics.add(result.counters, prefix="tracks.")
+            if len(keys) > 1_000_000:
+                keys.clear()
             newest_t_ms = last_sweep_t_ms[0]
             for tr in result.updates:
-                key = str(tr.mmsi).encode()
-                body = _enc.encode(tr)
-                await rows.set(key, body)
-                newest_t_ms = max(newest_t_ms, tr.t_ms)
-                await sender.add(topics.TRACK, key, body)
+                m = tr.mmsi
+                key = keys.get(m) or keys.setdefault(m, str(m).encode())
+                body = _enc.encode(tr)  # once: the table row and the track record
+                rows.set(key, body)
+                live[m] = (body, tr)
+                if tr.t_ms > newest_t_ms:
+                    newest_t_ms = tr.t_ms
+                sender.append(track_topic, n_track_parts, key, body)
                 # the predicate replay uses: live updates inside the site's bbox
                 if tr.event == "update" and lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
-                    await sender.add(
-                        topics.FUSION_INPUT,
+                    sender.append(
+                        fusion_topic,
+                        n_fusion_parts,
                         area,
                         _enc.encode(records.FusionInput(area=site.name, track=tr)),
                     )
@@ -451,8 +544,9 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 if last_sweep_t_ms[0]:
                     for tr in evict_tracks(view, newest_t_ms, params):
                         key = str(tr.mmsi).encode()
-                        await rows.delete(key)
-                        await sender.add(topics.TRACK, key, _enc.encode(tr))
+                        rows.delete(key)
+                        live.pop(tr.mmsi, None)
+                        sender.append(track_topic, n_track_parts, key, _enc.encode(tr))
                         metrics.add({"tracks.evicted": 1})
                 last_sweep_t_ms[0] = newest_t_ms
             await sender.flush()

@@ -50,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,14 +152,6 @@ def _nan(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _opt_float(x: float) -> float | None:
-    return None if not np.isfinite(x) else float(x)
-
-
-def _opt_int(x: int) -> int | None:
-    return None if x < 0 else int(x)
-
-
 def _prev_arrays(
     prev: Mapping[int, Track], mmsis: np.ndarray
 ) -> tuple[ct.TrackArrays, dict[int, Track]]:
@@ -220,15 +213,17 @@ def track_step(
     counters["positions"] = len(positions)
     counters["statics"] = len(statics)
     n = len(positions)
+    # list → array: NumPy turns None into NaN for a float dtype
     fx = ct.FixArrays(
-        mmsi=np.fromiter((p.mmsi for p in positions), dtype=np.int64, count=n),
-        t_ms=np.fromiter((p.t_ms for p in positions), dtype=np.int64, count=n),
-        lon_deg=np.fromiter((_nan(p.lon) for p in positions), dtype=np.float64, count=n),
-        lat_deg=np.fromiter((_nan(p.lat) for p in positions), dtype=np.float64, count=n),
-        sog_kn=np.fromiter((_nan(p.sog_kn) for p in positions), dtype=np.float64, count=n),
-        cog_deg=np.fromiter((_nan(p.cog_deg) for p in positions), dtype=np.float64, count=n),
+        mmsi=np.array([p.mmsi for p in positions], dtype=np.int64).reshape(n),
+        t_ms=np.array([p.t_ms for p in positions], dtype=np.int64).reshape(n),
+        lon_deg=np.array([p.lon for p in positions], dtype=np.float64).reshape(n),
+        lat_deg=np.array([p.lat for p in positions], dtype=np.float64).reshape(n),
+        sog_kn=np.array([p.sog_kn for p in positions], dtype=np.float64).reshape(n),
+        cog_deg=np.array([p.cog_deg for p in positions], dtype=np.float64).reshape(n),
     )
-    touched = np.unique(np.concatenate([fx.mmsi, np.fromiter((s.mmsi for s in statics), np.int64)]))
+    sta_mmsi = np.array([s.mmsi for s in statics], dtype=np.int64).reshape(len(statics))
+    touched = np.unique(np.concatenate([fx.mmsi, sta_mmsi]))
     base, old = _prev_arrays(prev, touched)
     res = ct.step_tracks(
         base, fx,
@@ -310,35 +305,46 @@ def track_step(
     interval = ct.expected_interval_s(classes, new.sog_kn, nav)
 
     updates: list[Track] = []
-    for i, m in enumerate(new.mmsi.tolist()):
+    # Python scalars column by column (indexing NumPy arrays per element is slow)
+    for (
+        m, t, lon, lat, ve, vn, cls, nfx, ivl, lgap, mgap, kcode, mid, jt, jspd, ft, stop, slow,
+        isp,
+    ) in zip(
+        new.mmsi.tolist(), new.t_ms.tolist(), new.lon_deg.tolist(), new.lat_deg.tolist(),
+        new.vel_east_mps.tolist(), new.vel_north_mps.tolist(), classes.tolist(),
+        new.n_fixes.tolist(), interval.tolist(), new.last_gap_s.tolist(),
+        new.max_gap_s.tolist(), kinds.tolist(), mids.tolist(), res.jump_t_ms.tolist(),
+        res.jump_speed_kn.tolist(), new.first_t_ms.tolist(), new.stopped_since_t_ms.tolist(),
+        new.slow_since_t_ms.tolist(), new.implied_speed_kn.tolist(),
+        strict=True,
+    ):  # fmt: skip
         p = positions[last_pos[m]]
         d = ident_of(m)
-        kind = ct.MMSI_KINDS[int(kinds[i])]
+        kind = ct.MMSI_KINDS[kcode]
         flags = _identity_flags(
             d["name"], d["call_sign"], kind, d["identity_change_t_ms"] is not None
         )
-        jt = int(res.jump_t_ms[i])
         if jt >= 0:
             flags.append("impossible_speed")
             counters["jumps"] += 1
         updates.append(Track(
-            mmsi=m, t_ms=int(new.t_ms[i]), lon=float(new.lon_deg[i]), lat=float(new.lat_deg[i]),
+            mmsi=m, t_ms=t, lon=lon, lat=lat,
             sog_kn=p.sog_kn, cog_deg=p.cog_deg, heading_deg=p.heading_deg,
-            vel_east_mps=float(new.vel_east_mps[i]), vel_north_mps=float(new.vel_north_mps[i]),
-            ais_class=str(classes[i]),  # type: ignore[arg-type]
-            n_fixes=int(new.n_fixes[i]),
-            expected_interval_s=float(interval[i]), last_gap_s=_opt_float(new.last_gap_s[i]),
-            max_gap_s=float(new.max_gap_s[i]),
+            vel_east_mps=ve, vel_north_mps=vn,
+            ais_class=cls,
+            n_fixes=nfx,
+            expected_interval_s=ivl, last_gap_s=lgap if math.isfinite(lgap) else None,
+            max_gap_s=mgap,
             mmsi_kind=kind,  # type: ignore[arg-type]
-            mid=_opt_int(int(mids[i])),
+            mid=None if mid < 0 else mid,
             name=d["name"], call_sign=d["call_sign"], imo=d["imo"], ship_type=d["ship_type"],
             length_m=d["length_m"], beam_m=d["beam_m"], flags=flags,
-            first_t_ms=_opt_int(int(new.first_t_ms[i])),
-            stopped_since_t_ms=_opt_int(int(new.stopped_since_t_ms[i])),
-            slow_since_t_ms=_opt_int(int(new.slow_since_t_ms[i])),
-            implied_speed_kn=_opt_float(new.implied_speed_kn[i]),
+            first_t_ms=None if ft < 0 else ft,
+            stopped_since_t_ms=None if stop < 0 else stop,
+            slow_since_t_ms=None if slow < 0 else slow,
+            implied_speed_kn=isp if math.isfinite(isp) else None,
             jump_t_ms=jt if jt >= 0 else None,
-            jump_speed_kn=_opt_float(res.jump_speed_kn[i]) if jt >= 0 else None,
+            jump_speed_kn=(jspd if math.isfinite(jspd) else None) if jt >= 0 else None,
             identity_change_t_ms=d["identity_change_t_ms"],
         ))  # fmt: skip
     # statics for existing tracks that got no new fix: republish the track with the identity

@@ -316,3 +316,35 @@ def test_corrupted_lines_are_decoded_or_dead_lettered(line, edits):
     assert outcomes == 1, (chars, c, c_end)
     for dl in res.dead_letters + end.dead_letters:
         assert dl.reason and dl.source == "s" and dl.raw_b64
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DATA_FILES)
+def test_framed_batches_decoded_together_equal_one_by_one(shared, name):
+    """decode_framed over many framed batches (what the decode agent does per micro-batch)
+    gives, batch by batch, exactly what decode_batch gives for each."""
+    lines = list(iter_file_lines(str(shared / "data" / "ais" / name)))
+    batches = [
+        RawAisBatch(
+            source=f"s{k % 3}", lines=lines[i : i + 97], rx_t_ms=[i] * len(lines[i : i + 97])
+        )
+        for k, i in enumerate(range(0, len(lines), 97))
+    ]
+    state, dedup = Reassembler(), Deduplicator(5000)
+    alone = [decode_batch(b, state, dedup, with_messages=True) for b in batches]
+    state, dedup = Reassembler(), Deduplicator(5000)
+    framed = [(b, ais.frame_batch(b, state, dedup)) for b in batches]
+    together = [
+        r
+        for k in range(0, len(framed), 10)
+        for r in ais.decode_framed(framed[k : k + 10], with_messages=True)
+    ]
+    assert len(together) == len(alone)
+    for a, b in zip(alone, together, strict=True):
+        assert a.positions == b.positions
+        assert a.statics == b.statics
+        assert a.others == b.others
+        assert a.messages == b.messages
+        assert a.dead_letters == b.dead_letters
+        assert a.counters == b.counters
+    assert ais.decode_framed([]) == []

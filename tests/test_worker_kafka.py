@@ -120,7 +120,7 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
 
 @pytest.mark.unit
 def test_fix_batches_are_cut_below_the_broker_message_size() -> None:
-    from pipeline.app import FIX_BATCH_MAX, _chunks
+    from pipeline.app import FIX_BATCH_MAX, fix_batch_chunks
 
     pos = [
         records.AisPosition(
@@ -139,10 +139,24 @@ def test_fix_batches_are_cut_below_the_broker_message_size() -> None:
         )
         for i in range(2 * FIX_BATCH_MAX + 7)
     ]
-    chunks = list(_chunks(records.FixBatch(positions=pos), FIX_BATCH_MAX))
+    sta = [records.AisStatic(mmsi=211000000, msg_type=5, t_ms=0, source="s", name="A")] * 3
+    raw = list(
+        fix_batch_chunks(
+            [msgspec.json.encode(p) for p in pos],
+            [msgspec.json.encode(s) for s in sta],
+            FIX_BATCH_MAX,
+        )
+    )
+    chunks = [msgspec.json.decode(b, type=records.FixBatch) for b in raw]
     assert [len(c.positions) for c in chunks] == [FIX_BATCH_MAX, FIX_BATCH_MAX, 7]
+    assert [len(c.statics) for c in chunks] == [3, 0, 0]
     assert [p for c in chunks for p in c.positions] == pos
-    assert max(len(msgspec.json.encode(c)) for c in chunks) < 1_000_000
+    # the very bytes msgspec gives for the same records
+    assert raw[0] == msgspec.json.encode(
+        records.FixBatch(positions=pos[:FIX_BATCH_MAX], statics=sta)
+    )
+    assert raw[2] == msgspec.json.encode(records.FixBatch(positions=pos[2 * FIX_BATCH_MAX :]))
+    assert max(map(len, raw)) < 1_000_000
 
 
 @pytest.mark.integration

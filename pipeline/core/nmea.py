@@ -91,6 +91,22 @@ _FAST = re.compile(
     r"(([A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
     r"\*([0-9A-Fa-f]{2})(.*)"
 )
+#: the same for every line of a text at once: one match per line, all groups empty
+#: when the line is not the common case
+_FAST_LINES = re.compile(rf"^(?:{_FAST.pattern}|.*)$", re.MULTILINE)
+
+
+def _fast_rows(lines: Sequence[str]) -> list[tuple[str, ...]] | None:
+    """:data:`_FAST` groups of each line (``""`` for an absent group) in one regex call, or
+    ``None`` when a line holds a line break or non-ASCII text or is too long."""
+    n = len(lines)
+    if n == 0:
+        return None
+    text = "\n".join(lines)
+    if text.count("\n") != n - 1 or not text.isascii() or max(map(len, lines)) > MAX_LINE_CHARS:
+        return None
+    rows = _FAST_LINES.findall(text)
+    return rows if len(rows) == n else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +307,35 @@ class Deduplicator:
         self._prune(t_ms)
         return False
 
+    def filter(
+        self, payloads: Sequence[str], fill_bits: Sequence[int], t_ms: Sequence[int]
+    ) -> list[bool]:
+        """:meth:`seen` of each message in order, in one call; ``True`` = duplicate.
+
+        :param t_ms: event time of each message, ms
+        """
+        seen = self._seen
+        get = seen.get
+        move = seen.move_to_end
+        window, max_entries = self.window_ms, self.max_entries
+        out: list[bool] = []
+        dup = out.append
+        for key, t in zip(zip(payloads, fill_bits, strict=True), t_ms, strict=True):
+            prev = get(key)
+            if prev is not None and abs(t - prev) <= window:
+                dup(True)
+                continue
+            seen[key] = t
+            move(key)
+            while seen:  # as _prune
+                k, t0 = next(iter(seen.items()))
+                if t - t0 > window or len(seen) > max_entries:
+                    del seen[k]
+                else:
+                    break
+            dup(False)
+        return out
+
     def _prune(self, now_ms: int) -> None:
         seen = self._seen
         while seen:
@@ -304,8 +349,9 @@ class Deduplicator:
 def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
     """XOR checksum of each text (the part between ``!``/``$``/``\\`` and ``*``).
 
-    Vectorised: the texts become rows of a zero-padded ``uint8`` matrix (zero is the
-    XOR identity) reduced with ``bitwise_xor`` along the rows.
+    Vectorised: the texts, each followed by one separator byte, become one ``uint8``
+    buffer reduced with ``bitwise_xor.reduceat`` at the text starts; the separator is
+    XORed out again.
 
     >>> nmea_checksums(["AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<02,0"]).tolist()
     [95]
@@ -313,11 +359,9 @@ def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
     n = len(bodies)
     if n == 0:
         return np.zeros(0, np.uint8)
-    width = max(map(len, bodies))
-    if width == 0:
-        return np.zeros(n, np.uint8)
-    buf = b"".join([b.encode("ascii").ljust(width, b"\0") for b in bodies])
-    return np.bitwise_xor.reduce(np.frombuffer(buf, np.uint8).reshape(n, width), axis=1)
+    buf = np.frombuffer(("\n".join(bodies) + "\n").encode("ascii"), np.uint8)
+    seg = np.fromiter(map(len, bodies), np.int64, n) + 1  # text and separator, bytes
+    return np.bitwise_xor.reduceat(buf, np.cumsum(seg) - seg) ^ np.uint8(10)
 
 
 def _hex2(text: str) -> int:
@@ -408,25 +452,32 @@ def frame_lines(
         rejects.append((i, Reject(lines[i], reason, detail, rx[i])))
         counts[reason] += 1
 
+    rows = _fast_rows(lines)
     for i, raw in enumerate(lines):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            counts["empty"] += 1
-            continue
-        if line.startswith("#"):
-            counts["comment"] += 1
-            continue
-        if not line.isascii():
-            reject(i, "not_ascii", "line holds non-ASCII characters")
-            continue
-        if len(line) > MAX_LINE_CHARS:
-            reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
-            continue
-        line = line.strip()
-        m = _FAST.fullmatch(line)
-        if m is not None:
-            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = m.groups()
-            if tg is not None:
+        g = None if rows is None else rows[i]
+        if g is None or not g[2] or g[11][-1:].isspace():
+            # not the common case in one piece (e.g. surrounding white space): line checks
+            g = None
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                counts["empty"] += 1
+                continue
+            if line.startswith("#"):
+                counts["comment"] += 1
+                continue
+            if not line.isascii():
+                reject(i, "not_ascii", "line holds non-ASCII characters")
+                continue
+            if len(line) > MAX_LINE_CHARS:
+                reject(i, "too_long", f"{len(line)} characters > {MAX_LINE_CHARS}")
+                continue
+            line = line.strip()
+            m = _FAST.fullmatch(line)
+            if m is not None:
+                g = m.groups()
+        if g is not None:
+            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = g
+            if tgh:  # a tag block (its text may be empty)
                 cand_tag.append(len(tags))
                 tags.append(tg)
                 tag_chk.append(int(tgh, 16))
@@ -511,15 +562,12 @@ def frame_lines(
     out_raw: list[str] = []
     max_t: int | None = None
 
+    out_line: list[int] = []  # line index of each message (for the order of rejects)
+
     def emit(
         payload: str, fill: int, t: int, rxt: int, chan: str, station: str | None, raw: str
     ) -> None:
-        if dedup is not None and dedup.seen(payload, fill, t):
-            rejects.append(
-                (cur, Reject(raw, "duplicate", f"same payload within {dedup.window_ms} ms", rxt))
-            )
-            counts["duplicate"] += 1
-            return
+        out_line.append(cur)
         out_payload.append(payload)
         out_fill.append(fill)
         out_t.append(t)
@@ -650,6 +698,22 @@ def frame_lines(
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
         rejects.extend((n, r) for r in timed_out)
+    if dedup is not None and out_payload:
+        # de-duplication after reassembly, in arrival order (one call per batch)
+        dup = dedup.filter(out_payload, out_fill, out_t)
+        if any(dup):
+            detail = f"same payload within {dedup.window_ms} ms"
+            kept = [j for j, d in enumerate(dup) if not d]
+            for j in [j for j, d in enumerate(dup) if d]:
+                rejects.append((out_line[j], Reject(out_raw[j], "duplicate", detail, out_rx[j])))
+            counts["duplicate"] += len(dup) - len(kept)
+            out_payload = [out_payload[j] for j in kept]
+            out_fill = [out_fill[j] for j in kept]
+            out_t = [out_t[j] for j in kept]
+            out_rx = [out_rx[j] for j in kept]
+            out_chan = [out_chan[j] for j in kept]
+            out_station = [out_station[j] for j in kept]
+            out_raw = [out_raw[j] for j in kept]
     counts["sentences"] += n_sentences
     counts["messages"] += len(out_payload)
     return Framed(
