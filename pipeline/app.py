@@ -642,7 +642,7 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
         return AreaState.from_bytes(raw) if raw else None
 
     async def publish(key: bytes, state: Any, out: list) -> None:
-        await rows.set(key, state.to_bytes())
+        rows.set(key, state.to_bytes())
         live[key] = (table.get(key), state)
         metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
         for a in out:
