@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import logging
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -415,7 +416,6 @@ def fix_batch_chunks(positions: list[bytes], statics: list[bytes], n: int) -> It
 
 def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.DeadLetter:
     import base64
-    import time
 
     return records.DeadLetter(
         source=source,
@@ -429,6 +429,9 @@ def _dead_letter(source: str, reason: str, detail: str, raw: bytes) -> records.D
 
 #: event time between two sweeps for idle tracks, ms
 EVICT_SWEEP_MS = 60_000
+#: the eviction clock never runs further ahead of the wall clock than this, ms: one
+#: receiver whose clock is wrong by months must not make every other track look idle
+EVICT_CLOCK_AHEAD_MAX_MS = 300_000
 
 
 def _register_tracks(app: faust.App, site: Any) -> None:
@@ -538,6 +541,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                         area,
                         _enc.encode(records.FusionInput(area=site.name, track=tr)),
                     )
+            newest_t_ms = min(newest_t_ms, int(time.time() * 1000) + EVICT_CLOCK_AHEAD_MAX_MS)
             if newest_t_ms - last_sweep_t_ms[0] >= EVICT_SWEEP_MS:
                 # idle tracks leave the table (a tombstone in its changelog) and are
                 # published once more with event="evicted"
@@ -607,7 +611,6 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
     calls :func:`pipeline.engine.advance_area`, so a landing's dwell or an AIS silence
     raises its alert when it becomes true, not when the next camera frame arrives.
     """
-    import time
 
     from pipeline.engine import AreaContext, AreaState, advance_area, area_step
 
