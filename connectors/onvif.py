@@ -278,11 +278,12 @@ class OnvifClient:
         return self
 
     async def close(self) -> None:
-        """Release HTTP sessions."""
+        """Release HTTP sessions (bounded by the call timeout: a shutdown never hangs on a
+        device that stopped answering)."""
         if self._cam is not None:
             cam, self._cam = self._cam, None
             try:
-                await cam.close()
+                await asyncio.wait_for(cam.close(), self.timeout_s)
             except Exception:  # noqa: BLE001 - closing is best effort
                 log.debug("%s: close failed", self.where, exc_info=True)
 
