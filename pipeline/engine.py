@@ -33,9 +33,10 @@ alerts depend on the fixes, not on how the track agent batched them; only the ev
 trail and the AIS positions association sees are sampled at the batch ends.
 
 **Quiet areas.** Detectors run when input arrives (cameras send a frame per second even
-when they see nothing). A driver that wants conditions to mature without input may call
-:func:`flush_area` with a time of its own; replay does not, so do not expect identical
-alerts from a driver that does.
+when they see nothing). A live driver lets conditions mature between inputs with
+:func:`advance_area` and its own estimate of event time (the Faust area clock); replay
+does not, and ends with :func:`flush_area`. With dense input the two evaluate at the same
+times; see :func:`advance_area` for where they may differ.
 
 **Alerts.** Every condition is an episode keyed by ``<kind>|<subject>`` (subject
 ``mmsi:<n>``, ``cam:<camera>:<track>``, ``pair:<a>+<b>`` or ``seen:<camera>:<mmsi>``): an
