@@ -231,8 +231,18 @@ def _data_dir_ok(data: Path, cluster_id: str | None) -> tuple[bool, str]:
     return True, ""
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64 that does not start with
+    ``-`` (Kafka's own ``Uuid.randomUuid`` rule; the storage tool would read such an id
+    as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
 def _format(java: str, libs: Path, props: Path, data: Path) -> str:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     if data.exists():
         shutil.rmtree(data)
     proc = subprocess.run(

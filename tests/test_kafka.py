@@ -139,3 +139,13 @@ def test_cli_lifecycle_on_a_fresh_run_folder(tmp_path: Path) -> None:
             assert f"port {port}" in moved.stderr
     finally:
         _cli("kafka", "down", env=env)
+
+
+@pytest.mark.unit
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" + bytes(15))])
+    monkeypatch.setattr(localkafka.uuid, "uuid4", lambda: next(draws))
+    cid = localkafka.new_cluster_id()  # the first draw encodes to "-AAAA...": drawn again
+    assert cid == "AQAAAAAAAAAAAAAAAAAAAA" and len(cid) == 22
