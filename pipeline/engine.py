@@ -1267,13 +1267,9 @@ def advance_area(state: AreaState, ctx: AreaContext, clock_t_ms: int) -> list[Al
     st.held_until_t_ms = clock_t_ms
     cut = clock_t_ms - ctx.lateness_ms
     out: list[Alert] = []
-    if st.held_tracks or st.held_frames:
-        rel_t = [x for x in st.held_tracks if x.t_ms <= cut]
-        rel_f = [x for x in st.held_frames if x.t_ms <= cut]
-        if rel_t or rel_f:
-            st.held_tracks = [x for x in st.held_tracks if x.t_ms > cut]
-            st.held_frames = [x for x in st.held_frames if x.t_ms > cut]
-            out += _area_step_ordered(st, rel_t, rel_f, ctx)[1]
+    rel_t, rel_f = _release_in_order(st, [], [], ctx.lateness_ms)  # the clock is the newest
+    if rel_t or rel_f:
+        out += _area_step_ordered(st, rel_t, rel_f, ctx)[1]
     tick_ms = max(1, int(round(ctx.thresholds.eval_tick_s * 1000.0)))
     end = (cut // tick_ms) * tick_ms  # the last tick boundary the clock has passed
     if st.first_t_ms >= 0 and end > st.watermark_t_ms and end > st.evaluated_t_ms:
