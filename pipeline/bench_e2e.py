@@ -285,12 +285,6 @@ def real_time_windows(event_t_ms: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in out)
 
 
-def _t_ms(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-
-
 async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: Path) -> dict:
     """The night through the live pipeline, at real-time pace around every alert.
 
@@ -305,6 +299,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     from connectors.kafka import Pace, RecordProducer
     from pipeline.demo import run_through_pipeline
     from pipeline.engine import AreaContext
+    from pipeline.evaluate import parse_time_ms
     from pipeline.replay import run_replay
     from pipeline.settings import Settings
     from pipeline.simulate import SimConfig, simulate
@@ -317,7 +312,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     if not (night / "truth.json").exists():
         simulate(site_dir, SimConfig(seed=1, start=start, duration_s=3600, fps=0.5), night)
     offline = run_replay(site_dir, [night / "ais.nmea"], [night / "detections.jsonl"])
-    expected = {a.data.alert_id: _t_ms(a.data.event_time) for a in offline.alerts
+    expected = {a.data.alert_id: parse_time_ms(a.data.event_time) for a in offline.alerts
                 if a.data.status == "open"}  # fmt: skip
     pace = Pace(speed, real_time_windows(list(expected.values())))
     tick_s = AreaContext.from_site(load_site(site_dir)).thresholds.eval_tick_s
@@ -376,7 +371,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
         f.writelines(msgspec.json.encode(a) + b"\n" for a in alerts)
     lat: dict[str, float] = {}
     for a, arrived in zip(alerts, timing.get("arrivals", []), strict=False):
-        ev = _t_ms(a.data.event_time)
+        ev = parse_time_ms(a.data.event_time)
         if a.data.status != "open" or not any(x <= ev <= y for x, y in pace.real_time_ms):
             continue
         true_at = timing["t0_wall"] + pace.wall_s(timing["t0_event_ms"], ev)

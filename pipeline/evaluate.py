@@ -105,7 +105,7 @@ class _AlertView:
     statuses: tuple[str, ...]
 
 
-def _parse_time_ms(text: str) -> int:
+def parse_time_ms(text: str) -> int:
     return int(round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000))
 
 
@@ -140,7 +140,7 @@ def _group(alerts: Iterable[Alert]) -> list[_AlertView]:
             _AlertView(
                 alert_id=aid,
                 kind=first.kind,
-                t_ms=_parse_time_ms(first.event_time),
+                t_ms=parse_time_ms(first.event_time),
                 lon=first.position.lon,
                 lat=first.position.lat,
                 mmsi=mmsi,
