@@ -369,24 +369,20 @@ def _register_decode(app: faust.App) -> None:
                     metrics.add(counts, prefix=f"ais.{source}.")
                 # each record is encoded once: its bytes go to the public topic and,
                 # joined, into the partition's FixBatch
-                for p in out.positions:
-                    key, part = keys.get(p.mmsi) or key_of(p.mmsi)
-                    body = encode(p)
-                    append(pos_topic, n_pos_parts, key, body, part)
-                    f = fixes.get(part)
-                    if f is None:
-                        f = fixes[part] = ([], [], [], [])
-                    f[0].append(key)
-                    f[1].append(body)
-                for st in out.statics:
-                    key, part = keys.get(st.mmsi) or key_of(st.mmsi)
-                    body = encode(st)
-                    append(sta_topic, n_sta_parts, key, body, part)
-                    f = fixes.get(part)
-                    if f is None:
-                        f = fixes[part] = ([], [], [], [])
-                    f[2].append(key)
-                    f[3].append(body)
+                # slot: where the partition's FixBatch keeps their keys (and bodies next)
+                for recs, topic, n_parts, slot in (
+                    (out.positions, pos_topic, n_pos_parts, 0),
+                    (out.statics, sta_topic, n_sta_parts, 2),
+                ):
+                    for r in recs:
+                        key, part = keys.get(r.mmsi) or key_of(r.mmsi)
+                        body = encode(r)
+                        append(topic, n_parts, key, body, part)
+                        f = fixes.get(part)
+                        if f is None:
+                            f = fixes[part] = ([], [], [], [])
+                        f[slot].append(key)
+                        f[slot + 1].append(body)
                 for d in out.dead_letters:
                     await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             for part, (pos_keys, pos_bodies, sta_keys, sta_bodies) in fixes.items():
