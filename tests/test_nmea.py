@@ -315,10 +315,79 @@ def test_fast_path_agrees_with_slow_path(line, edits):
         )
 
     fast = run()
-    saved = nmea._FAST
-    nmea._FAST = re.compile(r"(?!x)x")  # never matches: everything takes the slow path
-    try:
+    with line_by_line():
         slow = run()
-    finally:
-        nmea._FAST = saved
     assert fast == slow
+
+
+class line_by_line:
+    """Within: no regex fast path and no column-wise framing, every line on its own."""
+
+    def __enter__(self) -> None:
+        self.saved = nmea._FAST, nmea._fast_rows
+        nmea._FAST = re.compile(r"(?!x)x")  # never matches
+        nmea._fast_rows = lambda lines: (None, True)
+
+    def __exit__(self, *exc: object) -> None:
+        nmea._FAST, nmea._fast_rows = self.saved
+
+
+def _framed_file(path: Path, batch: int) -> list[tuple]:
+    lines = read_lines(path)
+    state, dedup = Reassembler(), Deduplicator(5000)
+    out = []
+    for i in range(0, len(lines), batch):
+        chunk = lines[i : i + batch]
+        f = frame_lines(chunk, list(range(i, i + len(chunk))), "s", state, dedup)
+        out.append(
+            (
+                f.payload,
+                f.fill_bits.tolist(),
+                f.t_ms.tolist(),
+                f.rx_t_ms.tolist(),
+                f.channel,
+                f.station,
+                f.raw,
+                [(r.line, r.reason, r.detail, r.rx_t_ms) for r in f.rejects],
+                {k: v for k, v in f.counts.items() if v},
+            )
+        )
+    return out
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_column_wise_framing_equals_line_by_line_on_the_real_files(shared, batch):
+    files = [p for p in sorted((shared / "data" / "ais").iterdir()) if "LICENSE" not in p.name]
+    files = [p for p in files if not p.name.endswith((".chk", ".md"))]
+    assert len(files) >= 8
+    for path in files:
+        fast = _framed_file(path, batch)
+        with line_by_line():
+            slow = _framed_file(path, batch)
+        assert fast == slow, path.name
+        assert sum(len(b[0]) for b in fast) > 0, path.name
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(
+    msgs=st.lists(
+        st.tuples(st.sampled_from("ABCDE"), st.integers(0, 1), st.integers(0, 20_000)),
+        max_size=60,
+    ),
+    split=st.integers(1, 60),
+    sort=st.booleans(),
+)
+def test_deduplicator_in_batches_equals_one_at_a_time(msgs, split, sort):
+    if sort:
+        msgs = sorted(msgs, key=lambda m: m[2])
+    one = Deduplicator(window_ms=5000, max_entries=4)
+    expected = [one.seen(p, f, t) for p, f, t in msgs]
+    many = Deduplicator(window_ms=5000, max_entries=4)
+    got: list[bool] = []
+    for i in range(0, len(msgs), split):
+        part = msgs[i : i + split]
+        got += many.filter([m[0] for m in part], [m[1] for m in part], [m[2] for m in part])
+    assert got == expected
+    assert len(many) == len(one) <= 4

@@ -45,9 +45,11 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import not_
 
 import numpy as np
 
@@ -96,17 +98,39 @@ _FAST = re.compile(
 _FAST_LINES = re.compile(rf"^(?:{_FAST.pattern}|.*)$", re.MULTILINE)
 
 
-def _fast_rows(lines: Sequence[str]) -> list[tuple[str, ...]] | None:
+def _fast_rows(lines: Sequence[str]) -> tuple[list[tuple[str, ...]] | None, bool]:
     """:data:`_FAST` groups of each line (``""`` for an absent group) in one regex call, or
-    ``None`` when a line holds a line break or non-ASCII text or is too long."""
+    ``None`` when a line holds a line break or non-ASCII text or is too long; and whether
+    any line may be a ``$PGHP`` line."""
     n = len(lines)
     if n == 0:
-        return None
+        return None, False
     text = "\n".join(lines)
+    has_pghp = "PGHP" in text
     if text.count("\n") != n - 1 or not text.isascii() or max(map(len, lines)) > MAX_LINE_CHARS:
-        return None
+        return None, has_pghp
     rows = _FAST_LINES.findall(text)
-    return rows if len(rows) == n else None
+    return (rows if len(rows) == n else None), has_pghp
+
+
+#: two hex digits, either case, to their value
+_HEX2 = {a + b: int(a + b, 16) for a in _HEX for b in _HEX}
+
+
+def _tag_fields(tag: str) -> tuple[int | None, str | None, int]:
+    """``c:`` time (ms), ``s:`` station and the number of ``c:`` items that are not a
+    time, of a tag block's text (without ``*hh``); the last ``c:`` and ``s:`` win."""
+    t: int | None = None
+    station: str | None = None
+    bad = 0
+    for item in tag.split(","):
+        if item.startswith("c:"):
+            t = _epoch_ms(item[2:])
+            if t is None:
+                bad += 1
+        elif item.startswith("s:"):
+            station = item[2:] or None
+    return t, station, bad
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,27 +309,31 @@ class Deduplicator:
     A message is a duplicate when the same payload (and fill bits) was seen within
     ``window_ms`` of event time. Shared across sources on purpose.
 
+    Entries leave in the order they were last recorded: after each message, the
+    entry recorded longest ago goes, and the next, and so on, while it is more than
+    ``window_ms`` older than that message or there are more than ``max_entries``.
+
     :param window_ms: de-duplication window, ms of event time
+    :param max_entries: most payloads remembered
     """
 
     def __init__(self, window_ms: int = 5_000, max_entries: int = 1_000_000):
         self.window_ms = int(window_ms)
         self.max_entries = int(max_entries)
-        self._seen: OrderedDict[tuple[str, int], int] = OrderedDict()
+        # key -> its entry (t_ms, key); ``_order`` holds the entries in recording order,
+        # with stale ones (a key recorded again later) skipped when they reach the front
+        self._seen: dict[tuple[str, int], tuple[int, tuple[str, int]]] = {}
+        self._order: deque[tuple[int, tuple[str, int]]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
     def seen(self, payload: str, fill_bits: int, t_ms: int) -> bool:
         """Record the message; return ``True`` when it is a duplicate.
 
         :param t_ms: event time of the message, ms
         """
-        key = (payload, fill_bits)
-        prev = self._seen.get(key)
-        if prev is not None and abs(t_ms - prev) <= self.window_ms:
-            return True
-        self._seen[key] = t_ms
-        self._seen.move_to_end(key)
-        self._prune(t_ms)
-        return False
+        return self.filter([payload], [fill_bits], [t_ms])[0]
 
     def filter(
         self, payloads: Sequence[str], fill_bits: Sequence[int], t_ms: Sequence[int]
@@ -316,32 +344,51 @@ class Deduplicator:
         """
         seen = self._seen
         get = seen.get
-        move = seen.move_to_end
+        order = self._order
+        push = order.append
         window, max_entries = self.window_ms, self.max_entries
+        keys = list(zip(payloads, fill_bits, strict=True))
+        times = list(t_ms)
+        if len(times) != len(keys):
+            raise ValueError(f"{len(keys)} payloads but {len(times)} times")
+        if (
+            keys
+            and not any(map(get, keys))
+            and len(set(keys)) == len(keys)
+            and times == sorted(times)
+        ):
+            # all new, in time order: recording them one by one and pruning after each
+            # leaves what recording them all and pruning once after the last leaves
+            entries = list(zip(times, keys, strict=True))
+            seen.update(zip(keys, entries, strict=True))
+            order.extend(entries)
+            self._prune(times[-1])
+            return [False] * len(keys)
         out: list[bool] = []
         dup = out.append
-        for key, t in zip(zip(payloads, fill_bits, strict=True), t_ms, strict=True):
+        for key, t in zip(keys, times, strict=True):
             prev = get(key)
-            if prev is not None and abs(t - prev) <= window:
+            if prev is not None and abs(t - prev[0]) <= window:
                 dup(True)
                 continue
-            seen[key] = t
-            move(key)
-            while seen:  # as _prune
-                k, t0 = next(iter(seen.items()))
-                if t - t0 > window or len(seen) > max_entries:
-                    del seen[k]
-                else:
-                    break
+            seen[key] = entry = (t, key)
+            push(entry)
+            if t - order[0][0] > window or len(seen) > max_entries:
+                self._prune(t)
             dup(False)
         return out
 
     def _prune(self, now_ms: int) -> None:
-        seen = self._seen
-        while seen:
-            k, t = next(iter(seen.items()))
-            if now_ms - t > self.window_ms or len(seen) > self.max_entries:
-                del seen[k]
+        """Drop the entry recorded longest ago while it is more than ``window_ms`` older
+        than ``now_ms`` or there are too many (a stale one, whose key was recorded again
+        since, goes without its key)."""
+        seen, order = self._seen, self._order
+        while order:
+            first = order[0]
+            if now_ms - first[0] > self.window_ms or len(seen) > self.max_entries:
+                order.popleft()
+                if seen.get(first[1]) is first:
+                    del seen[first[1]]
             else:
                 break
 
@@ -402,6 +449,75 @@ def _pghp_ms(fields: list[str]) -> int | None:
 _AIS, _PGHP, _OTHER, _TAG_ONLY = 0, 1, 2, 3
 
 
+@dataclass(slots=True)
+class _Singles:
+    """Single-sentence lines framed column-wise (see :func:`_frame_singles`)."""
+
+    line: list[int]
+    payload: list[str]
+    fill: list[int]
+    t_ms: list[int]
+    rx_t_ms: list[int]
+    channel: list[str]
+    station: list[str | None]
+    bad_checksum: list[tuple[int, str]]  # (line index, detail)
+    tag_checksum_bad: int
+    tag_time_bad: int
+
+
+def _frame_singles(
+    lines: Sequence[str], rx: list[int], rows: list[tuple[str, ...]], idx: list[int]
+) -> _Singles:
+    """Frame the lines ``idx`` column by column: each is one whole sentence (fragment 1 of
+    1) that :data:`_FAST` matched, with nothing after its checksum, and no ``$PGHP`` time
+    can apply to it. The result is what the line-by-line pass gives for the same lines."""
+    sel = rows if len(idx) == len(rows) else [rows[i] for i in idx]
+    tags, tag_hh, bodies, _, _, _, _, chans, payloads, fills, hhs, _ = zip(*sel, strict=True)
+    sums = nmea_checksums(bodies)
+    given = np.fromiter(map(_HEX2.__getitem__, hhs), np.int64, len(hhs))
+    ok = sums == given
+    bad_checksum: list[tuple[int, str]] = []
+    if not ok.all():
+        for k in np.flatnonzero(~ok).tolist():
+            bad_checksum.append((idx[k], f"computed {int(sums[k]):02X}, line says {given[k]:02X}"))
+    # tag blocks: checksums of all at once, fields once per distinct text
+    tagged = [k for k, h in enumerate(tag_hh) if h]
+    ok_l: list[bool] = ok.tolist()
+    tag_bad = tag_time_bad = 0
+    info: list[tuple[int | None, str | None, int]] = [(None, None, 0)] * len(idx)
+    if tagged:
+        texts = [tags[k] for k in tagged]
+        tag_ok = (
+            nmea_checksums(texts)
+            == np.fromiter((_HEX2[tag_hh[k]] for k in tagged), np.int64, len(tagged))
+        ).tolist()
+        seen: dict[str, tuple[int | None, str | None, int]] = {}
+        for k, text, good in zip(tagged, texts, tag_ok, strict=True):
+            f = seen.get(text)
+            if f is None:
+                f = seen[text] = _tag_fields(text)
+            info[k] = f
+            if ok_l[k]:
+                tag_bad += not good
+                tag_time_bad += f[2]
+    keep = range(len(idx)) if not bad_checksum else np.flatnonzero(ok).tolist()
+    rx_sel = [rx[i] for i in idx]
+    out_t = [info[k][0] for k in keep]
+    out_rx = [rx_sel[k] for k in keep]
+    return _Singles(
+        line=[idx[k] for k in keep],
+        payload=[payloads[k] for k in keep],
+        fill=[ord(fills[k]) - 48 for k in keep],
+        t_ms=[r if t is None else t for t, r in zip(out_t, out_rx, strict=True)],
+        rx_t_ms=out_rx,
+        channel=[chans[k] for k in keep],
+        station=[info[k][1] for k in keep],
+        bad_checksum=bad_checksum,
+        tag_checksum_bad=tag_bad,
+        tag_time_bad=tag_time_bad,
+    )
+
+
 def frame_lines(
     lines: Sequence[str],
     rx_t_ms: Sequence[int] | np.ndarray,
@@ -452,8 +568,21 @@ def frame_lines(
         rejects.append((i, Reject(lines[i], reason, detail, rx[i])))
         counts[reason] += 1
 
-    rows = _fast_rows(lines)
-    for i, raw in enumerate(lines):
+    rows, has_pghp = _fast_rows(lines)
+    # whole single sentences with no $PGHP time pending are framed column-wise; the
+    # other lines (fragments, odd lines, $PGHP feeds) one by one, in order, below
+    singles: _Singles | None = None
+    loop_idx: Sequence[int] = range(n)
+    if rows is not None and not has_pghp and source not in state._pghp:
+        single = [g[4] == "1" and g[5] == "1" and not g[11] for g in rows]
+        idx = list(compress(range(n), single))
+        if idx:
+            singles = _frame_singles(lines, rx, rows, idx)
+            loop_idx = [] if len(idx) == n else list(compress(range(n), map(not_, single)))
+            for i, detail in singles.bad_checksum:
+                reject(i, "bad_checksum", detail)
+    for i in loop_idx:
+        raw = lines[i]
         g = None if rows is None else rows[i]
         if g is None or not g[2] or g[11][-1:].isspace():
             # not the common case in one piece (e.g. surrounding white space): line checks
@@ -611,13 +740,9 @@ def frame_lines(
         if ti >= 0:
             if not tag_ok[ti]:
                 counts["tag_checksum_bad"] += 1
-            for item in tags[ti].split(","):
-                if item.startswith("c:"):
-                    t_tag = _epoch_ms(item[2:])
-                    if t_tag is None:
-                        counts["tag_time_bad"] += 1
-                elif item.startswith("s:"):
-                    station = item[2:] or None
+            t_tag, station, n_bad = _tag_fields(tags[ti])
+            if n_bad:
+                counts["tag_time_bad"] += n_bad
         # trailing fields
         t_trail: int | None = None
         rest = trailers[k]
@@ -694,6 +819,38 @@ def frame_lines(
                 "".join(group.payloads), fill, t, rx[i], chan, group.station, "\n".join(group.lines)
             )
 
+    if singles is not None and singles.line:
+        n_sentences += len(singles.line)
+        if singles.tag_checksum_bad:
+            counts["tag_checksum_bad"] += singles.tag_checksum_bad
+        if singles.tag_time_bad:
+            counts["tag_time_bad"] += singles.tag_time_bad
+        t_max = max(singles.t_ms)
+        if max_t is None or t_max > max_t:
+            max_t = t_max
+        if not out_line:
+            out_line, out_payload, out_fill = singles.line, singles.payload, singles.fill
+            out_t, out_rx, out_chan = singles.t_ms, singles.rx_t_ms, singles.channel
+            out_station = singles.station
+            out_raw = [lines[i] for i in singles.line]
+        else:  # merge both in line order (a line gives at most one message)
+            out_line += singles.line
+            out_payload += singles.payload
+            out_fill += singles.fill
+            out_t += singles.t_ms
+            out_rx += singles.rx_t_ms
+            out_chan += singles.channel
+            out_station += singles.station
+            out_raw += [lines[i] for i in singles.line]
+            order = sorted(range(len(out_line)), key=out_line.__getitem__)
+            out_line = [out_line[j] for j in order]
+            out_payload = [out_payload[j] for j in order]
+            out_fill = [out_fill[j] for j in order]
+            out_t = [out_t[j] for j in order]
+            out_rx = [out_rx[j] for j in order]
+            out_chan = [out_chan[j] for j in order]
+            out_station = [out_station[j] for j in order]
+            out_raw = [out_raw[j] for j in order]
     if max_t is not None:
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
