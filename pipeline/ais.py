@@ -655,6 +655,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--rate", type=float, default=5000.0, help="with --e2e: sentences/s of the latency phase"
     )
+    b.add_argument(
+        "--e2e-sentences",
+        type=int,
+        default=300_000,
+        help="with --e2e: sentences of the throughput phase",
+    )
     b.add_argument("--data", default=str(Path(shared) / "data" / "ais"), help="AIS data folder")
     b.add_argument("-n", type=int, default=200_000, help="position reports per vectorised run")
     b.set_defaults(func=_cmd_bench)

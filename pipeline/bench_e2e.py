@@ -121,12 +121,15 @@ class TrackReader:
     async def until(self, mmsis: set[int], timeout_s: float, on_track=None) -> bool:
         """Read until every MMSI in ``mmsis`` has had an update (or time runs out)."""
         waiting = set(mmsis)
+        keys = {str(m).encode() for m in mmsis}
         deadline = time.monotonic() + timeout_s
         while waiting and time.monotonic() < deadline:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
             now_ms = time.time() * 1000
             for msgs in batch.values():
                 for m in msgs:
+                    if on_track is None and m.key not in keys:
+                        continue  # the key is the MMSI: no need to decode the rest
                     tr = self.dec.decode(m.value)
                     waiting.discard(tr.mmsi)
                     if on_track is not None:
