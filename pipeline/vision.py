@@ -27,6 +27,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import logging
 import math
 import os
 import tempfile
@@ -52,7 +53,10 @@ from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from schemas.records import CameraDetection, CameraFrame
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "AisSource",
     "Detections",
     "Detector",
     "DirectoryEvidenceStore",
@@ -422,6 +426,11 @@ def _none_if_nan(x: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- analyser
+AisSource = Callable[[int, CameraModel], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""``(t_ms, camera) -> (lon_deg, lat_deg, mmsi)``: the AIS vessels near a camera at an
+event time (ms UTC), positions in degrees WGS84, e.g. dead-reckoned tracks."""
+
+
 class FrameAnalyser:
     """Detect, track and geo-reference one camera's frames.
 
@@ -433,6 +442,12 @@ class FrameAnalyser:
     :param crop_pad: padding around each crop, as a fraction of the box size
     :param jpeg_quality: JPEG quality 0..100
     :param evidence_when_empty: also store the frame JPEG when nothing was detected
+    :param ais_source: turns on self-calibration: every frame's detections and the AIS
+        vessels this returns feed a :class:`~pipeline.core.camera.PoseCalibrator`, and
+        frames are geo-referenced with the pose it learnt from the earlier frames (not
+        while a ``model`` is passed to :meth:`analyse`, i.e. a PTZ pose is in force)
+    :param selfcal_config: the calibrator's settings; default :class:`SelfCalConfig` with a
+        refit every 25 frames (5 s at 5 fps)
     """
 
     def __init__(
@@ -446,6 +461,8 @@ class FrameAnalyser:
         crop_pad: float = 0.25,
         jpeg_quality: int = 85,
         evidence_when_empty: bool = False,
+        ais_source: AisSource | None = None,
+        selfcal_config: SelfCalConfig | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.model = model
@@ -455,6 +472,12 @@ class FrameAnalyser:
         self.crop_pad = float(crop_pad)
         self.jpeg_quality = int(jpeg_quality)
         self.evidence_when_empty = bool(evidence_when_empty)
+        self.ais_source = ais_source
+        self.selfcal_config = (
+            selfcal_config if selfcal_config is not None else SelfCalConfig(refit_every_frames=25)
+        )
+        self.calibrator: PoseCalibrator | None = None
+        self.selfcal_source_errors = 0
 
     def _model_for(self, width: int, height: int, model: CameraModel | None) -> CameraModel:
         m = model if model is not None else self.model
@@ -477,10 +500,28 @@ class FrameAnalyser:
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
         cam = self._model_for(w, h, model)
+        calibrating = self.ais_source is not None and model is None
+        if calibrating:
+            c = self.calibrator
+            if c is None or (c.installed.image_width, c.installed.image_height) != (w, h):
+                self.calibrator = PoseCalibrator(cam, self.selfcal_config)
+            assert self.calibrator is not None
+            cam = self.calibrator.model  # learnt from the earlier frames
         dets = self.detector.detect(frame)
         boxes = dets.boxes_xywh
         ids = self.tracker.update(boxes, dets.scores, t_ms / 1000.0)
-        geo = cam.pixel_to_geo(boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3])
+        u_px, v_px = boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]
+        geo = cam.pixel_to_geo(u_px, v_px)
+        if calibrating and self.calibrator is not None and self.ais_source is not None:
+            try:
+                lon, lat, mmsi = self.ais_source(int(t_ms), self.calibrator.installed)
+            except Exception as exc:  # noqa: BLE001 - a failing AIS source must not cost the frame
+                self.selfcal_source_errors += 1
+                log.warning(
+                    "camera %s: AIS source for self-calibration failed: %r", self.camera_id, exc
+                )
+            else:
+                self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi)
 
         evidence_uri = None
         crop_uris: list[str | None] = [None] * len(dets)

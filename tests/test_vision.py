@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.camera import CameraModel
+from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from pipeline.vision import (
@@ -292,6 +293,78 @@ def test_frame_analyser_builds_geo_referenced_record_with_evidence(tmp_path):
     # the same boat in the next frame keeps its camera track id
     rec2 = analyser.analyse(frame, 1_700_000_000_200)
     assert rec2.detections[0].track_id == d_sea.track_id
+
+
+@pytest.mark.unit
+def test_frame_analyser_self_calibrates_from_an_ais_source():
+    true = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=30.0, heading_deg=90.0, tilt_deg=3.0,
+        hfov_deg=60.0, image_width=640, image_height=360,
+    )  # fmt: skip
+    installed = replace(true, heading_deg=92.5, tilt_deg=2.2, height_m=22.0)
+    t0 = 1_700_000_000_000
+    starts = [(400.0, -100.0), (1200.0, 150.0), (2500.0, -400.0)]  # east, north m
+
+    def ais_at(t_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dt_s = (t_ms - t0) / 1000.0
+        e = np.array([s[0] for s in starts]) + 4.0 * dt_s
+        n = np.array([s[1] for s in starts]) + 3.0 * dt_s
+        lon, lat = geo_from_enu(true.lon_deg, true.lat_deg, e, n)
+        return lon, lat, np.array([412000001, 412000002, 412000003])
+
+    class Boats:
+        t_ms = t0
+
+        def detect(self, frame_bgr):
+            lon, lat, _ = ais_at(self.t_ms)
+            u, v, _ = true.geo_to_pixel(lon, lat)
+            boxes = np.stack([u - 10.0, v - 8.0, np.full(3, 20.0), np.full(3, 8.0)], -1)
+            return Detections(boxes, np.full(3, 0.7), np.full(3, "boat", dtype=object))
+
+    seen: list[int] = []
+
+    def source(t_ms: int, cam: CameraModel):
+        assert cam.image_width == 640  # the installed camera, at the frame size
+        seen.append(t_ms)
+        return ais_at(t_ms)
+
+    boats = Boats()
+    analyser = FrameAnalyser(
+        "cam-sc", installed, boats, MultiObjectTracker(n_init=1), ais_source=source
+    )
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    first = analyser.analyse(frame, t0)
+    assert first.heading_deg == pytest.approx(92.5)  # nothing learnt yet
+    for k in range(1, 60):
+        boats.t_ms = t0 + 200 * k
+        rec = analyser.analyse(frame, boats.t_ms)
+    assert len(seen) == 60
+    assert analyser.calibrator is not None and analyser.calibrator.n_pose_updates >= 1
+    assert rec.heading_deg == pytest.approx(90.0, abs=0.1)
+    lon, lat, _ = ais_at(boats.t_ms)
+
+    def off_m(lon_deg, lat_deg) -> np.ndarray:
+        ea, na = enu_from_geo(true.lon_deg, true.lat_deg, lon, lat)
+        ed, nd = enu_from_geo(true.lon_deg, true.lat_deg, lon_deg, lat_deg)
+        return np.hypot(ed - ea, nd - na)
+
+    got = off_m(
+        np.array([d.lon for d in rec.detections], dtype=float),
+        np.array([d.lat for d in rec.detections], dtype=float),
+    )
+    assert got.max() < 60.0
+    # with the installed pose the far ones were ~1 km off or beyond the horizon
+    g0 = installed.pixel_to_geo(*true.geo_to_pixel(lon, lat)[:2])
+    off0 = off_m(g0.lon_deg, g0.lat_deg)
+    assert np.isnan(off0[2]) and off0[1] > 500.0
+    # a PTZ pose passed in is used as is and does not feed the calibrator
+    ptz = replace(installed, heading_deg=120.0)
+    assert analyser.analyse(frame, boats.t_ms + 200, model=ptz).heading_deg == 120.0
+    assert len(seen) == 60
+    # an AIS source that fails costs the calibration step, not the frame
+    bad = FrameAnalyser("cam-sc", installed, boats, ais_source=lambda t, c: 1 / 0)
+    assert bad.analyse(frame, boats.t_ms).detections
+    assert bad.selfcal_source_errors == 1
 
 
 @pytest.mark.unit
