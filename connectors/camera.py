@@ -612,12 +612,18 @@ def analyser_factory(
     *,
     model_name: str = "yolo-fastest-1.1-xl",
     evidence_dir: str | os.PathLike[str] | None = None,
+    ais_source: Any = None,
     **dnn_kwargs: Any,
 ) -> AnalyserFactory:
     """The production analyser: DNN detector when ``model_dir`` is set, else motion on water.
 
     Each camera gets its own detector (an OpenCV ``dnn`` network is not shared across
     threads) and tracker.
+
+    :param ais_source: a :data:`pipeline.vision.AisSource` (``(t_ms, camera) -> (lon_deg,
+        lat_deg, mmsi)``, the AIS vessels near the camera at an event time); cameras with
+        ``self_calibrate: true`` feed it to their pose calibrator. Without one such
+        cameras keep their configured pose (and a warning is logged).
     """
 
     def make(camera: Any) -> Analyser:
@@ -637,7 +643,18 @@ def analyser_factory(
                 model, water_mask=getattr(camera, "water_mask", None)
             )
         store = DirectoryEvidenceStore(evidence_dir) if evidence_dir else None
-        return FrameAnalyser(str(camera.id), model, detector, evidence_store=store)
+        source = None
+        if getattr(camera, "self_calibrate", False):
+            if ais_source is None:
+                log.warning(
+                    "camera %s: self_calibrate is set but no AIS source is wired to the "
+                    "camera ingest; it keeps its configured pose",
+                    camera.id,
+                )
+            source = ais_source
+        return FrameAnalyser(
+            str(camera.id), model, detector, evidence_store=store, ais_source=source
+        )
 
     return make
 

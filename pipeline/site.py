@@ -61,7 +61,7 @@ _SITE_KEYS = {"name", "timezone", "bbox", "land", "zones", "cameras", "threshold
 _CAMERA_KEYS = {
     "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
     "fx", "fy", "cx", "cy", "image_width", "image_height", "rtsp_url", "onvif", "ptz",
-    "water_mask",
+    "water_mask", "self_calibrate",
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -135,6 +135,9 @@ class CameraConfig:
     :class:`pipeline.core.camera.CameraModel`.
 
     :param water_mask: polygon ``((x_px, y_px), ...)`` of the image part that shows water
+    :param self_calibrate: learn heading, tilt and height online from the AIS vessels the
+        camera sees (:class:`pipeline.core.camera.PoseCalibrator`), within bounds around
+        the configured pose; needs an AIS source wired to the camera ingest
     """
 
     id: str
@@ -156,6 +159,7 @@ class CameraConfig:
     onvif: OnvifConfig | None = None
     ptz: PtzCalibration | None = None
     water_mask: tuple[tuple[float, float], ...] | None = None
+    self_calibrate: bool = False
 
     def model(self) -> CameraModel:
         """The pinhole camera model of this camera (``pipeline.core.camera.CameraModel``)."""
@@ -618,6 +622,9 @@ def _parse_camera(
             ):
                 probs.add(fname, mw, f"points must lie inside the {w}x{hh} image")
             mask = tuple((float(x), float(y)) for x, y in m)
+    selfcal = raw.get("self_calibrate", False)
+    if not isinstance(selfcal, bool):
+        probs.add(fname, f"{where}.self_calibrate", f"must be true or false, got {selfcal!r}")
     if len(probs.items) > n0:
         return None
     return CameraConfig(
@@ -640,6 +647,7 @@ def _parse_camera(
         onvif=onvif,
         ptz=ptz,
         water_mask=mask,
+        self_calibrate=bool(selfcal),
     )
 
 

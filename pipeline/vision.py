@@ -27,12 +27,13 @@ import argparse
 import csv
 import datetime as dt
 import json
+import logging
 import math
 import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,12 +41,22 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu, refine_pose
+from pipeline.core.camera import (
+    CameraModel,
+    PoseCalibrator,
+    SelfCalConfig,
+    enu_from_geo,
+    geo_from_enu,
+    refine_pose,
+)
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from schemas.records import CameraDetection, CameraFrame
 
+log = logging.getLogger(__name__)
+
 __all__ = [
+    "AisSource",
     "Detections",
     "Detector",
     "DirectoryEvidenceStore",
@@ -415,6 +426,11 @@ def _none_if_nan(x: float) -> float | None:
 
 
 # --------------------------------------------------------------------------- analyser
+AisSource = Callable[[int, CameraModel], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""``(t_ms, camera) -> (lon_deg, lat_deg, mmsi)``: the AIS vessels near a camera at an
+event time (ms UTC), positions in degrees WGS84, e.g. dead-reckoned tracks."""
+
+
 class FrameAnalyser:
     """Detect, track and geo-reference one camera's frames.
 
@@ -426,6 +442,12 @@ class FrameAnalyser:
     :param crop_pad: padding around each crop, as a fraction of the box size
     :param jpeg_quality: JPEG quality 0..100
     :param evidence_when_empty: also store the frame JPEG when nothing was detected
+    :param ais_source: turns on self-calibration: every frame's detections and the AIS
+        vessels this returns feed a :class:`~pipeline.core.camera.PoseCalibrator`, and
+        frames are geo-referenced with the pose it learnt from the earlier frames (not
+        while a ``model`` is passed to :meth:`analyse`, i.e. a PTZ pose is in force)
+    :param selfcal_config: the calibrator's settings; default :class:`SelfCalConfig` with a
+        refit every 25 frames (5 s at 5 fps)
     """
 
     def __init__(
@@ -439,6 +461,8 @@ class FrameAnalyser:
         crop_pad: float = 0.25,
         jpeg_quality: int = 85,
         evidence_when_empty: bool = False,
+        ais_source: AisSource | None = None,
+        selfcal_config: SelfCalConfig | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.model = model
@@ -448,6 +472,12 @@ class FrameAnalyser:
         self.crop_pad = float(crop_pad)
         self.jpeg_quality = int(jpeg_quality)
         self.evidence_when_empty = bool(evidence_when_empty)
+        self.ais_source = ais_source
+        self.selfcal_config = (
+            selfcal_config if selfcal_config is not None else SelfCalConfig(refit_every_frames=25)
+        )
+        self.calibrator: PoseCalibrator | None = None
+        self.selfcal_source_errors = 0
 
     def _model_for(self, width: int, height: int, model: CameraModel | None) -> CameraModel:
         m = model if model is not None else self.model
@@ -470,10 +500,28 @@ class FrameAnalyser:
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
         cam = self._model_for(w, h, model)
+        calibrating = self.ais_source is not None and model is None
+        if calibrating:
+            c = self.calibrator
+            if c is None or (c.installed.image_width, c.installed.image_height) != (w, h):
+                self.calibrator = PoseCalibrator(cam, self.selfcal_config)
+            assert self.calibrator is not None
+            cam = self.calibrator.model  # learnt from the earlier frames
         dets = self.detector.detect(frame)
         boxes = dets.boxes_xywh
         ids = self.tracker.update(boxes, dets.scores, t_ms / 1000.0)
-        geo = cam.pixel_to_geo(boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3])
+        u_px, v_px = boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]
+        geo = cam.pixel_to_geo(u_px, v_px)
+        if calibrating and self.calibrator is not None and self.ais_source is not None:
+            try:
+                lon, lat, mmsi = self.ais_source(int(t_ms), self.calibrator.installed)
+            except Exception as exc:  # noqa: BLE001 - a failing AIS source must not cost the frame
+                self.selfcal_source_errors += 1
+                log.warning(
+                    "camera %s: AIS source for self-calibration failed: %r", self.camera_id, exc
+                )
+            else:
+                self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi)
 
         evidence_uri = None
         crop_uris: list[str | None] = [None] * len(dets)
@@ -676,6 +724,8 @@ def evaluate_clip(
     seconds: Sequence[int] | None = None,
     tracker: MultiObjectTracker | None = None,
     calibrate: bool = False,
+    self_calibrate: bool = False,
+    selfcal_config: SelfCalConfig | None = None,
 ) -> dict:
     """Detection precision/recall and geo error of a detector on a clip with ground truth.
 
@@ -695,6 +745,12 @@ def evaluate_clip(
     :param calibrate: also report the geo error after refining heading, tilt and height
         (:func:`pipeline.core.camera.refine_pose`) on the AIS-matched detections of the
         other seconds (leave-one-second-out; the same vessels, so optimistic)
+    :param self_calibrate: also run a :class:`~pipeline.core.camera.PoseCalibrator` through
+        the frames run, in time order, fed with the frame's detections and the clip's AIS
+        positions at the frame time only (no ground truth), and report the *prequential*
+        geo error: each scored second's ground-truth-matched detections geo-referenced with
+        the pose learnt from the earlier frames alone
+    :param selfcal_config: the calibrator's settings (default :class:`SelfCalConfig`)
     :return: a JSON-ready dict; ``unlabelled`` lists detections on scored frames that
         match no labelled box, ``unscored`` the detections on whole-second frames that
         have no ground truth at all (both for a person to check)
@@ -724,6 +780,10 @@ def evaluate_clip(
     unscored: list[dict] = []
     detections_out: list[dict] = []
     cam: CameraModel | None = None
+    calibrator: PoseCalibrator | None = None
+    self_err: dict[int, list[float]] = {}
+    self_missing = 0
+    self_trace: list[dict] = []
     t_cpu = 0.0
     n_run = 0
     for i, frame in clip.frames(indices):
@@ -738,12 +798,42 @@ def evaluate_clip(
             gt_det = clip.ground_truth(det_name, w, h)
             fus_name = _first(clip.root, "*_gt_fusion.txt")
             gt_fus = clip.ground_truth(fus_name, w, h) if fus_name else {}
+            if self_calibrate:
+                calibrator = PoseCalibrator(cam, selfcal_config)
         t0 = time.process_time()
         dets = detector.detect(frame)
         t_ms = clip.start_t_ms + int(round((i + 1) * 1000.0 / fps))
         ids = tracker.update(dets.boxes_xywh, dets.scores, t_ms / 1000.0)
         t_cpu += time.process_time() - t0
         n_run += 1
+        # the pose learnt from the frames before this one (prequential)
+        learnt = calibrator.model if calibrator is not None else None
+        if calibrator is not None:
+            ais_now = clip.ais_at(t_ms)
+            ll_now = np.array(list(ais_now.values()), dtype=float).reshape(-1, 2)
+            bx = dets.boxes_xywh
+            changed = calibrator.update(
+                t_ms,
+                bx[:, 0] + bx[:, 2] / 2.0,
+                bx[:, 1] + bx[:, 3],
+                ll_now[:, 0],
+                ll_now[:, 1],
+                np.array(list(ais_now.keys()), dtype=np.int64),
+            )
+            if changed or i in gt_frames:
+                m = calibrator.model
+                self_trace.append(
+                    {
+                        "frame": i,
+                        "t_ms": t_ms,
+                        "changed": changed,
+                        "heading_deg": round(m.heading_deg, 3),
+                        "tilt_deg": round(m.tilt_deg, 3),
+                        "height_m": round(m.height_m, 2),
+                        "pairs": calibrator.n_pairs,
+                        "residual_px": _round(calibrator.residual_px or math.nan, 2),
+                    }
+                )
         if i not in gt_frames:
             if (i + 1) % step == 0:  # a whole second outside the ground truth
                 unscored.extend(
@@ -788,6 +878,16 @@ def evaluate_clip(
                     e, n = enu_from_geo(geo.lon_deg[j], geo.lat_deg[j], lon_a, lat_a)
                     err = float(np.hypot(e, n))
                     geo_err.setdefault(mmsi, []).append(err)
+                if learnt is not None:
+                    gl = learnt.pixel_to_geo(
+                        np.array([boxes[j, 0] + boxes[j, 2] / 2]),
+                        np.array([boxes[j, 1] + boxes[j, 3]]),
+                    )
+                    if gl.hits_sea[0]:
+                        e, n = enu_from_geo(gl.lon_deg[0], gl.lat_deg[0], lon_a, lat_a)
+                        self_err.setdefault(mmsi, []).append(float(np.hypot(e, n)[()]))
+                    else:
+                        self_missing += 1
             detections_out.append(
                 {
                     "second": k,
@@ -824,6 +924,24 @@ def evaluate_clip(
     extra: dict[str, object] = {}
     if calibrate and cam is not None and pairs:
         extra = _calibrated_geo_error(cam, np.array(pairs, dtype=float))
+    if calibrator is not None:
+        flat = [d for ds in self_err.values() for d in ds]
+        m = calibrator.model
+        extra["geo_error_median_m_selfcal"] = round(float(np.median(flat)), 1) if flat else None
+        extra["geo_error_median_m_selfcal_by_mmsi"] = {
+            str(k): round(float(np.median(v)), 1) for k, v in sorted(self_err.items())
+        }
+        extra["selfcal_scored"] = len(flat)
+        extra["selfcal_beyond_horizon"] = self_missing
+        extra["selfcal_pose"] = {
+            "heading_deg": round(m.heading_deg, 3),
+            "tilt_deg": round(m.tilt_deg, 3),
+            "height_m": round(m.height_m, 2),
+            "residual_px": _round(calibrator.residual_px or math.nan, 2),
+            "pose_updates": calibrator.n_pose_updates,
+        }
+        extra["selfcal_pairs"] = calibrator.n_pairs
+        extra["selfcal_trace"] = self_trace
     return {
         **extra,
         "clip": str(clip.root),
@@ -1028,8 +1146,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         _, frame = next(clip.frames([0]))
         cam = CameraModel.from_fvessel_params(clip.params, frame.shape[1], frame.shape[0])
     detector = _detector_from_args(args, cam)
+    selfcal_config = SelfCalConfig()
+    if args.selfcal_height_ratio_max is not None:
+        selfcal_config = replace(selfcal_config, height_ratio_max=args.selfcal_height_ratio_max)
     res = evaluate_clip(
-        clip, detector, all_frames=args.all_frames, iou_min=args.iou, calibrate=args.calibrate
+        clip,
+        detector,
+        all_frames=args.all_frames,
+        iou_min=args.iou,
+        calibrate=args.calibrate,
+        self_calibrate=args.self_calibrate,
+        selfcal_config=selfcal_config,
     )
     res["detector"] = (
         {"kind": type(detector).__name__}
@@ -1059,6 +1186,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(
             f"geo_error_median_m_calibrated {res['geo_error_median_m_calibrated']}  by MMSI "
             f"{res['geo_error_median_m_calibrated_by_mmsi']}  pose {res['calibrated_pose']}"
+        )
+    if "selfcal_pose" in res:
+        print(
+            f"geo_error_median_m_selfcal {res['geo_error_median_m_selfcal']}  by MMSI "
+            f"{res['geo_error_median_m_selfcal_by_mmsi']}  ({res['selfcal_scored']} scored, "
+            f"{res['selfcal_beyond_horizon']} beyond the learnt horizon)  "
+            f"pose {res['selfcal_pose']}  pairs {res['selfcal_pairs']}"
         )
     print(f"track ids by MMSI {res['track_ids_by_mmsi']}")
     print("unlabelled detections (check by eye):")
@@ -1109,6 +1243,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also report the geo error after refining heading/tilt/height from AIS matches "
         "(leave-one-second-out)",
+    )
+    ev.add_argument(
+        "--self-calibrate",
+        action="store_true",
+        help="also run the online pose self-calibration (detections + the clip's AIS, no "
+        "ground truth) and report the prequential geo error: each second scored with the "
+        "pose learnt from earlier frames only",
+    )
+    ev.add_argument(
+        "--selfcal-height-ratio-max",
+        type=float,
+        default=None,
+        help="highest learnt camera height as a multiple of the configured one "
+        f"(default {SelfCalConfig().height_ratio_max})",
     )
     ev.set_defaults(func=_cmd_eval)
     be = _group(sub, "bench", "measure throughput").add_parser(

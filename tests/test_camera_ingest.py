@@ -539,3 +539,15 @@ async def test_missing_detector_model_is_a_config_status(tmp_path, clip_server):
     [status] = sink.of(topics.CAMERA_STATUS, "nomodel")
     assert status.status == "offline"
     assert status.reason.startswith("config: detector model file not found")
+
+
+@pytest.mark.unit
+def test_analyser_factory_wires_the_ais_source_to_self_calibrating_cameras():
+    def source(t_ms, cam):
+        return [], [], []
+
+    make = analyser_factory(None, ais_source=source)
+    assert make(camera("a", self_calibrate=True)).ais_source is source
+    assert make(camera("b")).ais_source is None  # opt-in per camera
+    # no source wired: the camera keeps its configured pose
+    assert analyser_factory(None)(camera("c", self_calibrate=True)).ais_source is None

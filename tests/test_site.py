@@ -284,3 +284,24 @@ def test_geometry_for_the_core() -> None:
     assert [z.name for z in geom.zones] == [z.name for z in site.zones]
     anchorage = next(z for z in geom.zones if z.kind == "anchorage")
     assert anchorage.ring_lonlat.shape[1] == 2 and anchorage.radius_m is None
+
+
+@pytest.mark.unit
+def test_camera_self_calibrate_flag(site_copy: Path) -> None:
+    def cameras(doc):
+        doc["cameras"][0]["self_calibrate"] = True
+        doc["cameras"][1]["self_calibrate"] = "yes"
+
+    _edit_yaml(site_copy / "cameras.yaml", cameras)
+    problems = check_site(site_copy, require_env=False)
+    assert problems == [
+        "cameras.yaml: cameras[1] (hk-holiday-01).self_calibrate: must be true or false, got 'yes'"
+    ]
+
+    def fix(doc):
+        doc["cameras"][1].pop("self_calibrate")
+
+    _edit_yaml(site_copy / "cameras.yaml", fix)
+    site = load_site(site_copy)
+    assert site.camera("hk-west-01").self_calibrate is True
+    assert site.camera("hk-holiday-01").self_calibrate is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.camera import CameraModel
+from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from pipeline.vision import (
@@ -295,6 +296,78 @@ def test_frame_analyser_builds_geo_referenced_record_with_evidence(tmp_path):
 
 
 @pytest.mark.unit
+def test_frame_analyser_self_calibrates_from_an_ais_source():
+    true = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=30.0, heading_deg=90.0, tilt_deg=3.0,
+        hfov_deg=60.0, image_width=640, image_height=360,
+    )  # fmt: skip
+    installed = replace(true, heading_deg=92.5, tilt_deg=2.2, height_m=22.0)
+    t0 = 1_700_000_000_000
+    starts = [(400.0, -100.0), (1200.0, 150.0), (2500.0, -400.0)]  # east, north m
+
+    def ais_at(t_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dt_s = (t_ms - t0) / 1000.0
+        e = np.array([s[0] for s in starts]) + 4.0 * dt_s
+        n = np.array([s[1] for s in starts]) + 3.0 * dt_s
+        lon, lat = geo_from_enu(true.lon_deg, true.lat_deg, e, n)
+        return lon, lat, np.array([412000001, 412000002, 412000003])
+
+    class Boats:
+        t_ms = t0
+
+        def detect(self, frame_bgr):
+            lon, lat, _ = ais_at(self.t_ms)
+            u, v, _ = true.geo_to_pixel(lon, lat)
+            boxes = np.stack([u - 10.0, v - 8.0, np.full(3, 20.0), np.full(3, 8.0)], -1)
+            return Detections(boxes, np.full(3, 0.7), np.full(3, "boat", dtype=object))
+
+    seen: list[int] = []
+
+    def source(t_ms: int, cam: CameraModel):
+        assert cam.image_width == 640  # the installed camera, at the frame size
+        seen.append(t_ms)
+        return ais_at(t_ms)
+
+    boats = Boats()
+    analyser = FrameAnalyser(
+        "cam-sc", installed, boats, MultiObjectTracker(n_init=1), ais_source=source
+    )
+    frame = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    first = analyser.analyse(frame, t0)
+    assert first.heading_deg == pytest.approx(92.5)  # nothing learnt yet
+    for k in range(1, 60):
+        boats.t_ms = t0 + 200 * k
+        rec = analyser.analyse(frame, boats.t_ms)
+    assert len(seen) == 60
+    assert analyser.calibrator is not None and analyser.calibrator.n_pose_updates >= 1
+    assert rec.heading_deg == pytest.approx(90.0, abs=0.1)
+    lon, lat, _ = ais_at(boats.t_ms)
+
+    def off_m(lon_deg, lat_deg) -> np.ndarray:
+        ea, na = enu_from_geo(true.lon_deg, true.lat_deg, lon, lat)
+        ed, nd = enu_from_geo(true.lon_deg, true.lat_deg, lon_deg, lat_deg)
+        return np.hypot(ed - ea, nd - na)
+
+    got = off_m(
+        np.array([d.lon for d in rec.detections], dtype=float),
+        np.array([d.lat for d in rec.detections], dtype=float),
+    )
+    assert got.max() < 60.0
+    # with the installed pose the far ones were ~1 km off or beyond the horizon
+    g0 = installed.pixel_to_geo(*true.geo_to_pixel(lon, lat)[:2])
+    off0 = off_m(g0.lon_deg, g0.lat_deg)
+    assert np.isnan(off0[2]) and off0[1] > 500.0
+    # a PTZ pose passed in is used as is and does not feed the calibrator
+    ptz = replace(installed, heading_deg=120.0)
+    assert analyser.analyse(frame, boats.t_ms + 200, model=ptz).heading_deg == 120.0
+    assert len(seen) == 60
+    # an AIS source that fails costs the calibration step, not the frame
+    bad = FrameAnalyser("cam-sc", installed, boats, ais_source=lambda t, c: 1 / 0)
+    assert bad.analyse(frame, boats.t_ms).detections
+    assert bad.selfcal_source_errors == 1
+
+
+@pytest.mark.unit
 def test_frame_analyser_without_detections_still_publishes():
     cam = CameraModel.from_hfov(
         lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=2.0,
@@ -374,6 +447,30 @@ def test_evaluate_clip_reports_calibrated_geo_error(shared, clip):
     pose = res["calibrated_pose"]
     assert pose["height_m"] > 20.0 and pose["tilt_deg"] > 4.0
     assert res["track_ids_by_mmsi"].keys() == {"290000000", "380000000"}
+
+
+@pytest.mark.unit
+def test_self_calibration_on_the_clip_beats_the_shipped_parameters(shared, clip):
+    det = DnnDetector.from_dir(_model_dir(shared), conf=0.2)
+    res = evaluate_clip(clip, det, self_calibrate=True)
+    # measured: 1,657 m with camera_para.txt, 137 m self-calibrated (prequential)
+    assert res["geo_error_median_m"] > 1000
+    assert res["geo_error_median_m_selfcal"] < res["geo_error_median_m"] / 5
+    # both vessels are scored, and neither is left near its shipped-parameters error
+    by_mmsi = res["geo_error_median_m_selfcal_by_mmsi"]
+    assert set(by_mmsi) == {"290000000", "380000000"}
+    assert by_mmsi["290000000"] < 500 and by_mmsi["380000000"] < 250
+    assert res["selfcal_scored"] == res["true_positives"] == 15
+    pose = res["selfcal_pose"]
+    # towards the pose refined with the ground truth (354.07 deg, 5.61 deg down, 56.8 m),
+    # within the default bounds (height at most twice the configured 20 m)
+    assert 353.0 < pose["heading_deg"] < 355.5 and 4.5 < pose["tilt_deg"] < 6.0
+    assert 30.0 < pose["height_m"] <= 40.0 + 1e-6
+    assert pose["pose_updates"] >= 1 and res["selfcal_pairs"] >= 8
+    # prequential: the first scored second was geo-referenced with the shipped pose
+    first = res["selfcal_trace"][0]
+    assert first["frame"] == 74 and first["changed"]
+    json.dumps(res)
 
 
 @pytest.mark.unit

@@ -26,6 +26,7 @@ puts a finite horizon ``sqrt(2 h R')`` into the model.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +34,8 @@ import numpy as np
 __all__ = [
     "CameraModel",
     "GeoRef",
+    "PoseCalibrator",
+    "SelfCalConfig",
     "enu_from_geo",
     "geo_from_enu",
     "refine_pose",
@@ -453,6 +456,7 @@ def refine_pose(
     *,
     fit: tuple[str, ...] = ("heading_deg", "tilt_deg", "height_m"),
     f_scale_px: float = 5.0,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[CameraModel, np.ndarray]:
     """Calibrate pose parameters from known sea positions seen at known pixels.
 
@@ -467,6 +471,9 @@ def refine_pose(
     :param lat_deg: true latitudes of the same points, degrees
     :param fit: :class:`CameraModel` fields to adjust (others stay fixed)
     :param f_scale_px: residual size, pixels, above which the loss turns linear
+    :param bounds: optional ``{field: (low, high)}`` limits of fitted fields, in the
+        fields' own units (a heading range may run past 360; the result is wrapped);
+        the start is clipped into them
     :return: the refined camera and the final residuals ``(N, 2)`` (``du, dv``, pixels)
 
     >>> cam = CameraModel.from_hfov(lon_deg=110.3, lat_deg=20.0, height_m=30.0,
@@ -494,12 +501,456 @@ def refine_pose(
         r = np.concatenate([pu - u, pv - v])
         return np.where(np.isfinite(r), r, 1e4)
 
-    lower = [0.1 if f == "height_m" else -np.inf for f in fit]
+    lims = dict(bounds or {})
+    lower = np.array([lims.get(f, (0.1 if f == "height_m" else -np.inf, np.inf))[0] for f in fit])
+    upper = np.array([lims.get(f, (-np.inf, np.inf))[1] for f in fit])
+    if np.any(lower >= upper):
+        raise ValueError(f"empty bounds {bounds}")
     p0 = np.array([getattr(model, f) for f in fit], dtype=float)
-    sol = least_squares(
-        residuals, p0, bounds=(lower, [np.inf] * len(fit)), loss="soft_l1", f_scale=f_scale_px
-    )
+    if "heading_deg" in fit and "heading_deg" in lims:
+        # unwrap the start heading next to the middle of its range
+        k = fit.index("heading_deg")
+        mid = 0.5 * (lower[k] + upper[k])
+        p0[k] = mid + (p0[k] - mid + 180.0) % 360.0 - 180.0
+    # strictly inside: least_squares wants a feasible start
+    span = np.where(np.isfinite(upper - lower), upper - lower, 1.0)
+    p0 = np.clip(p0, lower + 1e-9 * span, upper - 1e-9 * span)
+    sol = least_squares(residuals, p0, bounds=(lower, upper), loss="soft_l1", f_scale=f_scale_px)
     fitted = replace(model, **dict(zip(fit, sol.x.tolist(), strict=True)))
     if "heading_deg" in fit:
         fitted = replace(fitted, heading_deg=fitted.heading_deg % 360.0)
     return fitted, residuals(sol.x).reshape(2, -1).T
+
+
+# --------------------------------------------------------------------------- self-calibration
+@dataclass(frozen=True, slots=True)
+class SelfCalConfig:
+    """Settings of :class:`PoseCalibrator`. Pixel sizes refer to the analysed image.
+
+    :param heading_bound_deg: the learnt heading stays within this of the installed one, degrees
+    :param tilt_bound_deg: the learnt tilt stays within this of the installed one, degrees
+    :param height_ratio_min: lowest learnt height as a fraction of the installed height
+    :param height_ratio_max: highest learnt height as a multiple of the installed height
+    :param gate_u_px: association gate in columns around a projected AIS position, pixels
+    :param gate_v_px: association gate in rows, pixels (generous: tilt and height errors
+        move rows far more than heading errors move columns)
+    :param inlier_u_px: column error at which a detection stops being explained by an AIS
+        position, pixels (wide: a box's centre is not where the AIS antenna is)
+    :param inlier_v_px: row error at which it stops being explained, pixels (the
+        waterline row is sharp); a pair is an inlier when
+        ``(du / inlier_u_px)**2 + (dv / inlier_v_px)**2 < 1``
+    :param ambiguity_ratio: a pair is rejected when the detection or the AIS position
+        has a second candidate closer than this multiple of the pair's own error
+    :param window_ms: observations older than this (event time) leave the window, ms
+    :param window_frames: at most this many frames are kept in the window
+    :param min_frames: frames with accepted pairs needed before a refit
+    :param min_pairs: accepted pairs needed before a refit
+    :param min_spread_m: the accepted AIS positions must lie at least this far apart
+        (two vessels, or one vessel that moved), m
+    :param refit_every_frames: attempt a refit every this many frames
+    :param search_every_frames: between searches, a refit only refines the pose in force
+        on the pairs it explains; every this many frames (and whenever the pose in force
+        explains too few pairs) it also tries the two-pair hypotheses
+    :param max_seeds: at most this many two-pair hypotheses are tried per search
+    :param min_gain: a new pose must lower the window's robust cost by at least this much
+        per pair it accepts (an unexplained detection costs 1, see :meth:`PoseCalibrator.cost`)
+    """
+
+    heading_bound_deg: float = 10.0
+    tilt_bound_deg: float = 5.0
+    height_ratio_min: float = 0.5
+    height_ratio_max: float = 2.0
+    gate_u_px: float = 80.0
+    gate_v_px: float = 160.0
+    inlier_u_px: float = 20.0
+    inlier_v_px: float = 8.0
+    ambiguity_ratio: float = 1.5
+    window_ms: int = 600_000
+    window_frames: int = 300
+    min_frames: int = 3
+    min_pairs: int = 4
+    min_spread_m: float = 50.0
+    refit_every_frames: int = 1
+    search_every_frames: int = 10
+    max_seeds: int = 32
+    min_gain: float = 0.01
+
+
+_FIT = ("heading_deg", "tilt_deg", "height_m")
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The window's observations flattened: detections and AIS positions with frame numbers."""
+
+    det_frame: np.ndarray  # (Nd,) int
+    u_px: np.ndarray  # (Nd,)
+    v_px: np.ndarray  # (Nd,)
+    ais_frame: np.ndarray  # (Na,) int
+    lon_deg: np.ndarray  # (Na,)
+    lat_deg: np.ndarray  # (Na,)
+    mmsi: np.ndarray  # (Na,) int
+    pair_det: np.ndarray  # (Np,) every detection x AIS pair of the same frame
+    pair_ais: np.ndarray  # (Np,)
+
+
+class PoseCalibrator:
+    """Learn a camera's heading, tilt and height online from the AIS vessels it sees.
+
+    Feed it every frame with :meth:`update`: the waterline pixels of the frame's
+    detections (box bottom centre) and the AIS positions of the vessels around the
+    camera at the frame's event time. No ground truth is involved:
+
+    1. the AIS positions are projected with the pose in force and gated against the
+       detections in image space (wide in rows, narrower in columns);
+    2. frames are kept in a window bounded by event time and count;
+    3. on a refit, two-pair hypotheses (two gated pairs of one frame, or one vessel seen
+       at two places) are each fitted with :func:`refine_pose` inside the bounds, and
+       scored on the whole window with a truncated quadratic (MSAC) cost, so that
+       clutter detections and AIS vessels nobody sees cost every hypothesis the same;
+    4. under the best hypothesis each frame is associated one-to-one (Hungarian),
+       pairs outside the inlier ellipse (``inlier_u_px``, ``inlier_v_px``) or ambiguous are dropped, and the pose is fitted
+       on what remains;
+    5. the new pose replaces the one in force only when there are enough pairs with
+       enough spread, it stays within the bounds around the installed pose, and it
+       lowers the window cost.
+
+    Pure: event time is an argument, nothing reads a clock; results depend only on the
+    inputs (no random sampling).
+
+    :param installed: the camera as installed (its pose is the prior and the centre of
+        the bounds); its image size is the size of the pixels passed in
+    :param config: thresholds, see :class:`SelfCalConfig`
+    """
+
+    def __init__(self, installed: CameraModel, config: SelfCalConfig | None = None) -> None:
+        self.installed = installed
+        self.config = config if config is not None else SelfCalConfig()
+        c = self.config
+        h0 = installed.heading_deg
+        self.bounds: dict[str, tuple[float, float]] = {
+            "heading_deg": (h0 - c.heading_bound_deg, h0 + c.heading_bound_deg),
+            "tilt_deg": (
+                installed.tilt_deg - c.tilt_bound_deg,
+                installed.tilt_deg + c.tilt_bound_deg,
+            ),
+            "height_m": (
+                installed.height_m * c.height_ratio_min,
+                installed.height_m * c.height_ratio_max,
+            ),
+        }
+        self._model = installed
+        self._frames: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]] = []
+        # (frame number, t_ms, det uv (Nd, 2), ais lon/lat (Na, 2), mmsi (Na,))
+        self._n_seen = 0
+        self._since_refit = 0
+        self._since_search = 0
+        self._n_pairs = 0
+        self._residual_px: float | None = None
+        self._n_updates = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def model(self) -> CameraModel:
+        """The camera with the pose in force (the installed one until a refit is accepted)."""
+        return self._model
+
+    @property
+    def n_pairs(self) -> int:
+        """Detection-AIS pairs accepted in the window at the last refit attempt."""
+        return self._n_pairs
+
+    @property
+    def residual_px(self) -> float | None:
+        """Median reprojection error of those pairs under the pose in force, pixels."""
+        return self._residual_px
+
+    @property
+    def n_pose_updates(self) -> int:
+        """How many times a new pose was accepted."""
+        return self._n_updates
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in the window."""
+        return len(self._frames)
+
+    def within_bounds(self, model: CameraModel) -> bool:
+        """Whether a pose lies within the configured bounds around the installed pose."""
+        dh = (model.heading_deg - self.installed.heading_deg + 180.0) % 360.0 - 180.0
+        lo_t, hi_t = self.bounds["tilt_deg"]
+        lo_h, hi_h = self.bounds["height_m"]
+        tol = 1e-6
+        return bool(
+            abs(dh) <= self.config.heading_bound_deg + tol
+            and lo_t - tol <= model.tilt_deg <= hi_t + tol
+            and lo_h - tol <= model.height_m <= hi_h + tol
+        )
+
+    # ------------------------------------------------------------------ input
+    def update(
+        self,
+        t_ms: int,
+        u_px: np.ndarray,
+        v_px: np.ndarray,
+        ais_lon_deg: np.ndarray,
+        ais_lat_deg: np.ndarray,
+        ais_mmsi: np.ndarray,
+    ) -> bool:
+        """Add one frame and refit when due.
+
+        :param t_ms: the frame's event time, ms UTC; frames must come in time order
+        :param u_px: detection waterline columns (box bottom centre), pixels
+        :param v_px: detection waterline rows, pixels
+        :param ais_lon_deg: AIS vessel longitudes at ``t_ms``, degrees WGS84
+        :param ais_lat_deg: AIS vessel latitudes at ``t_ms``, degrees WGS84
+        :param ais_mmsi: the vessels' MMSIs
+        :return: whether the pose in force changed
+        """
+        c = self.config
+        uv = np.stack([np.asarray(u_px, float).ravel(), np.asarray(v_px, float).ravel()], -1)
+        uv = uv[np.all(np.isfinite(uv), axis=1)]
+        ll = np.stack(
+            [np.asarray(ais_lon_deg, float).ravel(), np.asarray(ais_lat_deg, float).ravel()], -1
+        )
+        mmsi = np.asarray(ais_mmsi, dtype=np.int64).ravel()
+        ok = np.all(np.isfinite(ll), axis=1)
+        ll, mmsi = ll[ok], mmsi[ok]
+        if len(ll):
+            # keep AIS positions that fall near the image under any pose the bounds allow:
+            # in front of the camera and within the gates (plus the heading bound) of it
+            pu, pv, _ = self._model.geo_to_pixel(ll[:, 0], ll[:, 1])
+            m = self._model
+            margin_u = c.gate_u_px + m.fx * math.tan(math.radians(c.heading_bound_deg))
+            near = (
+                np.isfinite(pu)
+                & (pu >= -margin_u)
+                & (pu <= m.image_width + margin_u)
+                & (pv >= -c.gate_v_px)
+                & (pv <= m.image_height + c.gate_v_px)
+            )
+            ll, mmsi = ll[near], mmsi[near]
+        self._frames.append((self._n_seen, int(t_ms), uv, ll, mmsi))
+        self._n_seen += 1
+        while self._frames and (
+            len(self._frames) > c.window_frames or self._frames[0][1] < int(t_ms) - c.window_ms
+        ):
+            self._frames.pop(0)
+        self._since_refit += 1
+        self._since_search += 1
+        if self._since_refit < c.refit_every_frames:
+            return False
+        self._since_refit = 0
+        return self._refit()
+
+    # ------------------------------------------------------------------ fitting
+    def _window(self) -> _Window:
+        det_f, uv_all, ais_f, ll_all, mm_all = [], [], [], [], []
+        for k, (_, _, uv, ll, mm) in enumerate(self._frames):
+            det_f.append(np.full(len(uv), k))
+            uv_all.append(uv)
+            ais_f.append(np.full(len(ll), k))
+            ll_all.append(ll)
+            mm_all.append(mm)
+        det_frame = np.concatenate(det_f).astype(int) if det_f else np.zeros(0, int)
+        ais_frame = np.concatenate(ais_f).astype(int) if ais_f else np.zeros(0, int)
+        uv = np.concatenate(uv_all) if uv_all else np.zeros((0, 2))
+        ll = np.concatenate(ll_all) if ll_all else np.zeros((0, 2))
+        mm = np.concatenate(mm_all) if mm_all else np.zeros(0, np.int64)
+        # all same-frame detection x AIS pairs, vectorised through sorted frame numbers
+        n_frames = len(self._frames)
+        nd = np.bincount(det_frame, minlength=n_frames)
+        na = np.bincount(ais_frame, minlength=n_frames)
+        d0 = np.concatenate([[0], np.cumsum(nd)[:-1]]) if n_frames else np.zeros(0, int)
+        a0 = np.concatenate([[0], np.cumsum(na)[:-1]]) if n_frames else np.zeros(0, int)
+        per = nd * na
+        pf = np.repeat(np.arange(n_frames), per)
+        off = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+        pair_det = d0[pf] + off // np.maximum(na[pf], 1)
+        pair_ais = a0[pf] + off % np.maximum(na[pf], 1)
+        return _Window(
+            det_frame, uv[:, 0], uv[:, 1], ais_frame, ll[:, 0], ll[:, 1], mm, pair_det, pair_ais
+        )
+
+    def _pair_errors(self, model: CameraModel, w: _Window) -> tuple[np.ndarray, np.ndarray]:
+        """``(du, dv)`` of every window pair under ``model``, pixels (inf when unprojectable)."""
+        pu, pv, _ = model.geo_to_pixel(w.lon_deg, w.lat_deg)
+        du = w.u_px[w.pair_det] - pu[w.pair_ais]
+        dv = w.v_px[w.pair_det] - pv[w.pair_ais]
+        bad = ~(np.isfinite(du) & np.isfinite(dv))
+        return np.where(bad, np.inf, du), np.where(bad, np.inf, dv)
+
+    def _norm_errors(self, model: CameraModel, w: _Window) -> tuple[np.ndarray, np.ndarray]:
+        """Every window pair's error in inlier units (1 = the inlier ellipse) and in pixels."""
+        du, dv = self._pair_errors(model, w)
+        c = self.config
+        return np.hypot(du / c.inlier_u_px, dv / c.inlier_v_px), np.hypot(du, dv)
+
+    def _cost(self, model: CameraModel, w: _Window) -> float:
+        e, _ = self._norm_errors(model, w)
+        best = np.ones(len(w.u_px))
+        np.minimum.at(best, w.pair_det, np.minimum(e * e, 1.0))
+        return float(best.sum())
+
+    def cost(self, model: CameraModel | None = None) -> float:
+        """Robust (MSAC) cost of the window under a pose (default the pose in force).
+
+        Each detection pays the squared error, in inlier units, to its nearest AIS
+        projection in the same frame, at most 1: clutter and vessels nobody sees cost
+        every pose the same.
+        """
+        return self._cost(self._model if model is None else model, self._window())
+
+    def _associate(self, model: CameraModel, w: _Window) -> tuple[np.ndarray, np.ndarray]:
+        """One-to-one, unambiguous inlier pairs under ``model``: ``(pair index, error, pixels)``."""
+        from scipy.optimize import linear_sum_assignment
+
+        c = self.config
+        err, err_px = self._norm_errors(model, w)
+        chosen: list[int] = []
+        # pairs are grouped by frame; walk the frames' contiguous slices
+        frame_of_pair = w.det_frame[w.pair_det]
+        bounds = np.flatnonzero(np.diff(frame_of_pair)) + 1
+        for sl in np.split(np.arange(len(err)), bounds):
+            if len(sl) == 0:
+                continue
+            e = err[sl]
+            if not np.any(e < 1.0):
+                continue
+            dets, di = np.unique(w.pair_det[sl], return_inverse=True)
+            ais, ai = np.unique(w.pair_ais[sl], return_inverse=True)
+            mat = np.full((len(dets), len(ais)), np.inf)
+            mat[di, ai] = e
+            # errors beyond the inlier threshold all cost the same, so that forcing an
+            # assignment on every row cannot trade a good pair away
+            cost = np.minimum(mat, 1.0)
+            rows, cols = linear_sum_assignment(cost)
+            for r, col in zip(rows, cols, strict=True):
+                best = mat[r, col]
+                if not best < 1.0:
+                    continue
+                others = np.concatenate([np.delete(mat[r], col), np.delete(mat[:, col], r)])
+                if np.any(others < c.ambiguity_ratio * best):
+                    continue
+                chosen.append(int(sl[np.flatnonzero((di == r) & (ai == col))[0]]))
+        idx = np.array(chosen, dtype=int)
+        return idx, err_px[idx]
+
+    def _spread_ok(self, w: _Window, pairs: np.ndarray) -> bool:
+        c = self.config
+        if len(pairs) < c.min_pairs:
+            return False
+        if len(np.unique(w.det_frame[w.pair_det[pairs]])) < c.min_frames:
+            return False
+        return self._spread_m(w, w.pair_ais[pairs]) >= c.min_spread_m
+
+    def _spread_m(self, w: _Window, ais_idx: np.ndarray) -> float:
+        """Largest distance between two of the given AIS positions (at least half of it), m."""
+        e, n = enu_from_geo(
+            self.installed.lon_deg, self.installed.lat_deg, w.lon_deg[ais_idx], w.lat_deg[ais_idx]
+        )
+        if len(e) < 2:
+            return 0.0
+        return 2.0 * float(np.max(np.hypot(e - e.mean(), n - n.mean())))
+
+    def _seeds(self, w: _Window) -> list[tuple[int, int]]:
+        """Two-pair hypotheses from the pairs gated under the pose in force, newest first.
+
+        Two pairs of one frame with different detections and vessels; or one vessel in
+        two frames far enough apart (each taking its nearest detection).
+        """
+        c = self.config
+        du, dv = self._pair_errors(self._model, w)
+        gated = np.flatnonzero((np.abs(du) <= c.gate_u_px) & (np.abs(dv) <= c.gate_v_px))
+        if len(gated) < 2:
+            return []
+        score = np.hypot(du[gated] / c.gate_u_px, dv[gated] / c.gate_v_px)
+        seeds: dict[tuple[int, ...], tuple[int, int]] = {}
+        frame = w.det_frame[w.pair_det[gated]]
+        e, n = enu_from_geo(
+            self.installed.lon_deg,
+            self.installed.lat_deg,
+            w.lon_deg[w.pair_ais[gated]],
+            w.lat_deg[w.pair_ais[gated]],
+        )
+        # same frame, different detection, different vessel, far enough apart
+        i, j = np.triu_indices(len(gated), 1)
+        ok = (
+            (frame[i] == frame[j])
+            & (w.pair_det[gated[i]] != w.pair_det[gated[j]])
+            & (w.mmsi[w.pair_ais[gated[i]]] != w.mmsi[w.pair_ais[gated[j]]])
+            & (np.hypot(e[i] - e[j], n[i] - n[j]) >= c.min_spread_m)
+        )
+        order = np.lexsort((score[i] + score[j], -frame[i]))
+        for k in order[ok[order]]:
+            a, b = int(gated[i[k]]), int(gated[j[k]])
+            ma, mb = int(w.mmsi[w.pair_ais[a]]), int(w.mmsi[w.pair_ais[b]])
+            key = (min(ma, mb), max(ma, mb))
+            seeds.setdefault(key, (a, b))
+        # one vessel in two frames: its best-gated pair in its newest and oldest frame
+        mm = w.mmsi[w.pair_ais[gated]]
+        for m in np.unique(mm):
+            sel = np.flatnonzero(mm == m)
+            fr = frame[sel]
+            newest = sel[fr == fr.max()]
+            oldest = sel[fr == fr.min()]
+            a = int(newest[np.argmin(score[newest])])
+            b = int(oldest[np.argmin(score[oldest])])
+            if a != b and math.hypot(e[a] - e[b], n[a] - n[b]) >= c.min_spread_m:
+                seeds.setdefault((int(m),), (int(gated[a]), int(gated[b])))
+        return list(seeds.values())[: c.max_seeds]
+
+    def _fit(self, start: CameraModel, w: _Window, pairs: np.ndarray) -> CameraModel:
+        d, a = w.pair_det[pairs], w.pair_ais[pairs]
+        fitted, _ = refine_pose(
+            start,
+            w.u_px[d],
+            w.v_px[d],
+            w.lon_deg[a],
+            w.lat_deg[a],
+            fit=_FIT,
+            f_scale_px=0.5 * self.config.inlier_v_px,
+            bounds=self.bounds,
+        )
+        return fitted
+
+    def _refit(self) -> bool:
+        c = self.config
+        w = self._window()
+        current_pairs, current_err = self._associate(self._model, w)
+        self._n_pairs = len(current_pairs)
+        self._residual_px = float(np.median(current_err)) if len(current_err) else None
+        current_cost = self._cost(self._model, w)
+        best_model, best_cost = self._model, current_cost
+        tracking = self._spread_ok(w, current_pairs)
+        if tracking:
+            # refine the pose in force on the pairs it explains
+            local = self._fit(self._model, w, current_pairs)
+            cost = self._cost(local, w)
+            if cost < best_cost:
+                best_model, best_cost = local, cost
+        if not tracking or self._since_search >= c.search_every_frames:
+            self._since_search = 0
+            for a, b in self._seeds(w):
+                hyp = self._fit(self._model, w, np.array([a, b]))
+                cost = self._cost(hyp, w)
+                if cost < best_cost:
+                    best_model, best_cost = hyp, cost
+        if best_model is self._model:
+            return False
+        pairs, _ = self._associate(best_model, w)
+        if not self._spread_ok(w, pairs):
+            return False
+        fitted = self._fit(best_model, w, pairs)
+        cost = self._cost(fitted, w)
+        if cost > best_cost:
+            fitted, cost = best_model, best_cost
+        pairs, err = self._associate(fitted, w)
+        gain_ok = cost <= current_cost - c.min_gain * max(len(pairs), 1)
+        if not gain_ok or not self.within_bounds(fitted):
+            return False
+        self._model = fitted
+        self._n_updates += 1
+        self._n_pairs = len(pairs)
+        self._residual_px = float(np.median(err)) if len(err) else None
+        return True
