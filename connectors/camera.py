@@ -659,6 +659,151 @@ def analyser_factory(
     return make
 
 
+class TrackTopicAis:
+    """The AIS source of self-calibrating cameras (:data:`pipeline.vision.AisSource`):
+    the vessels of the track topic.
+
+    A consumer without a group reads every partition of the track topic from its end and
+    keeps the last update of each MMSI whose fix lies within ``keep_range_m`` of one of
+    ``points`` (evicted tracks leave). Called with an event time and a camera, it gives
+    the vessels within ``max_range_m`` of the camera whose last fix is at most
+    ``max_age_ms`` from that time, dead-reckoned to it
+    (:func:`pipeline.core.camera.vessels_near`). Calls come from the analyser threads:
+    they read a snapshot of arrays that the consumer task replaces after each fetch.
+
+    Records that do not decode are counted (``bad_records``) and skipped; while the
+    broker is unreachable the snapshot ages and calls return fewer vessels, never stale
+    positions beyond ``max_age_ms``.
+
+    :param bootstrap: Kafka bootstrap servers
+    :param points: ``(lon_deg, lat_deg)`` of the cameras that calibrate
+    :param keep_range_m: tracks farther than this from every point are not kept, m
+    :param max_range_m: vessels farther than this from the camera are not returned, m
+    :param max_age_ms: fixes older (or newer) than this at the frame time are not used, ms
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        points: Sequence[tuple[float, float]],
+        *,
+        keep_range_m: float = 25_000.0,
+        max_range_m: float = 20_000.0,
+        max_age_ms: int = 60_000,
+    ) -> None:
+        if not points:
+            raise ConfigError("TrackTopicAis needs at least one camera position")
+        self.bootstrap = bootstrap
+        self.points = np.array(points, dtype=float).reshape(-1, 2)
+        self.keep_range_m = float(keep_range_m)
+        self.max_range_m = float(max_range_m)
+        self.max_age_ms = int(max_age_ms)
+        self.bad_records = 0
+        self.records = 0
+        self._rows: dict[int, tuple[int, float, float, float, float]] = {}
+        self._snap: tuple[np.ndarray, ...] = self._arrays()
+        self._consumer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._dec = msgspec.json.Decoder(records.Track)
+        # a box around the points, degrees: a cheap first test per record
+        dlat = keep_range_m / 111_000.0
+        dlon = dlat / max(0.05, float(np.cos(np.radians(np.abs(self.points[:, 1]).max()))))
+        self._box = (
+            self.points[:, 0].min() - dlon,
+            self.points[:, 1].min() - dlat,
+            self.points[:, 0].max() + dlon,
+            self.points[:, 1].max() + dlat,
+        )
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        mmsi = np.fromiter(self._rows.keys(), np.int64, len(self._rows))
+        vals = np.array(list(self._rows.values()), dtype=float).reshape(-1, 5)
+        return mmsi, vals[:, 0].astype(np.int64), vals[:, 1], vals[:, 2], vals[:, 3], vals[:, 4]
+
+    def __len__(self) -> int:
+        return len(self._snap[0])
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            client_id="shorewatch-camera-selfcal",
+        )
+        await self._consumer.start()
+        parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve the end now: records sent after start() are read
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._run(), name="selfcal-ais")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def add(self, values: Sequence[bytes]) -> None:
+        """Apply track records (JSON of :class:`schemas.records.Track`) and renew the snapshot."""
+        lon0, lat0, lon1, lat1 = self._box
+        changed = False
+        for v in values:
+            self.records += 1
+            try:
+                tr = self._dec.decode(v)
+            except (msgspec.DecodeError, TypeError):
+                self.bad_records += 1
+                continue
+            if tr.event == "evicted":
+                changed |= self._rows.pop(tr.mmsi, None) is not None
+            elif lon0 <= tr.lon <= lon1 and lat0 <= tr.lat <= lat1:
+                self._rows[tr.mmsi] = (tr.t_ms, tr.lon, tr.lat, tr.vel_east_mps, tr.vel_north_mps)
+                changed = True
+            else:
+                changed |= self._rows.pop(tr.mmsi, None) is not None
+        if changed:
+            self._snap = self._arrays()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                batch = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker may come back
+                log.warning("track topic for camera self-calibration: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for msgs in batch.values():
+                self.add([m.value for m in msgs if m.value is not None])
+
+    def __call__(self, t_ms: int, camera: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from pipeline.core.camera import vessels_near
+
+        mmsi, fix_t, lon, lat, ve, vn = self._snap
+        idx, lon_at, lat_at = vessels_near(
+            int(t_ms),
+            fix_t,
+            lon,
+            lat,
+            ve,
+            vn,
+            float(camera.lon_deg),
+            float(camera.lat_deg),
+            max_range_m=self.max_range_m,
+            max_age_ms=self.max_age_ms,
+        )
+        return lon_at, lat_at, mmsi[idx]
+
+
 def kafka_sink(producer: Any) -> Sink:
     """A sink over :class:`connectors.kafka.RecordProducer` that waits for the acknowledgement."""
 
@@ -755,10 +900,13 @@ def _shared_dir() -> Path:
     return Path(os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
-def _factory_from_args(args: argparse.Namespace) -> AnalyserFactory:
+def _factory_from_args(args: argparse.Namespace, ais_source: Any = None) -> AnalyserFactory:
     model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
     return analyser_factory(
-        model_dir, model_name=args.model_name, evidence_dir=getattr(args, "evidence_dir", None)
+        model_dir,
+        model_name=args.model_name,
+        evidence_dir=getattr(args, "evidence_dir", None),
+        ais_source=ais_source,
     )
 
 
@@ -768,11 +916,18 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     site = load_site(args.site)
     overrides = parse_overrides(args.camera)
-    factory = _factory_from_args(args)
     stats: dict[str, Any] = {}
+    calibrating = [c for c in site.cameras if getattr(c, "self_calibrate", False)]
 
     async def main() -> None:
         async with RecordProducer(client_id="shorewatch-camera-ingest") as producer:
+            ais = None
+            if calibrating:
+                # the vessels of the track topic feed the cameras that self-calibrate
+                points = [(c.model().lon_deg, c.model().lat_deg) for c in calibrating]
+                ais = TrackTopicAis(producer.bootstrap, points)
+                await ais.start()
+            factory = _factory_from_args(args, ais_source=ais)
             ingest = CameraIngest(
                 site.cameras,
                 kafka_sink(producer),
@@ -796,6 +951,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                 stop.set()
                 await runner
                 stats.update(ingest.stats())
+                if ais is not None:
+                    await ais.stop()
+                    stats["selfcal_ais"] = {
+                        "vessels": len(ais),
+                        "records": ais.records,
+                        "bad_records": ais.bad_records,
+                    }
 
     try:
         asyncio.run(main())

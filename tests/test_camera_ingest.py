@@ -551,3 +551,80 @@ def test_analyser_factory_wires_the_ais_source_to_self_calibrating_cameras():
     assert make(camera("b")).ais_source is None  # opt-in per camera
     # no source wired: the camera keeps its configured pose
     assert analyser_factory(None)(camera("c", self_calibrate=True)).ais_source is None
+
+
+# --------------------------------------------------------------------------- self-calibration AIS
+
+
+def _tracks_of(*fixes: tuple[int, float, float, float, float]) -> list[records.Track]:
+    """Tracks after one fix each: ``(mmsi, lon, lat, sog_kn, cog_deg)`` at t = 1_000_000 ms."""
+    from pipeline.engine import track_step
+
+    pos = [
+        records.AisPosition(
+            mmsi=m, msg_type=1, t_ms=1_000_000, lon=lon, lat=lat, sog_kn=sog, cog_deg=cog,
+            heading_deg=None, nav_status=0, accuracy=True, source="t", rx_t_ms=1_000_000,
+        )
+        for m, lon, lat, sog, cog in fixes
+    ]  # fmt: skip
+    return sorted(track_step({}, pos, []).updates, key=lambda t: t.mmsi)
+
+
+@pytest.mark.unit
+def test_track_topic_ais_keeps_near_vessels_and_dead_reckons_them():
+    from connectors.camera import TrackTopicAis
+    from pipeline.core.camera import CameraModel, enu_from_geo
+
+    cam = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=3.0,
+        hfov_deg=60.0, image_width=888, image_height=500,
+    )  # fmt: skip
+    src = TrackTopicAis("127.0.0.1:1", [(110.3, 20.0)], keep_range_m=30_000, max_age_ms=60_000)
+    near, far, going = _tracks_of(
+        (412000001, 110.30, 20.02, 10.0, 0.0),  # 2.2 km north, 10 kn north
+        (412000002, 111.50, 20.00, 5.0, 90.0),  # 125 km east
+        (412000003, 110.31, 20.00, 0.0, 0.0),  # 1 km east, evicted below
+    )
+    enc = msgspec.json.Encoder()
+    src.add([enc.encode(near), enc.encode(far), enc.encode(going), b"{not json"])
+    assert (len(src), src.records, src.bad_records) == (2, 4, 1)
+    src.add([enc.encode(msgspec.structs.replace(going, event="evicted"))])
+    assert len(src) == 1
+    lon, lat, mmsi = src(1_030_000, cam)  # 30 s after the fix
+    assert mmsi.tolist() == [412000001]
+    e, n = enu_from_geo(110.3, 20.02, lon, lat)
+    assert abs(float(n[0]) - 10.0 * 1852 / 3600 * 30) < 2.0 and abs(float(e[0])) < 1.0
+    assert src(1_000_000 + 61_000, cam)[2].size == 0  # the fix is too old by then
+    assert src(1_000_000 - 61_000, cam)[2].size == 0  # and too new before it
+
+
+@pytest.mark.integration
+def test_track_topic_ais_reads_the_track_topic_of_the_real_broker(kafka_bootstrap):
+    from connectors.camera import TrackTopicAis
+    from connectors.kafka import RecordProducer
+    from pipeline.core.camera import CameraModel
+
+    cam = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=3.0,
+        hfov_deg=60.0, image_width=888, image_height=500,
+    )  # fmt: skip
+    near, far = _tracks_of((412000011, 110.30, 20.01, 0.0, 0.0), (412000012, 100.0, 10.0, 0.0, 0.0))
+
+    async def run() -> tuple:
+        src = TrackTopicAis(kafka_bootstrap, [(110.3, 20.0)])
+        await src.start()
+        try:
+            async with RecordProducer(kafka_bootstrap) as producer:
+                for tr in (near, far):
+                    await producer.send(topics.TRACK, str(tr.mmsi), tr)
+            deadline = asyncio.get_running_loop().time() + 30.0
+            while src.records < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            return src.records, src(1_000_000, cam)
+        finally:
+            await src.stop()
+
+    n_records, (lon, lat, mmsi) = asyncio.run(run())
+    assert n_records == 2
+    assert mmsi.tolist() == [412000011]
+    assert abs(float(lat[0]) - 20.01) < 1e-9 and abs(float(lon[0]) - 110.30) < 1e-9

@@ -38,6 +38,7 @@ __all__ = [
     "SelfCalConfig",
     "enu_from_geo",
     "geo_from_enu",
+    "vessels_near",
     "refine_pose",
 ]
 
@@ -86,6 +87,49 @@ def geo_from_enu(
         np.asarray(east_m, dtype=float) / (n_r * np.cos(np.radians(0.5 * (lat + lat0_deg))))
     )
     return lon, lat
+
+
+def vessels_near(
+    t_ms: int,
+    fix_t_ms: np.ndarray,
+    lon_deg: np.ndarray,
+    lat_deg: np.ndarray,
+    vel_east_mps: np.ndarray,
+    vel_north_mps: np.ndarray,
+    origin_lon_deg: float,
+    origin_lat_deg: float,
+    *,
+    max_range_m: float,
+    max_age_ms: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AIS vessels around a point at an event time: each last fix dead-reckoned with its
+    velocity to ``t_ms``, kept when the fix is at most ``max_age_ms`` older than ``t_ms``
+    (and not newer than it by more than the same) and it lies within ``max_range_m``.
+
+    :param t_ms: the event time wanted, ms UTC
+    :param fix_t_ms: time of each vessel's last fix, ms UTC
+    :param lon_deg: longitude of that fix, degrees WGS84
+    :param lat_deg: latitude of that fix, degrees WGS84
+    :param vel_east_mps: smoothed velocity east, m/s
+    :param vel_north_mps: smoothed velocity north, m/s
+    :param origin_lon_deg: the point (e.g. a camera), degrees
+    :param origin_lat_deg: the point, degrees
+    :return: ``(index, lon_deg, lat_deg)`` of the vessels kept, positions at ``t_ms``
+
+    >>> i, lon, lat = vessels_near(10_000, np.array([0, 9_000]), np.array([114.0, 114.0]),
+    ...     np.array([30.0, 30.0]), np.array([0.0, 0.0]), np.array([0.0, 10.0]), 114.0, 30.0,
+    ...     max_range_m=5_000.0, max_age_ms=5_000)
+    >>> i.tolist(), round(float(lat[0]), 6)
+    ([1], 30.00009)
+    """
+    age_s = (t_ms - np.asarray(fix_t_ms, dtype=np.int64)) / 1000.0
+    e, n = enu_from_geo(origin_lon_deg, origin_lat_deg, lon_deg, lat_deg)
+    e = e + np.nan_to_num(np.asarray(vel_east_mps, dtype=float)) * age_s
+    n = n + np.nan_to_num(np.asarray(vel_north_mps, dtype=float)) * age_s
+    keep = (np.abs(age_s) <= max_age_ms / 1000.0) & (np.hypot(e, n) <= max_range_m)
+    idx = np.flatnonzero(keep)
+    lon, lat = geo_from_enu(origin_lon_deg, origin_lat_deg, e[idx], n[idx])
+    return idx, lon, lat
 
 
 @dataclass(frozen=True, slots=True)
