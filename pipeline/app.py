@@ -721,6 +721,26 @@ def _register_metrics_view(app: faust.App) -> None:
         return web.json(dict(app.shorewatch_metrics.counts))  # type: ignore[attr-defined]
 
 
+#: the worker's garbage-collector thresholds (CPython's default is 700, 10, 10)
+GC_THRESHOLDS = (50_000, 20, 1_000)
+
+
+def tune_gc() -> None:
+    """Collect less often in a running worker.
+
+    The hot path allocates millions of short-lived strings, tuples and records a second
+    and frees them by reference counting; with CPython's default thresholds the cyclic
+    collector ran so often (and its full passes walked Faust's and aiokafka's whole
+    object graph) that it cost about a tenth of the AIS throughput. Objects alive at
+    start-up are frozen out of the collector, and a young collection runs every
+    50,000 allocations instead of 700. Cyclic garbage still goes, a little later.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(args.settings)
     app = create_app(settings, site_dir=args.site, agents=args.agents.split(","))
@@ -728,11 +748,12 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     level = logging.getLevelName(args.loglevel.upper())
 
     @app.task
-    async def _log_levels() -> None:
+    async def _tune_process() -> None:
         # The worker's log setup leaves library loggers at DEBUG behind a WARNING
         # handler: every aiokafka debug call then builds a record for nothing.
         for name in ("", "aiokafka", "faust", "mode"):
             logging.getLogger(name).setLevel(level)
+        tune_gc()
 
     worker.execute_from_commandline()
     return 0
