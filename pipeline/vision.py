@@ -963,6 +963,10 @@ def evaluate_clip(
         "track_ids_by_mmsi": _track_ids_by_mmsi(detections_out),
         "matched": detections_out,
         "unlabelled": unlabelled,
+        # the unlabelled detections whose waterline is on the sea in front of the camera
+        # (fusion uses these) and those beyond its horizon (published flagged, not fused)
+        "unlabelled_on_water": sum(1 for u in unlabelled if not u["beyond_horizon"]),
+        "unlabelled_beyond_horizon": sum(1 for u in unlabelled if u["beyond_horizon"]),
         "unscored": unscored,
     }
 
@@ -1195,7 +1199,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"pose {res['selfcal_pose']}  pairs {res['selfcal_pairs']}"
         )
     print(f"track ids by MMSI {res['track_ids_by_mmsi']}")
-    print("unlabelled detections (check by eye):")
+    print(
+        f"unlabelled detections (check by eye): {res['unlabelled_on_water']} on the water, "
+        f"{res['unlabelled_beyond_horizon']} beyond the horizon"
+    )
     for u in res["unlabelled"]:
         print(
             f"  s={u['second']:>2} frame={u['frame']:>3} box={u['box_px']} score={u['score']} "

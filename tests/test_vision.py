@@ -422,6 +422,11 @@ def test_evaluate_clip_on_one_second(shared, clip):
     assert res["bearing_error_median_deg"] < 4.0
     # unmatched boxes are listed for a person to check, with their geometry
     assert all(len(u["box_px"]) == 4 and "beyond_horizon" in u for u in res["unlabelled"])
+    assert res["unlabelled_on_water"] + res["unlabelled_beyond_horizon"] == len(res["unlabelled"])
+    # the detector's false boxes on this clip sit on the bridge across the far bank, beyond
+    # the camera's horizon (y < 240 px of 500): none of them reaches fusion
+    assert res["unlabelled_on_water"] == 0
+    assert all(u["box_px"][1] + u["box_px"][3] < 240 for u in res["unlabelled"])
     # whole seconds without ground truth are listed too: the small boat at the left edge
     left = np.array([[30.0, 265.0, 35.0, 20.0]])
     unscored = np.array([u["box_px"] for u in res["unscored"]])
