@@ -726,17 +726,22 @@ class TrackTopicAis:
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             client_id="shorewatch-camera-selfcal",
         )
-        await self._consumer.start()
-        parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve the end now: records sent after start() are read
-            await self._consumer.position(tp)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
+            consumer.assign(parts)
+            await consumer.seek_to_end(*parts)
+            for tp in parts:  # resolve the end now: records sent after start() are read
+                await consumer.position(tp)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
         self._task = asyncio.create_task(self._run(), name="selfcal-ais")
 
     async def stop(self) -> None:
@@ -926,7 +931,15 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                 # the vessels of the track topic feed the cameras that self-calibrate
                 points = [(c.model().lon_deg, c.model().lat_deg) for c in calibrating]
                 ais = TrackTopicAis(producer.bootstrap, points)
-                await ais.start()
+                try:
+                    await ais.start()
+                except Exception as exc:  # noqa: BLE001 - the cameras still run, uncalibrated
+                    log.error(
+                        "cannot read the track topic for camera self-calibration (%s); "
+                        "those cameras keep their configured pose",
+                        exc,
+                    )
+                    ais = None
             factory = _factory_from_args(args, ais_source=ais)
             ingest = CameraIngest(
                 site.cameras,

@@ -521,7 +521,18 @@ class FrameAnalyser:
                     "camera %s: AIS source for self-calibration failed: %r", self.camera_id, exc
                 )
             else:
-                self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi)
+                if self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi):
+                    m = self.calibrator.model
+                    log.info(
+                        "camera %s: pose learnt from AIS: heading %.2f deg, tilt %.2f deg, "
+                        "height %.1f m (%d pairs, median residual %s px)",
+                        self.camera_id,
+                        m.heading_deg,
+                        m.tilt_deg,
+                        m.height_m,
+                        self.calibrator.n_pairs,
+                        self.calibrator.residual_px,
+                    )
 
         evidence_uri = None
         crop_uris: list[str | None] = [None] * len(dets)
