@@ -153,6 +153,22 @@ def _dead_letter(
     )
 
 
+async def cancel_and_wait(tasks: Sequence[asyncio.Task], every_s: float = 0.5) -> None:
+    """Cancel ``tasks`` and wait until every one has finished, cancelling the ones still
+    running again every ``every_s`` seconds.
+
+    ``asyncio.wait_for`` in Python 3.11 can lose a cancellation that arrives just as the
+    call it wraps finishes (bpo-42130); an ONVIF loop that lost one would run on and a
+    shutdown would hang. Their results and exceptions are retrieved, not raised.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every_s)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class CameraWorker:
     """Runs one camera until cancelled.
 
@@ -296,9 +312,7 @@ class CameraWorker:
             self.source = self._source_with_credentials(self.source)
             await self._frames(analyser)
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             # Flush what the reader reported last (its final "stopped" status).
             while not self._records.empty():
                 record = self._records.get_nowait()
@@ -579,9 +593,7 @@ class CameraIngest:
             else:
                 await stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             self.executor.shutdown(wait=False, cancel_futures=True)
 
     def stats(self) -> dict[str, Any]:

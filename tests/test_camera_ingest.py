@@ -628,3 +628,27 @@ def test_track_topic_ais_reads_the_track_topic_of_the_real_broker(kafka_bootstra
     assert n_records == 2
     assert mmsi.tolist() == [412000011]
     assert abs(float(lat[0]) - 20.01) < 1e-9 and abs(float(lon[0]) - 110.30) < 1e-9
+
+
+@pytest.mark.unit
+async def test_cancel_and_wait_stops_a_task_that_lost_a_cancellation():
+    from connectors.camera import cancel_and_wait
+
+    swallowed = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(1)  # as a wait_for that lost the cancellation
+
+    async def plain() -> None:
+        await asyncio.sleep(10)
+
+    tasks = [asyncio.create_task(stubborn()), asyncio.create_task(plain())]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(tasks, every_s=0.05), 5.0)
+    assert swallowed == [1] and all(t.cancelled() for t in tasks)
