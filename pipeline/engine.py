@@ -56,6 +56,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -153,27 +154,51 @@ def _nan(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
 
+#: the fields of a Track that :func:`_prev_arrays` turns into columns
+_KINEMATICS = attrgetter(
+    "t_ms", "first_t_ms", "lon", "lat", "sog_kn", "cog_deg", "vel_east_mps", "vel_north_mps",
+    "n_fixes", "last_gap_s", "max_gap_s", "stopped_since_t_ms", "slow_since_t_ms",
+    "implied_speed_kn",
+)  # fmt: skip
+#: a Track's identity fields, and the same keys of an identity dict
+_IDENTITY_FIELDS = (
+    "name", "call_sign", "imo", "ship_type", "length_m", "beam_m", "identity_change_t_ms",
+)  # fmt: skip
+_identity_of_track = attrgetter(*_IDENTITY_FIELDS)
+_identity_of_dict = itemgetter(*_IDENTITY_FIELDS)
+_NO_IDENTITY = (None,) * len(_IDENTITY_FIELDS)
+
+
 def _prev_arrays(
     prev: Mapping[int, Track], mmsis: np.ndarray
 ) -> tuple[ct.TrackArrays, dict[int, Track]]:
+    """The live previous tracks of ``mmsis`` as columns (built column by column, not
+    element by element), and those tracks by MMSI."""
     old: dict[int, Track] = {}
+    get = prev.get
     for m in mmsis.tolist():
-        tr = prev.get(m)
+        tr = get(m)
         if tr is not None and tr.event != "evicted":
             old[m] = tr
     base = ct.TrackArrays.empty_for(np.asarray(list(old), dtype=np.int64))
-    for i, tr in enumerate(old.values()):
-        base.t_ms[i] = tr.t_ms
-        base.first_t_ms[i] = tr.first_t_ms if tr.first_t_ms is not None else tr.t_ms
-        base.lon_deg[i], base.lat_deg[i] = tr.lon, tr.lat
-        base.sog_kn[i], base.cog_deg[i] = _nan(tr.sog_kn), _nan(tr.cog_deg)
-        base.vel_east_mps[i], base.vel_north_mps[i] = tr.vel_east_mps, tr.vel_north_mps
-        base.n_fixes[i] = tr.n_fixes
-        base.last_gap_s[i] = _nan(tr.last_gap_s)
-        base.max_gap_s[i] = tr.max_gap_s
-        base.stopped_since_t_ms[i] = -1 if tr.stopped_since_t_ms is None else tr.stopped_since_t_ms
-        base.slow_since_t_ms[i] = -1 if tr.slow_since_t_ms is None else tr.slow_since_t_ms
-        base.implied_speed_kn[i] = _nan(tr.implied_speed_kn)
+    if not old:
+        return base, old
+    (t, first, lon, lat, sog, cog, ve, vn, nfx, lgap, mgap, stop, slow, isp) = zip(
+        *map(_KINEMATICS, old.values()), strict=True
+    )
+    base.t_ms[:] = t
+    base.first_t_ms[:] = [tt if f is None else f for f, tt in zip(first, t, strict=True)]
+    base.lon_deg[:], base.lat_deg[:] = lon, lat
+    # float columns: None becomes NaN
+    base.sog_kn[:] = np.array(sog, dtype=float)
+    base.cog_deg[:] = np.array(cog, dtype=float)
+    base.vel_east_mps[:], base.vel_north_mps[:] = ve, vn
+    base.n_fixes[:] = nfx
+    base.last_gap_s[:] = np.array(lgap, dtype=float)
+    base.max_gap_s[:] = mgap
+    base.stopped_since_t_ms[:] = [-1 if v is None else v for v in stop]
+    base.slow_since_t_ms[:] = [-1 if v is None else v for v in slow]
+    base.implied_speed_kn[:] = np.array(isp, dtype=float)
     return base, old
 
 
@@ -320,11 +345,16 @@ def track_step(
         strict=True,
     ):  # fmt: skip
         p = positions[last_pos[m]]
-        d = ident_of(m)
+        idd = ident.get(m)  # only statics of this batch make an identity dict
+        if idd is not None:
+            name, call_sign, imo, ship_type, length_m, beam_m, ich = _identity_of_dict(idd)
+        else:
+            o = old.get(m)
+            name, call_sign, imo, ship_type, length_m, beam_m, ich = (
+                _NO_IDENTITY if o is None else _identity_of_track(o)
+            )
         kind = ct.MMSI_KINDS[kcode]
-        flags = _identity_flags(
-            d["name"], d["call_sign"], kind, d["identity_change_t_ms"] is not None
-        )
+        flags = _identity_flags(name, call_sign, kind, ich is not None)
         if jt >= 0:
             flags.append("impossible_speed")
             counters["jumps"] += 1
@@ -338,15 +368,15 @@ def track_step(
             max_gap_s=mgap,
             mmsi_kind=kind,  # type: ignore[arg-type]
             mid=None if mid < 0 else mid,
-            name=d["name"], call_sign=d["call_sign"], imo=d["imo"], ship_type=d["ship_type"],
-            length_m=d["length_m"], beam_m=d["beam_m"], flags=flags,
+            name=name, call_sign=call_sign, imo=imo, ship_type=ship_type,
+            length_m=length_m, beam_m=beam_m, flags=flags,
             first_t_ms=None if ft < 0 else ft,
             stopped_since_t_ms=None if stop < 0 else stop,
             slow_since_t_ms=None if slow < 0 else slow,
             implied_speed_kn=isp if math.isfinite(isp) else None,
             jump_t_ms=jt if jt >= 0 else None,
             jump_speed_kn=(jspd if math.isfinite(jspd) else None) if jt >= 0 else None,
-            identity_change_t_ms=d["identity_change_t_ms"],
+            identity_change_t_ms=ich,
         ))  # fmt: skip
     # statics for existing tracks that got no new fix: republish the track with the identity
     for m, d in ident.items():
