@@ -50,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import not_
+from typing import Any
 
 import numpy as np
 
@@ -518,6 +519,11 @@ def _frame_singles(
     )
 
 
+def _pick(columns: list[list[Any]], idx: Sequence[int]) -> list[list[Any]]:
+    """The rows ``idx`` of parallel lists, in that order."""
+    return [[c[j] for j in idx] for c in columns]
+
+
 def frame_lines(
     lines: Sequence[str],
     rx_t_ms: Sequence[int] | np.ndarray,
@@ -828,29 +834,16 @@ def frame_lines(
         t_max = max(singles.t_ms)
         if max_t is None or t_max > max_t:
             max_t = t_max
-        if not out_line:
-            out_line, out_payload, out_fill = singles.line, singles.payload, singles.fill
-            out_t, out_rx, out_chan = singles.t_ms, singles.rx_t_ms, singles.channel
-            out_station = singles.station
-            out_raw = [lines[i] for i in singles.line]
-        else:  # merge both in line order (a line gives at most one message)
-            out_line += singles.line
-            out_payload += singles.payload
-            out_fill += singles.fill
-            out_t += singles.t_ms
-            out_rx += singles.rx_t_ms
-            out_chan += singles.channel
-            out_station += singles.station
-            out_raw += [lines[i] for i in singles.line]
-            order = sorted(range(len(out_line)), key=out_line.__getitem__)
-            out_line = [out_line[j] for j in order]
-            out_payload = [out_payload[j] for j in order]
-            out_fill = [out_fill[j] for j in order]
-            out_t = [out_t[j] for j in order]
-            out_rx = [out_rx[j] for j in order]
-            out_chan = [out_chan[j] for j in order]
-            out_station = [out_station[j] for j in order]
-            out_raw = [out_raw[j] for j in order]
+        columns: list[list[Any]] = [
+            singles.line, singles.payload, singles.fill, singles.t_ms, singles.rx_t_ms,
+            singles.channel, singles.station, [lines[i] for i in singles.line],
+        ]  # fmt: skip
+        if out_line:  # merge both in line order (a line gives at most one message)
+            own: list[list[Any]] = [out_line, out_payload, out_fill, out_t, out_rx]
+            own += [out_chan, out_station, out_raw]
+            columns = [a + b for a, b in zip(own, columns, strict=True)]
+            columns = _pick(columns, sorted(range(len(columns[0])), key=columns[0].__getitem__))
+        out_line, out_payload, out_fill, out_t, out_rx, out_chan, out_station, out_raw = columns
     if max_t is not None:
         timed_out = state.expire(source, max_t)
         counts["fragment_timeout"] += len(timed_out)
@@ -864,13 +857,9 @@ def frame_lines(
             for j in [j for j, d in enumerate(dup) if d]:
                 rejects.append((out_line[j], Reject(out_raw[j], "duplicate", detail, out_rx[j])))
             counts["duplicate"] += len(dup) - len(kept)
-            out_payload = [out_payload[j] for j in kept]
-            out_fill = [out_fill[j] for j in kept]
-            out_t = [out_t[j] for j in kept]
-            out_rx = [out_rx[j] for j in kept]
-            out_chan = [out_chan[j] for j in kept]
-            out_station = [out_station[j] for j in kept]
-            out_raw = [out_raw[j] for j in kept]
+            out_payload, out_fill, out_t, out_rx, out_chan, out_station, out_raw = _pick(
+                [out_payload, out_fill, out_t, out_rx, out_chan, out_station, out_raw], kept
+            )
     counts["sentences"] += n_sentences
     counts["messages"] += len(out_payload)
     return Framed(
