@@ -208,21 +208,11 @@ class BatchSender:
             p = self._partition_cache[key] = (murmur2(key) & 0x7FFFFFFF) % n_partitions
         return p
 
-    async def add(
+    def add(
         self, spec: topics.TopicSpec, key: bytes, value: bytes | None, partition: int | None = None
     ) -> None:
+        """:meth:`append` to a registry topic."""
         self.append(spec.name, spec.partitions, key, value, partition)
-
-    async def add_to(
-        self,
-        topic: str,
-        n_partitions: int,
-        key: bytes,
-        value: bytes | None,
-        partition: int | None = None,
-    ) -> None:
-        """Append one record (``value=None``: a tombstone) to ``topic``'s batch."""
-        self.append(topic, n_partitions, key, value, partition)
 
     def append(
         self,
@@ -324,11 +314,11 @@ def _register_decode(app: faust.App) -> None:
         kp = keys[mmsi] = (key, sender.partition(key, n_fix_parts))
         return kp
 
-    async def _decode_failed(batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
+    def _decode_failed(batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
         log.error("decoding a raw batch of %s failed", batch.source, exc_info=exc)
         metrics.add({"ais.decode_failed": 1})
         dead = _dead_letter(batch.source, "decode_failed", repr(exc), value)
-        await sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
+        sender.add(topics.DEADLETTER, batch.source.encode(), _enc.encode(dead))
 
     pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
     n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
@@ -352,13 +342,13 @@ def _register_decode(app: faust.App) -> None:
                 except msgspec.DecodeError as exc:
                     metrics.add({"ais.raw.undecodable": 1})
                     dead = _dead_letter("ais.raw", "undecodable_record", str(exc), value)
-                    await sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
+                    sender.add(topics.DEADLETTER, b"ais.raw", _enc.encode(dead))
                     continue
                 try:
                     framed.append((batch, frame_batch(batch, reassembler, dedup)))
                     framed_values.append(value)
                 except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
-                    await _decode_failed(batch, value, exc)
+                    _decode_failed(batch, value, exc)
             try:
                 outs = decode_framed(framed)
             except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
@@ -367,7 +357,7 @@ def _register_decode(app: faust.App) -> None:
                     try:
                         outs.append(decode_framed([(batch, fr)])[0])
                     except Exception as exc:  # noqa: BLE001
-                        await _decode_failed(batch, value, exc)
+                        _decode_failed(batch, value, exc)
             for out in outs:
                 for source, counts in out.counters.items():
                     metrics.add(counts, prefix=f"ais.{source}.")
@@ -388,7 +378,7 @@ def _register_decode(app: faust.App) -> None:
                         f[slot].append(key)
                         f[slot + 1].append(body)
                 for d in out.dead_letters:
-                    await sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
+                    sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             for part, (pos_keys, pos_bodies, sta_keys, sta_bodies) in fixes.items():
                 chunks = fix_batch_chunks(pos_bodies, sta_bodies, FIX_BATCH_MAX)
                 for i, chunk in enumerate(chunks):
@@ -512,7 +502,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 metrics.add({"tracks.step_failed": 1})
                 for v in values:
                     dead = _dead_letter("ais.fixes", "track_step_failed", repr(exc), v)
-                    await sender.add(topics.DEADLETTER, b"ais.fixes", _enc.encode(dead))
+                    sender.add(topics.DEADLETTER, b"ais.fixes", _enc.encode(dead))
                 await sender.flush()
                 continue
             for st in result.orphan_statics:
@@ -649,7 +639,7 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
         live[key] = (table.get(key), state)
         metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
         for a in out:
-            await sender.add(topics.ALERT, a.data.alert_id.encode(), _enc.encode(a))
+            sender.add(topics.ALERT, a.data.alert_id.encode(), _enc.encode(a))
         await sender.flush()
 
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
@@ -677,7 +667,7 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
                         metrics.add({"area.step_failed": 1})
                         for v in values:
                             dead = _dead_letter("fusion.input", "area_step_failed", repr(exc), v)
-                            await sender.add(topics.DEADLETTER, key, _enc.encode(dead))
+                            sender.add(topics.DEADLETTER, key, _enc.encode(dead))
                         await sender.flush()
                         live.pop(key, None)  # the state may be half-updated: reload it
                         continue
