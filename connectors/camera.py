@@ -676,8 +676,8 @@ class TrackTopicAis:
     the vessels of the track topic.
 
     A consumer without a group reads every partition of the track topic from its end and
-    keeps the last update of each MMSI whose fix lies within ``keep_range_m`` of one of
-    ``points`` (evicted tracks leave). Called with an event time and a camera, it gives
+    keeps the last update of each MMSI whose fix lies in the box reaching ``keep_range_m``
+    beyond ``points`` (evicted tracks and tracks that leave the box are dropped). Called with an event time and a camera, it gives
     the vessels within ``max_range_m`` of the camera whose last fix is at most
     ``max_age_ms`` from that time, dead-reckoned to it
     (:func:`pipeline.core.camera.vessels_near`). Calls come from the analyser threads:
@@ -799,8 +799,8 @@ class TrackTopicAis:
                 log.warning("track topic for camera self-calibration: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
-            for msgs in batch.values():
-                self.add([m.value for m in msgs if m.value is not None])
+            # one snapshot per fetch, whatever the number of partitions in it
+            self.add([m.value for msgs in batch.values() for m in msgs if m.value is not None])
 
     def __call__(self, t_ms: int, camera: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from pipeline.core.camera import vessels_near
