@@ -556,6 +556,16 @@ def test_analyser_factory_wires_the_ais_source_to_self_calibrating_cameras():
 # --------------------------------------------------------------------------- self-calibration AIS
 
 
+def _camera_at_110_3_20_0():
+    """A camera at 110.3 E, 20.0 N looking north (888 x 500)."""
+    from pipeline.core.camera import CameraModel
+
+    return CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=3.0,
+        hfov_deg=60.0, image_width=888, image_height=500,
+    )  # fmt: skip
+
+
 def _tracks_of(*fixes: tuple[int, float, float, float, float]) -> list[records.Track]:
     """Tracks after one fix each: ``(mmsi, lon, lat, sog_kn, cog_deg)`` at t = 1_000_000 ms."""
     from pipeline.engine import track_step
@@ -573,12 +583,9 @@ def _tracks_of(*fixes: tuple[int, float, float, float, float]) -> list[records.T
 @pytest.mark.unit
 def test_track_topic_ais_keeps_near_vessels_and_dead_reckons_them():
     from connectors.camera import TrackTopicAis
-    from pipeline.core.camera import CameraModel, enu_from_geo
+    from pipeline.core.camera import enu_from_geo
 
-    cam = CameraModel.from_hfov(
-        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=3.0,
-        hfov_deg=60.0, image_width=888, image_height=500,
-    )  # fmt: skip
+    cam = _camera_at_110_3_20_0()
     src = TrackTopicAis("127.0.0.1:1", [(110.3, 20.0)], keep_range_m=30_000, max_age_ms=60_000)
     near, far, going = _tracks_of(
         (412000001, 110.30, 20.02, 10.0, 0.0),  # 2.2 km north, 10 kn north
@@ -602,12 +609,8 @@ def test_track_topic_ais_keeps_near_vessels_and_dead_reckons_them():
 def test_track_topic_ais_reads_the_track_topic_of_the_real_broker(kafka_bootstrap):
     from connectors.camera import TrackTopicAis
     from connectors.kafka import RecordProducer
-    from pipeline.core.camera import CameraModel
 
-    cam = CameraModel.from_hfov(
-        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=0.0, tilt_deg=3.0,
-        hfov_deg=60.0, image_width=888, image_height=500,
-    )  # fmt: skip
+    cam = _camera_at_110_3_20_0()
     near, far = _tracks_of((412000011, 110.30, 20.01, 0.0, 0.0), (412000012, 100.0, 10.0, 0.0, 0.0))
 
     async def run() -> tuple:
