@@ -414,9 +414,7 @@ def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
 
 def _hex2(text: str) -> int:
     """Two hex digits to an int, -1 when they are not two hex digits."""
-    if len(text) != 2 or text[0] not in _HEX or text[1] not in _HEX:
-        return -1
-    return int(text, 16)
+    return _HEX2.get(text, -1)
 
 
 def _epoch_ms(text: str) -> int | None:
