@@ -838,9 +838,7 @@ def evaluate_clip(
                         "frame": i,
                         "t_ms": t_ms,
                         "changed": changed,
-                        "heading_deg": round(m.heading_deg, 3),
-                        "tilt_deg": round(m.tilt_deg, 3),
-                        "height_m": round(m.height_m, 2),
+                        **_pose(m),
                         "pairs": calibrator.n_pairs,
                         "residual_px": _round(calibrator.residual_px or math.nan, 2),
                     }
@@ -945,9 +943,7 @@ def evaluate_clip(
         extra["selfcal_scored"] = len(flat)
         extra["selfcal_beyond_horizon"] = self_missing
         extra["selfcal_pose"] = {
-            "heading_deg": round(m.heading_deg, 3),
-            "tilt_deg": round(m.tilt_deg, 3),
-            "height_m": round(m.height_m, 2),
+            **_pose(m),
             "residual_px": _round(calibrator.residual_px or math.nan, 2),
             "pose_updates": calibrator.n_pose_updates,
         }
@@ -982,6 +978,15 @@ def evaluate_clip(
     }
 
 
+def _pose(cam: CameraModel) -> dict[str, float]:
+    """A camera's pose for a report: heading and tilt (degrees), height (m), rounded."""
+    return {
+        "heading_deg": round(cam.heading_deg, 3),
+        "tilt_deg": round(cam.tilt_deg, 3),
+        "height_m": round(cam.height_m, 2),
+    }
+
+
 def _calibrated_geo_error(cam: CameraModel, pairs: np.ndarray) -> dict[str, object]:
     """Leave-one-second-out pose refinement on ``[second, mmsi, u, v, lon, lat]`` rows."""
     sec, mmsi, u, v, lon, lat = pairs.T
@@ -1005,9 +1010,7 @@ def _calibrated_geo_error(cam: CameraModel, pairs: np.ndarray) -> dict[str, obje
             str(m): round(float(np.median(ds)), 1) for m, ds in sorted(errors.items())
         },
         "calibrated_pose": {
-            "heading_deg": round(full.heading_deg, 3),
-            "tilt_deg": round(full.tilt_deg, 3),
-            "height_m": round(full.height_m, 2),
+            **_pose(full),
             "rms_residual_px": round(float(np.sqrt(np.mean(res**2))), 2),
         },
     }
