@@ -1045,22 +1045,6 @@ def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
         del st.met_t_ms[k]
 
 
-def _point_at(
-    trail: list[list[float]], t_ms: int, default: tuple[float, float]
-) -> tuple[float, float]:
-    """``(lon, lat)`` of the last trail point (``[lon, lat, t_ms]``) at or before ``t_ms``;
-    ``default`` when there is none.
-
-    An alert's position is where its vessel was last seen when its condition became true:
-    it depends on the input only, not on when the condition was evaluated (the live area
-    clock may evaluate between two inputs, replay only at inputs).
-    """
-    for p in reversed(trail):
-        if p[2] <= t_ms:
-            return float(p[0]), float(p[1])
-    return default
-
-
 def _alert_data(
     c: Condition,
     ep: _Episode,
@@ -1090,11 +1074,10 @@ def _alert_data(
     for r in c.rows or (i,):
         for u in owners[r].uris:
             _push_unique(uris, u, limit=10)
-    lon, lat = _point_at(owner.trail, ep.start_t_ms, (c.lon, c.lat))
     return AlertData(
         alert_id=ep.alert_id, kind=c.kind, status=status, severity=c.severity,  # type: ignore[arg-type]
         factors=[AlertFactor(f.name, float(f.weight), f.explanation) for f in c.factors],
-        event_time=iso_utc(ep.start_t_ms), position=GeoPoint(lat=lat, lon=lon),
+        event_time=iso_utc(ep.start_t_ms), position=GeoPoint(lat=c.lat, lon=c.lon),
         vessel=AlertVessel(mmsi=mmsi, name=view.name[i], dark=dark, track_id=track_id),
         zone=AlertZone(name=zone[0], kind=zone[1], distance_m=zone[2], coast_distance_m=zone[3]),
         evidence=AlertEvidence(trail=[list(p) for p in owner.trail], detections=detections, snapshot_uris=uris),

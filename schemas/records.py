@@ -346,8 +346,6 @@ class AlertData(msgspec.Struct, kw_only=True):
 
     :param severity: 0–100, the sum of the factors' weights clipped to that range
     :param event_time: when the condition became true, ISO 8601 UTC
-    :param position: where the vessel was last seen at ``event_time`` (its last AIS fix or
-        camera position at or before it; the condition's own point when there is none)
     """
 
     alert_id: str
