@@ -60,6 +60,9 @@ FIX_BATCH_MAX = 2000
 #: agent publishes each vessel's state at the end of a micro-batch, and batches that
 #: small made the live trails (and the positions of alerts) differ from replay's.
 TAKE_WITHIN_S = 0.05
+#: the same for the decode agent: its micro-batches only group raw lines into fix
+#: records, the tracks agent's take still decides how often a vessel's state is published
+RAW_TAKE_WITHIN_S = 0.01
 
 _enc = msgspec.json.Encoder()
 
@@ -330,7 +333,7 @@ def _register_decode(app: faust.App) -> None:
     async def decode(stream: faust.StreamT) -> None:
         # A micro-batch of raw records at a time, one flush (and wait for the acks) per
         # micro-batch: ack round trips are paid per batch, not per record.
-        async for values in stream.take(RAW_TAKE_MAX, within=TAKE_WITHIN_S):
+        async for values in stream.take(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):
             # per partition: keys and JSON of its positions, keys and JSON of its statics
             fixes: dict[int, tuple[list[bytes], list[bytes], list[bytes], list[bytes]]] = {}
             # framing record by record (it updates the reassembly and de-duplication
