@@ -320,6 +320,59 @@ def test_fast_path_agrees_with_slow_path(line, edits):
     assert fast == slow
 
 
+@pytest.mark.unit
+@settings(max_examples=200, deadline=None)
+@given(
+    tags=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    None,
+                    "c:1334337317",
+                    "c:1334337317123",
+                    "s:rEV02,c:1334337318",
+                    "s:,c:1",
+                    "g:1-2-3,c:1334337319",
+                    "c:13,s:x",
+                    "c:abc",
+                    "c:123456789012345",
+                    "",
+                ]
+            ),
+            st.booleans(),  # tag checksum right
+            st.booleans(),  # sentence checksum right
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_column_wise_tag_blocks_agree_with_line_by_line(tags):
+    # a batch mixing the common tag forms (read by the regex) with others (one by one)
+    lines = []
+    for i, (tag, tag_ok, sentence_ok) in enumerate(tags):
+        body = f"AIVDM,1,1,,B,19NWuLhuRb5QHfCpPcwj`26B0<{i:02d},0"
+        line = with_checksum(body) if sentence_ok else f"!{body}*00"
+        if tag is not None:
+            hh = compute_checksum(tag) ^ (0 if tag_ok else 1)
+            line = f"\\{tag}*{hh:02X}\\{line}"
+        lines.append(line)
+
+    def run() -> tuple:
+        f = frame_lines(lines, list(range(len(lines))), "s", Reassembler())
+        return (
+            f.payload,
+            f.t_ms.tolist(),
+            f.station,
+            [(r.reason, r.line, r.detail) for r in f.rejects],
+            dict(f.counts),
+        )
+
+    fast = run()
+    with line_by_line():
+        slow = run()
+    assert fast == slow
+
+
 class line_by_line:
     """Within: no regex fast path and no column-wise framing, every line on its own."""
 
@@ -391,3 +444,32 @@ def test_deduplicator_in_batches_equals_one_at_a_time(msgs, split, sort):
         got += many.filter([m[0] for m in part], [m[1] for m in part], [m[2] for m in part])
     assert got == expected
     assert len(many) == len(one) <= 4
+
+
+@pytest.mark.unit
+@settings(max_examples=300, deadline=None)
+@given(
+    msgs=st.lists(
+        st.tuples(st.sampled_from("ABCDE"), st.integers(0, 1), st.integers(0, 30_000)),
+        max_size=80,
+    ),
+    split=st.integers(1, 80),
+)
+def test_deduplicator_in_time_order_is_exact(msgs, split):
+    # in event-time order, a message is a duplicate exactly when its payload was last
+    # recorded (as a non-duplicate) at most the window earlier
+    msgs = sorted(msgs, key=lambda m: m[2])
+    recorded: dict[tuple[str, int], int] = {}
+    expected = []
+    for p, f, t in msgs:
+        prev = recorded.get((p, f))
+        is_dup = prev is not None and t - prev <= 5000
+        if not is_dup:
+            recorded[(p, f)] = t
+        expected.append(is_dup)
+    dedup = Deduplicator(window_ms=5000)
+    got: list[bool] = []
+    for i in range(0, len(msgs), split):
+        part = msgs[i : i + split]
+        got += dedup.filter([m[0] for m in part], [m[1] for m in part], [m[2] for m in part])
+    assert got == expected

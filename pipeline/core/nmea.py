@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from operator import not_
+from operator import itemgetter, not_
 from typing import Any
 
 import numpy as np
@@ -88,10 +88,13 @@ _DELETE_ARMOUR = str.maketrans("", "", _ARMOUR)
 _HEX = "0123456789ABCDEFabcdef"
 #: the common case in one match: optional tag block with checksum, a well-formed
 #: VDM/VDO sentence, optional trailing fields; anything else takes the slow path,
-#: which finds the precise reason
+#: which finds the precise reason. Groups: tag text, its ``s:`` station and ``c:`` time
+#: digits when the text is ``c:<time>`` or ``s:<station>,c:<time>`` (the common forms),
+#: tag checksum, sentence body, fragment count, number, sequence id, channel, payload,
+#: fill bits, checksum, trailing text.
 _FAST = re.compile(
-    r"(?:\\([^\\*]*)\*([0-9A-Fa-f]{2})\\)?[!$]"
-    r"(([A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
+    r"(?:\\((?:s:([^,\\*]*),)?c:([0-9]{1,14})(?=\*)|[^\\*]*)\*([0-9A-Fa-f]{2})\\)?[!$]"
+    r"((?:[A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
     r"\*([0-9A-Fa-f]{2})(.*)"
 )
 #: the same for every line of a text at once: one match per line, all groups empty
@@ -113,6 +116,9 @@ def _fast_rows(lines: Sequence[str]) -> tuple[list[tuple[str, ...]] | None, bool
     rows = _FAST_LINES.findall(text)
     return (rows if len(rows) == n else None), has_pghp
 
+
+#: an epoch at least this large is in ms, a smaller one in s (``c:`` and trailing fields)
+_EPOCH_MS_MIN = 10**11
 
 #: two hex digits, either case, to their value
 _HEX2 = {a + b: int(a + b, 16) for a in _HEX for b in _HEX}
@@ -307,12 +313,17 @@ class Reassembler:
 class Deduplicator:
     """Remembers recent payloads to drop the same message heard by several receivers.
 
-    A message is a duplicate when the same payload (and fill bits) was seen within
-    ``window_ms`` of event time. Shared across sources on purpose.
+    A message is a duplicate when the same payload (and fill bits) was last recorded at
+    an event time within ``window_ms`` of its own; a message that is not a duplicate is
+    recorded. Shared across sources on purpose.
 
-    Entries leave in the order they were last recorded: after each message, the
-    entry recorded longest ago goes, and the next, and so on, while it is more than
-    ``window_ms`` older than that message or there are more than ``max_entries``.
+    Records are kept in two generations, so that forgetting costs nothing per message:
+    a new generation starts when a message is more than ``window_ms`` newer than the
+    first message of the current one, or when the current one holds ``max_entries / 2``
+    records, and the generation before the previous one is then forgotten. A record is
+    therefore remembered at least until a message more than ``window_ms`` newer than it
+    arrives (for messages in event-time order the rule above holds exactly) and at
+    most about ``2 × window_ms``; at most ``max_entries`` are held.
 
     :param window_ms: de-duplication window, ms of event time
     :param max_entries: most payloads remembered
@@ -321,13 +332,14 @@ class Deduplicator:
     def __init__(self, window_ms: int = 5_000, max_entries: int = 1_000_000):
         self.window_ms = int(window_ms)
         self.max_entries = int(max_entries)
-        # key -> its entry (t_ms, key); ``_order`` holds the entries in recording order,
-        # with stale ones (a key recorded again later) skipped when they reach the front
-        self._seen: dict[tuple[str, int], tuple[int, tuple[str, int]]] = {}
-        self._order: deque[tuple[int, tuple[str, int]]] = deque()
+        self._cap = max(1, self.max_entries // 2)  # records per generation
+        # (payload, fill bits) -> event time it was recorded at, ms
+        self._cur: dict[tuple[str, int], int] = {}
+        self._old: dict[tuple[str, int], int] = {}
+        self._start_t_ms: int | None = None  # first event time of the current generation
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._cur) + len(self._old)
 
     def seen(self, payload: str, fill_bits: int, t_ms: int) -> bool:
         """Record the message; return ``True`` when it is a duplicate.
@@ -343,55 +355,51 @@ class Deduplicator:
 
         :param t_ms: event time of each message, ms
         """
-        seen = self._seen
-        get = seen.get
-        order = self._order
-        push = order.append
-        window, max_entries = self.window_ms, self.max_entries
         keys = list(zip(payloads, fill_bits, strict=True))
         times = list(t_ms)
         if len(times) != len(keys):
             raise ValueError(f"{len(keys)} payloads but {len(times)} times")
-        if (
-            keys
-            and not any(map(get, keys))
-            and len(set(keys)) == len(keys)
-            and times == sorted(times)
-        ):
-            # all new, in time order: recording them one by one and pruning after each
-            # leaves what recording them all and pruning once after the last leaves
-            entries = list(zip(times, keys, strict=True))
-            seen.update(zip(keys, entries, strict=True))
-            order.extend(entries)
-            self._prune(times[-1])
-            return [False] * len(keys)
+        if not keys:
+            return []
+        cur, old, window = self._cur, self._old, self.window_ms
+        start = self._start_t_ms
         out: list[bool] = []
         dup = out.append
+        if start is not None and max(times) - start <= window and len(cur) + len(keys) <= self._cap:
+            # no new generation in this batch
+            if (
+                cur.keys().isdisjoint(keys)
+                and old.keys().isdisjoint(keys)
+                and len(set(keys)) == len(keys)
+            ):
+                # all new: recording them one by one is one update
+                cur.update(zip(keys, times, strict=True))
+                return [False] * len(keys)
+            get_cur, get_old = cur.get, old.get
+            for key, t in zip(keys, times, strict=True):
+                prev = get_cur(key)
+                if prev is None:
+                    prev = get_old(key)
+                if prev is not None and -window <= t - prev <= window:
+                    dup(True)
+                else:
+                    cur[key] = t
+                    dup(False)
+            return out
         for key, t in zip(keys, times, strict=True):
-            prev = get(key)
-            if prev is not None and abs(t - prev[0]) <= window:
+            if start is None or t - start > window or len(cur) >= self._cap:
+                self._old = old = cur
+                self._cur = cur = {}
+                self._start_t_ms = start = t
+            prev = cur.get(key)
+            if prev is None:
+                prev = old.get(key)
+            if prev is not None and -window <= t - prev <= window:
                 dup(True)
-                continue
-            seen[key] = entry = (t, key)
-            push(entry)
-            if t - order[0][0] > window or len(seen) > max_entries:
-                self._prune(t)
-            dup(False)
-        return out
-
-    def _prune(self, now_ms: int) -> None:
-        """Drop the entry recorded longest ago while it is more than ``window_ms`` older
-        than ``now_ms`` or there are too many (a stale one, whose key was recorded again
-        since, goes without its key)."""
-        seen, order = self._seen, self._order
-        while order:
-            first = order[0]
-            if now_ms - first[0] > self.window_ms or len(seen) > self.max_entries:
-                order.popleft()
-                if seen.get(first[1]) is first:
-                    del seen[first[1]]
             else:
-                break
+                cur[key] = t
+                dup(False)
+        return out
 
 
 def nmea_checksums(bodies: Sequence[str]) -> np.ndarray:
@@ -422,7 +430,7 @@ def _epoch_ms(text: str) -> int | None:
     if not text.isdigit() or len(text) > 14:
         return None
     v = int(text)
-    return v if v >= 10**11 else v * 1000
+    return v if v >= _EPOCH_MS_MIN else v * 1000
 
 
 def _pghp_ms(fields: list[str]) -> int | None:
@@ -471,7 +479,8 @@ def _frame_singles(
     1) that :data:`_FAST` matched, with nothing after its checksum, and no ``$PGHP`` time
     can apply to it. The result is what the line-by-line pass gives for the same lines."""
     sel = rows if len(idx) == len(rows) else [rows[i] for i in idx]
-    tags, tag_hh, bodies, _, _, _, _, chans, payloads, fills, hhs, _ = zip(*sel, strict=True)
+    cols = zip(*sel, strict=True)
+    tags, stations, digits, tag_hh, bodies, _, _, _, chans, payloads, fills, hhs, _ = cols
     sums = nmea_checksums(bodies)
     given = np.fromiter(map(_HEX2.__getitem__, hhs), np.int64, len(hhs))
     ok = sums == given
@@ -479,30 +488,48 @@ def _frame_singles(
     if not ok.all():
         for k in np.flatnonzero(~ok).tolist():
             bad_checksum.append((idx[k], f"computed {int(sums[k]):02X}, line says {given[k]:02X}"))
-    # tag blocks: checksums of all at once, fields once per distinct text
+    # tag blocks: checksums of all at once; fields of the common forms (``c:`` or
+    # ``s:…,c:…``) as :data:`_FAST` found them, of the others one by one
     tagged = [k for k, h in enumerate(tag_hh) if h]
-    ok_l: list[bool] = ok.tolist()
     tag_bad = tag_time_bad = 0
-    info: list[tuple[int | None, str | None, int]] = [(None, None, 0)] * len(idx)
+    t_col: list[int | None] = [None] * len(idx)
+    st_col: list[str | None] = [None] * len(idx)
     if tagged:
         texts = [tags[k] for k in tagged]
-        tag_ok = (
-            nmea_checksums(texts)
-            == np.fromiter((_HEX2[tag_hh[k]] for k in tagged), np.int64, len(tagged))
-        ).tolist()
-        seen: dict[str, tuple[int | None, str | None, int]] = {}
-        for k, text, good in zip(tagged, texts, tag_ok, strict=True):
-            f = seen.get(text)
-            if f is None:
-                f = seen[text] = _tag_fields(text)
-            info[k] = f
-            if ok_l[k]:
-                tag_bad += not good
-                tag_time_bad += f[2]
+        tag_ok = nmea_checksums(texts) == np.fromiter(
+            (_HEX2[tag_hh[k]] for k in tagged), np.int64, len(tagged)
+        )
+        tag_bad = int(np.count_nonzero(ok[tagged] & ~tag_ok))
+        if len(tagged) < len(idx):
+            stations, digits = itemgetter(*tagged)(stations), itemgetter(*tagged)(digits)
+            if len(tagged) == 1:
+                stations, digits = (stations,), (digits,)
+        times: list[int | None] = [
+            v if v >= _EPOCH_MS_MIN else v * 1000 for v in map(int, filter(None, digits))
+        ]
+        stas: list[str | None] = [x or None for x in stations]
+        if len(times) < len(texts):  # some in another form: their fields one by one
+            ok_l = ok.tolist()
+            it = iter(times)
+            times = []
+            for k, text, d in zip(tagged, texts, digits, strict=True):
+                if d:
+                    times.append(next(it))
+                    continue
+                t, st, n_bad = _tag_fields(text)
+                times.append(t)
+                stas[len(times) - 1] = st
+                if ok_l[k]:
+                    tag_time_bad += n_bad
+        if len(tagged) == len(idx):
+            t_col, st_col = times, stas
+        else:
+            for k, t, st in zip(tagged, times, stas, strict=True):
+                t_col[k], st_col[k] = t, st
     keep = range(len(idx)) if not bad_checksum else np.flatnonzero(ok).tolist()
     rx_sel = [rx[i] for i in idx]
-    out_t = [info[k][0] for k in keep]
-    out_rx = [rx_sel[k] for k in keep]
+    out_t = t_col if len(keep) == len(idx) else [t_col[k] for k in keep]
+    out_rx = rx_sel if len(keep) == len(idx) else [rx_sel[k] for k in keep]
     return _Singles(
         line=[idx[k] for k in keep],
         payload=[payloads[k] for k in keep],
@@ -510,7 +537,7 @@ def _frame_singles(
         t_ms=[r if t is None else t for t, r in zip(out_t, out_rx, strict=True)],
         rx_t_ms=out_rx,
         channel=[chans[k] for k in keep],
-        station=[info[k][1] for k in keep],
+        station=st_col if len(keep) == len(idx) else [st_col[k] for k in keep],
         bad_checksum=bad_checksum,
         tag_checksum_bad=tag_bad,
         tag_time_bad=tag_time_bad,
@@ -519,7 +546,10 @@ def _frame_singles(
 
 def _pick(columns: list[list[Any]], idx: Sequence[int]) -> list[list[Any]]:
     """The rows ``idx`` of parallel lists, in that order."""
-    return [[c[j] for j in idx] for c in columns]
+    if len(idx) < 2:
+        return [[c[j] for j in idx] for c in columns]
+    get = itemgetter(*idx)
+    return [list(get(c)) for c in columns]
 
 
 def frame_lines(
@@ -552,7 +582,7 @@ def frame_lines(
     rejects: list[tuple[int, Reject]] = []  # (line index, reject): sorted at the end
     n = len(lines)
     counts["lines"] += n
-    rx = [int(t) for t in rx_t_ms]
+    rx = list(map(int, rx_t_ms))
     if len(rx) != n:
         raise ValueError(f"{n} lines but {len(rx)} receive times")
 
@@ -578,7 +608,7 @@ def frame_lines(
     singles: _Singles | None = None
     loop_idx: Sequence[int] = range(n)
     if rows is not None and not has_pghp and source not in state._pghp:
-        single = [g[4] == "1" and g[5] == "1" and not g[11] for g in rows]
+        single = [g[5] == "1" and g[6] == "1" and not g[12] for g in rows]
         idx = list(compress(range(n), single))
         if idx:
             singles = _frame_singles(lines, rx, rows, idx)
@@ -588,7 +618,7 @@ def frame_lines(
     for i in loop_idx:
         raw = lines[i]
         g = None if rows is None else rows[i]
-        if g is None or not g[2] or g[11][-1:].isspace():
+        if g is None or not g[4] or g[12][-1:].isspace():
             # not the common case in one piece (e.g. surrounding white space): line checks
             g = None
             line = raw.rstrip("\r\n")
@@ -609,7 +639,7 @@ def frame_lines(
             if m is not None:
                 g = m.groups()
         if g is not None:
-            tg, tgh, body, _, s_total, s_num, seq, chan, payload, s_fill, hh, rest = g
+            tg, _, _, tgh, body, s_total, s_num, seq, chan, payload, s_fill, hh, rest = g
             if tgh:  # a tag block (its text may be empty)
                 cand_tag.append(len(tags))
                 tags.append(tg)
@@ -851,8 +881,8 @@ def frame_lines(
         dup = dedup.filter(out_payload, out_fill, out_t)
         if any(dup):
             detail = f"same payload within {dedup.window_ms} ms"
-            kept = [j for j, d in enumerate(dup) if not d]
-            for j in [j for j, d in enumerate(dup) if d]:
+            kept = list(compress(range(len(dup)), map(not_, dup)))
+            for j in compress(range(len(dup)), dup):
                 rejects.append((out_line[j], Reject(out_raw[j], "duplicate", detail, out_rx[j])))
             counts["duplicate"] += len(dup) - len(kept)
             out_payload, out_fill, out_t, out_rx, out_chan, out_station, out_raw = _pick(
