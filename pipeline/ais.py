@@ -41,7 +41,8 @@ from pipeline.core.nmea import (
     frame_lines,
     nmea_checksums,
 )
-from schemas.records import AisPosition, AisStatic, DeadLetter, RawAisBatch
+from pipeline.engine import PositionColumns
+from schemas.records import AisPosition, AisStatic, DeadLetter, FixColumns, RawAisBatch
 
 __all__ = [
     "STATIC_TYPES",
@@ -53,7 +54,9 @@ __all__ = [
     "finish",
     "iter_file_lines",
     "merge_counters",
+    "pack_fixes",
     "raw_bytes",
+    "unpack_fixes",
 ]
 
 STATIC_TYPES = (5, 19, 24)
@@ -74,6 +77,7 @@ class DecodedBatch:
     :param dead_letters: rejected input with raw bytes and reason
     :param skipped: lines deliberately not used (``not_ais``, ``duplicate``), counted only
     :param counters: ``{source: {counter: n}}`` for this batch, see :func:`decode_batch`
+    :param position_columns: with ``with_columns=True``, ``positions`` as columns
     """
 
     positions: list[AisPosition] = field(default_factory=list)
@@ -83,6 +87,65 @@ class DecodedBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: list[Reject] = field(default_factory=list)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    position_columns: PositionColumns | None = None
+
+
+#: one position report in the ``positions`` bytes of :class:`~schemas.records.FixColumns`
+#: (packed, little-endian; 63 bytes)
+FIX_ROW = np.dtype(
+    [
+        ("mmsi", "<i8"),
+        ("t_ms", "<i8"),
+        ("rx_t_ms", "<i8"),
+        ("lon", "<f8"),
+        ("lat", "<f8"),
+        ("sog_kn", "<f8"),
+        ("cog_deg", "<f8"),
+        ("heading_deg", "<i2"),
+        ("msg_type", "u1"),
+        ("nav_status", "i1"),
+        ("accuracy", "u1"),
+        ("source_idx", "<u2"),
+    ]
+)
+
+
+def pack_fixes(cols: PositionColumns, statics: list[AisStatic]) -> FixColumns:
+    """The ``ais.fixes`` record of position reports (as columns) and static reports."""
+    rows = np.empty(len(cols), FIX_ROW)
+    for name in FIX_ROW.names or ():
+        rows[name] = getattr(cols, name)
+    return FixColumns(n=len(cols), positions=rows.tobytes(), sources=cols.sources, statics=statics)
+
+
+def unpack_fixes(rec: FixColumns) -> PositionColumns:
+    """The position reports of an ``ais.fixes`` record as columns.
+
+    :raises ValueError: when the record is inconsistent (size, source index)
+    """
+    if rec.n < 0 or len(rec.positions) != rec.n * FIX_ROW.itemsize:
+        raise ValueError(
+            f"{len(rec.positions)} bytes of positions for n={rec.n} rows of {FIX_ROW.itemsize}"
+        )
+    rows = np.frombuffer(rec.positions, FIX_ROW)
+    src = rows["source_idx"].astype(np.int64)
+    if src.size and int(src.max()) >= len(rec.sources):
+        raise ValueError(f"source index {int(src.max())} but {len(rec.sources)} sources")
+    return PositionColumns(
+        mmsi=rows["mmsi"].astype(np.int64),
+        msg_type=rows["msg_type"].astype(np.int64),
+        t_ms=rows["t_ms"].astype(np.int64),
+        lon=rows["lon"].astype(np.float64),
+        lat=rows["lat"].astype(np.float64),
+        sog_kn=rows["sog_kn"].astype(np.float64),
+        cog_deg=rows["cog_deg"].astype(np.float64),
+        heading_deg=rows["heading_deg"].astype(np.int64),
+        nav_status=rows["nav_status"].astype(np.int64),
+        accuracy=rows["accuracy"].astype(bool),
+        rx_t_ms=rows["rx_t_ms"].astype(np.int64),
+        source_idx=src,
+        sources=list(rec.sources),
+    )
 
 
 def raw_bytes(line: str) -> bytes:
@@ -214,11 +277,15 @@ def frame_batch(
 
 
 def decode_framed(
-    framed: Sequence[tuple[RawAisBatch, Framed]], *, with_messages: bool = False
+    framed: Sequence[tuple[RawAisBatch, Framed]],
+    *,
+    with_messages: bool = False,
+    with_columns: bool = False,
 ) -> list[DecodedBatch]:
     """The records of raw batches already framed (:func:`pipeline.core.nmea.frame_lines`, in
     arrival order), one :class:`DecodedBatch` per batch, exactly as :func:`decode_batch`
     gives them; the position reports of all batches are decoded in one vectorised call.
+    With ``with_columns``, each batch's positions also come as columns (``position_columns``).
 
     No state: calling it again on the same input gives the same output.
     """
@@ -232,23 +299,25 @@ def decode_framed(
     rx_all = np.concatenate([fr.rx_t_ms for fr in frs])
     mt_all = message_types(payload_all)
     pos = decode_positions(payload_all, fill_all)
-    # record fields of every position report, as Python columns
-    cols = (
-        pos.mmsi.tolist(),
-        pos.msg_type.tolist(),
-        t_all[pos.index].tolist(),
-        _none_if_nan(pos.lon_deg),
-        _none_if_nan(pos.lat_deg),
-        _none_if_nan(pos.sog_kn),
-        _none_if_nan(pos.cog_deg),
-        np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).tolist(),
-        np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).tolist(),
-        pos.accuracy.tolist(),
-        rx_all[pos.index].tolist(),
+    # record fields of every position report: arrays (as PositionColumns holds them), and
+    # Python columns (NaN and -1 become None when the records are made)
+    arrays = (
+        pos.mmsi.astype(np.int64),
+        pos.msg_type.astype(np.int64),
+        t_all[pos.index],
+        pos.lon_deg.astype(np.float64),
+        pos.lat_deg.astype(np.float64),
+        pos.sog_kn.astype(np.float64),
+        pos.cog_deg.astype(np.float64),
+        np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).astype(np.int64),
+        np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).astype(np.int64),
+        pos.accuracy.astype(bool),
+        rx_all[pos.index],
     )
+    cols = tuple(_none_if_nan(a) if k in (3, 4, 5, 6) else a.tolist() for k, a in enumerate(arrays))
     bounds = np.searchsorted(pos.index, offs).tolist()
     short_bounds = np.searchsorted(pos.short, offs).tolist()
-    return [
+    outs = [
         _records(
             batch,
             fr,
@@ -262,6 +331,21 @@ def decode_framed(
         )
         for b, (batch, fr) in enumerate(framed)
     ]
+    if with_columns:
+        for b, out in enumerate(outs):
+            lo, hi = bounds[b], bounds[b + 1]
+            part: dict[str, Any] = {
+                name: a[lo:hi] for name, a in zip(PositionColumns.ARRAYS, arrays, strict=False)
+            }
+            pc = PositionColumns(
+                **part, source_idx=np.zeros(hi - lo, np.int64), sources=[framed[b][0].source]
+            )
+            if len(out.positions) > hi - lo:  # position reports pyais decoded (too short)
+                pc = PositionColumns.concat(
+                    [pc, PositionColumns.from_records(out.positions[hi - lo :])]
+                )
+            out.position_columns = pc
+    return outs
 
 
 def _records(

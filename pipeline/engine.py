@@ -202,6 +202,130 @@ def _prev_arrays(
     return base, old
 
 
+@dataclass(slots=True)
+class PositionColumns:
+    """Position reports as columns, in arrival order: what :func:`track_step` works on.
+
+    The Faust pipeline carries them in this form from the decode agent to the tracks
+    agent (:mod:`pipeline.ais`, ``ais.fixes``); a list of
+    :class:`~schemas.records.AisPosition` converts exactly (:meth:`from_records`).
+
+    :param mmsi: int64
+    :param msg_type: int64
+    :param t_ms: int64 event time, ms UTC
+    :param lon: float64 degrees, NaN = not available (also ``lat``)
+    :param sog_kn: float64 knots, NaN = not available
+    :param cog_deg: float64 degrees true, NaN = not available
+    :param heading_deg: int64 degrees true, -1 = not available
+    :param nav_status: int64, -1 = none (class B)
+    :param accuracy: bool
+    :param rx_t_ms: int64 receive time, ms UTC
+    :param source_idx: int64 index of each report's source in ``sources``
+    :param sources: source ids
+    """
+
+    mmsi: np.ndarray
+    msg_type: np.ndarray
+    t_ms: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    sog_kn: np.ndarray
+    cog_deg: np.ndarray
+    heading_deg: np.ndarray
+    nav_status: np.ndarray
+    accuracy: np.ndarray
+    rx_t_ms: np.ndarray
+    source_idx: np.ndarray
+    sources: list[str]
+
+    #: the array fields, in order
+    ARRAYS = (
+        "mmsi", "msg_type", "t_ms", "lon", "lat", "sog_kn", "cog_deg", "heading_deg",
+        "nav_status", "accuracy", "rx_t_ms", "source_idx",
+    )  # fmt: skip
+
+    def __len__(self) -> int:
+        return int(self.mmsi.shape[0])
+
+    @classmethod
+    def from_records(cls, positions: Sequence[AisPosition]) -> PositionColumns:
+        """The columns of ``positions`` (``None`` becomes NaN or -1)."""
+        n = len(positions)
+        if n == 0:
+            return cls.concat([])
+        (mmsi, mt, t, lon, lat, sog, cog, hdg, nav, acc, rx, src) = zip(
+            *map(_POSITION_FIELDS, positions), strict=True
+        )
+        sources = list(dict.fromkeys(src))
+        index = {s: i for i, s in enumerate(sources)}
+        return cls(
+            mmsi=np.array(mmsi, dtype=np.int64),
+            msg_type=np.array(mt, dtype=np.int64),
+            t_ms=np.array(t, dtype=np.int64),
+            lon=np.array(lon, dtype=np.float64),  # None -> NaN
+            lat=np.array(lat, dtype=np.float64),
+            sog_kn=np.array(sog, dtype=np.float64),
+            cog_deg=np.array(cog, dtype=np.float64),
+            heading_deg=np.array([-1 if v is None else v for v in hdg], dtype=np.int64),
+            nav_status=np.array([-1 if v is None else v for v in nav], dtype=np.int64),
+            accuracy=np.array(acc, dtype=bool),
+            rx_t_ms=np.array(rx, dtype=np.int64),
+            source_idx=np.array([index[x] for x in src], dtype=np.int64),
+            sources=sources,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[PositionColumns]) -> PositionColumns:
+        """``parts`` one after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        sources = list(dict.fromkeys(s for p in parts for s in p.sources))
+        index = {s: i for i, s in enumerate(sources)}
+        cols: dict[str, Any] = {}
+        for name in cls.ARRAYS[:-1]:
+            dtype = bool if name == "accuracy" else _COLUMN_DTYPES.get(name, np.int64)
+            cols[name] = np.concatenate([np.zeros(0, dtype)] + [getattr(p, name) for p in parts])
+        cols["source_idx"] = np.concatenate(
+            [np.zeros(0, np.int64)]
+            + [np.array([index[s] for s in p.sources], np.int64)[p.source_idx] for p in parts]
+        )
+        cols["sources"] = sources
+        return cls(**cols)
+
+    def take(self, idx: np.ndarray) -> PositionColumns:
+        """The reports ``idx``, in that order."""
+        cols: dict[str, Any] = {name: getattr(self, name)[idx] for name in self.ARRAYS}
+        return PositionColumns(**cols, sources=self.sources)
+
+    def record(self, i: int) -> AisPosition:
+        """Report ``i`` as a record."""
+        lon, lat, sog, cog = (
+            float(getattr(self, f)[i]) for f in ("lon", "lat", "sog_kn", "cog_deg")
+        )
+        hdg, nav = int(self.heading_deg[i]), int(self.nav_status[i])
+        return AisPosition(
+            mmsi=int(self.mmsi[i]), msg_type=int(self.msg_type[i]), t_ms=int(self.t_ms[i]),
+            lon=None if math.isnan(lon) else lon, lat=None if math.isnan(lat) else lat,
+            sog_kn=None if math.isnan(sog) else sog, cog_deg=None if math.isnan(cog) else cog,
+            heading_deg=None if hdg < 0 else hdg, nav_status=None if nav < 0 else nav,
+            accuracy=bool(self.accuracy[i]), source=self.sources[int(self.source_idx[i])],
+            rx_t_ms=int(self.rx_t_ms[i]),
+        )  # fmt: skip
+
+
+_POSITION_FIELDS = attrgetter(
+    "mmsi", "msg_type", "t_ms", "lon", "lat", "sog_kn", "cog_deg", "heading_deg",
+    "nav_status", "accuracy", "rx_t_ms", "source",
+)  # fmt: skip
+_COLUMN_DTYPES: dict[str, Any] = {
+    "lon": np.float64, "lat": np.float64, "sog_kn": np.float64, "cog_deg": np.float64,
+}  # fmt: skip
+
+
+def _none_if_nan(values: list[float]) -> list[float | None]:
+    return [None if v != v else v for v in values]
+
+
 def _identity_flags(name: str | None, call_sign: str | None, kind: str, changed: bool) -> list[str]:
     flags = []
     if name is None:
@@ -217,7 +341,7 @@ def _identity_flags(name: str | None, call_sign: str | None, kind: str, changed:
 
 def track_step(
     prev: Mapping[int, Track],
-    positions: Sequence[AisPosition],
+    positions: Sequence[AisPosition] | PositionColumns,
     statics: Sequence[AisStatic],
     params: TrackParams = TrackParams(),
 ) -> TrackStepResult:
@@ -229,25 +353,25 @@ def track_step(
     a changed non-empty name or call sign sets the ``identity_change`` flag.
 
     :param prev: the tracks so far, by MMSI (only ``.get`` is used: a Faust table view works)
-    :param positions: decoded position reports, arrival order
+    :param positions: decoded position reports, arrival order (records or columns)
     :param statics: decoded static reports, arrival order
     :param params: settings
     :returns: one updated :class:`~schemas.records.Track` per touched MMSI, the rejected
         positions with reasons, counters, and statics for MMSIs without a track
     """
     counters: Counter[str] = Counter()
-    counters["positions"] = len(positions)
-    counters["statics"] = len(statics)
-    n = len(positions)
-    # list → array: NumPy turns None into NaN for a float dtype
-    fx = ct.FixArrays(
-        mmsi=np.array([p.mmsi for p in positions], dtype=np.int64).reshape(n),
-        t_ms=np.array([p.t_ms for p in positions], dtype=np.int64).reshape(n),
-        lon_deg=np.array([p.lon for p in positions], dtype=np.float64).reshape(n),
-        lat_deg=np.array([p.lat for p in positions], dtype=np.float64).reshape(n),
-        sog_kn=np.array([p.sog_kn for p in positions], dtype=np.float64).reshape(n),
-        cog_deg=np.array([p.cog_deg for p in positions], dtype=np.float64).reshape(n),
+    pc = (
+        positions
+        if isinstance(positions, PositionColumns)
+        else PositionColumns.from_records(positions)
     )
+    n = len(pc)
+    counters["positions"] = n
+    counters["statics"] = len(statics)
+    fx = ct.FixArrays(
+        mmsi=pc.mmsi, t_ms=pc.t_ms, lon_deg=pc.lon, lat_deg=pc.lat, sog_kn=pc.sog_kn,
+        cog_deg=pc.cog_deg,
+    )  # fmt: skip
     sta_mmsi = np.array([s.mmsi for s in statics], dtype=np.int64).reshape(len(statics))
     touched = np.unique(np.concatenate([fx.mmsi, sta_mmsi]))
     base, old = _prev_arrays(prev, touched)
@@ -263,7 +387,7 @@ def track_step(
     bad = np.flatnonzero(res.outcome >= 0)
     for i in bad.tolist():
         reason = ct.REJECT_REASONS[int(res.outcome[i])]
-        rejected.append((positions[i], reason))
+        rejected.append((pc.record(i), reason))
         counters[f"rejected.{reason}"] += 1
     counters["accepted"] = int(n - bad.size)
 
@@ -317,16 +441,13 @@ def track_step(
     counters["orphan_statics"] = len(orphans)
 
     kinds, mids = ct.classify_mmsi(new.mmsi)
-    msg_types = np.array(
-        [positions[last_pos[m]].msg_type for m in new.mmsi.tolist()], dtype=np.int64
-    )
-    nav = np.array(
-        [
-            (lambda v: -1 if v is None else v)(positions[last_pos[m]].nav_status)
-            for m in new.mmsi.tolist()
-        ],
-        dtype=np.int64,
-    )
+    # the last accepted report of each new track
+    last = np.array([last_pos[m] for m in new.mmsi.tolist()], dtype=np.int64)
+    msg_types = pc.msg_type[last]
+    nav = pc.nav_status[last]
+    last_sog = _none_if_nan(pc.sog_kn[last].tolist())
+    last_cog = _none_if_nan(pc.cog_deg[last].tolist())
+    last_heading = [None if h < 0 else h for h in pc.heading_deg[last].tolist()]
     classes = ct.ais_class_of(msg_types)
     interval = ct.expected_interval_s(classes, new.sog_kn, nav)
 
@@ -334,17 +455,17 @@ def track_step(
     # Python scalars column by column (indexing NumPy arrays per element is slow)
     for (
         m, t, lon, lat, ve, vn, cls, nfx, ivl, lgap, mgap, kcode, mid, jt, jspd, ft, stop, slow,
-        isp,
+        isp, p_sog, p_cog, p_heading,
     ) in zip(
         new.mmsi.tolist(), new.t_ms.tolist(), new.lon_deg.tolist(), new.lat_deg.tolist(),
         new.vel_east_mps.tolist(), new.vel_north_mps.tolist(), classes.tolist(),
         new.n_fixes.tolist(), interval.tolist(), new.last_gap_s.tolist(),
         new.max_gap_s.tolist(), kinds.tolist(), mids.tolist(), res.jump_t_ms.tolist(),
         res.jump_speed_kn.tolist(), new.first_t_ms.tolist(), new.stopped_since_t_ms.tolist(),
-        new.slow_since_t_ms.tolist(), new.implied_speed_kn.tolist(),
+        new.slow_since_t_ms.tolist(), new.implied_speed_kn.tolist(), last_sog, last_cog,
+        last_heading,
         strict=True,
     ):  # fmt: skip
-        p = positions[last_pos[m]]
         idd = ident.get(m)  # only statics of this batch make an identity dict
         if idd is not None:
             name, call_sign, imo, ship_type, length_m, beam_m, ich = _identity_of_dict(idd)
@@ -360,7 +481,7 @@ def track_step(
             counters["jumps"] += 1
         updates.append(Track(
             mmsi=m, t_ms=t, lon=lon, lat=lat,
-            sog_kn=p.sog_kn, cog_deg=p.cog_deg, heading_deg=p.heading_deg,
+            sog_kn=p_sog, cog_deg=p_cog, heading_deg=p_heading,
             vel_east_mps=ve, vel_north_mps=vn,
             ais_class=cls,
             n_fixes=nfx,

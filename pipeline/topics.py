@@ -4,11 +4,12 @@ Co-partitioning (Faust tables must share partition count and key bytes with the
 stream that updates them):
 
 - ``ais.position``, ``ais.static`` and ``track`` are keyed by MMSI (decimal text) and
-  have the same partition count. The decode agent also writes each raw batch's
+  have the same partition count. The decode agent also writes each micro-batch's
   fixes, grouped by partition, to the internal ``ais.fixes`` topic: one record per
-  (raw batch, partition), written to the partition every MMSI in it hashes to. The
-  tracks agent consumes those few large records instead of one record per fix, and
-  its per-MMSI table lives on the same partitions.
+  (micro-batch, partition) with the position reports as packed rows, written to the
+  partition every MMSI in it hashes to. The tracks agent consumes those few large
+  records instead of one record per fix, and its per-MMSI table lives on the same
+  partitions.
 - ``fusion.input`` is keyed by area id (the site name) and carries track updates
   and camera frames re-keyed by area, so one worker holds the whole picture of one
   area; scale out with more areas.
@@ -107,10 +108,10 @@ DEADLETTER = TopicSpec(
 )
 
 AIS_FIXES = TopicSpec(
-    "shorewatch.ais.fixes.v1",
+    "shorewatch.ais.fixes.v2",
     "mmsi (partition set by MMSI)",
-    records.FixBatch,
-    "ais.fixes.v1.json",
+    records.FixColumns,
+    "ais.fixes.v2.json",
     retention_ms=1 * DAY_MS,
     internal=True,
 )

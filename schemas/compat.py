@@ -12,6 +12,11 @@ file, once published, may only change in ways existing consumers survive:
 - new optional fields and new enum values on producer-only fields are allowed.
 
 :func:`breaking_changes` compares an old and a new schema and lists every breach.
+
+An incompatible change takes a new topic version (``v2``), published beside the old
+one. Internal topics (read only by Shorewatch's own agents, e.g. ``ais.fixes``) are
+the exception: a worker reads only the version it writes, so the old version and its
+schema leave together when the new one comes.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ __all__ = [
     "CameraFrame",
     "CameraStatus",
     "DeadLetter",
-    "FixBatch",
+    "FixColumns",
     "FusionInput",
     "GeoPoint",
     "RawAisBatch",
@@ -380,16 +380,31 @@ class Alert(msgspec.Struct, kw_only=True):
     subject: str | None = None
 
 
-class FixBatch(msgspec.Struct, kw_only=True, gc=False):
-    """Internal: the decoded AIS of one raw batch that falls on one partition
-    (``shorewatch.ais.fixes.v1``), from the decode agent to the tracks agent.
+class FixColumns(msgspec.Struct, kw_only=True, gc=False):
+    """Internal: the decoded AIS of one decode micro-batch that falls on one partition
+    (``shorewatch.ais.fixes.v2``), from the decode agent to the tracks agent.
 
-    Every MMSI in the batch hashes (Kafka's murmur2 of its decimal text) to the
+    Every MMSI in the record hashes (Kafka's murmur2 of its decimal text) to the
     partition the record is written to, the same partition ``ais.position`` and the
-    track table use for it. Key: the first MMSI's decimal text.
+    track table use for it. Key: the first MMSI's decimal text. The position reports
+    travel as packed rows, not as JSON objects: the tracks agent reads them with one
+    ``numpy.frombuffer`` instead of decoding thousands of objects.
+
+    :param n: number of position reports
+    :param positions: ``n`` rows of 63 bytes, little-endian, packed (base64 in JSON):
+        ``mmsi`` int64, ``t_ms`` int64 (event time, ms UTC), ``rx_t_ms`` int64 (receive
+        time, ms UTC), ``lon``, ``lat`` float64 (degrees), ``sog_kn`` float64 (knots),
+        ``cog_deg`` float64 (degrees true), ``heading_deg`` int16 (degrees true),
+        ``msg_type`` uint8, ``nav_status`` int8, ``accuracy`` uint8 (0/1),
+        ``source_idx`` uint16 (index into ``sources``); NaN floats and -1 heading or
+        status are "not available", as ``null`` in ``shorewatch.ais.position.v1``
+    :param sources: the source ids the rows refer to
+    :param statics: static reports, arrival order
     """
 
-    positions: list[AisPosition] = msgspec.field(default_factory=list)
+    n: int
+    positions: bytes
+    sources: list[str] = msgspec.field(default_factory=list)
     statics: list[AisStatic] = msgspec.field(default_factory=list)
 
 

@@ -9,6 +9,8 @@ import json
 import math
 import sys
 
+import msgspec
+import numpy as np
 import pyais
 import pytest
 from conftest import AIS_DATA_FILES as DATA_FILES
@@ -18,8 +20,9 @@ from hypothesis import strategies as st
 from pipeline import ais
 from pipeline.ais import decode_batch, finish, iter_file_lines, merge_counters
 from pipeline.cli import main
-from pipeline.core.nmea import Deduplicator, Reassembler
-from schemas.records import RawAisBatch
+from pipeline.core.nmea import Deduplicator, Reassembler, nmea_checksums
+from pipeline.engine import PositionColumns, TrackParams, track_step
+from schemas.records import FixColumns, RawAisBatch
 
 # Replaying dma_aislib_stream_example.txt (no de-duplication needed: it has no
 # duplicate within 5 s) gives exactly these; the Kafka integration test reuses them.
@@ -348,3 +351,51 @@ def test_framed_batches_decoded_together_equal_one_by_one(shared, name):
         assert a.dead_letters == b.dead_letters
         assert a.counters == b.counters
     assert ais.decode_framed([]) == []
+
+
+def _short_position(i: int) -> str:
+    """A type 1 sentence whose payload is too short for the fixed layout (pyais decodes it)."""
+    body = "AIVDM,1,1,,B," + "19NWuLhuRb5QHfCpPcwj`26B0<02"[: 20 + i % 5] + ",0"
+    return f"!{body}*{int(nmea_checksums([body])[0]):02X}"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", DATA_FILES)
+def test_position_columns_are_the_position_records(shared, name):
+    """The columns the decode agent sends to the tracks agent (through ais.fixes) hold
+    exactly the position records, and the track step gives the same on both."""
+    lines = list(iter_file_lines(str(shared / "data" / "ais" / name)))
+    lines = [
+        x for i, x in enumerate(lines) for x in ([x, _short_position(i)] if i % 50 == 7 else [x])
+    ]
+    batches = [
+        RawAisBatch(
+            source=f"s{k % 3}", lines=lines[i : i + 97], rx_t_ms=[i] * len(lines[i : i + 97])
+        )
+        for k, i in enumerate(range(0, len(lines), 97))
+    ]
+    state, dedup = Reassembler(), Deduplicator(5000)
+    framed = [(b, ais.frame_batch(b, state, dedup)) for b in batches]
+    outs = [
+        r
+        for k in range(0, len(framed), 10)
+        for r in ais.decode_framed(framed[k : k + 10], with_columns=True)
+    ]
+    records = [p for o in outs for p in o.positions]
+    assert records, name
+    cols = PositionColumns.concat([o.position_columns for o in outs])
+    assert [cols.record(i) for i in range(len(cols))] == records
+    # through the wire format of ais.fixes and back
+    wire = msgspec.json.decode(msgspec.json.encode(ais.pack_fixes(cols, [])), type=FixColumns)
+    back = ais.unpack_fixes(wire)
+    assert [back.record(i) for i in range(len(back))] == records
+    ref = PositionColumns.from_records(records)
+    for f in PositionColumns.ARRAYS:
+        if f != "source_idx":
+            np.testing.assert_array_equal(getattr(back, f), getattr(ref, f), err_msg=f)
+            assert getattr(back, f).dtype == getattr(ref, f).dtype, f
+    # the track step sees the same input either way
+    statics = [s for o in outs for s in o.statics]
+    a = track_step({}, records, statics, TrackParams())
+    b = track_step({}, back, statics, TrackParams())
+    assert a.updates == b.updates and a.counters == b.counters and a.rejected == b.rejected

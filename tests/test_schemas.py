@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from pipeline import topics
-from pipeline.ais import decode_batch, iter_file_lines
+from pipeline.ais import decode_batch, iter_file_lines, pack_fixes
 from pipeline.core.nmea import Reassembler
-from pipeline.engine import TrackParams, track_step
+from pipeline.engine import PositionColumns, TrackParams, track_step
 from pipeline.replay import read_frames, replay
 from pipeline.simulate import SimConfig, simulate
 from schemas import compat, records
@@ -79,7 +79,8 @@ def test_decoded_ais_and_tracks_validate(shared: Path) -> None:
     _assert_valid(topics.AIS_STATIC, out.statics)
     _assert_valid(topics.DEADLETTER, out.dead_letters)
     _assert_valid(
-        topics.AIS_FIXES, [records.FixBatch(positions=out.positions, statics=out.statics)]
+        topics.AIS_FIXES,
+        [pack_fixes(PositionColumns.from_records(out.positions), out.statics)],
     )
     tracks = track_step({}, out.positions, out.statics, TrackParams()).updates
     _assert_valid(topics.TRACK, tracks)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -119,44 +120,66 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
 
 
 @pytest.mark.unit
-def test_fix_batches_are_cut_below_the_broker_message_size() -> None:
-    from pipeline.app import FIX_BATCH_MAX, fix_batch_chunks
+def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None:
+    from pipeline.ais import unpack_fixes
+    from pipeline.app import FIX_BATCH_MAX, FIX_STATICS_MAX, fix_records
+    from pipeline.engine import PositionColumns
 
+    n = 2 * FIX_BATCH_MAX + 7
     pos = [
         records.AisPosition(
-            mmsi=211000000 + i,
-            msg_type=1,
+            mmsi=211000000 + i % 3,
+            msg_type=(1, 18, 27)[i % 3],
             t_ms=i,
-            lon=10.0,
+            lon=None if i % 5 == 0 else 10.0 + i * 1e-6,
             lat=55.0,
-            sog_kn=1.0,
+            sog_kn=None if i % 7 == 0 else 1.5,
             cog_deg=1.0,
-            heading_deg=1,
-            nav_status=0,
-            accuracy=False,
-            source="s",
-            rx_t_ms=i,
+            heading_deg=None if i % 3 else 359,
+            nav_status=None if i % 3 == 1 else 0,
+            accuracy=i % 2 == 0,
+            source=f"s{i % 4}",
+            rx_t_ms=i + 1,
         )
-        for i in range(2 * FIX_BATCH_MAX + 7)
+        for i in range(n)
     ]
-    sta = [records.AisStatic(mmsi=211000000, msg_type=5, t_ms=0, source="s", name="A")] * 3
-    raw = list(
-        fix_batch_chunks(
-            [msgspec.json.encode(p) for p in pos],
-            [msgspec.json.encode(s) for s in sta],
-            FIX_BATCH_MAX,
+    parts = np.array([i % 2 for i in range(n)])  # every other report on partition 1
+    names = ["N" * 20 + str(i) for i in range(FIX_STATICS_MAX + 3)]
+    sta = {1: [records.AisStatic(mmsi=211000000, msg_type=5, t_ms=0, source="s", name=x)
+               for x in names]}  # fmt: skip
+    out = list(
+        fix_records(PositionColumns.from_records(pos), parts, sta, FIX_BATCH_MAX, FIX_STATICS_MAX)
+    )
+    recs = [(p, k, msgspec.json.decode(v, type=records.FixColumns)) for p, (k, v) in out]
+    assert [(p, r.n, len(r.statics)) for p, _, r in recs] == [
+        (0, FIX_BATCH_MAX, 0),
+        (0, 4, 0),
+        (1, FIX_BATCH_MAX, FIX_STATICS_MAX),
+        (1, 3, 3),
+    ]
+    for part in (0, 1):
+        cols = [unpack_fixes(r) for p, _, r in recs if p == part]
+        got = [c.record(i) for c in cols for i in range(len(c))]
+        assert got == [x for i, x in enumerate(pos) if i % 2 == part]
+        assert [s.name for p, _, r in recs if p == part for s in r.statics] == (
+            names if part else []
         )
-    )
-    chunks = [msgspec.json.decode(b, type=records.FixBatch) for b in raw]
-    assert [len(c.positions) for c in chunks] == [FIX_BATCH_MAX, FIX_BATCH_MAX, 7]
-    assert [len(c.statics) for c in chunks] == [3, 0, 0]
-    assert [p for c in chunks for p in c.positions] == pos
-    # the very bytes msgspec gives for the same records
-    assert raw[0] == msgspec.json.encode(
-        records.FixBatch(positions=pos[:FIX_BATCH_MAX], statics=sta)
-    )
-    assert raw[2] == msgspec.json.encode(records.FixBatch(positions=pos[2 * FIX_BATCH_MAX :]))
-    assert max(map(len, raw)) < 1_000_000
+    for _, key, r in recs:  # key: the record's first MMSI
+        first = int(unpack_fixes(r).mmsi[0]) if r.n else r.statics[0].mmsi
+        assert key == str(first).encode()
+    assert max(len(v) for _, (_, v) in out) < 1_000_000
+
+
+@pytest.mark.unit
+def test_a_corrupt_fix_record_is_an_error_not_wrong_data() -> None:
+    from pipeline.ais import unpack_fixes
+
+    good = records.FixColumns(n=1, positions=bytes(63), sources=["s"])
+    assert len(unpack_fixes(good)) == 1
+    with pytest.raises(ValueError, match="bytes of positions"):
+        unpack_fixes(records.FixColumns(n=2, positions=bytes(63), sources=["s"]))
+    with pytest.raises(ValueError, match="source index"):
+        unpack_fixes(records.FixColumns(n=1, positions=bytes(63), sources=[]))
 
 
 @pytest.mark.integration
