@@ -495,18 +495,19 @@ def _frame_singles(
     t_col: list[int | None] = [None] * len(idx)
     st_col: list[str | None] = [None] * len(idx)
     if tagged:
-        texts = [tags[k] for k in tagged]
+        texts, hh_tag = tags, tag_hh
+        if len(tagged) < len(idx):
+            texts, hh_tag, stations, digits = (
+                tuple(c[k] for k in tagged) for c in (tags, tag_hh, stations, digits)
+            )
         tag_ok = nmea_checksums(texts) == np.fromiter(
-            (_HEX2[tag_hh[k]] for k in tagged), np.int64, len(tagged)
+            map(_HEX2.__getitem__, hh_tag), np.int64, len(tagged)
         )
         tag_bad = int(np.count_nonzero(ok[tagged] & ~tag_ok))
-        if len(tagged) < len(idx):
-            stations, digits = itemgetter(*tagged)(stations), itemgetter(*tagged)(digits)
-            if len(tagged) == 1:
-                stations, digits = (stations,), (digits,)
-        times: list[int | None] = [
-            v if v >= _EPOCH_MS_MIN else v * 1000 for v in map(int, filter(None, digits))
-        ]
+        values = list(map(int, filter(None, digits)))
+        if values and min(values) < _EPOCH_MS_MIN:  # some in seconds
+            values = [v if v >= _EPOCH_MS_MIN else v * 1000 for v in values]
+        times: list[int | None] = list(values)
         stas: list[str | None] = [x or None for x in stations]
         if len(times) < len(texts):  # some in another form: their fields one by one
             ok_l = ok.tolist()
