@@ -178,7 +178,11 @@ def merge_counters(total: dict[str, dict[str, int]], batch: dict[str, dict[str, 
 
 
 def _none_if_nan(values: np.ndarray) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values.tolist()]
+    """``values`` as Python floats, NaN as ``None`` (only the NaNs are touched)."""
+    out: list[float | None] = values.tolist()
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        out[i] = None
+    return out
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

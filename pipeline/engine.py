@@ -322,8 +322,12 @@ _COLUMN_DTYPES: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _none_if_nan(values: list[float]) -> list[float | None]:
-    return [None if v != v else v for v in values]
+def _none_if_nan(values: np.ndarray) -> list[float | None]:
+    """``values`` as Python floats, NaN as ``None`` (only the NaNs are touched)."""
+    out: list[float | None] = values.tolist()
+    for i in np.flatnonzero(np.isnan(values)).tolist():
+        out[i] = None
+    return out
 
 
 def _identity_flags(name: str | None, call_sign: str | None, kind: str, changed: bool) -> list[str]:
@@ -445,8 +449,8 @@ def track_step(
     last = np.array([last_pos[m] for m in new.mmsi.tolist()], dtype=np.int64)
     msg_types = pc.msg_type[last]
     nav = pc.nav_status[last]
-    last_sog = _none_if_nan(pc.sog_kn[last].tolist())
-    last_cog = _none_if_nan(pc.cog_deg[last].tolist())
+    last_sog = _none_if_nan(pc.sog_kn[last])
+    last_cog = _none_if_nan(pc.cog_deg[last])
     last_heading = [None if h < 0 else h for h in pc.heading_deg[last].tolist()]
     classes = ct.ais_class_of(msg_types)
     interval = ct.expected_interval_s(classes, new.sog_kn, nav)
