@@ -146,7 +146,8 @@ def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None
     parts = np.array([i % 2 for i in range(n)])  # every other report on partition 1
     names = ["N" * 20 + str(i) for i in range(FIX_STATICS_MAX + 3)]
     sta = {1: [records.AisStatic(mmsi=211000000, msg_type=5, t_ms=0, source="s", name=x)
-               for x in names]}  # fmt: skip
+               for x in names],
+           2: [records.AisStatic(mmsi=211000009, msg_type=24, t_ms=0, source="s", name="B")]}  # fmt: skip
     out = list(
         fix_records(PositionColumns.from_records(pos), parts, sta, FIX_BATCH_MAX, FIX_STATICS_MAX)
     )
@@ -156,6 +157,7 @@ def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None
         (0, 4, 0),
         (1, FIX_BATCH_MAX, FIX_STATICS_MAX),
         (1, 3, 3),
+        (2, 0, 1),  # statics only
     ]
     for part in (0, 1):
         cols = [unpack_fixes(r) for p, _, r in recs if p == part]
@@ -255,3 +257,58 @@ def test_dma_file_through_connector_and_worker(
     for mmsi, p in last.items():
         tr = latest[mmsi]
         assert (tr.t_ms, tr.lat, tr.lon) == (p.t_ms, p.lat, p.lon), mmsi
+
+
+@pytest.mark.integration
+def test_tracks_agent_dead_letters_a_corrupt_fix_record_and_goes_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    import base64
+
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.ais import pack_fixes
+    from pipeline.bench_e2e import partition_of
+    from pipeline.engine import PositionColumns
+
+    mmsi = 211_990_000 + uuid.uuid4().int % 9_000
+    part = partition_of(str(mmsi).encode(), topics.AIS_FIXES.partitions)
+    now = int(time.time() * 1000)
+    good = records.AisPosition(
+        mmsi=mmsi, msg_type=1, t_ms=now, lon=110.3, lat=20.05, sog_kn=3.0, cog_deg=90.0,
+        heading_deg=None, nav_status=0, accuracy=True, source="test", rx_t_ms=now,
+    )  # fmt: skip
+    garbage = b'{"n": 3, "positions": "AAAA", "marker": "' + uuid.uuid4().hex.encode() + b'"}'
+    valid = msgspec.json.encode(pack_fixes(PositionColumns.from_records([good]), []))
+
+    async def scenario() -> tuple[list, list]:
+        track_tail = TopicTail(kafka_bootstrap, topics.TRACK.name)
+        dead_tail = TopicTail(kafka_bootstrap, topics.DEADLETTER.name)
+        await track_tail.start()
+        await dead_tail.start()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            key = str(mmsi).encode()
+            await producer.send_and_wait(topics.AIS_FIXES.name, garbage, key=key, partition=part)
+            await producer.send_and_wait(topics.AIS_FIXES.name, valid, key=key, partition=part)
+        finally:
+            await producer.stop()
+        try:
+            tag = f'"mmsi":{mmsi},'.encode()
+            tracks = await track_tail.collect(1, lambda v: tag in v, 120)
+            b64 = base64.b64encode(garbage)
+            dead = await dead_tail.collect(1, lambda v: b64 in v, 30)
+        finally:
+            await track_tail.stop()
+            await dead_tail.stop()
+        return tracks, dead
+
+    with worker(tmp_path, kafka_bootstrap, "tracks") as proc:
+        tracks, dead = asyncio.run(scenario())
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    (tr,) = (msgspec.json.decode(v, type=records.Track) for _, v in tracks)
+    assert (tr.mmsi, tr.t_ms, tr.lon, tr.lat) == (mmsi, now, 110.3, 20.05)
+    (d,) = (msgspec.json.decode(v, type=records.DeadLetter) for _, v in dead)
+    assert (d.source, d.reason) == ("ais.fixes", "undecodable_record")
+    assert "bytes of positions" in d.detail
