@@ -131,21 +131,8 @@ def unpack_fixes(rec: FixColumns) -> PositionColumns:
     src = rows["source_idx"].astype(np.int64)
     if src.size and int(src.max()) >= len(rec.sources):
         raise ValueError(f"source index {int(src.max())} but {len(rec.sources)} sources")
-    return PositionColumns(
-        mmsi=rows["mmsi"].astype(np.int64),
-        msg_type=rows["msg_type"].astype(np.int64),
-        t_ms=rows["t_ms"].astype(np.int64),
-        lon=rows["lon"].astype(np.float64),
-        lat=rows["lat"].astype(np.float64),
-        sog_kn=rows["sog_kn"].astype(np.float64),
-        cog_deg=rows["cog_deg"].astype(np.float64),
-        heading_deg=rows["heading_deg"].astype(np.int64),
-        nav_status=rows["nav_status"].astype(np.int64),
-        accuracy=rows["accuracy"].astype(bool),
-        rx_t_ms=rows["rx_t_ms"].astype(np.int64),
-        source_idx=src,
-        sources=list(rec.sources),
-    )
+    cols = {n: rows[n].astype(d) for n, d in PositionColumns.DTYPES.items() if n != "source_idx"}
+    return PositionColumns(**cols, source_idx=src, sources=list(rec.sources))
 
 
 def raw_bytes(line: str) -> bytes:

@@ -383,7 +383,7 @@ def _register_decode(app: faust.App) -> None:
                     sender.add(topics.DEADLETTER, d.source.encode(), _enc.encode(d))
             cols = [o.position_columns for o in outs if o.position_columns is not None]
             for part, body in fix_records(
-                PositionColumns.concat(cols) if cols else PositionColumns.from_records([]),
+                PositionColumns.concat(cols),
                 np.asarray(parts, dtype=np.int64),
                 statics,
                 FIX_BATCH_MAX,
@@ -511,7 +511,7 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                     sender.add(topics.DEADLETTER, b"ais.fixes", _enc.encode(dead))
                     continue
                 sta += fc.statics
-            pos = PositionColumns.concat(cols) if cols else PositionColumns.from_records([])
+            pos = PositionColumns.concat(cols)
             if orphans:
                 sta = [*orphans.values(), *sta]
                 orphans.clear()

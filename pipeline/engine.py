@@ -57,7 +57,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -238,11 +238,14 @@ class PositionColumns:
     source_idx: np.ndarray
     sources: list[str]
 
-    #: the array fields, in order
-    ARRAYS = (
-        "mmsi", "msg_type", "t_ms", "lon", "lat", "sog_kn", "cog_deg", "heading_deg",
-        "nav_status", "accuracy", "rx_t_ms", "source_idx",
-    )  # fmt: skip
+    #: the array fields, in order, and their dtypes
+    DTYPES: ClassVar[dict[str, Any]] = {
+        "mmsi": np.int64, "msg_type": np.int64, "t_ms": np.int64, "lon": np.float64,
+        "lat": np.float64, "sog_kn": np.float64, "cog_deg": np.float64,
+        "heading_deg": np.int64, "nav_status": np.int64, "accuracy": bool,
+        "rx_t_ms": np.int64, "source_idx": np.int64,
+    }  # fmt: skip
+    ARRAYS: ClassVar[tuple[str, ...]] = tuple(DTYPES)
 
     def __len__(self) -> int:
         return int(self.mmsi.shape[0])
@@ -250,47 +253,35 @@ class PositionColumns:
     @classmethod
     def from_records(cls, positions: Sequence[AisPosition]) -> PositionColumns:
         """The columns of ``positions`` (``None`` becomes NaN or -1)."""
-        n = len(positions)
-        if n == 0:
+        if not positions:
             return cls.concat([])
-        (mmsi, mt, t, lon, lat, sog, cog, hdg, nav, acc, rx, src) = zip(
-            *map(_POSITION_FIELDS, positions), strict=True
-        )
+        *values, src = zip(*map(_POSITION_FIELDS, positions), strict=True)
+        cols: dict[str, Any] = dict(zip(cls.ARRAYS[:-1], values, strict=True))  # not source_idx
+        for name in ("heading_deg", "nav_status"):
+            cols[name] = [-1 if v is None else v for v in cols[name]]
         sources = list(dict.fromkeys(src))
         index = {s: i for i, s in enumerate(sources)}
-        return cls(
-            mmsi=np.array(mmsi, dtype=np.int64),
-            msg_type=np.array(mt, dtype=np.int64),
-            t_ms=np.array(t, dtype=np.int64),
-            lon=np.array(lon, dtype=np.float64),  # None -> NaN
-            lat=np.array(lat, dtype=np.float64),
-            sog_kn=np.array(sog, dtype=np.float64),
-            cog_deg=np.array(cog, dtype=np.float64),
-            heading_deg=np.array([-1 if v is None else v for v in hdg], dtype=np.int64),
-            nav_status=np.array([-1 if v is None else v for v in nav], dtype=np.int64),
-            accuracy=np.array(acc, dtype=bool),
-            rx_t_ms=np.array(rx, dtype=np.int64),
-            source_idx=np.array([index[x] for x in src], dtype=np.int64),
-            sources=sources,
-        )
+        cols["source_idx"] = [index[x] for x in src]
+        # NumPy turns None into NaN for the float dtypes
+        arrays = {name: np.array(cols[name], dtype=cls.DTYPES[name]) for name in cls.ARRAYS}
+        return cls(**arrays, sources=sources)
 
     @classmethod
     def concat(cls, parts: Sequence[PositionColumns]) -> PositionColumns:
-        """``parts`` one after the other."""
+        """``parts`` one after the other (none: no reports)."""
         if len(parts) == 1:
             return parts[0]
+        if not parts:
+            return cls(**{n: np.zeros(0, d) for n, d in cls.DTYPES.items()}, sources=[])
         sources = list(dict.fromkeys(s for p in parts for s in p.sources))
         index = {s: i for i, s in enumerate(sources)}
-        cols: dict[str, Any] = {}
-        for name in cls.ARRAYS[:-1]:
-            dtype = bool if name == "accuracy" else _COLUMN_DTYPES.get(name, np.int64)
-            cols[name] = np.concatenate([np.zeros(0, dtype)] + [getattr(p, name) for p in parts])
+        cols: dict[str, Any] = {
+            name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.ARRAYS
+        }
         cols["source_idx"] = np.concatenate(
-            [np.zeros(0, np.int64)]
-            + [np.array([index[s] for s in p.sources], np.int64)[p.source_idx] for p in parts]
+            [np.array([index[s] for s in p.sources], np.int64)[p.source_idx] for p in parts]
         )
-        cols["sources"] = sources
-        return cls(**cols)
+        return cls(**cols, sources=sources)
 
     def take(self, idx: np.ndarray) -> PositionColumns:
         """The reports ``idx``, in that order."""
@@ -313,13 +304,8 @@ class PositionColumns:
         )  # fmt: skip
 
 
-_POSITION_FIELDS = attrgetter(
-    "mmsi", "msg_type", "t_ms", "lon", "lat", "sog_kn", "cog_deg", "heading_deg",
-    "nav_status", "accuracy", "rx_t_ms", "source",
-)  # fmt: skip
-_COLUMN_DTYPES: dict[str, Any] = {
-    "lon": np.float64, "lat": np.float64, "sog_kn": np.float64, "cog_deg": np.float64,
-}  # fmt: skip
+#: an AisPosition's fields in the order of PositionColumns.ARRAYS (``source`` last)
+_POSITION_FIELDS = attrgetter(*PositionColumns.ARRAYS[:-1], "source")
 
 
 def _none_if_nan(values: np.ndarray) -> list[float | None]:
