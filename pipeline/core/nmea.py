@@ -365,27 +365,17 @@ class Deduplicator:
         start = self._start_t_ms
         out: list[bool] = []
         dup = out.append
-        if start is not None and max(times) - start <= window and len(cur) + len(keys) <= self._cap:
-            # no new generation in this batch
-            if (
-                cur.keys().isdisjoint(keys)
-                and old.keys().isdisjoint(keys)
-                and len(set(keys)) == len(keys)
-            ):
-                # all new: recording them one by one is one update
-                cur.update(zip(keys, times, strict=True))
-                return [False] * len(keys)
-            get_cur, get_old = cur.get, old.get
-            for key, t in zip(keys, times, strict=True):
-                prev = get_cur(key)
-                if prev is None:
-                    prev = get_old(key)
-                if prev is not None and -window <= t - prev <= window:
-                    dup(True)
-                else:
-                    cur[key] = t
-                    dup(False)
-            return out
+        if (
+            start is not None
+            and max(times) - start <= window
+            and len(cur) + len(keys) <= self._cap
+            and cur.keys().isdisjoint(keys)
+            and old.keys().isdisjoint(keys)
+            and len(set(keys)) == len(keys)
+        ):
+            # all new and no new generation: recording them one by one is one update
+            cur.update(zip(keys, times, strict=True))
+            return [False] * len(keys)
         for key, t in zip(keys, times, strict=True):
             if start is None or t - start > window or len(cur) >= self._cap:
                 self._old = old = cur
