@@ -422,6 +422,15 @@ def test_column_wise_framing_equals_line_by_line_on_the_real_files(shared, batch
         assert sum(len(b[0]) for b in fast) > 0, path.name
 
 
+def _filter_in_parts(dedup: Deduplicator, msgs: list, split: int) -> list[bool]:
+    """:meth:`Deduplicator.filter` of (payload, fill bits, t_ms) messages, ``split`` at a time."""
+    got: list[bool] = []
+    for i in range(0, len(msgs), split):
+        payloads, fills, times = zip(*msgs[i : i + split], strict=True)
+        got += dedup.filter(payloads, fills, times)
+    return got
+
+
 @pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(
@@ -438,11 +447,7 @@ def test_deduplicator_in_batches_equals_one_at_a_time(msgs, split, sort):
     one = Deduplicator(window_ms=5000, max_entries=4)
     expected = [one.seen(p, f, t) for p, f, t in msgs]
     many = Deduplicator(window_ms=5000, max_entries=4)
-    got: list[bool] = []
-    for i in range(0, len(msgs), split):
-        part = msgs[i : i + split]
-        got += many.filter([m[0] for m in part], [m[1] for m in part], [m[2] for m in part])
-    assert got == expected
+    assert _filter_in_parts(many, msgs, split) == expected
     assert len(many) == len(one) <= 4
 
 
@@ -455,6 +460,8 @@ def test_deduplicator_in_batches_equals_one_at_a_time(msgs, split, sort):
     ),
     split=st.integers(1, 80),
 )
+@example(msgs=[("A", 0, 0), ("A", 0, 5000), ("A", 0, 5001), ("A", 0, 10_001)], split=1)
+@example(msgs=[("A", 0, 0), ("A", 0, 5000), ("A", 0, 5001), ("A", 0, 10_001)], split=4)
 def test_deduplicator_in_time_order_is_exact(msgs, split):
     # in event-time order, a message is a duplicate exactly when its payload was last
     # recorded (as a non-duplicate) at most the window earlier
@@ -467,9 +474,4 @@ def test_deduplicator_in_time_order_is_exact(msgs, split):
         if not is_dup:
             recorded[(p, f)] = t
         expected.append(is_dup)
-    dedup = Deduplicator(window_ms=5000)
-    got: list[bool] = []
-    for i in range(0, len(msgs), split):
-        part = msgs[i : i + split]
-        got += dedup.filter([m[0] for m in part], [m[1] for m in part], [m[2] for m in part])
-    assert got == expected
+    assert _filter_in_parts(Deduplicator(window_ms=5000), msgs, split) == expected
