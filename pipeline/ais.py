@@ -290,22 +290,25 @@ def decode_framed(
     rx_all = np.concatenate([fr.rx_t_ms for fr in frs])
     mt_all = message_types(payload_all)
     pos = decode_positions(payload_all, fill_all)
-    # record fields of every position report: arrays (as PositionColumns holds them), and
-    # Python columns (NaN and -1 become None when the records are made)
-    arrays = (
-        pos.mmsi.astype(np.int64),
-        pos.msg_type.astype(np.int64),
-        t_all[pos.index],
-        pos.lon_deg.astype(np.float64),
-        pos.lat_deg.astype(np.float64),
-        pos.sog_kn.astype(np.float64),
-        pos.cog_deg.astype(np.float64),
-        np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1).astype(np.int64),
-        np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1).astype(np.int64),
-        pos.accuracy.astype(bool),
-        rx_all[pos.index],
-    )
-    cols = tuple(_none_if_nan(a) if k in (3, 4, 5, 6) else a.tolist() for k, a in enumerate(arrays))
+    # record fields of every position report: arrays (as PositionColumns holds them, in
+    # its order), and Python columns (NaN and -1 become None when the records are made)
+    fields = {
+        "mmsi": pos.mmsi,
+        "msg_type": pos.msg_type,
+        "t_ms": t_all[pos.index],
+        "lon": pos.lon_deg,
+        "lat": pos.lat_deg,
+        "sog_kn": pos.sog_kn,
+        "cog_deg": pos.cog_deg,
+        "heading_deg": np.where((pos.heading >= 0) & (pos.heading < 360), pos.heading, -1),
+        "nav_status": np.where(np.isin(pos.msg_type, (1, 2, 3, 27)), pos.status, -1),
+        "accuracy": pos.accuracy,
+        "rx_t_ms": rx_all[pos.index],
+    }
+    arrays = {n: np.asarray(a, PositionColumns.DTYPES[n]) for n, a in fields.items()}
+    cols = tuple(
+        _none_if_nan(a) if a.dtype == np.float64 else a.tolist() for a in arrays.values()
+    )  # lon, lat, SOG, COG: NaN -> None
     bounds = np.searchsorted(pos.index, offs).tolist()
     short_bounds = np.searchsorted(pos.short, offs).tolist()
     outs = [
@@ -325,9 +328,7 @@ def decode_framed(
     if with_columns:
         for b, out in enumerate(outs):
             lo, hi = bounds[b], bounds[b + 1]
-            part: dict[str, Any] = {
-                name: a[lo:hi] for name, a in zip(PositionColumns.ARRAYS, arrays, strict=False)
-            }
+            part: dict[str, Any] = {name: a[lo:hi] for name, a in arrays.items()}
             pc = PositionColumns(
                 **part, source_idx=np.zeros(hi - lo, np.int64), sources=[framed[b][0].source]
             )
