@@ -21,6 +21,7 @@ schema leave together when the new one comes.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,24 @@ PUBLISHED_DIR = SCHEMA_DIR / "published"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+def _clean_descriptions(node: Any) -> Any:
+    """``node`` with every ``description`` dedented (``inspect.cleandoc``): msgspec
+    releases differ in whether they dedent docstrings, the schema files must not."""
+    if isinstance(node, dict):
+        return {
+            k: inspect.cleandoc(v)
+            if k == "description" and isinstance(v, str)
+            else _clean_descriptions(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node
+
+
 def generate(record_type: type, topic_name: str) -> dict[str, Any]:
     """The JSON Schema of a record type, with ``$id`` and ``$schema`` set."""
-    body = msgspec.json.schema(record_type)
+    body = _clean_descriptions(msgspec.json.schema(record_type))
     return {
         "$schema": DRAFT,
         "$id": f"https://shorewatch.org/schemas/{topic_name}.json",
