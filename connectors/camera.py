@@ -644,6 +644,7 @@ def analyser_factory(
             DnnDetector,
             FrameAnalyser,
             MotionDetector,
+            StructureMask,
         )
 
         model = camera.model()
@@ -664,8 +665,17 @@ def analyser_factory(
                     camera.id,
                 )
             source = ais_source
+        outlines = getattr(camera, "structures", ())
+        structures = (
+            StructureMask(outlines, camera.image_width, camera.image_height) if outlines else None
+        )
         return FrameAnalyser(
-            str(camera.id), model, detector, evidence_store=store, ais_source=source
+            str(camera.id),
+            model,
+            detector,
+            evidence_store=store,
+            ais_source=source,
+            structures=structures,
         )
 
     return make

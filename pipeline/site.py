@@ -47,10 +47,12 @@ __all__ = [
     "OnvifConfig",
     "PtzCalibration",
     "Site",
+    "Structure",
     "SiteZone",
     "add_commands",
     "check_site",
     "load_site",
+    "read_structures",
 ]
 
 #: Kinds of authorised place a zone may have.
@@ -61,7 +63,7 @@ _SITE_KEYS = {"name", "timezone", "bbox", "land", "zones", "cameras", "threshold
 _CAMERA_KEYS = {
     "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
     "fx", "fy", "cx", "cy", "image_width", "image_height", "rtsp_url", "onvif", "ptz",
-    "water_mask", "self_calibrate",
+    "water_mask", "structures", "self_calibrate",
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -127,6 +129,21 @@ class PtzCalibration:
 
 
 @dataclass(frozen=True)
+class Structure:
+    """A fixed structure in a camera's view (bridge, pier, tower, moored pontoon).
+
+    Detections lying mostly inside one are not vessels and are not published (see
+    :class:`pipeline.vision.StructureMask`).
+
+    :param name: what it is, for people
+    :param polygon_px: ``((x_px, y_px), ...)`` outline in the camera's configured image
+    """
+
+    name: str
+    polygon_px: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     """One camera of a site, as written in ``cameras.yaml``.
 
@@ -135,6 +152,9 @@ class CameraConfig:
     :class:`pipeline.core.camera.CameraModel`.
 
     :param water_mask: polygon ``((x_px, y_px), ...)`` of the image part that shows water
+    :param structures: fixed structures in view (bridges, piers, towers) whose detections
+        are dropped, outlined in pixels of the configured image; for a PTZ camera they
+        hold at its home position only and are not applied while a PTZ pose is in force
     :param self_calibrate: learn heading, tilt and height online from the AIS vessels the
         camera sees (:class:`pipeline.core.camera.PoseCalibrator`), within bounds around
         the configured pose; needs an AIS source wired to the camera ingest
@@ -159,6 +179,7 @@ class CameraConfig:
     onvif: OnvifConfig | None = None
     ptz: PtzCalibration | None = None
     water_mask: tuple[tuple[float, float], ...] | None = None
+    structures: tuple[Structure, ...] = ()
     self_calibrate: bool = False
 
     def model(self) -> CameraModel:
@@ -471,6 +492,84 @@ def _parse_axis(raw: Any, fname: str, where: str, probs: _Problems) -> AxisCalib
     return AxisCalibration(float(raw["scale_deg"]), float(raw["offset_deg"]))
 
 
+def _parse_pixel_polygon(
+    m: Any, size: tuple[int, int] | None, fname: str, where: str, probs: _Problems
+) -> tuple[tuple[float, float], ...] | None:
+    """A polygon of ``[x_px, y_px]`` points inside a ``size = (width, height)`` image."""
+    if (
+        not isinstance(m, list)
+        or len(m) < 3
+        or not all(
+            isinstance(q, list | tuple) and len(q) == 2 and all(_is_number(x) for x in q) for q in m
+        )
+    ):
+        probs.add(fname, where, "must be a list of at least 3 [x_px, y_px] points")
+        return None
+    poly = Polygon(m)
+    if not poly.is_valid:
+        probs.add(fname, where, f"self-intersecting or invalid polygon ({explain_validity(poly)})")
+    if size is not None and any(not (0 <= x <= size[0] and 0 <= y <= size[1]) for x, y in m):
+        probs.add(fname, where, f"points must lie inside the {size[0]}x{size[1]} image")
+    return tuple((float(x), float(y)) for x, y in m)
+
+
+def _parse_structures(
+    raw: Any, size: tuple[int, int] | None, fname: str, where: str, probs: _Problems
+) -> tuple[Structure, ...]:
+    """``structures``: a list of ``{name, polygon}`` in pixels of a ``(width, height)`` image."""
+    prefix = f"{where}." if where else ""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        probs.add(fname, f"{prefix}structures", "must be a list of {name, polygon} entries")
+        return ()
+    out: list[Structure] = []
+    for k, item in enumerate(raw):
+        sw = f"{prefix}structures[{k}]"
+        if not isinstance(item, dict) or set(item) - {"name", "polygon"}:
+            probs.add(fname, sw, "must be a mapping with keys name and polygon only")
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            probs.add(fname, f"{sw}.name", "must be a non-empty string")
+            continue
+        poly = _parse_pixel_polygon(item.get("polygon"), size, fname, f"{sw}.polygon", probs)
+        if poly is not None:
+            out.append(Structure(name=name.strip(), polygon_px=poly))
+    return tuple(out)
+
+
+def read_structures(path: str | os.PathLike[str]) -> tuple[tuple[Structure, ...], int, int]:
+    """A structures file: ``image_width``, ``image_height`` and ``structures`` (as in
+    ``cameras.yaml``), for cameras configured outside a site, e.g. a recorded clip.
+
+    :return: the structures and the image size they are outlined in, pixels
+    :raises ConfigError: listing every problem with its field
+    """
+    p = Path(path)
+    probs = _Problems()
+    doc = _read_yaml(p, p.name, probs)
+    if doc is not None and not isinstance(doc, dict):
+        probs.add(p.name, "-", "must be a mapping")
+    size: tuple[int, int] | None = None
+    structures: tuple[Structure, ...] = ()
+    if isinstance(doc, dict):
+        extra = set(doc) - {"image_width", "image_height", "structures"}
+        if extra:
+            probs.add(p.name, "-", f"unknown keys {sorted(extra)}")
+        w, h = doc.get("image_width"), doc.get("image_height")
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            size = (w, h)
+        else:
+            probs.add(p.name, "image_width/image_height", "must be positive integers")
+        if not doc.get("structures"):
+            probs.add(p.name, "structures", "must list at least one structure")
+        structures = _parse_structures(doc.get("structures"), size, p.name, "", probs)
+    if probs.items or size is None:
+        raise ConfigError("; ".join(probs.items) or f"{p}: invalid structures file")
+    return structures, size[0], size[1]
+
+
 def _parse_camera(
     raw: Any,
     i: int,
@@ -595,33 +694,12 @@ def _parse_camera(
                 if any(not 0.0 < b < 180.0 for _, b in table):
                     probs.add(fname, f"{pw}.zoom_hfov", "hfov_deg values must be in (0, 180)")
             ptz = PtzCalibration(pan=pan, tilt=tilt, zoom_hfov=tuple(table))
+    w_img, h_img = raw.get("image_width"), raw.get("image_height")
+    size = (w_img, h_img) if isinstance(w_img, int) and isinstance(h_img, int) else None
     mask = None
     if raw.get("water_mask") is not None:
-        m = raw["water_mask"]
-        mw = f"{where}.water_mask"
-        if (
-            not isinstance(m, list)
-            or len(m) < 3
-            or not all(
-                isinstance(q, list | tuple) and len(q) == 2 and all(_is_number(x) for x in q)
-                for q in m
-            )
-        ):
-            probs.add(fname, mw, "must be a list of at least 3 [x_px, y_px] points")
-        else:
-            poly = Polygon(m)
-            if not poly.is_valid:
-                probs.add(
-                    fname, mw, f"self-intersecting or invalid polygon ({explain_validity(poly)})"
-                )
-            w, hh = raw.get("image_width"), raw.get("image_height")
-            if (
-                isinstance(w, int)
-                and isinstance(hh, int)
-                and any(not (0 <= x <= w and 0 <= y <= hh) for x, y in m)
-            ):
-                probs.add(fname, mw, f"points must lie inside the {w}x{hh} image")
-            mask = tuple((float(x), float(y)) for x, y in m)
+        mask = _parse_pixel_polygon(raw["water_mask"], size, fname, f"{where}.water_mask", probs)
+    structures = _parse_structures(raw.get("structures"), size, fname, where, probs)
     selfcal = raw.get("self_calibrate", False)
     if not isinstance(selfcal, bool):
         probs.add(fname, f"{where}.self_calibrate", f"must be true or false, got {selfcal!r}")
@@ -647,6 +725,7 @@ def _parse_camera(
         onvif=onvif,
         ptz=ptz,
         water_mask=mask,
+        structures=structures,
         self_calibrate=bool(selfcal),
     )
 

@@ -39,6 +39,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import shapely
 from scipy.optimize import linear_sum_assignment
 
 from pipeline.core.camera import (
@@ -51,9 +52,13 @@ from pipeline.core.camera import (
 )
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
+from pipeline.site import Structure, read_structures
 from schemas.records import CameraDetection, CameraFrame
 
 log = logging.getLogger(__name__)
+
+#: structures files of recorded clips (``<clip folder name>.structures.yaml``)
+CLIP_STRUCTURES_DIR = Path(__file__).resolve().parents[1] / "sites" / "clips"
 
 __all__ = [
     "AisSource",
@@ -64,6 +69,7 @@ __all__ = [
     "EvidenceStore",
     "FrameAnalyser",
     "MotionDetector",
+    "StructureMask",
     "add_commands",
     "check_frame",
 ]
@@ -388,6 +394,90 @@ class MotionDetector:
 
 
 # --------------------------------------------------------------------------- evidence
+class StructureMask:
+    """Fixed structures in a camera's view (bridges, piers, towers): their detections go.
+
+    The COCO detector scores a far bridge's deck and piers as "boat" in every frame;
+    they stand in the water, so neither the horizon nor a water mask removes them. A
+    detection is dropped when at least ``overlap`` of its box area lies inside the
+    union of the outlined structures. A vessel wholly in front of a structure in the
+    image is dropped as well, so keep the outlines tight; a vessel passing one is still
+    seen as soon as most of its box is outside.
+
+    :param structures: :class:`pipeline.site.Structure` outlines, pixels of a
+        ``image_width`` x ``image_height`` image (rescaled to the frame size)
+    :param overlap: share of a box's area inside the structures at which it is dropped
+    """
+
+    def __init__(
+        self,
+        structures: Sequence[Structure],
+        image_width: int,
+        image_height: int,
+        overlap: float = 0.5,
+    ) -> None:
+        if not structures:
+            raise ConfigError("a structure mask needs at least one structure")
+        if not 0.0 < overlap <= 1.0:
+            raise ConfigError(f"structure overlap must be in (0, 1], got {overlap}")
+        self.names = np.array([st.name for st in structures], dtype=object)
+        self.polygons = [np.asarray(st.polygon_px, dtype=float) for st in structures]
+        self.size = (int(image_width), int(image_height))
+        self.overlap = float(overlap)
+        self._integrals: dict[tuple[int, int], np.ndarray] = {}
+
+    def _integral(self, width: int, height: int) -> np.ndarray:
+        """``(K + 1, H + 1, W + 1)`` integral images: the union, then each structure."""
+        cached = self._integrals.get((width, height))
+        if cached is not None:
+            return cached
+        scale = np.array([width / self.size[0], height / self.size[1]])
+        masks = []
+        for poly in self.polygons:
+            # a pixel belongs to an outline when its centre lies inside it
+            outline = shapely.Polygon(poly * scale)
+            x0, y0, x1, y1 = outline.bounds
+            c0, r0 = max(0, math.floor(x0)), max(0, math.floor(y0))
+            c1, r1 = min(width, math.ceil(x1)), min(height, math.ceil(y1))
+            m = np.zeros((height, width), dtype=np.uint8)
+            if c1 > c0 and r1 > r0:
+                xx, yy = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
+                m[r0:r1, c0:c1] = shapely.contains_xy(outline, xx, yy)
+            masks.append(m)
+        union = np.maximum.reduce(masks)
+        out = np.stack([cv2.integral(m, sdepth=cv2.CV_32S) for m in (union, *masks)])
+        self._integrals[(width, height)] = out
+        return out
+
+    def coverage(
+        self, boxes_xywh: np.ndarray, width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Share of each box inside the structures, and the structure covering most of it.
+
+        :param boxes_xywh: ``(N, 4)`` boxes, pixels of a ``width`` x ``height`` frame
+        :return: ``(N,)`` fractions in ``[0, 1]`` and ``(N,)`` structure names
+        """
+        ii = self._integral(int(width), int(height))
+        b = np.asarray(boxes_xywh, dtype=float).reshape(-1, 4)
+        x0 = np.clip(np.round(b[:, 0]), 0, width).astype(int)
+        y0 = np.clip(np.round(b[:, 1]), 0, height).astype(int)
+        x1 = np.clip(np.round(b[:, 0] + b[:, 2]), 0, width).astype(int)
+        y1 = np.clip(np.round(b[:, 1] + b[:, 3]), 0, height).astype(int)
+        inside = ii[:, y1, x1] - ii[:, y0, x1] - ii[:, y1, x0] + ii[:, y0, x0]  # (K + 1, N)
+        area = np.maximum((x1 - x0) * (y1 - y0), 1)
+        frac = np.where((x1 > x0) & (y1 > y0), inside[0] / area, 0.0)
+        which = self.names[inside[1:].argmax(axis=0)] if len(b) else self.names[:0]
+        return frac, which
+
+    def split(self, dets: Detections, width: int, height: int) -> tuple[Detections, Detections]:
+        """``(kept, dropped)``: detections outside the structures, and those inside."""
+        if not len(dets):
+            return dets, dets
+        frac, _ = self.coverage(dets.boxes_xywh, width, height)
+        inside = frac >= self.overlap
+        return dets.select(~inside), dets.select(inside)
+
+
 class EvidenceStore(Protocol):
     """Where evidence images go; returns a URI for each."""
 
@@ -448,6 +538,10 @@ class FrameAnalyser:
         while a ``model`` is passed to :meth:`analyse`, i.e. a PTZ pose is in force)
     :param selfcal_config: the calibrator's settings; default :class:`SelfCalConfig` with a
         refit every 25 frames (5 s at 5 fps)
+    :param structures: fixed structures in view; detections on them are left out before
+        tracking (counted in the record's ``masked_detections`` and in
+        :attr:`masked_detections`), except while a PTZ pose is in force (the outlines hold
+        at the home position only)
     """
 
     def __init__(
@@ -463,6 +557,7 @@ class FrameAnalyser:
         evidence_when_empty: bool = False,
         ais_source: AisSource | None = None,
         selfcal_config: SelfCalConfig | None = None,
+        structures: StructureMask | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.model = model
@@ -478,6 +573,9 @@ class FrameAnalyser:
         )
         self.calibrator: PoseCalibrator | None = None
         self.selfcal_source_errors = 0
+        self.structures = structures
+        #: detections left out on fixed structures since the start, count
+        self.masked_detections = 0
 
     def _model_for(self, width: int, height: int, model: CameraModel | None) -> CameraModel:
         m = model if model is not None else self.model
@@ -508,6 +606,11 @@ class FrameAnalyser:
             assert self.calibrator is not None
             cam = self.calibrator.model  # learnt from the earlier frames
         dets = self.detector.detect(frame)
+        masked = 0
+        if self.structures is not None and model is None:
+            dets, dropped = self.structures.split(dets, w, h)
+            masked = len(dropped)
+            self.masked_detections += masked
         boxes = dets.boxes_xywh
         ids = self.tracker.update(boxes, dets.scores, t_ms / 1000.0)
         u_px, v_px = boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]
@@ -594,6 +697,7 @@ class FrameAnalyser:
             hfov_deg=float(cam.hfov_deg),
             detections=detections,
             evidence_uri=evidence_uri,
+            masked_detections=masked,
         )
 
 
@@ -737,6 +841,7 @@ def evaluate_clip(
     calibrate: bool = False,
     self_calibrate: bool = False,
     selfcal_config: SelfCalConfig | None = None,
+    structures: StructureMask | None = None,
 ) -> dict:
     """Detection precision/recall and geo error of a detector on a clip with ground truth.
 
@@ -762,6 +867,9 @@ def evaluate_clip(
         geo error: each scored second's ground-truth-matched detections geo-referenced with
         the pose learnt from the earlier frames alone
     :param selfcal_config: the calibrator's settings (default :class:`SelfCalConfig`)
+    :param structures: the camera's fixed structures: detections on them are left out
+        before tracking and scoring, as :class:`FrameAnalyser` does, and listed under
+        ``masked`` (with the ground-truth box they would have matched, if any)
     :return: a JSON-ready dict; ``unlabelled`` lists detections on scored frames that
         match no labelled box, ``unscored`` the detections on whole-second frames that
         have no ground truth at all (both for a person to check)
@@ -789,6 +897,7 @@ def evaluate_clip(
     pairs: list[tuple[int, int, float, float, float, float]] = []
     unlabelled: list[dict] = []
     unscored: list[dict] = []
+    masked: list[dict] = []
     detections_out: list[dict] = []
     cam: CameraModel | None = None
     calibrator: PoseCalibrator | None = None
@@ -814,6 +923,24 @@ def evaluate_clip(
         t0 = time.process_time()
         dets = detector.detect(frame)
         t_ms = clip.start_t_ms + int(round((i + 1) * 1000.0 / fps))
+        if structures is not None:
+            dets, dropped = structures.split(dets, w, h)
+            if i in gt_frames and len(dropped):
+                frac, which = structures.coverage(dropped.boxes_xywh, w, h)
+                g_all = gt_det.get(gt_frames[i], np.zeros((0, 5)))
+                iou = iou_xywh(dropped.boxes_xywh, g_all[:, 1:5]) if len(g_all) else None
+                masked.extend(
+                    {
+                        "second": gt_frames[i],
+                        "frame": i,
+                        "box_px": [round(v, 1) for v in dropped.boxes_xywh[j].tolist()],
+                        "score": round(float(dropped.scores[j]), 3),
+                        "structure": str(which[j]),
+                        "inside": round(float(frac[j]), 3),
+                        "gt_iou": None if iou is None else round(float(iou[j].max()), 3),
+                    }
+                    for j in range(len(dropped))
+                )
         ids = tracker.update(dets.boxes_xywh, dets.scores, t_ms / 1000.0)
         t_cpu += time.process_time() - t0
         n_run += 1
@@ -975,6 +1102,9 @@ def evaluate_clip(
         "unlabelled_on_water": sum(1 for u in unlabelled if not u["beyond_horizon"]),
         "unlabelled_beyond_horizon": sum(1 for u in unlabelled if u["beyond_horizon"]),
         "unscored": unscored,
+        # detections left out on the camera's outlined structures, on scored frames
+        "masked": masked,
+        "masked_labelled": sum(1 for m in masked if (m["gt_iou"] or 0.0) >= iou_min),
     }
 
 
@@ -1167,6 +1297,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     selfcal_config = SelfCalConfig()
     if args.selfcal_height_ratio_max is not None:
         selfcal_config = replace(selfcal_config, height_ratio_max=args.selfcal_height_ratio_max)
+    structures_path = _structures_path(args.structures, clip)
+    structures = None
+    if structures_path is not None:
+        outlines, sw, sh = read_structures(structures_path)
+        structures = StructureMask(outlines, sw, sh, overlap=args.structure_overlap)
     res = evaluate_clip(
         clip,
         detector,
@@ -1175,6 +1310,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
         self_calibrate=args.self_calibrate,
         selfcal_config=selfcal_config,
+        structures=structures,
+    )
+    res["structures"] = (
+        None
+        if structures is None
+        else {
+            "file": str(structures_path),
+            "names": structures.names.tolist(),
+            "overlap": structures.overlap,
+        }
     )
     res["detector"] = (
         {"kind": type(detector).__name__}
@@ -1222,10 +1367,37 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"  s={u['second']:>2} frame={u['frame']:>3} box={u['box_px']} score={u['score']} "
             f"bearing={u['bearing_deg']} range_m={u['range_m']}"
         )
+    if res["structures"] is None:
+        print("structures: none outlined (--structures none)")
+    else:
+        print(
+            f"left out on outlined structures ({res['structures']['file']}): "
+            f"{len(res['masked'])} detections, {res['masked_labelled']} of them on a labelled "
+            "vessel (check by eye)"
+        )
+        for u in res["masked"]:
+            print(
+                f"  s={u['second']:>2} frame={u['frame']:>3} box={u['box_px']} score={u['score']} "
+                f"on {u['structure']!r} ({u['inside']:.0%} inside)"
+            )
     print("detections on whole-second frames without ground truth (check by eye):")
     for u in res["unscored"]:
         print(f"  frame={u['frame']:>3} box={u['box_px']} score={u['score']}")
     return 0
+
+
+def _structures_path(option: str | None, clip: Clip) -> Path | None:
+    """The structures file of ``eval camera``: ``none``, a path, or (default) the clip's own
+    ``structures.yaml``, else the repository's ``sites/clips/<clip name>.structures.yaml``."""
+    if option is not None:
+        return None if option.lower() == "none" else Path(option)
+    for p in (
+        clip.root / "structures.yaml",
+        CLIP_STRUCTURES_DIR / f"{clip.root.name}.structures.yaml",
+    ):
+        if p.is_file():
+            return p
+    return None
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -1259,6 +1431,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--all-frames", action="store_true", help="run on every frame (default: one per second)"
     )
     ev.add_argument("--iou", type=float, default=0.3, help="IoU for a true positive")
+    ev.add_argument(
+        "--structures",
+        default=None,
+        help="fixed structures to leave out (a structures YAML file, or 'none'); default the "
+        "clip's structures.yaml, else sites/clips/<clip name>.structures.yaml",
+    )
+    ev.add_argument(
+        "--structure-overlap",
+        type=float,
+        default=0.5,
+        help="share of a box inside the outlined structures at which it is left out",
+    )
     ev.add_argument(
         "--calibrate",
         action="store_true",

@@ -220,6 +220,8 @@ class CameraFrame(msgspec.Struct, kw_only=True):
     :param t_ms: frame event time (camera clock corrected by the measured offset), ms UTC
     :param heading_deg: camera heading at that frame (PTZ applied), degrees true
     :param hfov_deg: horizontal field of view at that frame, degrees
+    :param masked_detections: detections left out because they lay on a fixed structure
+        outlined in the camera's ``structures`` (bridge, pier, tower), count
     """
 
     camera_id: str
@@ -230,6 +232,7 @@ class CameraFrame(msgspec.Struct, kw_only=True):
     hfov_deg: float
     detections: list[CameraDetection]
     evidence_uri: str | None = None
+    masked_detections: int = 0
 
 
 class CameraEvent(msgspec.Struct, kw_only=True):

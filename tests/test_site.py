@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError, SiteError
-from pipeline.site import check_site, load_site
+from pipeline.site import check_site, load_site, read_structures
 
 HAIKOU = Path(__file__).resolve().parents[1] / "sites" / "haikou"
 
@@ -305,3 +305,58 @@ def test_camera_self_calibrate_flag(site_copy: Path) -> None:
     site = load_site(site_copy)
     assert site.camera("hk-west-01").self_calibrate is True
     assert site.camera("hk-holiday-01").self_calibrate is False
+
+
+@pytest.mark.unit
+def test_camera_structures_are_parsed_and_their_errors_named(site_copy: Path, tmp_path) -> None:
+    bridge = {"name": "bridge", "polygon": [[0, 400], [1920, 400], [1920, 430], [0, 430]]}
+
+    def good(doc):
+        doc["cameras"][0]["structures"] = [bridge]
+
+    _edit_yaml(site_copy / "cameras.yaml", good)
+    cam = load_site(site_copy).cameras[0]
+    assert [s.name for s in cam.structures] == ["bridge"]
+    assert cam.structures[0].polygon_px[2] == (1920.0, 430.0)
+
+    def bad(doc):
+        doc["cameras"][0]["structures"] = [
+            {"name": "", "polygon": bridge["polygon"]},
+            {"name": "pier", "polygon": [[0, 0], [10, 10]]},
+            {"name": "tower", "polygon": [[0, 0], [5000, 0], [5000, 10]]},
+            {"name": "x", "polygon": bridge["polygon"], "height_m": 3},
+        ]
+        doc["cameras"][1]["structures"] = {"name": "bridge"}
+
+    _edit_yaml(site_copy / "cameras.yaml", bad)
+    problems = check_site(site_copy)
+    where = "cameras.yaml: cameras[0] (hk-west-01).structures"
+    assert f"{where}[0].name: must be a non-empty string" in problems
+    assert f"{where}[1].polygon: must be a list of at least 3 [x_px, y_px] points" in problems
+    assert any(p.startswith(f"{where}[2].polygon: points must lie inside the") for p in problems)
+    assert f"{where}[3]: must be a mapping with keys name and polygon only" in problems
+    assert (
+        "cameras.yaml: cameras[1] (hk-holiday-01).structures: must be a list of {name, polygon} entries"
+        in problems
+    )
+
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"image_width": 888, "image_height": 500, "structures": [bridge]}))
+    with pytest.raises(ConfigError, match="points must lie inside the 888x500 image"):
+        read_structures(f)
+    f.write_text(yaml.safe_dump({"image_width": 1920, "structures": []}))
+    with pytest.raises(ConfigError) as err:
+        read_structures(f)
+    assert "image_width/image_height: must be positive integers" in str(err.value)
+    assert "structures: must list at least one structure" in str(err.value)
+    f.write_text(
+        yaml.safe_dump({"image_width": 1920, "image_height": 1080, "structures": [bridge]})
+    )
+    outlines, w, h = read_structures(f)
+    assert (w, h) == (1920, 1080) and outlines[0].name == "bridge"
+
+
+@pytest.mark.unit
+def test_the_clip_structures_file_is_valid() -> None:
+    outlines, w, h = read_structures(HAIKOU.parent / "clips" / "clip-01.structures.yaml")
+    assert (w, h) == (888, 500) and len(outlines) == 2

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
+from pipeline.site import Structure
 from pipeline.vision import (
     Clip,
     Detections,
@@ -23,6 +24,7 @@ from pipeline.vision import (
     DnnDetector,
     FrameAnalyser,
     MotionDetector,
+    StructureMask,
     _with_yolo_thresh,
     bench_clip,
     check_frame,
@@ -508,3 +510,90 @@ def test_cli_eval_and_bench_camera_print_json(shared, capsys):
     bench = json.loads(capsys.readouterr().out)
     assert bench["capture_to_topic_p95_ms"] is None and bench["threads"] == 1
     assert bench["analyser_with_evidence_cpu_ms_per_frame"] > 0
+
+
+# ---------------------------------------------------------------------------- structures
+_BRIDGE = Structure("bridge", ((0.0, 100.0), (640.0, 100.0), (640.0, 120.0), (0.0, 120.0)))
+_TOWER = Structure("tower", ((300.0, 20.0), (320.0, 20.0), (320.0, 121.0), (300.0, 121.0)))
+
+
+@pytest.mark.unit
+def test_structure_mask_measures_each_box_inside_the_outlines():
+    mask = StructureMask([_BRIDGE, _TOWER], 640, 360)
+    boxes = np.array(
+        [
+            [100.0, 100.0, 40.0, 20.0],  # on the deck
+            [100.0, 110.0, 40.0, 20.0],  # half on it: its lower half is water
+            [100.0, 200.0, 40.0, 20.0],  # on the water
+            [295.0, 40.0, 30.0, 40.0],  # mostly the tower
+            [630.0, 110.0, 40.0, 40.0],  # partly outside the image
+        ]
+    )
+    frac, which = mask.coverage(boxes, 640, 360)
+    np.testing.assert_allclose(frac[:4], [1.0, 0.5, 0.0, 20 / 30], atol=1e-9)
+    assert frac[4] == pytest.approx(0.25)  # only the part inside the frame counts
+    assert which.tolist()[:1] == ["bridge"] and which[3] == "tower"
+    # outlines scale with the frame: the same boxes at twice the size give the same shares
+    frac2, _ = mask.coverage(boxes * 2, 1280, 720)
+    np.testing.assert_allclose(frac2, frac, atol=0.01)
+    dets = Detections(boxes, np.linspace(0.9, 0.5, 5), np.array(["boat"] * 5, dtype=object))
+    kept, dropped = mask.split(dets, 640, 360)
+    assert kept.boxes_xywh.tolist() == boxes[[2, 4]].tolist()
+    assert dropped.boxes_xywh.tolist() == boxes[[0, 1, 3]].tolist()  # 0.5 counts as on it
+    kept, _ = StructureMask([_BRIDGE], 640, 360, overlap=0.9).split(dets, 640, 360)
+    assert len(kept) == 4
+    assert len(mask.split(Detections.empty(), 640, 360)[0]) == 0
+    with pytest.raises(ConfigError):
+        StructureMask([], 640, 360)
+    with pytest.raises(ConfigError):
+        StructureMask([_BRIDGE], 640, 360, overlap=0.0)
+
+
+@pytest.mark.unit
+def test_frame_analyser_leaves_out_detections_on_structures_but_not_under_a_ptz_pose():
+    cam = CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=90.0, tilt_deg=2.0,
+        hfov_deg=60.0, image_width=640, image_height=360,
+    )  # fmt: skip
+    on_deck, on_sea = [100.0, 100.0, 40.0, 20.0], [300.0, 250.0, 40.0, 20.0]
+    analyser = FrameAnalyser(
+        "c1", cam, _FixedDetector([on_deck, on_sea]), MultiObjectTracker(n_init=1), None,
+        structures=StructureMask([_BRIDGE], 640, 360),
+    )  # fmt: skip
+    frame = np.random.default_rng(1).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    rec = analyser.analyse(frame, 1_000)
+    assert [d.box_px for d in rec.detections] == [on_sea]
+    assert rec.masked_detections == 1 and analyser.masked_detections == 1
+    # the left-out box never reached the tracker
+    assert len(analyser.tracker.ids) == 1
+    # outlines hold at the home pose only: under a PTZ pose every detection is published
+    turned = cam.with_pose(heading_deg=120.0)
+    rec = analyser.analyse(frame, 2_000, model=turned)
+    assert len(rec.detections) == 2 and rec.masked_detections == 0
+    assert analyser.masked_detections == 1
+
+
+@pytest.mark.unit
+def test_eval_camera_leaves_the_bridge_out_and_keeps_every_vessel(shared, capsys):
+    """With the clip's outlined structures (sites/clips/clip-01.structures.yaml), the
+    27 boxes the detector puts on the far-bank bridge are left out, listed for a person
+    to check, and no labelled vessel is lost with them."""
+    from pipeline.cli import main
+
+    clip_dir = str(shared / "data" / "video" / "clip-01")
+    model_dir = str(_model_dir(shared))
+    base = ["eval", "camera", "--clip", clip_dir, "--model-dir", model_dir, "--json"]
+    assert main(base) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["structures"]["file"].endswith("sites/clips/clip-01.structures.yaml")
+    assert main([*base, "--structures", "none"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert raw["structures"] is None and raw["masked"] == []
+    # every detection that matches no label is on the bridge: left out with the outlines
+    assert raw["unlabelled_beyond_horizon"] > 20 and raw["unlabelled_on_water"] == 0
+    assert res["unlabelled"] == [] and res["precision"] == 1.0
+    assert len(res["masked"]) == len(raw["unlabelled"]) and res["masked_labelled"] == 0
+    # the outlines stop at the far waterline: nothing left out reaches below it
+    assert all(m["box_px"][1] < 232.0 for m in res["masked"])
+    assert res["true_positives"] == raw["true_positives"] and res["recall"] >= 0.9
+    assert res["track_ids_by_mmsi"] == raw["track_ids_by_mmsi"]
