@@ -39,6 +39,15 @@ def shared() -> Path:
 
 
 @pytest.fixture(scope="session")
+def yolo_dir(shared: Path) -> Path:
+    """The Yolo-Fastest 1.1 model folder of the shared data; skips when its weights are absent."""
+    d = shared / "models" / "yolo-fastest-1.1"
+    if not (d / "yolo-fastest-1.1-xl.weights").is_file():
+        pytest.skip(f"Yolo-Fastest weights not found in {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
     """Bootstrap address of a real Kafka broker.
 

@@ -510,6 +510,9 @@ def test_cli_eval_and_bench_camera_print_json(shared, capsys):
     bench = json.loads(capsys.readouterr().out)
     assert bench["capture_to_topic_p95_ms"] is None and bench["threads"] == 1
     assert bench["analyser_with_evidence_cpu_ms_per_frame"] > 0
+    # both inference backends are timed: ONNX Runtime (the default) and OpenCV's dnn
+    assert bench["dnn_backend"] == "onnxruntime"
+    assert bench["dnn_fps_per_core"] > 0 and bench["dnn_opencv_fps_per_core"] > 0
 
 
 # ---------------------------------------------------------------------------- structures
