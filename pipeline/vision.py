@@ -920,6 +920,8 @@ def evaluate_clip(
         )
     tp = n_gt = n_det = 0
     geo_err: dict[int, list[float]] = {}
+    row_err: dict[int, list[float]] = {}
+    lever: dict[int, list[float]] = {}
     brg_err: list[float] = []
     pairs: list[tuple[int, int, float, float, float, float]] = []
     unlabelled: list[dict] = []
@@ -1026,6 +1028,12 @@ def evaluate_clip(
             same = np.flatnonzero(np.all(np.abs(fus[:, 1:5] - g[gi, 1:5]) < 1e-6, axis=1))
             mmsi = int(fus[same[0], 0]) if len(same) else None
             err = b_err = ais_range = None
+            px, m_per_px, u_a, v_a = (
+                (math.nan, math.nan),
+                math.nan,
+                np.full(1, np.nan),
+                np.full(1, np.nan),
+            )
             if mmsi in ais:
                 lon_a, lat_a = (np.array(v) for v in ais[mmsi])
                 e_a, n_a = enu_from_geo(cam.lon_deg, cam.lat_deg, lon_a, lat_a)
@@ -1041,6 +1049,17 @@ def evaluate_clip(
                     e, n = enu_from_geo(geo.lon_deg[j], geo.lat_deg[j], lon_a, lat_a)
                     err = float(np.hypot(e, n))
                     geo_err.setdefault(mmsi, []).append(err)
+                # the same error seen in the image: the waterline point against the AIS
+                # position projected with the camera parameters, and what one pixel of
+                # row is worth in range there (the error's lever)
+                u_a, v_a, _ = cam.geo_to_pixel(lon_a.reshape(1), lat_a.reshape(1))
+                u_d, v_d = boxes[j, 0] + boxes[j, 2] / 2.0, boxes[j, 1] + boxes[j, 3]
+                px = (float(u_d - u_a[0]), float(v_d - v_a[0]))
+                near = cam.pixel_to_geo(np.array([u_d, u_d]), np.array([v_d, v_d + 1.0]))
+                m_per_px = float(near.range_m[0] - near.range_m[1])
+                if math.isfinite(px[1]):
+                    row_err.setdefault(mmsi, []).append(abs(px[1]))
+                    lever.setdefault(mmsi, []).append(float(near.range_m[0] - near.range_m[1]))
                 if learnt is not None:
                     gl = learnt.pixel_to_geo(
                         np.array([boxes[j, 0] + boxes[j, 2] / 2]),
@@ -1063,6 +1082,13 @@ def evaluate_clip(
                     "range_sigma_m": _round(geo.range_sigma_m[j]),
                     "bearing_deg": _round(geo.bearing_deg[j], 2),
                     "geo_error_m": None if err is None else round(err, 1),
+                    "ais_px": None
+                    if ais_range is None
+                    else [round(float(u_a[0]), 1), round(float(v_a[0]), 1)],
+                    "pixel_error_px": None
+                    if ais_range is None
+                    else [round(px[0], 1), round(px[1], 1)],
+                    "range_m_per_px": None if ais_range is None else _round(m_per_px),
                     "ais_range_m": None if ais_range is None else round(ais_range, 1),
                     "bearing_error_deg": None if b_err is None else round(b_err, 2),
                 }
@@ -1120,6 +1146,15 @@ def evaluate_clip(
             str(m): round(float(np.median(v)), 1) for m, v in sorted(geo_err.items())
         },
         "bearing_error_median_deg": round(float(np.median(brg_err)), 2) if brg_err else None,
+        # the geo error seen in the image: rows between each matched detection's waterline
+        # and its vessel's AIS position projected with the camera parameters (pixels), and
+        # the range one row is worth at the detection (m): their product is the range error
+        "row_error_median_px_by_mmsi": {
+            str(m): round(float(np.median(v)), 1) for m, v in sorted(row_err.items())
+        },
+        "range_m_per_px_median_by_mmsi": {
+            str(m): round(float(np.median(v)), 1) for m, v in sorted(lever.items())
+        },
         "cpu_ms_per_frame": round(1000.0 * t_cpu / max(n_run, 1), 1),
         "track_ids_by_mmsi": _track_ids_by_mmsi(detections_out),
         "matched": detections_out,
@@ -1385,6 +1420,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     print(
         f"geo_error_median_m {res['geo_error_median_m']}  by MMSI {res['geo_error_median_m_by_mmsi']}"
+    )
+    print(
+        "  in the image: rows between the waterline and the AIS position projected with the "
+        f"camera parameters, median by MMSI {res['row_error_median_px_by_mmsi']} px; one row "
+        f"is worth {res['range_m_per_px_median_by_mmsi']} m of range there"
     )
     if "calibrated_pose" in res:
         print(

@@ -422,6 +422,15 @@ def test_evaluate_clip_on_one_second(shared, clip):
     assert 0 < res["geo_error_median_m"] < 3000
     # bearing: box bottom-centre vs AIS antenna (at the stern of a ~150 m barge)
     assert res["bearing_error_median_deg"] < 4.0
+    # in the image the error is a few rows; near the far bank one row is worth ~0.7 km
+    rows, lever = res["row_error_median_px_by_mmsi"], res["range_m_per_px_median_by_mmsi"]
+    assert rows["290000000"] < 8.0 and lever["290000000"] > 300.0
+    assert rows["380000000"] < 15.0 and lever["380000000"] < 40.0
+    for m in res["matched"]:
+        du, dv = m["pixel_error_px"]
+        assert abs(dv) == pytest.approx(
+            abs(m["box_px"][1] + m["box_px"][3] - m["ais_px"][1]), abs=0.15
+        )
     # unmatched boxes are listed for a person to check, with their geometry
     assert all(len(u["box_px"]) == 4 and "beyond_horizon" in u for u in res["unlabelled"])
     assert res["unlabelled_on_water"] + res["unlabelled_beyond_horizon"] == len(res["unlabelled"])
