@@ -663,6 +663,13 @@ class FrameAnalyser:
                         self.calibrator.n_pairs,
                         self.calibrator.residual_px,
                     )
+                    if self.calibrator.at_bounds:
+                        log.warning(
+                            "camera %s: the learnt %s sits on its self-calibration bound: the "
+                            "configured pose is likely off by more than the bounds allow",
+                            self.camera_id,
+                            " and ".join(self.calibrator.at_bounds),
+                        )
 
         evidence_uri = None
         crop_uris: list[str | None] = [None] * len(dets)
@@ -1128,6 +1135,7 @@ def evaluate_clip(
             "pose_updates": calibrator.n_pose_updates,
         }
         extra["selfcal_pairs"] = calibrator.n_pairs
+        extra["selfcal_at_bounds"] = list(calibrator.at_bounds)
         extra["selfcal_trace"] = self_trace
     return {
         **extra,
@@ -1438,6 +1446,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             f"{res['selfcal_beyond_horizon']} beyond the learnt horizon)  "
             f"pose {res['selfcal_pose']}  pairs {res['selfcal_pairs']}"
         )
+        if res["selfcal_at_bounds"]:
+            print(
+                f"  the learnt {' and '.join(res['selfcal_at_bounds'])} sits on its bound "
+                "(see --selfcal-height-ratio-max)"
+            )
     print(f"track ids by MMSI {res['track_ids_by_mmsi']}")
     print(
         f"unlabelled detections (check by eye): {res['unlabelled_on_water']} on the water, "

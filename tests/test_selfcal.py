@@ -134,6 +134,7 @@ def test_converges_to_the_true_pose_from_a_perturbed_start():
     assert m.tilt_deg == pytest.approx(TRUE.tilt_deg, abs=0.05)
     assert m.height_m == pytest.approx(TRUE.height_m, rel=0.05)
     assert cal.residual_px is not None and cal.residual_px < 3.0
+    assert cal.at_bounds == ()  # converged inside the bounds
     assert cal.n_pairs >= 3 * 10
     # and the geo-referencing is now good: a pixel of a vessel at 1.5 km lands near it
     lon, lat = _at(35.0, 1500.0)
@@ -202,6 +203,12 @@ def test_the_learnt_pose_stays_within_bounds_of_the_installed_pose():
     assert _dh(m.heading_deg, installed.heading_deg) <= 2.0 + 1e-6
     assert m.height_m <= 15.0 + 1e-6
     assert not cal.within_bounds(replace(installed, tilt_deg=installed.tilt_deg + 5.5))
+    assert cal.at_bounds == ()  # nothing learnt: the true pose is out of reach
+    # a camera installed lower than the bounds allow: the height stops at its bound, and
+    # only the height is named as held back
+    cal = _run(frames, replace(truth, height_m=18.0), SelfCalConfig(height_ratio_max=1.2))
+    assert cal.n_pose_updates >= 1 and cal.model.height_m == pytest.approx(21.6)
+    assert cal.at_bounds == ("height_m",)
 
 
 @pytest.mark.unit

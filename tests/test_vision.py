@@ -482,6 +482,8 @@ def test_self_calibration_on_the_clip_beats_the_shipped_parameters(shared, clip)
     # within the default bounds (height at most twice the configured 20 m)
     assert 353.0 < pose["heading_deg"] < 355.5 and 4.5 < pose["tilt_deg"] < 6.0
     assert 30.0 < pose["height_m"] <= 40.0 + 1e-6
+    # ... and it says that the height stopped at the bound
+    assert res["selfcal_at_bounds"] == ["height_m"]
     assert pose["pose_updates"] >= 1 and res["selfcal_pairs"] >= 8
     # prequential: the first scored second was geo-referenced with the shipped pose
     first = res["selfcal_trace"][0]

@@ -700,6 +700,22 @@ class PoseCalibrator:
         return self._model
 
     @property
+    def at_bounds(self) -> tuple[str, ...]:
+        """The pose fields (``heading_deg``, ``tilt_deg``, ``height_m``) whose learnt value
+        sits on a bound: the AIS would pull it further, so the installed value is likely
+        wrong by more than the bounds allow (widen them, or survey the camera)."""
+        if self._n_updates == 0:
+            return ()
+        out = []
+        for name in _FIT:
+            lo, hi = self.bounds[name]
+            x = float(getattr(self._model, name))
+            tol = 1e-6 * max(1.0, abs(hi - lo))
+            if x <= lo + tol or x >= hi - tol:
+                out.append(name)
+        return tuple(out)
+
+    @property
     def n_pairs(self) -> int:
         """Detection-AIS pairs accepted in the window at the last refit attempt."""
         return self._n_pairs
