@@ -43,8 +43,8 @@ bench: $(STAMP)
 	$(BIN)/shorewatch topics create
 	$(BIN)/shorewatch bench ais --json
 	$(BIN)/shorewatch bench fusion --json
-	$(BIN)/shorewatch bench camera --json
-	$(BIN)/shorewatch bench camera-ingest --cameras 4 --max-fps 5 --duration-s 20 --kafka --json
+	$(BIN)/shorewatch bench camera --frames 100 --json
+	$(BIN)/shorewatch bench camera-ingest --cameras 4 --max-fps 5 --duration-s 20 --kafka --threads 1 --json
 	$(BIN)/shorewatch bench ais --e2e --json
 	$(BIN)/shorewatch bench alerts --json
 

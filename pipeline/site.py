@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pipeline.core.geo import AreaGeometry
 
 __all__ = [
+    "CLIP_STRUCTURES_DIR",
     "ZONE_KINDS",
     "AxisCalibration",
     "CameraConfig",
@@ -54,6 +55,10 @@ __all__ = [
     "load_site",
     "read_structures",
 ]
+
+#: structures files of recorded clips (``<clip folder name>.structures.yaml``), in the
+#: repository beside the site folders
+CLIP_STRUCTURES_DIR = Path(__file__).resolve().parents[1] / "sites" / "clips"
 
 #: Kinds of authorised place a zone may have.
 ZONE_KINDS: tuple[str, ...] = ("port", "pier", "anchorage", "shipyard", "fishing_harbour")

@@ -57,16 +57,13 @@ from pipeline.core.camera import (
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.darknet import DarknetOnnx
 from pipeline.errors import ConfigError, FrameError
-from pipeline.site import Structure, read_structures
+from pipeline.site import CLIP_STRUCTURES_DIR, Structure, read_structures
 from schemas.records import CameraDetection, CameraFrame
 
 log = logging.getLogger(__name__)
 
 #: inference backends of :class:`DnnDetector`
 DNN_BACKENDS = ("onnxruntime", "opencv")
-
-#: structures files of recorded clips (``<clip folder name>.structures.yaml``)
-CLIP_STRUCTURES_DIR = Path(__file__).resolve().parents[1] / "sites" / "clips"
 
 __all__ = [
     "AisSource",

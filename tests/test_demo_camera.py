@@ -95,6 +95,9 @@ async def test_rtsp_showcase_publishes_clip_01(kafka_bootstrap, shared, tmp_path
     # geo-referenced with camera_para.txt: the camera looks north (heading 352°) over the river
     assert all(abs((f.heading_deg - 352.0 + 180.0) % 360.0 - 180.0) < 1.0 for f in frames)
     assert any(d.range_m is not None and d.lat is not None and d.lat > 30.6 for d in boats)
+    # the far-bank bridge is outlined: its boxes are counted on the topic, never published
+    assert r["masked"] > 0 and sum(f.masked_detections for f in frames) >= r["masked"]
+    assert all(d.box_px[1] + d.box_px[3] > 232.0 for d in boats)
     assert statuses[0].status == "offline" and statuses[0].reason == "connecting"
     assert any(s.status == "online" for s in statuses)
 
