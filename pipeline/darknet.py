@@ -4,7 +4,8 @@ The camera detector runs Yolo-Fastest on ONNX Runtime: about 2.5 times faster pe
 frame on one core than OpenCV's ``dnn`` module with the same network (measured on
 clip-01 at 416 px: 22 ms against 56 ms), with the same outputs to within 1e-4. No
 converted file is written or shipped: :func:`build_onnx` reads the Darknet files from
-their configured path and builds the graph each time a detector starts (~0.1 s).
+their configured path and builds the graph each time a detector starts (~40 ms, after
+one import of the ``onnx`` package).
 
 Supported layers are those of the Yolo-Fastest family and of the classic tiny YOLOs:
 ``convolutional`` (grouped/depthwise, batch norm folded into the weights, ``leaky``,

@@ -244,6 +244,14 @@ def test_tracker_ids_do_not_depend_on_detection_order(perm_seed):
 
 
 # ---------------------------------------------------------------------------- analyser
+def _east_camera() -> CameraModel:
+    """A 640 x 360 camera 20 m up, looking east, 2 degrees down."""
+    return CameraModel.from_hfov(
+        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=90.0, tilt_deg=2.0,
+        hfov_deg=60.0, image_width=640, image_height=360,
+    )  # fmt: skip
+
+
 class _FixedDetector:
     def __init__(self, boxes: list[list[float]]):
         self.boxes = np.array(boxes, float).reshape(-1, 4)
@@ -256,10 +264,7 @@ class _FixedDetector:
 
 @pytest.mark.unit
 def test_frame_analyser_builds_geo_referenced_record_with_evidence(tmp_path):
-    cam = CameraModel.from_hfov(
-        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=90.0, tilt_deg=2.0,
-        hfov_deg=60.0, image_width=640, image_height=360,
-    )  # fmt: skip
+    cam = _east_camera()
     hv = float(cam.horizon_v(np.array([320.0]))[0])
     on_sea = [300.0, 250.0, 40.0, 20.0]
     beyond = [100.0, hv - 40.0, 30.0, 20.0]  # waterline above the horizon
@@ -565,10 +570,7 @@ def test_structure_mask_measures_each_box_inside_the_outlines():
 
 @pytest.mark.unit
 def test_frame_analyser_leaves_out_detections_on_structures_but_not_under_a_ptz_pose():
-    cam = CameraModel.from_hfov(
-        lon_deg=110.3, lat_deg=20.0, height_m=20.0, heading_deg=90.0, tilt_deg=2.0,
-        hfov_deg=60.0, image_width=640, image_height=360,
-    )  # fmt: skip
+    cam = _east_camera()
     on_deck, on_sea = [100.0, 100.0, 40.0, 20.0], [300.0, 250.0, 40.0, 20.0]
     analyser = FrameAnalyser(
         "c1", cam, _FixedDetector([on_deck, on_sea]), MultiObjectTracker(n_init=1), None,
