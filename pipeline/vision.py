@@ -1031,13 +1031,9 @@ def evaluate_clip(
             # which AIS vessel this ground-truth box is (same box in the fusion file)
             same = np.flatnonzero(np.all(np.abs(fus[:, 1:5] - g[gi, 1:5]) < 1e-6, axis=1))
             mmsi = int(fus[same[0], 0]) if len(same) else None
-            err = b_err = ais_range = None
-            px, m_per_px, u_a, v_a = (
-                (math.nan, math.nan),
-                math.nan,
-                np.full(1, np.nan),
-                np.full(1, np.nan),
-            )
+            err = b_err = ais_range = m_per_px = None
+            ais_px = pixel_error = None
+            u_d, v_d = float(boxes[j, 0] + boxes[j, 2] / 2), float(boxes[j, 1] + boxes[j, 3])
             if mmsi in ais:
                 lon_a, lat_a = (np.array(v) for v in ais[mmsi])
                 e_a, n_a = enu_from_geo(cam.lon_deg, cam.lat_deg, lon_a, lat_a)
@@ -1045,10 +1041,7 @@ def evaluate_clip(
                 ais_brg = math.degrees(math.atan2(float(e_a), float(n_a)))
                 b_err = (float(geo.bearing_deg[j]) - ais_brg + 180.0) % 360.0 - 180.0
                 brg_err.append(abs(b_err))
-                pairs.append(
-                    (k, mmsi, float(boxes[j, 0] + boxes[j, 2] / 2), float(boxes[j, 1] + boxes[j, 3]),
-                     float(lon_a), float(lat_a))
-                )  # fmt: skip
+                pairs.append((k, mmsi, u_d, v_d, float(lon_a), float(lat_a)))
                 if geo.hits_sea[j]:
                     e, n = enu_from_geo(geo.lon_deg[j], geo.lat_deg[j], lon_a, lat_a)
                     err = float(np.hypot(e, n))
@@ -1057,18 +1050,15 @@ def evaluate_clip(
                 # position projected with the camera parameters, and what one pixel of
                 # row is worth in range there (the error's lever)
                 u_a, v_a, _ = cam.geo_to_pixel(lon_a.reshape(1), lat_a.reshape(1))
-                u_d, v_d = boxes[j, 0] + boxes[j, 2] / 2.0, boxes[j, 1] + boxes[j, 3]
-                px = (float(u_d - u_a[0]), float(v_d - v_a[0]))
+                ais_px = [round(float(u_a[0]), 1), round(float(v_a[0]), 1)]
+                pixel_error = [round(u_d - float(u_a[0]), 1), round(v_d - float(v_a[0]), 1)]
                 near = cam.pixel_to_geo(np.array([u_d, u_d]), np.array([v_d, v_d + 1.0]))
                 m_per_px = float(near.range_m[0] - near.range_m[1])
-                if math.isfinite(px[1]):
-                    row_err.setdefault(mmsi, []).append(abs(px[1]))
-                    lever.setdefault(mmsi, []).append(float(near.range_m[0] - near.range_m[1]))
+                if math.isfinite(v_a[0]):
+                    row_err.setdefault(mmsi, []).append(abs(v_d - float(v_a[0])))
+                    lever.setdefault(mmsi, []).append(m_per_px)
                 if learnt is not None:
-                    gl = learnt.pixel_to_geo(
-                        np.array([boxes[j, 0] + boxes[j, 2] / 2]),
-                        np.array([boxes[j, 1] + boxes[j, 3]]),
-                    )
+                    gl = learnt.pixel_to_geo(np.array([u_d]), np.array([v_d]))
                     if gl.hits_sea[0]:
                         e, n = enu_from_geo(gl.lon_deg[0], gl.lat_deg[0], lon_a, lat_a)
                         self_err.setdefault(mmsi, []).append(float(np.hypot(e, n)[()]))
@@ -1086,13 +1076,9 @@ def evaluate_clip(
                     "range_sigma_m": _round(geo.range_sigma_m[j]),
                     "bearing_deg": _round(geo.bearing_deg[j], 2),
                     "geo_error_m": None if err is None else round(err, 1),
-                    "ais_px": None
-                    if ais_range is None
-                    else [round(float(u_a[0]), 1), round(float(v_a[0]), 1)],
-                    "pixel_error_px": None
-                    if ais_range is None
-                    else [round(px[0], 1), round(px[1], 1)],
-                    "range_m_per_px": None if ais_range is None else _round(m_per_px),
+                    "ais_px": ais_px,
+                    "pixel_error_px": pixel_error,
+                    "range_m_per_px": None if m_per_px is None else _round(m_per_px),
                     "ais_range_m": None if ais_range is None else round(ais_range, 1),
                     "bearing_error_deg": None if b_err is None else round(b_err, 2),
                 }
@@ -1236,8 +1222,9 @@ def bench_clip(clip: Clip, model_dir: Path | None, *, n_frames: int = 50, **dnn_
     """Frames per second per core of the detectors and of the whole analyser on a clip.
 
     The DNN detector is timed on both backends (``dnn`` = the one asked for, default
-    ONNX Runtime; ``dnn_<other>``); the analyser runs with ``dnn``. Threads are fixed to one (``cv2.setNumThreads(1)``); CPU time of this process is
-    measured, so other load on the machine does not inflate the figures.
+    ONNX Runtime; ``dnn_<other>``); the analyser runs with ``dnn``. Threads are fixed to
+    one (``cv2.setNumThreads(1)``); CPU time of this process is measured, so other load
+    on the machine does not inflate the figures.
     """
     cv2.setNumThreads(1)
     frames = [f for _, f in clip.frames(range(n_frames))]
