@@ -32,15 +32,6 @@ from pipeline.vision import (
 )
 from schemas.records import CameraFrame
 
-MODEL = "yolo-fastest-1.1"
-
-
-def _model_dir(shared: Path) -> Path:
-    d = shared / "models" / MODEL
-    if not (d / "yolo-fastest-1.1-xl.weights").is_file():
-        pytest.skip(f"Yolo-Fastest weights not found in {d}")
-    return d
-
 
 @pytest.fixture(scope="module")
 def clip(shared) -> Clip:
@@ -86,8 +77,8 @@ def test_analyser_rejects_corrupt_frame_before_tracking(tmp_path):
 
 # ---------------------------------------------------------------------------- DNN
 @pytest.mark.unit
-def test_dnn_detector_finds_both_vessels_on_real_frames(shared, clip, clip_frames):
-    det = DnnDetector.from_dir(_model_dir(shared), conf=0.25)
+def test_dnn_detector_finds_both_vessels_on_real_frames(clip, clip_frames, yolo_dir):
+    det = DnnDetector.from_dir(yolo_dir, conf=0.25)
     gt = clip.ground_truth("clip-01_gt_fusion.txt", 888, 500)
     # ground-truth second k is frame 25 (k + 1) - 1: frame 124 = second 4 (both vessels)
     d4 = det.detect(clip_frames[124])
@@ -107,11 +98,11 @@ def test_dnn_detector_finds_both_vessels_on_real_frames(shared, clip, clip_frame
 
 
 @pytest.mark.unit
-def test_dnn_detector_tiles_cover_the_frame_and_map_back(shared, clip_frames):
+def test_dnn_detector_tiles_cover_the_frame_and_map_back(clip_frames, yolo_dir):
     frame = clip_frames[124]
-    whole = DnnDetector.from_dir(_model_dir(shared), conf=0.2)
+    whole = DnnDetector.from_dir(yolo_dir, conf=0.2)
     tiled = DnnDetector.from_dir(
-        _model_dir(shared), conf=0.2, tiles=((0.0, 0.0, 1.0, 1.0), (0.0, 0.2, 1.0, 0.5))
+        yolo_dir, conf=0.2, tiles=((0.0, 0.0, 1.0, 1.0), (0.0, 0.2, 1.0, 0.5))
     )
     a, b = whole.detect(frame), tiled.detect(frame)
     assert len(b) >= 1
@@ -127,10 +118,10 @@ def test_dnn_detector_tiles_cover_the_frame_and_map_back(shared, clip_frames):
 
 
 @pytest.mark.unit
-def test_dnn_detector_configuration_errors(tmp_path, shared):
+def test_dnn_detector_configuration_errors(tmp_path, yolo_dir):
     with pytest.raises(ConfigError):
         DnnDetector(tmp_path / "x.cfg", tmp_path / "x.weights", tmp_path / "x.names")
-    d = _model_dir(shared)
+    d = yolo_dir
     with pytest.raises(ConfigError):
         DnnDetector(
             d / "yolo-fastest-1.1-xl.cfg", d / "yolo-fastest-1.1-xl.weights", d / "coco.names",
@@ -416,8 +407,8 @@ def test_evidence_store_refuses_keys_outside_its_root(tmp_path):
 
 # ---------------------------------------------------------------------------- evaluation
 @pytest.mark.unit
-def test_evaluate_clip_on_one_second(shared, clip):
-    det = DnnDetector.from_dir(_model_dir(shared), conf=0.25)
+def test_evaluate_clip_on_one_second(clip, yolo_dir):
+    det = DnnDetector.from_dir(yolo_dir, conf=0.25)
     res = evaluate_clip(clip, det, seconds=(4,))
     assert res["frames_run"] == 5  # whole seconds up to frame 124
     assert res["gt_boxes"] == 2 and res["true_positives"] == 2 and res["recall"] == 1.0
@@ -451,16 +442,16 @@ def test_evaluate_clip_on_one_second(shared, clip):
 
 
 @pytest.mark.unit
-def test_bench_reports_rates_and_leaves_latency_to_the_connector(shared, clip):
-    res = bench_clip(clip, _model_dir(shared), n_frames=3)
+def test_bench_reports_rates_and_leaves_latency_to_the_connector(clip, yolo_dir):
+    res = bench_clip(clip, yolo_dir, n_frames=3)
     assert res["dnn_fps_per_core"] > 0 and res["motion_fps_per_core"] > 0
     assert res["cameras_at_5fps_per_core"] >= 0
     assert res["capture_to_topic_p95_ms"] is None
 
 
 @pytest.mark.unit
-def test_evaluate_clip_reports_calibrated_geo_error(shared, clip):
-    det = DnnDetector.from_dir(_model_dir(shared), conf=0.2)
+def test_evaluate_clip_reports_calibrated_geo_error(clip, yolo_dir):
+    det = DnnDetector.from_dir(yolo_dir, conf=0.2)
     res = evaluate_clip(clip, det, seconds=(3, 4, 5), calibrate=True)
     assert res["recall"] == 1.0
     # refining heading/tilt/height on the other seconds' AIS matches beats the raw parameters
@@ -471,8 +462,8 @@ def test_evaluate_clip_reports_calibrated_geo_error(shared, clip):
 
 
 @pytest.mark.unit
-def test_self_calibration_on_the_clip_beats_the_shipped_parameters(shared, clip):
-    det = DnnDetector.from_dir(_model_dir(shared), conf=0.2)
+def test_self_calibration_on_the_clip_beats_the_shipped_parameters(clip, yolo_dir):
+    det = DnnDetector.from_dir(yolo_dir, conf=0.2)
     res = evaluate_clip(clip, det, self_calibrate=True)
     # measured: 1,657 m with camera_para.txt, 137 m self-calibrated (prequential)
     assert res["geo_error_median_m"] > 1000
@@ -497,23 +488,23 @@ def test_self_calibration_on_the_clip_beats_the_shipped_parameters(shared, clip)
 
 
 @pytest.mark.unit
-def test_conf_below_opencv_yolo_default_threshold_is_honoured(shared, clip_frames):
+def test_conf_below_opencv_yolo_default_threshold_is_honoured(clip_frames, yolo_dir):
     # OpenCV's Darknet YOLO layer drops class scores under the cfg's thresh (0.2 by
     # default); the detector rewrites it so a lower conf really yields lower scores.
     assert "thresh = 0.1\n" in _with_yolo_thresh("[net]\n[yolo]\nthresh=.5\nclasses=80\n", 0.1)
     assert "thresh=.5" not in _with_yolo_thresh("[yolo]\nthresh=.5\n", 0.1)
-    low = DnnDetector.from_dir(_model_dir(shared), conf=0.1).detect(clip_frames[74])
-    high = DnnDetector.from_dir(_model_dir(shared), conf=0.25).detect(clip_frames[74])
+    low = DnnDetector.from_dir(yolo_dir, conf=0.1).detect(clip_frames[74])
+    high = DnnDetector.from_dir(yolo_dir, conf=0.25).detect(clip_frames[74])
     assert low.scores.min() < 0.2 <= high.scores.min()
     assert len(low) > len(high)
 
 
 @pytest.mark.unit
-def test_cli_eval_and_bench_camera_print_json(shared, capsys):
+def test_cli_eval_and_bench_camera_print_json(shared, capsys, yolo_dir):
     from pipeline.cli import main
 
     clip_dir = str(shared / "data" / "video" / "clip-01")
-    model_dir = str(_model_dir(shared))
+    model_dir = str(yolo_dir)
     assert main(["eval", "camera", "--clip", clip_dir, "--model-dir", model_dir, "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     # seconds 2..9 of the ground truth are in the 250-frame video
@@ -590,14 +581,14 @@ def test_frame_analyser_leaves_out_detections_on_structures_but_not_under_a_ptz_
 
 
 @pytest.mark.unit
-def test_eval_camera_leaves_the_bridge_out_and_keeps_every_vessel(shared, capsys):
+def test_eval_camera_leaves_the_bridge_out_and_keeps_every_vessel(shared, capsys, yolo_dir):
     """With the clip's outlined structures (sites/clips/clip-01.structures.yaml), the
     27 boxes the detector puts on the far-bank bridge are left out, listed for a person
     to check, and no labelled vessel is lost with them."""
     from pipeline.cli import main
 
     clip_dir = str(shared / "data" / "video" / "clip-01")
-    model_dir = str(_model_dir(shared))
+    model_dir = str(yolo_dir)
     base = ["eval", "camera", "--clip", clip_dir, "--model-dir", model_dir, "--json"]
     assert main(base) == 0
     res = json.loads(capsys.readouterr().out)
