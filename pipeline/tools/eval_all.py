@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import combine, evaluate, format_table, match_alerts
+from pipeline.tools.evaluate import combine, evaluate, format_table, match_alerts
 
 __all__ = [
     "GOAL_LANDING_PRECISION",
@@ -49,7 +49,6 @@ __all__ = [
     "LEGIT_ROLES",
     "ZONE_MARGIN_M",
     "NightSpec",
-    "add_commands",
     "check_goals",
     "check_line",
     "ensure_night",
@@ -57,7 +56,6 @@ __all__ = [
     "run_eval_all",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 
 #: Goals of the fusion issue for ``unusual_landing`` over the simulated nights.
 GOAL_LANDING_RECALL = 1.0
@@ -173,7 +171,7 @@ def check_line(goals: dict[str, Any]) -> str:
 
 
 def _simulator_fingerprint() -> str:
-    import pipeline.simulate as sim
+    import pipeline.tools.simulate as sim
 
     return hashlib.sha256(Path(sim.__file__).read_bytes()).hexdigest()[:16]
 
@@ -203,7 +201,7 @@ def ensure_night(site: Any, site_dir: Path, spec: NightSpec, night_dir: Path) ->
 
     :return: ``(truth, simulated)``; ``simulated`` is false when the cached night was used
     """
-    from pipeline.simulate import SimConfig, simulate
+    from pipeline.tools.simulate import SimConfig, simulate
 
     params = _params(site_dir, spec)
     pfile = night_dir / "params.json"
@@ -263,7 +261,7 @@ async def _kafka_seeds(
     say: Any,
 ) -> list[dict[str, Any]]:
     from pipeline import admin
-    from pipeline.demo import run_through_pipeline
+    from pipeline.tools.demo import run_through_pipeline
 
     await admin.acreate_topics(bootstrap)
     runs = []
@@ -294,7 +292,7 @@ def _run_kafka(
 ) -> list[dict[str, Any]]:
     """The Kafka runs on the configured broker, or the local one (stopped after if started
     here). The nights are simulated first, so a bad parameter never starts a broker."""
-    from pipeline import localkafka
+    from pipeline.tools import localkafka
 
     nights = []
     for spec in specs:
@@ -408,8 +406,8 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def _cmd_eval_all(args: argparse.Namespace) -> int:
-    from pipeline.simulate import parse_duration
+def cmd_eval_all(args: argparse.Namespace) -> int:
+    from pipeline.tools.simulate import parse_duration
 
     seeds = _seed_list(args.seeds)
     if not seeds:
@@ -447,33 +445,3 @@ def _cmd_eval_all(args: argparse.Namespace) -> int:
     if res["kafka_error"]:
         return 1
     return 1 if args.strict and not met else 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval all`` (``make eval``) to the ``eval`` group."""
-    from pipeline.cli import command_group
-
-    group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
-    p = group.add_parser(
-        "all", help="replay several simulated nights and run one through Kafka; check the goals"
-    )
-    p.add_argument("--site", default=str(REPO / "sites" / "haikou"), help="site folder")
-    p.add_argument("--seeds", default="1,2,3,4,5", help="replay seeds (default %(default)s)")
-    p.add_argument("--duration", default="2h", help="replayed night length (default %(default)s)")
-    p.add_argument("--start", default="2026-03-08T02:00:00+08:00", help="replayed night start")
-    p.add_argument("--fps", type=float, default=1.0, help="camera frames/s of replayed nights")
-    p.add_argument("--kafka-seeds", default="1", help="seeds through Kafka (default %(default)s)")
-    p.add_argument(
-        "--kafka-duration", default="1h", help="Kafka night length (default %(default)s)"
-    )
-    p.add_argument("--kafka-start", default="2026-03-08T03:00:00+08:00", help="Kafka night start")
-    p.add_argument(
-        "--kafka-speed", type=float, default=40.0, help="Kafka replay speed, x real time"
-    )
-    p.add_argument("--kafka-fps", type=float, default=0.5, help="camera frames/s of Kafka nights")
-    p.add_argument("--no-kafka", action="store_true", help="replay only")
-    p.add_argument("--jobs", type=int, default=1, help="replay processes in parallel (default 1)")
-    p.add_argument("--out", default=str(REPO / "var" / "eval"), help="output folder")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a goal is not met")
-    p.set_defaults(func=_cmd_eval_all)
