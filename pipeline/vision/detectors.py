@@ -136,7 +136,7 @@ class DnnDetector:
         a long hull); ``None`` keeps them. A boat fully in front of a larger one can be
         lost this way, so keep the fraction high.
     :param backend: ``"onnxruntime"`` (default: the network converted in memory by
-        :mod:`pipeline.darknet`, ~2.5x faster on one core) or ``"opencv"`` (OpenCV's own
+        :mod:`pipeline.vision.darknet`, ~2.5x faster on one core) or ``"opencv"`` (OpenCV's own
         Darknet importer, the reference the conversion is tested against)
     :param threads: ONNX Runtime threads per detector (OpenCV's are set process-wide
         with ``cv2.setNumThreads``)
