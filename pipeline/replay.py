@@ -13,7 +13,9 @@ The stages are those of the Faust agents (:mod:`pipeline.worker.app`), called di
 3. everything merged in event-time order and cut into windows of ``window_ms`` of event
    time (the micro-batches); per window :func:`pipeline.engine.tracks.track_step` then, for the
    tracks inside the site's bbox (as the track agent forwards them),
-   :func:`pipeline.engine.area.area_step`;
+   :func:`pipeline.engine.area.area_step` with the window's end as the AIS watermark (all
+   input is at hand, so nothing older will come; cameras state their progress with their
+   frames, as in the worker);
 4. at the end of input the open evaluation tick is flushed
    (:func:`pipeline.engine.area.flush_area`), optionally after letting ``drain_s`` of event
    time elapse (so silences and dwells that began at the end of the recording count).
@@ -44,7 +46,7 @@ from pipeline.engine.area import area_step, flush_area
 from pipeline.engine.state import AreaContext, AreaState
 from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
 from pipeline.errors import ConfigError
-from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track
+from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track, Watermark
 
 __all__ = ["ReplayResult", "read_frames", "replay", "run_replay"]
 
@@ -75,6 +77,13 @@ def _context(site: Any) -> AreaContext:
 
         site = load_site(site)
     return AreaContext.from_site(site)
+
+
+def _window_marks(ctx: AreaContext, win: int | None, window_ms: int) -> list[Watermark]:
+    """Replay's watermarks after window ``win``: its end, for every AIS input of the area
+    (cameras state their own progress with their frames)."""
+    end = ((win or 0) + 1) * window_ms
+    return [Watermark(path="ais", partition=p, t_ms=end) for p in range(ctx.ais_partitions)]
 
 
 def decode_ais(
@@ -271,7 +280,8 @@ def run_replay(
             del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
             counters["tracks.evicted"] += 1
         area_tracks = batch.area_updates
-        state, out = area_step(state, area_tracks, fs, ctx)
+        # all input is at hand: nothing older than the window's end will come
+        state, out = area_step(state, area_tracks, fs, ctx, _window_marks(ctx, win, window_ms))
         alerts.extend(out)
         ps, ss, fs = [], [], []
 
