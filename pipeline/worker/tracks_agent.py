@@ -32,8 +32,17 @@ EVICT_CLOCK_AHEAD_MAX_MS = 300_000
 log = logging.getLogger(__name__)
 
 
-def _register_tracks(app: faust.App, site: Any) -> None:
+def _register_tracks(app: faust.App, site: Any, ais_disorder_ms: int = 5_000) -> None:
+    """The tracks agent.
+
+    After each micro-batch it also sends the area the AIS watermark of every ``ais.fixes``
+    partition the batch advanced (:func:`pipeline.engine.watermarks.ais_marks`), after the
+    batch's track updates.
+
+    :param ais_disorder_ms: how far AIS may come out of event-time order on a partition, ms
+    """
     from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
+    from pipeline.engine.watermarks import ais_marks, fixes_progress
 
     metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
     params = TrackParams()
@@ -87,16 +96,19 @@ def _register_tracks(app: faust.App, site: Any) -> None:
     track_topic, fusion_topic = topics.TRACK.name, topics.FUSION_INPUT.name
     n_track_parts, n_fusion_parts = topics.TRACK.partitions, topics.FUSION_INPUT.partitions
     keys: dict[int, bytes] = {}  # MMSI -> its decimal text
+    marks_sent: dict[int, int] = {}  # ais.fixes partition -> the watermark last sent
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
             cols: list[PositionColumns] = []
             sta: list[records.AisStatic] = []
+            progress: dict[int, int] = {}  # partition -> newest event time of the batch
             for v in values:
                 try:
                     fc = fix_dec.decode(v)
                     cols.append(unpack_fixes(fc))
+                    fixes_progress(progress, fc, cols[-1].t_ms)
                 except (msgspec.DecodeError, ValueError) as exc:
                     metrics.add({"tracks.undecodable": 1})
                     dead = dead_letter(
@@ -156,4 +168,11 @@ def _register_tracks(app: faust.App, site: Any) -> None:
                 live.pop(tr.mmsi, None)
                 sender.append(track_topic, n_track_parts, key, json_encoder.encode(tr))
                 metrics.add({"tracks.evicted": 1})
+            for mark in ais_marks(progress, marks_sent, ais_disorder_ms, cap):
+                sender.append(
+                    fusion_topic,
+                    n_fusion_parts,
+                    area,
+                    json_encoder.encode(records.FusionInput(area=site.name, watermark=mark)),
+                )
             await sender.flush()
