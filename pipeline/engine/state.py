@@ -168,8 +168,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param held_frames: the same, camera frames
     :param ais_marks: watermark of each AIS input (``ais.fixes`` partition), ms UTC
     :param cam_marks: newest frame time received from each camera, ms UTC
-    :param start_t_ms: the first watermark or input time the area heard of, ms UTC (-1:
-        none); cameras not heard from yet count from it
+    :param start_t_ms: event time of the first input (track update or frame) the area
+        took in, ms UTC (-1: none); cameras not heard from yet count from it
     :param released_t_ms: the area's watermark: every input older than it has been
         applied and every evaluation time up to it made, ms UTC (-1: none)
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC

@@ -16,7 +16,7 @@ states its progress in event time, a *watermark* ``W``: no more input of it olde
 - **Cameras**: a camera's frames arrive in order and a camera sends one per analysed
   frame, empty or not, so its watermark is its newest frame time minus
   ``ctx.camera_disorder_ms``. A camera not heard from yet counts from the area's first
-  input. A camera whose watermark trails the most advanced input's by more than
+  input (track update or frame; watermarks alone start nothing). A camera whose watermark trails the most advanced input's by more than
   ``ctx.camera_idle_ms`` of event time is quiet (offline, or never online) and is left
   out until it sends again.
 
@@ -78,10 +78,8 @@ def hold(
 
     :returns: the late input (older than the area's watermark), to apply at once
     """
-    times = [x.t_ms for x in tracks] + [x.t_ms for x in frames] + [m.t_ms for m in marks]
-    if not times:
-        return [], []
-    if st.start_t_ms < 0:
+    times = [x.t_ms for x in tracks] + [x.t_ms for x in frames]
+    if times and st.start_t_ms < 0:
         st.start_t_ms = min(times)
     for m in marks:
         if m.t_ms > st.ais_marks.get(m.partition, -1):
