@@ -58,16 +58,23 @@ class AreaContext:
 
     @classmethod
     def from_site(
-        cls, site: Any, fusion: FusionParams | None = None, **inputs: int
+        cls,
+        site: Any,
+        fusion: FusionParams | None = None,
+        *,
+        ais_partitions: int = 1,
+        camera_disorder_ms: int = 500,
+        camera_idle_ms: int = 30_000,
     ) -> AreaContext:
-        """From a :class:`pipeline.site.Site`.
+        """From a :class:`pipeline.site.Site`; the inputs' parameters as in the class (the
+        defaults suit replay).
 
-        :param inputs: ``ais_partitions``, ``camera_disorder_ms``, ``camera_idle_ms`` (see
-            the class); the defaults suit replay
         :raises ConfigError: on unknown or malformed thresholds
         """
         return cls(
-            **{k: int(v) for k, v in inputs.items()},
+            ais_partitions=int(ais_partitions),
+            camera_disorder_ms=int(camera_disorder_ms),
+            camera_idle_ms=int(camera_idle_ms),
             site=site.name,
             geometry=site.geometry(),
             cameras={c.id: c.model() for c in site.cameras},
