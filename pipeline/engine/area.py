@@ -31,8 +31,9 @@ def area_step(
     Input is held until the area's watermark (the minimum of its inputs' watermarks, see
     :mod:`pipeline.engine.watermarks`) has passed it, then applied in event-time order;
     the detectors run at fixed event times (the end of every tick of
-    :attr:`Thresholds.eval_tick_s` that received input, and every
-    :data:`~pipeline.engine.watermarks.EVAL_GRID_MS`), each once the watermark has reached
+    :attr:`Thresholds.eval_tick_s` that received input, and
+    :data:`~pipeline.engine.watermarks.EVAL_GRID_MS` after the last evaluation when no
+    tick end comes sooner), each once the watermark has reached
     it. The alerts therefore depend on the input alone, not on how it was batched nor on
     how fast each path delivered it. Frames from cameras not in ``ctx.cameras``,
     out-of-order frames and unusable detections are counted in ``state.counters`` and
@@ -62,7 +63,7 @@ def area_step(
 def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None) -> list[Alert]:
     """End of input (replay): release everything held and make the evaluation at the end
     of the open tick; with ``until_t_ms``, let the area's watermark run on to that time
-    (evaluating on the grid, e.g. to let silences and dwells elapse) and evaluate there."""
+    (evaluating at least every second of it, e.g. to let silences and dwells elapse) and evaluate there."""
     held = [x.t_ms for x in state.held_tracks] + [x.t_ms for x in state.held_frames]
     out = release(state, ctx, max([state.released_t_ms, *(t + 1 for t in held)]))
     if state.tick >= 0:

@@ -19,9 +19,9 @@ Functions:
   alert episodes → :class:`schemas.records.Alert` CloudEvents.
 
 **Event-time evaluation.** The detectors run at fixed event times (:func:`evaluate`): the
-end of every tick of :attr:`Thresholds.eval_tick_s` that received input, and a grid
-between them; input is applied in event-time order as the area's watermark passes it
-(:mod:`pipeline.engine.watermarks`). The evaluation times are therefore a function of the
+end of every tick of :attr:`Thresholds.eval_tick_s` that received input, and a second
+after the last evaluation when input is sparse; input is applied in event-time order as
+the area's watermark passes it (:mod:`pipeline.engine.watermarks`). The evaluation times are therefore a function of the
 input alone, so the alerts do not depend on how the input is batched or how fast each
 path delivered it (tested with Hypothesis). Each alert carries the event time at which its
 condition became true, computed exactly (e.g. stop start + dwell), not the evaluation time.
@@ -33,8 +33,8 @@ alerts depend on the fixes, not on how the track agent batched them; only the ev
 trail and the AIS positions association sees are sampled at the batch ends.
 
 **Quiet areas.** A condition that matures with time alone (a dwell, an AIS silence) is
-evaluated on the grid as the area's watermark advances, with or without input of its own;
-replay ends with :func:`flush_area`.
+evaluated at least every second of event time as the area's watermark advances, with or
+without input of its own; replay ends with :func:`flush_area`.
 
 **Alerts.** Every condition is an episode keyed by ``<kind>|<subject>`` (subject
 ``mmsi:<n>``, ``cam:<camera>:<track>``, ``pair:<a>+<b>`` or ``seen:<camera>:<mmsi>``): an

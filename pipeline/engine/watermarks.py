@@ -28,9 +28,10 @@ counted (``late``), except a track republished with new static data only, which 
 the time of its last fix.
 
 **Evaluation times.** The detectors run at fixed event times: at the end of every
-evaluation tick (:attr:`Thresholds.eval_tick_s`) that received input, and at every
-:data:`EVAL_GRID_MS` boundary after the first input (so that a dwell or an AIS silence
-matures with no input at all). An evaluation at ``E`` sees exactly the input older than
+evaluation tick (:attr:`Thresholds.eval_tick_s`) that received input, and
+:data:`EVAL_GRID_MS` after the last evaluation whenever no tick end comes sooner (so that
+a dwell or an AIS silence matures with no input at all, and dense input, cameras sending
+every second, adds no evaluation). An evaluation at ``E`` sees exactly the input older than
 ``E``; it is made once the area's watermark reaches ``E``. Both depend on the input
 alone, not on how it was batched nor on how the watermarks advanced, so a live worker
 and replay evaluate at the same times on the same state and raise the same alerts,
@@ -58,7 +59,8 @@ __all__ = [
     "release",
 ]
 
-#: event time between two evaluations of an area when no input arrives, ms
+#: the most event time between two evaluations of an area, ms: without input, one more
+#: evaluation this long after the last
 EVAL_GRID_MS = 1000
 
 
@@ -113,8 +115,8 @@ def area_watermark(st: AreaState, ctx: AreaContext) -> int:
 def evaluate_until(
     st: AreaState, ctx: AreaContext, t_ms: int, cache: _StepCache | None = None
 ) -> list[Alert]:
-    """Make every evaluation due at or before ``t_ms`` (the end of the open tick, the
-    grid), in order. The caller guarantees that all input older than ``t_ms`` is applied.
+    """Make every evaluation due at or before ``t_ms`` (the end of the open tick, or
+    :data:`EVAL_GRID_MS` after the last), in order. The caller guarantees that all input older than ``t_ms`` is applied.
 
     :param cache: the step's cache, told when an evaluation forgets vessels
     """
@@ -123,10 +125,9 @@ def evaluate_until(
     tick = _tick_ms(ctx)
     out: list[Alert] = []
     while True:
-        base = max(st.evaluated_t_ms, st.first_t_ms)
-        grid = (base // EVAL_GRID_MS + 1) * EVAL_GRID_MS
-        open_end = (st.tick + 1) * tick if st.tick >= 0 else grid
-        due = min(grid, open_end)
+        idle = max(st.evaluated_t_ms, st.first_t_ms) + EVAL_GRID_MS
+        open_end = (st.tick + 1) * tick if st.tick >= 0 else idle
+        due = min(idle, open_end)
         if due > t_ms:
             return out
         n_vessels = len(st.vessels)

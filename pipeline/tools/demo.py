@@ -43,6 +43,50 @@ def _say(text: str) -> None:
     print(f"\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"== {text}", flush=True)
 
 
+#: the topics the worker consumes, in pipeline order
+_WORKER_INPUTS = (topics.AIS_RAW, topics.AIS_FIXES, topics.CAMERA_DETECTION, topics.FUSION_INPUT)
+
+
+async def _end_offsets(bootstrap: str) -> dict[Any, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t.name, p) for t in _WORKER_INPUTS for p in range(t.partitions)]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def wait_caught_up(
+    bootstrap: str, group: str, since: dict[Any, int], timeout_s: float
+) -> bool:
+    """Wait until the worker's consumer group has committed every record written to its
+    input topics (beyond ``since``, the end offsets before the run): everything sent has
+    gone through every stage, and its outputs are on their topics. A loaded machine makes
+    a worker fall behind a paced replay; this waits for it, up to ``timeout_s``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ends = await _end_offsets(bootstrap)
+            done = await admin.list_consumer_group_offsets(group)
+            lag = sum(
+                max(0, end - max(since.get(tp, 0), done[tp].offset if tp in done else 0))
+                for tp, end in ends.items()
+            )
+            if lag == 0:
+                return True
+            await asyncio.sleep(1.0)
+        return False
+    finally:
+        await admin.close()
+
+
 def _start_worker(
     bootstrap: str,
     site: Path,
@@ -124,6 +168,7 @@ async def run_through_pipeline(
     on_alert: Callable[[Any], None] | None = None,
     quiet_s: float = 8.0,
     max_wait_s: float = 30.0,
+    catch_up_s: float = 600.0,
     camera_idle_wall_s: float = 15.0,
     timing: dict[str, Any] | None = None,
     extra_load: Callable[[], Coroutine[Any, Any, Any]] | None = None,
@@ -141,6 +186,8 @@ async def run_through_pipeline(
     :param on_alert: called with each alert as it arrives
     :param quiet_s: after the input ends, wait until no alert came for this long, s
     :param max_wait_s: but no longer than this, s
+    :param catch_up_s: before that, wait up to this long until the worker has consumed all
+        the input (:func:`wait_caught_up`), s
     :param camera_idle_wall_s: how long a camera may stall, in seconds of wall time, before
         the area stops waiting for it (``camera_idle_ms`` at ``speed``)
     :param timing: filled with ``t0_wall`` (monotonic s when the replay started),
@@ -157,8 +204,16 @@ async def run_through_pipeline(
 
     pace = Pace.of(speed)
     assert pace is not None
+    import uuid
+
+    group = f"demo-{uuid.uuid4().hex[:8]}"
     worker = _start_worker(
-        bootstrap, site_dir, night_dir, pace.speed, camera_idle_wall_s, env=worker_env
+        bootstrap,
+        site_dir,
+        night_dir,
+        pace.speed,
+        camera_idle_wall_s,
+        env={"SHOREWATCH_APP_ID": group, **(worker_env or {})},
     )
     alerts: list[records.Alert] = []
     arrivals: list[float] = []
@@ -166,6 +221,7 @@ async def run_through_pipeline(
         # probes an hour before the night: they advance the AIS watermark, never past it
         probe_t_ms = int(start.timestamp() * 1000) - 3_600_000
         await wait_until_consuming(bootstrap, worker, night_dir, 90, probe_t_ms)
+        since = await _end_offsets(bootstrap)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         parts = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]
@@ -225,6 +281,7 @@ async def run_through_pipeline(
             await asyncio.gather(load_task, return_exceptions=True)
         if after_input is not None:
             await after_input()
+        await wait_caught_up(bootstrap, group, since, catch_up_s)
         last_alert[0] = max(last_alert[0], time.monotonic())
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline and time.monotonic() - last_alert[0] < quiet_s:
