@@ -73,6 +73,7 @@ from pipeline.engine.state import (
 from pipeline.engine.tracks import _nan
 from schemas.records import (
     Alert,
+    CameraDetection,
     CameraFrame,
     Track,
 )
@@ -233,6 +234,23 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         return
     st.cam_t_ms[cam] = fr.t_ms
     st.count("frames")
+    valid = _valid_detections(st, fr)
+    st.count("detections", len(valid))
+    dets = _detection_arrays(valid)
+    assoc = cache.association(st, cam)
+    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
+    t = fr.t_ms
+    for j, d in enumerate(valid):
+        tg = _target_of(st, cam, t, d, th)
+        m = int(fa.mmsi[j])
+        _move_target(tg, d, t, m, th)
+        _keep_evidence(st, tg, fr, d, m, bool(fa.confirmed[j]))
+    _update_unseen(st, cam, t, {int(x) for x in fa.unseen_mmsi.tolist()})
+
+
+def _valid_detections(st: AreaState, fr: CameraFrame) -> list[CameraDetection]:
+    """The frame's detections that can be targets: tentative image tracks, invalid
+    detections and repeated track ids are counted and left out."""
     valid = []
     seen_ids: set[int] = set()
     for d in fr.detections:
@@ -247,8 +265,12 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
             continue
         seen_ids.add(d.track_id)
         valid.append(d)
-    st.count("detections", len(valid))
-    dets = DetectionArrays.from_lists(
+    return valid
+
+
+def _detection_arrays(valid: list[CameraDetection]) -> DetectionArrays:
+    """The detections as the association's columns (no range beyond the horizon)."""
+    return DetectionArrays.from_lists(
         track_id=[d.track_id for d in valid],
         bearing_deg=[d.bearing_deg % 360.0 for d in valid],
         bearing_sigma_deg=[d.bearing_sigma_deg for d in valid],
@@ -258,61 +280,79 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         lat_deg=[d.lat for d in valid],
         box_px=[list(d.box_px) for d in valid] if valid else np.zeros((0, 4)),
     )
-    assoc = cache.association(st, cam)
-    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
-    t = fr.t_ms
-    for j, d in enumerate(valid):
-        key = f"{cam}:{d.track_id}"
-        key = st.aliases.get(key, key)
-        tg = st.targets.get(key)
-        if tg is None:
-            old = _stitch(st, cam, t, d, th)
-            if old is not None:
-                st.aliases[key] = old
-                key = old
-                tg = st.targets[old]
-                st.count("targets.stitched")
-            else:
-                tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
-                st.targets[key] = tg
-        tg.t_ms = t
-        tg.hits += 1
-        m = int(fa.mmsi[j])
-        tg.mmsi = m
-        if m < 0:
-            if tg.unmatched_since_t_ms < 0:
-                tg.unmatched_since_t_ms = t
+
+
+def _target_of(st: AreaState, cam: str, t: int, d: CameraDetection, th: Thresholds) -> _Target:
+    """The target of a camera track: known (through its alias), stitched to a target the
+    camera lost nearby a moment ago, or new."""
+    key = f"{cam}:{d.track_id}"
+    key = st.aliases.get(key, key)
+    tg = st.targets.get(key)
+    if tg is None:
+        old = _stitch(st, cam, t, d, th)
+        if old is not None:
+            st.aliases[key] = old
+            key = old
+            tg = st.targets[old]
+            st.count("targets.stitched")
         else:
-            tg.unmatched_since_t_ms = -1
-        if d.lon is not None and d.lat is not None:
-            tg.lon, tg.lat = float(d.lon), float(d.lat)
-            tg.trail.append([tg.lon, tg.lat, float(t)])
-            _trim_trail(tg.trail, th)
-            radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
-            if (
-                tg.anchor_lon is None
-                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
-            ):
-                tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
-        evidence = {
-            "camera_id": cam, "track_id": int(d.track_id), "t_ms": int(t),
-            "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
-            "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
-        }  # fmt: skip
-        tg.detections.append(evidence)
-        del tg.detections[:-5]
-        _push_unique(tg.uris, d.crop_uri)
-        _push_unique(tg.uris, fr.evidence_uri)
-        if m >= 0 and bool(fa.confirmed[j]):
-            tg.ever_matched = True
-            tg.last_mmsi = m
-        if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
-            v = st.vessels[m]
-            v.detections.append(evidence)
-            del v.detections[:-5]
-            _push_unique(v.uris, d.crop_uri)
-            _push_unique(v.uris, fr.evidence_uri)
-    unseen = {int(x) for x in fa.unseen_mmsi.tolist()}
+            tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+            st.targets[key] = tg
+    return tg
+
+
+def _move_target(tg: _Target, d: CameraDetection, t: int, m: int, th: Thresholds) -> None:
+    """A target seen at ``t`` (ms), matched to MMSI ``m`` (-1: none): its time, hits,
+    match, position, trail and anchor (where it last stopped)."""
+    tg.t_ms = t
+    tg.hits += 1
+    tg.mmsi = m
+    if m < 0:
+        if tg.unmatched_since_t_ms < 0:
+            tg.unmatched_since_t_ms = t
+    else:
+        tg.unmatched_since_t_ms = -1
+    if d.lon is not None and d.lat is not None:
+        tg.lon, tg.lat = float(d.lon), float(d.lat)
+        tg.trail.append([tg.lon, tg.lat, float(t)])
+        _trim_trail(tg.trail, th)
+        radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
+        if (
+            tg.anchor_lon is None
+            or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
+        ):
+            tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
+
+
+def _keep_evidence(
+    st: AreaState, tg: _Target, fr: CameraFrame, d: CameraDetection, m: int, confirmed: bool
+) -> None:
+    """The detection as evidence of its target (the last five) and, once confirmed as a
+    known vessel, of that vessel; the crop and frame URIs beside them."""
+    t = fr.t_ms
+    evidence = {
+        "camera_id": fr.camera_id, "track_id": int(d.track_id), "t_ms": int(t),
+        "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
+        "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
+    }  # fmt: skip
+    tg.detections.append(evidence)
+    del tg.detections[:-5]
+    _push_unique(tg.uris, d.crop_uri)
+    _push_unique(tg.uris, fr.evidence_uri)
+    if m >= 0 and confirmed:
+        tg.ever_matched = True
+        tg.last_mmsi = m
+    if m >= 0 and confirmed and m in st.vessels:
+        v = st.vessels[m]
+        v.detections.append(evidence)
+        del v.detections[:-5]
+        _push_unique(v.uris, d.crop_uri)
+        _push_unique(v.uris, fr.evidence_uri)
+
+
+def _update_unseen(st: AreaState, cam: str, t: int, unseen: set[int]) -> None:
+    """The AIS vessels camera ``cam`` should see and does not: ``[since, last]`` times
+    for those still unseen at ``t``; the others are forgotten."""
     prefix = f"{cam}:"
     for key in [
         k for k in st.unseen if k.startswith(prefix) and int(k[len(prefix) :]) not in unseen
