@@ -37,6 +37,8 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shap
 from shapely.ops import unary_union
 from shapely.validation import explain_validity
 
+from pipeline.core.detectors import DETECTORS
+from pipeline.core.detectors.registry import detector_settings_problems
 from pipeline.core.geo import EARTH_RADIUS_M, haversine_m
 from pipeline.errors import ConfigError, SiteError
 from pipeline.settings import REPO_DIR
@@ -980,15 +982,14 @@ def _parse_detectors(
     """``detectors``: detector name -> ``enabled`` and its own thresholds by name
     (:class:`~pipeline.core.detectors.DetectorSettings`); a threshold set both here and
     in ``thresholds`` is a problem."""
-    from pipeline.core.detectors import DETECTORS
-    from pipeline.core.detectors.registry import detector_settings_problems
-
     problems = detector_settings_problems(raw)
     for fld, message in problems:
         probs.add("site.yaml", fld, message)
-    if problems or not raw:
+    if not isinstance(raw, dict):
         return {}
     for name, settings in raw.items():
+        if name not in DETECTORS or not isinstance(settings, dict):
+            continue
         for key in settings:
             owned = DETECTORS[name].thresholds.get(key)
             if owned is not None and owned in thresholds:
@@ -997,6 +998,8 @@ def _parse_detectors(
                     f"detectors.{name}.{key}",
                     f"sets {owned}, which thresholds.{owned} sets too: keep one",
                 )
+    if problems:
+        return {}
     return {str(name): dict(settings) for name, settings in raw.items()}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -181,6 +181,7 @@ class Scene:
     unseen: Mapping[str, list[int]] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Detector(Protocol):
     """One detector: its name (the alert kind), its own thresholds, and its evaluation.
 
