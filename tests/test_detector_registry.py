@@ -239,3 +239,22 @@ def test_site_detector_settings_reach_the_area_context_and_its_fingerprint(tmp_p
     # the older top-level form still works
     old = load_site(_site_with(tmp_path / "c", thresholds={"landing_dwell_s": 240}))
     assert AreaContext.from_site(old).thresholds == ctx.thresholds
+
+
+@pytest.mark.unit
+def test_the_detector_docs_list_every_detector_setting_and_default() -> None:
+    text = (REPO / "docs" / "detectors.md").read_text(encoding="utf-8")
+    table = text.split("Its own thresholds, with their defaults:")[1].split("A setting is")[0]
+    documented: dict[tuple[str, str], str] = {}
+    current = ""
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[1].startswith("`"):
+            continue
+        current = cells[0].strip("`") or current
+        documented[(current, cells[1].strip("`"))] = cells[2]
+    th = Thresholds()
+    want = {
+        (n, k): f"{getattr(th, f):g}" for n, d in DETECTORS.items() for k, f in d.thresholds.items()
+    }
+    assert documented == want
