@@ -258,3 +258,66 @@ def test_the_detector_docs_list_every_detector_setting_and_default() -> None:
         (n, k): f"{getattr(th, f):g}" for n, d in DETECTORS.items() for k, f in d.thresholds.items()
     }
     assert documented == want
+
+
+@pytest.fixture(scope="module")
+def short_night(tmp_path_factory) -> tuple[Path, int]:
+    """A boat without name or call sign that comes in from 1.2 km at 6 kn at 04:00 in
+    Haikou and stops 8 min 60 m off a beach far from every authorised zone.
+
+    :returns: the NMEA file and the event time of the stop, ms UTC
+    """
+    from test_replay import NIGHT_S, beach_point, nmea_position, nmea_static
+
+    lon, lat, (nx, ny) = beach_point(AreaContext.from_site(load_site(SITE)))
+    m = 412777002
+    lines = nmea_static(m, NIGHT_S, "", "", 9)
+    t = NIGHT_S
+    for k in range(20):
+        lines.append(nmea_position(m, t, lon + nx * (20 - k), lat + ny * (20 - k), 6.0, 0.0))
+        t += 10
+    stop_t_ms = t * 1000
+    for _ in range(48):
+        lines.append(nmea_position(m, t, lon, lat, 0.1, 0.0))
+        t += 10
+    path = tmp_path_factory.mktemp("night") / "night.nmea"
+    path.write_text("\n".join(lines) + "\n")
+    return path, stop_t_ms
+
+
+def _opened(site: Path, ais: Path) -> dict[str, int]:
+    """Event time (ms UTC) of each alert opened in a replay of ``ais``, by kind."""
+    from pipeline.replay import replay
+
+    out = {}
+    for a in replay(site, [ais], [], drain_s=600):
+        if a.data.status == "open":
+            t = datetime.fromisoformat(a.data.event_time.replace("Z", "+00:00"))
+            out[a.data.kind] = int(t.timestamp() * 1000)
+    return out
+
+
+@pytest.mark.unit
+def test_a_detector_switched_off_in_site_yaml_raises_no_alert(short_night, tmp_path) -> None:
+    ais, stop_t_ms = short_night
+    on = _opened(SITE, ais)
+    assert on == {
+        "unusual_landing": stop_t_ms + 180_000,
+        "identity_anomaly": on["identity_anomaly"],
+    }
+    off = _opened(_site_with(tmp_path, detectors={"unusual_landing": {"enabled": False}}), ais)
+    assert off == {"identity_anomaly": on["identity_anomaly"]}
+    both = _opened(
+        _site_with(tmp_path / "b", detectors={n: {"enabled": False} for n in DETECTORS}), ais
+    )
+    assert both == {}
+
+
+@pytest.mark.unit
+def test_a_threshold_set_by_name_in_site_yaml_changes_the_alerts(short_night, tmp_path) -> None:
+    ais, stop_t_ms = short_night
+    site = _site_with(tmp_path, detectors={"unusual_landing": {"dwell_s": 240}})
+    assert _opened(site, ais)["unusual_landing"] == stop_t_ms + 240_000
+    # the older top-level form gives the same
+    old = _site_with(tmp_path / "b", thresholds={"landing_dwell_s": 240})
+    assert _opened(old, ais)["unusual_landing"] == stop_t_ms + 240_000
