@@ -15,7 +15,7 @@ Functions:
   tracks (vectorised in :func:`pipeline.core.tracks.step_tracks`);
 - :func:`evict_tracks` — tracks idle for too long;
 - :func:`area_step` — one area (site): track updates and camera frames in event-time order
-  → association (:mod:`pipeline.core.fusion`), detectors (:mod:`pipeline.core.detectors`),
+  → association (:mod:`pipeline.core.fusion`), detectors (:data:`pipeline.core.detectors.DETECTORS`),
   alert episodes → :class:`schemas.records.Alert` CloudEvents.
 
 **Event-time evaluation.** The area's clock is the largest event time seen (watermark).
@@ -55,9 +55,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from pipeline.core import detectors as det
 from pipeline.core import tracks as ct
-from pipeline.core.detectors import Condition, Thresholds, VesselView
+from pipeline.core.detectors import DETECTORS, Condition, Scene, Thresholds, VesselView
+from pipeline.core.detectors import rendezvous as rdv
+from pipeline.core.detectors.base import ais_silence_ms, silence_limit_s
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
@@ -427,7 +428,7 @@ def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
         return tg.mmsi < 0
     tr = v.track
     stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
-    silence_ms = float(det.silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
+    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
     return tg.t_ms > tr.t_ms + silence_ms
 
 
@@ -514,7 +515,7 @@ def _view(
 def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarray:
     """Coast distance of each silent AIS vessel heading for land, dead-reckoned along
     its last course and speed to the moment its silence began to count (last fix +
-    :func:`pipeline.core.detectors.ais_silence_ms`), stopping at the landfall, m;
+    :func:`pipeline.core.detectors.base.ais_silence_ms`), stopping at the landfall, m;
     ``coast_m`` for every other row.
 
     A receiver misses a vessel's last reports as often as it hears them (range, shadowing),
@@ -524,7 +525,7 @@ def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarra
     out = v.coast_m.copy()
     if len(v) == 0:
         return out
-    silence = det.ais_silence_ms(v, th)
+    silence = ais_silence_ms(v, th)
     speed = np.nan_to_num(v.sog_kn, nan=0.0)
     rows = np.flatnonzero(
         ~v.dark
@@ -561,13 +562,38 @@ def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
 
 
 def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
-    """Run every detector at event time ``now`` and advance the alert episodes."""
+    """Run every detector the site has not switched off (:data:`DETECTORS`, in their
+    order) at event time ``now`` and advance the alert episodes."""
     th = ctx.thresholds
     st.evaluated_t_ms = max(st.evaluated_t_ms, now)
     _housekeeping(st, now, th)
     view, owners, east, north = _view(st, now, ctx)
-    # rendezvous first: it feeds the landing's "earlier rendezvous" factor
-    pairs = det.rendezvous_pairs(view, east, north, now, th)
+    scene = Scene(view=view, now_t_ms=now, area_start_t_ms=st.first_t_ms, unseen=st.unseen)
+    conds: list[Condition] = []
+    for name, detector in DETECTORS.items():
+        if not ctx.detectors.enabled(name):
+            continue
+        if name == rdv.DETECTOR.name:
+            scene = _track_pairs(st, scene, east, north, th)
+        found = detector.evaluate(scene, th)
+        if name == rdv.DETECTOR.name and found:
+            # before the detectors after it: it feeds the landing's "earlier rendezvous"
+            scene = _remember_meetings(st, scene, found, th)
+        conds += found
+    active = {f"{c.kind}|{c.subject}": c for c in conds}
+    zones = _zone_context(active, ctx)
+    out = _open_or_update(st, active, now, scene.view, owners, zones, ctx)
+    out += _close_episodes(st, set(active), now, ctx)
+    return out
+
+
+def _track_pairs(
+    st: AreaState, scene: Scene, east: np.ndarray, north: np.ndarray, th: Thresholds
+) -> Scene:
+    """The scene with the pairs close now and since when each has been (``st.pairs``,
+    which forgets pairs apart for more than ``rendezvous_gap_s``)."""
+    now = scene.now_t_ms
+    pairs = rdv.rendezvous_pairs(scene.view, east, north, now, th)
     close = {k for k, _, _ in pairs}
     gap_ms = th.rendezvous_gap_s * 1000.0
     for k in [k for k, (_, last) in st.pairs.items() if k not in close and now - last > gap_ms]:
@@ -579,44 +605,61 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
         else:
             rec[1] = now
     since = {k: st.pairs[k][0] for k in close}
-    conds: list[Condition] = det.rendezvous(view, pairs, since, now, th)
-    if conds:
-        for c in conds:
-            for r in c.rows:
-                st.met_t_ms[str(view.subject[r])] = now
-        recent = np.array(
-            [
-                st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
-                for s in view.subject
-            ],
-            dtype=bool,
-        )
-        view = dataclasses.replace(view, recent_rendezvous=recent)
-    conds += det.unusual_landing(view, now, th)
-    conds += det.dark_approach(view, now, th)
-    conds += det.dark_vessel(view, now, th, st.first_t_ms)
-    conds += det.loitering(view, now, th)
-    conds += det.identity_anomaly(view, now, th)
-    conds += det.impossible_speed(view, now, th)
-    rows_by_mmsi = {
-        int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0 and not view.dark[i]
-    }
-    conds += det.ais_not_seen(view, st.unseen, rows_by_mmsi, now, th)
+    return dataclasses.replace(scene, pairs=tuple(pairs), pair_since=since)
 
-    active = {f"{c.kind}|{c.subject}": c for c in conds}
-    zones: dict[str, tuple[str | None, str | None, float | None, float | None]] = {}
-    if active:
-        keys = sorted(active)
-        lon = np.array([active[k].lon for k in keys])
-        lat = np.array([active[k].lat for k in keys])
-        zi, zd = ctx.geometry.nearest_zone(lon, lat)
-        cd = ctx.geometry.coast_distance_m(lon, lat)
-        for j, k in enumerate(keys):
-            z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
-            zones[k] = (
-                z.name if z else None, z.kind if z else None,
-                float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
-            )  # fmt: skip
+
+def _remember_meetings(
+    st: AreaState, scene: Scene, meetings: list[Condition], th: Thresholds
+) -> Scene:
+    """Note when each vessel of a rendezvous last met another (``st.met_t_ms``) and mark
+    the vessels that met within ``rendezvous_memory_s`` in the scene's view."""
+    now, view = scene.now_t_ms, scene.view
+    for c in meetings:
+        for r in c.rows:
+            st.met_t_ms[str(view.subject[r])] = now
+    recent = np.array(
+        [
+            st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
+            for s in view.subject
+        ],
+        dtype=bool,
+    )
+    return dataclasses.replace(scene, view=dataclasses.replace(view, recent_rendezvous=recent))
+
+
+_ZoneContext = tuple[str | None, str | None, float | None, float | None]
+
+
+def _zone_context(active: dict[str, Condition], ctx: AreaContext) -> dict[str, _ZoneContext]:
+    """Nearest zone (name, kind, distance m) and coast distance (m) of each condition."""
+    zones: dict[str, _ZoneContext] = {}
+    if not active:
+        return zones
+    keys = sorted(active)
+    lon = np.array([active[k].lon for k in keys])
+    lat = np.array([active[k].lat for k in keys])
+    zi, zd = ctx.geometry.nearest_zone(lon, lat)
+    cd = ctx.geometry.coast_distance_m(lon, lat)
+    for j, k in enumerate(keys):
+        z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
+        zones[k] = (
+            z.name if z else None, z.kind if z else None,
+            float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
+        )  # fmt: skip
+    return zones
+
+
+def _open_or_update(
+    st: AreaState,
+    active: dict[str, Condition],
+    now: int,
+    view: VesselView,
+    owners: list[Any],
+    zones: dict[str, _ZoneContext],
+    ctx: AreaContext,
+) -> list[Alert]:
+    """An ``open`` alert for each new episode, an ``update`` for each whose severity or
+    factors changed."""
     out: list[Alert] = []
     for key in sorted(active):
         c = active[key]
@@ -639,11 +682,18 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
             ep.last = _alert_data(c, ep, "update", view, owners, zones[key], ctx.site)
             out.append(_cloud_event(ep.last, now, ctx))
             st.count(f"alerts.{c.kind}.update")
-    for key in sorted(set(st.episodes) - set(active)):
+    return out
+
+
+def _close_episodes(st: AreaState, active: set[str], now: int, ctx: AreaContext) -> list[Alert]:
+    """A ``closed`` alert for each episode whose condition has not held for
+    ``episode_close_s``."""
+    out: list[Alert] = []
+    for key in sorted(set(st.episodes) - active):
         ep = st.episodes[key]
         if ep.false_since_t_ms < 0:
             ep.false_since_t_ms = now
-        if now - ep.false_since_t_ms >= th.episode_close_s * 1000.0:
+        if now - ep.false_since_t_ms >= ctx.thresholds.episode_close_s * 1000.0:
             ep.seq += 1
             assert ep.last is not None
             data = msgspec.structs.replace(ep.last, status="closed", seq=ep.seq)
