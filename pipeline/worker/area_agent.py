@@ -120,6 +120,8 @@ class _AreaAgent:
         """Step one area; on failure dead-letter the micro-batch."""
         key = name.encode()
         state = self.load(key)
+        late_before = state.counters.get("late", 0) if state is not None else 0
+        released_before = state.released_t_ms if state is not None else -1
         try:
             state, out = self.area_step(state, trs, frs, self.ctx, wms)
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
@@ -138,4 +140,15 @@ class _AreaAgent:
             await self.sender.flush()
             self.live.pop(key, None)  # the state may be half-updated: reload it
             return
+        late = state.counters.get("late", 0) - late_before
+        if late > 0:  # a path broke its promise (disorder, or a camera back from idle)
+            self.metrics.add({"area.late": late})
+            log.warning(
+                "area %s: %d inputs older than its watermark %d (oldest track %s, frame %s)",
+                name,
+                late,
+                released_before,
+                min((x.t_ms for x in trs), default=None),
+                min((x.t_ms for x in frs), default=None),
+            )
         await self.publish(key, state, out)
