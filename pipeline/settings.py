@@ -32,9 +32,10 @@ ais_disorder_ms               5000                 how far AIS may come out of e
                                                    watermark is the newest fix time minus this
 camera_disorder_ms            500                  the same for one camera's frames, ms
 camera_idle_ms                30000                a camera whose frames trail the most
-                                                   advanced input by more than this (event
-                                                   time, ms) is offline: the area stops
-                                                   waiting for it until it sends again
+                                                   advanced camera's by more than this (event
+                                                   time, ms), or every camera trailing the
+                                                   AIS by ten times this, is offline: the area
+                                                   stops waiting for it until it sends again
 ============================  ===================  ==========================================
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine.watermarks import EVAL_GRID_MS
+from pipeline.engine.watermarks import CAMERA_PATH_IDLE_FACTOR, EVAL_GRID_MS
 from pipeline.replay import replay
 from pipeline.settings import Settings
 from pipeline.tools.demo import run_through_pipeline
@@ -85,7 +85,8 @@ def test_a_landing_opens_when_the_watermark_passes_its_dwell_without_more_input_
     """The night stops while a boat sits at the shore, before its dwell is over: nothing of
     the area comes any more, and the cameras fall silent. AIS from elsewhere on the coast
     (outside the site) goes on: the AIS watermark passes the end of the dwell, the quiet
-    cameras stop holding the area back after ``camera_idle_ms``, and the worker opens the
+    cameras stop holding the area back once the AIS is far enough ahead of them all
+    (every camera offline), and the worker opens the
     landing with the event time replay gives on the whole night. Without that AIS the
     area waits: time in an area moves with its inputs only."""
     from connectors.kafka import RecordProducer
@@ -115,10 +116,11 @@ def test_a_landing_opens_when_the_watermark_passes_its_dwell_without_more_input_
         "\n".join(f for f in frames if json.loads(f)["t_ms"] <= cut_ms) + "\n"
     )
     idle_ms = 120_000  # 0.6 s of wall time at 200x: a camera stall on a busy machine is shorter
-    elsewhere_ms = true_ms + idle_ms + Settings().ais_disorder_ms + 60_000
+    # every camera quiet: the AIS ahead of them all by CAMERA_PATH_IDLE_FACTOR idle times
+    elsewhere_ms = true_ms + CAMERA_PATH_IDLE_FACTOR * idle_ms + Settings().ais_disorder_ms
 
     async def ais_elsewhere() -> None:
-        """A fix from far outside the site, after the dwell and the cameras' idle time."""
+        """A fix from far outside the site, long after the dwell and the cameras' input."""
         marks = sentinel_mmsis(topics.AIS_FIXES.partitions)
         lns = [sentinel(m, elsewhere_ms, lon=10.0, lat=56.0) for m in marks]
         async with RecordProducer(kafka_bootstrap, client_id="test-elsewhere") as producer:

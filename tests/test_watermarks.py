@@ -29,7 +29,13 @@ from test_detectors import (
 from pipeline.engine.area import area_step, flush_area
 from pipeline.engine.state import AreaContext, AreaState
 from pipeline.engine.tracks import TrackParams, track_step
-from pipeline.engine.watermarks import EVAL_GRID_MS, ais_marks, area_watermark, fixes_progress
+from pipeline.engine.watermarks import (
+    CAMERA_PATH_IDLE_FACTOR,
+    EVAL_GRID_MS,
+    ais_marks,
+    area_watermark,
+    fixes_progress,
+)
 from schemas.records import FixColumns, Watermark
 
 pytestmark = pytest.mark.unit
@@ -162,23 +168,27 @@ def test_a_quiet_camera_stops_holding_the_area_back_after_its_idle_time():
     st, _ = area_step(None, [], [frame("cam1", NIGHT, [d])], c, [Watermark(t_ms=NIGHT)])
     st, _ = area_step(st, [], [frame("cam1", NIGHT + 1000, [d])], c, [Watermark(t_ms=NIGHT + 1000)])
     assert st.released_t_ms == NIGHT  # cam2 holds it back
-    # the AIS and cam1 run on; cam2 is quiet once they are 30 s ahead of it
+    # the AIS and cam1 run on; cam2 is quiet once cam1 is 30 s ahead of it
     for k in range(2, 40):
         t = NIGHT + k * 1000
         st, _ = area_step(st, [], [frame("cam1", t, [d])], c, [Watermark(t_ms=t)])
         if k * 1000 - c.camera_disorder_ms <= 30_000:
             assert st.released_t_ms == NIGHT, k
     assert st.released_t_ms == NIGHT + 39_000 - c.camera_disorder_ms  # cam1's watermark
-    # cam1 stalls: the AIS runs on, the area waits for cam1 until cam1 is quiet too
+    # cam1 stalls (the only camera left): the AIS runs on, the area waits for cam1 (a
+    # stalled camera path) until the AIS is far ahead (every camera offline)
     st, _ = area_step(st, [], [], c, [Watermark(t_ms=NIGHT + 60_000)])
     assert st.released_t_ms == NIGHT + 39_000 - c.camera_disorder_ms
-    st, _ = area_step(st, [], [], c, [Watermark(t_ms=NIGHT + 80_000)])
-    assert st.released_t_ms == NIGHT + 80_000  # both cameras quiet: the AIS alone
+    far = NIGHT + 39_000 - c.camera_disorder_ms + CAMERA_PATH_IDLE_FACTOR * c.camera_idle_ms
+    st, _ = area_step(st, [], [], c, [Watermark(t_ms=far)])
+    assert st.released_t_ms == NIGHT + 39_000 - c.camera_disorder_ms  # cam1 not quite
+    st, _ = area_step(st, [], [], c, [Watermark(t_ms=far + 1)])
+    assert st.released_t_ms == far + 1  # every camera quiet: the AIS alone
     # cam2 comes online: it holds the area again from its first frame, never back in time
-    st, _ = area_step(st, [], [frame("cam2", NIGHT + 81_000, [d])], c, [])
-    assert st.released_t_ms == NIGHT + 80_000
-    st, _ = area_step(st, [], [], c, [Watermark(t_ms=NIGHT + 90_000)])
-    assert st.released_t_ms == NIGHT + 81_000 - c.camera_disorder_ms
+    st, _ = area_step(st, [], [frame("cam2", far + 2_000, [d])], c, [])
+    assert st.released_t_ms == far + 1
+    st, _ = area_step(st, [], [], c, [Watermark(t_ms=far + 10_000)])
+    assert st.released_t_ms == far + 2_000 - c.camera_disorder_ms
     assert st.counters.get("late", 0) == 0 and st.counters["frames"] == 40
 
 

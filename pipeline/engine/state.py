@@ -37,8 +37,9 @@ class AreaContext:
         ``0 .. ais_partitions - 1`` (the ``ais.fixes`` partitions; 1 for replay)
     :param camera_disorder_ms: how far a camera's frames may come out of event-time
         order, ms (its watermark is its newest frame time minus this)
-    :param camera_idle_ms: a camera whose watermark trails the most advanced input's by
-        more than this is quiet (offline) and no longer holds the area back, ms of event time
+    :param camera_idle_ms: a camera whose watermark trails the most advanced camera's by
+        more than this is quiet (offline) and no longer holds the area back, ms of event
+        time (see :mod:`pipeline.engine.watermarks`)
     :param detectors: the site's detector settings (which detectors are off; the
         thresholds they set are already in ``thresholds``)
     """

@@ -16,9 +16,12 @@ states its progress in event time, a *watermark* ``W``: no more input of it olde
 - **Cameras**: a camera's frames arrive in order and a camera sends one per analysed
   frame, empty or not, so its watermark is its newest frame time minus
   ``ctx.camera_disorder_ms``. A camera not heard from yet counts from the area's first
-  input (track update or frame; watermarks alone start nothing). A camera whose watermark trails the most advanced input's by more than
-  ``ctx.camera_idle_ms`` of event time is quiet (offline, or never online) and is left
-  out until it sends again.
+  input (track update or frame; watermarks alone start nothing). A camera whose
+  watermark trails the most advanced camera's by more than ``ctx.camera_idle_ms`` of
+  event time is quiet (offline, or never online) and is left out until it sends again.
+  Cameras that trail together (the camera path stalled, not a camera gone) hold the area
+  back, until they trail the AIS by :data:`CAMERA_PATH_IDLE_FACTOR` times that (every
+  camera offline).
 
 The area's watermark is the minimum over its inputs (quiet cameras left out), and never
 goes back. Input is held until the area's watermark has passed it, then applied in
@@ -50,6 +53,7 @@ from pipeline.engine.state import AreaContext, AreaState
 from schemas.records import Alert, CameraFrame, FixColumns, Track, Watermark
 
 __all__ = [
+    "CAMERA_PATH_IDLE_FACTOR",
     "EVAL_GRID_MS",
     "ais_marks",
     "area_watermark",
@@ -58,6 +62,10 @@ __all__ = [
     "hold",
     "release",
 ]
+
+#: cameras that all trail the AIS watermark by this many times ``camera_idle_ms`` are
+#: all quiet (every camera offline); less is a stalled camera path, waited for
+CAMERA_PATH_IDLE_FACTOR = 10
 
 #: the most event time between two evaluations of an area, ms: without input, one more
 #: evaluation this long after the last
@@ -107,8 +115,9 @@ def area_watermark(st: AreaState, ctx: AreaContext) -> int:
         st.cam_marks[c] - ctx.camera_disorder_ms if c in st.cam_marks else st.start_t_ms
         for c in ctx.cameras
     ]
-    top = max([ais, *cams])
-    active = [w for w in cams if w >= top - ctx.camera_idle_ms]
+    top = max(cams, default=-1)
+    gone = ais - CAMERA_PATH_IDLE_FACTOR * ctx.camera_idle_ms
+    active = [w for w in cams if w >= top - ctx.camera_idle_ms and w >= gone]
     return max(st.released_t_ms, min([ais, *active]))
 
 
