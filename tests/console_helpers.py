@@ -106,7 +106,7 @@ async def start(tmp: Path, bootstrap: str, **kw: Any) -> Any:
         users_file=kw.pop("users_file", tmp / "users.json"),
         store_url=kw.pop("store_url", f"sqlite:///{tmp / 'actions.db'}"),
         evidence_dir=kw.pop("evidence_dir", tmp / "evidence"),
-        port=0,
+        port=kw.pop("port", 0),
         **kw,
     )
     running = await start_console(cfg)
@@ -119,4 +119,4 @@ async def login(page: Any, base: str, user: str, password: str) -> None:
     await page.fill("#login-user", user)
     await page.fill("#login-password", password)
     await page.click("#login-submit")
-    await page.wait_for_function("window.__sw && window.__sw.ready === true", timeout=30_000)
+    await page.wait_for_function("() => !!(window.__sw && window.__sw.ready)", timeout=30_000)

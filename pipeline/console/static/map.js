@@ -144,7 +144,7 @@ const SWMap = (function () {
       const dot = L.circleMarker([c.lat, c.lon], { renderer, radius: 5, weight: 2, color: "#fff", fillColor: HEALTH.unknown, fillOpacity: 1 }).addTo(map);
       cams[c.id] = { cone, dot };
     }
-    const uncovered = L.polyline([], { renderer, interactive: false, color: "#b3261e", weight: 3, dashArray: "4 4" }).addTo(map);
+    const uncovered = L.polyline([], { renderer, interactive: false, color: "#e11d48", weight: 2, opacity: 0.7, dashArray: "3 5" }).addTo(map);
     const fast = new FastLayer({});
     fast.addTo(map);
     return {
