@@ -86,3 +86,44 @@ def night(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("console-night")
     evidence = work / "evidence"
     return night_alerts(work, evidence), evidence
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a throwaway PostgreSQL cluster on 127.0.0.1 (Debian ``postgresql``), run as the
+    ``postgres`` user in a temporary folder and removed at the end of the session; skips
+    when the server binaries are absent."""
+    import glob
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    bindir = Path(bins[-1]).parent
+    as_pg: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    root = Path(tempfile.mkdtemp(prefix="sw-pg-"))
+    if as_pg:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    run = lambda *cmd: subprocess.run([*as_pg, *cmd], check=True, capture_output=True)  # noqa: E731
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)

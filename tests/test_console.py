@@ -205,3 +205,50 @@ async def test_actions_survive_a_lost_store(kafka_bootstrap: str, night, tmp_pat
         assert [r.action.action for r in rows] == ["start"]
     finally:
         await running.stop()
+
+
+@pytest.mark.integration
+async def test_postgresql_store_keeps_triage_across_restarts(
+    kafka_bootstrap: str, night, tmp_path: Path, postgres_url: str
+) -> None:
+    from pipeline.console.store import ActionStore
+
+    s = ActionStore(postgres_url)
+    s.clear()
+    s.close()
+    alerts, evidence = night
+    pw = make_users(tmp_path / "users.json")
+    mine = tagged(alerts[:1], f"pg{uuid.uuid4().hex[:6]}")
+    target = mine[0].data.alert_id
+    running = await start(tmp_path, kafka_bootstrap, evidence_dir=evidence, store_url=postgres_url)
+    try:
+        assert running.console.store.kind == "postgresql"
+        await publish_alerts(kafka_bootstrap, mine)
+        async with aiohttp.ClientSession(cookie_jar=jar()) as op:
+            csrf = await login(op, running.url, "olga", pw["olga"])
+            await wait_for(lambda: _has_alert(op, running.url, target))
+            r = await op.post(
+                running.url + f"api/alerts/{target}/actions",
+                json={"action": "dismiss", "reason": "authorised_activity", "text": "pilot boat"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert r.status == 202
+            await wait_for(
+                lambda: asyncio.sleep(
+                    0, running.console.feed.board.get(target).state == "dismissed"
+                )
+            )
+    finally:
+        await running.stop()
+    s = ActionStore(postgres_url)
+    rows = s.audit(alert_id=target)
+    s.close()
+    assert [(r.action.action, r.action.reason, r.action.text) for r in rows] == [
+        ("dismiss", "authorised_activity", "pilot boat")
+    ]
+    running = await start(tmp_path, kafka_bootstrap, evidence_dir=evidence, store_url=postgres_url)
+    try:
+        tri = running.console.feed.board.get(target)  # loaded from the store before the topic
+        assert (tri.state, tri.dismiss_reason) == ("dismissed", "authorised_activity")
+    finally:
+        await running.stop()

@@ -105,9 +105,20 @@ def test_board_silences_vessels_and_places() -> None:
     assert not b.silenced(None, 110.31, 20.05, 30_000)  # ~1 km away
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'a.db'}"
+    url = request.getfixturevalue("postgres_url")
+    s = ActionStore(url)
+    s.clear()  # one cluster per session: start from an empty store
+    s.close()
+    return url
+
+
 @pytest.mark.unit
-def test_sqlite_store_is_idempotent_and_filters_the_audit(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'a.db'}"
+def test_store_is_idempotent_and_filters_the_audit(store_url: str) -> None:
+    url = store_url
     s = ActionStore(url)
     a1 = act("acknowledge", alert="a1", t_ms=100)
     a2 = act("comment", alert="a2", t_ms=200, user="sam", text="x")
