@@ -76,6 +76,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="served behind a TLS-terminating proxy: session cookies are marked Secure",
     )
     p.set_defaults(func=_cmd_console)
+    add_bench(sub)
 
     u = sub.add_parser("users", help="console users (Argon2-hashed passwords, roles)")
     u.add_argument("--file", default="var/console/users.json", help="users file")
@@ -97,6 +98,33 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_cmd_users)
     ls = us.add_parser("list", help="list users and roles")
     ls.set_defaults(func=_cmd_users)
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    from pipeline.cli import command_group
+
+    bench = command_group(sub, "bench", "benchmarks")
+    b = bench.add_parser(
+        "console", help="console push latency and map update time, measured in Chromium"
+    )
+    b.add_argument("--bootstrap", default=None, help="Kafka (default: settings)")
+    b.add_argument("--site", default="sites/haikou", help="site folder")
+    b.add_argument("--ais-rate", type=float, default=5000.0, help="background AIS sentences/s")
+    b.add_argument("--alerts", type=int, default=200, help="alerts timed for push latency")
+    b.add_argument("--alert-interval-s", type=float, default=0.1, help="between alerts, s")
+    b.add_argument("--vessels", type=int, default=5000, help="moving vessels on the map")
+    b.add_argument("--open-alerts", type=int, default=1000, help="open alerts on the map")
+    b.add_argument("--map-seconds", type=int, default=15, help="seconds of vessel movement")
+    b.add_argument("--warmup-s", type=float, default=20.0, help="worker start-up wait, s")
+    b.add_argument("--no-worker", dest="worker", action="store_false", help="AIS without a worker")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: Any) -> int:
+    from pipeline.console_bench import bench_console_command
+
+    return bench_console_command(args)
 
 
 def _cmd_users(args: Any) -> int:

@@ -46,31 +46,40 @@ const SWMap = (function () {
         return (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * scale + oy;
       };
       this._px = px; this._py = py;
-      // tails
-      ctx.lineWidth = 1; ctx.strokeStyle = "rgba(20,60,120,0.45)"; ctx.beginPath();
+      // tails, then vessels as triangles along heading (or course); no-name vessels orange.
+      // Paths are flushed every CHUNK shapes: one huge path is slow to stroke and fill.
+      const CHUNK = 64;
+      ctx.lineWidth = 1; ctx.strokeStyle = "rgba(20,60,120,0.45)";
+      let n = 0;
+      ctx.beginPath();
       for (const v of this.vessels.values()) {
         const tail = v[7];
         if (!tail || tail.length < 2) continue;
         ctx.moveTo(px(tail[0][0]), py(tail[0][1]));
         for (let i = 1; i < tail.length; i++) ctx.lineTo(px(tail[i][0]), py(tail[i][1]));
+        if (++n % CHUNK === 0) { ctx.stroke(); ctx.beginPath(); }
       }
       ctx.stroke();
-      // vessels: a triangle along heading (or course); no-name vessels orange
-      const paths = { named: new Path2D(), noname: new Path2D(), still: new Path2D() };
-      for (const v of this.vessels.values()) {
-        const x = px(v[1]), y = py(v[2]);
-        if (x < -10 || y < -10 || x > size.x + 10 || y > size.y + 10) continue;
-        const hd = v[3];
-        const p = v[6] ? paths.noname : paths.named;
-        if (hd === null || hd === undefined) { paths.still.moveTo(x + 3, y); paths.still.arc(x, y, 3, 0, 2 * Math.PI); continue; }
-        const a = hd * Math.PI / 180, s = Math.sin(a), c = Math.cos(a);
-        p.moveTo(x + 7 * s, y - 7 * c);
-        p.lineTo(x - 4 * s + 3.5 * c, y + 4 * c + 3.5 * s);
-        p.lineTo(x - 4 * s - 3.5 * c, y + 4 * c - 3.5 * s);
-        p.closePath();
+      const groups = [["#1d4ed8", false], ["#ea580c", true]];
+      for (const [colour, noname] of groups) {
+        ctx.fillStyle = colour; ctx.beginPath(); n = 0;
+        for (const v of this.vessels.values()) {
+          if (!!v[6] !== noname) continue;
+          const x = px(v[1]), y = py(v[2]);
+          if (x < -10 || y < -10 || x > size.x + 10 || y > size.y + 10) continue;
+          const hd = v[3];
+          if (hd === null || hd === undefined) { ctx.rect(x - 2.5, y - 2.5, 5, 5); }
+          else {
+            const a = hd * Math.PI / 180, s = Math.sin(a), c = Math.cos(a);
+            ctx.moveTo(x + 7 * s, y - 7 * c);
+            ctx.lineTo(x - 4 * s + 3.5 * c, y + 4 * c + 3.5 * s);
+            ctx.lineTo(x - 4 * s - 3.5 * c, y + 4 * c - 3.5 * s);
+            ctx.closePath();
+          }
+          if (++n % CHUNK === 0) { ctx.fill(); ctx.beginPath(); }
+        }
+        ctx.fill();
       }
-      ctx.fillStyle = "#1d4ed8"; ctx.fill(paths.named); ctx.fill(paths.still);
-      ctx.fillStyle = "#ea580c"; ctx.fill(paths.noname);
       // selected alert's trail
       if (this.trail && this.trail.length > 1) {
         ctx.strokeStyle = "#b3261e"; ctx.lineWidth = 2.5; ctx.setLineDash([6, 3]); ctx.beginPath();
@@ -81,20 +90,31 @@ const SWMap = (function () {
       if (this.cursor) {
         ctx.fillStyle = "#b3261e"; ctx.beginPath(); ctx.arc(px(this.cursor[0]), py(this.cursor[1]), 6, 0, 2 * Math.PI); ctx.fill();
       }
-      // alerts: dark targets as magenta diamonds, others as circles by severity
+      // alerts: dark targets as magenta diamonds, others as circles by severity; bucketed
+      // by style so that each bucket is filled and stroked in a few calls
+      const buckets = new Map();
       for (const a of this.alerts) {
         const x = px(a.lon), y = py(a.lat);
         if (x < -20 || y < -20 || x > size.x + 20 || y > size.y + 20) continue;
-        ctx.lineWidth = a.selected ? 3 : 1.5;
-        ctx.strokeStyle = a.unacked ? "#111" : "#fff";
-        ctx.fillStyle = a.severity >= 70 ? "#b3261e" : a.severity >= 40 ? "#d97706" : "#2563eb";
-        ctx.globalAlpha = a.silenced ? 0.35 : 0.9;
-        ctx.beginPath();
-        if (a.dark) { ctx.moveTo(x, y - 9); ctx.lineTo(x + 9, y); ctx.lineTo(x, y + 9); ctx.lineTo(x - 9, y); ctx.closePath(); ctx.fillStyle = "#c026d3"; }
-        else ctx.arc(x, y, 7, 0, 2 * Math.PI);
-        ctx.fill(); ctx.stroke();
-        ctx.globalAlpha = 1;
+        const fill = a.dark ? "#c026d3" : a.severity >= 70 ? "#b3261e" : a.severity >= 40 ? "#d97706" : "#2563eb";
+        const key = `${fill}|${a.unacked ? "#111" : "#fff"}|${a.silenced ? 0.35 : 0.9}|${a.selected ? 3 : 1.5}`;
+        let b = buckets.get(key);
+        if (!b) buckets.set(key, (b = []));
+        b.push(x, y, a.dark ? 1 : 0);
       }
+      for (const [key, pts] of buckets) {
+        const [fill, stroke, alpha, width] = key.split("|");
+        ctx.fillStyle = fill; ctx.strokeStyle = stroke; ctx.globalAlpha = Number(alpha); ctx.lineWidth = Number(width);
+        ctx.beginPath();
+        for (let i = 0; i < pts.length; i += 3) {
+          const x = pts[i], y = pts[i + 1];
+          if (pts[i + 2]) { ctx.moveTo(x, y - 9); ctx.lineTo(x + 9, y); ctx.lineTo(x, y + 9); ctx.lineTo(x - 9, y); ctx.closePath(); }
+          else { ctx.moveTo(x + 7, y); ctx.arc(x, y, 7, 0, 2 * Math.PI); }
+          if ((i / 3 + 1) % CHUNK === 0) { ctx.fill(); ctx.stroke(); ctx.beginPath(); }
+        }
+        ctx.fill(); ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
       const dt = performance.now() - t0;
       this.drawTimes.push(dt);
       if (this.drawTimes.length > 2000) this.drawTimes.splice(0, 1000);
