@@ -26,8 +26,8 @@ def night_alerts(work: Path, evidence_dir: Path) -> list[Any]:
     import cv2
 
     from pipeline.replay import replay
-    from pipeline.simulate import SimConfig, simulate
-    from pipeline.vision import DirectoryEvidenceStore
+    from pipeline.tools.simulate import SimConfig, simulate
+    from pipeline.vision.evidence import DirectoryEvidenceStore
 
     night = work / "night"
     simulate(SITE, SimConfig(seed=2, start=START, duration_s=3600, fps=0.5), night)

@@ -143,7 +143,11 @@ async def test_a_malformed_action_record_is_dead_lettered(
         assert got, "no dead letter for the malformed action record"
         dl = msgspec.json.decode(got[0][1], type=records.DeadLetter)
         assert base64.b64decode(dl.raw_b64) == bad
-        assert dl.reason == "bad_action_record" and dl.source.startswith("console:")
+        assert (
+            dl.reason == "undecodable_record"
+            and dl.stage == "console.action"
+            and dl.source.startswith("console:")
+        )
         assert running.console.feed.counters["dead_letters_total"] >= 1
         # the console keeps running and keeps applying actions
         async with aiohttp.ClientSession(cookie_jar=jar()) as op:

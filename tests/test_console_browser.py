@@ -163,7 +163,7 @@ async def test_air_strings_are_text(
     from pyais.encode import encode_dict
 
     from connectors.ais import KafkaSink, replay_file
-    from pipeline.app import start_worker_process, stop_worker_process
+    from pipeline.tools.worker_process import start_worker_process, stop_worker_process
 
     alerts, evidence = night
     pw = make_users(tmp_path / "users.json")
@@ -255,9 +255,10 @@ async def test_air_strings_are_text(
 async def test_broker_loss_is_shown_and_recovered(
     kafka_bootstrap: str, night, tmp_path: Path, browser: Any
 ) -> None:
-    from pipeline import localkafka
+    from pipeline.localbroker import running as local_broker
+    from pipeline.tools import localkafka
 
-    info = localkafka.running()
+    info = local_broker()
     if info is None or info.bootstrap != kafka_bootstrap:
         pytest.skip("the broker is external (KAFKA_BOOTSTRAP_SERVERS): not stopping it")
     alerts, evidence = night

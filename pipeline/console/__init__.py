@@ -6,7 +6,8 @@
 - :mod:`pipeline.console.coverage` — which stretches of the shore no working camera covers
 - :mod:`pipeline.console.feed` — the topics read with aiokafka, pushed to browsers
 - :mod:`pipeline.console.web` — the aiohttp application (pages, API, Server-Sent Events)
-- :mod:`pipeline.console.cli` — ``shorewatch console`` and ``shorewatch users``
+- :mod:`pipeline.console.run` — what ``shorewatch console`` and ``shorewatch users`` do
+  (their argparse wiring is :mod:`pipeline.cli.console`)
 
 :func:`start_console` / :meth:`RunningConsole.stop` run it inside another program
 (the demo, the tests).

@@ -13,14 +13,13 @@ committed offsets in Kafka. Where each topic starts:
   beginning when the store is new or lost, which rebuilds it.
 
 A record on the action topic that does not decode is dead-lettered
-(``shorewatch.deadletter.v1``, stage ``console.action``, reason ``bad_action_record``) and
+(``shorewatch.deadletter.v1``, stage ``console.action``, reason ``undecodable_record``) and
 its offset passes; the console keeps running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -37,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline import topics
 from pipeline.console.store import ActionStore
 from pipeline.console.triage import Board, Triage
+from pipeline.deadletter import Reason, dead_letter
 from schemas import records
 
 log = logging.getLogger(__name__)
@@ -329,12 +329,12 @@ class Feed:
         log.warning("console: bad action record at %s/%s: %s", m.partition, m.offset, detail)
         if self.dead_letter is None:
             return
-        dl = records.DeadLetter(
+        dl = dead_letter(
+            Reason.UNDECODABLE_RECORD,
             source=f"console:{topics.ALERT_ACTION.name}/{m.partition}/{m.offset}",
             stage="console.action",
-            reason="bad_action_record",
-            detail=detail[:500],
-            raw_b64=base64.b64encode(m.value or b"").decode("ascii"),
+            detail=detail,
+            raw=m.value or b"",
             rx_t_ms=wall_ms(),
         )
         try:

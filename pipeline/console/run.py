@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.errors import BrokerUnreachable, ConsoleError
 
 
-def users_command(args: Any) -> int:
+def cmd_users(args: Any) -> int:
     from pipeline.console.users import UsersFile
 
     uf = UsersFile(args.file)
@@ -47,7 +47,7 @@ def _read_password(from_stdin: bool) -> str:
     return first
 
 
-def console_command(args: Any) -> int:
+def cmd_console(args: Any) -> int:
     from pipeline.console.web import ConsoleConfig, start_console
     from pipeline.settings import Settings
 

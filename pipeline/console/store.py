@@ -66,6 +66,8 @@ class ActionStore:
     def __init__(self, url: str):
         self.url = url
         self._lock = threading.Lock()
+        if url.startswith(("postgresql+psycopg://", "postgresql+psycopg2://")):
+            url = "postgresql://" + url.split("://", 1)[1]  # a SQLAlchemy URL is accepted too
         if url.startswith(("postgresql://", "postgres://")):
             try:
                 import psycopg
