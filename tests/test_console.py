@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import uuid
 from pathlib import Path
 
@@ -254,5 +255,52 @@ async def test_postgresql_store_keeps_triage_across_restarts(
     try:
         tri = running.console.feed.board.get(target)  # loaded from the store before the topic
         assert (tri.state, tri.dismiss_reason) == ("dismissed", "authorised_activity")
+    finally:
+        await running.stop()
+
+
+@pytest.mark.integration
+async def test_camera_health_and_uncovered_shore(
+    kafka_bootstrap: str, night, tmp_path: Path
+) -> None:
+    from connectors.kafka import RecordProducer
+    from pipeline.site import load_site
+    from tests.console_helpers import SITE
+
+    pw = make_users(tmp_path / "users.json")
+    site = load_site(SITE)
+    running = await start(tmp_path, kafka_bootstrap, evidence_dir=night[1])
+    try:
+        async with aiohttp.ClientSession(cookie_jar=jar()) as op:
+            await login(op, running.url, "vic", pw["vic"])
+            before = await (await op.get(running.url + "api/coverage")).json()
+            now_ms = int(time.time() * 1000)
+            cams = site.cameras[:3]
+            async with RecordProducer(kafka_bootstrap) as p:
+                for c, status in zip(cams, ("online", "online", "offline"), strict=True):
+                    st = records.CameraStatus(
+                        camera_id=c.id,
+                        t_ms=now_ms + 1,  # newer than any report of earlier tests
+                        status=status,  # type: ignore[arg-type]
+                        reason="rtsp timeout" if status == "offline" else None,
+                        fps=None if status == "offline" else 5.0,
+                        last_frame_t_ms=now_ms,
+                    )
+                    await p.send_and_wait(topics.CAMERA_STATUS, c.id, st)
+
+            async def updated():
+                d = await (await op.get(running.url + "api/coverage")).json()
+                states = {c.id: running.console.feed.cameras.get(c.id) for c in cams}
+                ok = all(s is not None and s.t_ms == now_ms + 1 for s in states.values())
+                return ok and d
+
+            after = await wait_for(updated)
+            assert after["cameras"] == len(site.cameras)
+            assert after["online"] >= 2
+            assert after["share_online"] == round(after["online"] / len(site.cameras), 4)
+            assert after["coast_km"] == before["coast_km"]
+            assert after["uncovered_km"] < after["coast_km"]
+            offline = running.console.feed.cameras[cams[2].id]
+            assert (offline.status, offline.reason) == ("offline", "rtsp timeout")
     finally:
         await running.stop()

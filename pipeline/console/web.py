@@ -88,6 +88,10 @@ class Session:
     seen: float = field(default_factory=time.monotonic)
 
 
+SESSION = web.RequestKey("session", Session)
+"""The request's session (set by the security middleware; absent only on public paths)."""
+
+
 class RateLimiter:
     """At most ``max_failures`` failed logins per key (address, user name) per window."""
 
@@ -326,7 +330,8 @@ class Console:
                 sent = request.headers.get("X-CSRF-Token", "")
                 if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
                     return _json({"error": "missing or wrong CSRF token"}, 403)
-        request["session"] = session
+        if session is not None:
+            request[SESSION] = session
         resp = await handler(request)
         resp.headers.setdefault(
             "Content-Security-Policy",
@@ -388,7 +393,7 @@ class Console:
         return resp
 
     async def me(self, request: web.Request) -> web.Response:
-        s: Session = request["session"]
+        s = request[SESSION]
         lang = None
         if self.users and s.user in self.users.users:
             lang = self.users.users[s.user].lang
@@ -408,7 +413,7 @@ class Console:
         )
 
     async def set_lang(self, request: web.Request) -> web.Response:
-        s: Session = request["session"]
+        s = request[SESSION]
         body = await _body(request)
         lang = body.get("lang")
         if lang is not None and lang not in LANGS:
@@ -515,7 +520,7 @@ class Console:
 
     # ----------------------------------------------------------------- actions
     async def act(self, request: web.Request) -> web.Response:
-        s: Session = request["session"]
+        s = request[SESSION]
         alert_id = request.match_info["alert_id"]
         body = await _body(request)
         kind = str(body.get("action", ""))
@@ -550,7 +555,7 @@ class Console:
         return await self._publish(action)
 
     async def silence(self, request: web.Request) -> web.Response:
-        s: Session = request["session"]
+        s = request[SESSION]
         if s.role == "viewer":
             return _json({"error": "a viewer cannot silence"}, 403)
         body = await _body(request)
