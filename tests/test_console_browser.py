@@ -96,6 +96,10 @@ async def test_live_alert_evidence_acknowledge_and_restart(
             "(id) => window.__sw.map.fast.alerts.some((a) => a.id === id)", target
         )
         assert on_map
+        # and, being above the notification severity, it flashed the banner
+        assert _pick(mine).data.severity >= 60
+        assert await page1.evaluate("() => window.__sw.notified > 0")
+        assert await page1.locator("#notify-banner").is_visible()
         await page1.screenshot(path=str(ARTEFACTS / "02-alert-arrived.png"))
 
         # open it: the detail shows its factors and its evidence image from the store
