@@ -118,6 +118,11 @@ async def test_sessions_roles_and_csrf(kafka_bootstrap: str, night, tmp_path: Pa
         await running.stop()
 
 
+def _raw_of(value: bytes) -> bytes | None:
+    dl = msgspec.json.decode(value, type=records.DeadLetter)
+    return base64.b64decode(dl.raw_b64) if dl.stage == "console.action" else None
+
+
 async def _has_alert(s: aiohttp.ClientSession, base: str, alert_id: str) -> bool:
     r = await s.get(base + f"api/alerts/{alert_id}")
     return r.status == 200
@@ -140,10 +145,11 @@ async def test_a_malformed_action_record_is_dead_lettered(
         target = mine[0].data.alert_id
         bad = b'{"action_id": 7, "alert_id": "' + target.encode() + b'", "action": "explode"}'
         await producer.send_and_wait(topics.ALERT_ACTION.name, bad, key=target.encode())
-        got = await dead.collect(1, lambda v: b"console.action" in v, 60)
+        # (a console with a new store re-reads the whole topic: earlier sessions' bad
+        # records on a long-lived broker are dead-lettered again; pick this one out)
+        got = await dead.collect(1, lambda v: _raw_of(v) == bad, 60)
         assert got, "no dead letter for the malformed action record"
         dl = msgspec.json.decode(got[0][1], type=records.DeadLetter)
-        assert base64.b64decode(dl.raw_b64) == bad
         assert (
             dl.reason == "undecodable_record"
             and dl.stage == "console.action"
