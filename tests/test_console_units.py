@@ -164,3 +164,28 @@ def test_console_refuses_to_start_without_a_user(tmp_path: Path) -> None:
     with pytest.raises(ConsoleError, match="127.0.0.1"):
         Console(ConsoleConfig(users_file=None, demo=True, host="0.0.0.0", **base))
     Console(ConsoleConfig(users_file=None, demo=True, **base)).store.close()
+
+
+@pytest.mark.unit
+def test_users_and_console_commands(tmp_path: Path, monkeypatch, capsys) -> None:
+    import io
+
+    from pipeline.cli import main
+
+    users = str(tmp_path / "users.json")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert (
+        main(["users", "--file", users, "add", "olga", "--role", "viewer", "--password-stdin"]) == 0
+    )
+    assert main(["users", "--file", users, "list"]) == 0
+    assert "olga\tviewer" in capsys.readouterr().out
+    assert UsersFile(users).verify("olga", "a long password") is not None
+    # no user: the console refuses to start (before it looks for a broker)
+    empty = str(tmp_path / "none.json")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # never reached
+    rc = main(
+        ["console", "--users", empty, "--keep-running", "--store", ":memory:", "--run-for-s", "0"]
+    )
+    assert rc == 1 and "no console user" in capsys.readouterr().err
+    assert main(["users", "--file", users, "remove", "olga"]) == 0
+    assert UsersFile(users).users == {}

@@ -4,6 +4,7 @@ imports its implementation when it runs."""
 from __future__ import annotations
 
 import argparse
+import os
 
 from pipeline.cli import lazy
 
@@ -20,19 +21,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             "binds 127.0.0.1 only and everyone on this machine is the supervisor 'demo')."
         ),
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080; 0: any)")
+    env = os.environ
+    p.add_argument(
+        "--host",
+        default=env.get("SHOREWATCH_CONSOLE_BIND", "127.0.0.1"),
+        help="address to bind (default 127.0.0.1; env SHOREWATCH_CONSOLE_BIND)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("SHOREWATCH_CONSOLE_PORT", "8080")),
+        help="port to bind (default 8080; 0: any; env SHOREWATCH_CONSOLE_PORT)",
+    )
     p.add_argument("--site", default=None, help="site folder (default: the setting `site`)")
     p.add_argument(
         "--store",
-        default="sqlite:///var/console/actions.db",
+        default=env.get("SHOREWATCH_CONSOLE_STORE", "sqlite:///var/console/actions.db"),
         help="action store: sqlite:///PATH (default sqlite:///var/console/actions.db, a "
         "relative path) or postgresql://USER:PASS@HOST:PORT/DB; env SHOREWATCH_CONSOLE_STORE",
     )
     p.add_argument(
         "--users",
-        default="var/console/users.json",
-        help="users file (default var/console/users.json); see `shorewatch users`",
+        default=env.get("SHOREWATCH_CONSOLE_USERS", "var/console/users.json"),
+        help="users file (default var/console/users.json; env SHOREWATCH_CONSOLE_USERS); "
+        "see `shorewatch users`",
     )
     p.add_argument("--evidence-dir", default=None, help="evidence store (default: setting)")
     p.add_argument(
@@ -79,7 +91,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lazy("pipeline.console.run", "cmd_console"))
 
     u = sub.add_parser("users", help="console users (Argon2-hashed passwords, roles)")
-    u.add_argument("--file", default="var/console/users.json", help="users file")
+    u.add_argument(
+        "--file",
+        default=os.environ.get("SHOREWATCH_CONSOLE_USERS", "var/console/users.json"),
+        help="users file (default var/console/users.json; env SHOREWATCH_CONSOLE_USERS)",
+    )
     us = u.add_subparsers(dest="users_command", required=True, metavar="SUBCOMMAND")
     a = us.add_parser("add", help="add a user (asks for the password)")
     a.add_argument("name")

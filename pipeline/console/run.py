@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
-import os
 import signal
 import sys
 from pathlib import Path
@@ -57,7 +56,7 @@ def cmd_console(args: Any) -> int:
         bootstrap=settings.broker(),
         site_dir=Path(args.site or settings.site),
         users_file=users if (users.exists() or not args.demo) else None,
-        store_url=os.environ.get("SHOREWATCH_CONSOLE_STORE", args.store),
+        store_url=args.store,
         evidence_dir=Path(args.evidence_dir or settings.evidence_dir),
         host=args.host,
         port=args.port,

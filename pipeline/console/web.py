@@ -420,7 +420,10 @@ class Console:
             return _json({"error": f"language must be one of {', '.join(LANGS)}"}, 400)
         if self.users and s.user in self.users.users:
             self.users.set_lang(s.user, lang)
-            await asyncio.to_thread(self.users.save)
+            try:
+                await asyncio.to_thread(self.users.save)
+            except OSError as exc:  # a read-only users file (a mounted secret): keep it in memory
+                log.warning("console: language of %s not saved: %s", s.user, exc)
         return _json({"lang": lang})
 
     # ----------------------------------------------------------------- views
