@@ -264,7 +264,15 @@ def frame_batch(
 ) -> Framed:
     """The first, stateful half of :func:`decode_batch`: frame one raw batch
     (:func:`pipeline.core.nmea.frame_lines`); :func:`decode_framed` is the other half."""
-    return frame_lines(batch.lines, batch.rx_t_ms, batch.source, reassembler, dedup)
+    return frame_lines(
+        batch.lines,
+        batch.rx_t_ms,
+        batch.source,
+        reassembler,
+        dedup,
+        prefix=batch.prefix,
+        prefix_tz=batch.prefix_tz,
+    )
 
 
 def decode_framed(
@@ -367,6 +375,7 @@ def _records(
     for key in ("sentences", "messages", "tag_checksum_bad", "not_ais", "empty", "comment", "pghp"):
         if fr.counts.get(key):
             counts[key] = fr.counts[key]
+    counts.update({k: v for k, v in fr.counts.items() if k.startswith("quirk.") and v})
     _rejects(fr.rejects, source, out, counts)
 
     n = len(fr)
