@@ -567,8 +567,14 @@ def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
+    if args.stats:
+        from pipeline import decode_report
+
+        return decode_report.run(args)
+    if args.more:
+        raise SystemExit("shorewatch decode: several files only with --stats")
     source = "stdin" if args.file == "-" else f"file:{Path(args.file).name}"
-    reassembler = Reassembler(ttl_ms=args.ttl_ms)
+    reassembler = Reassembler(ttl_ms=args.ttl_ms, strict_tag_blocks=args.strict_tag_blocks)
     dedup = Deduplicator(args.dedup_ms) if args.dedup_ms > 0 else None
     totals: dict[str, dict[str, int]] = {}
     out = sys.stdout.buffer
@@ -586,7 +592,13 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
     for chunk in _chunks(iter_file_lines(args.file), 2000):
         # no receive time in a file: 0 marks "unknown" (event time comes from the lines)
-        batch = RawAisBatch(source=source, lines=chunk, rx_t_ms=[0] * len(chunk))
+        batch = RawAisBatch(
+            source=source,
+            lines=chunk,
+            rx_t_ms=[0] * len(chunk),
+            prefix=args.prefix,
+            prefix_tz=args.prefix_tz,
+        )
         report(decode_batch(batch, reassembler, dedup, with_messages=True))
     report(finish(reassembler))
     out.flush()
@@ -729,6 +741,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="drop the same payload seen again within this many ms (0 = keep all)",
     )
     p.add_argument("--counters", action="store_true", help="print the counters as JSON on stderr")
+    _add_framing_options(p)
+    p.add_argument("more", nargs="*", help="further files (with --stats)")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="a per-file report (lines, messages by type, quirks, rejects with examples)",
+    )
+    p.add_argument("--json", action="store_true", help="with --stats: one JSON object per file")
     p.set_defaults(func=_cmd_decode)
 
     bench = _subgroup(sub, "bench", "benchmarks")
@@ -795,4 +815,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the batches as JSON instead of publishing (no Kafka)",
     )
+    _add_framing_options(i, strict=False)
     i.set_defaults(func=_cmd_ingest)
+
+
+def _add_framing_options(p: argparse.ArgumentParser, strict: bool = True) -> None:
+    """``--prefix``, ``--prefix-tz`` (and ``--strict-tag-blocks``): see
+    :mod:`pipeline.core.nmea_prefix` and :func:`pipeline.core.nmea.frame_lines`."""
+    p.add_argument(
+        "--prefix",
+        default="auto",
+        metavar="auto|strip|none|iso|epoch_s|epoch_ms|FORMAT",
+        help="text before each sentence: a receive time (auto-detected, or this strftime "
+        "FORMAT), stripped, or not allowed (default auto)",
+    )
+    p.add_argument(
+        "--prefix-tz",
+        default="UTC",
+        metavar="ZONE",
+        help="time zone of prefix times without one: UTC, +08:00, Asia/Shanghai (default UTC)",
+    )
+    if strict:
+        p.add_argument(
+            "--strict-tag-blocks",
+            action="store_true",
+            help="reject a sentence whose tag block checksum is wrong (default: decode it "
+            "without the tag block's fields)",
+        )

@@ -89,7 +89,7 @@ _ARMOUR = "".join(chr(c) for c in range(48, 88)) + "".join(chr(c) for c in range
 _DELETE_ARMOUR = str.maketrans("", "", _ARMOUR)
 _HEX = "0123456789ABCDEFabcdef"
 #: the common case in one match: optional text before the sentence (the prefix: up to the
-#: first ``!``, ``$`` or ``\\``, not starting with ``#``), optional tag block with
+#: first ``!``, ``$`` or ``\\``, not starting with ``#`` or white space), optional tag block with
 #: checksum, a well-formed VDM/VDO sentence (extra fields after the fill bits allowed),
 #: optional trailing fields; anything else takes the slow path, which finds the precise
 #: reason. Groups: prefix, tag text, its ``s:`` station and ``c:`` time digits when the
@@ -97,7 +97,7 @@ _HEX = "0123456789ABCDEFabcdef"
 #: sentence body, fragment count, number, sequence id, channel, payload, fill bits,
 #: extra fields, checksum, trailing text.
 _FAST = re.compile(
-    r"((?:[^!$\\\n#][^!$\\\n]*)?)"
+    r"((?:[^!$\\\s#][^!$\\\n]*)?)"
     r"(?:\\((?:s:([^,\\*]*),)?c:([0-9]{1,14})(?=\*)|[^\\*]*)\*([0-9A-Fa-f]{2})\\)?[!$]"
     r"((?:[A-Z0-9-]{2}VD[MO]),([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5])((?:,[^,*\n]*)*))"
     r"\*([0-9A-Fa-f]{2})(.*)"
@@ -551,11 +551,13 @@ _AIS, _PGHP, _OTHER = 0, 1, 2
 #: a line to cut into one line per sentence first: a line terminator written out as
 #: text (``\r\n``, ``\x0d\x0a``), or a sentence or tag block after a sentence's checksum
 _MULTI = re.compile(
-    r"\\r\\n|\\x0[dD]\\x0[aA]|,[0-5]?\*[0-9A-Fa-f]{2}[^\n]*?(?:[!$][A-Z0-9-]{2}VD[MO],|\\[a-z]:)"
+    r"\\r\\n|\\x0[dD]\\x0[aA]"
+    r"|,[0-5]?\*[0-9A-Fa-f]{2}(?!\\[!$])[^\n]*?(?:[!$][A-Z0-9-]{2}VD[MO],|\\[a-z]:)"
 )
 _ESCAPED_EOL = re.compile(r"\\r\\n|\\x0[dD]\\x0[aA]")
-#: the end of a sentence (fill bits or last field, checksum) and the start of the next one
-_SENTENCE_END = re.compile(r",[0-5]?\*[0-9A-Fa-f]{2}")
+#: the end of a sentence (fill bits or last field, checksum; not a tag block's end, which
+#: ``\\`` and the sentence follow) and the start of the next sentence or tag block
+_SENTENCE_END = re.compile(r",[0-5]?\*[0-9A-Fa-f]{2}(?!\\[!$])")
 _NEXT_START = re.compile(r"[!$][A-Z0-9-]{2}VD[MO],|\\[a-z]:")
 #: what may separate two sentences on one line
 _SEPARATORS = " \t,;"
@@ -606,13 +608,11 @@ def _sentences_of(line: str, counts: Counter[str]) -> list[str]:
         while part:
             end = _SENTENCE_END.search(part)
             nxt = _NEXT_START.search(part, end.end()) if end else None
-            if nxt is None:
-                pieces.append(part)
-                break
-            pieces.append(part[: nxt.start()].rstrip(_SEPARATORS))
-            part = part[nxt.start() :]
-        if pieces and len(pieces) > 1 and pieces[-1][:1] in ("!", "\\"):
-            pieces[-1] = prefix + pieces[-1]
+            piece = part if nxt is None else part[: nxt.start()].rstrip(_SEPARATORS)
+            if pieces and piece[:1] in ("!", "$", "\\"):
+                piece = prefix + piece  # the line's prefix (a logger's time) applies to all
+            pieces.append(piece)
+            part = "" if nxt is None else part[nxt.start() :]
     pieces = [p for p in pieces if p.strip(_SEPARATORS)] or [line if not n_eol else ""]
     if len(pieces) > 1:
         counts["quirk.multi_sentence"] += len(pieces) - 1
@@ -1259,17 +1259,35 @@ def _deduplicate(b: _Batch, out: _Out, dedup: Deduplicator) -> None:
     out.set_columns(_pick(out.columns(), kept))
 
 
-def line_time_ms(line: str) -> int | None:
+def line_time_ms(line: str, prefix: str = "auto", prefix_tz: str = "UTC") -> int | None:
     """The event time a single line carries by itself, ms; ``None`` when it has none.
 
     Used for replay pacing: tag block ``c:``, a ``$PGHP`` line's own time (the time of
-    the sentence after it), or a trailing epoch field. No checksum is verified here.
+    the sentence after it), a trailing epoch field, or a time before the sentence read
+    with the ``prefix`` policy (:mod:`pipeline.core.nmea_prefix`). No checksum is
+    verified here.
 
     >>> line_time_ms("\\\\s:2573238,c:1733782034*0A\\\\!BSVDM,1,1,,A,13o4g`00000I2ENRH4g83S0L088C,0*3F")
     1733782034000
     >>> line_time_ms("$PGHP,1,2010,6,11,11,46,11,390,231,45,992190934,1,2B*5B")
     1276256771390
+    >>> line_time_ms("2010-06-11 11:46:11.390, !AIVDM,1,1,,B,15NBj>PP1gG>1PVKTDTUJOv00<0M,0*09")
+    1276256771390
     """
+    t_prefix: int | None = None
+    if line[:1] not in ("\\", "!", "$", ""):
+        m = _START_AIS.search(line) or _START_ANY.search(line)
+        if m is None:
+            return None
+        pt = prefix_times([line[: m.start()]], prefix_policy(prefix, prefix_tz))
+        t_prefix = int(pt.t_ms[0]) if pt.has_t[0] else None
+        line = line[m.start() :]
+    t = _own_line_time_ms(line)
+    return t if t is not None else t_prefix
+
+
+def _own_line_time_ms(line: str) -> int | None:
+    """:func:`line_time_ms` of a line that starts with its tag block or sentence."""
     if line.startswith("\\"):
         end = line.find("\\", 1)
         if end > 0:

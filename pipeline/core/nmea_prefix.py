@@ -186,6 +186,8 @@ def prefix_times(prefixes: list[str] | tuple[str, ...], policy: PrefixPolicy) ->
     rows = policy.pattern.findall("\n".join(prefixes))
     if len(rows) != n:  # a prefix held a line break: read them one by one
         rows = [policy.pattern.match(p).groups() for p in prefixes]  # type: ignore[union-attr]
+    elif policy.pattern.groups == 1:  # findall gives the group itself, not a 1-tuple
+        rows = [(r,) for r in rows]
     names = list(policy.pattern.groupindex)
     cols = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
     if "es" in cols:
