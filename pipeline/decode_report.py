@@ -18,6 +18,7 @@ import argparse
 import base64
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,6 +32,38 @@ _FRAME_COUNTS = ("empty", "comment", "pghp", "tag_checksum_bad", "tag_time_bad")
 
 def _n_lines(raw: str) -> int:
     return raw.count("\n") + 1
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the batches of one file added up to."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    by_type: Counter[int] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, dict[str, str]] = field(default_factory=dict)
+    lines_in_messages: int = 0
+    lines_rejected: int = 0
+
+    def add(self, fr: Any, res: Any) -> None:
+        """One batch: its framing (:class:`~pipeline.core.nmea.Framed`) and decoding."""
+        self.counts.update(fr.counts)
+        self.lines_in_messages += sum(map(_n_lines, fr.raw))
+        self.dead_letters(res.dead_letters)
+        for r in res.skipped:
+            self.skipped[r.reason] += 1
+            self.lines_rejected += _n_lines(r.line)
+            self.examples.setdefault(r.reason, {"detail": r.detail, "line": r.line})
+        self.by_type.update(int(m["msg_type"]) for m in res.messages)
+
+    def dead_letters(self, dls: list[Any]) -> None:
+        for dl in dls:
+            self.rejected[dl.reason] += 1
+            raw = base64.b64decode(dl.raw_b64).decode("latin-1")
+            if dl.stage == "ais.frame":  # decode-stage ones are lines of framed messages
+                self.lines_rejected += _n_lines(raw)
+            self.examples.setdefault(dl.reason, {"detail": dl.detail, "line": raw})
 
 
 def file_report(
@@ -57,62 +90,33 @@ def file_report(
     source = "stdin" if path == "-" else f"file:{Path(path).name}"
     state = Reassembler(ttl_ms, strict_tag_blocks=strict_tag_blocks)
     dedup = Deduplicator(dedup_ms) if dedup_ms > 0 else None
-    by_type: Counter[int] = Counter()
-    counts: Counter[str] = Counter()
-    rejects: Counter[str] = Counter()
-    skipped: Counter[str] = Counter()
-    examples: dict[str, dict[str, str]] = {}
-    lines_in_messages = lines_rejected = 0
-
-    def dead_letters(dls: list[Any]) -> int:
-        n = 0
-        for dl in dls:
-            rejects[dl.reason] += 1
-            raw = base64.b64decode(dl.raw_b64).decode("latin-1")
-            if dl.stage == "ais.frame":
-                n += _n_lines(raw)
-            examples.setdefault(dl.reason, {"detail": dl.detail, "line": raw})
-        return n
-
-    lines: list[str] = []
-    for line in [*iter_file_lines(path), None]:
-        if line is not None:
-            lines.append(line)
-            if len(lines) < batch_lines:
-                continue
-        if not lines:
-            break
+    tally = _Tally()
+    lines = list(iter_file_lines(path))
+    for i in range(0, len(lines), batch_lines):
+        chunk = lines[i : i + batch_lines]
         batch = RawAisBatch(
-            source=source, lines=lines, rx_t_ms=[0] * len(lines), prefix=prefix,
+            source=source, lines=chunk, rx_t_ms=[0] * len(chunk), prefix=prefix,
             prefix_tz=prefix_tz,
         )  # fmt: skip
         fr = frame_batch(batch, state, dedup)
-        res = decode_framed([(batch, fr)], with_messages=True)[0]
-        counts.update(fr.counts)
-        lines_in_messages += sum(map(_n_lines, fr.raw))
-        lines_rejected += dead_letters(res.dead_letters)
-        for r in res.skipped:
-            skipped[r.reason] += 1
-            lines_rejected += _n_lines(r.line)
-            examples.setdefault(r.reason, {"detail": r.detail, "line": r.line})
-        by_type.update(int(m["msg_type"]) for m in res.messages)
-        lines = []
-    lines_rejected += dead_letters(finish(state).dead_letters)
-    received = counts["lines"] + counts["quirk.multi_sentence"]
-    other = sum(counts[k] for k in ("empty", "comment", "pghp"))
+        tally.add(fr, decode_framed([(batch, fr)], with_messages=True)[0])
+    tally.dead_letters(finish(state).dead_letters)
+    c = tally.counts
+    received = c["lines"] + c["quirk.multi_sentence"]
+    other = sum(c[k] for k in ("empty", "comment", "pghp"))
     return {
         "file": path,
         "source": source,
-        "lines": counts["lines"],
-        "sentences": counts["sentences"],
-        "messages": sum(by_type.values()),
-        "by_type": {str(t): n for t, n in sorted(by_type.items())},
-        "quirks": {k: v for k, v in sorted(counts.items()) if k.startswith("quirk.") and v},
-        "framing": {k: counts[k] for k in _FRAME_COUNTS if counts[k]},
-        "rejected": dict(sorted(rejects.items())),
-        "skipped": dict(sorted(skipped.items())),
-        "examples": dict(sorted(examples.items())),
-        "accounted": received == lines_in_messages + lines_rejected + other,
+        "lines": c["lines"],
+        "sentences": c["sentences"],
+        "messages": sum(tally.by_type.values()),
+        "by_type": {str(t): n for t, n in sorted(tally.by_type.items())},
+        "quirks": {k: v for k, v in sorted(c.items()) if k.startswith("quirk.") and v},
+        "framing": {k: c[k] for k in _FRAME_COUNTS if c[k]},
+        "rejected": dict(sorted(tally.rejected.items())),
+        "skipped": dict(sorted(tally.skipped.items())),
+        "examples": dict(sorted(tally.examples.items())),
+        "accounted": received == tally.lines_in_messages + tally.lines_rejected + other,
     }
 
 

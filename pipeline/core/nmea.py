@@ -10,27 +10,44 @@ What a line may look like::
     \\s:rEV02,c:1334337317*58\\!AIVDM,1,1,,B,19NW...,0*5F           NMEA 4.10 tag block
     $PGHP,1,2010,6,11,11,46,11,390,231,45,992190934,1,2B*5B         Gatehouse time of the NEXT sentence
     !AIVDM,1,1,,A,15B4FT5000JRP>PE6E68Nbkl0PS5,0*70,b003669794,1272412827   trailing station, epoch
+    2016-03-31 23:59:12, !AIVDM,1,1,,A,...,0*2C                     a logger's receive time first
+    !AIVDM,1,1,6,,13aGD7pP0?0Ho@2NKnOR4Ow80000,0,0*12                extra field, empty channel
+    !AIVDM,...,0*5F!AIVDM,...,0*12   !AIVDM,...,0*5F\\r\\n!AIVDM,...  several sentences on a line
+
+The text before a sentence or tag block (its *prefix*) is read by the source's prefix
+policy (:mod:`pipeline.core.nmea_prefix`): ``auto`` (a receive time when it holds one,
+else stripped), ``strip``, ``none`` (rejected as ``garbage``) or a time format. A line
+with several sentences, or with a line terminator written out as text (``\\r\\n``,
+``\\x0d\\x0a``), is cut into one line per sentence first; each keeps the line's prefix.
+Fields after the fill bits are ignored and an empty channel is accepted. Each of
+these shapes is counted (``quirk.prefix_time``, ``quirk.prefix_stripped``,
+``quirk.prefix_time_bad``, ``quirk.multi_sentence``, ``quirk.escaped_eol``,
+``quirk.extra_fields``, ``quirk.empty_channel``, ``quirk.tag_checksum_zero``), never
+rejected, and framed column-wise like plain sentences.
 
 Event time of a message, first available of: tag block ``c:`` (seconds, or
 milliseconds when ``c >= 10**11``), the last ``$PGHP`` line of the source before
-the sentence, the trailing epoch field, the receive time. A multi-sentence
-message takes the time of its first fragment that carries one.
+the sentence, the trailing epoch field, the prefix time, the receive time. A
+multi-sentence message takes the time of its first fragment that carries one.
 
 Multi-sentence messages are reassembled from the sentence's own fragment fields
-(count, number, sequence id) per (source, channel, sequence id, count); a tag
-block ``g:`` group only rides along (every real feed here that sends ``g:`` also
-numbers its fragments), and ``s:`` is kept as the receiving station.
+(count, number, sequence id) per (source, talker and formatter, channel, sequence
+id, count), in order; a fragment with a trusted tag block ``g:`` group is keyed by
+(source, group id) instead and may arrive in any order, among any other traffic
+(satellite feeds). ``s:`` is kept as the receiving station.
 
-Tag block checksum policy: a tag block whose checksum is wrong (real feeds send
-``*00``, see ``amsa_risky_nmea_timestamped.txt``) does **not** reject the sentence.
-The sentence has its own checksum, which is what protects the payload; the tag
-block only adds metadata, and dropping every sentence of a feed that writes a
-constant ``*00`` would lose the whole feed for a cosmetic fault. The tag's time and
-source are kept (they are plausibility-checked: a time must be all digits) and the
-counter ``tag_checksum_bad`` goes up so an operator can see the feed's quirk.
+Tag block checksum policy: a tag block whose checksum is wrong does **not** reject
+the sentence. The sentence has its own checksum, which is what protects the payload;
+the tag block only adds metadata. Its fields are not trusted either: the event time
+falls back as if there were no tag block, and ``tag_checksum_bad`` goes up. One
+exception: ``*00`` is what writers put when they compute no tag checksum (a whole
+real feed does, ``amsa_risky_nmea_timestamped.txt``); such a tag block's fields are
+kept (a time must still be all digits) and ``quirk.tag_checksum_zero`` says so.
+:attr:`Reassembler.strict_tag_blocks` rejects both (``bad_tag_checksum``).
 
-Reject reasons (dead letters): ``bad_checksum``, ``truncated``, ``bad_fill_bits``,
-``fragment_timeout``, ``fragment_orphan``, ``not_ascii``, ``too_long``, ``garbage``.
+Reject reasons (dead letters): ``bad_checksum``, ``bad_tag_checksum`` (strict tag
+block policy only), ``truncated``, ``bad_fill_bits``, ``fragment_timeout``,
+``fragment_orphan``, ``not_ascii``, ``too_long``, ``garbage``.
 Skip reasons (counted, not dead letters: valid input deliberately not used):
 ``not_ais`` (a well-formed NMEA sentence of another kind, e.g. ``$GPGSA``) and
 ``duplicate`` (same payload heard again within the de-duplication window).
@@ -74,6 +91,7 @@ MAX_LINE_CHARS = 400
 
 REJECT_REASONS = (
     "bad_checksum",
+    "bad_tag_checksum",
     "truncated",
     "bad_fill_bits",
     "fragment_timeout",
@@ -1058,17 +1076,10 @@ def _resolve(b: _Batch, c: _Cands, out: _Out) -> None:
         if tag is None:
             continue
         t_tag, station, group = tag
-        # trailing fields
-        t_trail: int | None = None
-        rest = c.trailer[k]
-        if rest:
-            if not rest.startswith(","):
-                b.reject(i, "garbage", f"unexpected text after the checksum: {rest[:20]!r}")
-                continue
-            extra = rest[1:].split(",")
-            t_trail = _epoch_ms(extra[-1].strip())
-            if station is None and extra[0] and extra[0][0] in "br":
-                station = extra[0]
+        trail = _trailer(b, i, c.trailer[k], station)
+        if trail is None:
+            continue
+        t_trail, station = trail
         pf = c.parsed[k]
         if pf is None:
             pf = _sentence_fields(b, i, body)
@@ -1110,11 +1121,30 @@ def _resolve(b: _Batch, c: _Cands, out: _Out) -> None:
             counts[r.reason] += 1
             b.rejects.append((i, r))
         if done is not None:
-            t = done.t_ms if done.t_ms is not None else done.start_t_ms
-            payload_all = "".join(p or "" for p in done.payloads)
-            out.emit(
-                i, payload_all, done.fill, t, b.rx[i], chan, done.station, "\n".join(done.lines)
-            )
+            _emit_group(b, i, chan, done, out)
+
+
+def _trailer(
+    b: _Batch, i: int, rest: str, station: str | None
+) -> tuple[int | None, str | None] | None:
+    """Epoch time and station of the text after a sentence's checksum (``,station,epoch``);
+    ``None`` when it is not such fields (the line is rejected)."""
+    if not rest:
+        return None, station
+    if not rest.startswith(","):
+        b.reject(i, "garbage", f"unexpected text after the checksum: {rest[:20]!r}")
+        return None
+    extra = rest[1:].split(",")
+    if station is None and extra[0] and extra[0][0] in "br":
+        station = extra[0]
+    return _epoch_ms(extra[-1].strip()), station
+
+
+def _emit_group(b: _Batch, i: int, chan: str, done: _Group, out: _Out) -> None:
+    """A reassembled message into ``out`` (completed by line ``i``)."""
+    t = done.t_ms if done.t_ms is not None else done.start_t_ms
+    payload = "".join(p or "" for p in done.payloads)
+    out.emit(i, payload, done.fill, t, b.rx[i], chan, done.station, "\n".join(done.lines))
 
 
 def _trusted_tag(
