@@ -24,6 +24,7 @@ from pyais.encode import encode_dict
 from test_nmea import line_by_line
 
 from pipeline.ais import decode_batch, finish, iter_file_lines, merge_counters
+from pipeline.core import nmea
 from pipeline.core.nmea import (
     REJECT_REASONS,
     SKIP_REASONS,
@@ -319,6 +320,12 @@ def test_shaped_lines_decode_as_their_clean_sentences(shaped):
     f = frame_lines(lines, [7] * len(lines), "s", Reassembler())
     assert accounted(f, len(lines))
     assert f.counts["quirk.multi_sentence"] == len(clean) - len(lines)
+    # cutting many lines at once gives what cutting each line on its own gives
+    for line in lines:
+        cut = nmea._split_multi([line], [0], Counter(), [0])
+        assert (cut[0] if cut else [line]) == (
+            nmea._sentences_of(line, Counter()) if cut else [line]
+        )
     # the column-wise framing gives what the line-by-line framing gives
     with line_by_line():
         slow = frame_lines(lines, [7] * len(lines), "s", Reassembler())

@@ -573,6 +573,14 @@ _MULTI = re.compile(
     r"|,[0-5]?\*[0-9A-Fa-f]{2}(?!\\[!$])[^\n]*?(?:[!$][A-Z0-9-]{2}VD[MO],|\\[a-z]:)"
 )
 _ESCAPED_EOL = re.compile(r"\\r\\n|\\x0[dD]\\x0[aA]")
+#: where :func:`_split_multi` cuts: after a sentence (and any fields after it) where the
+#: next sentence or tag block starts; the separators between them go
+_CUT = re.compile(
+    r"(,[0-5]?\*[0-9A-Fa-f]{2}(?!\\[!$])[^\n\x1e]*?)[ \t,;]*"
+    r"(?=[!$][A-Z0-9-]{2}VD[MO],|\\[a-z]:)"
+)
+#: the mark of a cut (a character no NMEA line holds)
+_CUT_MARK = "\x1e"
 #: the end of a sentence (fill bits or last field, checksum; not a tag block's end, which
 #: ``\\`` and the sentence follow) and the start of the next sentence or tag block
 _SENTENCE_END = re.compile(r",[0-5]?\*[0-9A-Fa-f]{2}(?!\\[!$])")
@@ -587,7 +595,8 @@ def _split_multi(
     """Lines with several sentences, or with line terminators written out as text, cut
     into one line per sentence (each keeps the line's receive time, and the text before
     the line's first sentence, so a logger's time applies to all of them); the other
-    lines unchanged. ``None`` when no line needs it.
+    lines unchanged. ``None`` when no line needs it. The lines to cut are cut by two
+    regex substitutions over their joined text.
 
     :param maybe: the only lines that may need it (those not framed column-wise: a line
         :data:`_FAST` did not match, or with text after the checksum)
@@ -598,23 +607,46 @@ def _split_multi(
     hit = [i for i in maybe if search(lines[i])]
     if not hit:
         return None
+    text = "\n".join([lines[i] for i in hit])
+    if _CUT_MARK in text:  # the mark is in the data: cut these lines one by one
+        rows = [_sentences_of(lines[i], counts) for i in hit]
+    else:
+        text, n_eol = _ESCAPED_EOL.subn(_CUT_MARK, text)
+        if n_eol:
+            counts["quirk.escaped_eol"] += n_eol
+        text = _CUT.sub("\\1" + _CUT_MARK, text)
+        rows = [_with_prefix(row.split(_CUT_MARK)) for row in text.split("\n")]
     out: list[str] = []
     out_rx: list[int] = []
     prev = 0
-    for i in hit:
+    for i, pieces in zip(hit, rows, strict=True):
         out += lines[prev:i]
         out_rx += rx[prev:i]
-        pieces = _sentences_of(lines[i], counts)
         out += pieces
         out_rx += [rx[i]] * len(pieces)
         prev = i + 1
     out += lines[prev:]
     out_rx += rx[prev:]
+    if len(out) > len(lines):
+        counts["quirk.multi_sentence"] += len(out) - len(lines)
     return out, out_rx
 
 
+def _with_prefix(pieces: list[str]) -> list[str]:
+    """The non-empty pieces of a cut line, each sentence after the first with the line's
+    prefix (the text before its first sentence); at least one piece."""
+    pieces = [p for p in pieces if p.strip(_SEPARATORS)]
+    if len(pieces) > 1 and pieces[0][:1] not in ("!", "$", "\\"):
+        m = _START_AIS.search(pieces[0])
+        if m is not None and m.start() > 0:
+            prefix = pieces[0][: m.start()]
+            pieces[1:] = [prefix + p if p[:1] in ("!", "$", "\\") else p for p in pieces[1:]]
+    return pieces or [""]
+
+
 def _sentences_of(line: str, counts: Counter[str]) -> list[str]:
-    """The sentences of one line (see :func:`_split_multi`); at least one (maybe empty)."""
+    """The sentences of one line, one by one (see :func:`_split_multi`, which cuts many
+    lines at once); at least one (maybe empty)."""
     text, n_eol = _ESCAPED_EOL.subn("\n", line)
     if n_eol:
         counts["quirk.escaped_eol"] += n_eol
@@ -631,10 +663,7 @@ def _sentences_of(line: str, counts: Counter[str]) -> list[str]:
                 piece = prefix + piece  # the line's prefix (a logger's time) applies to all
             pieces.append(piece)
             part = "" if nxt is None else part[nxt.start() :]
-    pieces = [p for p in pieces if p.strip(_SEPARATORS)] or [line if not n_eol else ""]
-    if len(pieces) > 1:
-        counts["quirk.multi_sentence"] += len(pieces) - 1
-    return pieces
+    return [p for p in pieces if p.strip(_SEPARATORS)] or [""]
 
 
 @dataclass(slots=True)
