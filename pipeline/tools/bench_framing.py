@@ -65,9 +65,11 @@ def run(rounds: int = 5) -> dict[str, dict[str, int]]:
     for name, lines in shapes().items():
         rx = [0] * len(lines)
         n_msg = len(frame_lines(lines, rx, "bench", Reassembler()))
-        best = _cpu_best(
-            lambda lines=lines, rx=rx: frame_lines(lines, rx, "b", Reassembler()), rounds
-        )
+
+        def frame(lines: list[str] = lines, rx: list[int] = rx) -> object:
+            return frame_lines(lines, rx, "b", Reassembler())
+
+        best = _cpu_best(frame, rounds)
         out[name] = {
             "lines": len(lines),
             "messages": n_msg,
