@@ -3,7 +3,8 @@
 The first thing to run on an unknown feed: how many lines, how many messages of each
 type, which quirks the framing accepted (``quirk.*``), which lines it rejected and why,
 with one example line of each reason. The same code path as ``shorewatch decode`` and
-the decode agent (:func:`pipeline.ais.frame_batch` and :func:`pipeline.ais.decode_framed`),
+the decode agent (:func:`pipeline.engine.decode.frame_batch` and
+:func:`pipeline.engine.decode.decode_framed`),
 so what the report says is what the pipeline does with the feed.
 
 Every line is accounted for: ``lines`` (plus the lines added by cutting lines that hold
@@ -83,8 +84,9 @@ def file_report(
     :param ttl_ms: fragment reassembly TTL, ms of event time
     :param dedup_ms: de-duplication window, ms (0: keep duplicates)
     """
-    from pipeline.ais import decode_framed, finish, frame_batch, iter_file_lines
     from pipeline.core.nmea import Deduplicator, Reassembler
+    from pipeline.engine.decode import decode_framed, finish, frame_batch
+    from pipeline.fileio import iter_file_lines
     from schemas.records import RawAisBatch
 
     source = "stdin" if path == "-" else f"file:{Path(path).name}"

@@ -23,7 +23,6 @@ from pyais import decode as pyais_decode
 from pyais.encode import encode_dict
 from test_nmea import line_by_line
 
-from pipeline.ais import decode_batch, finish, iter_file_lines, merge_counters
 from pipeline.core import nmea
 from pipeline.core.nmea import (
     REJECT_REASONS,
@@ -35,6 +34,8 @@ from pipeline.core.nmea import (
 )
 from pipeline.core.nmea_prefix import prefix_policy, prefix_times
 from pipeline.decode_report import file_report
+from pipeline.engine.decode import decode_batch, finish, merge_counters
+from pipeline.fileio import iter_file_lines
 from pipeline.tools.ais_compare import compare
 from schemas.records import RawAisBatch
 
@@ -224,8 +225,9 @@ FRAG2 = ck("AIVDM,2,2,9,B,PFRC88888888880,2")
 def test_strict_tag_blocks_reject_a_wrong_tag_checksum():
     lines = [tag("c:1714564812", "7E") + P1, tag("c:1714564813", "00") + P2]
     _, counters, dead = decode_lines(lines, strict=True)
-    assert [d.reason for d in dead] == ["bad_tag_checksum"] * 2
-    assert counters["rejected.bad_tag_checksum"] == 2 and "decoded" not in counters
+    assert [d.reason for d in dead] == ["bad_checksum"] * 2
+    assert all(d.detail.startswith("tag block checksum: computed 5") for d in dead)
+    assert counters["rejected.bad_checksum"] == 2 and "decoded" not in counters
     positions, counters, dead = decode_lines(lines)
     assert not dead and [p.t_ms for p in positions] == [7, 1714564813000]
     assert counters["tag_checksum_bad"] == 2 and counters["quirk.tag_checksum_zero"] == 1

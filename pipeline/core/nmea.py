@@ -43,10 +43,11 @@ falls back as if there were no tag block, and ``tag_checksum_bad`` goes up. One
 exception: ``*00`` is what writers put when they compute no tag checksum (a whole
 real feed does, ``amsa_risky_nmea_timestamped.txt``); such a tag block's fields are
 kept (a time must still be all digits) and ``quirk.tag_checksum_zero`` says so.
-:attr:`Reassembler.strict_tag_blocks` rejects both (``bad_tag_checksum``).
+:attr:`Reassembler.strict_tag_blocks` rejects both (``bad_checksum``, the detail says
+"tag block checksum").
 
-Reject reasons (dead letters): ``bad_checksum``, ``bad_tag_checksum`` (strict tag
-block policy only), ``truncated``, ``bad_fill_bits``, ``fragment_timeout``,
+Reject reasons (dead letters): ``bad_checksum`` (of the sentence, or of the tag block
+under the strict tag block policy), ``truncated``, ``bad_fill_bits``, ``fragment_timeout``,
 ``fragment_orphan``, ``not_ascii``, ``too_long``, ``garbage``.
 Skip reasons (counted, not dead letters: valid input deliberately not used):
 ``not_ais`` (a well-formed NMEA sentence of another kind, e.g. ``$GPGSA``) and
@@ -91,7 +92,6 @@ MAX_LINE_CHARS = 400
 
 REJECT_REASONS = (
     "bad_checksum",
-    "bad_tag_checksum",
     "truncated",
     "bad_fill_bits",
     "fragment_timeout",
@@ -250,7 +250,7 @@ class Reassembler:
 
     :param ttl_ms: how long a multi-sentence message may take to complete, ms of event time
     :param strict_tag_blocks: reject a sentence whose tag block checksum is wrong
-        (``bad_tag_checksum``) instead of decoding it without the tag block's fields
+        (``bad_checksum``) instead of decoding it without the tag block's fields
     """
 
     def __init__(self, ttl_ms: int = 10_000, *, strict_tag_blocks: bool = False):
@@ -797,12 +797,9 @@ def _frame_singles(b: _Batch, rows: list[tuple[str, ...]], idx: list[int], out: 
         _singles_tags(b, idx, keep, tagged, (tags, tag_hh, stations, digits), t_col, st_col)
     pt = _singles_prefix_times(b, prefixes, keep)
     if any(extras):
-        b.counts["quirk.extra_fields"] += int(
-            (np.fromiter(map(bool, extras), bool, m) & keep).sum()
-        )
+        _count(b.counts, "quirk.extra_fields", np.fromiter(map(bool, extras), bool, m) & keep)
     if "" in chans:
-        empty = np.fromiter(map(not_, chans), bool, m)
-        b.counts["quirk.empty_channel"] += int((empty & keep).sum())
+        _count(b.counts, "quirk.empty_channel", np.fromiter(map(not_, chans), bool, m) & keep)
     kept = range(m) if keep.all() else np.flatnonzero(keep).tolist()
     if not kept:
         return
@@ -832,6 +829,13 @@ def _frame_singles(b: _Batch, rows: list[tuple[str, ...]], idx: list[int], out: 
     )
 
 
+def _count(counts: Counter[str], key: str, mask: np.ndarray) -> None:
+    """Add the true entries of ``mask`` to ``counts[key]`` (no key for none)."""
+    n = int(mask.sum())
+    if n:
+        counts[key] += n
+
+
 def _singles_tags(
     b: _Batch,
     idx: list[int],
@@ -857,7 +861,7 @@ def _singles_tags(
         bad_j = np.flatnonzero(bad).tolist()
         if b.state.strict_tag_blocks:
             for j in bad_j:
-                b.reject(idx[tagged[j]], "bad_tag_checksum", _tag_detail(texts[j], hh_tag[j]))
+                b.reject(idx[tagged[j]], "bad_checksum", _tag_detail(texts[j], hh_tag[j]))
                 keep[tagged[j]] = False
         else:
             b.counts["tag_checksum_bad"] += len(bad_j)
@@ -1187,7 +1191,7 @@ def _trusted_tag(
         return None, None, None
     if not tag_ok[ti]:
         if b.state.strict_tag_blocks:
-            b.reject(i, "bad_tag_checksum", _tag_detail(c.tags[ti], f"{max(c.tag_chk[ti], 0):02X}"))
+            b.reject(i, "bad_checksum", _tag_detail(c.tags[ti], f"{max(c.tag_chk[ti], 0):02X}"))
             return None
         b.counts["tag_checksum_bad"] += 1
         if c.tag_chk[ti] != 0:
@@ -1232,7 +1236,7 @@ def frame_lines(
     if there were no tag block) and ``tag_checksum_bad`` counts it. A ``*00`` checksum
     is what writers put when they do not compute one (``amsa_risky_nmea_timestamped.txt``
     is such a feed): its fields are used, and ``quirk.tag_checksum_zero`` counts it.
-    ``state.strict_tag_blocks`` rejects both instead (``bad_tag_checksum``).
+    ``state.strict_tag_blocks`` rejects both instead (``bad_checksum``).
 
     :param lines: raw lines, without line terminators (trailing ``\\r`` is tolerated)
     :param rx_t_ms: receive time of each line, ms since epoch UTC

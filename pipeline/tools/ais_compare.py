@@ -5,7 +5,7 @@ a line, cut out of it (no text before it, no tag block, nothing after its checks
 file order (``#`` comment lines left out), through :class:`pyais.stream.IterMessages` (which reassembles the fragments
 it sees in order). A message counts when ``decode()`` succeeds. Shorewatch reads the
 lines as they are, with the given prefix policy, through
-:func:`pipeline.ais.decode_batch` in batches of 2000 lines and without de-duplication.
+:func:`pipeline.engine.decode.decode_batch` in batches of 2000 lines and without de-duplication.
 
 Run: ``PYTHONPATH=$PWD .venv/bin/python -m pipeline.tools.ais_compare [FILES...]``
 (default: every recording in ``../shared/data/ais``); ``--json`` for one JSON object.
@@ -55,8 +55,8 @@ def ours_count(
     lines: list[str], source: str, prefix: str = "auto", prefix_tz: str = "UTC"
 ) -> dict[str, int]:
     """Shorewatch's counters over ``lines`` (one source, batches of 2000 lines)."""
-    from pipeline.ais import decode_batch, finish, merge_counters
     from pipeline.core.nmea import Reassembler
+    from pipeline.engine.decode import decode_batch, finish, merge_counters
     from schemas.records import RawAisBatch
 
     state = Reassembler()
@@ -86,7 +86,7 @@ def default_files() -> list[Path]:
 def compare(paths: Iterable[Path], prefix: str = "auto") -> list[dict[str, Any]]:
     """One row per file: ``file``, ``lines``, ``pyais``, ``ours``, ``ratio`` (ours / pyais)
     and our ``rejected`` count."""
-    from pipeline.ais import iter_file_lines
+    from pipeline.fileio import iter_file_lines
 
     rows = []
     for path in paths:

@@ -24,8 +24,8 @@ from pipeline.tools.ais_compare import default_files
 
 def shapes(n: int = 50_000) -> dict[str, list[str]]:
     """``n`` lines of each shape, built from the real position reports."""
-    from pipeline.ais import bench_payloads
     from pipeline.core.nmea import nmea_checksums
+    from pipeline.tools.bench_ais import bench_payloads
 
     base, fill = bench_payloads(Path(default_files()[0]).parent)
     bodies = [f"AIVDM,1,1,,A,{p},{f}" for p, f in zip(base, fill.tolist(), strict=True)]
