@@ -23,7 +23,7 @@ from pyais import decode as pyais_decode
 from pyais.encode import encode_dict
 from test_nmea import line_by_line
 
-from pipeline.core import nmea
+from pipeline.core import nmea, nmea_prefix
 from pipeline.core.nmea import (
     REJECT_REASONS,
     SKIP_REASONS,
@@ -367,6 +367,14 @@ def test_prefix_times_read_what_was_written(t_ms):
     ]
     got = prefix_times(texts, prefix_policy())
     assert got.has_t.all() and got.t_ms.tolist() == t_ms
+    # one format on every line: read as one byte matrix, equal to the regex per prefix
+    for policy in (prefix_policy(), prefix_policy("iso", "Asia/Shanghai")):
+        uniform = nmea_prefix._fields_uniform(texts, policy)
+        assert uniform is not None
+        general = nmea_prefix._fields(texts, policy)
+        assert {k: v.tolist() for k, v in uniform.items()} == {
+            k: v.tolist() for k, v in general.items()
+        }
     got = prefix_times([f"{t}" for t in t_ms], prefix_policy("epoch_ms"))
     long = [t >= 10**11 for t in t_ms]
     assert got.has_t.tolist() == long

@@ -27,6 +27,7 @@ joined text and NumPy arithmetic on the fields; no per-line Python parsing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,8 +40,6 @@ __all__ = ["PREFIX_POLICIES", "PrefixPolicy", "PrefixTimes", "prefix_policy", "p
 PREFIX_POLICIES = ("auto", "strip", "none", "iso", "epoch_s", "epoch_ms")
 """Named policies; any text holding ``%`` is a ``strftime``-style format."""
 
-#: fields of a time, in the order of the columns :func:`prefix_times` reads
-_FIELDS = ("Y", "m", "d", "H", "M", "S", "f", "z", "es", "ems", "efrac")
 
 _LEAD = r"[\[(<\"' ]*"
 _ISO = (
@@ -183,26 +182,84 @@ def prefix_times(prefixes: list[str] | tuple[str, ...], policy: PrefixPolicy) ->
     nonempty = sum(1 for p in prefixes if p)
     if policy.pattern is None or nonempty == 0:
         return PrefixTimes(t, has, 0, nonempty, 0)
-    rows = policy.pattern.findall("\n".join(prefixes))
-    if len(rows) != n:  # a prefix held a line break: read them one by one
-        rows = [policy.pattern.match(p).groups() for p in prefixes]  # type: ignore[union-attr]
-    elif policy.pattern.groups == 1:  # findall gives the group itself, not a 1-tuple
-        rows = [(r,) for r in rows]
-    names = list(policy.pattern.groupindex)
-    cols = dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {}
-    if "es" in cols:
-        _epoch_s(cols, t, has)
-    if "ems" in cols:
-        ms = _digits(cols["ems"])
-        sel = ms >= 0
-        t[sel], has[sel] = ms[sel], True
-    if "m" in cols:
-        _calendar(cols, t, has, policy)
+    fields = _fields_uniform(prefixes, policy) or _fields(prefixes, policy)
+    if "es" in fields:
+        sel = fields["es"] >= 0
+        t[sel] = fields["es"][sel] * 1000 + np.maximum(fields["efrac"][sel], 0)
+        has[sel] = True
+    if "ems" in fields:
+        sel = fields["ems"] >= 0
+        t[sel], has[sel] = fields["ems"][sel], True
+    if "m" in fields:
+        _calendar(fields, t, has, policy)
     n_time = int(has.sum())
     missing = nonempty - n_time
     if policy.strict_format:
         return PrefixTimes(t, has, n_time, 0, missing)
     return PrefixTimes(t, has, n_time, missing, 0)
+
+
+#: fields of a time, as parsed: ``int64`` columns (-1 where absent; fractions in ms) and
+#: the offset text column ``"z"`` (``U6``)
+_Fields = dict[str, np.ndarray]
+_FRACTIONS = ("f", "efrac")
+
+
+def _fields(prefixes: Sequence[str], policy: PrefixPolicy) -> _Fields:
+    """The time fields of each prefix: one regex call over the joined prefixes."""
+    assert policy.pattern is not None
+    rows = policy.pattern.findall("\n".join(prefixes))
+    if len(rows) != len(prefixes):  # a prefix held a line break: read them one by one
+        rows = [policy.pattern.match(p).groups() for p in prefixes]  # type: ignore[union-attr]
+    elif policy.pattern.groups == 1:  # findall gives the group itself, not a 1-tuple
+        rows = [(r,) for r in rows]
+    out: _Fields = {}
+    for name, col in zip(policy.pattern.groupindex, zip(*rows, strict=True), strict=True):
+        out[name] = np.array(col, "U6") if name == "z" else _digits(col, name in _FRACTIONS)
+    return out
+
+
+def _fields_uniform(prefixes: Sequence[str], policy: PrefixPolicy) -> _Fields | None:
+    """:func:`_fields` without a regex call per prefix, when every prefix has the length
+    of the first and the same characters except digits where the first has digits (a
+    logger writes the same format on every line): the regex then matches each alike, so
+    its spans in the first prefix cut the fields out of all as one byte matrix. ``None``
+    when the prefixes are not so (or a time offset with digits varies per line)."""
+    assert policy.pattern is not None
+    first = prefixes[0]
+    m = policy.pattern.match(first)
+    if not first or m is None:
+        return None
+    z = m.group("z") if "z" in policy.pattern.groupindex else None
+    if z and any(c.isdigit() for c in z):
+        return None
+    try:
+        buf = "".join(prefixes).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    n, width = len(prefixes), len(first)
+    if len(buf) != n * width or not (np.fromiter(map(len, prefixes), np.int64, n) == width).all():
+        return None
+    raw = np.frombuffer(buf, np.uint8).reshape(n, width)
+    digit = (raw[0] >= 48) & (raw[0] <= 57)
+    d = raw[:, digit]
+    if not (((d >= 48) & (d <= 57)).all() and (raw[:, ~digit] == raw[0, ~digit]).all()):
+        return None
+    out: _Fields = {}
+    for name in policy.pattern.groupindex:
+        lo, hi = m.span(name)
+        if name == "z":
+            out[name] = np.full(n, z or "", "U6")
+        elif lo < 0:
+            out[name] = np.full(n, -1, np.int64)
+        else:
+            digits = (
+                raw[:, lo : min(hi, lo + 3) if name in _FRACTIONS else hi].astype(np.int64) - 48
+            )
+            k = digits.shape[1]
+            value = digits @ (10 ** np.arange(k - 1, -1, -1, dtype=np.int64))
+            out[name] = value * 10 ** (3 - k) if name in _FRACTIONS else value
+    return out
 
 
 def _digits(col: tuple[str, ...], frac: bool = False) -> np.ndarray:
@@ -229,31 +286,20 @@ def _digits(col: tuple[str, ...], frac: bool = False) -> np.ndarray:
     return out
 
 
-def _epoch_s(cols: dict[str, tuple[str, ...]], t: np.ndarray, has: np.ndarray) -> None:
-    s = _digits(cols["es"])
-    sel = s >= 0
-    if sel.any():
-        frac = np.maximum(_digits(cols["efrac"], frac=True), 0)
-        t[sel] = s[sel] * 1000 + frac[sel]
-        has[sel] = True
-
-
-def _calendar(
-    cols: dict[str, tuple[str, ...]], t: np.ndarray, has: np.ndarray, policy: PrefixPolicy
-) -> None:
+def _calendar(fields: _Fields, t: np.ndarray, has: np.ndarray, policy: PrefixPolicy) -> None:
     """Calendar times (year, month, day, hour, minute, second, fraction, offset) to ms."""
-    mo = _digits(cols["m"])
+    mo = fields["m"]
     sel = mo >= 0
     if not sel.any():
         return
-    if "Y" in cols:
-        y = _digits(cols["Y"])
+    if "Y" in fields:
+        y = fields["Y"]
     else:
-        y = _digits(cols["y"])
+        y = fields["y"]
         y = np.where(y >= 0, y + np.where(y < 70, 2000, 1900), -1)
-    d, hh, mi = _digits(cols["d"]), _digits(cols["H"]), _digits(cols["M"])
-    ss = np.maximum(_digits(cols["S"]), 0) if "S" in cols else np.zeros_like(mo)
-    ms = np.maximum(_digits(cols["f"], frac=True), 0) if "f" in cols else np.zeros_like(mo)
+    d, hh, mi = fields["d"], fields["H"], fields["M"]
+    ss = np.maximum(fields["S"], 0) if "S" in fields else np.zeros_like(mo)
+    ms = np.maximum(fields["f"], 0) if "f" in fields else np.zeros_like(mo)
     ok = (
         sel & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= 31) & (hh >= 0) & (hh < 24)
         & (mi >= 0) & (mi < 60) & (ss <= 60) & (y >= 1970)
@@ -265,8 +311,7 @@ def _calendar(
     doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
     days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
     local = ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + ms
-    zone = cols.get("z")
-    given = np.array(zone, dtype="U6") if zone is not None else np.full(len(mo), "", "U6")
+    given = fields["z"] if "z" in fields else np.full(len(mo), "", "U6")
     utc = local[ok] - _zone_offsets_ms(local[ok], given[ok], policy)
     t[ok] = utc
     has[ok] = True
