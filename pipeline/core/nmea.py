@@ -1077,7 +1077,12 @@ def _sentence_fields(
 
 def _resolve(b: _Batch, c: _Cands, out: _Out) -> None:
     """Pass 2, in line order and with state: checksums (vectorised), ``$PGHP`` times, tag
-    blocks, trailing fields, prefix times, fragment reassembly; messages into ``out``."""
+    blocks, trailing fields, prefix times, fragment reassembly; messages into ``out``.
+
+    One loop on purpose (about 80 lines): each step of a line depends on the state the
+    lines before it left (a pending ``$PGHP`` time, an open fragment group), and the
+    field checks are in their own functions (:func:`_trusted_tag`, :func:`_trailer`,
+    :func:`_sentence_fields`)."""
     sums = nmea_checksums(c.body)
     ok: list[bool] = (sums == np.asarray(c.chk, dtype=np.int64)).tolist() if c.body else []
     tag_ok: list[bool] = (
