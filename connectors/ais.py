@@ -567,6 +567,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        prefix_policy(getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    except ValueError as exc:
+        print(f"shorewatch ingest ais: {exc}", file=sys.stderr)
+        return 2
     enc = msgspec.json.Encoder()
 
     async def main() -> int:

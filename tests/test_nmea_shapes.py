@@ -171,6 +171,11 @@ def test_shapes_file_report(capsys):
     # (13 prefixed lines, one of them cut in three; and the line without a sentence)
     assert strict["accounted"] and strict["rejected"]["garbage"] == 13 + 2 - 1 + 1
     assert strict["messages"] == 33 - 12 and "not_ais" not in strict["skipped"]
+    # a policy or time zone that does not exist is refused before any line is read
+    assert main(["decode", "--prefix", "%Q", str(SHAPES)]) == 2
+    assert main(["decode", "--prefix-tz", "Mars/Olympus", str(SHAPES)]) == 2
+    assert main(["ingest", "ais", "--file", str(SHAPES), "--stdout", "--prefix", "%Q"]) == 2
+    assert "not supported" in capsys.readouterr().err
 
 
 # ---- policies ---------------------------------------------------------------------------

@@ -40,6 +40,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     import orjson
 
+    from pipeline.core.nmea_prefix import prefix_policy
+
+    try:
+        prefix_policy(args.prefix, args.prefix_tz)
+    except ValueError as exc:
+        print(f"shorewatch decode: {exc}", file=sys.stderr)
+        return 2
     if args.stats:
         from pipeline import decode_report
 
