@@ -1110,7 +1110,9 @@ def _group(sub: Any, name: str, help_text: str) -> Any:
 
 
 def _detector_args(p: argparse.ArgumentParser) -> None:
-    default_model = _shared_dir() / "models" / "yolo-fastest-1.1"
+    default_model = os.environ.get(
+        "SHOREWATCH_MODEL_DIR", str(_shared_dir() / "models" / "yolo-fastest-1.1")
+    )
     p.add_argument(
         "--model-dir",
         default=str(default_model),
