@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean
+.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean deploy-check manifests
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) is installed without its dependencies: it asks for
@@ -47,6 +47,22 @@ bench: $(STAMP)
 	$(BIN)/shorewatch bench camera-ingest --cameras 4 --max-fps 5 --duration-s 20 --kafka --threads 1 --json
 	$(BIN)/shorewatch bench ais --e2e --json
 	$(BIN)/shorewatch bench alerts --json
+
+# Offline checks of everything under deploy/ (no Docker engine or cluster needed): the
+# Dockerfile lint, the compose file against the Compose Specification's schema, the
+# Prometheus configuration and rules, and the Kubernetes overlays (deploy/check_manifests.py).
+# promtool comes from Debian's prometheus package, kubectl renders the kustomizations.
+deploy-check: $(STAMP)
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
+	promtool check rules deploy/k8s/base/monitoring/rules.yml
+	promtool test rules deploy/prometheus/rules.test.yml
+	PYTHONPATH=$(CURDIR) $(BIN)/python deploy/check_manifests.py
+
+# The Strimzi KafkaTopic resources, from the topic registry.
+manifests: $(STAMP)
+	$(BIN)/shorewatch topics manifest --out deploy/k8s/kafka/topics.yaml
 
 eval: $(STAMP)
 	$(BIN)/shorewatch eval all
