@@ -131,7 +131,9 @@ class RecordProducer:
         Counted in ``shorewatch_records_published_total`` when acknowledged or failed, and
         a dead letter in ``shorewatch_dead_letters_total`` by its reason and stage.
         """
-        fut = await self._producer.send(topic.name, _enc.encode(record), key=key.encode())
+        fut = await self._producer.send(
+            topic.name, _enc.encode(record), key=key.encode(), headers=list(topic.headers) or None
+        )
         self.sent += 1
         if isinstance(record, DeadLetter):
             metrics.DEAD_LETTERS.labels(reason=record.reason, stage=record.stage).inc()
