@@ -70,6 +70,12 @@ def test_replay_and_kafka_pipeline_give_the_same_alerts(
     assert not missing and not extra and not differ, (
         f"replay only: {missing}\nKafka only: {extra}\ndifferent: {differ}"
     )
+    # the worker's alert records are structured-mode CloudEvents for the SDK
+    from tests.test_cloudevents import check_with_sdk, read_alert_records
+
+    keys = {a.data.alert_id.encode() for a in live}
+    events = check_with_sdk(asyncio.run(read_alert_records(kafka_bootstrap, keys)))
+    assert {e.get_attributes()["id"] for e in events} >= {a.id for a in live}
 
 
 @pytest.mark.integration
