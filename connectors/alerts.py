@@ -14,7 +14,7 @@ Standard Webhooks:
   about a day (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each ±20 %), waiting at least
   what a ``Retry-After`` answer asks;
 - 410 Gone: the receiver ended the subscription; nothing more is sent to that URL
-  (a dead letter, reason ``webhook_gone``, records it);
+  (a dead letter, reason ``webhook_rejected``, detail ``... subscription ended``, records it);
 - any other 4xx, or the schedule used up: a dead letter (reason ``webhook_rejected`` or
   ``webhook_unreachable``, with the URL and the last answer) on ``shorewatch.deadletter.v1``.
 
@@ -49,6 +49,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 
 from pipeline import metrics, topics
+from pipeline.deadletter import dead_letter
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 from schemas import records
@@ -130,7 +131,7 @@ async def _consume(
     return n
 
 
-def _cmd_tail(args: argparse.Namespace) -> int:
+def cmd_tail(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def show(alert: records.Alert | None, raw: bytes) -> None:
@@ -152,6 +153,8 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 STANDARD_SCHEDULE_S: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 """Delays before each retry, s: about 27 hours in all (Standard Webhooks' suggestion)."""
+
+_GONE = "subscription ended"
 
 MAX_RETRY_AFTER_S = 24 * 3600.0
 """A ``Retry-After`` longer than this is taken as this, s."""
@@ -260,17 +263,19 @@ class WebhookSink:
                 metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered").inc()
                 continue
             self.failed += 1
-            if reason == "webhook_gone":
+            outcome = reason.removeprefix("webhook_")
+            if detail.endswith(_GONE):
                 self.gone.add(url)
+                outcome = "gone"
                 log.warning("webhook %s answered 410 Gone: subscription ended", url)
-            metrics.WEBHOOK_DELIVERIES.labels(outcome=reason.removeprefix("webhook_")).inc()
+            metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
             await self.dead_letter(
-                records.DeadLetter(
+                dead_letter(
+                    reason,
                     source=f"webhook:{url}",
                     stage="alert.webhook",
-                    reason=reason,
-                    detail=detail[:500],
-                    raw_b64=base64.b64encode(raw).decode(),
+                    detail=detail,
+                    raw=raw,
                     rx_t_ms=int(self.clock() * 1000),
                 )
             )
@@ -301,7 +306,7 @@ class WebhookSink:
                     return True, "", ""
                 detail = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 if resp.status_code == 410:
-                    return False, "webhook_gone", f"{url}: {detail}: subscription ended"
+                    return False, "webhook_rejected", f"{url}: {detail}: {_GONE}"
                 retryable = resp.status_code in (408, 429) or resp.status_code >= 500
                 reason = "webhook_unreachable" if retryable else "webhook_rejected"
                 asked_s = retry_after_s(resp.headers.get("Retry-After"), self.clock())
@@ -367,7 +372,7 @@ def parse_duration_s(text: str) -> float:
         raise ConfigError(f"not a duration: {text!r} (e.g. 5s, 5m, 2h)") from None
 
 
-def _cmd_webhook(args: argparse.Namespace) -> int:
+def cmd_webhook(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     secret = os.environ.get(args.secret_env) or None
     if secret is None:
@@ -390,7 +395,7 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_cap(args: argparse.Namespace) -> int:
+def cmd_cap(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipeline.cap import to_cap
@@ -414,41 +419,3 @@ def _cmd_cap(args: argparse.Namespace) -> int:
             n += 1
     print(f"wrote {n} CAP 1.2 message(s) to {out}; {bad} unreadable line(s)", file=sys.stderr)
     return 1 if bad else 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("alerts", help="follow or deliver the alert topic")
-    asub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
-    t = asub.add_parser("tail", help="print alerts as they arrive")
-    t.add_argument("--json", action="store_true", help="print the CloudEvent JSON")
-    t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
-    t.add_argument("--tz", default="UTC", help="time zone for display (IANA), e.g. Asia/Shanghai")
-    t.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
-    t.set_defaults(func=_cmd_tail)
-    w = asub.add_parser(
-        "webhook", help="POST alerts to URLs (CloudEvents structured mode, Standard Webhooks)"
-    )
-    w.add_argument("--url", action="append", required=True, help="receiver URL (repeatable)")
-    w.add_argument(
-        "--group",
-        default=f"shorewatch-webhook-{uuid.uuid4().hex[:6]}",
-        help="consumer group (keep it stable to resume where it stopped)",
-    )
-    w.add_argument(
-        "--secret-env",
-        default="SHOREWATCH_WEBHOOK_SECRET",
-        help="environment variable holding the Standard Webhooks secret (whsec_<base64>)",
-    )
-    w.add_argument(
-        "--retry-schedule",
-        default="5s,5m,30m,2h,5h,10h,10h",
-        help="delays before each retry (comma-separated, s/m/h)",
-    )
-    w.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
-    w.set_defaults(func=_cmd_webhook)
-    c = asub.add_parser("cap", help="write alert events (JSON lines) as CAP 1.2 XML messages")
-    c.add_argument("file", help="alert CloudEvents, one per line (replay --out, tail --json), or -")
-    c.add_argument("--out-dir", default="cap", help="folder for the <identifier>.xml files")
-    c.add_argument("--sender", default="shorewatch@localhost", help="the CAP sender")
-    c.add_argument("--scope", choices=("Public", "Restricted", "Private"), default="Restricted")
-    c.set_defaults(func=_cmd_cap)

@@ -114,8 +114,7 @@ def check_workload(doc: dict[str, Any]) -> list[str]:
 
 def check_topics_current() -> list[str]:
     """The committed topics.yaml is what the registry generates now."""
-    from pipeline.manifests import render, topic_manifests
-    from pipeline.manifests_cli import HEADER
+    from pipeline.manifests import HEADER, render, topic_manifests
 
     path = K8S / "kafka" / "topics.yaml"
     if path.read_text() != render(topic_manifests(), header=HEADER):

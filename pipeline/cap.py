@@ -101,7 +101,9 @@ def to_cap(
     _sub(info, "certainty", "Observed" if d.severity >= 80 else "Likely")
     _sub(info, "onset", cap_time(d.event_time))
     _sub(info, "senderName", "Shorewatch")
-    who = f"MMSI {d.vessel.mmsi}" if d.vessel.mmsi is not None else f"dark target {d.vessel.track_id}"
+    who = (
+        f"MMSI {d.vessel.mmsi}" if d.vessel.mmsi is not None else f"dark target {d.vessel.track_id}"
+    )
     if d.vessel.name:
         who += f" ({d.vessel.name})"
     _sub(info, "headline", f"{_EVENT_NAMES.get(d.kind, d.kind)}: {who}"[:160])

@@ -174,7 +174,8 @@ async def test_410_gone_ends_the_subscription_and_others_go_on():
     assert len(receiver.seen["/gone"]) == 1  # never retried, never sent again
     assert len(receiver.seen["/ok"]) == 2
     assert sleep.waits == []
-    assert [d.reason for d in dead] == ["webhook_gone"]
+    assert [d.reason for d in dead] == ["webhook_rejected"]
+    assert "410" in dead[0].detail and dead[0].detail.endswith("subscription ended")
     assert sink.gone == {f"{base}/gone"}
 
 

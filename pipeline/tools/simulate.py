@@ -53,6 +53,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 
+from pipeline.core.geo import EARTH_RADIUS_M
 from pipeline.errors import ConfigError
 from pipeline.site import Site, load_site
 from schemas.records import CameraDetection, CameraFrame
@@ -60,7 +61,6 @@ from schemas.records import CameraDetection, CameraFrame
 __all__ = [
     "SimConfig",
     "WaterMap",
-    "add_commands",
     "ais_report_interval_s",
     "parse_duration",
     "simulate",
@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 KN = 1852.0 / 3600.0  # m/s per knot
-EARTH_RADIUS_M = 6_371_008.8
 #: Night detection range of a camera for a boat without lights (starlight / IR), m.
 NIGHT_RANGE_UNLIT_M = 1000.0
 #: Every planted landing happens at least this long before the end of the run, s.
@@ -1555,7 +1554,7 @@ def _parse_start(text: str, site: Site) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=site.timezone)
 
 
-def _cmd_simulate(args) -> int:
+def cmd_simulate(args) -> int:
     site = load_site(args.site)
     cfg = SimConfig(
         seed=args.seed,
@@ -1574,21 +1573,3 @@ def _cmd_simulate(args) -> int:
         + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     )
     return 0
-
-
-def add_commands(sub) -> None:
-    """Add ``simulate`` to the ``shorewatch`` command line."""
-    p = sub.add_parser(
-        "simulate", help="simulate a night of AIS and camera data with planted events"
-    )
-    p.add_argument("--site", required=True, help="site folder")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--duration", default="2h", help="e.g. 2h, 90m (default 2h)")
-    p.add_argument(
-        "--start", default="2026-03-08T02:00:00+08:00", help="ISO 8601 start (default %(default)s)"
-    )
-    p.add_argument(
-        "--fps", type=float, default=1.0, help="camera frames per second, at most 1 (default 1)"
-    )
-    p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cmd_simulate)

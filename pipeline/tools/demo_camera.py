@@ -3,7 +3,7 @@
 Where GStreamer's RTSP server is usable by the system Python (``python3-gi``,
 ``gir1.2-gst-rtsp-server-1.0``, ``x264enc``), :func:`rtsp_showcase`
 
-1. starts ``tests/peers/rtsp_server.py`` on a free 127.0.0.1 port, serving
+1. starts ``pipeline/tools/rtsp_server.py`` on a free 127.0.0.1 port, serving
    ``$SHOREWATCH_SHARED/data/video/clip-01/clip-01.mp4`` at its own frame rate;
 2. runs the camera connector (:class:`connectors.camera.CameraIngest`: RTSP frame
    reader, Yolo-Fastest DNN at confidence 0.2, tracker, geo-referencing with the
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -37,24 +36,19 @@ from typing import Any
 import msgspec
 
 from pipeline import topics
+from pipeline.settings import shared_dir
 from pipeline.site import CLIP_STRUCTURES_DIR, read_structures
 from pipeline.topics import TopicSpec
 from schemas import records
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SERVER = REPO / "tests" / "peers" / "rtsp_server.py"
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
 CAMERA_ID = "clip-01"
 MODEL_NAME = "yolo-fastest-1.1-xl"
 DNN_CONF = 0.2
 SENSOR_WIDTH_PX, SENSOR_HEIGHT_PX = 2560, 1440  # what camera_para.txt's intrinsics refer to
 
 __all__ = ["CAMERA_ID", "gst_rtsp_missing", "print_rtsp_showcase", "rtsp_showcase"]
-
-
-def shared_dir() -> Path:
-    """``$SHOREWATCH_SHARED``, default ``../shared`` beside the repository."""
-    return Path(os.environ.get("SHOREWATCH_SHARED", REPO.parent / "shared")).resolve()
 
 
 def gst_rtsp_missing(timeout_s: float = 20.0) -> str | None:

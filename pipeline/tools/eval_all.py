@@ -4,16 +4,16 @@
 [--kafka-duration 1h] [--kafka-speed 40] [--kafka-fps 0.5] [--out var/eval] [--json]
 [--no-kafka]``
 
-1. each seed is simulated (:func:`pipeline.simulate.simulate`) into ``OUT/replay-seed-N/``,
+1. each seed is simulated (:func:`pipeline.tools.simulate.simulate`) into ``OUT/replay-seed-N/``,
    unless that folder already holds the night for the same parameters (``params.json``:
    site, seed, start, duration, frame rate, and fingerprints of the site's files and of the
    simulator's source);
 2. each night goes through the offline replay (:func:`pipeline.replay.replay`) and is
-   scored (:func:`pipeline.evaluate.evaluate`); the seeds are pooled
-   (:func:`pipeline.evaluate.combine`);
+   scored (:func:`pipeline.tools.evaluate.evaluate`); the seeds are pooled
+   (:func:`pipeline.tools.evaluate.combine`);
 3. the Kafka seeds (shorter nights, fewer frames, as in ``make demo``: one worker at 40x
    cannot keep up with a 2 h night at 1 frame/s) go through the real pipeline
-   (:func:`pipeline.demo.run_through_pipeline`) into ``OUT/kafka-seed-N/``, on the broker of
+   (:func:`pipeline.tools.demo.run_through_pipeline`) into ``OUT/kafka-seed-N/``, on the broker of
    ``KAFKA_BOOTSTRAP_SERVERS`` or the local one (started if needed, and then stopped);
 4. the goals of the fusion issue are checked: ``unusual_landing`` recall 1.0 and
    precision >= 0.95, and no false alert for ferries and cargo ships using ports and
@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 
 from pipeline.errors import ConfigError
-from pipeline.evaluate import combine, evaluate, format_table, match_alerts
+from pipeline.tools.evaluate import combine, evaluate, format_table, match_alerts
 
 __all__ = [
     "GOAL_LANDING_PRECISION",
@@ -49,7 +49,6 @@ __all__ = [
     "LEGIT_ROLES",
     "ZONE_MARGIN_M",
     "NightSpec",
-    "add_commands",
     "check_goals",
     "check_line",
     "ensure_night",
@@ -57,7 +56,6 @@ __all__ = [
     "run_eval_all",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
 
 #: Goals of the fusion issue for ``unusual_landing`` over the simulated nights.
 GOAL_LANDING_RECALL = 1.0
@@ -95,7 +93,7 @@ def port_false_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts that match no planted event and concern lawful port or anchorage traffic.
 
-    An unmatched alert (false positive or duplicate in :func:`pipeline.evaluate.match_alerts`)
+    An unmatched alert (false positive or duplicate in :func:`pipeline.tools.evaluate.match_alerts`)
     counts when its vessel's simulator role (``truth["vessels"][i]["role"]``, found by MMSI)
     is one of :data:`LEGIT_ROLES`, or when it lies inside or within ``margin_m`` of an
     authorised zone and its vessel is not one of a planted event's.
@@ -132,7 +130,7 @@ def port_false_alerts(
 def check_goals(result: dict[str, dict[str, Any]], port_false: int) -> dict[str, Any]:
     """Compare pooled metrics with the goals of the fusion issue.
 
-    :param result: :func:`pipeline.evaluate.combine` (or ``evaluate``) output
+    :param result: :func:`pipeline.tools.evaluate.combine` (or ``evaluate``) output
     :param port_false: number of port false alerts (:func:`port_false_alerts`)
     :return: ``{landing_recall, landing_precision, port_false_alerts, recall_goal,
         precision_goal, met}``; ``met`` needs every planted landing found (recall 1.0, and at
@@ -173,7 +171,7 @@ def check_line(goals: dict[str, Any]) -> str:
 
 
 def _simulator_fingerprint() -> str:
-    import pipeline.simulate as sim
+    import pipeline.tools.simulate as sim
 
     return hashlib.sha256(Path(sim.__file__).read_bytes()).hexdigest()[:16]
 
@@ -203,7 +201,7 @@ def ensure_night(site: Any, site_dir: Path, spec: NightSpec, night_dir: Path) ->
 
     :return: ``(truth, simulated)``; ``simulated`` is false when the cached night was used
     """
-    from pipeline.simulate import SimConfig, simulate
+    from pipeline.tools.simulate import SimConfig, simulate
 
     params = _params(site_dir, spec)
     pfile = night_dir / "params.json"
@@ -263,7 +261,7 @@ async def _kafka_seeds(
     say: Any,
 ) -> list[dict[str, Any]]:
     from pipeline import admin
-    from pipeline.demo import run_through_pipeline
+    from pipeline.tools.demo import run_through_pipeline
 
     await admin.acreate_topics(bootstrap)
     runs = []
@@ -294,7 +292,7 @@ def _run_kafka(
 ) -> list[dict[str, Any]]:
     """The Kafka runs on the configured broker, or the local one (stopped after if started
     here). The nights are simulated first, so a bad parameter never starts a broker."""
-    from pipeline import localkafka
+    from pipeline.tools import localkafka
 
     nights = []
     for spec in specs:
@@ -408,8 +406,8 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
-def _cmd_eval_all(args: argparse.Namespace) -> int:
-    from pipeline.simulate import parse_duration
+def cmd_eval_all(args: argparse.Namespace) -> int:
+    from pipeline.tools.simulate import parse_duration
 
     seeds = _seed_list(args.seeds)
     if not seeds:
@@ -447,33 +445,3 @@ def _cmd_eval_all(args: argparse.Namespace) -> int:
     if res["kafka_error"]:
         return 1
     return 1 if args.strict and not met else 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval all`` (``make eval``) to the ``eval`` group."""
-    from pipeline.cli import command_group
-
-    group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
-    p = group.add_parser(
-        "all", help="replay several simulated nights and run one through Kafka; check the goals"
-    )
-    p.add_argument("--site", default=str(REPO / "sites" / "haikou"), help="site folder")
-    p.add_argument("--seeds", default="1,2,3,4,5", help="replay seeds (default %(default)s)")
-    p.add_argument("--duration", default="2h", help="replayed night length (default %(default)s)")
-    p.add_argument("--start", default="2026-03-08T02:00:00+08:00", help="replayed night start")
-    p.add_argument("--fps", type=float, default=1.0, help="camera frames/s of replayed nights")
-    p.add_argument("--kafka-seeds", default="1", help="seeds through Kafka (default %(default)s)")
-    p.add_argument(
-        "--kafka-duration", default="1h", help="Kafka night length (default %(default)s)"
-    )
-    p.add_argument("--kafka-start", default="2026-03-08T03:00:00+08:00", help="Kafka night start")
-    p.add_argument(
-        "--kafka-speed", type=float, default=40.0, help="Kafka replay speed, x real time"
-    )
-    p.add_argument("--kafka-fps", type=float, default=0.5, help="camera frames/s of Kafka nights")
-    p.add_argument("--no-kafka", action="store_true", help="replay only")
-    p.add_argument("--jobs", type=int, default=1, help="replay processes in parallel (default 1)")
-    p.add_argument("--out", default=str(REPO / "var" / "eval"), help="output folder")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--strict", action="store_true", help="exit 1 when a goal is not met")
-    p.set_defaults(func=_cmd_eval_all)

@@ -32,12 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from pipeline import admin, localkafka, topics
+from pipeline import admin, topics
+from pipeline.tools import localkafka
 
 if TYPE_CHECKING:
     from connectors.kafka import Pace
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _say(text: str) -> None:
@@ -52,7 +51,7 @@ def _start_worker(
     lateness_wall_s: float = 2.0,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    from pipeline.app import start_worker_process
+    from pipeline.tools.worker_process import start_worker_process
 
     # replayed at `speed` times real time, a second of path latency is `speed` seconds of
     # event time: the area waits out `lateness_wall_s` of it for the slower AIS path, and
@@ -78,7 +77,7 @@ async def wait_until_consuming(
     """Wait until the worker consumes: a probe fix (far outside the site, so it never
     reaches fusion) must come out as a track update."""
     from connectors.kafka import RecordProducer
-    from pipeline.bench_e2e import TrackReader, sentinel, sentinel_mmsis
+    from pipeline.tools.sentinels import TrackReader, sentinel, sentinel_mmsis
     from schemas import records
 
     reader = TrackReader(bootstrap)
@@ -220,7 +219,7 @@ async def run_through_pipeline(
         await tail_task
         await consumer.stop()
     finally:
-        from pipeline.app import stop_worker_process
+        from pipeline.tools.worker_process import stop_worker_process
 
         stop_worker_process(worker)
     return alerts
@@ -228,8 +227,8 @@ async def run_through_pipeline(
 
 async def _run(args: argparse.Namespace, bootstrap: str) -> int:
     from connectors.alerts import format_alert
-    from pipeline.simulate import SimConfig, parse_duration, simulate
     from pipeline.site import load_site
+    from pipeline.tools.simulate import SimConfig, parse_duration, simulate
     from schemas import records
 
     out = Path(args.out)
@@ -273,7 +272,7 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
             f.write(msgspec.json.encode(a) + b"\n")
     _summary(alerts, truth, out, site_dir)
     try:  # the real clip-01 over RTSP where GStreamer is installed; never fails the demo
-        from pipeline.demo_camera import print_rtsp_showcase
+        from pipeline.tools.demo_camera import print_rtsp_showcase
 
         await print_rtsp_showcase(bootstrap, out)
     except Exception as exc:  # noqa: BLE001 - a missing extra must not hide the night's results
@@ -282,7 +281,7 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
 
 
 def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:
-    from pipeline.evaluate import evaluate, format_table
+    from pipeline.tools.evaluate import evaluate, format_table
 
     _say("summary")
     opened = Counter(a.data.kind for a in alerts if a.data.status == "open")
@@ -294,7 +293,7 @@ def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:
     result = evaluate(truth, alerts)
     print(format_table(result), flush=True)
     try:
-        from pipeline.evaluate import plot
+        from pipeline.tools.evaluate import plot
 
         png = out / "demo.png"
         plot(truth, alerts, png, site_dir)
@@ -304,22 +303,10 @@ def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:
     print(f"   alerts: {out / 'alerts.jsonl'}   worker log: {out / 'worker.log'}", flush=True)
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         with localkafka.broker(_say) as bootstrap:
             return asyncio.run(_run(args, bootstrap))
     finally:
         _say(f"done in {time.monotonic() - t0:.0f} s")
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="an end-to-end night on the Haikou shore (make demo)")
-    p.add_argument("--site", default=str(REPO / "sites" / "haikou"))
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--duration", default="1h")
-    p.add_argument("--start", default="2026-03-08T03:00:00+08:00")
-    p.add_argument("--fps", type=float, default=0.5, help="camera frames per second")
-    p.add_argument("--speed", type=float, default=40.0, help="replay speed, times real time")
-    p.add_argument("--out", default=str(REPO / "var" / "demo"))
-    p.set_defaults(func=_cmd_demo)

@@ -14,24 +14,17 @@ Commands: ``shorewatch decode FILE|-``, ``shorewatch bench ais``, ``shorewatch i
 
 from __future__ import annotations
 
-import argparse
-import base64
-import gzip
-import math
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
-import orjson
 from pyais.bit_vector import int_bit_vector
 from pyais.messages import MSG_CLASS
 
 from pipeline.core.aisdecode import LAYOUTS, Positions, decode_positions, message_types
+from pipeline.core.arrays import none_if_nan
 from pipeline.core.nmea import (
     SKIP_REASONS,
     Deduplicator,
@@ -39,23 +32,20 @@ from pipeline.core.nmea import (
     Reassembler,
     Reject,
     frame_lines,
-    nmea_checksums,
 )
-from pipeline.engine import PositionColumns
+from pipeline.deadletter import dead_letter
+from pipeline.engine.columns import PositionColumns
 from schemas.records import AisPosition, AisStatic, DeadLetter, FixColumns, RawAisBatch
 
 __all__ = [
     "STATIC_TYPES",
     "DecodedBatch",
-    "add_commands",
     "decode_batch",
     "decode_framed",
     "frame_batch",
     "finish",
-    "iter_file_lines",
     "merge_counters",
     "pack_fixes",
-    "raw_bytes",
     "unpack_fixes",
 ]
 
@@ -135,41 +125,12 @@ def unpack_fixes(rec: FixColumns) -> PositionColumns:
     return PositionColumns(**cols, source_idx=src, sources=list(rec.sources))
 
 
-def raw_bytes(line: str) -> bytes:
-    """The bytes of a raw line as received (connectors decode bytes as Latin-1)."""
-    try:
-        return line.encode("latin-1")
-    except UnicodeEncodeError:
-        return line.encode("utf-8", "surrogateescape")
-
-
-def _dead_letter(
-    source: str, stage: str, reason: str, detail: str, raw: str, rx_t_ms: int
-) -> DeadLetter:
-    return DeadLetter(
-        source=source,
-        stage=stage,
-        reason=reason,
-        detail=detail,
-        raw_b64=base64.b64encode(raw_bytes(raw)).decode("ascii"),
-        rx_t_ms=int(rx_t_ms),
-    )
-
-
 def merge_counters(total: dict[str, dict[str, int]], batch: dict[str, dict[str, int]]) -> None:
     """Add the per-source counters of ``batch`` into ``total`` (in place)."""
     for source, counts in batch.items():
         dst = total.setdefault(source, {})
         for k, v in counts.items():
             dst[k] = dst.get(k, 0) + v
-
-
-def _none_if_nan(values: np.ndarray) -> list[float | None]:
-    """``values`` as Python floats, NaN as ``None`` (only the NaNs are touched)."""
-    out: list[float | None] = values.tolist()
-    for i in np.flatnonzero(np.isnan(values)).tolist():
-        out[i] = None
-    return out
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -307,7 +268,7 @@ def decode_framed(
     }
     arrays = {n: np.asarray(a, PositionColumns.DTYPES[n]) for n, a in fields.items()}
     cols = tuple(
-        _none_if_nan(a) if a.dtype == np.float64 else a.tolist() for a in arrays.values()
+        none_if_nan(a) if a.dtype == np.float64 else a.tolist() for a in arrays.values()
     )  # lon, lat, SOG, COG: NaN -> None
     bounds = np.searchsorted(pos.index, offs).tolist()
     short_bounds = np.searchsorted(pos.short, offs).tolist()
@@ -495,7 +456,9 @@ def _dead(
     raw: str,
     rx_t_ms: int,
 ) -> None:
-    out.dead_letters.append(_dead_letter(source, stage, reason, detail, raw, rx_t_ms))
+    out.dead_letters.append(
+        dead_letter(reason, source=source, stage=stage, detail=detail, raw=raw, rx_t_ms=rx_t_ms)
+    )
     counts["rejected"] += 1
     counts[f"rejected.{reason}"] += 1
     if reason == "fragment_timeout":
@@ -519,271 +482,3 @@ def finish(reassembler: Reassembler, source: str | None = None) -> DecodedBatch:
 
 
 # ---- file input ----------------------------------------------------------------------
-
-
-def _open_bytes(path: str) -> IO[bytes]:
-    if path == "-":
-        return sys.stdin.buffer
-    f = open(path, "rb")  # noqa: SIM115
-    if f.read(2) == b"\x1f\x8b":
-        f.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    f.seek(0)
-    return f
-
-
-def iter_file_lines(path: str) -> Iterator[str]:
-    """Lines of a text file, gzip file (by magic bytes) or ``-`` (stdin), decoded as Latin-1."""
-    f = _open_bytes(path)
-    try:
-        for raw in f:
-            yield raw.rstrip(b"\r\n").decode("latin-1")
-    finally:
-        if f is not sys.stdin.buffer:
-            f.close()
-
-
-def _chunks(it: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for x in it:
-        chunk.append(x)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-# ---- commands ------------------------------------------------------------------------
-
-
-def _cmd_decode(args: argparse.Namespace) -> int:
-    source = "stdin" if args.file == "-" else f"file:{Path(args.file).name}"
-    reassembler = Reassembler(ttl_ms=args.ttl_ms)
-    dedup = Deduplicator(args.dedup_ms) if args.dedup_ms > 0 else None
-    totals: dict[str, dict[str, int]] = {}
-    out = sys.stdout.buffer
-    err = sys.stderr
-
-    def report(res: DecodedBatch) -> None:
-        for d in res.messages:
-            if not d.get("t_ms"):  # 0 = the line carried no time and a file has no receive time
-                d.pop("t_ms", None)
-            out.write(orjson.dumps(d) + b"\n")
-        for dl in res.dead_letters:
-            raw = base64.b64decode(dl.raw_b64).decode("latin-1").replace("\n", "\\n")
-            print(f"rejected {dl.reason}: {dl.detail}: {raw}", file=err)
-        merge_counters(totals, res.counters)
-
-    for chunk in _chunks(iter_file_lines(args.file), 2000):
-        # no receive time in a file: 0 marks "unknown" (event time comes from the lines)
-        batch = RawAisBatch(source=source, lines=chunk, rx_t_ms=[0] * len(chunk))
-        report(decode_batch(batch, reassembler, dedup, with_messages=True))
-    report(finish(reassembler))
-    out.flush()
-    c = totals.get(source, {})
-    print(
-        f"decoded {c.get('decoded', 0)} messages ({c.get('positions', 0)} positions, "
-        f"{c.get('statics', 0)} static) from {c.get('received', 0)} lines; "
-        f"rejected {c.get('rejected', 0)}, duplicates {c.get('duplicates', 0)}, "
-        f"not AIS {c.get('not_ais', 0)}",
-        file=err,
-    )
-    if args.counters:
-        print(orjson.dumps(totals).decode(), file=err)
-    return 0
-
-
-def bench_payloads(data_dir: Path) -> tuple[list[str], np.ndarray]:
-    """Every position-report payload of the real AIS files in ``data_dir``, with fill bits."""
-    payloads: list[str] = []
-    fills: list[np.ndarray] = []
-    for path in sorted(data_dir.iterdir()):
-        if path.name.startswith("LICENSE") or path.suffix == ".chk":
-            continue
-        lines = list(iter_file_lines(str(path)))
-        fr = frame_lines(lines, [0] * len(lines), path.name, Reassembler())
-        pos = decode_positions(fr.payload, fr.fill_bits)
-        payloads.extend(fr.payload[i] for i in pos.index.tolist())
-        fills.append(fr.fill_bits[pos.index])
-    return payloads, np.concatenate(fills) if fills else np.zeros(0, np.int8)
-
-
-def _best_rate(fn: Any, n: int, repeat: int) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
-
-
-def run_bench(
-    data_dir: Path, n_target: int = 200_000, n_pyais: int = 30_000, rounds: int = 4
-) -> dict[str, Any]:
-    """Decode throughput, vectorised vs pyais, on the same real position payloads (one core).
-
-    :returns: ``vector_decode_per_s`` (arrays only), ``vector_records_per_s`` (framing +
-        decoding + :class:`AisPosition` records through :func:`decode_batch`),
-        ``pyais_decode_per_s`` (pyais on the same payloads), ``speedup``, sizes
-    """
-    base, base_fill = bench_payloads(data_dir)
-    if not base:
-        raise SystemExit(f"no position reports found in {data_dir}")
-    reps = max(1, n_target // len(base))
-    payloads = base * reps
-    fills = np.tile(base_fill, reps)
-    sub = payloads[:n_pyais]
-    sub_fill = fills[:n_pyais].tolist()
-
-    def run_pyais() -> None:
-        for p, f in zip(sub, sub_fill, strict=True):
-            MSG_CLASS[_ptype(p)].from_vector(int_bit_vector(p.encode(), f))
-
-    # alternate the two so that load from other processes hits both alike; best of each
-    vec = pya = 0.0
-    for _ in range(rounds):
-        vec = max(vec, _best_rate(lambda: decode_positions(payloads, fills), len(payloads), 2))
-        pya = max(pya, _best_rate(run_pyais, len(sub), 1))
-    lines = [f"!AIVDM,1,1,,A,{p},{f}*00" for p, f in zip(base, base_fill.tolist(), strict=True)]
-    # give the lines valid checksums so the framing stage accepts them
-    sums = nmea_checksums([ln[1:-3] for ln in lines]).tolist()
-    lines = [f"{ln[:-2]}{s:02X}" for ln, s in zip(lines, sums, strict=True)]
-    rec_lines = lines * max(1, 50_000 // len(lines))
-    batch = RawAisBatch(source="bench", lines=rec_lines, rx_t_ms=[0] * len(rec_lines))
-    rec = _best_rate(lambda: decode_batch(batch, Reassembler()), len(rec_lines), 3)
-    return {
-        "vector_decode_per_s": round(vec),
-        "pyais_decode_per_s": round(pya),
-        "speedup": round(vec / pya, 1),
-        "vector_records_per_s": round(rec),
-        "n_payloads": len(payloads),
-        "n_distinct_payloads": len(base),
-        "n_pyais": len(sub),
-    }
-
-
-def _ptype(payload: str) -> int:
-    c = ord(payload[0]) - 48
-    return c - 8 if c > 40 else c
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.e2e:
-        from pipeline import bench_e2e
-
-        return int(bench_e2e.run(args) or 0)
-    result = run_bench(Path(args.data), n_target=args.n)
-    if args.json:
-        print(orjson.dumps(result).decode())
-    else:
-        for k, v in result.items():
-            print(f"{k:24s} {v}")
-    return 0
-
-
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    from connectors import ais as connector
-
-    return connector.run_ingest(args)
-
-
-def _subgroup(
-    sub: argparse._SubParsersAction, name: str, help_text: str
-) -> argparse._SubParsersAction:
-    """The sub-command group ``name`` (``bench``, ``ingest``), created once and shared."""
-    parser = sub.choices.get(name)
-    if parser is None:
-        parser = sub.add_parser(name, help=help_text)
-        return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``decode``, ``bench ais`` and ``ingest ais``."""
-    import os
-
-    shared = os.environ.get(
-        "SHOREWATCH_SHARED", str(Path(__file__).resolve().parents[1].parent / "shared")
-    )
-    p = sub.add_parser("decode", help="decode AIS NMEA (file, gzip or -) to JSON lines")
-    p.add_argument("file", help="input file, gzip file, or - for stdin")
-    p.add_argument("--format", choices=["jsonl"], default="jsonl")
-    p.add_argument("--ttl-ms", type=int, default=10_000, help="fragment reassembly TTL, ms")
-    p.add_argument(
-        "--dedup-ms",
-        type=int,
-        default=0,
-        help="drop the same payload seen again within this many ms (0 = keep all)",
-    )
-    p.add_argument("--counters", action="store_true", help="print the counters as JSON on stderr")
-    p.set_defaults(func=_cmd_decode)
-
-    bench = _subgroup(sub, "bench", "benchmarks")
-    b = bench.add_parser("ais", help="AIS decode throughput: vectorised vs pyais")
-    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    b.add_argument(
-        "--e2e", action="store_true", help="through the Kafka pipeline (pipeline.bench_e2e)"
-    )
-    b.add_argument(
-        "--rate", type=float, default=5000.0, help="with --e2e: sentences/s of the latency phase"
-    )
-    b.add_argument(
-        "--e2e-sentences",
-        type=int,
-        default=300_000,
-        help="with --e2e: sentences of the throughput phase",
-    )
-    b.add_argument("--data", default=str(Path(shared) / "data" / "ais"), help="AIS data folder")
-    b.add_argument("-n", type=int, default=200_000, help="position reports per vectorised run")
-    b.set_defaults(func=_cmd_bench)
-
-    ingest = _subgroup(sub, "ingest", "connectors publishing to Kafka")
-    i = ingest.add_parser("ais", help="read AIS sources and publish raw batches to Kafka")
-    i.add_argument(
-        "--tcp",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="connect to a receiver/aggregator (repeatable)",
-    )
-    i.add_argument(
-        "--listen-tcp",
-        action="append",
-        default=[],
-        type=int,
-        metavar="PORT",
-        help="accept receivers pushing NMEA (repeatable)",
-    )
-    i.add_argument(
-        "--udp",
-        action="append",
-        default=[],
-        type=int,
-        metavar="PORT",
-        help="listen for NMEA datagrams (repeatable)",
-    )
-    i.add_argument(
-        "--file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="replay a file, gzip file or - (repeatable)",
-    )
-    i.add_argument(
-        "--speed", default="max", help="replay speed factor from the message timestamps, or 'max'"
-    )
-    i.add_argument("--bind", default="127.0.0.1", help="address to listen on")
-    i.add_argument(
-        "--batch-lines", type=int, default=500, help="at most this many lines per record"
-    )
-    i.add_argument("--batch-ms", type=int, default=200, help="at most this many ms per record")
-    i.add_argument(
-        "--stdout",
-        action="store_true",
-        help="print the batches as JSON instead of publishing (no Kafka)",
-    )
-    i.set_defaults(func=_cmd_ingest)

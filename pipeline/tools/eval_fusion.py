@@ -18,7 +18,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -39,10 +38,10 @@ from pipeline.core.fusion import (
     candidate_pairs,
 )
 from pipeline.errors import ConfigError
+from pipeline.settings import REPO_DIR
 
 __all__ = [
     "FVesselClip",
-    "add_commands",
     "bench_fusion",
     "evaluate_fusion",
     "id_metrics",
@@ -57,7 +56,7 @@ __all__ = [
 #: output seconds from the first whole second after the clip starts, and on clip-01 the
 #: barge's detected box edges, fitted over all 250 frames, meet the labels at exactly
 #: that frame (residual < 1 px; one second off they are 5 px off, the barge moving 4.6 px/s).
-#: The same mapping as :func:`pipeline.vision.evaluate_clip`. clip-01 holds seconds 2–9.
+#: The same mapping as :func:`pipeline.tools.eval_camera.evaluate_clip`. clip-01 holds seconds 2–9.
 GT_LAG_S = 1
 #: detector confidence of the clip evaluations (see ``shorewatch eval camera --conf``)
 EVAL_CONF = 0.2
@@ -328,9 +327,7 @@ def _run_gt(clip: FVesselClip, params: FusionParams, seconds: list[int]) -> _Run
 
 def default_model_dir() -> Path:
     """``$SHOREWATCH_SHARED/models/yolo-fastest-1.1`` (default ``../shared`` beside the repo)."""
-    shared = Path(
-        os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
-    )
+    shared = Path(os.environ.get("SHOREWATCH_SHARED", REPO_DIR.parent / "shared"))
     return shared / "models" / "yolo-fastest-1.1"
 
 
@@ -343,13 +340,14 @@ def _run_dnn(
 ) -> _Run:
     import cv2
 
-    from pipeline import vision
     from pipeline.core.mot import MultiObjectTracker
+    from pipeline.vision.analyser import FrameAnalyser
+    from pipeline.vision.detectors import DnnDetector
 
     if clip.video is None:
         raise ConfigError(f"{clip.folder}: no video")
     # the operating point of `eval camera` (confidence 0.2), so both evaluations see the same boxes
-    detector = vision.DnnDetector.from_dir(model_dir or default_model_dir(), conf=EVAL_CONF)
+    detector = DnnDetector.from_dir(model_dir or default_model_dir(), conf=EVAL_CONF)
     cap = cv2.VideoCapture(str(clip.video))
     if not cap.isOpened():
         raise ConfigError(f"cannot open {clip.video}")
@@ -360,7 +358,7 @@ def _run_dnn(
     step = max(1, int(round(fps / analysed_fps)))
     # an image track coasts through 2 s of detector misses at the analysed rate
     tracker = MultiObjectTracker(max_misses=max(5, int(round(2.0 * fps / step))))
-    analyser = vision.FrameAnalyser("clip", model, detector, tracker, None)
+    analyser = FrameAnalyser("clip", model, detector, tracker, None)
     eval_frames = {gt_frame_index(s, fps): s for s in seconds}
     assoc = CameraAssociation()
     run = _Run()
@@ -742,16 +740,7 @@ def bench_fusion(
 # --------------------------------------------------------------------------- CLI
 
 
-def _group(
-    sub: argparse._SubParsersAction, name: str, help_text: str
-) -> argparse._SubParsersAction:
-    """The sub-parsers of the shared command group ``name`` (created if missing)."""
-    from pipeline.cli import command_group
-
-    return command_group(sub, name, help_text)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate_fusion(
         args.clip,
         detections=args.detections,
@@ -783,7 +772,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace) -> int:
     res = bench_fusion(args.tracks, args.detections, args.repeats, args.naive_repeats, args.scene)
     if args.json:
         print(json.dumps(res))
@@ -791,46 +780,3 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         for k, v in res.items():
             print(f"{k}: {v}")
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """``eval fusion`` and ``bench fusion``."""
-    ev = _group(sub, "eval", "evaluate a component on real data").add_parser(
-        "fusion", help="AIS-camera association on an FVessel clip, against its ground truth"
-    )
-    ev.add_argument("--clip", required=True, help="clip folder (camera_para.txt, ais/, GT, mp4)")
-    ev.add_argument(
-        "--detections",
-        choices=("dnn", "gt"),
-        default="dnn",
-        help="dnn: detector + tracker on the video; gt: the GT boxes",
-    )
-    ev.add_argument("--fps", type=float, default=5.0, help="analysed frames per second (dnn)")
-    ev.add_argument(
-        "--model-dir",
-        help="Yolo-Fastest folder (default $SHOREWATCH_SHARED/models/yolo-fastest-1.1)",
-    )
-    ev.add_argument("--json", action="store_true", help="one JSON object")
-    ev.set_defaults(func=_cmd_eval)
-    be = _group(sub, "bench", "benchmarks").add_parser(
-        "fusion", help="one frame of 1,000 tracks x 200 detections vs a plain-Python loop"
-    )
-    be.add_argument("--tracks", type=int, default=1000)
-    be.add_argument("--detections", type=int, default=200)
-    be.add_argument("--repeats", type=int, default=100)
-    be.add_argument("--naive-repeats", type=int, default=3)
-    be.add_argument(
-        "--scene",
-        choices=("area", "view"),
-        default="area",
-        help="area: tracks all around the camera (default); view: all inside its view",
-    )
-    be.add_argument("--json", action="store_true", help="one JSON object")
-    be.set_defaults(func=_cmd_bench)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    p = argparse.ArgumentParser()
-    add_commands(p.add_subparsers(dest="command", required=True))
-    a = p.parse_args()
-    sys.exit(a.func(a))

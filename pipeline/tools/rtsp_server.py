@@ -1,10 +1,10 @@
-"""A real RTSP server for the camera connector tests (GStreamer ``GstRtspServer``).
+"""A real RTSP server for the demo and the camera connector tests (GStreamer ``GstRtspServer``).
 
 Run it with the *system* Python, which has PyGObject (``python3-gi``) and the
 GStreamer RTSP server introspection data (``gir1.2-gst-rtsp-server-1.0``)::
 
-    /usr/bin/python3 tests/peers/rtsp_server.py --port 8554 --file ../shared/data/video/clip-01/clip-01.mp4
-    /usr/bin/python3 tests/peers/rtsp_server.py --port 8554 --test-pattern
+    /usr/bin/python3 pipeline/tools/rtsp_server.py --port 8554 --file ../shared/data/video/clip-01/clip-01.mp4
+    /usr/bin/python3 pipeline/tools/rtsp_server.py --port 8554 --test-pattern
 
 It serves H.264 over RTP at ``rtsp://127.0.0.1:<port>/<path>`` (default path
 ``cam``), bound to 127.0.0.1 only. A file is decoded, re-encoded as H.264 at

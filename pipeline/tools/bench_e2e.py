@@ -36,22 +36,16 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import murmur2
 
-from pipeline import admin, localkafka, topics
-from pipeline.simulate import nmea_checksum
+from pipeline import admin, topics
+from pipeline.settings import REPO_DIR
+from pipeline.tools import localkafka
+from pipeline.tools.sentinels import TrackReader, _tag, sentinel, sentinel_mmsis
 from schemas import records
 
-REPO = Path(__file__).resolve().parents[1]
 BATCH_LINES = 500
 #: sentences pushed through before the throughput is measured
 WARMUP_SENTENCES = 100_000
-
-
-def _tag(t_ms: int) -> str:
-    body = f"c:{t_ms}"
-    return f"\\{body}*{nmea_checksum(body)}\\"
 
 
 def position_sentences(data_dir: Path) -> list[str]:
@@ -79,76 +73,14 @@ def position_sentences(data_dir: Path) -> list[str]:
     return out
 
 
-def sentinel(mmsi: int, t_ms: int, lon: float = 110.3, lat: float = 20.05) -> str:
-    """A tagged type 1 sentence of ``mmsi`` at ``t_ms``, used as a probe through the pipeline."""
-    from pyais.encode import encode_dict
-
-    (sentence,) = encode_dict(
-        {"type": 1, "mmsi": mmsi, "lon": lon, "lat": lat, "speed": 1.0, "course": 90.0},
-        talker_id="AI",
-    )
-    return _tag(t_ms) + sentence
-
-
-def partition_of(key: bytes, n: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % n
-
-
-def sentinel_mmsis(n_partitions: int, first: int = 211_999_000) -> list[int]:
-    """One test MMSI per partition of the track topic, the first ones above ``first``."""
-    found: dict[int, int] = {}
-    m = first
-    while len(found) < n_partitions:
-        m += 1
-        found.setdefault(partition_of(str(m).encode(), n_partitions), m)
-    return [found[p] for p in range(n_partitions)]
-
-
-class TrackReader:
-    def __init__(self, bootstrap: str):
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
-        )
-        self.dec = msgspec.json.Decoder(records.Track)
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
-        self.consumer.assign(parts)
-        await self.consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self.consumer.position(tp)
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-
-    async def until(self, mmsis: set[int], timeout_s: float, on_track=None) -> bool:
-        """Read until every MMSI in ``mmsis`` has had an update (or time runs out)."""
-        waiting = set(mmsis)
-        keys = {str(m).encode() for m in mmsis}
-        deadline = time.monotonic() + timeout_s
-        while waiting and time.monotonic() < deadline:
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
-            now_ms = time.time() * 1000
-            for msgs in batch.values():
-                for m in msgs:
-                    if on_track is None and m.key not in keys:
-                        continue  # the key is the MMSI: no need to decode the rest
-                    tr = self.dec.decode(m.value)
-                    waiting.discard(tr.mmsi)
-                    if on_track is not None:
-                        on_track(tr, now_ms)
-        return not waiting
-
-
 def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
-    from pipeline.app import start_worker_process
+    from pipeline.tools.worker_process import start_worker_process
 
     return start_worker_process(
         bootstrap,
         tmp,
         agents="decode,tracks",
-        site=REPO / "sites" / "haikou",
+        site=REPO_DIR / "sites" / "haikou",
         app_id_prefix="bench",
     )
 
@@ -243,7 +175,7 @@ async def _bench(
             await reading
     finally:
         await reader.stop()
-        from pipeline.app import stop_worker_process
+        from pipeline.tools.worker_process import stop_worker_process
 
         stop_worker_process(worker)
     arr = np.array(lat) if lat else np.array([np.nan])
@@ -263,7 +195,7 @@ async def _bench(
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``shorewatch bench ais --e2e``."""
-    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
+    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO_DIR / "var" / "bench"))
     tmp.mkdir(parents=True, exist_ok=True)
     sentences = position_sentences(Path(args.data))
     n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
@@ -311,16 +243,16 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     from datetime import datetime
 
     from connectors.kafka import Pace, RecordProducer
-    from pipeline.demo import run_through_pipeline
-    from pipeline.engine import AreaContext
-    from pipeline.evaluate import parse_time_ms
+    from pipeline.engine.state import AreaContext
     from pipeline.replay import run_replay
     from pipeline.settings import Settings
-    from pipeline.simulate import SimConfig, simulate
     from pipeline.site import load_site
+    from pipeline.tools.demo import run_through_pipeline
+    from pipeline.tools.evaluate import parse_time_ms
+    from pipeline.tools.simulate import SimConfig, simulate
 
     await admin.acreate_topics(bootstrap)
-    site_dir = REPO / "sites" / "haikou"
+    site_dir = REPO_DIR / "sites" / "haikou"
     start = datetime.fromisoformat("2026-03-08T03:00:00+08:00")
     night = tmp / "alert-night"
     if not (night / "truth.json").exists():
@@ -337,7 +269,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
         "SHOREWATCH_AREA_IDLE_MAX_MS": str(live.area_idle_max_ms),
     }
     sentences = position_sentences(
-        Path(os.environ.get("SHOREWATCH_SHARED", REPO.parent / "shared")) / "data" / "ais"
+        Path(os.environ.get("SHOREWATCH_SHARED", REPO_DIR.parent / "shared")) / "data" / "ais"
     )
     sent = [0]
 
@@ -413,30 +345,9 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
 
 def run_alerts(args: argparse.Namespace) -> int:
     """Entry point of ``shorewatch bench alerts``."""
-    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO / "var" / "bench"))
+    tmp = Path(os.environ.get("SHOREWATCH_BENCH_DIR", REPO_DIR / "var" / "bench"))
     tmp.mkdir(parents=True, exist_ok=True)
     with localkafka.broker() as bootstrap:
         result = asyncio.run(_alert_latency(bootstrap, args.speed, args.load, tmp))
     print(json.dumps(result) if args.json else "\n".join(f"{k:26s} {v}" for k, v in result.items()))
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    from pipeline.cli import command_group
-
-    bench = command_group(sub, "bench", "benchmarks")
-    b = bench.add_parser("alerts", help="condition-to-alert latency through the live pipeline")
-    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    b.add_argument(
-        "--speed",
-        type=float,
-        default=20.0,
-        help="replay speed of the night between the alerts' real-time windows",
-    )
-    b.add_argument(
-        "--load",
-        type=float,
-        default=5000.0,
-        help="background AIS sentences/s from outside the site",
-    )
-    b.set_defaults(func=run_alerts)

@@ -45,13 +45,14 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from pipeline.core.geo import haversine_m
 from pipeline.errors import ConfigError
+from pipeline.settings import REPO_DIR
 from schemas.records import Alert
 
 __all__ = [
     "MATCH_RULES",
     "MatchRule",
-    "add_commands",
     "combine",
     "evaluate",
     "format_table",
@@ -59,8 +60,6 @@ __all__ = [
     "match_alerts",
     "plot",
 ]
-
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass(frozen=True)
@@ -152,15 +151,6 @@ def _group(alerts: Iterable[Alert]) -> list[_AlertView]:
     return views
 
 
-def _haversine_m(lon1, lat1, lon2, lat2):
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-
-
 class _Tracks:
     def __init__(self, truth: dict):
         self.tracks = {}
@@ -192,11 +182,11 @@ def _candidate(ev: dict, al: _AlertView, tracks: _Tracks) -> tuple[float, float]
     t1 = ev.get("t_end_ms", t0)
     if not t0 - rule.before_s * 1000 <= al.t_ms <= t1 + rule.after_s * 1000:
         return None
-    d = float(_haversine_m(al.lon, al.lat, ev["lon"], ev["lat"]))
+    d = float(haversine_m(al.lon, al.lat, ev["lon"], ev["lat"]))
     for vid in ev.get("vessel_ids", []):
         p = tracks.position(vid, al.t_ms)
         if p is not None:
-            d = min(d, float(_haversine_m(al.lon, al.lat, p[0], p[1])))
+            d = min(d, float(haversine_m(al.lon, al.lat, p[0], p[1])))
     if rule.max_distance_m is not None and d > rule.max_distance_m:
         return None
     return abs(al.t_ms - t0) / 1000.0, d
@@ -315,7 +305,7 @@ def evaluate(truth: dict, alerts: list[Alert]) -> dict[str, dict[str, Any]]:
     for k in kinds:
         mk = [x for x in m["matches"] if x[0]["kind"] == k]
         delays = [x[2] for x in mk]
-        errors = [float(_haversine_m(x[1].lon, x[1].lat, x[0]["lon"], x[0]["lat"])) for x in mk]
+        errors = [float(haversine_m(x[1].lon, x[1].lat, x[0]["lon"], x[0]["lat"])) for x in mk]
         dup = sum(1 for a in m["duplicates"] if a.kind == k)
         fp = sum(1 for a in m["false_positives"] if a.kind == k) + dup
         fn = sum(1 for e in m["false_negatives"] if e["kind"] == k)
@@ -391,7 +381,7 @@ def plot(
     if site_dir is None:
         here = Path("sites") / truth["site"]
         if not (here / "site.yaml").is_file():  # not run from the repository root
-            here = Path(__file__).resolve().parents[1] / "sites" / truth["site"]
+            here = REPO_DIR / "sites" / truth["site"]
         site_dir = here
     site = load_site(site_dir)
     m = match_alerts(truth, alerts)
@@ -496,7 +486,7 @@ def plot(
 # --------------------------------------------------------------------------- CLI
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     if not args.truth or not args.alerts:
         print(
             "shorewatch eval: give --truth DIR/truth.json and --alerts alerts.jsonl, or a sub-command",
@@ -515,30 +505,3 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"plot: {path}")
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval`` (scoring alerts against ground truth) to the command line.
-
-    ``eval`` is a group shared with other modules (``eval camera``, ``eval fusion``): it is
-    created here if missing, its sub-commands become optional, and the bare form
-    ``shorewatch eval --truth ... --alerts ...`` scores alerts.
-    """
-    parser = sub.choices.get("eval")
-    if parser is None:
-        parser = sub.add_parser(
-            "eval", help="score alerts against ground truth, or evaluate a component"
-        )
-        parser.add_subparsers(dest="eval_what", required=False, metavar="WHAT")
-    else:
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                action.required = False
-    parser.add_argument("--truth", help="truth.json written by 'shorewatch simulate'")
-    parser.add_argument("--alerts", help="alerts, one Alert CloudEvent per line")
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object keyed by alert kind"
-    )
-    parser.add_argument("--plot", metavar="PNG", help="draw site, tracks and alerts to this file")
-    parser.add_argument("--site", help="site folder for --plot (default sites/<site in truth>)")
-    parser.set_defaults(func=_cmd_eval)

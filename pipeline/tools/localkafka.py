@@ -28,14 +28,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import LocalKafkaError, MissingToolError
+from pipeline.localbroker import BrokerInfo, _pid_alive, _port_open, _read_meta, run_dir, running
+from pipeline.settings import REPO_DIR
 
 KAFKA_VERSION = os.environ.get("SHOREWATCH_KAFKA_VERSION", "4.3.1")
-REPO = Path(__file__).resolve().parents[1]
-POM = REPO / "deploy" / "kafka" / "pom.xml"
+POM = REPO_DIR / "deploy" / "kafka" / "pom.xml"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
@@ -44,31 +44,6 @@ def cache_dir() -> Path:
     """Where the broker's jars are cached, per Kafka version."""
     root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return root / "shorewatch" / f"kafka-{KAFKA_VERSION}"
-
-
-def run_dir() -> Path:
-    """Where the local broker keeps its configuration, data and log."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shorewatch"
-    return Path(os.environ.get("SHOREWATCH_KAFKA_DIR", default / "kafka-run"))
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerInfo:
-    """A running local broker.
-
-    :param port: PLAINTEXT listener port on 127.0.0.1
-    :param controller_port: KRaft controller listener port on 127.0.0.1
-    """
-
-    pid: int
-    port: int
-    controller_port: int
-    cluster_id: str
-    version: str
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 def _require_tools() -> tuple[str, str]:
@@ -152,28 +127,6 @@ def _free_port(preferred: int | None = None) -> int:
     raise LocalKafkaError("no free TCP port on 127.0.0.1")
 
 
-def _port_open(port: int, timeout_s: float = 0.5) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def _server_properties(data: Path, port: int, controller_port: int) -> str:
     return f"""# Written by shorewatch kafka up: single-node KRaft, loopback only.
 process.roles=broker,controller
@@ -197,25 +150,6 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 log.segment.bytes=67108864
 """
-
-
-def _read_meta() -> dict | None:
-    path = run_dir() / "broker.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def running() -> BrokerInfo | None:
-    """The local broker if it is running and accepting connections, else ``None``."""
-    meta = _read_meta()
-    if not meta:
-        return None
-    info = BrokerInfo(**meta)
-    if _pid_alive(info.pid) and _port_open(info.port):
-        return info
-    return None
 
 
 def _data_dir_ok(data: Path, cluster_id: str | None) -> tuple[bool, str]:
@@ -431,7 +365,7 @@ def _external() -> str | None:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
 
 
-def _cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace) -> int:
     ext = _external()
     if ext:
         from pipeline.admin import check_broker
@@ -445,7 +379,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     ext = _external()
     if ext:
         from pipeline.admin import check_broker
@@ -467,25 +401,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_down(args: argparse.Namespace) -> int:
+def cmd_down(args: argparse.Namespace) -> int:
     if _external():
         print("KAFKA_BOOTSTRAP_SERVERS is set: not stopping an external broker", file=sys.stderr)
         return 0
     print("stopped" if down() else "local Kafka was not running")
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    kafka = sub.add_parser("kafka", help="the local development broker")
-    ksub = kafka.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
-    for name, func, text in (
-        ("up", _cmd_up, "fetch (once), format (once) and start the broker; print its address"),
-        ("status", _cmd_status, "is the broker running and answering"),
-        ("down", _cmd_down, "stop the broker"),
-    ):
-        p = ksub.add_parser(name, help=text)
-        p.add_argument("--timeout", type=float, default=10.0, help="broker answer timeout, s")
-        p.set_defaults(func=func)
 
 
 @contextmanager
