@@ -39,8 +39,9 @@ from pipeline.core.camera import (
     SelfCalConfig,
 )
 from pipeline.core.mot import MultiObjectTracker
-from pipeline.vision.detectors import Detector, check_frame
+from pipeline.vision.detectors import Detector
 from pipeline.vision.evidence import EvidenceStore, _jpeg
+from pipeline.vision.frames import check_frame
 from pipeline.vision.structures import StructureMask
 from schemas.records import CameraDetection, CameraFrame
 
@@ -53,7 +54,6 @@ __all__ = [
     "EvidenceStore",
     "FrameAnalyser",
     "StructureMask",
-    "check_frame",
 ]
 
 
