@@ -924,9 +924,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     return False, "camera ingest stopped"
                 return True, f"{len(ingest.workers)} cameras"
 
-            serving = metrics.serve_from_env("ingest-camera", ready)
-            await serving.__aenter__()
-            try:
+            async def supervise() -> None:
                 while not runner.done():
                     wait_s = args.stats_interval_s
                     if deadline is not None:
@@ -935,10 +933,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
                     log.info("camera ingest: %s", json.dumps(ingest.stats()["latency"]))
+
+            try:
+                async with metrics.serve_from_env("ingest-camera", ready):
+                    await supervise()
             finally:
                 stop.set()
                 await runner
-                await serving.__aexit__(None, None, None)
                 stats.update(ingest.stats())
                 if ais is not None:
                     await ais.stop()
