@@ -32,7 +32,9 @@ from functools import partial
 import msgspec
 
 from connectors.kafka import Pace
+from pipeline import metrics
 from pipeline.core.nmea import line_time_ms
+from pipeline.core.nmea_prefix import prefix_policy
 from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW
 from schemas.records import RawAisBatch
@@ -48,6 +50,7 @@ __all__ = [
     "tcp_client",
     "tcp_server",
     "udp_listener",
+    "with_prefix_policy",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,9 @@ class Batcher:
         self._lock = asyncio.Lock()
         self.lines_in = 0
         self.batches_out = 0
+        self._received = metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="received"
+        )
 
     async def add(self, line: str, rx_t_ms: int) -> None:
         """Add one line (without terminator) received at ``rx_t_ms``."""
@@ -93,6 +99,7 @@ class Batcher:
         self._lines.append(line)
         self._rx.append(rx_t_ms)
         self.lines_in += 1
+        self._received.inc()
         if len(self._lines) >= self.max_lines:
             await self.flush()
 
@@ -103,6 +110,7 @@ class Batcher:
         if not self._lines:
             self._first = time.monotonic()
         self.lines_in += len(lines)
+        self._received.inc(len(lines))
         k = 0
         while k < len(lines):
             room = self.max_lines - len(self._lines)
@@ -364,6 +372,8 @@ async def replay_file(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     t0_event_ms: int | None = None,
     t0_wall: float | None = None,
+    prefix: str = "auto",
+    prefix_tz: str = "UTC",
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
 
@@ -371,7 +381,9 @@ async def replay_file(
     a line carrying a time (tag block ``c:``, ``$PGHP``, trailing epoch) is sent when
     ``(t - t0_event_ms) / speed`` has passed since ``t0_wall`` (``time.monotonic()``;
     both default to the first timed line); lines without a time, and times that go
-    backwards, are sent at once. ``speed=None`` sends as fast as possible.
+    backwards, are sent at once. ``speed=None`` sends as fast as possible. A logger's
+    time before the sentence paces too, read with the ``prefix`` policy and ``prefix_tz``
+    (:func:`pipeline.core.nmea.line_time_ms`).
 
     :returns: number of lines read
     """
@@ -397,7 +409,7 @@ async def replay_file(
                     continue
                 for raw in parts:
                     line = raw.rstrip(b"\r").decode("latin-1")
-                    t = line_time_ms(line)
+                    t = line_time_ms(line, prefix, prefix_tz)
                     if t is not None:
                         if t0_event is None:
                             t0_event = t
@@ -422,7 +434,9 @@ class KafkaSink:
     """Publishes raw batches to ``shorewatch.ais.raw.v1`` (key = source id, value = msgspec JSON).
 
     The producer is idempotent with ``acks='all'`` (:class:`connectors.kafka.RecordProducer`).
-    Delivery failures are logged and counted in ``failed``.
+    Delivery failures are logged and counted in ``failed``; lines are counted in
+    ``shorewatch_ingest_lines_total`` as ``published`` or ``failed`` when the broker
+    answers. :meth:`ready`: started, and the newest delivery did not fail.
     """
 
     def __init__(self, bootstrap: str | None = None):
@@ -432,9 +446,20 @@ class KafkaSink:
         self.sent = 0
         self.failed = 0
         self.lines = 0
+        self.started = False
+        self._last_ok = True
 
     async def start(self) -> None:
         await self.producer.start()
+        self.started = True
+
+    def ready(self) -> tuple[bool, str]:
+        """``(ready, why)`` for ``/readyz``."""
+        if not self.started:
+            return False, "producer not started"
+        if not self._last_ok:
+            return False, "the newest delivery to Kafka failed"
+        return True, f"{self.sent} batches published, {self.failed} failed"
 
     async def stop(self) -> None:
         await self.producer.flush()
@@ -443,10 +468,15 @@ class KafkaSink:
     async def __call__(self, batch: RawAisBatch) -> None:
         fut = await self.producer.send(AIS_RAW, batch.source, batch)
         self.lines += len(batch.lines)
-        fut.add_done_callback(self._done)
+        fut.add_done_callback(partial(self._done, batch.source, len(batch.lines)))
 
-    def _done(self, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
+    def _done(self, source: str, n_lines: int, fut: asyncio.Future) -> None:
+        ok = not fut.cancelled() and fut.exception() is None
+        self._last_ok = ok
+        metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="published" if ok else "failed"
+        ).inc(n_lines)
+        if not ok:
             self.failed += 1
             log.error(
                 "publishing a raw AIS batch failed: %s",
@@ -474,6 +504,19 @@ async def _supervise(name: str, factory: Callable[[], Awaitable[object]], restar
         delay = min(30.0, delay * 2)
 
 
+def with_prefix_policy(sink: Sink, prefix: str, prefix_tz: str = "UTC") -> Sink:
+    """``sink`` with the prefix policy of the sources stamped on every batch
+    (:attr:`~schemas.records.RawAisBatch.prefix`): the decode agent then reads the text
+    before each sentence (a logger's receive time) as this policy says, column-wise in
+    :func:`pipeline.core.nmea.frame_lines`. The lines themselves stay as received."""
+
+    async def stamped(batch: RawAisBatch) -> None:
+        batch.prefix, batch.prefix_tz = prefix, prefix_tz
+        await sink(batch)
+
+    return stamped
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -486,6 +529,10 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     files) or until cancelled."""
     kw = {"max_lines": args.batch_lines, "max_ms": args.batch_ms}
     speed = None if str(args.speed).lower() == "max" else float(args.speed)
+    prefix = (getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    prefix_policy(*prefix)  # a wrong policy or time zone fails here, before any I/O
+    if prefix != ("auto", "UTC"):
+        sink = with_prefix_policy(sink, *prefix)
     network: list[asyncio.Task] = []
     files: list[asyncio.Task] = []
     for hp in args.tcp:
@@ -511,7 +558,17 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
         files.append(
             asyncio.create_task(
                 _supervise(
-                    f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False
+                    f"file:{path}",
+                    partial(
+                        replay_file,
+                        path,
+                        sink,
+                        speed=speed,
+                        prefix=prefix[0],
+                        prefix_tz=prefix[1],
+                        **kw,
+                    ),
+                    False,
                 )
             )
         )
@@ -534,6 +591,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        prefix_policy(getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    except ValueError as exc:
+        print(f"shorewatch ingest ais: {exc}", file=sys.stderr)
+        return 2
     enc = msgspec.json.Encoder()
 
     async def main() -> int:
@@ -548,7 +610,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         sink = KafkaSink()
         await sink.start()
         try:
-            await run_sources(args, sink)
+            async with metrics.serve_from_env("ingest-ais", sink.ready):
+                await run_sources(args, sink)
         finally:
             await sink.stop()
             print(
