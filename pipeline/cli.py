@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.vision",
     "pipeline.fusion_eval",
     "pipeline.replay",
+    "pipeline.history.cli",
     "connectors.onvif",
     "connectors.camera",
 )

@@ -12,10 +12,13 @@
     ├── InputError                  one bad input record (becomes a dead letter, never a crash)
     │   ├── NmeaError               a line that is not a valid AIS sentence
     │   └── FrameError              an unreadable or corrupt video frame
-    └── CameraError                 a camera that cannot be reached or misbehaves
-        ├── CameraUnreachable       no TCP/RTSP/HTTP answer
-        ├── CameraAuthError         wrong user or password
-        └── OnvifFault              a SOAP fault from the device (carries code and reason)
+    ├── CameraError                 a camera that cannot be reached or misbehaves
+    │   ├── CameraUnreachable       no TCP/RTSP/HTTP answer
+    │   ├── CameraAuthError         wrong user or password
+    │   └── OnvifFault              a SOAP fault from the device (carries code and reason)
+    └── ArchiveError                the history archive cannot be written or read
+        ├── DiskFull                no space left; nothing committed
+        └── QueryError              a history query that cannot run (bad range, coordinate, SQL)
 """
 
 from __future__ import annotations
@@ -98,3 +101,15 @@ class OnvifFault(CameraError):
         self.code = code
         self.reason = reason
         super().__init__(f"ONVIF fault {code}: {reason}")
+
+
+class ArchiveError(ShorewatchError):
+    """The history archive cannot be written or read."""
+
+
+class DiskFull(ArchiveError):
+    """The archive's disk has no space left; nothing was committed."""
+
+
+class QueryError(ArchiveError):
+    """A history query that cannot run (bad range, bad coordinate, bad SQL)."""
