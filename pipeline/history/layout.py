@@ -127,8 +127,8 @@ POSITION = pa.schema(
         ("t_ms", pa.int64()),
         ("lon", pa.float64()),
         ("lat", pa.float64()),
-        ("sog_kn", pa.float32()),
-        ("cog_deg", pa.float32()),
+        ("sog_kn", pa.float64()),
+        ("cog_deg", pa.float64()),
         ("heading_deg", pa.int16()),
         ("nav_status", pa.int8()),
         ("msg_type", pa.int8()),
@@ -152,7 +152,7 @@ STATIC = pa.schema(
         ("to_port_m", pa.int16()),
         ("to_starboard_m", pa.int16()),
         ("destination", pa.string()),
-        ("draught_m", pa.float32()),
+        ("draught_m", pa.float64()),
     ]
 )
 TRACK = pa.schema(
@@ -161,8 +161,8 @@ TRACK = pa.schema(
         ("t_ms", pa.int64()),
         ("lon", pa.float64()),
         ("lat", pa.float64()),
-        ("sog_kn", pa.float32()),
-        ("cog_deg", pa.float32()),
+        ("sog_kn", pa.float64()),
+        ("cog_deg", pa.float64()),
         ("name", pa.string()),
         ("event", pa.string()),
         ("n_fixes", pa.int64()),
