@@ -9,7 +9,7 @@ order on one partition (what reassembly needs); nothing is promised across sourc
 Tests use a list-appending sink and real loopback sockets, no broker.
 
 Bytes are decoded as Latin-1, so any byte survives to the dead letters unchanged
-(``pipeline.ais.raw_bytes`` turns the text back into the received bytes).
+(``pipeline.deadletter.raw_bytes`` turns the text back into the received bytes).
 
 Source ids: ``tcp:HOST:PORT`` (client), ``tcp-in:PORT:PEER_IP`` (server, per peer),
 ``udp:PORT:PEER_IP`` (per sender), ``file:NAME`` and ``stdin``.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
 import logging
 import os
 import random
@@ -29,12 +28,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import IO
 
 import msgspec
 
 from connectors.kafka import Pace
 from pipeline.core.nmea import line_time_ms
+from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW
 from schemas.records import RawAisBatch
 
@@ -353,17 +352,6 @@ async def udp_listener(
             await asyncio.shield(b.flush())
 
 
-def _open_binary(path: str) -> IO[bytes]:
-    if path == "-":
-        return sys.stdin.buffer
-    f = open(path, "rb")  # noqa: SIM115
-    magic = f.read(2)
-    f.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
-    return f
-
-
 async def replay_file(
     path: str,
     sink: Sink,
@@ -389,7 +377,7 @@ async def replay_file(
     """
     source = source or ("stdin" if path == "-" else f"file:{os.path.basename(path)}")
     pace = Pace.of(speed)
-    f = await asyncio.to_thread(_open_binary, path)
+    f = await asyncio.to_thread(open_bytes, path)
     t0_event = t0_event_ms
     n = 0
     carry = b""

@@ -20,7 +20,6 @@ reader thread, so the callback must be thread-safe):
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import random
@@ -36,6 +35,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import msgspec
 import numpy as np
 
+from pipeline.deadletter import dead_letter
 from pipeline.errors import FrameError
 from schemas import records
 
@@ -378,12 +378,12 @@ class FrameReader:
         self._window_corrupt += 1
         raw = image.tobytes()[:4096] if isinstance(image, np.ndarray) else b""
         self._emit(
-            records.DeadLetter(
+            dead_letter(
+                exc.reason,
                 source=f"camera:{self.camera_id}",
                 stage="camera.frame",
-                reason=exc.reason,
                 detail=f"{exc.detail} (raw: first {len(raw)} bytes of the decoded image)",
-                raw_b64=base64.b64encode(raw).decode("ascii"),
+                raw=raw,
                 rx_t_ms=wall_ms(),
             )
         )

@@ -50,6 +50,15 @@ from pipeline.errors import BrokerError, ConfigError
 
 ENV_PREFIX = "SHOREWATCH_"
 
+#: the repository (source checkout) folder: sites, deploy recipes, var/
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The shared data and model folder: ``$SHOREWATCH_SHARED``, default ``../shared``
+    beside the repository."""
+    return Path(os.environ.get("SHOREWATCH_SHARED", REPO_DIR.parent / "shared")).resolve()
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -138,9 +147,9 @@ class Settings:
         """
         if self.bootstrap_servers:
             return self.bootstrap_servers
-        from pipeline import localkafka
+        from pipeline.localbroker import running
 
-        info = localkafka.running()
+        info = running()
         if info is None:
             raise BrokerError(
                 "no Kafka broker: run `shorewatch kafka up` or set KAFKA_BOOTSTRAP_SERVERS"

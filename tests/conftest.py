@@ -57,7 +57,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
     """
     import asyncio
 
-    from pipeline import admin, localkafka
+    from pipeline import admin
+    from pipeline.tools import localkafka
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     started = False

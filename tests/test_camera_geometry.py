@@ -268,7 +268,7 @@ def test_clip_ais_projects_into_ground_truth_boxes(shared):
     Measured (2560x1440 pixels): the barge 380000000 projects inside its box every
     second; the far vessel 290000000 projects 23-27 px from its box (right of and
     11 px below it; about 9 px at 888x500), so the tolerance is 30 px at 2560x1440."""
-    from pipeline.vision import Clip
+    from pipeline.tools.eval_camera import Clip
 
     clip = Clip(shared / "data" / "video" / "clip-01")
     cam = CameraModel.from_fvessel_params(clip.params, 2560, 1440)

@@ -98,7 +98,7 @@ async def test_archive_round_trip_and_dead_letter(kafka_bootstrap: str, tmp_path
     rows = _rows(tmp_path)
     assert len(rows) == n == len(set(rows))
     assert arch.writer.counters["rejected"] == 1
-    assert arch.counters["dead_letters.archive_undecodable"] == 1
+    assert arch.counters["dead_letters.undecodable_record"] == 1
     # the archive is queryable, and its values are the records sent
     a = Archive(tmp_path)
     assert a.view("p", "ais.position.v1", None, None) > 0
@@ -121,7 +121,7 @@ async def test_archive_round_trip_and_dead_letter(kafka_bootstrap: str, tmp_path
                     dl = msgspec.json.decode(m.value, type=DeadLetter)
                     if dl.stage == "archive" and dl.source.startswith(topic):
                         assert base64.b64decode(dl.raw_b64) == b"{not json"
-                        assert dl.reason == "archive_undecodable"
+                        assert dl.reason == "undecodable_record"
                         found = True
         assert found
     finally:

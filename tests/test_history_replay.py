@@ -24,7 +24,7 @@ from pipeline.history.archiver import Archiver
 from pipeline.history.source import iter_inputs, read_inputs
 from pipeline.history.writer import Bounds
 from pipeline.replay import decode_ais, read_frames, replay
-from pipeline.simulate import SimConfig, simulate
+from pipeline.tools.simulate import SimConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "sites" / "haikou"

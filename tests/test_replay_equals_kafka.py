@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import run_through_pipeline
 from pipeline.replay import replay
-from pipeline.simulate import SimConfig, simulate
+from pipeline.tools.demo import run_through_pipeline
+from pipeline.tools.simulate import SimConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "sites" / "haikou"

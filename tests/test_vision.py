@@ -17,19 +17,17 @@ from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from pipeline.site import Structure
-from pipeline.vision import (
-    Clip,
+from pipeline.tools.eval_camera import Clip, bench_clip, evaluate_clip
+from pipeline.vision.analyser import FrameAnalyser
+from pipeline.vision.detectors import (
     Detections,
-    DirectoryEvidenceStore,
     DnnDetector,
-    FrameAnalyser,
     MotionDetector,
-    StructureMask,
     _with_yolo_thresh,
-    bench_clip,
     check_frame,
-    evaluate_clip,
 )
+from pipeline.vision.evidence import DirectoryEvidenceStore
+from pipeline.vision.structures import StructureMask
 from schemas.records import CameraFrame
 
 

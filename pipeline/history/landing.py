@@ -24,12 +24,9 @@ change; ``--every-h 24`` keeps the command running as that job.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,7 +49,7 @@ from schemas.records import (
     LandingSiteFinding,
 )
 
-__all__ = ["LandingParams", "find_landing_sites", "finding_alerts", "run"]
+__all__ = ["LandingParams", "find_landing_sites", "finding_alerts", "publish"]
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -238,7 +235,7 @@ def finding_alerts(
 ) -> list[Alert]:
     """Alerts for the findings that are new, or seen on more nights than when last
     published; the published state is updated (atomically) under ``root``."""
-    from pipeline.engine import iso_utc
+    from pipeline.engine.alerts import iso_utc
 
     path = _state_path(root)
     try:
@@ -304,54 +301,29 @@ def finding_alerts(
     return out
 
 
-async def _publish(alerts: list[Alert]) -> None:
-    from connectors.kafka import RecordProducer
+async def publish(alerts: list[Alert]) -> None:
+    """Send the alerts to ``shorewatch.alert.v1`` (structured CloudEvents, keyed by alert
+    id) and wait for every acknowledgement."""
+    import msgspec
+    from aiokafka import AIOKafkaProducer
+
     from pipeline import topics
+    from pipeline.settings import Settings
 
-    async with RecordProducer(client_id="shorewatch-history") as prod:
-        for a in alerts:
-            await prod.send_and_wait(topics.ALERT, a.data.alert_id, a)
-
-
-def run(args: argparse.Namespace, archive: Archive) -> int:
-    """``shorewatch history landing-sites``."""
-    from pipeline.history.report import _dump, _range, _skipped
-    from pipeline.site import load_site
-
-    site = load_site(args.site)
-    params = LandingParams(min_nights=args.min_nights)
-    while True:
-        if args.to is None and args.from_ is None:
-            to_ms = int(time.time() * 1000)
-            from_ms = to_ms - int(args.days * DAY_MS)
-        else:
-            from_ms, to_ms = _range(argparse.Namespace(**{**vars(args), "from_": args.from_ or None}),
-                                    nights=int(args.days))  # fmt: skip
-        findings = find_landing_sites(archive, site, from_ms, to_ms, params)
-        published: list[Alert] = []
-        if args.publish:
-            published = finding_alerts(findings, site, archive.root, int(time.time() * 1000))
-            if published:
-                asyncio.run(_publish(published))
-        skipped = _skipped(archive)
-        if args.json:
-            import msgspec
-
-            _dump({"from_ms": from_ms, "to_ms": to_ms,
-                   "findings": msgspec.to_builtins(findings),
-                   "published": [a.id for a in published], "skipped_files": skipped})  # fmt: skip
-        else:
-            print(
-                f"landing sites of {site.name}, {_iso(from_ms)} .. {_iso(to_ms)}: {len(findings)}"
-            )
-            for f in findings:
-                print(f"  {f.lon:.5f},{f.lat:.5f}  r {f.radius_m:.0f} m  nights {len(f.nights)} "
-                      f"({', '.join(f.nights)})  visits {f.visits} (dark {f.dark_visits})  "
-                      f"vessels {', '.join(map(str, f.mmsis + f.camera_targets))}  "  # type: ignore[operator]
-                      f"alerts {len(f.alert_ids)}")  # fmt: skip
-            if args.publish:
-                print(f"published {len(published)} alert(s)")
-        every = getattr(args, "every_h", None)
-        if not every:
-            return 0
-        time.sleep(every * 3600)
+    prod = AIOKafkaProducer(
+        bootstrap_servers=Settings.from_env().broker(), acks="all", enable_idempotence=True
+    )
+    await prod.start()
+    try:
+        enc = msgspec.json.Encoder()
+        headers = [("content-type", b"application/cloudevents+json")]
+        futs = [
+            await prod.send(
+                topics.ALERT.name, enc.encode(a), key=a.data.alert_id.encode(), headers=headers
+            )  # fmt: skip
+            for a in alerts
+        ]
+        for f in futs:
+            await f
+    finally:
+        await prod.stop()

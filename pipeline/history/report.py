@@ -111,7 +111,52 @@ def run(args: argparse.Namespace) -> int:
                 print("\t".join("" if v is None else str(v) for v in r.values()))
         return 0
     if cmd == "landing-sites":
-        from pipeline.history.landing import run as landing_run
-
-        return landing_run(args, archive)
+        return _landing_sites(args, archive)
     raise QueryError(f"unknown history command {cmd!r}")
+
+
+def _landing_sites(args: argparse.Namespace, archive: q.Archive) -> int:
+    """``shorewatch history landing-sites``."""
+    import asyncio
+
+    from pipeline.history.landing import LandingParams, find_landing_sites, finding_alerts, publish
+    from pipeline.site import load_site
+    from schemas.records import Alert
+
+    site = load_site(args.site)
+    params = LandingParams(min_nights=args.min_nights)
+    while True:
+        if args.to is None and args.from_ is None:
+            to_ms = int(time.time() * 1000)
+            from_ms = to_ms - int(args.days * DAY_MS)
+        else:
+            from_ms, to_ms = _range(argparse.Namespace(**{**vars(args), "from_": args.from_ or None}),
+                                    nights=int(args.days))  # fmt: skip
+        findings = find_landing_sites(archive, site, from_ms, to_ms, params)
+        published: list[Alert] = []
+        if args.publish:
+            published = finding_alerts(findings, site, archive.root, int(time.time() * 1000))
+            if published:
+                asyncio.run(publish(published))
+        skipped = _skipped(archive)
+        if args.json:
+            import msgspec
+
+            _dump({"from_ms": from_ms, "to_ms": to_ms,
+                   "findings": msgspec.to_builtins(findings),
+                   "published": [a.id for a in published], "skipped_files": skipped})  # fmt: skip
+        else:
+            print(
+                f"landing sites of {site.name}, {q._iso(from_ms)} .. {q._iso(to_ms)}: {len(findings)}"
+            )
+            for f in findings:
+                print(f"  {f.lon:.5f},{f.lat:.5f}  r {f.radius_m:.0f} m  nights {len(f.nights)} "
+                      f"({', '.join(f.nights)})  visits {f.visits} (dark {f.dark_visits})  "
+                      f"vessels {', '.join(map(str, f.mmsis + f.camera_targets))}  "  # type: ignore[operator]
+                      f"alerts {len(f.alert_ids)}")  # fmt: skip
+            if args.publish:
+                print(f"published {len(published)} alert(s)")
+        every = getattr(args, "every_h", None)
+        if not every:
+            return 0
+        time.sleep(every * 3600)

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from pipeline.deadletter import Reason
 from pipeline.errors import ArchiveError, DiskFull
 from pipeline.history.layout import (
     Table,
@@ -39,7 +40,7 @@ from pipeline.history.layout import (
 )
 from pipeline.history.offsets import OffsetLog, fsync_dir
 
-__all__ = ["ArchiveWriter", "Bounds", "Flushed", "Rejected", "decode_rows", "prune"]
+__all__ = ["ArchiveWriter", "Bounds", "Flushed", "Rejected", "decode_rows", "prune", "write_file"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Bounds:
     max_rows: int = 1_000_000
     max_bytes: int = 256 << 20
     max_age_s: float = 300.0
-    row_group_rows: int = 65_536
+    row_group_rows: int = 16_384
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class ArchiveWriter:
         self.counters["rows"] += rows.num_rows
         self.counters["rejected"] += len(bad)
         return [
-            Rejected(topic, partition, int(offsets[i]), values[i], "archive_undecodable", d)
+            Rejected(topic, partition, int(offsets[i]), values[i], Reason.UNDECODABLE_RECORD, d)
             for i, d in bad
         ]
 
@@ -329,17 +330,17 @@ class ArchiveWriter:
             final = d / name
             tmp = d / f".{name}.tmp"
             files.append((tmp, final))
-            with open(tmp, "wb") as f:
-                pq.write_table(
-                    part.replace_schema_metadata(meta),
-                    f,
-                    compression="zstd",
-                    row_group_size=self.bounds.row_group_rows,
-                )
-                f.flush()
-                os.fsync(f.fileno())
+            write_file(part.replace_schema_metadata(meta), tmp, self.bounds.row_group_rows)
         for d in {t.parent for t, _ in files}:
             fsync_dir(d)
+
+
+def write_file(table: pa.Table, path: Path, row_group_rows: int) -> None:
+    """Write one data file (zstd, ``row_group_rows`` per row group) and sync it to disk."""
+    with open(path, "wb") as f:
+        pq.write_table(table, f, compression="zstd", row_group_size=row_group_rows)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def prune(root: str | os.PathLike[str], retention_days: float, now_ms: int) -> list[Path]:
