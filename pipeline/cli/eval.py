@@ -130,9 +130,23 @@ def _add_fusion(group: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=lazy("pipeline.tools.eval_fusion", "cmd_eval"))
 
 
+def _add_landing(group: argparse._SubParsersAction) -> None:
+    """``eval landing-sites``."""
+    ev = group.add_parser(
+        "landing-sites", help="hidden landing sites found across simulated nights (one seed)"
+    )
+    ev.add_argument("--site", default=str(REPO_DIR / "sites" / "haikou"), help="site folder")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--nights", type=int, default=10)
+    ev.add_argument("--work", default=None, help="keep the simulated nights and archive here")
+    ev.add_argument("--json", action="store_true", help="one JSON object")
+    ev.set_defaults(func=lazy("pipeline.tools.eval_landing", "cmd_eval"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_alerts(sub)
     group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
     _add_all(group)
     _add_camera(group)
     _add_fusion(group)
+    _add_landing(group)

@@ -75,7 +75,7 @@ class LandingParams:
     min_stop_s: float = 300.0
     max_coast_m: float = 300.0
     zone_margin_m: float = 150.0
-    cell_m: float = 75.0
+    cell_m: float = 50.0
     min_nights: int = 3
     match_m: float = 150.0
 
