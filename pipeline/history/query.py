@@ -145,12 +145,28 @@ class Archive:
         return [p for p in out if self._readable(p)]
 
     def _readable(self, path: str) -> bool:
+        """A cheap check of a file's frame: ``PAR1`` at both ends and a footer length that
+        fits (a truncated or foreign file fails it). Damage inside is found while reading
+        (:meth:`query`)."""
         try:
-            pq.read_metadata(path)
-            return True
-        except (OSError, pa.ArrowException) as exc:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                size = f.seek(0, os.SEEK_END)
+                if size < 12:
+                    raise ValueError(f"{size} bytes: too short for Parquet")
+                f.seek(size - 8)
+                tail = f.read(8)
+        except (OSError, ValueError) as exc:
             self._skip(path, str(exc))
             return False
+        footer = int.from_bytes(tail[:4], "little")
+        if head != b"PAR1" or tail[4:] != b"PAR1":
+            self._skip(path, "no Parquet magic bytes at both ends (truncated or not Parquet)")
+            return False
+        if not 0 < footer <= size - 12:
+            self._skip(path, f"footer length {footer} does not fit a file of {size} bytes")
+            return False
+        return True
 
     def _skip(self, path: str, reason: str) -> None:
         self.skipped.append((path, reason))
