@@ -112,7 +112,8 @@ class SimConfig:
     :param landing_at_s: with ``landing_at``, that landing happens this long after the
         start, s (default: the usual random time)
     :param avoid: ``(lon, lat)`` places the random landings keep 300 m away from (the
-        places of earlier nights, so that they stay one-offs), while others are left
+        places of earlier nights, so that they stay one-offs); when none is left in the
+        wanted camera range, the range is widened (any camera, then none)
     """
 
     seed: int
@@ -676,13 +677,16 @@ class _Scenario:
         in_view = self.on_home_side.copy()
         if max_cam_r is not None:
             in_view &= (self.cand_cam >= 0) & (self.cand_cam_r <= max_cam_r)
-        if self.cfg.avoid:
+        if self.cfg.avoid:  # a place of an earlier night: widen the camera range instead
             ax, ay = self.wm.to_m(*np.asarray(self.cfg.avoid, dtype=float).T)
-            fresh = in_view & np.all(
+            away = np.all(
                 np.hypot(self.cand[:, :1] - ax[None, :], self.cand[:, 1:2] - ay[None, :]) > 300.0,
                 axis=1,
             )
-            in_view = fresh if fresh.any() else in_view
+            for wider in (in_view, self.on_home_side & (self.cand_cam >= 0), self.on_home_side):
+                if (wider & away).any():
+                    in_view = wider & away
+                    break
         ok = in_view.copy()
         for lx, ly in self.landing_xy:
             ok &= np.hypot(self.cand[:, 0] - lx, self.cand[:, 1] - ly) > 2500.0
