@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import msgspec
@@ -157,3 +158,17 @@ def test_hours_parse_and_wrap() -> None:
     assert (h.start_ms, h.end_ms, h.utc_offset_ms) == (22 * HOUR, 2 * HOUR, 8 * HOUR)
     with pytest.raises(QueryError):
         q.parse_hours("25:00-02:00")
+
+
+def test_retention_deletes_old_dates_only(archive: Path) -> None:
+    from pipeline.history.writer import prune
+
+    dates = sorted(p.name for p in archive.glob("topic=*/date=*"))
+    assert dates == ["date=2026-03-01", "date=2026-03-02", "date=2026-03-03"]
+    stale = archive / "topic=ais.position.v1" / "date=2026-03-02" / "hour=04" / ".part-x.tmp"
+    stale.write_bytes(b"left by a crash")
+    os.utime(stale, (0, 0))
+    gone = prune(archive, 1.5, q.parse_time_ms("2026-03-03T12:00:00Z"))
+    assert [p.name for p in gone] == ["date=2026-03-01"]
+    assert sorted(p.name for p in archive.glob("topic=*/date=*")) == dates[1:]
+    assert not stale.exists()
