@@ -5,7 +5,7 @@ For each camera, one asyncio task (:class:`CameraWorker`) runs:
 - an RTSP (or file) :class:`~connectors.rtsp.FrameReader` thread that keeps only
   the newest frame;
 - analysis of the newest frame, at most ``max_fps`` per second, by the camera's
-  :class:`pipeline.vision.FrameAnalyser` in a thread pool (so the event loop stays
+  :class:`pipeline.vision.analyser.FrameAnalyser` in a thread pool (so the event loop stays
   responsive), published as :class:`~schemas.records.CameraFrame` on
   ``camera.detection`` keyed by camera id;
 - when the camera has an ``onvif`` section: the clock offset
@@ -625,7 +625,7 @@ def analyser_factory(
     Each camera gets its own detector (an OpenCV ``dnn`` network is not shared across
     threads) and tracker.
 
-    :param ais_source: a :data:`pipeline.vision.AisSource` (``(t_ms, camera) -> (lon_deg,
+    :param ais_source: a :data:`pipeline.vision.analyser.AisSource` (``(t_ms, camera) -> (lon_deg,
         lat_deg, mmsi)``, the AIS vessels near the camera at an event time); cameras with
         ``self_calibrate: true`` feed it to their pose calibrator. Without one such
         cameras keep their configured pose (and a warning is logged).
@@ -672,7 +672,7 @@ def analyser_factory(
 
 
 class TrackTopicAis:
-    """The AIS source of self-calibrating cameras (:data:`pipeline.vision.AisSource`):
+    """The AIS source of self-calibrating cameras (:data:`pipeline.vision.analyser.AisSource`):
     the vessels of the track topic.
 
     A consumer without a group reads every partition of the track topic from its end and

@@ -16,6 +16,9 @@
     │   ├── CameraUnreachable       no TCP/RTSP/HTTP answer
     │   ├── CameraAuthError         wrong user or password
     │   └── OnvifFault              a SOAP fault from the device (carries code and reason)
+    ├── RegistryError               the vessel registry refuses an operation
+    │   ├── RegistryUnavailable     its database cannot be reached
+    │   └── RegistryImportError     an import file that cannot be read at all
     └── ArchiveError                the history archive cannot be written or read
         ├── DiskFull                no space left; nothing committed
         └── QueryError              a history query that cannot run (bad range, coordinate, SQL)
@@ -101,6 +104,18 @@ class OnvifFault(CameraError):
         self.code = code
         self.reason = reason
         super().__init__(f"ONVIF fault {code}: {reason}")
+
+
+class RegistryError(ShorewatchError):
+    """The vessel registry refuses an operation."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached (the pipeline goes on without it)."""
+
+
+class RegistryImportError(RegistryError):
+    """An import file that cannot be read at all (rows with problems are reported, not raised)."""
 
 
 class ArchiveError(ShorewatchError):

@@ -3,19 +3,19 @@
 ``shorewatch replay --site DIR --ais FILE [--ais FILE ...] [--detections FILE.jsonl]
 [--camera CAM_ID=VIDEO_FILE ...] --out alerts.jsonl``
 
-The stages are those of the Faust agents (:mod:`pipeline.app`), called directly:
+The stages are those of the Faust agents (:mod:`pipeline.worker.app`), called directly:
 
-1. AIS files → :func:`pipeline.ais.decode_batch` (one reassembler per file, one
+1. AIS files → :func:`pipeline.engine.decode.decode_batch` (one reassembler per file, one
    cross-receiver de-duplicator) → positions and static reports with event times;
 2. camera frames: one :class:`~schemas.records.CameraFrame` JSON object per line of each
    ``--detections`` file, and/or frames analysed from ``--camera`` videos by
    :mod:`pipeline.vision`;
 3. everything merged in event-time order and cut into windows of ``window_ms`` of event
-   time (the micro-batches); per window :func:`pipeline.engine.track_step` then, for the
+   time (the micro-batches); per window :func:`pipeline.engine.tracks.track_step` then, for the
    tracks inside the site's bbox (as the track agent forwards them),
-   :func:`pipeline.engine.area_step`;
+   :func:`pipeline.engine.area.area_step`;
 4. at the end of input the open evaluation tick is flushed
-   (:func:`pipeline.engine.flush_area`), optionally after letting ``drain_s`` of event
+   (:func:`pipeline.engine.area.flush_area`), optionally after letting ``drain_s`` of event
    time elapse (so silences and dwells that began at the end of the recording count).
 
 Alerts are written one CloudEvent JSON per line; a summary (positions, tracks, frames,
@@ -80,7 +80,7 @@ def _context(site: Any) -> AreaContext:
 def decode_ais(
     paths: Sequence[str | os.PathLike[str]], counters: Counter[str], chunk_lines: int = 5000
 ) -> tuple[list[AisPosition], list[AisStatic]]:
-    """Decode AIS files through :func:`pipeline.ais.decode_batch` (the pipeline's code path).
+    """Decode AIS files through :func:`pipeline.engine.decode.decode_batch` (the pipeline's code path).
 
     :returns: positions and statics of all files, each list in event-time order (stable)
     """
@@ -228,7 +228,7 @@ def run_replay(
     """Replay recorded AIS and camera frames through the engine.
 
     :param site: a site folder path, a :class:`pipeline.site.Site`, or an
-        :class:`~pipeline.engine.AreaContext`
+        :class:`~pipeline.engine.state.AreaContext`
     :param ais_paths: AIS files (NMEA, optionally gzip; tag blocks or ``$PGHP`` for time)
     :param detection_paths: JSONL files of :class:`CameraFrame` records
     :param frames: more frames (e.g. from :func:`frames_from_video`)

@@ -21,6 +21,8 @@ site                          ``sites/haikou``     the site folder the worker se
 worker_port                   6066                 the worker's web port (metrics, health)
 data_dir                      ``var/worker``       Faust's local data folder
 evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
+registry_url                  ``sqlite:///var/     the vessel registry's database (SQLAlchemy
+                              registry.sqlite``    URL; ``postgresql+psycopg://…`` for a server)
 raw_batch_lines               500                  at most this many lines per raw AIS record
 auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
 area_lateness_ms              500                  event-time disorder between the AIS and
@@ -73,6 +75,7 @@ class Settings:
     worker_port: int = 6066
     data_dir: str = "var/worker"
     evidence_dir: str = "var/evidence"
+    registry_url: str = "sqlite:///var/registry.sqlite"
     raw_batch_lines: int = 500
     auto_offset_reset: str = "earliest"
     area_lateness_ms: int = 500

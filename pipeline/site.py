@@ -138,7 +138,7 @@ class Structure:
     """A fixed structure in a camera's view (bridge, pier, tower, moored pontoon).
 
     Detections lying mostly inside one are not vessels and are not published (see
-    :class:`pipeline.vision.StructureMask`).
+    :class:`pipeline.vision.structures.StructureMask`).
 
     :param name: what it is, for people
     :param polygon_px: ``((x_px, y_px), ...)`` outline in the camera's configured image

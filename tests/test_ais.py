@@ -1,4 +1,4 @@
-"""The AIS adapter (pipeline.ais.decode_batch) and the ``decode`` / ``bench ais`` commands."""
+"""The AIS adapter (pipeline.engine.decode.decode_batch) and the ``decode`` / ``bench ais`` commands."""
 
 from __future__ import annotations
 

@@ -275,7 +275,7 @@ def test_clip_ais_projects_into_ground_truth_boxes(shared):
     gt = clip.ground_truth("clip-01_gt_fusion.txt", 2560, 1440)
     distances = {380000000: [], 290000000: []}
     for k in range(2, 11):
-        # second k is stamped start + (k + 1) s (see pipeline.vision.evaluate_clip)
+        # second k is stamped start + (k + 1) s (see pipeline.tools.eval_camera.evaluate_clip)
         ais = clip.ais_at(clip.start_t_ms + 1000 * (k + 1))
         for row in gt[k]:
             mmsi = int(row[0])

@@ -1,4 +1,4 @@
-"""Tracks: pipeline.core.tracks and pipeline.engine.track_step, on real DMA AIS and by property."""
+"""Tracks: pipeline.core.tracks and pipeline.engine.tracks.track_step, on real DMA AIS and by property."""
 
 from __future__ import annotations
 

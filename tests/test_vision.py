@@ -24,9 +24,9 @@ from pipeline.vision.detectors import (
     DnnDetector,
     MotionDetector,
     _with_yolo_thresh,
-    check_frame,
 )
 from pipeline.vision.evidence import DirectoryEvidenceStore
+from pipeline.vision.frames import check_frame
 from pipeline.vision.structures import StructureMask
 from schemas.records import CameraFrame
 
@@ -48,9 +48,9 @@ def clip_frames(clip) -> dict[int, np.ndarray]:
     [
         (None, "empty_frame"),
         (np.zeros((0, 0, 3), np.uint8), "empty_frame"),
-        (np.zeros((100, 100), np.uint8), "bad_frame"),
-        (np.zeros((100, 100, 3), np.float32), "bad_frame"),
-        (np.zeros((4, 4, 3), np.uint8), "bad_frame"),
+        (np.zeros((100, 100), np.uint8), "bad_shape"),
+        (np.zeros((100, 100, 3), np.float32), "bad_dtype"),
+        (np.zeros((4, 4, 3), np.uint8), "bad_shape"),
         (np.full((100, 100, 3), 128, np.uint8), "blank_frame"),
         (b"\xff\xd8 not an array", "bad_frame"),
     ],

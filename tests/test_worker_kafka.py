@@ -320,28 +320,26 @@ def test_tracks_agent_dead_letters_a_corrupt_fix_record_and_goes_on(
 def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_path: Path) -> None:
     """One engine, two drivers: a vessel silent for longer than the idle limit is evicted
     by the worker's tracks agent and by replay alike, and its next fix starts a new track.
-    A second vessel of the same partition keeps reporting, which moves event time on."""
+
+    The worker's sweep clock is the newest event time it has seen (never more than a few
+    minutes past its wall clock), and other tests leave records stamped with the wall
+    clock on the topics; so the vessel's first fix lies an idle limit in the past, and the
+    fix of a second vessel that moves event time on lies two minutes ahead of now."""
     from aiokafka import AIOKafkaProducer
 
     from pipeline.engine.tracks import EVICT_SWEEP_MS, TrackParams
     from pipeline.replay import run_replay
     from pipeline.tools.sentinels import sentinel
-    from pipeline.topics import partition_of
 
-    n_part = topics.AIS_FIXES.partitions
-    base = 211_980_000 + uuid.uuid4().int % 5_000
-    a = base
-    b = next(m for m in range(a + 1, a + 1000) if partition_of(str(m).encode(), n_part)
-             == partition_of(str(a).encode(), n_part))  # fmt: skip
-    idle_s = TrackParams().idle_evict_s
-    t0 = (int(time.time() * 1000) - int(3 * idle_s * 1000)) // 1000 * 1000
-    step_ms = 10 * 60_000
-    lines = [(a, t0, 110.30)]
-    lines += [(b, t0 + k * step_ms, 110.40) for k in range(int(2 * idle_s * 1000 // step_ms) + 1)]
-    t_back = lines[-1][1] + 1000
-    lines.append((a, t_back, 110.50))
-    lines.sort(key=lambda x: x[1])
-    assert t_back - t0 > idle_s * 1000 + EVICT_SWEEP_MS
+    a = 211_980_000 + uuid.uuid4().int % 5_000
+    b = a + 5_000
+    idle_ms = int(TrackParams().idle_evict_s * 1000)
+    now = int(time.time() * 1000) // 1000 * 1000
+    t_a = now - idle_ms - 10_000
+    t_b = now + 2 * 60_000
+    t_back = now + 3 * 60_000
+    lines = [(a, t_a, 110.30), (b, t_b, 110.40), (a, t_back, 110.50)]
+    assert t_b - t_a > idle_ms and t_b - t_a > EVICT_SWEEP_MS
     text = [sentinel(m, t, lon=lon) for m, t, lon in lines]
 
     # replay: the same lines, one per micro-batch window
@@ -378,12 +376,11 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
 
     with worker(tmp_path, kafka_bootstrap, "decode,tracks") as proc:
         asyncio.run(wait_until_consuming(kafka_bootstrap, proc, tmp_path, 90))
-        live = asyncio.run(scenario())
+        live = asyncio.run(scenario())  # the sweep clock is past earlier tests' records
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
     back = [tr for tr in live if tr.mmsi == a][-1]
     assert (back.t_ms, back.first_t_ms, back.n_fixes) == (t_back, t_back, 1)  # a new track
-    evicted_live = _evicted_on_topic(kafka_bootstrap, {a, b})
-    assert evicted_live == [a]
+    assert _evicted_on_topic(kafka_bootstrap, {a, b}) == [a]
     assert replayed.counters["tracks.evicted"] == 1
 
 

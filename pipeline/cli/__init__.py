@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "publish": "pipeline.cli.publish",
     "alerts": "pipeline.cli.alerts",
     "demo": "pipeline.cli.demo",
+    "registry": "pipeline.cli.registry",
+    "watchlist": "pipeline.cli.registry",
     "archive": "pipeline.cli.history",
     "history": "pipeline.cli.history",
 }
@@ -84,7 +86,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     first = _first_command(argv) if argv is not None else None
-    modules = [COMMANDS[first]] if first in COMMANDS else list(COMMANDS.values())
+    modules = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
         importlib.import_module(name).add_commands(sub)
     return parser

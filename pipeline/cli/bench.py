@@ -100,6 +100,17 @@ def _add_alerts(bench: argparse._SubParsersAction) -> None:
     b.set_defaults(func=lazy("pipeline.tools.bench_e2e", "run_alerts"))
 
 
+def _add_registry(bench: argparse._SubParsersAction) -> None:
+    """``bench registry``."""
+    b = bench.add_parser("registry", help="registry look-ups of one micro-batch of MMSIs")
+    b.add_argument("--registry-url", help="database to fill (default: a temporary SQLite file)")
+    b.add_argument("--vessels", type=int, default=50_000, help="registered vessels")
+    b.add_argument("--batch", type=int, default=4000, help="MMSIs per look-up")
+    b.add_argument("--repeats", type=int, default=20)
+    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    b.set_defaults(func=lazy("pipeline.tools.bench_registry", "cmd_bench"))
+
+
 def _add_history(group: argparse._SubParsersAction) -> None:
     """``bench archive``, ``bench history-generate``, ``bench history-query``."""
     b = group.add_parser("archive", help="archiver throughput through the broker, positions/s")
@@ -128,5 +139,13 @@ def _add_history(group: argparse._SubParsersAction) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "bench", "benchmarks")
-    for add in (_add_ais, _add_fusion, _add_camera, _add_camera_ingest, _add_alerts, _add_history):
+    for add in (
+        _add_ais,
+        _add_fusion,
+        _add_camera,
+        _add_camera_ingest,
+        _add_alerts,
+        _add_registry,
+        _add_history,
+    ):
         add(group)

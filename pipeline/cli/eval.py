@@ -130,6 +130,15 @@ def _add_fusion(group: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=lazy("pipeline.tools.eval_fusion", "cmd_eval"))
 
 
+def _add_ocr(group: argparse._SubParsersAction) -> None:
+    """``eval ocr``."""
+    p = group.add_parser("ocr", help="hull-number OCR on generated renders, by character height")
+    p.add_argument("-n", type=int, default=25, help="renders per character height")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=lazy("pipeline.tools.eval_ocr", "cmd_eval"))
+
+
 def _add_landing(group: argparse._SubParsersAction) -> None:
     """``eval landing-sites``."""
     ev = group.add_parser(
@@ -149,4 +158,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_all(group)
     _add_camera(group)
     _add_fusion(group)
+    _add_ocr(group)
     _add_landing(group)

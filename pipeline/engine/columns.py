@@ -20,7 +20,7 @@ class PositionColumns:
     """Position reports as columns, in arrival order: what :func:`track_step` works on.
 
     The Faust pipeline carries them in this form from the decode agent to the tracks
-    agent (:mod:`pipeline.ais`, ``ais.fixes``); a list of
+    agent (:mod:`pipeline.engine.decode`, ``ais.fixes``); a list of
     :class:`~schemas.records.AisPosition` converts exactly (:meth:`from_records`).
 
     :param mmsi: int64

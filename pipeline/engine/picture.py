@@ -4,7 +4,7 @@ This is the thin layer between the records (:mod:`schemas.records`) and the pure
 (:mod:`pipeline.core`). It has no Kafka, no asyncio and no clock: every time comes from
 the records (event time). Two drivers call it:
 
-- the Faust agents (:mod:`pipeline.app`), with Faust tables as state;
+- the Faust agents (:mod:`pipeline.worker.app`), with Faust tables as state;
 - the offline replay (:mod:`pipeline.replay`), with dicts in one process;
 
 so the Kafka pipeline and the replay give the same alerts by construction.

@@ -113,7 +113,7 @@ def bench_ingest(
     :param model_dir: Darknet model folder for the DNN detector; ``None``: motion detector
     :param kafka: publish to the configured broker and wait for each acknowledgement
         (acks=all); otherwise records are handed to a sink that drops them
-    :param dnn_kwargs: further :class:`pipeline.vision.DnnDetector` settings (``conf``,
+    :param dnn_kwargs: further :class:`pipeline.vision.detectors.DnnDetector` settings (``conf``,
         ``backend``)
     :returns: :func:`measure_ingest`'s figures plus ``sink``
     """

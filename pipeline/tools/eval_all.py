@@ -4,16 +4,16 @@
 [--kafka-duration 1h] [--kafka-speed 40] [--kafka-fps 0.5] [--out var/eval] [--json]
 [--no-kafka]``
 
-1. each seed is simulated (:func:`pipeline.simulate.simulate`) into ``OUT/replay-seed-N/``,
+1. each seed is simulated (:func:`pipeline.tools.simulate.simulate`) into ``OUT/replay-seed-N/``,
    unless that folder already holds the night for the same parameters (``params.json``:
    site, seed, start, duration, frame rate, and fingerprints of the site's files and of the
    simulator's source);
 2. each night goes through the offline replay (:func:`pipeline.replay.replay`) and is
-   scored (:func:`pipeline.evaluate.evaluate`); the seeds are pooled
-   (:func:`pipeline.evaluate.combine`);
+   scored (:func:`pipeline.tools.evaluate.evaluate`); the seeds are pooled
+   (:func:`pipeline.tools.evaluate.combine`);
 3. the Kafka seeds (shorter nights, fewer frames, as in ``make demo``: one worker at 40x
    cannot keep up with a 2 h night at 1 frame/s) go through the real pipeline
-   (:func:`pipeline.demo.run_through_pipeline`) into ``OUT/kafka-seed-N/``, on the broker of
+   (:func:`pipeline.tools.demo.run_through_pipeline`) into ``OUT/kafka-seed-N/``, on the broker of
    ``KAFKA_BOOTSTRAP_SERVERS`` or the local one (started if needed, and then stopped);
 4. the goals of the fusion issue are checked: ``unusual_landing`` recall 1.0 and
    precision >= 0.95, and no false alert for ferries and cargo ships using ports and
@@ -93,7 +93,7 @@ def port_false_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts that match no planted event and concern lawful port or anchorage traffic.
 
-    An unmatched alert (false positive or duplicate in :func:`pipeline.evaluate.match_alerts`)
+    An unmatched alert (false positive or duplicate in :func:`pipeline.tools.evaluate.match_alerts`)
     counts when its vessel's simulator role (``truth["vessels"][i]["role"]``, found by MMSI)
     is one of :data:`LEGIT_ROLES`, or when it lies inside or within ``margin_m`` of an
     authorised zone and its vessel is not one of a planted event's.
@@ -130,7 +130,7 @@ def port_false_alerts(
 def check_goals(result: dict[str, dict[str, Any]], port_false: int) -> dict[str, Any]:
     """Compare pooled metrics with the goals of the fusion issue.
 
-    :param result: :func:`pipeline.evaluate.combine` (or ``evaluate``) output
+    :param result: :func:`pipeline.tools.evaluate.combine` (or ``evaluate``) output
     :param port_false: number of port false alerts (:func:`port_false_alerts`)
     :return: ``{landing_recall, landing_precision, port_false_alerts, recall_goal,
         precision_goal, met}``; ``met`` needs every planted landing found (recall 1.0, and at

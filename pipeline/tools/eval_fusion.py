@@ -56,7 +56,7 @@ __all__ = [
 #: output seconds from the first whole second after the clip starts, and on clip-01 the
 #: barge's detected box edges, fitted over all 250 frames, meet the labels at exactly
 #: that frame (residual < 1 px; one second off they are 5 px off, the barge moving 4.6 px/s).
-#: The same mapping as :func:`pipeline.vision.evaluate_clip`. clip-01 holds seconds 2–9.
+#: The same mapping as :func:`pipeline.tools.eval_camera.evaluate_clip`. clip-01 holds seconds 2–9.
 GT_LAG_S = 1
 #: detector confidence of the clip evaluations (see ``shorewatch eval camera --conf``)
 EVAL_CONF = 0.2

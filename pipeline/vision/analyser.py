@@ -8,7 +8,7 @@ Detectors implement the one-method :class:`Detector` protocol:
 
 - :class:`DnnDetector` runs a Darknet YOLO model (Yolo-Fastest 1.1, COCO class
   ``boat``). By default the network is converted to ONNX in memory when the detector
-  starts (:mod:`pipeline.darknet`) and runs on ONNX Runtime, about 2.5 times faster on
+  starts (:mod:`pipeline.vision.darknet`) and runs on ONNX Runtime, about 2.5 times faster on
   one core than OpenCV's ``dnn`` module, which remains the second backend
   (``backend="opencv"``). **OpenCV is pinned to 4.x**
   (``opencv-python-headless>=4.9,<5``): OpenCV 5 removed ``readNetFromDarknet``, and
@@ -39,8 +39,9 @@ from pipeline.core.camera import (
     SelfCalConfig,
 )
 from pipeline.core.mot import MultiObjectTracker
-from pipeline.vision.detectors import Detector, check_frame
+from pipeline.vision.detectors import Detector
 from pipeline.vision.evidence import EvidenceStore, _jpeg
+from pipeline.vision.frames import check_frame
 from pipeline.vision.structures import StructureMask
 from schemas.records import CameraDetection, CameraFrame
 
@@ -53,7 +54,6 @@ __all__ = [
     "EvidenceStore",
     "FrameAnalyser",
     "StructureMask",
-    "check_frame",
 ]
 
 

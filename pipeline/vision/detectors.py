@@ -14,8 +14,9 @@ import numpy as np
 from pipeline.core.camera import (
     CameraModel,
 )
-from pipeline.errors import ConfigError, FrameError
+from pipeline.errors import ConfigError
 from pipeline.vision.darknet import DarknetOnnx
+from pipeline.vision.frames import check_frame
 
 #: inference backends of :class:`DnnDetector`
 DNN_BACKENDS = ("onnxruntime", "opencv")
@@ -51,30 +52,6 @@ class Detector(Protocol):
     """Finds vessels in a BGR frame."""
 
     def detect(self, frame_bgr: np.ndarray) -> Detections: ...
-
-
-def check_frame(frame_bgr: object) -> np.ndarray:
-    """Validate a decoded frame; raise :class:`FrameError` for a corrupt or empty one.
-
-    :param frame_bgr: ``(H, W, 3)`` uint8 BGR image
-    :return: the frame, unchanged
-    """
-    if frame_bgr is None:
-        raise FrameError("empty_frame", "no image (decoder returned nothing)")
-    if not isinstance(frame_bgr, np.ndarray):
-        raise FrameError("bad_frame", f"expected a numpy array, got {type(frame_bgr).__name__}")
-    if frame_bgr.size == 0:
-        raise FrameError("empty_frame", f"zero-size image {frame_bgr.shape}")
-    if frame_bgr.dtype != np.uint8 or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-        raise FrameError(
-            "bad_frame", f"expected HxWx3 uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
-        )
-    if frame_bgr.shape[0] < 8 or frame_bgr.shape[1] < 8:
-        raise FrameError("bad_frame", f"image too small: {frame_bgr.shape}")
-    flat = frame_bgr.reshape(-1, 3)
-    if not (flat != flat[0]).any():
-        raise FrameError("blank_frame", "every pixel has the same colour (decoder fill)")
-    return frame_bgr
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, conf: float, nms: float) -> np.ndarray:
@@ -136,7 +113,7 @@ class DnnDetector:
         a long hull); ``None`` keeps them. A boat fully in front of a larger one can be
         lost this way, so keep the fraction high.
     :param backend: ``"onnxruntime"`` (default: the network converted in memory by
-        :mod:`pipeline.darknet`, ~2.5x faster on one core) or ``"opencv"`` (OpenCV's own
+        :mod:`pipeline.vision.darknet`, ~2.5x faster on one core) or ``"opencv"`` (OpenCV's own
         Darknet importer, the reference the conversion is tested against)
     :param threads: ONNX Runtime threads per detector (OpenCV's are set process-wide
         with ``cv2.setNumThreads``)

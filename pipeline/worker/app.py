@@ -9,7 +9,7 @@
     fusion.input ──area (table: area → AreaState)──► alert
 
 Every agent works on micro-batches (``stream.take``) and hands whole batches to
-:mod:`pipeline.ais` and :mod:`pipeline.engine`, which the in-process replay drives
+:mod:`pipeline.engine.decode` and :mod:`pipeline.engine`, which the in-process replay drives
 too. Values travel as msgspec JSON bytes (``value_serializer='raw'``; never pickle).
 
 Tables use the key partitioner (``use_partitioner=True``): their changelog

@@ -40,7 +40,7 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
     :data:`AREA_CLOCK_PERIOD_S` it estimates the event time now as the newest input's
     event time plus the wall time since that input arrived (times
     ``settings.area_clock_rate``, at most ``settings.area_idle_max_ms`` past it) and
-    calls :func:`pipeline.engine.advance_area`, so a landing's dwell or an AIS silence
+    calls :func:`pipeline.engine.area.advance_area`, so a landing's dwell or an AIS silence
     raises its alert when it becomes true, not when the next camera frame arrives.
     """
 
