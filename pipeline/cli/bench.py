@@ -124,6 +124,7 @@ def _add_history(group: argparse._SubParsersAction) -> None:
     g.add_argument("--days", type=int, default=30, help="days covered")
     g.add_argument("--start", default="2026-03-01T00:00:00Z", help="first hour")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--row-group-rows", type=int, default=16_384, help="rows per row group")
     g.add_argument("--force", action="store_true", help="replace an existing directory")
     g.set_defaults(func=lazy("pipeline.tools.bench_history", "cmd_generate"))
     q = group.add_parser("history-query", help="time a point-radius-time query over an archive")

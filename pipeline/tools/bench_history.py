@@ -127,7 +127,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    res = generate(root, args.rows, args.days, parse_time_ms(args.start), args.seed)
+    res = generate(root, args.rows, args.days, parse_time_ms(args.start), args.seed,
+                   row_group_rows=args.row_group_rows)  # fmt: skip
     res["bytes"] = _du_bytes(root)
     res["root"] = str(root)
     print(json.dumps(res))
