@@ -32,6 +32,7 @@ from functools import partial
 import msgspec
 
 from connectors.kafka import Pace
+from pipeline import metrics
 from pipeline.core.nmea import line_time_ms
 from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW
@@ -85,6 +86,9 @@ class Batcher:
         self._lock = asyncio.Lock()
         self.lines_in = 0
         self.batches_out = 0
+        self._received = metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="received"
+        )
 
     async def add(self, line: str, rx_t_ms: int) -> None:
         """Add one line (without terminator) received at ``rx_t_ms``."""
@@ -93,6 +97,7 @@ class Batcher:
         self._lines.append(line)
         self._rx.append(rx_t_ms)
         self.lines_in += 1
+        self._received.inc()
         if len(self._lines) >= self.max_lines:
             await self.flush()
 
@@ -103,6 +108,7 @@ class Batcher:
         if not self._lines:
             self._first = time.monotonic()
         self.lines_in += len(lines)
+        self._received.inc(len(lines))
         k = 0
         while k < len(lines):
             room = self.max_lines - len(self._lines)
@@ -422,7 +428,9 @@ class KafkaSink:
     """Publishes raw batches to ``shorewatch.ais.raw.v1`` (key = source id, value = msgspec JSON).
 
     The producer is idempotent with ``acks='all'`` (:class:`connectors.kafka.RecordProducer`).
-    Delivery failures are logged and counted in ``failed``.
+    Delivery failures are logged and counted in ``failed``; lines are counted in
+    ``shorewatch_ingest_lines_total`` as ``published`` or ``failed`` when the broker
+    answers. :meth:`ready`: started, and the newest delivery did not fail.
     """
 
     def __init__(self, bootstrap: str | None = None):
@@ -432,9 +440,20 @@ class KafkaSink:
         self.sent = 0
         self.failed = 0
         self.lines = 0
+        self.started = False
+        self._last_ok = True
 
     async def start(self) -> None:
         await self.producer.start()
+        self.started = True
+
+    def ready(self) -> tuple[bool, str]:
+        """``(ready, why)`` for ``/readyz``."""
+        if not self.started:
+            return False, "producer not started"
+        if not self._last_ok:
+            return False, "the newest delivery to Kafka failed"
+        return True, f"{self.sent} batches published, {self.failed} failed"
 
     async def stop(self) -> None:
         await self.producer.flush()
@@ -443,10 +462,15 @@ class KafkaSink:
     async def __call__(self, batch: RawAisBatch) -> None:
         fut = await self.producer.send(AIS_RAW, batch.source, batch)
         self.lines += len(batch.lines)
-        fut.add_done_callback(self._done)
+        fut.add_done_callback(partial(self._done, batch.source, len(batch.lines)))
 
-    def _done(self, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
+    def _done(self, source: str, n_lines: int, fut: asyncio.Future) -> None:
+        ok = not fut.cancelled() and fut.exception() is None
+        self._last_ok = ok
+        metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="published" if ok else "failed"
+        ).inc(n_lines)
+        if not ok:
             self.failed += 1
             log.error(
                 "publishing a raw AIS batch failed: %s",
@@ -548,7 +572,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         sink = KafkaSink()
         await sink.start()
         try:
-            await run_sources(args, sink)
+            async with metrics.serve_from_env("ingest-ais", sink.ready):
+                await run_sources(args, sink)
         finally:
             await sink.stop()
             print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from pipeline import metrics
 from pipeline.deadletter import Reason
 from pipeline.deadletter import dead_letter as make_dead_letter
 from pipeline.errors import BrokerUnreachable
 from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
+from schemas.records import DeadLetter
 
 _enc = msgspec.json.Encoder()
 
@@ -66,6 +69,11 @@ class Pace:
     def of(cls, speed: float | Pace | None) -> Pace | None:
         """A speed factor as a :class:`Pace`; ``None`` (as fast as possible) stays ``None``."""
         return speed if isinstance(speed, Pace) or speed is None else cls(float(speed))
+
+
+def _count_delivery(topic: str, fut: asyncio.Future) -> None:
+    ok = not fut.cancelled() and fut.exception() is None
+    metrics.RECORDS_PUBLISHED.labels(topic=topic, outcome="ok" if ok else "failed").inc()
 
 
 class RecordProducer:
@@ -120,9 +128,18 @@ class RecordProducer:
         await self.stop()
 
     async def send(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> asyncio.Future:
-        """Queue one record; returns the delivery future (await it to wait for the ack)."""
-        fut = await self._producer.send(topic.name, _enc.encode(record), key=key.encode())
+        """Queue one record; returns the delivery future (await it to wait for the ack).
+
+        Counted in ``shorewatch_records_published_total`` when acknowledged or failed, and
+        a dead letter in ``shorewatch_dead_letters_total`` by its reason and stage.
+        """
+        fut = await self._producer.send(
+            topic.name, _enc.encode(record), key=key.encode(), headers=list(topic.headers) or None
+        )
         self.sent += 1
+        if isinstance(record, DeadLetter):
+            metrics.DEAD_LETTERS.labels(reason=record.reason, stage=record.stage).inc()
+        fut.add_done_callback(partial(_count_delivery, topic.name))
         return fut
 
     async def send_and_wait(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> Any:

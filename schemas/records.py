@@ -369,12 +369,21 @@ class AlertData(msgspec.Struct, kw_only=True):
     landing_site: LandingSiteFinding | None = None
 
 
+ALERT_DATASCHEMA = "https://shorewatch.org/schemas/shorewatch.alert.v1.json#/$defs/AlertData"
+"""The CloudEvents ``dataschema`` of alerts: the ``data`` part of the topic's JSON Schema."""
+
+
 class Alert(msgspec.Struct, kw_only=True):
     """An alert as a CloudEvents 1.0 structured-mode JSON event (``shorewatch.alert.v1``).
 
     Key: ``data.alert_id``, so every update of one alert stays on one partition, in order.
     ``id`` is unique per event (``<alert_id>/<seq>``); ``type`` is
-    ``org.shorewatch.alert.<kind>``.
+    ``org.shorewatch.alert.<kind>``. On Kafka the record carries the header
+    ``content-type: application/cloudevents+json`` (the binding's structured mode).
+
+    :param dataschema: URI of the JSON Schema of ``data``
+    :param partitionkey: the Partitioning extension: the Kafka key, ``data.alert_id``
+        (filled in from ``data`` when not given)
     """
 
     id: str
@@ -385,6 +394,12 @@ class Alert(msgspec.Struct, kw_only=True):
     specversion: str = "1.0"
     datacontenttype: str = "application/json"
     subject: str | None = None
+    dataschema: str = ALERT_DATASCHEMA
+    partitionkey: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.partitionkey is None:
+            self.partitionkey = self.data.alert_id
 
 
 class FixColumns(msgspec.Struct, kw_only=True, gc=False):
