@@ -34,6 +34,7 @@ import msgspec
 from connectors.kafka import Pace
 from pipeline import metrics
 from pipeline.core.nmea import line_time_ms
+from pipeline.core.nmea_prefix import prefix_policy
 from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW
 from schemas.records import RawAisBatch
@@ -49,6 +50,7 @@ __all__ = [
     "tcp_client",
     "tcp_server",
     "udp_listener",
+    "with_prefix_policy",
 ]
 
 log = logging.getLogger(__name__)
@@ -370,6 +372,8 @@ async def replay_file(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     t0_event_ms: int | None = None,
     t0_wall: float | None = None,
+    prefix: str = "auto",
+    prefix_tz: str = "UTC",
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
 
@@ -377,7 +381,9 @@ async def replay_file(
     a line carrying a time (tag block ``c:``, ``$PGHP``, trailing epoch) is sent when
     ``(t - t0_event_ms) / speed`` has passed since ``t0_wall`` (``time.monotonic()``;
     both default to the first timed line); lines without a time, and times that go
-    backwards, are sent at once. ``speed=None`` sends as fast as possible.
+    backwards, are sent at once. ``speed=None`` sends as fast as possible. A logger's
+    time before the sentence paces too, read with the ``prefix`` policy and ``prefix_tz``
+    (:func:`pipeline.core.nmea.line_time_ms`).
 
     :returns: number of lines read
     """
@@ -403,7 +409,7 @@ async def replay_file(
                     continue
                 for raw in parts:
                     line = raw.rstrip(b"\r").decode("latin-1")
-                    t = line_time_ms(line)
+                    t = line_time_ms(line, prefix, prefix_tz)
                     if t is not None:
                         if t0_event is None:
                             t0_event = t
@@ -498,6 +504,19 @@ async def _supervise(name: str, factory: Callable[[], Awaitable[object]], restar
         delay = min(30.0, delay * 2)
 
 
+def with_prefix_policy(sink: Sink, prefix: str, prefix_tz: str = "UTC") -> Sink:
+    """``sink`` with the prefix policy of the sources stamped on every batch
+    (:attr:`~schemas.records.RawAisBatch.prefix`): the decode agent then reads the text
+    before each sentence (a logger's receive time) as this policy says, column-wise in
+    :func:`pipeline.core.nmea.frame_lines`. The lines themselves stay as received."""
+
+    async def stamped(batch: RawAisBatch) -> None:
+        batch.prefix, batch.prefix_tz = prefix, prefix_tz
+        await sink(batch)
+
+    return stamped
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -510,6 +529,10 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     files) or until cancelled."""
     kw = {"max_lines": args.batch_lines, "max_ms": args.batch_ms}
     speed = None if str(args.speed).lower() == "max" else float(args.speed)
+    prefix = (getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    prefix_policy(*prefix)  # a wrong policy or time zone fails here, before any I/O
+    if prefix != ("auto", "UTC"):
+        sink = with_prefix_policy(sink, *prefix)
     network: list[asyncio.Task] = []
     files: list[asyncio.Task] = []
     for hp in args.tcp:
@@ -535,7 +558,17 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
         files.append(
             asyncio.create_task(
                 _supervise(
-                    f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False
+                    f"file:{path}",
+                    partial(
+                        replay_file,
+                        path,
+                        sink,
+                        speed=speed,
+                        prefix=prefix[0],
+                        prefix_tz=prefix[1],
+                        **kw,
+                    ),
+                    False,
                 )
             )
         )
@@ -557,6 +590,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             "shorewatch ingest ais: name at least one source (--tcp, --listen-tcp, --udp, --file)",
             file=sys.stderr,
         )
+        return 2
+    try:
+        prefix_policy(getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    except ValueError as exc:
+        print(f"shorewatch ingest ais: {exc}", file=sys.stderr)
         return 2
     enc = msgspec.json.Encoder()
 

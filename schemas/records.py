@@ -58,11 +58,20 @@ class RawAisBatch(msgspec.Struct, kw_only=True, gc=False):
     :param source: source id, e.g. ``tcp:127.0.0.1:4001`` or ``file:dma.txt``
     :param lines: raw lines without line terminators, as received
     :param rx_t_ms: receive time of each line, ms since epoch UTC (same length as ``lines``)
+    :param prefix: what the source writes before a sentence or tag block: ``auto``
+        (detect a receive time, else strip), ``strip`` (ignore it), ``none`` (nothing
+        allowed: such a line is rejected) or a time format (``iso``, ``epoch_s``,
+        ``epoch_ms``, or ``strftime`` codes such as ``%Y-%m-%d %H:%M:%S``), see
+        :mod:`pipeline.core.nmea_prefix`
+    :param prefix_tz: time zone of prefix times that carry none (``UTC``, ``+08:00``, an
+        IANA name such as ``Asia/Shanghai``)
     """
 
     source: str
     lines: list[str]
     rx_t_ms: list[int]
+    prefix: str = "auto"
+    prefix_tz: str = "UTC"
 
 
 class AisPosition(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):

@@ -8,9 +8,9 @@ from importlib import resources
 import msgspec
 import pytest
 from lxml import etree
+from test_alert_delivery import make_alert
 
 from pipeline.cap import CAP_NS, to_cap
-from tests.test_alert_delivery import make_alert
 
 NS = {"cap": CAP_NS}
 

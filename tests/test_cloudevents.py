@@ -86,9 +86,10 @@ def test_published_replay_alerts_are_structured_cloudevents(
 ) -> None:
     """Replay's JSON lines (``shorewatch replay --out``) published with
     ``shorewatch publish --key partitionkey``."""
+    from test_alert_delivery import make_alert
+
     from pipeline.cli import main
     from pipeline.replay import write_alerts
-    from tests.test_alert_delivery import make_alert
 
     alert_id = f"unusual_landing/{uuid.uuid4().hex}"
     # as the engine makes them: with a subject (a null one is no valid CloudEvent attribute)

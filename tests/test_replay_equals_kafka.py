@@ -19,11 +19,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from test_cloudevents import check_with_sdk, read_alert_records
 
 from pipeline.replay import replay
 from pipeline.tools.demo import run_through_pipeline
 from pipeline.tools.simulate import SimConfig, simulate
-from tests.test_cloudevents import check_with_sdk, read_alert_records
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "sites" / "haikou"

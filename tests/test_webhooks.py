@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
+from test_alert_delivery import make_alert
 
 from connectors.alerts import (
     STANDARD_SCHEDULE_S,
@@ -24,7 +25,6 @@ from connectors.alerts import (
 )
 from pipeline.errors import ConfigError
 from schemas import records
-from tests.test_alert_delivery import make_alert
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
