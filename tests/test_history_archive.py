@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from pipeline.history.archiver import Archiver
 from pipeline.history.query import Archive
@@ -86,6 +87,10 @@ async def test_archive_round_trip_and_dead_letter(kafka_bootstrap: str, tmp_path
     values = [(str(p.mmsi).encode(), _enc.encode(p)) for p in map(position, range(n))]
     values.insert(777, (b"412000001", b"{not json"))
     await _produce(kafka_bootstrap, topic, values)
+    rows_before = (
+        REGISTRY.get_sample_value("shorewatch_archive_rows_total", {"table": "ais.position.v1"})
+        or 0.0
+    )
     arch = Archiver(kafka_bootstrap, tmp_path, topic_names=[topic], group_id=f"g{uuid.uuid4().hex}",
                     bounds=Bounds(max_rows=400, max_age_s=0.5))  # fmt: skip
     task = asyncio.create_task(arch.run())
@@ -99,6 +104,10 @@ async def test_archive_round_trip_and_dead_letter(kafka_bootstrap: str, tmp_path
     assert len(rows) == n == len(set(rows))
     assert arch.writer.counters["rejected"] == 1
     assert arch.counters["dead_letters.undecodable_record"] == 1
+    rows_after = REGISTRY.get_sample_value(
+        "shorewatch_archive_rows_total", {"table": "ais.position.v1"}
+    )
+    assert rows_after - rows_before == n  # the Prometheus counter of pipeline.metrics
     # the archive is queryable, and its values are the records sent
     a = Archive(tmp_path)
     assert a.view("p", "ais.position.v1", None, None) > 0
@@ -220,6 +229,8 @@ async def test_full_disk_pauses_then_resumes(kafka_bootstrap: str, tmp_path: Pat
             await _wait(lambda: arch.counters["disk_full"] >= 2, 120, "disk-full retries")
             assert arch.metrics()["shorewatch_archive_paused"] == 1.0
             assert arch.metrics()["shorewatch_archive_disk_full_total"] >= 2
+            assert REGISTRY.get_sample_value("shorewatch_archive_paused") == 1.0
+            assert not arch.ready()[0]
             assert _logged(root) < 5000  # nothing committed past what is on disk
             assert not list(root.rglob(".part-*.tmp")), "temporary files left on the full disk"
             filler.unlink()

@@ -8,8 +8,13 @@ group's committed offset: the archive is the record of what is archived. The gro
 offsets are committed after each durable write, for lag monitoring.
 
 A full disk stops writing and committing: the partitions are paused (their rows stay
-buffered, Kafka keeps the rest), ``shorewatch_archive_disk_full_total`` goes up, a warning
-names the archive, and the write is retried every ``retry_s`` until it succeeds.
+buffered, Kafka keeps the rest), ``shorewatch_archive_disk_full_total`` goes up and
+``shorewatch_archive_paused`` is 1, a warning names the archive, and the write is retried
+every ``retry_s`` until it succeeds.
+
+Prometheus metrics (:mod:`pipeline.metrics`, served on ``SHOREWATCH_METRICS_PORT``):
+``shorewatch_archive_rows_total{table}``, ``shorewatch_archive_lag_seconds{table}``,
+``shorewatch_dead_letters_total{reason,stage="archive"}``, and the two above.
 
 Records that are not records of their topic go to ``shorewatch.deadletter.v1`` (reason
 ``undecodable_record``, stage ``archive``) and are counted; they never stop the archive.
@@ -30,10 +35,12 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Gauge
 
-from pipeline import topics
+from pipeline import metrics, topics
 from pipeline.deadletter import dead_letter
-from pipeline.history.layout import default_topics
+from pipeline.history.layout import default_topics, table_name
 from pipeline.history.writer import ArchiveWriter, Bounds, Rejected, prune
 
 __all__ = ["Archiver", "cmd_archive", "run_archiver"]
@@ -41,6 +48,11 @@ __all__ = ["Archiver", "cmd_archive", "run_archiver"]
 log = logging.getLogger(__name__)
 
 _enc = msgspec.json.Encoder()
+
+DISK_FULL = PromCounter(
+    "shorewatch_archive_disk_full", "Archive writes refused because the disk was full"
+)
+PAUSED = Gauge("shorewatch_archive_paused", "1 while the archiver waits for disk space")
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -132,6 +144,12 @@ class Archiver:
         assignment = self.consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assignment}
         self.counters["segments"] += len(flushed)
+        now_s = time.time()
+        for f in flushed:
+            table = table_name(f.topic)
+            metrics.ARCHIVE_ROWS.labels(table).inc(f.rows)
+            if f.newest_t_ms is not None:
+                metrics.ARCHIVE_LAG.labels(table).set(now_s - f.newest_t_ms / 1000.0)
         if offsets:
             try:
                 await self.consumer.commit(offsets)
@@ -152,12 +170,15 @@ class Archiver:
             )
             await self.producer.send(topics.DEADLETTER.name, _enc.encode(dl), key=b"archive")
             self.counters[f"dead_letters.{r.reason}"] += 1
+            metrics.DEAD_LETTERS.labels(str(r.reason), "archive").inc()
 
     def _flush(self, force: bool = False) -> list[Any]:
         done, full = self.writer.flush_due(force=force)
         assert self.consumer is not None
         if full is not None:
             self.counters["disk_full"] += 1
+            DISK_FULL.inc()
+            PAUSED.set(1)
             if not self._paused:
                 log.warning(
                     "%s; pausing consumption and offset commits, retrying every %g s",
@@ -171,6 +192,7 @@ class Archiver:
             log.warning("archive %s writable again: resuming", self.root)
             self.consumer.resume(*self.consumer.assignment())
             self._paused = False
+            PAUSED.set(0)
             self.counters["disk_full_resumed"] += 1
         return done
 
@@ -198,6 +220,14 @@ class Archiver:
             os.replace(tmp, self.metrics_file)
         except OSError:
             pass
+
+    def ready(self) -> tuple[bool, str]:
+        """``/readyz``: partitions assigned and the disk writable."""
+        if self._paused:
+            return False, "disk full: waiting for space"
+        if self.consumer is None or not self.consumer.assignment():
+            return False, "no partitions assigned yet"
+        return True, "archiving"
 
     def stop(self) -> None:
         self._stop.set()
@@ -268,7 +298,8 @@ def run_archiver(archiver: Archiver) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, archiver.stop)
-        await archiver.run()
+        async with metrics.serve_from_env("archive", archiver.ready):
+            await archiver.run()
 
     asyncio.run(main())
 

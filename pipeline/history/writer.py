@@ -80,6 +80,8 @@ class Flushed:
     topic: str
     partition: int
     next_offset: int
+    rows: int = 0
+    newest_t_ms: int | None = None
 
 
 _any_json = msgspec.json.Decoder()
@@ -275,6 +277,10 @@ class ArchiveWriter:
             return None
         lg = self._logs[key]
         next_offset = buf.last_offset + 1
+        rows = buf.rows
+        newest = max(
+            (int(pc.max(p.column("t_ms")).as_py()) for p in buf.parts if p.num_rows), default=None
+        )
         files: list[tuple[Path, Path]] = []
         try:
             if buf.rows:
@@ -302,7 +308,7 @@ class ArchiveWriter:
             return None
         self.counters["files"] += len(files)
         self.counters["segments"] += 1
-        return Flushed(topic, partition, next_offset)
+        return Flushed(topic, partition, next_offset, rows, newest)
 
     def _write_segment(self, buf: _Buffer, partition: int, files: list[tuple[Path, Path]]) -> None:
         """Write the temporary files of a segment, appending each to ``files`` before it is
