@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "demo": "pipeline.cli.demo",
     "registry": "pipeline.cli.registry",
     "watchlist": "pipeline.cli.registry",
+    "archive": "pipeline.cli.history",
+    "history": "pipeline.cli.history",
     "console": "pipeline.cli.console",
     "users": "pipeline.cli.console",
 }

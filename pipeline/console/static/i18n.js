@@ -35,7 +35,7 @@ const SW_I18N = (function () {
       kind_unusual_landing: "Unusual landing", kind_dark_approach: "Dark approach",
       kind_dark_vessel: "Dark vessel", kind_rendezvous: "Rendezvous", kind_loitering: "Loitering",
       kind_identity_anomaly: "Identity anomaly", kind_impossible_speed: "Impossible speed",
-      kind_ais_not_seen: "AIS not seen", zone_label: "Times in",
+      kind_ais_not_seen: "AIS not seen", kind_landing_site: "Landing site", zone_label: "Times in",
     },
     "zh-CN": {
       user: "用户", password: "密码", sign_in: "登录", sign_out: "退出",
@@ -69,7 +69,7 @@ const SW_I18N = (function () {
       kind_unusual_landing: "异常登陆", kind_dark_approach: "暗船靠近",
       kind_dark_vessel: "暗船", kind_rendezvous: "海上会合", kind_loitering: "徘徊",
       kind_identity_anomaly: "身份异常", kind_impossible_speed: "速度异常",
-      kind_ais_not_seen: "未见AIS", zone_label: "时区",
+      kind_ais_not_seen: "未见AIS", kind_landing_site: "疑似登陆点", zone_label: "时区",
     },
   };
   function pick(userLang) {
