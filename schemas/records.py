@@ -30,6 +30,7 @@ __all__ = [
     "AisPosition",
     "AisStatic",
     "Alert",
+    "AlertAction",
     "AlertData",
     "AlertEvidence",
     "AlertFactor",
@@ -479,3 +480,54 @@ class LandingSiteFinding(msgspec.Struct, kw_only=True):
     alert_ids: list[str]
     window_start: str
     window_end: str
+
+
+AlertActionKind = Literal[
+    "acknowledge",
+    "start",
+    "assign",
+    "escalate",
+    "resolve",
+    "dismiss",
+    "comment",
+    "silence",
+    "reopen",
+]
+
+
+class AlertAction(msgspec.Struct, kw_only=True):
+    """One operator decision on an alert (``shorewatch.alert.action.v1``). Key: ``alert_id``
+    (the silenced vessel or place for a ``silence`` without an alert).
+
+    The operator workflow is separate from the detector's ``open/update/closed``: it
+    follows IMO Bridge Alert Management, ``new → acknowledged → in_progress → resolved``
+    (or ``dismissed``), with escalation of unacknowledged high-severity alerts.
+
+    :param action_id: unique id of this action (idempotent replays keep it)
+    :param t_ms: when the operator acted, ms UTC (wall clock of the console)
+    :param user: user name of the operator
+    :param role: the operator's role when acting: ``viewer``, ``operator`` or ``supervisor``
+    :param assignee: ``assign``: the user now responsible
+    :param reason: ``dismiss``: a code from the console's list (``false_alarm``,
+        ``authorised_activity``, ``duplicate``, ``sensor_fault``, ``other``)
+    :param text: free text (comment, dismissal note, escalation note)
+    :param silence_until_t_ms: ``silence``: end of the silence, ms UTC
+    :param silence_mmsi: ``silence``: the vessel silenced
+    :param silence_lonlat: ``silence``: centre of the place silenced, ``[lon, lat]`` degrees
+    :param silence_radius_m: ``silence``: radius of the place silenced, m
+    """
+
+    action_id: str
+    alert_id: str
+    action: AlertActionKind
+    t_ms: int
+    user: str
+    role: Literal["viewer", "operator", "supervisor"]
+    site: str
+    assignee: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    silence_until_t_ms: int | None = None
+    silence_mmsi: int | None = None
+    silence_lonlat: list[float] | None = None
+    silence_radius_m: float | None = None

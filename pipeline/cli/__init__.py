@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "watchlist": "pipeline.cli.registry",
     "archive": "pipeline.cli.history",
     "history": "pipeline.cli.history",
+    "console": "pipeline.cli.console",
+    "users": "pipeline.cli.console",
 }
 
 

@@ -138,6 +138,25 @@ def _add_history(group: argparse._SubParsersAction) -> None:
     q.set_defaults(func=lazy("pipeline.tools.bench_history", "cmd_query"))
 
 
+def _add_console(bench: argparse._SubParsersAction) -> None:
+    """``bench console``."""
+    b = bench.add_parser(
+        "console", help="console push latency and map update time, measured in Chromium"
+    )
+    b.add_argument("--bootstrap", default=None, help="Kafka (default: settings)")
+    b.add_argument("--site", default="sites/haikou", help="site folder")
+    b.add_argument("--ais-rate", type=float, default=5000.0, help="background AIS sentences/s")
+    b.add_argument("--alerts", type=int, default=200, help="alerts timed for push latency")
+    b.add_argument("--alert-interval-s", type=float, default=0.1, help="between alerts, s")
+    b.add_argument("--vessels", type=int, default=5000, help="moving vessels on the map")
+    b.add_argument("--open-alerts", type=int, default=1000, help="open alerts on the map")
+    b.add_argument("--map-seconds", type=int, default=15, help="seconds of vessel movement")
+    b.add_argument("--warmup-s", type=float, default=20.0, help="worker start-up wait, s")
+    b.add_argument("--no-worker", dest="worker", action="store_false", help="AIS without a worker")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=lazy("pipeline.tools.bench_console", "cmd_bench"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "bench", "benchmarks")
     for add in (
@@ -148,5 +167,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         _add_alerts,
         _add_registry,
         _add_history,
+        _add_console,
     ):
         add(group)
