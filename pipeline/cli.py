@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.replay",
     "connectors.onvif",
     "connectors.camera",
+    "pipeline.chaos_cli",
 )
 
 
