@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean
+.PHONY: venv demo test test-unit lint format bench eval chaos kafka-up kafka-down clean
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) is installed without its dependencies: it asks for
@@ -50,6 +50,10 @@ bench: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/shorewatch eval all
+
+# The fault suite: every scenario against replay, on a broker of its own (docs/chaos.md).
+chaos: $(STAMP)
+	$(BIN)/shorewatch chaos
 
 kafka-up: $(STAMP)
 	$(BIN)/shorewatch kafka up
