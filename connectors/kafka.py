@@ -19,6 +19,7 @@ import collections
 import functools
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,20 @@ CLIENT_LOGGERS = (
 )
 
 
+#: what the Kafka client says, once per attempt, while it cannot reach a broker
+_BROKER_AWAY = re.compile(
+    r"connect|NodeNotReady|update metadata|timed out|timeout|NotLeader|LeaderNotAvailable|"
+    r"coordinator|heartbeat|NotEnoughReplicas",
+    re.IGNORECASE,
+)
+
+
 class BrokerHealth(logging.Filter):
     """Whether this process can reach its broker, and how often it could not.
 
     Installed (:meth:`install`) as a filter on the Kafka client's loggers, it turns
-    their warnings and errors into counters: while the broker is away the client logs
+    their warnings and errors about reaching the broker into counters (others are
+    printed as usual): while the broker is away the client logs
     a line per failed attempt, which would flood the log. Only state changes are
     logged, once each: ``broker unreachable`` (with the first cause) and ``broker
     back`` (with the outage's length and how many client lines were counted).
@@ -102,8 +112,11 @@ class BrokerHealth(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
+        message = record.getMessage()
+        if not _BROKER_AWAY.search(message):
+            return True  # not about reaching the broker: printed as usual
         self.client_errors += 1
-        self.down(record.getMessage()[:200])
+        self.down(message[:200])
         return False
 
     def down(self, cause: object) -> None:
@@ -203,6 +216,7 @@ class RecordProducer:
         self.sent = 0
 
     async def start(self) -> None:
+        broker_health.install()  # the client's per-attempt error lines become counters
         try:
             await asyncio.wait_for(self._producer.start(), self.start_timeout_s)
         except (TimeoutError, KafkaConnectionError, KafkaError, OSError) as exc:
@@ -232,7 +246,13 @@ class RecordProducer:
 
     async def send_and_wait(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> Any:
         """Send one record and wait until all in-sync replicas have it."""
-        return await (await self.send(topic, key, record))
+        try:
+            result = await (await self.send(topic, key, record))
+        except (KafkaError, OSError) as exc:
+            broker_health.down(exc)
+            raise
+        broker_health.up()
+        return result
 
     async def send_encoded(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
         """Queue one already encoded record; returns the delivery future."""
