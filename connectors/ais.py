@@ -12,8 +12,9 @@ Bytes are decoded as Latin-1, so any byte survives to the dead letters unchanged
 (``pipeline.ais.raw_bytes`` turns the text back into the received bytes).
 
 A line longer than :data:`MAX_LINE_BYTES` never reaches a batch: the connector sends it
-to the dead letters itself (reason ``line_too_long``, its first :data:`MAX_LINE_BYTES`
-bytes kept, its full length in the detail) and the lines around it go on as usual. A
+to the dead letters itself (reason ``too_long``, stage ``ais.connector``, its first
+:data:`MAX_LINE_BYTES` bytes kept, its full length in the detail) and the lines around it
+go on as usual. A
 batch is also cut by size, so no record exceeds the broker's message limit
 (:data:`connectors.kafka.MAX_RECORD_BYTES`). While the broker is away, :class:`KafkaSink`
 buffers (bounded), retries quietly and counts what it had to drop.
@@ -67,7 +68,7 @@ Clock = Callable[[], int]
 
 MAX_LINE_BYTES = 4096
 """The longest raw line a connector passes on, bytes; longer lines are dead-lettered
-(reason ``line_too_long``) with their first ``MAX_LINE_BYTES`` bytes."""
+(reason ``too_long``, stage ``ais.connector``) with their first ``MAX_LINE_BYTES`` bytes."""
 
 MAX_BATCH_BYTES = 256 * 1024
 """A micro-batch is sent once its lines hold this many bytes (and :class:`KafkaSink`
@@ -76,7 +77,7 @@ splits any record that would still exceed :data:`MAX_RECORD_BYTES`)."""
 _PER_LINE_BYTES = 24  # JSON overhead of one line and its receive time in a batch record
 
 
-def line_too_long(source: str, head: bytes, length: int, rx_t_ms: int) -> DeadLetter:
+def over_long_line(source: str, head: bytes, length: int, rx_t_ms: int) -> DeadLetter:
     """The dead letter of a line over :data:`MAX_LINE_BYTES`.
 
     :param head: the line's first bytes (at most :data:`MAX_LINE_BYTES`)
@@ -85,7 +86,7 @@ def line_too_long(source: str, head: bytes, length: int, rx_t_ms: int) -> DeadLe
     return DeadLetter(
         source=source,
         stage="ais.connector",
-        reason="line_too_long",
+        reason="too_long",
         detail=(
             f"line of {length} bytes, over the {MAX_LINE_BYTES}-byte limit; "
             f"raw bytes truncated to the first {len(head)}"
@@ -229,7 +230,7 @@ class Batcher:
     async def reject_oversized(self, head: bytes, length: int, rx_t_ms: int) -> None:
         """Dead-letter a line of ``length`` bytes over the limit (``head``: its first bytes)."""
         self.rejected += 1
-        dead = line_too_long(self.source, head, length, rx_t_ms)
+        dead = over_long_line(self.source, head, length, rx_t_ms)
         if self.dead_letter is None:
             log.error("%s: %s (no dead-letter sink; counted)", self.source, dead.detail)
             return
@@ -615,7 +616,7 @@ class KafkaSink:
             self.dropped_lines += len(batch.lines)
 
     async def dead_letter(self, dead: DeadLetter) -> None:
-        """Publish a line the connector rejected (see :func:`line_too_long`)."""
+        """Publish a line the connector rejected (see :func:`over_long_line`)."""
         self.dead_letters[dead.reason] = self.dead_letters.get(dead.reason, 0) + 1
         log.warning("%s: %s: dead-lettered", dead.source, dead.detail)
         await self.publisher.put(DEADLETTER, dead.source, dead)

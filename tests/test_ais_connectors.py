@@ -162,7 +162,7 @@ async def test_tcp_client_survives_overlong_garbage():
         await cancel(client)
     # the over-long line is not cut into pieces: one dead letter, head kept, length told
     assert sink.lines == [LINES[1], LINES[0]]
-    assert len(dead) == 1 and dead[0].reason == "line_too_long"
+    assert len(dead) == 1 and dead[0].reason == "too_long"
     import base64
 
     assert base64.b64decode(dead[0].raw_b64) == b"x" * conn.MAX_LINE_BYTES

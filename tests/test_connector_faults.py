@@ -1,7 +1,7 @@
 """Connectors under faults, on a real broker: over-long input and a broker that goes away.
 
 - An AIS file and a TCP client with a 2-3 MB line among valid ones: the valid lines are
-  published, the over-long one is dead-lettered (``line_too_long``, head and length
+  published, the over-long one is dead-lettered (``too_long`` at stage ``ais.connector``, head and length
   kept), and the exit status and summary say so.
 - A broker that goes away: the connector keeps what it cannot publish in a bounded
   buffer, retries quietly (one log line when the broker goes, one when it is back),
@@ -75,7 +75,7 @@ def test_file_connector_dead_letters_a_2mb_line_and_publishes_the_lines_around_i
     code = main(["ingest", "ais", "--file", str(path)])
     err = capsys.readouterr().err
     assert code == 1, err  # something was rejected: the exit status says so
-    assert "1 line(s) dead-lettered at the connector (line_too_long 1)" in err, err
+    assert "1 line(s) dead-lettered at the connector (too_long 1)" in err, err
     source = f"file:{name}".encode()
     want = [*valid, *wide]
     raw = asyncio.run(
@@ -85,7 +85,7 @@ def test_file_connector_dead_letters_a_2mb_line_and_publishes_the_lines_around_i
     assert max(len(v) for v in raw) <= MAX_RECORD_BYTES
     dead = asyncio.run(_read(kafka_bootstrap, topics.DEADLETTER, source, lambda g: len(g) >= 1))
     (d,) = [msgspec.json.decode(v, type=DeadLetter) for v in dead]
-    assert d.reason == "line_too_long" and d.stage == "ais.connector"
+    assert d.reason == "too_long" and d.stage == "ais.connector"
     assert base64.b64decode(d.raw_b64) == b"X" * conn.MAX_LINE_BYTES
     assert f"{2 << 20} bytes" in d.detail
 
@@ -115,7 +115,7 @@ def test_tcp_connector_dead_letters_a_3mb_line_and_keeps_the_rest(
         return f"tcp-in:{port}:127.0.0.1", sink
 
     source, sink = asyncio.run(main())
-    assert sink.failed == 0 and sink.dead_letters == {"line_too_long": 1}
+    assert sink.failed == 0 and sink.dead_letters == {"too_long": 1}
     raw = asyncio.run(
         _read(kafka_bootstrap, topics.AIS_RAW, source.encode(), lambda g: len(_raw_lines(g)) >= 6)
     )
@@ -124,7 +124,7 @@ def test_tcp_connector_dead_letters_a_3mb_line_and_keeps_the_rest(
         _read(kafka_bootstrap, topics.DEADLETTER, source.encode(), lambda g: len(g) >= 1)
     )
     (d,) = [msgspec.json.decode(v, type=DeadLetter) for v in dead]
-    assert d.reason == "line_too_long" and f"{3 << 20} bytes" in d.detail
+    assert d.reason == "too_long" and f"{3 << 20} bytes" in d.detail
 
 
 @pytest.fixture
@@ -229,8 +229,8 @@ def test_chaos_oversized_input_loses_no_valid_line(kafka_bootstrap: str, tmp_pat
     )
     assert r.detail["positions_sent"] > 1000
     assert r.positions_lost == 0, r.row()
-    assert r.detail["connector"]["ais_dead_letters"] == {"line_too_long": 2}, r.row()
-    sources = r.detail["dead_letters_line_too_long"]
+    assert r.detail["connector"]["ais_dead_letters"] == {"too_long": 2}, r.row()
+    sources = r.detail["dead_letters_too_long"]
     assert len(sources) == 2 and sources[0] == "night:ais-station", sources
     assert sources[1].startswith("tcp-in:"), sources
     assert r.expected > 0  # the night raised alerts in replay: there was something to compare

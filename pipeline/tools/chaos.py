@@ -18,9 +18,11 @@ compares what came out with :func:`pipeline.replay.replay` of the same input:
   pipeline's decoder, duplicates removed as the pipeline does) that never appeared on
   ``shorewatch.ais.position.v1``.
 - **recovery_s**: from the fault to the worker processing again: every 0.5 s after the
-  fault a probe fix (far outside the site, one MMSI per partition of the track topic)
-  is sent; the time until every partition has put out a track update for a probe sent
-  after the fault. ``None`` for scenarios without a single fault moment.
+  fault a probe fix (far outside the site, one MMSI per partition of the track topic,
+  stamped with the night's event time of the moment, so that it moves no clock of the
+  worker past the night) is sent; the time until every partition has put out a track
+  update for a probe sent after the fault. ``None`` for scenarios without a single fault
+  moment.
 
 The broker is the local one (:mod:`pipeline.localkafka`, started in the run folder and
 stopped at the end) unless ``KAFKA_BOOTSTRAP_SERVERS`` is set; the scenarios that stop
@@ -592,12 +594,13 @@ class Watch:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.consumer.stop()
 
-    def recovered_at(self, fault_wall_ms: int) -> float | None:
-        """Monotonic time by which every probe MMSI had a track update for a fix sent
-        after ``fault_wall_ms``; ``None`` if one has not."""
+    def recovered_at(self, fault_event_ms: int) -> float | None:
+        """Monotonic time by which every probe MMSI had a track update for a fix stamped
+        at or after ``fault_event_ms`` (the night's event time at the fault); ``None`` if
+        one has not."""
         times = []
         for seen in self.probe_seen.values():
-            after = [t for t, fix in seen if fix >= fault_wall_ms]
+            after = [t for t, fix in seen if fix >= fault_event_ms]
             if not after:
                 return None
             times.append(min(after))
@@ -614,8 +617,10 @@ class Live:
     site: Path
     app_id: str = field(default_factory=lambda: f"chaos-{uuid.uuid4().hex[:8]}")
     workers: list[subprocess.Popen] = field(default_factory=list)
-    fault_wall_ms: int | None = None
+    fault_event_ms: int | None = None
     fault_mono: float | None = None
+    #: the night's event time now, ms UTC (set when the night starts)
+    night_now_ms: Callable[[], int] | None = None
     ais_gate: asyncio.Event = field(default_factory=asyncio.Event)
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -635,7 +640,8 @@ class Live:
         return w
 
     def mark_fault(self) -> None:
-        self.fault_wall_ms = int(time.time() * 1000)
+        assert self.night_now_ms is not None
+        self.fault_event_ms = self.night_now_ms()
         self.fault_mono = time.monotonic()
 
     def stop_all(self) -> None:
@@ -714,41 +720,37 @@ def _fault_for(name: str, cfg: ChaosConfig) -> Fault | None:
     }.get(name)
 
 
-async def _probe(live: Live, mmsis: list[int], watch: Watch, timeout_s: float = 180.0) -> None:
-    """After the fault, send probe fixes every 0.5 s until every partition answered."""
-    from connectors.kafka import BufferedPublisher, RecordProducer
+async def _probe(live: Live, pub: Any, mmsis: list[int], watch: Watch, timeout_s=180.0) -> None:
+    """After the fault, send probe fixes every 0.5 s until every partition answered.
+
+    :param pub: a started :class:`connectors.kafka.BufferedPublisher` (made before the
+        fault: the broker may be away when the probing starts)
+    """
     from pipeline import topics
     from schemas import records
 
     while live.fault_mono is None:
         await asyncio.sleep(0.05)
-    assert live.fault_wall_ms is not None
-    producer = RecordProducer(live.broker.bootstrap, client_id="shorewatch-chaos-probe")
-    await producer.start()
-    pub = BufferedPublisher(producer, max_buffer_bytes=1 << 20)
-    pub.start()
-    try:
-        k = 0
-        deadline = live.fault_mono + timeout_s
-        while time.monotonic() < deadline:
-            done = watch.recovered_at(live.fault_wall_ms)
-            if done is not None:
-                live.notes["recovery_s"] = round(done - live.fault_mono, 2)
-                return
-            now = int(time.time() * 1000)
-            lines = probe_lines(mmsis, now, k)
-            k += 1
-            await pub.put(
-                topics.AIS_RAW,
-                "chaos:probe",
-                records.RawAisBatch(source="chaos:probe", lines=lines, rx_t_ms=[now] * len(lines)),
-            )
-            await asyncio.sleep(0.5)
-        live.notes["recovery_s"] = None
-        live.notes["not_recovered_within_s"] = timeout_s
-    finally:
-        await pub.close(5.0)
-        await producer.stop()
+    assert live.fault_event_ms is not None and live.night_now_ms is not None
+    k = 0
+    deadline = live.fault_mono + timeout_s
+    while time.monotonic() < deadline:
+        done = watch.recovered_at(live.fault_event_ms)
+        if done is not None:
+            live.notes["recovery_s"] = round(done - live.fault_mono, 2)
+            return
+        t_ms = live.night_now_ms()
+        lines = probe_lines(mmsis, t_ms, k)
+        k += 1
+        rx = int(time.time() * 1000)
+        await pub.put(
+            topics.AIS_RAW,
+            "chaos:probe",
+            records.RawAisBatch(source="chaos:probe", lines=lines, rx_t_ms=[rx] * len(lines)),
+        )
+        await asyncio.sleep(0.5)
+    live.notes["recovery_s"] = None
+    live.notes["not_recovered_within_s"] = timeout_s
 
 
 async def run_live(
@@ -772,16 +774,21 @@ async def run_live(
 
     live = Live(cfg=cfg, broker=broker, run_dir=run_dir, site=site)
     live.ais_gate.set()
-    probes = sentinel_mmsis(topics.TRACK.partitions)
+    # not the MMSIs of the readiness probe: those tracks hold a fix at wall-clock time
+    probes = sentinel_mmsis(topics.TRACK.partitions, first=211_997_000)
     hogs: list[subprocess.Popen] = []
     watch = Watch(broker.bootstrap, probes)
     pace = Pace(cfg.speed)
     sink = KafkaSink(broker.bootstrap, block_when_full=True)
+    probe_producer = RecordProducer(broker.bootstrap, client_id="shorewatch-chaos-probe")
+    probe_pub = BufferedPublisher(probe_producer, max_buffer_bytes=1 << 20)
     try:
         w = live.start_worker()
         await wait_until_consuming(broker.bootstrap, w, run_dir / "worker-1", 120)
         await watch.start()
         await sink.start()
+        await probe_producer.start()
+        probe_pub.start()
         ais_path = night / "ais.nmea"
         if name == "big-area" and extra_ais:
             ais_path = run_dir / "ais-busy.nmea"
@@ -804,6 +811,7 @@ async def run_live(
         gated.dead_letter = sink.dead_letter  # type: ignore[attr-defined]
         t0_event_ms = int(datetime.fromisoformat(cfg.start).timestamp() * 1000)
         t0_wall = time.monotonic()
+        live.night_now_ms = lambda: pace.event_ms(t0_event_ms, time.monotonic() - t0_wall)
         tasks: list[asyncio.Task] = []
         server: asyncio.Task | None = None
         if name in ("connectors-broker-away", "oversized-input"):
@@ -852,7 +860,7 @@ async def run_live(
         side: list[asyncio.Task] = []
         if fault is not None:
             side.append(asyncio.create_task(fault(live)))
-            side.append(asyncio.create_task(_probe(live, probes, watch)))
+            side.append(asyncio.create_task(_probe(live, probe_pub, probes, watch)))
         await asyncio.gather(*tasks)
         if server is not None:
             # the TCP connector publishes what it read; give it its batch interval
@@ -884,6 +892,8 @@ async def run_live(
         }
     finally:
         stop_hogs(hogs)
+        await probe_pub.close(5.0)
+        await probe_producer.stop()
         await sink.stop(30.0)
         live.notes.setdefault("connector", {})["ais_undelivered_records"] = (
             sink.publisher.undelivered
@@ -970,9 +980,9 @@ def run_scenario(
         "replay_s": round(replay_s, 1),
         **{k: v for k, v in live.notes.items() if k != "recovery_s"},
     }
-    dead = [d for d in watch.dead_letters if d.reason == "line_too_long"]
+    dead = [d for d in watch.dead_letters if d.reason == "too_long" and d.stage == "ais.connector"]
     if name == "oversized-input":
-        detail["dead_letters_line_too_long"] = sorted(d.source for d in dead)
+        detail["dead_letters_too_long"] = sorted(d.source for d in dead)
     return ChaosResult(
         scenario=name,
         expected=cmp.expected,
