@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline connectors schemas tests
 	$(BIN)/ruff format --check pipeline connectors schemas tests
 	$(BIN)/mypy pipeline connectors schemas
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format pipeline connectors schemas tests

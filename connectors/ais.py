@@ -9,13 +9,12 @@ order on one partition (what reassembly needs); nothing is promised across sourc
 Tests use a list-appending sink and real loopback sockets, no broker.
 
 Bytes are decoded as Latin-1, so any byte survives to the dead letters unchanged
-(``pipeline.ais.raw_bytes`` turns the text back into the received bytes).
+(``pipeline.deadletter.raw_bytes`` turns the text back into the received bytes).
 
 A line longer than :data:`MAX_LINE_BYTES` never reaches a batch: the connector sends it
 to the dead letters itself (reason ``too_long``, stage ``ais.connector``, its first
 :data:`MAX_LINE_BYTES` bytes kept, its full length in the detail) and the lines around it
-go on as usual. A
-batch is also cut by size, so no record exceeds the broker's message limit
+go on as usual. A batch is also cut by size, so no record exceeds the broker's message limit
 (:data:`connectors.kafka.MAX_RECORD_BYTES`). While the broker is away, :class:`KafkaSink`
 buffers (bounded), retries quietly and counts what it had to drop.
 
@@ -27,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import gzip
 import logging
 import os
 import socket
@@ -37,12 +34,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import IO
 
 import msgspec
 
 from connectors.kafka import MAX_RECORD_BYTES, Pace, backoff_delays
 from pipeline.core.nmea import line_time_ms
+from pipeline.deadletter import Reason, dead_letter
+from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW, DEADLETTER
 from schemas.records import DeadLetter, RawAisBatch
 
@@ -83,15 +81,15 @@ def over_long_line(source: str, head: bytes, length: int, rx_t_ms: int) -> DeadL
     :param head: the line's first bytes (at most :data:`MAX_LINE_BYTES`)
     :param length: the line's full length, bytes
     """
-    return DeadLetter(
+    return dead_letter(
+        Reason.TOO_LONG,
         source=source,
         stage="ais.connector",
-        reason="too_long",
         detail=(
             f"line of {length} bytes, over the {MAX_LINE_BYTES}-byte limit; "
             f"raw bytes truncated to the first {len(head)}"
         ),
-        raw_b64=base64.b64encode(head).decode(),
+        raw=head,
         rx_t_ms=rx_t_ms,
     )
 
@@ -466,17 +464,6 @@ async def udp_listener(
             await asyncio.shield(b.flush())
 
 
-def _open_binary(path: str) -> IO[bytes]:
-    if path == "-":
-        return sys.stdin.buffer
-    f = open(path, "rb")  # noqa: SIM115
-    magic = f.read(2)
-    f.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
-    return f
-
-
 async def replay_file(
     path: str,
     sink: Sink,
@@ -502,7 +489,7 @@ async def replay_file(
     """
     source = source or ("stdin" if path == "-" else f"file:{os.path.basename(path)}")
     pace = Pace.of(speed)
-    f = await asyncio.to_thread(_open_binary, path)
+    f = await asyncio.to_thread(open_bytes, path)
     t0_event = t0_event_ms
     n = 0
     splitter = LineSplitter()

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import random
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -34,6 +32,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 
 from pipeline import topics
+from pipeline.deadletter import dead_letter
 from pipeline.settings import Settings
 from schemas import records
 
@@ -112,7 +111,7 @@ async def _consume(
     return n
 
 
-def _cmd_tail(args: argparse.Namespace) -> int:
+def cmd_tail(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def show(alert: records.Alert | None, raw: bytes) -> None:
@@ -167,12 +166,12 @@ class WebhookSink:
                 continue
             self.failed += 1
             await self.dead_letter(
-                records.DeadLetter(
+                dead_letter(
+                    reason,
                     source=f"webhook:{url}",
                     stage="alert.webhook",
-                    reason=reason,
-                    detail=detail[:500],
-                    raw_b64=base64.b64encode(raw).decode(),
+                    detail=detail,
+                    raw=raw,
                     rx_t_ms=int(time.time() * 1000),
                 )
             )
@@ -231,7 +230,7 @@ async def run_webhook(
     return sink
 
 
-def _cmd_webhook(args: argparse.Namespace) -> int:
+def cmd_webhook(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     sink = asyncio.run(
         run_webhook(
@@ -244,24 +243,3 @@ def _cmd_webhook(args: argparse.Namespace) -> int:
     )
     print(f"delivered {sink.delivered}, dead-lettered {sink.failed}", file=sys.stderr)
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("alerts", help="follow or deliver the alert topic")
-    asub = p.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
-    t = asub.add_parser("tail", help="print alerts as they arrive")
-    t.add_argument("--json", action="store_true", help="print the CloudEvent JSON")
-    t.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
-    t.add_argument("--tz", default="UTC", help="time zone for display (IANA), e.g. Asia/Shanghai")
-    t.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
-    t.set_defaults(func=_cmd_tail)
-    w = asub.add_parser("webhook", help="POST alerts to URLs (CloudEvents structured mode)")
-    w.add_argument("--url", action="append", required=True, help="receiver URL (repeatable)")
-    w.add_argument(
-        "--group",
-        default=f"shorewatch-webhook-{uuid.uuid4().hex[:6]}",
-        help="consumer group (keep it stable to resume where it stopped)",
-    )
-    w.add_argument("--retries", type=int, default=5)
-    w.add_argument("--idle-exit", type=float, default=None, help="exit after this many idle s")
-    w.set_defaults(func=_cmd_webhook)

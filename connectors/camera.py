@@ -5,7 +5,7 @@ For each camera, one asyncio task (:class:`CameraWorker`) runs:
 - an RTSP (or file) :class:`~connectors.rtsp.FrameReader` thread that keeps only
   the newest frame;
 - analysis of the newest frame, at most ``max_fps`` per second, by the camera's
-  :class:`pipeline.vision.FrameAnalyser` in a thread pool (so the event loop stays
+  :class:`pipeline.vision.analyser.FrameAnalyser` in a thread pool (so the event loop stays
   responsive), published as :class:`~schemas.records.CameraFrame` on
   ``camera.detection`` keyed by camera id;
 - when the camera has an ``onvif`` section: the clock offset
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -48,6 +47,7 @@ import numpy as np
 from connectors.onvif import OnvifClient, ptz_pose
 from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms, with_credentials
 from pipeline import topics
+from pipeline.deadletter import Reason, dead_letter
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
 from pipeline.topics import TopicSpec
 from schemas import records
@@ -59,11 +59,9 @@ PTZ_NS = "http://www.onvif.org/ver20/ptz/wsdl"
 
 __all__ = [
     "CameraIngest",
-    "bench_ingest",
     "CameraWorker",
     "LatencyStats",
     "Sink",
-    "measure_ingest",
     "parse_overrides",
 ]
 
@@ -138,19 +136,6 @@ class CameraCounters:
     onvif_errors: int = 0
     last_error: str | None = None
     by_reason: dict[str, int] = field(default_factory=dict)
-
-
-def _dead_letter(
-    camera_id: str, stage: str, reason: str, detail: str, raw: bytes = b""
-) -> records.DeadLetter:
-    return records.DeadLetter(
-        source=f"camera:{camera_id}",
-        stage=stage,
-        reason=reason,
-        detail=detail,
-        raw_b64=base64.b64encode(raw).decode("ascii"),
-        rx_t_ms=wall_ms(),
-    )
 
 
 async def cancel_and_wait(tasks: Sequence[asyncio.Task], every_s: float = 0.5) -> None:
@@ -391,13 +376,14 @@ class CameraWorker:
             self.counters.by_reason[exc.reason] = self.counters.by_reason.get(exc.reason, 0) + 1
             await self._send(
                 topics.DEADLETTER,
-                _dead_letter(
-                    self.camera_id,
-                    "camera.frame",
+                dead_letter(
                     exc.reason,
-                    f"{exc.detail} (raw: first 4096 bytes of the decoded BGR frame "
+                    source=f"camera:{self.camera_id}",
+                    stage="camera.frame",
+                    detail=f"{exc.detail} (raw: first 4096 bytes of the decoded BGR frame "
                     f"{'x'.join(map(str, frame.image_bgr.shape))})",
-                    frame.image_bgr.tobytes()[:4096],
+                    raw=frame.image_bgr.tobytes()[:4096],
+                    rx_t_ms=wall_ms(),
                 ),
             )
             return
@@ -407,7 +393,14 @@ class CameraWorker:
             log.warning("camera %s: analysis failed: %r", self.camera_id, exc)
             await self._send(
                 topics.DEADLETTER,
-                _dead_letter(self.camera_id, "camera.analyse", type(exc).__name__, str(exc)),
+                dead_letter(
+                    Reason.ANALYSIS_FAILED,
+                    source=f"camera:{self.camera_id}",
+                    stage="camera.analyse",
+                    detail=f"{type(exc).__name__}: {exc}",
+                    raw=b"",
+                    rx_t_ms=wall_ms(),
+                ),
             )
             return
         await self._send(topics.CAMERA_DETECTION, record)
@@ -632,20 +625,17 @@ def analyser_factory(
     Each camera gets its own detector (an OpenCV ``dnn`` network is not shared across
     threads) and tracker.
 
-    :param ais_source: a :data:`pipeline.vision.AisSource` (``(t_ms, camera) -> (lon_deg,
+    :param ais_source: a :data:`pipeline.vision.analyser.AisSource` (``(t_ms, camera) -> (lon_deg,
         lat_deg, mmsi)``, the AIS vessels near the camera at an event time); cameras with
         ``self_calibrate: true`` feed it to their pose calibrator. Without one such
         cameras keep their configured pose (and a warning is logged).
     """
 
     def make(camera: Any) -> Analyser:
-        from pipeline.vision import (
-            DirectoryEvidenceStore,
-            DnnDetector,
-            FrameAnalyser,
-            MotionDetector,
-            StructureMask,
-        )
+        from pipeline.vision.analyser import FrameAnalyser
+        from pipeline.vision.detectors import DnnDetector, MotionDetector
+        from pipeline.vision.evidence import DirectoryEvidenceStore
+        from pipeline.vision.structures import StructureMask
 
         model = camera.model()
         detector: Any
@@ -682,7 +672,7 @@ def analyser_factory(
 
 
 class TrackTopicAis:
-    """The AIS source of self-calibrating cameras (:data:`pipeline.vision.AisSource`):
+    """The AIS source of self-calibrating cameras (:data:`pipeline.vision.analyser.AisSource`):
     the vessels of the track topic.
 
     A consumer without a group reads every partition of the track topic from its end and
@@ -856,75 +846,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-async def measure_ingest(
-    cameras: Sequence[Any],
-    analyser_factory: AnalyserFactory,
-    *,
-    duration_s: float = 10.0,
-    max_fps: float = 5.0,
-    overrides: dict[str, str] | None = None,
-    sink: Sink | None = None,
-    analysis_threads: int | None = None,
-    warmup_s: float = 2.0,
-) -> dict[str, Any]:
-    """Run cameras for ``duration_s`` and return capture-to-topic latency and throughput.
-
-    Latency samples of the first ``warmup_s`` (stream start, model load) are dropped.
-
-    :param sink: where records go (default: a sink that only counts, i.e. the latency
-        of capture + analysis; pass a Kafka sink to include the broker acknowledgement)
-    :returns: ``{"cameras", "duration_s", "max_fps", "frames", "fps_per_camera",
-        "latency_p50_ms", "latency_p95_ms", "wait_p95_ms", "analyse_p95_ms",
-        "publish_p95_ms", "frame_errors", "per_camera"}``
-    """
-
-    async def null_sink(topic: TopicSpec, key: str, record: msgspec.Struct) -> None:
-        return None
-
-    ingest = CameraIngest(
-        cameras,
-        sink or null_sink,
-        analyser_factory,
-        overrides=overrides,
-        max_fps=max_fps,
-        analysis_threads=analysis_threads,
-    )
-    stop = asyncio.Event()
-    runner = asyncio.create_task(ingest.run(stop))
-    await asyncio.sleep(warmup_s)
-    ingest.latency = LatencyStats()
-    ingest.stages.update(new_stages())
-    published0 = {w.camera_id: w.counters.frames_published for w in ingest.workers}
-    for w in ingest.workers:
-        w.latency = ingest.latency
-        w.own_latency = LatencyStats()
-        w.stages = ingest.stages
-    t0 = time.monotonic()
-    await asyncio.sleep(duration_s)
-    elapsed = time.monotonic() - t0
-    stats = ingest.stats()
-    stop.set()
-    await runner
-    frames = sum(w.counters.frames_published - published0[w.camera_id] for w in ingest.workers)
-    return {
-        "cameras": len(ingest.workers),
-        "duration_s": round(elapsed, 2),
-        "max_fps": max_fps,
-        "frames": frames,
-        "fps_per_camera": round(frames / elapsed / max(1, len(ingest.workers)), 2),
-        "latency_p50_ms": stats["latency"]["p50_ms"],
-        "latency_p95_ms": stats["latency"]["p95_ms"],
-        **{f"{name}_p95_ms": st["p95_ms"] for name, st in stats["stages"].items()},
-        "frame_errors": sum(w.counters.frame_errors for w in ingest.workers),
-        "per_camera": stats["cameras"],
-    }
-
-
 # --------------------------------------------------------------------------- CLI
-
-
-def _shared_dir() -> Path:
-    return Path(os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
 def _factory_from_args(args: argparse.Namespace, ais_source: Any = None) -> AnalyserFactory:
@@ -943,7 +865,7 @@ def _dnn_kwargs(args: argparse.Namespace, model_dir: Any) -> dict[str, Any]:
     return {} if model_dir is None else {"conf": args.conf, "backend": args.backend}
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
+def cmd_ingest(args: argparse.Namespace) -> int:
     from connectors.kafka import RecordProducer
     from pipeline.site import load_site
 
@@ -1007,173 +929,3 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if stats:
         print(json.dumps(stats))
     return 0
-
-
-def bench_ingest(
-    source: str | os.PathLike[str],
-    *,
-    cameras: int = 4,
-    max_fps: float = 5.0,
-    duration_s: float = 10.0,
-    model_dir: str | os.PathLike[str] | None = None,
-    model_name: str = "yolo-fastest-1.1-xl",
-    kafka: bool = False,
-    analysis_threads: int | None = None,
-    **dnn_kwargs: Any,
-) -> dict[str, Any]:
-    """Capture-to-topic latency of ``cameras`` cameras all reading ``source``; blocking.
-
-    What ``shorewatch bench camera-ingest`` prints, for other benches to call
-    (e.g. ``bench_ingest(clip, cameras=1)["latency_p95_ms"]``).
-
-    :param source: a video file (read at its own frame rate, looped) or an ``rtsp://`` URL
-    :param model_dir: Darknet model folder for the DNN detector; ``None``: motion detector
-    :param kafka: publish to the configured broker and wait for each acknowledgement
-        (acks=all); otherwise records are handed to a sink that drops them
-    :param dnn_kwargs: further :class:`pipeline.vision.DnnDetector` settings (``conf``,
-        ``backend``)
-    :returns: :func:`measure_ingest`'s figures plus ``sink``
-    """
-    source = str(source)
-    if "://" not in source and not Path(source).is_file():
-        raise ConfigError(f"bench source not found: {source}")
-    cams = [_bench_camera(f"bench-{i:02d}") for i in range(cameras)]
-    factory = analyser_factory(model_dir, model_name=model_name, **dnn_kwargs)
-    kwargs: dict[str, Any] = dict(
-        duration_s=duration_s,
-        max_fps=max_fps,
-        overrides={c.id: source for c in cams},
-        analysis_threads=analysis_threads,
-    )
-
-    async def run() -> dict[str, Any]:
-        if not kafka:
-            result = await measure_ingest(cams, factory, **kwargs)
-            return {**result, "sink": "none (capture + analysis only)"}
-        from connectors.kafka import RecordProducer
-
-        async with RecordProducer(client_id="shorewatch-bench-camera-ingest") as producer:
-            result = await measure_ingest(cams, factory, sink=kafka_sink(producer), **kwargs)
-        return {**result, "sink": f"kafka {producer.bootstrap} (acks=all)"}
-
-    return asyncio.run(run())
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
-    result = bench_ingest(
-        args.source,
-        cameras=args.cameras,
-        max_fps=args.max_fps,
-        duration_s=args.duration_s,
-        model_dir=model_dir,
-        model_name=args.model_name,
-        kafka=args.kafka,
-        analysis_threads=args.threads,
-        **_dnn_kwargs(args, model_dir),
-    )
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            if k != "per_camera":
-                print(f"{k}: {v}")
-    return 0
-
-
-def _bench_camera(camera_id: str) -> Any:
-    """A camera for the bench: the clip-01 geometry (888×500, 60° field of view)."""
-    from pipeline.site import CameraConfig
-
-    return CameraConfig(
-        id=camera_id,
-        lat=30.5,
-        lon=114.3,
-        height_m=20.0,
-        heading_deg=0.0,
-        tilt_deg=3.0,
-        image_width=888,
-        image_height=500,
-        hfov_deg=60.0,
-    )
-
-
-def _group(sub: Any, name: str, help_text: str) -> Any:
-    parser = sub.choices.get(name)
-    if parser is None:
-        parser = sub.add_parser(name, help=help_text)
-        return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{name}_what", required=True, metavar="WHAT")
-
-
-def _detector_args(p: argparse.ArgumentParser) -> None:
-    default_model = _shared_dir() / "models" / "yolo-fastest-1.1"
-    p.add_argument(
-        "--model-dir",
-        default=str(default_model),
-        help="Darknet model folder; 'none' uses the motion detector",
-    )
-    p.add_argument("--model-name", default="yolo-fastest-1.1-xl")
-    p.add_argument(
-        "--conf",
-        type=float,
-        default=0.2,
-        help="minimum detection confidence (as eval camera: recall 0.94 on clip-01)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=("onnxruntime", "opencv"),
-        default="onnxruntime",
-        help="DNN inference: ONNX Runtime (default) or OpenCV's dnn module",
-    )
-    p.add_argument(
-        "--max-fps", type=float, default=5.0, help="most frames analysed per camera per second"
-    )
-
-
-def add_commands(sub: Any) -> None:
-    """``shorewatch ingest camera`` and ``shorewatch bench camera-ingest``."""
-    p = _group(sub, "ingest", "run a connector").add_parser(
-        "camera", help="every camera of a site -> camera detection, event and status topics"
-    )
-    p.add_argument("--site", required=True, help="site folder with cameras.yaml")
-    _detector_args(p)
-    p.add_argument("--evidence-dir", default=None, help="write frame and crop JPEGs here")
-    p.add_argument(
-        "--camera",
-        action="append",
-        default=[],
-        metavar="CAM_ID=URL_OR_FILE",
-        help="replace a camera's rtsp_url, e.g. by a local video file (repeatable)",
-    )
-    p.add_argument("--stats-interval-s", type=float, default=30.0, help="log latency this often")
-    p.add_argument(
-        "--duration-s",
-        type=float,
-        default=None,
-        help="stop after this long (default: run until ^C)",
-    )
-    p.set_defaults(func=_cmd_ingest)
-
-    b = _group(sub, "bench", "measure throughput").add_parser(
-        "camera-ingest", help="capture-to-topic latency of N cameras reading a clip"
-    )
-    _detector_args(b)
-    b.add_argument(
-        "--source",
-        default=str(_shared_dir() / "data/video/clip-01/clip-01.mp4"),
-        help="video file or rtsp:// URL every camera reads",
-    )
-    b.add_argument("--cameras", type=int, default=4)
-    b.add_argument("--duration-s", type=float, default=10.0)
-    b.add_argument("--threads", type=int, default=None, help="analysis threads (default: cores)")
-    b.add_argument(
-        "--kafka",
-        action="store_true",
-        help="publish to the broker and wait for each acknowledgement (default: no sink)",
-    )
-    b.add_argument("--json", action="store_true", help="print one JSON object")
-    b.set_defaults(func=_cmd_bench)

@@ -29,6 +29,8 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from pipeline.deadletter import Reason
+from pipeline.deadletter import dead_letter as make_dead_letter
 from pipeline.errors import BrokerUnreachable
 from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
@@ -466,11 +468,9 @@ async def replay_records(
     :param key_field: the record field used as the Kafka key, e.g. ``camera_id``
     :returns: (records sent, lines dead-lettered)
     """
-    import base64
     import time
 
     from pipeline import topics as registry
-    from schemas.records import DeadLetter
 
     pace = Pace.of(speed)
     dec = msgspec.json.Decoder(topic.value_type)
@@ -493,12 +493,12 @@ async def replay_records(
                     await pub.put(
                         registry.DEADLETTER,
                         f"file:{Path(path).name}",
-                        DeadLetter(
+                        make_dead_letter(
+                            Reason.INVALID_RECORD,
                             source=f"file:{Path(path).name}",
                             stage=f"replay.{topic.name}",
-                            reason="invalid_record",
-                            detail=f"line {lineno}: {exc}"[:500],
-                            raw_b64=base64.b64encode(raw).decode(),
+                            detail=f"line {lineno}: {exc}",
+                            raw=raw,
                             rx_t_ms=int(time.time() * 1000),
                         ),
                     )
@@ -516,7 +516,7 @@ async def replay_records(
     return sent, bad
 
 
-def _cmd_publish(args: Any) -> int:
+def cmd_publish(args: Any) -> int:
     import sys
 
     from pipeline import topics as registry
@@ -544,14 +544,3 @@ def _cmd_publish(args: Any) -> int:
         file=sys.stderr,
     )
     return 1 if pub.undelivered or pub.dropped else 0
-
-
-def add_commands(sub: Any) -> None:
-    p = sub.add_parser(
-        "publish", help="publish a JSON-lines file of records to a topic, paced by t_ms"
-    )
-    p.add_argument("file", help="JSON lines, one record of the topic per line")
-    p.add_argument("--topic", required=True, help="topic name, e.g. shorewatch.camera.detection.v1")
-    p.add_argument("--key", required=True, help="record field used as key, e.g. camera_id")
-    p.add_argument("--speed", default="max", help="pace: a factor of real time, or max")
-    p.set_defaults(func=_cmd_publish)

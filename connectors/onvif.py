@@ -874,7 +874,7 @@ def _parse_target(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _cmd_discover(args: Any) -> int:
+def cmd_discover(args: Any) -> int:
     targets = [_parse_target(t) for t in args.target] if args.target else None
     devices = asyncio.run(discover(args.timeout, args.interface, targets, args.port))
     if not devices:
@@ -937,7 +937,7 @@ async def probe(client: OnvifClient) -> dict[str, Any]:
 PTZ_SERVICE = "http://www.onvif.org/ver20/ptz/wsdl"
 
 
-def _cmd_probe(args: Any) -> int:
+def cmd_probe(args: Any) -> int:
     import json
     import os
 
@@ -984,37 +984,3 @@ def _cmd_probe(args: Any) -> int:
         f"password_env: {args.password_env}}}"
     )
     return 0
-
-
-def add_commands(sub: Any) -> None:
-    """``shorewatch cameras discover`` and ``shorewatch cameras probe``."""
-    if "cameras" in sub.choices:
-        cameras = sub.choices["cameras"]
-        group = next(a for a in cameras._actions if a.__class__.__name__ == "_SubParsersAction")
-    else:
-        cameras = sub.add_parser("cameras", help="camera tools (discovery)")
-        group = cameras.add_subparsers(dest="cameras_command", required=True, metavar="ACTION")
-    p = group.add_parser("discover", help="find ONVIF cameras with WS-Discovery")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
-    p.add_argument("--interface", default=None, help="local IPv4 address to probe from")
-    p.add_argument(
-        "--target",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="probe this address by unicast instead of multicast (repeatable)",
-    )
-    p.add_argument("--port", type=int, default=3702, help="UDP port of the multicast probe")
-    p.set_defaults(func=_cmd_discover)
-
-    q = group.add_parser(
-        "probe", help="ask one ONVIF device what its cameras.yaml entry needs (stream, size)"
-    )
-    q.add_argument("--host", required=True)
-    q.add_argument("--port", type=int, default=80, help="ONVIF HTTP port")
-    q.add_argument("--user-env", required=True, help="variable holding the user name")
-    q.add_argument("--password-env", required=True, help="variable holding the password")
-    q.add_argument("--id", default="cam-01", help="camera id for the printed entry")
-    q.add_argument("--timeout", type=float, default=10.0, help="limit of each call, s")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_cmd_probe)

@@ -20,7 +20,6 @@ reader thread, so the callback must be thread-safe):
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import random
@@ -36,7 +35,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import msgspec
 import numpy as np
 
+from pipeline.deadletter import dead_letter
 from pipeline.errors import FrameError
+from pipeline.vision.frames import check_frame
 from schemas import records
 
 # FFmpeg reads its capture options from the environment when a capture opens.
@@ -50,7 +51,6 @@ __all__ = [
     "Backoff",
     "Frame",
     "FrameReader",
-    "check_frame",
     "diagnose_rtsp",
     "is_stream_url",
     "redact",
@@ -83,28 +83,6 @@ class Frame:
     image_bgr: np.ndarray
     capture_t_ms: int
     seq: int
-
-
-def check_frame(image: object, expected_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Validate a decoded frame, raising :class:`FrameError` when it cannot be used.
-
-    :param image: what the decoder returned
-    :param expected_shape: ``(height, width)`` of the stream so far, if known
-    :raises FrameError: reason ``empty_frame``, ``bad_shape``, ``bad_dtype`` or ``size_changed``
-    """
-    if image is None or not isinstance(image, np.ndarray) or image.size == 0:
-        raise FrameError("empty_frame", "decoder returned no image")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise FrameError("bad_shape", f"expected HxWx3, got {image.shape}")
-    if image.dtype != np.uint8:
-        raise FrameError("bad_dtype", f"expected uint8, got {image.dtype}")
-    if expected_shape is not None and tuple(image.shape[:2]) != tuple(expected_shape):
-        raise FrameError(
-            "size_changed",
-            f"frame is {image.shape[1]}x{image.shape[0]}, stream was "
-            f"{expected_shape[1]}x{expected_shape[0]}",
-        )
-    return image
 
 
 class Backoff:
@@ -378,12 +356,12 @@ class FrameReader:
         self._window_corrupt += 1
         raw = image.tobytes()[:4096] if isinstance(image, np.ndarray) else b""
         self._emit(
-            records.DeadLetter(
+            dead_letter(
+                exc.reason,
                 source=f"camera:{self.camera_id}",
                 stage="camera.frame",
-                reason=exc.reason,
                 detail=f"{exc.detail} (raw: first {len(raw)} bytes of the decoded image)",
-                raw_b64=base64.b64encode(raw).decode("ascii"),
+                raw=raw,
                 rx_t_ms=wall_ms(),
             )
         )

@@ -114,7 +114,7 @@ async def acreate_topics(
         await _close_quietly(client)
 
 
-def _cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(args: argparse.Namespace) -> int:
     settings = Settings.from_env(args.settings)
     report = asyncio.run(acreate_topics(settings.broker(), settings.partitions))
     for name in report.created:
@@ -126,51 +126,10 @@ def _cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
     for t in topics.ALL:
         print(
             f"{t.name:34} key={t.key:10} partitions={t.partitions} "
             f"cleanup={t.cleanup_policy:13} retention_ms={t.retention_ms} schema=schemas/{t.schema_file}"
         )
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("topics", help="the Kafka topics of Shorewatch")
-    tsub = p.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    c = tsub.add_parser("create", help="create missing topics (idempotent)")
-    c.add_argument("--settings", help="settings file (YAML)")
-    c.set_defaults(func=_cmd_create)
-    ls = tsub.add_parser("list", help="print the topic registry")
-    ls.set_defaults(func=_cmd_list)
-    add_schema_commands(sub)
-
-
-def _cmd_schemas(args: argparse.Namespace) -> int:
-    from schemas import compat
-
-    if args.schemas_command == "check":
-        differ = compat.export(check_only=True)
-        for f in differ:
-            print(f"schemas/{f} differs from the record types (run `shorewatch schemas export`)")
-        broken = compat.check_published()
-        for line in broken:
-            print(f"breaking change against the published schema: {line}")
-        return 1 if differ or broken else 0
-    for f in compat.export():
-        print(f"wrote schemas/{f}")
-    broken = compat.check_published()
-    for line in broken:
-        print(f"breaking change against the published schema: {line}", file=sys.stderr)
-    return 1 if broken else 0
-
-
-def add_schema_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("schemas", help="the JSON Schemas of the topics")
-    ssub = p.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
-    ssub.add_parser("export", help="write schemas/*.json from the record types").set_defaults(
-        func=_cmd_schemas
-    )
-    ssub.add_parser(
-        "check", help="files up to date and compatible with the published ones"
-    ).set_defaults(func=_cmd_schemas)

@@ -12,10 +12,13 @@
     ├── InputError                  one bad input record (becomes a dead letter, never a crash)
     │   ├── NmeaError               a line that is not a valid AIS sentence
     │   └── FrameError              an unreadable or corrupt video frame
-    └── CameraError                 a camera that cannot be reached or misbehaves
-        ├── CameraUnreachable       no TCP/RTSP/HTTP answer
-        ├── CameraAuthError         wrong user or password
-        └── OnvifFault              a SOAP fault from the device (carries code and reason)
+    ├── CameraError                 a camera that cannot be reached or misbehaves
+    │   ├── CameraUnreachable       no TCP/RTSP/HTTP answer
+    │   ├── CameraAuthError         wrong user or password
+    │   └── OnvifFault              a SOAP fault from the device (carries code and reason)
+    └── RegistryError               the vessel registry refuses an operation
+        ├── RegistryUnavailable     its database cannot be reached
+        └── RegistryImportError     an import file that cannot be read at all
 """
 
 from __future__ import annotations
@@ -98,3 +101,15 @@ class OnvifFault(CameraError):
         self.code = code
         self.reason = reason
         super().__init__(f"ONVIF fault {code}: {reason}")
+
+
+class RegistryError(ShorewatchError):
+    """The vessel registry refuses an operation."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached (the pipeline goes on without it)."""
+
+
+class RegistryImportError(RegistryError):
+    """An import file that cannot be read at all (rows with problems are reported, not raised)."""

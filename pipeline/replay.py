@@ -3,19 +3,19 @@
 ``shorewatch replay --site DIR --ais FILE [--ais FILE ...] [--detections FILE.jsonl]
 [--camera CAM_ID=VIDEO_FILE ...] --out alerts.jsonl``
 
-The stages are those of the Faust agents (:mod:`pipeline.app`), called directly:
+The stages are those of the Faust agents (:mod:`pipeline.worker.app`), called directly:
 
-1. AIS files → :func:`pipeline.ais.decode_batch` (one reassembler per file, one
+1. AIS files → :func:`pipeline.engine.decode.decode_batch` (one reassembler per file, one
    cross-receiver de-duplicator) → positions and static reports with event times;
 2. camera frames: one :class:`~schemas.records.CameraFrame` JSON object per line of each
    ``--detections`` file, and/or frames analysed from ``--camera`` videos by
    :mod:`pipeline.vision`;
 3. everything merged in event-time order and cut into windows of ``window_ms`` of event
-   time (the micro-batches); per window :func:`pipeline.engine.track_step` then, for the
+   time (the micro-batches); per window :func:`pipeline.engine.tracks.track_step` then, for the
    tracks inside the site's bbox (as the track agent forwards them),
-   :func:`pipeline.engine.area_step`;
+   :func:`pipeline.engine.area.area_step`;
 4. at the end of input the open evaluation tick is flushed
-   (:func:`pipeline.engine.flush_area`), optionally after letting ``drain_s`` of event
+   (:func:`pipeline.engine.area.flush_area`), optionally after letting ``drain_s`` of event
    time elapse (so silences and dwells that began at the end of the recording count).
 
 Alerts are written one CloudEvent JSON per line; a summary (positions, tracks, frames,
@@ -40,18 +40,13 @@ from typing import Any
 
 import msgspec
 
-from pipeline.engine import (
-    AreaContext,
-    AreaState,
-    TrackParams,
-    area_step,
-    flush_area,
-    track_step,
-)
+from pipeline.engine.area import area_step, flush_area
+from pipeline.engine.state import AreaContext, AreaState
+from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
 from pipeline.errors import ConfigError
 from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track
 
-__all__ = ["ReplayResult", "add_commands", "read_frames", "replay", "run_replay"]
+__all__ = ["ReplayResult", "read_frames", "replay", "run_replay"]
 
 _frame_dec = msgspec.json.Decoder(CameraFrame)
 _enc = msgspec.json.Encoder()
@@ -85,12 +80,13 @@ def _context(site: Any) -> AreaContext:
 def decode_ais(
     paths: Sequence[str | os.PathLike[str]], counters: Counter[str], chunk_lines: int = 5000
 ) -> tuple[list[AisPosition], list[AisStatic]]:
-    """Decode AIS files through :func:`pipeline.ais.decode_batch` (the pipeline's code path).
+    """Decode AIS files through :func:`pipeline.engine.decode.decode_batch` (the pipeline's code path).
 
     :returns: positions and statics of all files, each list in event-time order (stable)
     """
-    from pipeline.ais import decode_batch, finish, iter_file_lines
     from pipeline.core.nmea import Deduplicator, Reassembler
+    from pipeline.engine.decode import decode_batch, finish
+    from pipeline.fileio import iter_file_lines
     from schemas.records import RawAisBatch
 
     positions: list[AisPosition] = []
@@ -184,17 +180,19 @@ def frames_from_video(
     try:
         import cv2
 
-        from pipeline import vision
+        from pipeline.vision.analyser import FrameAnalyser
+        from pipeline.vision.detectors import DnnDetector, MotionDetector
+        from pipeline.vision.evidence import DirectoryEvidenceStore
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigError(
             f"--camera needs pipeline.vision (OpenCV): not available ({exc})"
         ) from exc
     if model_dir:
-        detector: Any = vision.DnnDetector.from_dir(model_dir)
+        detector: Any = DnnDetector.from_dir(model_dir)
     else:
-        detector = vision.MotionDetector.for_camera(model)
-    store = vision.DirectoryEvidenceStore(evidence_dir) if evidence_dir else None
-    analyser = vision.FrameAnalyser(camera_id, model, detector, evidence_store=store)
+        detector = MotionDetector.for_camera(model)
+    store = DirectoryEvidenceStore(evidence_dir) if evidence_dir else None
+    analyser = FrameAnalyser(camera_id, model, detector, evidence_store=store)
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise ConfigError(f"cannot open video {video!r}")
@@ -215,10 +213,6 @@ def frames_from_video(
     return out
 
 
-def _in_bbox(ctx: AreaContext, tr: Track) -> bool:
-    return tr.event == "update" and ctx.contains(tr.lon, tr.lat)
-
-
 def run_replay(
     site: Any,
     ais_paths: Sequence[str | os.PathLike[str]] = (),
@@ -232,7 +226,7 @@ def run_replay(
     """Replay recorded AIS and camera frames through the engine.
 
     :param site: a site folder path, a :class:`pipeline.site.Site`, or an
-        :class:`~pipeline.engine.AreaContext`
+        :class:`~pipeline.engine.state.AreaContext`
     :param ais_paths: AIS files (NMEA, optionally gzip; tag blocks or ``$PGHP`` for time)
     :param detection_paths: JSONL files of :class:`CameraFrame` records
     :param frames: more frames (e.g. from :func:`frames_from_video`)
@@ -255,7 +249,7 @@ def run_replay(
         ((f.t_ms, 2, i) for i, f in enumerate(all_frames)),
     )
     tracks: dict[int, Track] = {}
-    orphans: dict[int, AisStatic] = {}
+    driver = TrackDriverState()
     state: AreaState | None = None
     alerts: list[Alert] = []
     win: int | None = None
@@ -267,16 +261,16 @@ def run_replay(
         nonlocal state, ps, ss, fs
         if not (ps or ss or fs):
             return
-        sts = [*orphans.values(), *ss] if orphans else ss
-        orphans.clear()
-        res = track_step(tracks, ps, sts, track_params)
-        for k, v in res.counters.items():
+        batch = track_batch(tracks, driver, ps, ss, track_params, ctx.bbox)
+        for k, v in batch.result.counters.items():
             counters[f"tracks.{k}"] += v
-        for s in res.orphan_statics:
-            orphans[s.mmsi] = s  # the latest per MMSI waits for a position
-        for tr in res.updates:
+        counters["tracks.orphan_statics_dropped"] += batch.orphans_dropped
+        for tr in batch.result.updates:
             tracks[tr.mmsi] = tr
-        area_tracks = [tr for tr in res.updates if _in_bbox(ctx, tr)]
+        for tr in sweep_idle(tracks, driver, batch.result.updates, track_params):
+            del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
+            counters["tracks.evicted"] += 1
+        area_tracks = batch.area_updates
         state, out = area_step(state, area_tracks, fs, ctx)
         alerts.extend(out)
         ps, ss, fs = [], [], []
@@ -380,7 +374,7 @@ def _parse_time_ms(text: str) -> int:
         raise ConfigError(f"not a time (ms since epoch or ISO 8601 with zone): {text!r}") from exc
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+def cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.site import load_site
 
     site = load_site(args.site)
@@ -415,51 +409,3 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             write_alerts(res.alerts, f)
     print(summary(res.counters), file=sys.stderr)
     return 0
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """``shorewatch replay``."""
-    shared = Path(
-        os.environ.get("SHOREWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared")
-    )
-    p = sub.add_parser(
-        "replay",
-        help="run the engine offline on recorded AIS and camera data, write alerts as JSONL",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-    )
-    p.add_argument("--site", required=True, help="site folder (site.yaml)")
-    p.add_argument(
-        "--ais", action="append", metavar="FILE", help="AIS file (NMEA, gzip ok); repeatable"
-    )
-    p.add_argument(
-        "--detections", action="append", metavar="FILE", help="CameraFrame JSONL; repeatable"
-    )
-    p.add_argument(
-        "--camera",
-        action="append",
-        metavar="CAM_ID=VIDEO_FILE",
-        help="analyse a video with pipeline.vision as this camera; repeatable",
-    )
-    p.add_argument(
-        "--video-start",
-        default=None,
-        help="event time of the first video frame (ISO 8601 with zone, or ms)",
-    )
-    p.add_argument(
-        "--camera-fps", type=float, default=1.0, help="frames analysed per second of video"
-    )
-    p.add_argument(
-        "--model-dir",
-        default=str(shared / "models" / "yolo-fastest-1.1"),
-        help="Darknet model folder for --camera; 'none' uses motion detection",
-    )
-    p.add_argument("--evidence-dir", default=None, help="write frame and crop JPEGs here")
-    p.add_argument("--window-ms", type=int, default=1000, help="event time per micro-batch, ms")
-    p.add_argument(
-        "--drain-s",
-        type=float,
-        default=0.0,
-        help="let this much event time pass after the last input before the final evaluation, s",
-    )
-    p.add_argument("--out", default="-", help="alerts JSONL (default stdout)")
-    p.set_defaults(func=_cmd_replay)

@@ -21,6 +21,8 @@ site                          ``sites/haikou``     the site folder the worker se
 worker_port                   6066                 the worker's web port (metrics, health)
 data_dir                      ``var/worker``       Faust's local data folder
 evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
+registry_url                  ``sqlite:///var/     the vessel registry's database (SQLAlchemy
+                              registry.sqlite``    URL; ``postgresql+psycopg://…`` for a server)
 raw_batch_lines               500                  at most this many lines per raw AIS record
 auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
 area_lateness_ms              500                  event-time disorder between the AIS and
@@ -50,6 +52,15 @@ from pipeline.errors import BrokerError, ConfigError
 
 ENV_PREFIX = "SHOREWATCH_"
 
+#: the repository (source checkout) folder: sites, deploy recipes, var/
+REPO_DIR = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The shared data and model folder: ``$SHOREWATCH_SHARED``, default ``../shared``
+    beside the repository."""
+    return Path(os.environ.get("SHOREWATCH_SHARED", REPO_DIR.parent / "shared")).resolve()
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -64,6 +75,7 @@ class Settings:
     worker_port: int = 6066
     data_dir: str = "var/worker"
     evidence_dir: str = "var/evidence"
+    registry_url: str = "sqlite:///var/registry.sqlite"
     raw_batch_lines: int = 500
     auto_offset_reset: str = "earliest"
     area_lateness_ms: int = 500
@@ -138,9 +150,9 @@ class Settings:
         """
         if self.bootstrap_servers:
             return self.bootstrap_servers
-        from pipeline import localkafka
+        from pipeline.localbroker import running
 
-        info = localkafka.running()
+        info = running()
         if info is None:
             raise BrokerError(
                 "no Kafka broker: run `shorewatch kafka up` or set KAFKA_BOOTSTRAP_SERVERS"

@@ -34,7 +34,9 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shap
 from shapely.ops import unary_union
 from shapely.validation import explain_validity
 
+from pipeline.core.geo import EARTH_RADIUS_M, haversine_m
 from pipeline.errors import ConfigError, SiteError
+from pipeline.settings import REPO_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipeline.core.camera import CameraModel
@@ -50,7 +52,6 @@ __all__ = [
     "Site",
     "Structure",
     "SiteZone",
-    "add_commands",
     "check_site",
     "load_site",
     "read_structures",
@@ -58,12 +59,11 @@ __all__ = [
 
 #: structures files of recorded clips (``<clip folder name>.structures.yaml``), in the
 #: repository beside the site folders
-CLIP_STRUCTURES_DIR = Path(__file__).resolve().parents[1] / "sites" / "clips"
+CLIP_STRUCTURES_DIR = REPO_DIR / "sites" / "clips"
 
 #: Kinds of authorised place a zone may have.
 ZONE_KINDS: tuple[str, ...] = ("port", "pier", "anchorage", "shipyard", "fishing_harbour")
 
-EARTH_RADIUS_M = 6_371_008.8
 _SITE_KEYS = {"name", "timezone", "bbox", "land", "zones", "cameras", "thresholds", "description"}
 _CAMERA_KEYS = {
     "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
@@ -138,7 +138,7 @@ class Structure:
     """A fixed structure in a camera's view (bridge, pier, tower, moored pontoon).
 
     Detections lying mostly inside one are not vessels and are not published (see
-    :class:`pipeline.vision.StructureMask`).
+    :class:`pipeline.vision.structures.StructureMask`).
 
     :param name: what it is, for people
     :param polygon_px: ``((x_px, y_px), ...)`` outline in the camera's configured image
@@ -262,13 +262,13 @@ class SiteZone:
     def contains(self, lon: float, lat: float) -> bool:
         """Whether a point (degrees) is inside the zone (boundary included)."""
         if self.center_lonlat is not None and self.radius_m is not None:
-            return haversine_m(lon, lat, *self.center_lonlat) <= self.radius_m
+            return float(haversine_m(lon, lat, *self.center_lonlat)) <= self.radius_m
         return bool(self.polygon.covers(Point(lon, lat)))
 
     def distance_m(self, lon: float, lat: float) -> float:
         """Approximate distance from a point to the zone, metres (0 inside)."""
         if self.center_lonlat is not None and self.radius_m is not None:
-            return max(0.0, haversine_m(lon, lat, *self.center_lonlat) - self.radius_m)
+            return max(0.0, float(haversine_m(lon, lat, *self.center_lonlat)) - self.radius_m)
         if self.polygon.covers(Point(lon, lat)):
             return 0.0
         kx = math.cos(math.radians(lat)) * math.pi / 180.0 * EARTH_RADIUS_M
@@ -348,14 +348,6 @@ class Site:
 
 
 # --------------------------------------------------------------------------- geometry helpers
-
-
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance between two points given in degrees, metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2.0 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def circle_polygon(lon: float, lat: float, radius_m: float, n: int = 48) -> Polygon:
@@ -957,7 +949,7 @@ def check_site(path: str | os.PathLike[str], *, require_env: bool = True) -> lis
 # --------------------------------------------------------------------------- CLI
 
 
-def _cmd_check(args) -> int:
+def cmd_check(args) -> int:
     problems = check_site(args.dir, require_env=not args.no_env)
     if problems:
         for p in problems:
@@ -975,15 +967,3 @@ def _cmd_check(args) -> int:
         f"{len(site.cameras)} camera(s)"
     )
     return 0
-
-
-def add_commands(sub) -> None:
-    """Add ``site check`` to the ``shorewatch`` command line."""
-    p = sub.add_parser("site", help="site configuration")
-    ssub = p.add_subparsers(dest="site_command", required=True, metavar="SUBCOMMAND")
-    c = ssub.add_parser("check", help="validate a site folder and print every problem")
-    c.add_argument("dir", help="site folder (holding site.yaml)")
-    c.add_argument(
-        "--no-env", action="store_true", help="do not require the cameras' credential variables"
-    )
-    c.set_defaults(func=_cmd_check)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
+from aiokafka.partitioner import murmur2
 
 from schemas import records
 
@@ -139,3 +140,9 @@ ALL: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}
+
+
+def partition_of(key: bytes, n_partitions: int) -> int:
+    """Kafka's default partition of ``key``: murmur2 of the key bytes, as every producer
+    (Java, librdkafka, aiokafka, Faust) computes it."""
+    return (murmur2(key) & 0x7FFFFFFF) % n_partitions

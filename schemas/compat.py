@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -149,15 +150,15 @@ def _compare(
     return problems
 
 
-def export(check_only: bool = False) -> list[str]:
-    """Write (or with ``check_only`` compare) every topic's schema file.
+def export(specs: Iterable[Any], check_only: bool = False) -> list[str]:
+    """Write (or with ``check_only`` compare) the schema file of every topic spec.
 
+    :param specs: topic specs with ``name``, ``value_type`` and ``schema_file``
+        (:data:`pipeline.topics.ALL`)
     :returns: the files that differ from the record types
     """
-    from pipeline import topics
-
     differ: list[str] = []
-    for spec in topics.ALL:
+    for spec in specs:
         text = json.dumps(generate(spec.value_type, spec.name), indent=2, sort_keys=True) + "\n"
         path = SCHEMA_DIR / spec.schema_file
         if not path.exists() or path.read_text() != text:

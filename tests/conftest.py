@@ -57,7 +57,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
     """
     import asyncio
 
-    from pipeline import admin, localkafka
+    from pipeline import admin
+    from pipeline.tools import localkafka
 
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     started = False
@@ -75,3 +76,61 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
         if started:
             localkafka.down()
             os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory):
+    """A SQLAlchemy URL of a real, throwaway PostgreSQL server on 127.0.0.1.
+
+    ``SHOREWATCH_TEST_POSTGRES_URL`` when set; otherwise a cluster of Debian's
+    ``postgresql`` package is made in a temporary folder (as the ``postgres`` user when
+    the tests run as root: the server refuses root) and stopped at the end of the session.
+    """
+    import glob
+    import shutil
+    import subprocess
+
+    external = os.environ.get("SHOREWATCH_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    bindir = Path(bins[-1])
+    import tempfile
+
+    # not under pytest's base folder: that one is private to the user running the tests
+    root = Path(tempfile.mkdtemp(prefix="shorewatch-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL")
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True)  # noqa: E731
+    run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+    run(
+        str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", "120", "-l", str(root / "log"),
+        "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start",
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)

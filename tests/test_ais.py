@@ -1,4 +1,4 @@
-"""The AIS adapter (pipeline.ais.decode_batch) and the ``decode`` / ``bench ais`` commands."""
+"""The AIS adapter (pipeline.engine.decode.decode_batch) and the ``decode`` / ``bench ais`` commands."""
 
 from __future__ import annotations
 
@@ -17,11 +17,14 @@ from conftest import AIS_DATA_FILES as DATA_FILES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import ais
-from pipeline.ais import decode_batch, finish, iter_file_lines, merge_counters
 from pipeline.cli import main
 from pipeline.core.nmea import Deduplicator, Reassembler, nmea_checksums
-from pipeline.engine import PositionColumns, TrackParams, track_step
+from pipeline.engine import decode as ais
+from pipeline.engine.columns import PositionColumns
+from pipeline.engine.decode import decode_batch, finish, merge_counters
+from pipeline.engine.tracks import TrackParams, track_step
+from pipeline.fileio import iter_file_lines
+from pipeline.tools.bench_ais import run_bench
 from schemas.records import FixColumns, RawAisBatch
 
 # Replaying dma_aislib_stream_example.txt (no de-duplication needed: it has no
@@ -279,7 +282,7 @@ def test_gzip_detected_by_magic(tmp_path):
 
 @pytest.mark.unit
 def test_bench_reports_both_rates(shared):
-    result = ais.run_bench(shared / "data" / "ais", n_target=2000, n_pyais=500)
+    result = run_bench(shared / "data" / "ais", n_target=2000, n_pyais=500)
     assert result["vector_decode_per_s"] > 0 and result["pyais_decode_per_s"] > 0
     assert result["n_distinct_payloads"] == 29414
 

@@ -268,14 +268,14 @@ def test_clip_ais_projects_into_ground_truth_boxes(shared):
     Measured (2560x1440 pixels): the barge 380000000 projects inside its box every
     second; the far vessel 290000000 projects 23-27 px from its box (right of and
     11 px below it; about 9 px at 888x500), so the tolerance is 30 px at 2560x1440."""
-    from pipeline.vision import Clip
+    from pipeline.tools.eval_camera import Clip
 
     clip = Clip(shared / "data" / "video" / "clip-01")
     cam = CameraModel.from_fvessel_params(clip.params, 2560, 1440)
     gt = clip.ground_truth("clip-01_gt_fusion.txt", 2560, 1440)
     distances = {380000000: [], 290000000: []}
     for k in range(2, 11):
-        # second k is stamped start + (k + 1) s (see pipeline.vision.evaluate_clip)
+        # second k is stamped start + (k + 1) s (see pipeline.tools.eval_camera.evaluate_clip)
         ais = clip.ais_at(clip.start_t_ms + 1000 * (k + 1))
         for row in gt[k]:
             mmsi = int(row[0])

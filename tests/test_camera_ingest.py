@@ -479,7 +479,7 @@ async def test_ipycam_without_events_and_with_a_broken_ptz_answer(clip_server, m
 
 @pytest.mark.integration
 def test_bench_ingest_reports_latency(shared):
-    from connectors.camera import bench_ingest
+    from pipeline.tools.bench_camera import bench_ingest
 
     clip = shared / "data" / "video" / "clip-01" / "clip-01.mp4"
     if not clip.is_file():
@@ -568,7 +568,7 @@ def _camera_at_110_3_20_0():
 
 def _tracks_of(*fixes: tuple[int, float, float, float, float]) -> list[records.Track]:
     """Tracks after one fix each: ``(mmsi, lon, lat, sog_kn, cog_deg)`` at t = 1_000_000 ms."""
-    from pipeline.engine import track_step
+    from pipeline.engine.tracks import track_step
 
     pos = [
         records.AisPosition(

@@ -53,7 +53,7 @@ def test_a_position_off_by_more_than_the_tolerance_is_missing_and_extra(night_al
 
 @pytest.mark.unit
 def test_alerts_at_the_end_of_the_night_are_left_out_on_both_sides(night_alerts) -> None:
-    from pipeline.evaluate import parse_time_ms
+    from pipeline.tools.evaluate import parse_time_ms
 
     opens = [a for a in night_alerts if a.data.status == "open"]
     last = max(parse_time_ms(a.data.event_time) for a in opens)

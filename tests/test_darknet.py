@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.darknet import DarknetOnnx, build_onnx, parse_cfg
 from pipeline.errors import ConfigError
-from pipeline.vision import Clip, DnnDetector
+from pipeline.tools.eval_camera import Clip
+from pipeline.vision.darknet import DarknetOnnx, build_onnx, parse_cfg
+from pipeline.vision.detectors import DnnDetector
 
 # A small network with every supported layer kind: strided and grouped convolutions,
 # batch norm, each activation, a residual shortcut, a stride-2 max pool, an SPP-style

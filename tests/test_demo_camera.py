@@ -9,7 +9,8 @@ import time
 import msgspec
 import pytest
 
-from pipeline import demo_camera, topics
+from pipeline import topics
+from pipeline.tools import demo_camera
 from schemas import records
 
 

@@ -15,7 +15,9 @@ import pytest
 from pipeline.core.camera import CameraModel
 from pipeline.core.detectors import Thresholds
 from pipeline.core.geo import AreaGeometry, Zone, destination_point
-from pipeline.engine import AreaContext, AreaState, TrackParams, area_step, flush_area, track_step
+from pipeline.engine.area import area_step, flush_area
+from pipeline.engine.state import AreaContext, AreaState
+from pipeline.engine.tracks import TrackParams, track_step
 from pipeline.errors import ConfigError
 from schemas.records import AisPosition, AisStatic, CameraDetection, CameraFrame
 
@@ -521,7 +523,7 @@ def test_state_roundtrips_through_bytes():
 
 
 def _iso(t_ms: int) -> str:
-    from pipeline.engine import iso_utc
+    from pipeline.engine.alerts import iso_utc
 
     return iso_utc(t_ms)
 
@@ -684,7 +686,7 @@ def _landing_until(c, t_stop_ms):
 
 
 def test_the_area_clock_opens_a_landing_when_the_dwell_ends_without_more_input():
-    from pipeline.engine import advance_area
+    from pipeline.engine.area import advance_area
 
     c = dataclasses.replace(ctx(), lateness_ms=500)
     stop_t = NIGHT + 30 * 10_000
@@ -703,7 +705,7 @@ def test_the_area_clock_opens_a_landing_when_the_dwell_ends_without_more_input()
 
 
 def test_the_area_clock_releases_held_input_and_counts_what_comes_later_as_late():
-    from pipeline.engine import advance_area
+    from pipeline.engine.area import advance_area
 
     c = dataclasses.replace(ctx(), lateness_ms=5_000)
     ps, ss, _ = landing_boat(NIGHT)
@@ -729,7 +731,7 @@ def test_the_area_clock_releases_held_input_and_counts_what_comes_later_as_late(
 
 
 def test_an_area_without_input_has_no_clock():
-    from pipeline.engine import advance_area
+    from pipeline.engine.area import advance_area
 
     st = AreaState()
     assert advance_area(st, ctx(), NIGHT) == [] and st.evaluated_t_ms == -1

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.eval_all as eval_all
+import pipeline.tools.eval_all as eval_all
 from pipeline.cli import main
-from pipeline.eval_all import (
+from pipeline.site import SiteZone, circle_polygon
+from pipeline.tools.eval_all import (
     NightSpec,
     check_goals,
     check_line,
@@ -18,8 +19,7 @@ from pipeline.eval_all import (
     port_false_alerts,
     run_eval_all,
 )
-from pipeline.evaluate import combine, evaluate
-from pipeline.site import SiteZone, circle_polygon
+from pipeline.tools.evaluate import combine, evaluate
 from schemas.records import Alert, AlertData, AlertEvidence, AlertVessel, AlertZone, GeoPoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def test_nights_are_cached_per_parameters(tmp_path: Path, monkeypatch) -> None:
         (out / "truth.json").write_text(json.dumps(truth))
         return truth
 
-    monkeypatch.setattr("pipeline.simulate.simulate", fake_simulate)
+    monkeypatch.setattr("pipeline.tools.simulate.simulate", fake_simulate)
     spec = NightSpec(3, "2026-03-08T02:00:00+08:00", 3600, 1.0)
     site_dir = REPO / "sites" / "haikou"
     assert ensure_night(None, site_dir, spec, tmp_path)[1] is True

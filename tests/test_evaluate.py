@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from pipeline.cli import main
-from pipeline.evaluate import combine, evaluate, format_table, load_alerts, plot
+from pipeline.tools.evaluate import combine, evaluate, format_table, load_alerts, plot
 from schemas.records import Alert, AlertData, AlertEvidence, AlertVessel, AlertZone, GeoPoint
 
 T0_MS = 1_772_906_400_000  # 2026-03-08T02:00:00+08:00

@@ -23,7 +23,7 @@ from pipeline.core.fusion import (
     dead_reckon,
     view_mask,
 )
-from pipeline.fusion_eval import (
+from pipeline.tools.eval_fusion import (
     bench_fusion,
     evaluate_fusion,
     id_metrics,
@@ -437,7 +437,7 @@ def test_bad_detections_and_vessels_do_not_crash():
 def test_real_clip_with_the_dnn_detector(shared):
     """clip-01 end to end (Yolo-Fastest + image tracker + association): every MMSI given to a
     labelled box is right; the detector misses the barge in some scored frames."""
-    from pipeline.fusion_eval import default_model_dir
+    from pipeline.tools.eval_fusion import default_model_dir
 
     if not (default_model_dir() / "yolo-fastest-1.1-xl.weights").is_file():
         pytest.skip(f"detector model not found in {default_model_dir()}")

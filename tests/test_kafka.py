@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import admin, localkafka, topics
+from pipeline import admin, topics
 from pipeline.errors import BrokerUnreachable, ConfigError, MissingToolError
 from pipeline.settings import Settings
+from pipeline.tools import localkafka
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from pipeline.engine import AreaContext, iso_utc
+from pipeline.engine.alerts import iso_utc
+from pipeline.engine.state import AreaContext
 from pipeline.replay import replay, run_replay
 from pipeline.site import load_site
 from schemas.records import CameraDetection, CameraFrame

@@ -2,7 +2,7 @@
 
 One simulated hour on the Haikou shore is replayed in-process
 (:func:`pipeline.replay.replay`) and sent through a real worker, the real
-connectors and the real broker (:func:`pipeline.demo.run_through_pipeline`). The
+connectors and the real broker (:func:`pipeline.tools.demo.run_through_pipeline`). The
 alerts opened by both must be the same: kinds, vessels, positions and event times.
 
 Replay ends with a final evaluation of everything it read; the live pipeline has no
@@ -20,16 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import run_through_pipeline
 from pipeline.replay import replay
-from pipeline.simulate import SimConfig, simulate
+from pipeline.tools.demo import run_through_pipeline
+from pipeline.tools.simulate import SimConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "sites" / "haikou"
 START = datetime.fromisoformat("2026-03-08T03:00:00+08:00")
 DURATION_S = 3600
 SPEED = 40.0
-#: the live pipeline's lateness (2 s of wall time at SPEED, see pipeline.demo) and a tick
+#: the live pipeline's lateness (2 s of wall time at SPEED, see pipeline.tools.demo) and a tick
 TAIL_MS = int(2000 * SPEED) + 2000
 
 

@@ -12,12 +12,12 @@ from peers.launch import RtspServer, free_port, gst_rtsp_missing
 from connectors.rtsp import (
     Backoff,
     FrameReader,
-    check_frame,
     diagnose_rtsp,
     redact,
     with_credentials,
 )
 from pipeline.errors import FrameError
+from pipeline.vision.frames import check_frame
 from schemas import records
 
 WAIT_S = 60.0  # generous upper bound for conditions; never an assertion on time
@@ -185,7 +185,7 @@ class ScriptedCapture:
 
 @pytest.mark.unit
 def test_corrupt_frames_are_counted_dead_lettered_and_degrade_status():
-    good = np.full((48, 64, 3), 100, np.uint8)
+    good = np.tile(np.arange(64, dtype=np.uint8)[None, :, None], (48, 1, 3))  # not blank
     script = [good, good, np.zeros((48, 64), np.uint8), np.zeros((96, 64, 3), np.uint8), good]
     rec = Recorder()
     reader = FrameReader(

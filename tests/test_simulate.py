@@ -15,8 +15,14 @@ from shapely.geometry import Point
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError
-from pipeline.simulate import SimConfig, ais_report_interval_s, parse_duration, simulate, tag_block
 from pipeline.site import load_site
+from pipeline.tools.simulate import (
+    SimConfig,
+    ais_report_interval_s,
+    parse_duration,
+    simulate,
+    tag_block,
+)
 from schemas.records import CameraFrame
 
 HAIKOU = Path(__file__).resolve().parents[1] / "sites" / "haikou"

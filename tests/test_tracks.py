@@ -1,4 +1,4 @@
-"""Tracks: pipeline.core.tracks and pipeline.engine.track_step, on real DMA AIS and by property."""
+"""Tracks: pipeline.core.tracks and pipeline.engine.tracks.track_step, on real DMA AIS and by property."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core import tracks as ct
-from pipeline.engine import TrackParams, evict_tracks, track_step
+from pipeline.engine.tracks import TrackParams, evict_tracks, track_step
 from schemas.records import AisPosition, AisStatic
 
 DMA = "data/ais/dma_aislib_stream_example.txt"
@@ -205,8 +205,9 @@ def test_track_state_independent_of_batching(fixes, cuts):
 @pytest.fixture(scope="module")
 def dma(shared):
     pyais = pytest.importorskip("pyais")
-    from pipeline.ais import decode_batch, iter_file_lines
     from pipeline.core.nmea import Reassembler
+    from pipeline.engine.decode import decode_batch
+    from pipeline.fileio import iter_file_lines
     from schemas.records import RawAisBatch
 
     lines = list(iter_file_lines(str(shared / DMA)))

@@ -17,19 +17,17 @@ from pipeline.core.camera import CameraModel, enu_from_geo, geo_from_enu
 from pipeline.core.mot import MultiObjectTracker, iou_xywh
 from pipeline.errors import ConfigError, FrameError
 from pipeline.site import Structure
-from pipeline.vision import (
-    Clip,
+from pipeline.tools.eval_camera import Clip, bench_clip, evaluate_clip
+from pipeline.vision.analyser import FrameAnalyser
+from pipeline.vision.detectors import (
     Detections,
-    DirectoryEvidenceStore,
     DnnDetector,
-    FrameAnalyser,
     MotionDetector,
-    StructureMask,
     _with_yolo_thresh,
-    bench_clip,
-    check_frame,
-    evaluate_clip,
 )
+from pipeline.vision.evidence import DirectoryEvidenceStore
+from pipeline.vision.frames import check_frame
+from pipeline.vision.structures import StructureMask
 from schemas.records import CameraFrame
 
 
@@ -50,9 +48,9 @@ def clip_frames(clip) -> dict[int, np.ndarray]:
     [
         (None, "empty_frame"),
         (np.zeros((0, 0, 3), np.uint8), "empty_frame"),
-        (np.zeros((100, 100), np.uint8), "bad_frame"),
-        (np.zeros((100, 100, 3), np.float32), "bad_frame"),
-        (np.zeros((4, 4, 3), np.uint8), "bad_frame"),
+        (np.zeros((100, 100), np.uint8), "bad_shape"),
+        (np.zeros((100, 100, 3), np.float32), "bad_dtype"),
+        (np.zeros((4, 4, 3), np.uint8), "bad_shape"),
         (np.full((100, 100, 3), 128, np.uint8), "blank_frame"),
         (b"\xff\xd8 not an array", "bad_frame"),
     ],

@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.kafka import RecordProducer
 from pipeline import topics
-from pipeline.ais import decode_batch, iter_file_lines
-from pipeline.app import start_worker_process, stop_worker_process
 from pipeline.core.nmea import Deduplicator, Reassembler
-from pipeline.demo import wait_until_consuming
+from pipeline.engine.decode import decode_batch
+from pipeline.fileio import iter_file_lines
+from pipeline.tools.demo import wait_until_consuming
+from pipeline.tools.worker_process import start_worker_process, stop_worker_process
 from schemas import records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,9 +122,10 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
 
 @pytest.mark.unit
 def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None:
-    from pipeline.ais import unpack_fixes
-    from pipeline.app import FIX_BATCH_MAX, FIX_STATICS_MAX, fix_records
-    from pipeline.engine import PositionColumns
+    from pipeline.engine.columns import PositionColumns
+    from pipeline.engine.decode import unpack_fixes
+    from pipeline.worker.batching import FIX_BATCH_MAX, FIX_STATICS_MAX
+    from pipeline.worker.decode_agent import fix_records
 
     n = 2 * FIX_BATCH_MAX + 7
     pos = [
@@ -174,7 +176,7 @@ def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None
 
 @pytest.mark.unit
 def test_a_corrupt_fix_record_is_an_error_not_wrong_data() -> None:
-    from pipeline.ais import unpack_fixes
+    from pipeline.engine.decode import unpack_fixes
 
     good = records.FixColumns(n=1, positions=bytes(63), sources=["s"])
     assert len(unpack_fixes(good)) == 1
@@ -267,9 +269,9 @@ def test_tracks_agent_dead_letters_a_corrupt_fix_record_and_goes_on(
 
     from aiokafka import AIOKafkaProducer
 
-    from pipeline.ais import pack_fixes
-    from pipeline.bench_e2e import partition_of
-    from pipeline.engine import PositionColumns
+    from pipeline.engine.columns import PositionColumns
+    from pipeline.engine.decode import pack_fixes
+    from pipeline.topics import partition_of
 
     mmsi = 211_990_000 + uuid.uuid4().int % 9_000
     part = partition_of(str(mmsi).encode(), topics.AIS_FIXES.partitions)
@@ -312,3 +314,96 @@ def test_tracks_agent_dead_letters_a_corrupt_fix_record_and_goes_on(
     (d,) = (msgspec.json.decode(v, type=records.DeadLetter) for _, v in dead)
     assert (d.source, d.reason) == ("ais.fixes", "undecodable_record")
     assert "bytes of positions" in d.detail
+
+
+@pytest.mark.integration
+def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """One engine, two drivers: a vessel silent for longer than the idle limit is evicted
+    by the worker's tracks agent and by replay alike, and its next fix starts a new track.
+
+    The worker's sweep clock is the newest event time it has seen (never more than a few
+    minutes past its wall clock), and other tests leave records stamped with the wall
+    clock on the topics; so the vessel's first fix lies an idle limit in the past, and the
+    fix of a second vessel that moves event time on lies two minutes ahead of now."""
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.engine.tracks import EVICT_SWEEP_MS, TrackParams
+    from pipeline.replay import run_replay
+    from pipeline.tools.sentinels import sentinel
+
+    a = 211_980_000 + uuid.uuid4().int % 5_000
+    b = a + 5_000
+    idle_ms = int(TrackParams().idle_evict_s * 1000)
+    now = int(time.time() * 1000) // 1000 * 1000
+    t_a = now - idle_ms - 10_000
+    t_b = now + 2 * 60_000
+    t_back = now + 3 * 60_000
+    lines = [(a, t_a, 110.30), (b, t_b, 110.40), (a, t_back, 110.50)]
+    assert t_b - t_a > idle_ms and t_b - t_a > EVICT_SWEEP_MS
+    text = [sentinel(m, t, lon=lon) for m, t, lon in lines]
+
+    # replay: the same lines, one per micro-batch window
+    path = tmp_path / "evict.nmea"
+    path.write_text("\n".join(text) + "\n")
+    replayed = run_replay(REPO / "sites" / "haikou", [path])
+
+    async def scenario() -> list[records.Track]:
+        tail = TopicTail(kafka_bootstrap, topics.TRACK.name)
+        await tail.start()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        source = f"evict-{uuid.uuid4().hex[:6]}"
+        got: list[records.Track] = []
+        try:
+            for (m, t, _lon), line in zip(lines, text, strict=True):
+                raw = records.RawAisBatch(source=source, lines=[line], rx_t_ms=[t])
+                await producer.send_and_wait(
+                    topics.AIS_RAW.name, msgspec.json.encode(raw), key=source.encode()
+                )
+
+                # one line at a time: each is its own batch, as in replay's windows
+                def is_update(v: bytes, m: int = m, t: int = t) -> bool:
+                    tr = msgspec.json.decode(v, type=records.Track)
+                    return tr.mmsi == m and tr.t_ms == t
+
+                found = await tail.collect(1, is_update, 60)
+                assert found, f"no track update for {m} at {t}"
+                got += [msgspec.json.decode(v, type=records.Track) for _, v in found]
+        finally:
+            await producer.stop()
+            await tail.stop()
+        return got
+
+    with worker(tmp_path, kafka_bootstrap, "decode,tracks") as proc:
+        asyncio.run(wait_until_consuming(kafka_bootstrap, proc, tmp_path, 90))
+        live = asyncio.run(scenario())  # the sweep clock is past earlier tests' records
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    back = [tr for tr in live if tr.mmsi == a][-1]
+    assert (back.t_ms, back.first_t_ms, back.n_fixes) == (t_back, t_back, 1)  # a new track
+    assert _evicted_on_topic(kafka_bootstrap, {a, b}) == [a]
+    assert replayed.counters["tracks.evicted"] == 1
+
+
+def _evicted_on_topic(bootstrap: str, mmsis: set[int]) -> list[int]:
+    """MMSIs among ``mmsis`` with an ``evicted`` record on the track topic."""
+
+    async def read() -> list[int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topics.TRACK.name, p) for p in range(topics.TRACK.partitions)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            out: list[int] = []
+            while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+                for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                    for msg in msgs:
+                        tr = msgspec.json.decode(msg.value, type=records.Track)
+                        if tr.mmsi in mmsis and tr.event == "evicted":
+                            out.append(tr.mmsi)
+            return sorted(out)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

@@ -5,7 +5,7 @@ arrays, with their coast and zone context already computed), the evaluation time
 ``now_t_ms`` (event time, ms UTC) and the :class:`Thresholds`, and returns the
 :class:`Condition` s that hold at that time. The masks are vectorised; only the few
 conditions that hold are turned into Python objects. Episodes (one alert per vessel per
-episode: open → update → closed) are kept by :func:`pipeline.engine.area_step`.
+episode: open → update → closed) are kept by :func:`pipeline.engine.area.area_step`.
 
 Each condition carries ``start_t_ms``, the event time at which it became true, computed
 exactly from the state (e.g. start of the stop + dwell), and its severity factors.

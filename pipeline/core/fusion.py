@@ -55,6 +55,8 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.core.geo import EARTH_RADIUS_M
+
 __all__ = [
     "EARTH_RADIUS_M",
     "KNOT_MPS",
@@ -74,7 +76,6 @@ __all__ = [
     "view_mask",
 ]
 
-EARTH_RADIUS_M = 6_371_008.8
 KNOT_MPS = 1852.0 / 3600.0
 
 

@@ -1,8 +1,8 @@
 """The fault suite: ``shorewatch chaos`` (``make chaos``).
 
-Each scenario sends one simulated night (:mod:`pipeline.simulate`) of AIS and camera
+Each scenario sends one simulated night (:mod:`pipeline.tools.simulate`) of AIS and camera
 input through the real connectors, a real broker and real worker processes
-(:func:`pipeline.app.start_worker_process`), injects one fault while the night plays, and
+(:func:`pipeline.tools.worker_process.start_worker_process`), injects one fault while the night plays, and
 compares what came out with :func:`pipeline.replay.replay` of the same input:
 
 - **alerts**: the alerts replay opens (kind, vessel, event time, position) against the
@@ -24,7 +24,7 @@ compares what came out with :func:`pipeline.replay.replay` of the same input:
   update for a probe sent after the fault. ``None`` for scenarios without a single fault
   moment.
 
-The broker is the local one (:mod:`pipeline.localkafka`, started in the run folder and
+The broker is the local one (:mod:`pipeline.tools.localkafka`, started in the run folder and
 stopped at the end) unless ``KAFKA_BOOTSTRAP_SERVERS`` is set; the scenarios that stop
 the broker need the local one and are skipped (and say so) on an external broker.
 """
@@ -180,13 +180,13 @@ class OpenedAlert:
 
     def brief(self) -> str:
         """``kind vessel event-time lon lat``, for reports."""
-        from pipeline.engine import iso_utc
+        from pipeline.engine.alerts import iso_utc
 
         return f"{self.kind} {self.vessel} {iso_utc(self.t_ms)} {self.lon:.5f} {self.lat:.5f}"
 
     @classmethod
     def of(cls, alert: Any) -> OpenedAlert:
-        from pipeline.evaluate import parse_time_ms
+        from pipeline.tools.evaluate import parse_time_ms
 
         d = alert.data
         vessel = str(d.vessel.mmsi) if d.vessel.mmsi is not None else str(d.vessel.track_id)
@@ -235,7 +235,7 @@ def compare_alerts(
 
     :param until_ms: alerts at or after this event time are left out on both sides, ms UTC
     """
-    from pipeline.evaluate import _haversine_m
+    from pipeline.core.geo import haversine_m
 
     want = opened(expected, until_ms)
     first: dict[str, OpenedAlert] = {}
@@ -259,7 +259,7 @@ def compare_alerts(
                 if g.kind == w.kind
                 and g.vessel == w.vessel
                 and g.t_ms == w.t_ms
-                and float(_haversine_m(w.lon, w.lat, g.lon, g.lat)) <= tolerance_m
+                and float(haversine_m(w.lon, w.lat, g.lon, g.lat)) <= tolerance_m
             ),
             None,
         )
@@ -291,9 +291,9 @@ class Broker:
 
     def kill(self) -> None:
         """SIGKILL the local broker and wait until it is gone."""
-        from pipeline import localkafka
+        from pipeline.localbroker import running
 
-        info = localkafka.running()
+        info = running()
         if info is None:
             raise RuntimeError("the local broker is not running")
         os.killpg(info.pid, signal.SIGKILL)
@@ -313,7 +313,7 @@ class Broker:
 
     def start(self) -> None:
         """Start the local broker again (same data folder, same ports)."""
-        from pipeline import localkafka
+        from pipeline.tools import localkafka
 
         info = localkafka.up()
         if info.bootstrap != self.bootstrap:
@@ -324,9 +324,9 @@ class Broker:
 def chaos_broker(run_dir: Path):
     """The broker to use: ``KAFKA_BOOTSTRAP_SERVERS``, else a local one of its own in
     ``run_dir/kafka`` (started here, stopped at the end)."""
-    from pipeline import localkafka
     from pipeline.admin import check_broker
     from pipeline.settings import Settings
+    from pipeline.tools import localkafka
 
     configured = Settings.from_env().bootstrap_servers
     if configured:
@@ -375,7 +375,7 @@ def prepare_night(cfg: ChaosConfig, out: Path, site: Path = SITE) -> Path:
     """Simulate the night into ``out/night`` (once; kept between runs of the same
     configuration) and cut it to :attr:`ChaosConfig.cut_s`."""
     from pipeline.core.nmea import line_time_ms
-    from pipeline.simulate import SimConfig, simulate
+    from pipeline.tools.simulate import SimConfig, simulate
 
     tag = f"seed{cfg.seed}-{cfg.duration_s}s-fps{cfg.fps:g}-cut{cfg.cut_s}"
     night = out / f"night-{tag}"
@@ -413,8 +413,8 @@ def busy_coast_lines(
     import numpy as np
     from pyais.encode import encode_dict
 
-    from pipeline.bench_e2e import _tag
     from pipeline.site import load_site
+    from pipeline.tools.sentinels import _tag
 
     site = load_site(site_dir)
     lon0, lat0, lon1, lat1 = site.bbox
@@ -471,7 +471,7 @@ def merge_lines_by_time(a: list[str], b: list[str]) -> list[str]:
 
 def probe_lines(mmsis: list[int], t_ms: int, k: int) -> list[str]:
     """One probe fix per MMSI at ``t_ms``, far outside any site (never reaches fusion)."""
-    from pipeline.bench_e2e import sentinel
+    from pipeline.tools.sentinels import sentinel
 
     return [sentinel(m, t_ms, lon=10.0 + 1e-4 * (k % 500), lat=56.0) for m in mmsis]
 
@@ -625,7 +625,7 @@ class Live:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def start_worker(self) -> subprocess.Popen:
-        from pipeline.demo import _start_worker
+        from pipeline.tools.demo import _start_worker
 
         n = len(self.workers) + 1
         w = _start_worker(
@@ -645,7 +645,7 @@ class Live:
         self.fault_mono = time.monotonic()
 
     def stop_all(self) -> None:
-        from pipeline.app import stop_worker_process
+        from pipeline.tools.worker_process import stop_worker_process
 
         for w in self.workers:
             if w.poll() is None:
@@ -677,7 +677,7 @@ def _fault_for(name: str, cfg: ChaosConfig) -> Fault | None:
         await asyncio.sleep(0.3 * cfg.wall_s)
         live.start_worker()
         await asyncio.sleep(0.3 * cfg.wall_s)
-        from pipeline.app import stop_worker_process
+        from pipeline.tools.worker_process import stop_worker_process
 
         live.mark_fault()
         await asyncio.to_thread(stop_worker_process, live.workers[0])
@@ -769,8 +769,8 @@ async def run_live(
     from connectors.ais import KafkaSink, replay_file, tcp_server
     from connectors.kafka import BufferedPublisher, Pace, RecordProducer, replay_records
     from pipeline import topics
-    from pipeline.bench_e2e import sentinel_mmsis
-    from pipeline.demo import wait_until_consuming
+    from pipeline.tools.demo import wait_until_consuming
+    from pipeline.tools.sentinels import sentinel_mmsis
 
     live = Live(cfg=cfg, broker=broker, run_dir=run_dir, site=site)
     live.ais_gate.set()
@@ -955,7 +955,7 @@ def run_scenario(
         (run_dir / "ais-busy.nmea").write_text("\n".join(extra) + "\n")
         ais_files = [run_dir / "ais-busy.nmea"]
     elif name == "oversized-input":
-        from pipeline.bench_e2e import sentinel
+        from pipeline.tools.sentinels import sentinel
 
         now = int(time.time() * 1000)
         extra = [sentinel(211_998_000 + k, now + k, lon=10.5, lat=56.0) for k in range(20)]

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+RTSP_SERVER = Path(__file__).resolve().parents[2] / "pipeline" / "tools" / "rtsp_server.py"
 
 
 def free_port() -> int:
@@ -39,7 +39,7 @@ def gst_rtsp_missing() -> str | None:
 
 
 class RtspServer:
-    """``tests/peers/rtsp_server.py`` as a subprocess; :meth:`stop` and :meth:`start` again
+    """``pipeline/tools/rtsp_server.py`` as a subprocess; :meth:`stop` and :meth:`start` again
     on the same port simulate a camera that goes away and comes back.
 
     :param args: extra arguments (``--file PATH`` or ``--test-pattern`` ...)

@@ -1,0 +1,657 @@
+"""The engine: per-key state transitions as plain functions of (state, batch).
+
+This is the thin layer between the records (:mod:`schemas.records`) and the pure core
+(:mod:`pipeline.core`). It has no Kafka, no asyncio and no clock: every time comes from
+the records (event time). Two drivers call it:
+
+- the Faust agents (:mod:`pipeline.worker.app`), with Faust tables as state;
+- the offline replay (:mod:`pipeline.replay`), with dicts in one process;
+
+so the Kafka pipeline and the replay give the same alerts by construction.
+
+Functions:
+
+- :func:`track_step` — a batch of AIS positions and static reports against the per-MMSI
+  tracks (vectorised in :func:`pipeline.core.tracks.step_tracks`);
+- :func:`evict_tracks` — tracks idle for too long;
+- :func:`area_step` — one area (site): track updates and camera frames in event-time order
+  → association (:mod:`pipeline.core.fusion`), detectors (:mod:`pipeline.core.detectors`),
+  alert episodes → :class:`schemas.records.Alert` CloudEvents.
+
+**Event-time evaluation.** The area's clock is the largest event time seen (watermark).
+Inputs are grouped into ticks of :attr:`Thresholds.eval_tick_s`; the detectors run at the
+end of each tick that received input, as soon as an input of a later tick arrives. The
+evaluation times are therefore a function of the input stream alone, so the alerts do not
+depend on how a time-ordered stream is split into batches (tested with Hypothesis). Each
+alert carries the event time at which its condition became true, computed exactly (e.g.
+stop start + dwell), not the evaluation time.
+
+**Batching of tracks.** :func:`track_step` publishes one Track per MMSI per batch (its
+last state). The detectors read the event-time marks the Track carries (first fix, start
+of the current stop and slow runs, first impossible-speed jump, identity change), so the
+alerts depend on the fixes, not on how the track agent batched them; only the evidence
+trail and the AIS positions association sees are sampled at the batch ends.
+
+**Quiet areas.** Detectors run when input arrives (cameras send a frame per second even
+when they see nothing). A live driver lets conditions mature between inputs with
+:func:`advance_area` and its own estimate of event time (the Faust area clock); replay
+does not, and ends with :func:`flush_area`. With dense input the two evaluate at the same
+times; see :func:`advance_area` for where they may differ.
+
+**Alerts.** Every condition is an episode keyed by ``<kind>|<subject>`` (subject
+``mmsi:<n>``, ``cam:<camera>:<track>``, ``pair:<a>+<b>`` or ``seen:<camera>:<mmsi>``): an
+``open`` event when it first holds, ``update`` events when its severity or factors
+change, ``closed`` after it has not held for :attr:`Thresholds.episode_close_s`. The alert
+id is ``<kind>:<subject>:<start_t_ms>`` and the CloudEvent id ``<alert id>/<seq>``, so both
+drivers produce the same ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from pipeline.core import detectors as det
+from pipeline.core import tracks as ct
+from pipeline.core.detectors import Condition, Thresholds, VesselView
+from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
+from pipeline.core.geo import destination_point, haversine_m
+from pipeline.engine.alerts import _alert_data, _cloud_event
+from pipeline.engine.state import (
+    AreaContext,
+    AreaState,
+    _Episode,
+    _push_unique,
+    _Target,
+    _trim_trail,
+    _Vessel,
+)
+from pipeline.engine.tracks import _nan
+from schemas.records import (
+    Alert,
+    CameraFrame,
+    Track,
+)
+
+__all__ = [
+    "AreaContext",
+    "AreaState",
+    "Thresholds",
+]
+
+
+def _apply_track(st: AreaState, tr: Track, th: Thresholds) -> bool:
+    if tr.event == "evicted":
+        st.vessels.pop(tr.mmsi, None)
+        st.count("tracks.evicted")
+        return True
+    v = st.vessels.get(tr.mmsi)
+    if v is None:
+        v = _Vessel(track=tr)
+        st.vessels[tr.mmsi] = v
+    elif tr.t_ms < v.track.t_ms:
+        st.count("tracks.stale")
+        return False
+    else:
+        v.track = tr
+    st.count("tracks")
+    if not v.trail or v.trail[-1][2] < tr.t_ms:
+        v.trail.append([tr.lon, tr.lat, float(tr.t_ms)])
+        _trim_trail(v.trail, th)
+    if tr.jump_t_ms is not None:
+        if v.jump_last_t_ms < 0 or tr.jump_t_ms - v.jump_last_t_ms > th.jump_hold_s * 1000.0:
+            v.jump_first_t_ms = tr.jump_t_ms
+            v.jump_speed_kn = float(tr.jump_speed_kn or 0.0)
+        else:
+            v.jump_speed_kn = max(v.jump_speed_kn, float(tr.jump_speed_kn or 0.0))
+        v.jump_last_t_ms = max(v.jump_last_t_ms, tr.jump_t_ms)
+    return True
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, int | float) and np.isfinite(x)
+
+
+def _detection_problem(d: Any) -> str | None:
+    """Why a detection is unusable, or ``None``."""
+    if not _finite(d.bearing_deg):
+        return "bad_bearing"
+    if not _finite(d.bearing_sigma_deg) or d.bearing_sigma_deg <= 0:
+        return "bad_bearing_sigma"
+    if not _finite(d.confidence) or not 0.0 <= d.confidence <= 1.0:
+        return "bad_confidence"
+    if d.range_m is not None and (not _finite(d.range_m) or d.range_m < 0):
+        return "bad_range"
+    if d.range_sigma_m is not None and (not _finite(d.range_sigma_m) or d.range_sigma_m < 0):
+        return "bad_range_sigma"
+    if (d.lon is None) != (d.lat is None):
+        return "half_position"
+    if d.lon is not None and (
+        not _finite(d.lon) or not _finite(d.lat) or abs(d.lon) > 180 or abs(d.lat) > 90
+    ):
+        return "bad_position"
+    if (
+        len(d.box_px) != 4
+        or not all(_finite(x) for x in d.box_px)
+        or d.box_px[2] < 0
+        or d.box_px[3] < 0
+    ):
+        return "bad_box"
+    return None
+
+
+class _StepCache:
+    """Per-call caches (never serialised): camera models per frame size, vessel arrays."""
+
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, int, int, float, float], Any] = {}
+        self.vessels: VesselArrays | None = None
+        self.assoc: dict[str, CameraAssociation] = {}
+
+    def association(self, st: AreaState, cam: str) -> CameraAssociation:
+        if cam not in self.assoc:
+            raw = st.assoc.get(cam)
+            self.assoc[cam] = CameraAssociation.from_state(raw) if raw else CameraAssociation()
+        return self.assoc[cam]
+
+    def store(self, st: AreaState) -> None:
+        """Write the live association objects back into the serialisable state."""
+        for cam, a in self.assoc.items():
+            st.assoc[cam] = a.to_state()
+
+    def vessel_arrays(self, st: AreaState) -> VesselArrays:
+        if self.vessels is None:
+            vs = [st.vessels[m].track for m in sorted(st.vessels)]
+            self.vessels = VesselArrays.from_lists(
+                mmsi=[t.mmsi for t in vs], t_ms=[t.t_ms for t in vs],
+                lon_deg=[t.lon for t in vs], lat_deg=[t.lat for t in vs],
+                sog_kn=[_nan(t.sog_kn) for t in vs], cog_deg=[_nan(t.cog_deg) for t in vs],
+                length_m=[_nan(t.length_m) for t in vs],
+            )  # fmt: skip
+        return self.vessels
+
+    def model(self, ctx: AreaContext, fr: CameraFrame) -> Any:
+        key = (fr.camera_id, fr.image_width, fr.image_height, fr.heading_deg, fr.hfov_deg)
+        if key not in self.models:
+            m = ctx.cameras[fr.camera_id]
+            if (
+                fr.image_width > 0
+                and fr.image_height > 0
+                and (m.image_width != fr.image_width or m.image_height != fr.image_height)
+            ):
+                m = m.scaled(fr.image_width, fr.image_height)
+            pose: dict[str, float] = {}
+            if (
+                _finite(fr.heading_deg)
+                and abs((fr.heading_deg - m.heading_deg + 180) % 360 - 180) > 1e-6
+            ):
+                pose["heading_deg"] = fr.heading_deg
+            if (
+                _finite(fr.hfov_deg)
+                and 0 < fr.hfov_deg < 180
+                and abs(fr.hfov_deg - m.hfov_deg) > 1e-6
+            ):
+                pose["hfov_deg"] = fr.hfov_deg
+            if pose and hasattr(m, "with_pose"):
+                m = m.with_pose(**pose)
+            self.models[key] = m
+        return self.models[key]
+
+
+def _stitch(st: AreaState, cam: str, t: int, d: Any, th: Thresholds) -> str | None:
+    """The target of this camera, lost less than ``stitch_gap_s`` ago and within
+    ``stitch_radius_m`` of a new camera track's first position, that it continues."""
+    if d.lon is None or d.lat is None:
+        return None
+    best, best_d = None, th.stitch_radius_m
+    for key, tg in st.targets.items():
+        if (
+            tg.camera_id != cam
+            or tg.lon is None
+            or tg.t_ms >= t
+            or t - tg.t_ms > th.stitch_gap_s * 1000.0
+        ):
+            continue
+        dist = float(haversine_m(tg.lon, tg.lat, d.lon, d.lat))
+        if dist <= best_d:
+            best, best_d = key, dist
+    return best
+
+
+def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepCache) -> None:
+    th = ctx.thresholds
+    cam = fr.camera_id
+    if cam not in ctx.cameras:
+        st.count("frames.unknown_camera")
+        return
+    if fr.t_ms <= st.cam_t_ms.get(cam, -1):
+        st.count("frames.out_of_order")
+        return
+    st.cam_t_ms[cam] = fr.t_ms
+    st.count("frames")
+    valid = []
+    seen_ids: set[int] = set()
+    for d in fr.detections:
+        if d.track_id < 0:  # a tentative image track (pipeline.core.mot): not a target yet
+            st.count("detections.tentative")
+            continue
+        why = _detection_problem(d)
+        if why is None and d.track_id in seen_ids:
+            why = "duplicate_track_id"
+        if why is not None:
+            st.count(f"detections.invalid.{why}")
+            continue
+        seen_ids.add(d.track_id)
+        valid.append(d)
+    st.count("detections", len(valid))
+    dets = DetectionArrays.from_lists(
+        track_id=[d.track_id for d in valid],
+        bearing_deg=[d.bearing_deg % 360.0 for d in valid],
+        bearing_sigma_deg=[d.bearing_sigma_deg for d in valid],
+        range_m=[None if d.beyond_horizon else d.range_m for d in valid],
+        range_sigma_m=[d.range_sigma_m for d in valid],
+        lon_deg=[d.lon for d in valid],
+        lat_deg=[d.lat for d in valid],
+        box_px=[list(d.box_px) for d in valid] if valid else np.zeros((0, 4)),
+    )
+    assoc = cache.association(st, cam)
+    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
+    t = fr.t_ms
+    for j, d in enumerate(valid):
+        key = f"{cam}:{d.track_id}"
+        key = st.aliases.get(key, key)
+        tg = st.targets.get(key)
+        if tg is None:
+            old = _stitch(st, cam, t, d, th)
+            if old is not None:
+                st.aliases[key] = old
+                key = old
+                tg = st.targets[old]
+                st.count("targets.stitched")
+            else:
+                tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+                st.targets[key] = tg
+        tg.t_ms = t
+        tg.hits += 1
+        m = int(fa.mmsi[j])
+        tg.mmsi = m
+        if m < 0:
+            if tg.unmatched_since_t_ms < 0:
+                tg.unmatched_since_t_ms = t
+        else:
+            tg.unmatched_since_t_ms = -1
+        if d.lon is not None and d.lat is not None:
+            tg.lon, tg.lat = float(d.lon), float(d.lat)
+            tg.trail.append([tg.lon, tg.lat, float(t)])
+            _trim_trail(tg.trail, th)
+            radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
+            if (
+                tg.anchor_lon is None
+                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
+            ):
+                tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
+        evidence = {
+            "camera_id": cam, "track_id": int(d.track_id), "t_ms": int(t),
+            "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
+            "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
+        }  # fmt: skip
+        tg.detections.append(evidence)
+        del tg.detections[:-5]
+        _push_unique(tg.uris, d.crop_uri)
+        _push_unique(tg.uris, fr.evidence_uri)
+        if m >= 0 and bool(fa.confirmed[j]):
+            tg.ever_matched = True
+            tg.last_mmsi = m
+        if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
+            v = st.vessels[m]
+            v.detections.append(evidence)
+            del v.detections[:-5]
+            _push_unique(v.uris, d.crop_uri)
+            _push_unique(v.uris, fr.evidence_uri)
+    unseen = {int(x) for x in fa.unseen_mmsi.tolist()}
+    prefix = f"{cam}:"
+    for key in [
+        k for k in st.unseen if k.startswith(prefix) and int(k[len(prefix) :]) not in unseen
+    ]:
+        del st.unseen[key]
+    for m in sorted(unseen):
+        rec = st.unseen.get(f"{cam}:{m}")
+        if rec is None:
+            st.unseen[f"{cam}:{m}"] = [t, t]
+        else:
+            rec[1] = t
+
+
+def _geo_context(
+    owners: list[Any],
+    lon: np.ndarray,
+    lat: np.ndarray,
+    sog: np.ndarray,
+    cog: np.ndarray,
+    ctx: AreaContext,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coast distance, on land, nearest-zone distance, and landfall along the course
+    (distance, and the landfall's distance to the nearest zone) of each row.
+
+    They depend only on (lon, lat, SOG, COG), so each owner caches them with that key in
+    its ``geo`` list and only rows that moved are recomputed (a pure function of the
+    input: batch-invariant).
+    """
+    th = ctx.thresholds
+    g = ctx.geometry
+    n = lon.size
+    key = np.column_stack([lon, lat, sog, cog]) if n else np.zeros((0, 4))
+    key = np.where(np.isnan(key), -999.0, key)
+    out = np.zeros((n, 5))
+    stale = []
+    for r, o in enumerate(owners):
+        cached = o.geo
+        if len(cached) == 9 and cached[:4] == key[r].tolist():
+            out[r] = cached[4:]
+        else:
+            stale.append(r)
+    if stale:
+        s = np.asarray(stale, dtype=np.int64)
+        lo, la, sg, cg = lon[s], lat[s], sog[s], cog[s]
+        coast = g.coast_distance_m(lo, la)
+        moving = np.nan_to_num(sg, nan=0.0) >= th.approach_min_speed_kn
+        # landfall out to approach_landfall_m: a vessel just beyond the watch distance
+        # may be inside it by the time its AIS silence counts (see _dead_reckoned_coast)
+        crs = np.where(moving & (coast <= th.approach_landfall_m), cg, np.nan)
+        fall_m, fall_lon, fall_lat = g.landfall(lo, la, crs, th.approach_landfall_m, step_m=100.0)
+        fall_zone = np.full(s.size, np.inf)
+        hit = np.isfinite(fall_m)
+        if hit.any():
+            fall_zone[hit] = g.nearest_zone(fall_lon[hit], fall_lat[hit])[1]
+        _, zone_m = g.nearest_zone(lo, la)
+        vals = np.column_stack(
+            [coast, g.on_land(lo, la).astype(np.float64), zone_m, fall_m, fall_zone]
+        )
+        out[s] = vals
+        for j, r in enumerate(stale):
+            owners[r].geo = key[r].tolist() + vals[j].tolist()
+    return out[:, 0], out[:, 1] > 0.5, out[:, 2], out[:, 3], out[:, 4]
+
+
+def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
+    """A camera target counts as dark when it was never matched to AIS, or when the vessel
+    it was last matched to has gone silent (AIS off) and the camera still sees it."""
+    if not tg.ever_matched:
+        return tg.mmsi < 0
+    v = st.vessels.get(tg.last_mmsi)
+    if v is None:
+        return tg.mmsi < 0
+    tr = v.track
+    stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
+    silence_ms = float(det.silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
+    return tg.t_ms > tr.t_ms + silence_ms
+
+
+def _view(
+    st: AreaState, now: int, ctx: AreaContext
+) -> tuple[VesselView, list[Any], np.ndarray, np.ndarray]:
+    """Gather the area's vessels and dark targets into arrays, with geometry computed."""
+    th = ctx.thresholds
+    g = ctx.geometry
+    vessels = [st.vessels[m] for m in sorted(st.vessels)]
+    targets = [st.targets[k] for k in sorted(st.targets)]
+    targets = [tg for tg in targets if tg.lon is not None and _target_is_dark(st, tg, th)]
+    # a target last matched to a vessel whose AIS has gone silent *is* that vessel, dark
+    linked = [tg.last_mmsi if tg.last_mmsi in st.vessels else -1 for tg in targets]
+    owners: list[Any] = [*vessels, *targets]
+    na, nd = len(vessels), len(targets)
+    trk = [v.track for v in vessels]
+
+    def col(vals: list[Any], dtype: Any = np.float64) -> np.ndarray:
+        return np.asarray(vals, dtype=dtype) if vals else np.zeros(0, dtype=dtype)
+
+    # camera-target speed: displacement over the last minute of its trail
+    tsog = []
+    for tg in targets:
+        pts = [p for p in tg.trail if p[2] >= tg.t_ms - 60_000]
+        if len(pts) >= 2 and pts[-1][2] > pts[0][2]:
+            d = float(haversine_m(pts[0][0], pts[0][1], pts[-1][0], pts[-1][1]))
+            tsog.append(d / ((pts[-1][2] - pts[0][2]) / 1000.0) / ct.KNOT_MPS)
+        else:
+            tsog.append(np.nan)
+    dwell_ms = th.landing_dwell_s * 1000.0
+    kinds = [t.mmsi_kind for t in trk]
+    lon = col([t.lon for t in trk] + [tg.lon for tg in targets])
+    lat = col([t.lat for t in trk] + [tg.lat for tg in targets])
+    sog = col([_nan(t.sog_kn) for t in trk] + tsog)
+    cog = col([_nan(t.cog_deg) for t in trk] + [np.nan] * nd)
+    t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
+    coast, on_land, zone_m, fall_m, fall_zone_m = _geo_context(owners, lon, lat, sog, cog, ctx)
+    subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
+        f"mmsi:{m}" if m >= 0 else f"cam:{tg.camera_id}:{tg.track_id}"
+        for tg, m in zip(targets, linked, strict=True)
+    ]
+    mem = now - th.rendezvous_memory_s * 1000.0
+    view = VesselView(
+        subject=col(subjects, object),
+        mmsi=col([t.mmsi for t in trk] + linked, np.int64),
+        name=col([t.name for t in trk] + [st.vessels[m].track.name if m >= 0 else None for m in linked], object),
+        dark=col([False] * na + [True] * nd, bool),
+        t_ms=t_ms, lon=lon, lat=lat, sog_kn=sog, cog_deg=cog,
+        expected_interval_s=col([t.expected_interval_s for t in trk] + [np.nan] * nd),
+        stopped_interval_s=col([180.0 if t.ais_class == "B" else t.expected_interval_s for t in trk] + [np.nan] * nd),
+        stopped_since_t_ms=col(
+            [-1 if t.stopped_since_t_ms is None else t.stopped_since_t_ms for t in trk]
+            + [tg.anchor_t_ms if tg.anchor_t_ms >= 0 and tg.t_ms - tg.anchor_t_ms >= dwell_ms else -1 for tg in targets],
+            np.int64,
+        ),
+        slow_since_t_ms=col([-1 if t.slow_since_t_ms is None else t.slow_since_t_ms for t in trk] + [-1] * nd, np.int64),
+        first_t_ms=col([t.first_t_ms if t.first_t_ms is not None else t.t_ms for t in trk] + [tg.first_t_ms for tg in targets], np.int64),
+        length_m=col([_nan(t.length_m) for t in trk] + [np.nan] * nd),
+        hits=col([0] * na + [tg.hits for tg in targets], np.int64),
+        unmatched_since_t_ms=col([-1] * na + [tg.unmatched_since_t_ms for tg in targets], np.int64),
+        invalid_mmsi=col([k == "invalid" for k in kinds] + [False] * nd, bool),
+        no_name=col([t.name is None for t in trk] + [False] * nd, bool),
+        no_call_sign=col([t.call_sign is None for t in trk] + [False] * nd, bool),
+        shipish=col([k in ("ship", "invalid") for k in kinds] + [False] * nd, bool),
+        identity_change_t_ms=col([-1 if t.identity_change_t_ms is None else t.identity_change_t_ms for t in trk] + [-1] * nd, np.int64),
+        jump_t_ms=col([v.jump_first_t_ms for v in vessels] + [-1] * nd, np.int64),
+        last_jump_t_ms=col([v.jump_last_t_ms for v in vessels] + [-1] * nd, np.int64),
+        jump_speed_kn=col([v.jump_speed_kn for v in vessels] + [np.nan] * nd),
+        coast_m=coast,
+        on_land=on_land,
+        zone_m=zone_m,
+        in_port=zone_m <= th.zone_margin_m,
+        landfall_m=fall_m,
+        landfall_zone_m=fall_zone_m,
+        recent_rendezvous=col([st.met_t_ms.get(s, -1) >= mem for s in subjects], bool),
+        dr_coast_m=coast,
+    )  # fmt: skip
+    view = dataclasses.replace(view, dr_coast_m=_dead_reckoned_coast(view, now, ctx))
+    east, north = g.to_enu_m(lon, lat)
+    return view, owners, east, north
+
+
+def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarray:
+    """Coast distance of each silent AIS vessel heading for land, dead-reckoned along
+    its last course and speed to the moment its silence began to count (last fix +
+    :func:`pipeline.core.detectors.ais_silence_ms`), stopping at the landfall, m;
+    ``coast_m`` for every other row.
+
+    A receiver misses a vessel's last reports as often as it hears them (range, shadowing),
+    so the last fix heard can lie outside the watch distance while the vessel is inside
+    it when its silence is noticed."""
+    th = ctx.thresholds
+    out = v.coast_m.copy()
+    if len(v) == 0:
+        return out
+    silence = det.ais_silence_ms(v, th)
+    speed = np.nan_to_num(v.sog_kn, nan=0.0)
+    rows = np.flatnonzero(
+        ~v.dark
+        & (speed >= th.approach_min_speed_kn)
+        & np.isfinite(v.cog_deg)
+        & np.isfinite(v.landfall_m)
+        & (v.coast_m > th.approach_coast_m)
+        & (v.t_ms + silence < now)
+    )
+    if rows.size:
+        run_m = np.minimum(speed[rows] * ct.KNOT_MPS * silence[rows] / 1000.0, v.landfall_m[rows])
+        lon, lat = destination_point(v.lon[rows], v.lat[rows], v.cog_deg[rows], run_m)
+        out[rows] = ctx.geometry.coast_distance_m(lon, lat)
+    return out
+
+
+def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
+    for m in [m for m, v in st.vessels.items() if now - v.track.t_ms > th.vessel_forget_s * 1000.0]:
+        del st.vessels[m]
+        st.count("vessels.forgotten")
+    lost = th.camera_lost_s * 1000.0
+    for k in [
+        k for k, tg in st.targets.items()
+        if now - tg.t_ms > th.target_forget_s * 1000.0 or (tg.hits < th.dark_min_hits and now - tg.t_ms > lost)
+    ]:  # fmt: skip
+        del st.targets[k]
+    for k in [k for k, v in st.aliases.items() if v not in st.targets]:
+        del st.aliases[k]
+    for k in [k for k, (_, last) in st.unseen.items() if now - last > th.camera_stale_s * 1000.0]:
+        del st.unseen[k]
+    mem = now - th.rendezvous_memory_s * 1000.0
+    for k in [k for k, t in st.met_t_ms.items() if t < mem]:
+        del st.met_t_ms[k]
+
+
+def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
+    """Run every detector at event time ``now`` and advance the alert episodes."""
+    th = ctx.thresholds
+    st.evaluated_t_ms = max(st.evaluated_t_ms, now)
+    _housekeeping(st, now, th)
+    view, owners, east, north = _view(st, now, ctx)
+    # rendezvous first: it feeds the landing's "earlier rendezvous" factor
+    pairs = det.rendezvous_pairs(view, east, north, now, th)
+    close = {k for k, _, _ in pairs}
+    gap_ms = th.rendezvous_gap_s * 1000.0
+    for k in [k for k, (_, last) in st.pairs.items() if k not in close and now - last > gap_ms]:
+        del st.pairs[k]
+    for k in sorted(close):
+        rec = st.pairs.get(k)
+        if rec is None:
+            st.pairs[k] = [now, now]
+        else:
+            rec[1] = now
+    since = {k: st.pairs[k][0] for k in close}
+    conds: list[Condition] = det.rendezvous(view, pairs, since, now, th)
+    if conds:
+        for c in conds:
+            for r in c.rows:
+                st.met_t_ms[str(view.subject[r])] = now
+        recent = np.array(
+            [
+                st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
+                for s in view.subject
+            ],
+            dtype=bool,
+        )
+        view = dataclasses.replace(view, recent_rendezvous=recent)
+    conds += det.unusual_landing(view, now, th)
+    conds += det.dark_approach(view, now, th)
+    conds += det.dark_vessel(view, now, th, st.first_t_ms)
+    conds += det.loitering(view, now, th)
+    conds += det.identity_anomaly(view, now, th)
+    conds += det.impossible_speed(view, now, th)
+    rows_by_mmsi = {
+        int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0 and not view.dark[i]
+    }
+    conds += det.ais_not_seen(view, st.unseen, rows_by_mmsi, now, th)
+
+    active = {f"{c.kind}|{c.subject}": c for c in conds}
+    zones: dict[str, tuple[str | None, str | None, float | None, float | None]] = {}
+    if active:
+        keys = sorted(active)
+        lon = np.array([active[k].lon for k in keys])
+        lat = np.array([active[k].lat for k in keys])
+        zi, zd = ctx.geometry.nearest_zone(lon, lat)
+        cd = ctx.geometry.coast_distance_m(lon, lat)
+        for j, k in enumerate(keys):
+            z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
+            zones[k] = (
+                z.name if z else None, z.kind if z else None,
+                float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
+            )  # fmt: skip
+    out: list[Alert] = []
+    for key in sorted(active):
+        c = active[key]
+        ep = st.episodes.get(key)
+        names = [f.name for f in c.factors]
+        if ep is None:
+            ep = _Episode(
+                alert_id=f"{c.kind}:{c.subject}:{c.start_t_ms}", kind=c.kind, subject=c.subject,
+                start_t_ms=c.start_t_ms, severity=c.severity, factor_names=names,
+            )  # fmt: skip
+            st.episodes[key] = ep
+            ep.last = _alert_data(c, ep, "open", view, owners, zones[key], ctx.site)
+            out.append(_cloud_event(ep.last, c.start_t_ms, ctx))
+            st.count(f"alerts.{c.kind}.open")
+            continue
+        ep.false_since_t_ms = -1
+        if c.severity != ep.severity or names != ep.factor_names:
+            ep.seq += 1
+            ep.severity, ep.factor_names = c.severity, names
+            ep.last = _alert_data(c, ep, "update", view, owners, zones[key], ctx.site)
+            out.append(_cloud_event(ep.last, now, ctx))
+            st.count(f"alerts.{c.kind}.update")
+    for key in sorted(set(st.episodes) - set(active)):
+        ep = st.episodes[key]
+        if ep.false_since_t_ms < 0:
+            ep.false_since_t_ms = now
+        if now - ep.false_since_t_ms >= th.episode_close_s * 1000.0:
+            ep.seq += 1
+            assert ep.last is not None
+            data = msgspec.structs.replace(ep.last, status="closed", seq=ep.seq)
+            out.append(_cloud_event(data, now, ctx))
+            del st.episodes[key]
+            st.count(f"alerts.{ep.kind}.closed")
+    return out
+
+
+def _identity_refresh(st: AreaState, tr: Track) -> bool:
+    """A republished track (new static data, no new fix) carries its old fix time."""
+    v = st.vessels.get(tr.mmsi)
+    return v is not None and v.track.t_ms == tr.t_ms
+
+
+def step_in_order(
+    st: AreaState, tracks: Sequence[Track], frames: Sequence[CameraFrame], ctx: AreaContext
+) -> tuple[AreaState, list[Alert]]:
+    th = ctx.thresholds
+    if st.context != ctx.fingerprint:  # new geometry or thresholds: cached geometry is stale
+        for v in st.vessels.values():
+            v.geo = []
+        for tg in st.targets.values():
+            tg.geo = []
+        st.context = ctx.fingerprint
+    tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
+    items = sorted(
+        [(tr.t_ms, 0, i) for i, tr in enumerate(tracks)]
+        + [(fr.t_ms, 1, i) for i, fr in enumerate(frames)]
+    )
+    cache = _StepCache()
+    out: list[Alert] = []
+    for t, kind, i in items:
+        k = t // tick_ms
+        if st.tick < 0:
+            st.tick = k
+        elif k > st.tick:
+            out += evaluate(st, (st.tick + 1) * tick_ms, ctx)
+            st.tick = k
+        elif k < st.tick and not (kind == 0 and _identity_refresh(st, tracks[i])):
+            st.count("late")
+        st.watermark_t_ms = max(st.watermark_t_ms, t)
+        if st.first_t_ms < 0:
+            st.first_t_ms = t
+        if kind == 0:
+            if _apply_track(st, tracks[i], th):
+                cache.vessels = None
+        else:
+            _apply_frame(st, frames[i], ctx, cache)
+    cache.store(st)
+    return st, out

@@ -1,0 +1,67 @@
+"""The feed agent: camera frames re-keyed by area."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import msgspec
+
+from pipeline import topics
+from pipeline.deadletter import Reason, dead_letter
+from pipeline.worker.batching import Metrics, json_encoder, raw_topic, wall_ms
+from schemas import records
+
+log = logging.getLogger(__name__)
+
+
+def _register_feed(app: faust.App, site: Any) -> None:
+    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+    frame_dec = msgspec.json.Decoder(records.CameraFrame)
+    fusion = raw_topic(app, topics.FUSION_INPUT)
+    dead = raw_topic(app, topics.DEADLETTER)
+    cameras = {c.id for c in site.cameras}
+    area = site.name
+
+    @app.agent(raw_topic(app, topics.CAMERA_DETECTION), name="shorewatch.feed")
+    async def feed(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                frame = frame_dec.decode(value)
+            except msgspec.DecodeError as exc:
+                metrics.add({"camera.undecodable": 1})
+                await dead.send(
+                    key=b"camera.detection",
+                    value=json_encoder.encode(
+                        dead_letter(
+                            Reason.UNDECODABLE_RECORD,
+                            source="camera.detection",
+                            stage="camera.detection",
+                            detail=str(exc),
+                            raw=value,
+                            rx_t_ms=wall_ms(),
+                        )
+                    ),
+                )
+                continue
+            if frame.camera_id not in cameras:
+                metrics.add({"camera.unknown_camera": 1})
+                await dead.send(
+                    key=frame.camera_id.encode(),
+                    value=json_encoder.encode(
+                        dead_letter(
+                            Reason.UNKNOWN_CAMERA,
+                            source="camera.detection",
+                            stage="camera.detection",
+                            detail=f"camera {frame.camera_id!r} is not in site {area!r}",
+                            raw=value,
+                            rx_t_ms=wall_ms(),
+                        )
+                    ),
+                )
+                continue
+            await fusion.send(
+                key=area.encode(),
+                value=json_encoder.encode(records.FusionInput(area=area, frame=frame)),
+            )
