@@ -762,8 +762,8 @@ async def run_live(
     *,
     site: Path = SITE,
     extra_ais: list[str] | None = None,
-    quiet_s: float = 10.0,
-    max_wait_s: float = 90.0,
+    quiet_s: float = 15.0,
+    max_wait_s: float = 120.0,
 ) -> tuple[Live, Watch]:
     """Play ``night`` through the pipeline with scenario ``name``'s fault."""
     from connectors.ais import KafkaSink, replay_file, tcp_server
@@ -871,10 +871,13 @@ async def run_live(
         live.notes["input_wall_s"] = round(time.monotonic() - t0_wall, 1)
         await sink.publisher.flush(120)
         watch.last_change = max(watch.last_change, time.monotonic())
+        # wait for the worker to be back (the probe answered, at most 180 s after the
+        # fault), then until nothing new came for quiet_s, at most max_wait_s more
+        if side:
+            await asyncio.wait(side, timeout=240)
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline:
-            side_done = all(t.done() for t in side)
-            if side_done and time.monotonic() - watch.last_change >= quiet_s:
+            if time.monotonic() - watch.last_change >= quiet_s:
                 break
             await asyncio.sleep(0.5)
         for t in side:
