@@ -7,14 +7,16 @@ STAMP := $(VENV)/.installed
 .PHONY: venv demo test test-unit lint format bench eval chaos kafka-up kafka-down clean
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
-# emulator used by the tests) is installed without its dependencies: it asks for
-# opencv-python 5, which would shadow the headless OpenCV 4.x build that still
-# loads the Darknet Yolo-Fastest model.
+# emulator used by the tests) and rapidocr-onnxruntime (the hull-number OCR, models in
+# its wheel) are installed without their dependencies: they ask for opencv-python,
+# which would shadow the headless OpenCV 4.x build that still loads the Darknet
+# Yolo-Fastest model; pyproject.toml lists what else they need.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps ipycam==1.3.0
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $(STAMP)
 
 venv: $(STAMP)

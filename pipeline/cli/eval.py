@@ -130,9 +130,19 @@ def _add_fusion(group: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=lazy("pipeline.tools.eval_fusion", "cmd_eval"))
 
 
+def _add_ocr(group: argparse._SubParsersAction) -> None:
+    """``eval ocr``."""
+    p = group.add_parser("ocr", help="hull-number OCR on generated renders, by character height")
+    p.add_argument("-n", type=int, default=25, help="renders per character height")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=lazy("pipeline.tools.eval_ocr", "cmd_eval"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_alerts(sub)
     group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
     _add_all(group)
     _add_camera(group)
     _add_fusion(group)
+    _add_ocr(group)

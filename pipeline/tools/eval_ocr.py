@@ -1,0 +1,181 @@
+"""Hull-number OCR on realistic renders: exact-match rate by character height, and how often
+a wrong number is read as a valid registered one.
+
+The set is generated with a fixed seed: hull numbers in the standard pattern drawn with a
+CJK font (Debian's Noto CJK) on hull-like backgrounds (painted plate with rust, streaks and
+grain), then perspective, blur, JPEG compression, low light and spray noise, at several
+character heights in pixels. A registry of the generated numbers plus decoys one digit away
+is what a wrong reading could land on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.core.hullnumbers import PROVINCES, USES
+
+__all__ = ["Render", "cmd_eval", "evaluate_ocr", "find_cjk_font", "render_set"]
+
+#: ports of the Qiongzhou Strait coast and their abbreviations as painted
+PORTS = ("海口", "文昌", "临高", "澄迈", "湛", "徐闻", "北", "三亚", "儋")
+HEIGHTS_PX = (16, 24, 32, 48)
+
+
+def find_cjk_font() -> str | None:
+    """A Noto CJK font file (Debian ``fonts-noto-cjk``), or ``None``."""
+    for pattern in (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc",
+        "/usr/share/fonts/**/NotoSansCJK*.tt[cf]",
+    ):
+        found = sorted(glob.glob(pattern, recursive=True))
+        if found:
+            return found[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Render:
+    """One generated crop: the number painted, its character height (px), the image."""
+
+    number: str
+    char_height_px: int
+    image_bgr: np.ndarray
+
+
+def _number(rng: np.random.Generator) -> str:
+    province = "琼" if rng.random() < 0.6 else str(rng.choice(list(PROVINCES[:3])))
+    use = "渔" if rng.random() < 0.85 else str(rng.choice(list(USES)))
+    serial = "".join(str(d) for d in rng.integers(0, 10, size=int(rng.integers(4, 6))))
+    return f"{province}{rng.choice(PORTS)}{use}{serial}"
+
+
+def _hull_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = np.array(rng.choice([(40, 70, 120), (200, 200, 195), (30, 30, 35), (60, 110, 60)]))
+    img = np.ones((h, w, 3)) * base[None, None, ::-1]
+    img += rng.normal(0, 6, size=(h, w, 1))  # grain
+    streaks = np.cumsum(rng.normal(0, 1.5, size=(1, w, 1)), axis=1)  # rust streaks run down
+    img += np.clip(streaks - streaks.mean(), -25, 25) * (rng.random() < 0.5)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _paint(text: str, h_px: int, font_path: str, rng: np.random.Generator) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, size=int(h_px * 1.15), index=2)  # SC glyphs
+    w = int(h_px * 1.15 * len(text)) + 2 * h_px
+    bg = _hull_background(rng, h_px * 3, w)
+    img = Image.fromarray(bg[:, :, ::-1])
+    fill = (235, 235, 235) if bg.mean() < 128 else (20, 20, 25)
+    ImageDraw.Draw(img).text((h_px, int(h_px * 0.8)), text, fill=fill, font=font)
+    return np.array(img)[:, :, ::-1].copy()
+
+
+def _degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    # perspective: the bow seen from the shore, up to 12 % of the width of skew
+    d = rng.uniform(-0.12, 0.12, size=(4, 2)) * np.array([w, h * 0.3])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(src, (src + d).astype(np.float32))
+    img = cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    k = int(rng.choice([1, 1, 3, 3, 5]))
+    if k > 1:
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < 0.4:  # low light: dark, contrast squashed, sensor noise
+        img = np.clip(img * rng.uniform(0.25, 0.5) + rng.normal(0, 5, img.shape), 0, 255)
+        img = img.astype(np.uint8)
+    if rng.random() < 0.4:  # spray: white speckles
+        mask = rng.random((h, w)) < rng.uniform(0.002, 0.02)
+        img[mask] = 255
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 85))])
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return img if out is None else np.asarray(out)
+
+
+def render_set(n_per_height: int, seed: int, font_path: str) -> list[Render]:
+    """The evaluation set: ``n_per_height`` degraded renders at each of :data:`HEIGHTS_PX`."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for h in HEIGHTS_PX:
+        for _ in range(n_per_height):
+            number = _number(rng)
+            out.append(Render(number, h, _degrade(_paint(number, h, font_path, rng), rng)))
+    return out
+
+
+def _decoys(numbers: list[str]) -> set[str]:
+    """The registry a wrong reading could land on: every number and its one-digit neighbours."""
+    out = set(numbers)
+    for n in numbers:
+        for i, c in enumerate(n):
+            if c.isdigit():
+                out.update(n[:i] + str(d) + n[i + 1 :] for d in range(10))
+    return out
+
+
+def evaluate_ocr(n_per_height: int = 25, seed: int = 1) -> dict:
+    """Read every render; exact-match rate by character height, unread rate, and the rate of
+    wrong numbers that are valid and registered.
+
+    :raises RuntimeError: no CJK font to render with
+    """
+    from pipeline.vision.hullocr import HullNumberReader
+
+    font = find_cjk_font()
+    if font is None:
+        raise RuntimeError("no Noto CJK font found (apt-get install fonts-noto-cjk)")
+    renders = render_set(n_per_height, seed, font)
+    registry = _decoys([r.number for r in renders])
+    reader = HullNumberReader()
+    by_h: dict[int, dict[str, int]] = {h: {"n": 0, "exact": 0, "unread": 0, "wrong": 0}
+                                       for h in HEIGHTS_PX}  # fmt: skip
+    wrong_registered = 0
+    times = []
+    for r in renders:
+        t = time.perf_counter()
+        reading = reader.read(r.image_bgr)
+        times.append(time.perf_counter() - t)
+        s = by_h[r.char_height_px]
+        s["n"] += 1
+        if reading.number is None:
+            s["unread"] += 1
+        elif str(reading.number) == r.number:
+            s["exact"] += 1
+        else:
+            s["wrong"] += 1
+            wrong_registered += str(reading.number) in registry
+    return {
+        "seed": seed,
+        "renders": len(renders),
+        "by_char_height_px": {
+            str(h): {**v, "exact_rate": round(v["exact"] / max(1, v["n"]), 3)}
+            for h, v in by_h.items()
+        },
+        "exact_rate_at_32px_and_above": round(
+            sum(v["exact"] for h, v in by_h.items() if h >= 32)
+            / max(1, sum(v["n"] for h, v in by_h.items() if h >= 32)),
+            3,
+        ),
+        "wrong_registered_rate": round(wrong_registered / max(1, len(renders)), 4),
+        "ms_per_crop_median": round(float(np.median(times)) * 1000, 1),
+    }
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    res = evaluate_ocr(args.n, args.seed)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    for h, v in res["by_char_height_px"].items():
+        print(f"{h:>3} px: exact {v['exact_rate']:.3f} ({v['exact']}/{v['n']}), "
+              f"unread {v['unread']}, wrong {v['wrong']}")  # fmt: skip
+    print(f"wrong number read as a valid registered one: {res['wrong_registered_rate']:.4f}; "
+          f"{res['ms_per_crop_median']} ms per crop (median, one core)")  # fmt: skip
+    return 0
