@@ -25,7 +25,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "chaos",
         help="the fault suite: each scenario's alerts against replay of the same night",
     )
-    p.add_argument("--scenario", choices=SCENARIO_NAMES, help="run this scenario only")
+    p.add_argument(
+        "--scenario",
+        choices=SCENARIO_NAMES,
+        action="append",
+        help="run this scenario (repeatable; default: all)",
+    )
     p.add_argument("--short", action="store_true", help="a short night (for tests)")
     p.add_argument("--speed", type=float, default=None, help="replay speed, times real time")
     p.add_argument("--json", action="store_true", help="one JSON object per scenario per line")

@@ -764,8 +764,16 @@ async def run_live(
     extra_ais: list[str] | None = None,
     quiet_s: float = 15.0,
     max_wait_s: float = 120.0,
+    expected_positions: frozenset[tuple[int, int]] = frozenset(),
+    caught_up_s: float = 300.0,
+    stalled_s: float = 60.0,
 ) -> tuple[Live, Watch]:
-    """Play ``night`` through the pipeline with scenario ``name``'s fault."""
+    """Play ``night`` through the pipeline with scenario ``name``'s fault.
+
+    :param expected_positions: ``(mmsi, t_ms)`` of the input's position reports: after the input ends, the
+        pipeline is given up to ``caught_up_s`` to put them all out (unless it puts out
+        none for ``stalled_s``)
+    """
     from connectors.ais import KafkaSink, replay_file, tcp_server
     from connectors.kafka import BufferedPublisher, Pace, RecordProducer, replay_records
     from pipeline import topics
@@ -875,6 +883,13 @@ async def run_live(
         # fault), then until nothing new came for quiet_s, at most max_wait_s more
         if side:
             await asyncio.wait(side, timeout=240)
+        # a loaded worker may be minutes behind: wait while it still puts out the input's
+        # positions (at most caught_up_s), then until nothing new came for quiet_s
+        caught_up = time.monotonic() + caught_up_s
+        while time.monotonic() < caught_up and not expected_positions <= watch.positions:
+            if time.monotonic() - watch.last_change >= stalled_s:
+                break
+            await asyncio.sleep(0.5)
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline:
             if time.monotonic() - watch.last_change >= quiet_s:
@@ -968,7 +983,16 @@ def run_scenario(
     offline, want_pos = _offline(site, tuple(ais_files), night / "detections.jsonl")
     replay_s = time.monotonic() - t0
     live, watch = asyncio.run(
-        run_live(name, cfg, broker, night, run_dir, site=site, extra_ais=extra)
+        run_live(
+            name,
+            cfg,
+            broker,
+            night,
+            run_dir,
+            site=site,
+            extra_ais=extra,
+            expected_positions=frozenset(want_pos),
+        )
     )
     until_ms = (
         int(datetime.fromisoformat(cfg.start).timestamp() * 1000) + cfg.sent_s * 1000 - cfg.tail_ms
@@ -1045,7 +1069,7 @@ def format_table(results: list[ChaosResult]) -> str:
 
 def run(args: Any) -> int:
     """``shorewatch chaos``: run the scenarios, print the table (or JSON lines)."""
-    names = [args.scenario] if args.scenario else list(SCENARIOS)
+    names = list(args.scenario or SCENARIOS)
     cfg = ChaosConfig.short() if args.short else ChaosConfig()
     if args.speed:
         cfg = ChaosConfig(**{**asdict(cfg), "speed": args.speed})
