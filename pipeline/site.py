@@ -5,7 +5,10 @@ A site folder holds (issue 3, item 6):
 - ``site.yaml``: ``name``, ``timezone`` (IANA), ``bbox`` ``[lon_min, lat_min, lon_max,
   lat_max]``, ``land`` (GeoJSON of land Polygons/MultiPolygons; the coastline is their
   boundary), ``zones`` (GeoJSON of authorised places), optional ``cameras`` (a YAML file)
-  and optional ``thresholds`` (a mapping overriding detector defaults);
+  optional ``detectors`` (switch a detector off or set its thresholds by detector name:
+  ``detectors: {loitering: {enabled: false}, unusual_landing: {dwell_s: 240}}``, see
+  ``docs/detectors.md``) and optional ``thresholds`` (the older form: a mapping of
+  threshold field name to value, for the thresholds shared by several detectors);
 - the files it names.
 
 :func:`load_site` reads and validates everything and raises :class:`~pipeline.errors.SiteError`
@@ -34,6 +37,8 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shap
 from shapely.ops import unary_union
 from shapely.validation import explain_validity
 
+from pipeline.core.detectors import DETECTORS
+from pipeline.core.detectors.registry import detector_settings_problems
 from pipeline.core.geo import EARTH_RADIUS_M, haversine_m
 from pipeline.errors import ConfigError, SiteError
 from pipeline.settings import REPO_DIR
@@ -64,7 +69,9 @@ CLIP_STRUCTURES_DIR = REPO_DIR / "sites" / "clips"
 #: Kinds of authorised place a zone may have.
 ZONE_KINDS: tuple[str, ...] = ("port", "pier", "anchorage", "shipyard", "fishing_harbour")
 
-_SITE_KEYS = {"name", "timezone", "bbox", "land", "zones", "cameras", "thresholds", "description"}
+_SITE_KEYS = {
+    "name", "timezone", "bbox", "land", "zones", "cameras", "thresholds", "detectors", "description",
+}  # fmt: skip
 _CAMERA_KEYS = {
     "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
     "fx", "fy", "cx", "cy", "image_width", "image_height", "rtsp_url", "onvif", "ptz",
@@ -284,7 +291,10 @@ class Site:
 
     :param bbox: ``(lon_min, lat_min, lon_max, lat_max)``, degrees
     :param land: land as a shapely (Multi)Polygon clipped to the bbox, lon/lat degrees
-    :param thresholds: detector settings overriding the defaults
+    :param thresholds: detector thresholds overriding the defaults, by
+        :class:`~pipeline.core.detectors.Thresholds` field (the older form)
+    :param detectors: detector name -> ``enabled`` and its own thresholds by name (see
+        :class:`~pipeline.core.detectors.DetectorSettings`)
     """
 
     path: Path
@@ -296,6 +306,7 @@ class Site:
     cameras: list[CameraConfig]
     thresholds: dict[str, Any]
     description: str | None = None
+    detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def camera(self, camera_id: str) -> CameraConfig:
         """The camera with this id.
@@ -587,6 +598,57 @@ def _parse_camera(
         where = f"cameras[{i}] ({cid})"
     for key in sorted(set(raw) - _CAMERA_KEYS):
         probs.add(fname, f"{where}.{key}", "unknown field")
+    _check_camera_pose(raw, fname, where, bbox_poly, probs)
+    _check_camera_image(raw, fname, where, probs)
+    url = raw.get("rtsp_url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"^rtsps?://", url)):
+        probs.add(fname, f"{where}.rtsp_url", f"must be an rtsp:// or rtsps:// URL, got {url!r}")
+    onvif = None
+    if raw.get("onvif") is not None:
+        onvif = _parse_onvif(raw["onvif"], fname, f"{where}.onvif", probs, require_env)
+    ptz = None
+    if raw.get("ptz") is not None:
+        ptz = _parse_ptz(raw["ptz"], fname, f"{where}.ptz", probs)
+    w_img, h_img = raw.get("image_width"), raw.get("image_height")
+    size = (w_img, h_img) if isinstance(w_img, int) and isinstance(h_img, int) else None
+    mask = None
+    if raw.get("water_mask") is not None:
+        mask = _parse_pixel_polygon(raw["water_mask"], size, fname, f"{where}.water_mask", probs)
+    structures = _parse_structures(raw.get("structures"), size, fname, where, probs)
+    selfcal = raw.get("self_calibrate", False)
+    if not isinstance(selfcal, bool):
+        probs.add(fname, f"{where}.self_calibrate", f"must be true or false, got {selfcal!r}")
+    if len(probs.items) > n0:
+        return None
+    return CameraConfig(
+        id=str(cid),
+        name=raw.get("name"),
+        lat=float(raw["lat"]),
+        lon=float(raw["lon"]),
+        height_m=float(raw["height_m"]),
+        heading_deg=float(raw["heading_deg"]),
+        tilt_deg=float(raw["tilt_deg"]),
+        roll_deg=float(raw.get("roll_deg", 0.0)),
+        hfov_deg=float(raw["hfov_deg"]) if "hfov_deg" in raw else None,
+        fx=float(raw["fx"]) if "fx" in raw else None,
+        fy=float(raw["fy"]) if "fy" in raw else None,
+        cx=float(raw["cx"]) if "cx" in raw else None,
+        cy=float(raw["cy"]) if "cy" in raw else None,
+        image_width=int(raw["image_width"]),
+        image_height=int(raw["image_height"]),
+        rtsp_url=url,
+        onvif=onvif,
+        ptz=ptz,
+        water_mask=mask,
+        structures=structures,
+        self_calibrate=bool(selfcal),
+    )
+
+
+def _check_camera_pose(
+    raw: dict, fname: str, where: str, bbox_poly: Polygon | None, probs: _Problems
+) -> None:
+    """A camera's position (inside the site bbox), height, heading, tilt and roll."""
     lon: Any = raw.get("lon")
     lat: Any = raw.get("lat")
     if _check_lonlat(lon, lat, fname, where, probs) and bbox_poly is not None:
@@ -610,6 +672,10 @@ def _parse_camera(
                 f"{where}.{key}",
                 f"must be a number in [-{lim:g}, {lim:g}] degrees, got {v!r}",
             )
+
+
+def _check_camera_image(raw: dict, fname: str, where: str, probs: _Problems) -> None:
+    """A camera's image size and its field of view or intrinsics (one of the two)."""
     for key in ("image_width", "image_height"):
         v = raw.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -632,99 +698,62 @@ def _parse_camera(
                 )
     else:
         probs.add(fname, f"{where}.hfov_deg", "give hfov_deg or the intrinsics fx, fy, cx, cy")
-    url = raw.get("rtsp_url")
-    if url is not None and (not isinstance(url, str) or not re.match(r"^rtsps?://", url)):
-        probs.add(fname, f"{where}.rtsp_url", f"must be an rtsp:// or rtsps:// URL, got {url!r}")
-    onvif = None
-    if raw.get("onvif") is not None:
-        o = raw["onvif"]
-        ow = f"{where}.onvif"
-        n_onvif = len(probs.items)
-        if not isinstance(o, dict):
-            probs.add(fname, ow, "must be a mapping with host, port, user_env, password_env")
-        else:
-            for key in sorted(set(o) - {"host", "port", "user_env", "password_env"}):
-                hint = (
-                    " (put the secret in an environment variable and name it in user_env/password_env)"
-                    if key in ("user", "password")
-                    else ""
-                )
-                probs.add(fname, f"{ow}.{key}", f"unknown field{hint}")
-            if not isinstance(o.get("host"), str) or not o.get("host"):
-                probs.add(fname, f"{ow}.host", "missing host")
-            port = o.get("port", 80)
-            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-                probs.add(fname, f"{ow}.port", f"must be a TCP port, got {port!r}")
-            for key in ("user_env", "password_env"):
-                name = o.get(key)
-                if not isinstance(name, str) or not _ENV_NAME.match(name):
-                    probs.add(
-                        fname, f"{ow}.{key}", f"must name an environment variable, got {name!r}"
-                    )
-                elif require_env and name not in os.environ:
-                    probs.add(fname, f"{ow}.{key}", f"environment variable {name} is not set")
-            if len(probs.items) == n_onvif:
-                onvif = OnvifConfig(str(o["host"]), int(port), o["user_env"], o["password_env"])
-    ptz = None
-    if raw.get("ptz") is not None:
-        p = raw["ptz"]
-        pw = f"{where}.ptz"
-        if not isinstance(p, dict):
-            probs.add(fname, pw, "must be a mapping with pan, tilt, zoom_hfov")
-        else:
-            for key in sorted(set(p) - {"pan", "tilt", "zoom_hfov"}):
-                probs.add(fname, f"{pw}.{key}", "unknown field")
-            pan = _parse_axis(p.get("pan"), fname, f"{pw}.pan", probs)
-            tilt = _parse_axis(p.get("tilt"), fname, f"{pw}.tilt", probs)
-            table: list[tuple[float, float]] = []
-            zh = p.get("zoom_hfov", [])
-            if not isinstance(zh, list) or not all(
-                isinstance(r, list | tuple) and len(r) == 2 and all(_is_number(x) for x in r)
-                for r in zh
-            ):
-                probs.add(fname, f"{pw}.zoom_hfov", "must be a list of [zoom, hfov_deg] pairs")
-            else:
-                table = [(float(a), float(b)) for a, b in zh]
-                zs = [a for a, _ in table]
-                if any(z2 <= z1 for z1, z2 in zip(zs, zs[1:], strict=False)):
-                    probs.add(fname, f"{pw}.zoom_hfov", "zoom values must increase")
-                if any(not 0.0 < b < 180.0 for _, b in table):
-                    probs.add(fname, f"{pw}.zoom_hfov", "hfov_deg values must be in (0, 180)")
-            ptz = PtzCalibration(pan=pan, tilt=tilt, zoom_hfov=tuple(table))
-    w_img, h_img = raw.get("image_width"), raw.get("image_height")
-    size = (w_img, h_img) if isinstance(w_img, int) and isinstance(h_img, int) else None
-    mask = None
-    if raw.get("water_mask") is not None:
-        mask = _parse_pixel_polygon(raw["water_mask"], size, fname, f"{where}.water_mask", probs)
-    structures = _parse_structures(raw.get("structures"), size, fname, where, probs)
-    selfcal = raw.get("self_calibrate", False)
-    if not isinstance(selfcal, bool):
-        probs.add(fname, f"{where}.self_calibrate", f"must be true or false, got {selfcal!r}")
-    if len(probs.items) > n0:
+
+
+def _parse_onvif(
+    o: Any, fname: str, ow: str, probs: _Problems, require_env: bool
+) -> OnvifConfig | None:
+    """A camera's ``onvif`` section (``ow``: its field path), or ``None`` when invalid."""
+    n_onvif = len(probs.items)
+    if not isinstance(o, dict):
+        probs.add(fname, ow, "must be a mapping with host, port, user_env, password_env")
         return None
-    return CameraConfig(
-        id=str(cid),
-        name=raw.get("name"),
-        lat=float(lat),
-        lon=float(lon),
-        height_m=float(h),
-        heading_deg=float(hd),
-        tilt_deg=float(raw["tilt_deg"]),
-        roll_deg=float(raw.get("roll_deg", 0.0)),
-        hfov_deg=float(raw["hfov_deg"]) if "hfov_deg" in raw else None,
-        fx=float(raw["fx"]) if "fx" in raw else None,
-        fy=float(raw["fy"]) if "fy" in raw else None,
-        cx=float(raw["cx"]) if "cx" in raw else None,
-        cy=float(raw["cy"]) if "cy" in raw else None,
-        image_width=int(raw["image_width"]),
-        image_height=int(raw["image_height"]),
-        rtsp_url=url,
-        onvif=onvif,
-        ptz=ptz,
-        water_mask=mask,
-        structures=structures,
-        self_calibrate=bool(selfcal),
-    )
+    for key in sorted(set(o) - {"host", "port", "user_env", "password_env"}):
+        hint = (
+            " (put the secret in an environment variable and name it in user_env/password_env)"
+            if key in ("user", "password")
+            else ""
+        )
+        probs.add(fname, f"{ow}.{key}", f"unknown field{hint}")
+    if not isinstance(o.get("host"), str) or not o.get("host"):
+        probs.add(fname, f"{ow}.host", "missing host")
+    port = o.get("port", 80)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        probs.add(fname, f"{ow}.port", f"must be a TCP port, got {port!r}")
+    for key in ("user_env", "password_env"):
+        name = o.get(key)
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            probs.add(fname, f"{ow}.{key}", f"must name an environment variable, got {name!r}")
+        elif require_env and name not in os.environ:
+            probs.add(fname, f"{ow}.{key}", f"environment variable {name} is not set")
+    if len(probs.items) > n_onvif:
+        return None
+    return OnvifConfig(str(o["host"]), int(port), o["user_env"], o["password_env"])
+
+
+def _parse_ptz(p: Any, fname: str, pw: str, probs: _Problems) -> PtzCalibration | None:
+    """A camera's ``ptz`` section (``pw``: its field path)."""
+    if not isinstance(p, dict):
+        probs.add(fname, pw, "must be a mapping with pan, tilt, zoom_hfov")
+        return None
+    for key in sorted(set(p) - {"pan", "tilt", "zoom_hfov"}):
+        probs.add(fname, f"{pw}.{key}", "unknown field")
+    pan = _parse_axis(p.get("pan"), fname, f"{pw}.pan", probs)
+    tilt = _parse_axis(p.get("tilt"), fname, f"{pw}.tilt", probs)
+    table: list[tuple[float, float]] = []
+    zh = p.get("zoom_hfov", [])
+    if not isinstance(zh, list) or not all(
+        isinstance(r, list | tuple) and len(r) == 2 and all(_is_number(x) for x in r) for r in zh
+    ):
+        probs.add(fname, f"{pw}.zoom_hfov", "must be a list of [zoom, hfov_deg] pairs")
+    else:
+        table = [(float(a), float(b)) for a, b in zh]
+        zs = [a for a, _ in table]
+        if any(z2 <= z1 for z1, z2 in zip(zs, zs[1:], strict=False)):
+            probs.add(fname, f"{pw}.zoom_hfov", "zoom values must increase")
+        if any(not 0.0 < b < 180.0 for _, b in table):
+            probs.add(fname, f"{pw}.zoom_hfov", "hfov_deg values must be in (0, 180)")
+    return PtzCalibration(pan=pan, tilt=tilt, zoom_hfov=tuple(table))
 
 
 def _validate(path: Path, require_env: bool) -> tuple[list[str], Site | None]:
@@ -740,174 +769,17 @@ def _validate(path: Path, require_env: bool) -> tuple[list[str], Site | None]:
         return probs.items, None
     for key in sorted(set(doc) - _SITE_KEYS):
         probs.add("site.yaml", key, "unknown field")
-
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         probs.add("site.yaml", "name", "missing site name")
-
-    tz = None
-    tzname = doc.get("timezone")
-    if not isinstance(tzname, str) or not tzname:
-        probs.add("site.yaml", "timezone", "missing IANA time zone name, e.g. Asia/Shanghai")
-    else:
-        try:
-            tz = ZoneInfo(tzname)
-        except (ZoneInfoNotFoundError, ValueError):
-            probs.add("site.yaml", "timezone", f"unknown IANA time zone {tzname!r}")
-
-    bbox = doc.get("bbox")
-    bbox_poly = None
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
-        probs.add(
-            "site.yaml", "bbox", f"must be [lon_min, lat_min, lon_max, lat_max], got {bbox!r}"
-        )
-        bbox = None
-    elif not (-180 <= bbox[0] < bbox[2] <= 180 and -90 <= bbox[1] < bbox[3] <= 90):
-        probs.add(
-            "site.yaml",
-            "bbox",
-            f"needs lon_min < lon_max and lat_min < lat_max in degrees, got {bbox}",
-        )
-        bbox = None
-    else:
-        bbox = tuple(float(v) for v in bbox)
-        bbox_poly = box(*bbox)
-
-    # land
-    land = None
-    land_file = doc.get("land")
-    if not isinstance(land_file, str):
-        probs.add("site.yaml", "land", "missing land GeoJSON file name")
-    else:
-        feats = _read_geojson(path / land_file, land_file, probs)
-        polys = []
-        for where, _props, geom in feats or []:
-            g = _shape(geom, land_file, where, probs)
-            if g is None:
-                continue
-            if g.geom_type not in ("Polygon", "MultiPolygon"):
-                probs.add(
-                    land_file,
-                    f"{where}.geometry",
-                    f"land must be Polygon or MultiPolygon, got {g.geom_type}",
-                )
-                continue
-            if _check_polygon(g, land_file, where, probs):
-                polys.append(g)
-        if (
-            feats is not None
-            and not polys
-            and not any(p.startswith(land_file) for p in probs.items)
-        ):
-            probs.add(land_file, "features", "no land polygons")
-        if polys:
-            u = unary_union(polys)
-            if bbox_poly is not None:
-                if not u.intersects(bbox_poly):
-                    probs.add(land_file, "features", "no land inside the site bbox")
-                u = make_valid(u.intersection(bbox_poly))
-            parts = [
-                g for g in getattr(u, "geoms", [u]) if g.geom_type == "Polygon" and not g.is_empty
-            ]
-            land = MultiPolygon(parts)
-
-    # zones
-    zones: list[SiteZone] = []
-    zones_file = doc.get("zones")
-    if not isinstance(zones_file, str):
-        probs.add("site.yaml", "zones", "missing zones GeoJSON file name")
-    else:
-        feats = _read_geojson(path / zones_file, zones_file, probs)
-        seen: set[str] = set()
-        for where, props, geom in feats or []:
-            n0 = len(probs.items)
-            zname = props.get("name")
-            if not isinstance(zname, str) or not zname.strip():
-                probs.add(zones_file, f"{where}.properties.name", "missing zone name")
-            elif zname in seen:
-                probs.add(zones_file, f"{where}.properties.name", f"duplicate zone name {zname!r}")
-            else:
-                seen.add(zname)
-                where = f"{where} ({zname})"
-            kind = props.get("kind")
-            if kind not in ZONE_KINDS:
-                probs.add(
-                    zones_file,
-                    f"{where}.properties.kind",
-                    f"unknown zone kind {kind!r} (expected one of {', '.join(ZONE_KINDS)})",
-                )
-            g = _shape(geom, zones_file, where, probs)
-            zone = None
-            if g is None:
-                pass
-            elif g.geom_type == "Polygon":
-                if _check_polygon(g, zones_file, where, probs):
-                    zone = SiteZone(str(zname), str(kind), g, properties=dict(props))
-            elif g.geom_type == "Point":
-                r = props.get("radius_m")
-                if not _is_number(r) or r <= 0:
-                    probs.add(
-                        zones_file,
-                        f"{where}.properties.radius_m",
-                        f"a Point zone needs a positive radius_m, got {r!r}",
-                    )
-                else:
-                    zone = SiteZone(
-                        str(zname), str(kind), circle_polygon(g.x, g.y, float(r)),
-                        center_lonlat=(g.x, g.y), radius_m=float(r), properties=dict(props),
-                    )  # fmt: skip
-            else:
-                probs.add(
-                    zones_file,
-                    f"{where}.geometry",
-                    f"a zone is a Polygon or a Point with radius_m, got {g.geom_type}",
-                )
-            if (
-                zone is not None
-                and bbox_poly is not None
-                and not zone.polygon.intersects(bbox_poly)
-            ):
-                probs.add(zones_file, f"{where}.geometry", "zone lies outside the site bbox")
-            if zone is not None and len(probs.items) == n0:
-                zones.append(zone)
-
-    # cameras
-    cameras: list[CameraConfig] = []
-    cam_file = doc.get("cameras")
-    if cam_file is not None:
-        if not isinstance(cam_file, str):
-            probs.add("site.yaml", "cameras", "must name a YAML file")
-        else:
-            raw = _read_yaml(path / cam_file, cam_file, probs)
-            if isinstance(raw, dict) and "cameras" in raw:
-                raw = raw["cameras"]
-            if raw is not None and not isinstance(raw, list):
-                probs.add(cam_file, "cameras", "must be a list of cameras")
-            elif raw:
-                ids: set[str] = set()
-                for i, r in enumerate(raw):
-                    cam = _parse_camera(r, i, cam_file, bbox_poly, probs, require_env)
-                    if cam is None:
-                        continue
-                    if cam.id in ids:
-                        probs.add(cam_file, f"cameras[{i}].id", f"duplicate camera id {cam.id!r}")
-                        continue
-                    ids.add(cam.id)
-                    cameras.append(cam)
-
-    thresholds = doc.get("thresholds") or {}
-    if not isinstance(thresholds, dict):
-        probs.add("site.yaml", "thresholds", "must be a mapping of setting name to value")
-        thresholds = {}
-    else:
-        for key, val in thresholds.items():
-            if not isinstance(key, str):
-                probs.add("site.yaml", f"thresholds.{key}", "setting names must be text")
-            elif not isinstance(val, int | float | bool | str):
-                probs.add(
-                    "site.yaml", f"thresholds.{key}", f"must be a number, flag or text, got {val!r}"
-                )
-
+    tz = _parse_timezone(doc.get("timezone"), probs)
+    bbox = _parse_bbox(doc.get("bbox"), probs)
+    bbox_poly = box(*bbox) if bbox is not None else None
+    land = _parse_land(path, doc.get("land"), bbox_poly, probs)
+    zones = _parse_zones(path, doc.get("zones"), bbox_poly, probs)
+    cameras = _parse_cameras(path, doc.get("cameras"), bbox_poly, probs, require_env)
+    thresholds = _parse_thresholds(doc.get("thresholds"), probs)
+    detectors = _parse_detectors(doc.get("detectors"), thresholds, probs)
     if probs.items:
         return probs.items, None
     site = Site(
@@ -920,8 +792,215 @@ def _validate(path: Path, require_env: bool) -> tuple[list[str], Site | None]:
         cameras=cameras,
         thresholds=dict(thresholds),
         description=doc.get("description"),
+        detectors=detectors,
     )
     return [], site
+
+
+def _parse_timezone(tzname: Any, probs: _Problems) -> ZoneInfo | None:
+    """``timezone``: an IANA time zone name."""
+    if not isinstance(tzname, str) or not tzname:
+        probs.add("site.yaml", "timezone", "missing IANA time zone name, e.g. Asia/Shanghai")
+        return None
+    try:
+        return ZoneInfo(tzname)
+    except (ZoneInfoNotFoundError, ValueError):
+        probs.add("site.yaml", "timezone", f"unknown IANA time zone {tzname!r}")
+        return None
+
+
+def _parse_bbox(bbox: Any, probs: _Problems) -> tuple[float, float, float, float] | None:
+    """``bbox``: ``[lon_min, lat_min, lon_max, lat_max]``, degrees."""
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+        probs.add(
+            "site.yaml", "bbox", f"must be [lon_min, lat_min, lon_max, lat_max], got {bbox!r}"
+        )
+        return None
+    if not (-180 <= bbox[0] < bbox[2] <= 180 and -90 <= bbox[1] < bbox[3] <= 90):
+        probs.add(
+            "site.yaml",
+            "bbox",
+            f"needs lon_min < lon_max and lat_min < lat_max in degrees, got {bbox}",
+        )
+        return None
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    return (x0, y0, x1, y1)
+
+
+def _parse_land(
+    path: Path, land_file: Any, bbox_poly: Polygon | None, probs: _Problems
+) -> MultiPolygon | None:
+    """``land``: the GeoJSON file of land polygons, clipped to the bbox."""
+    if not isinstance(land_file, str):
+        probs.add("site.yaml", "land", "missing land GeoJSON file name")
+        return None
+    feats = _read_geojson(path / land_file, land_file, probs)
+    polys = []
+    for where, _props, geom in feats or []:
+        g = _shape(geom, land_file, where, probs)
+        if g is None:
+            continue
+        if g.geom_type not in ("Polygon", "MultiPolygon"):
+            probs.add(
+                land_file,
+                f"{where}.geometry",
+                f"land must be Polygon or MultiPolygon, got {g.geom_type}",
+            )
+            continue
+        if _check_polygon(g, land_file, where, probs):
+            polys.append(g)
+    if feats is not None and not polys and not any(p.startswith(land_file) for p in probs.items):
+        probs.add(land_file, "features", "no land polygons")
+    if not polys:
+        return None
+    u = unary_union(polys)
+    if bbox_poly is not None:
+        if not u.intersects(bbox_poly):
+            probs.add(land_file, "features", "no land inside the site bbox")
+        u = make_valid(u.intersection(bbox_poly))
+    parts = [g for g in getattr(u, "geoms", [u]) if g.geom_type == "Polygon" and not g.is_empty]
+    return MultiPolygon(parts)
+
+
+def _parse_zones(
+    path: Path, zones_file: Any, bbox_poly: Polygon | None, probs: _Problems
+) -> list[SiteZone]:
+    """``zones``: the GeoJSON file of authorised places."""
+    if not isinstance(zones_file, str):
+        probs.add("site.yaml", "zones", "missing zones GeoJSON file name")
+        return []
+    zones: list[SiteZone] = []
+    feats = _read_geojson(path / zones_file, zones_file, probs)
+    seen: set[str] = set()
+    for where, props, geom in feats or []:
+        n0 = len(probs.items)
+        zname = props.get("name")
+        if not isinstance(zname, str) or not zname.strip():
+            probs.add(zones_file, f"{where}.properties.name", "missing zone name")
+        elif zname in seen:
+            probs.add(zones_file, f"{where}.properties.name", f"duplicate zone name {zname!r}")
+        else:
+            seen.add(zname)
+            where = f"{where} ({zname})"
+        zone = _parse_zone(zname, props, geom, zones_file, where, probs)
+        if zone is not None and bbox_poly is not None and not zone.polygon.intersects(bbox_poly):
+            probs.add(zones_file, f"{where}.geometry", "zone lies outside the site bbox")
+        if zone is not None and len(probs.items) == n0:
+            zones.append(zone)
+    return zones
+
+
+def _parse_zone(
+    zname: Any, props: dict, geom: Any, zones_file: str, where: str, probs: _Problems
+) -> SiteZone | None:
+    """One zone feature: its kind and its Polygon, or Point with ``radius_m``."""
+    kind = props.get("kind")
+    if kind not in ZONE_KINDS:
+        probs.add(
+            zones_file,
+            f"{where}.properties.kind",
+            f"unknown zone kind {kind!r} (expected one of {', '.join(ZONE_KINDS)})",
+        )
+    g = _shape(geom, zones_file, where, probs)
+    if g is None:
+        return None
+    if g.geom_type == "Polygon":
+        if _check_polygon(g, zones_file, where, probs):
+            return SiteZone(str(zname), str(kind), g, properties=dict(props))
+        return None
+    if g.geom_type == "Point":
+        r = props.get("radius_m")
+        if not _is_number(r) or r <= 0:
+            probs.add(
+                zones_file,
+                f"{where}.properties.radius_m",
+                f"a Point zone needs a positive radius_m, got {r!r}",
+            )
+            return None
+        return SiteZone(
+            str(zname), str(kind), circle_polygon(g.x, g.y, float(r)),
+            center_lonlat=(g.x, g.y), radius_m=float(r), properties=dict(props),
+        )  # fmt: skip
+    probs.add(
+        zones_file,
+        f"{where}.geometry",
+        f"a zone is a Polygon or a Point with radius_m, got {g.geom_type}",
+    )
+    return None
+
+
+def _parse_cameras(
+    path: Path, cam_file: Any, bbox_poly: Polygon | None, probs: _Problems, require_env: bool
+) -> list[CameraConfig]:
+    """``cameras``: the optional YAML file of cameras."""
+    cameras: list[CameraConfig] = []
+    if cam_file is None:
+        return cameras
+    if not isinstance(cam_file, str):
+        probs.add("site.yaml", "cameras", "must name a YAML file")
+        return cameras
+    raw = _read_yaml(path / cam_file, cam_file, probs)
+    if isinstance(raw, dict) and "cameras" in raw:
+        raw = raw["cameras"]
+    if raw is not None and not isinstance(raw, list):
+        probs.add(cam_file, "cameras", "must be a list of cameras")
+        return cameras
+    ids: set[str] = set()
+    for i, r in enumerate(raw or []):
+        cam = _parse_camera(r, i, cam_file, bbox_poly, probs, require_env)
+        if cam is None:
+            continue
+        if cam.id in ids:
+            probs.add(cam_file, f"cameras[{i}].id", f"duplicate camera id {cam.id!r}")
+            continue
+        ids.add(cam.id)
+        cameras.append(cam)
+    return cameras
+
+
+def _parse_thresholds(thresholds: Any, probs: _Problems) -> dict[str, Any]:
+    """``thresholds``: the older form, :class:`~pipeline.core.detectors.Thresholds` fields
+    by name (checked in full when the area is built)."""
+    if not thresholds:
+        return {}
+    if not isinstance(thresholds, dict):
+        probs.add("site.yaml", "thresholds", "must be a mapping of setting name to value")
+        return {}
+    for key, val in thresholds.items():
+        if not isinstance(key, str):
+            probs.add("site.yaml", f"thresholds.{key}", "setting names must be text")
+        elif not isinstance(val, int | float | bool | str):
+            probs.add(
+                "site.yaml", f"thresholds.{key}", f"must be a number, flag or text, got {val!r}"
+            )
+    return thresholds
+
+
+def _parse_detectors(
+    raw: Any, thresholds: dict[str, Any], probs: _Problems
+) -> dict[str, dict[str, Any]]:
+    """``detectors``: detector name -> ``enabled`` and its own thresholds by name
+    (:class:`~pipeline.core.detectors.DetectorSettings`); a threshold set both here and
+    in ``thresholds`` is a problem."""
+    problems = detector_settings_problems(raw)
+    for fld, message in problems:
+        probs.add("site.yaml", fld, message)
+    if not isinstance(raw, dict):
+        return {}
+    for name, settings in raw.items():
+        if name not in DETECTORS or not isinstance(settings, dict):
+            continue
+        for key in settings:
+            owned = DETECTORS[name].thresholds.get(key)
+            if owned is not None and owned in thresholds:
+                probs.add(
+                    "site.yaml",
+                    f"detectors.{name}.{key}",
+                    f"sets {owned}, which thresholds.{owned} sets too: keep one",
+                )
+    if problems:
+        return {}
+    return {str(name): dict(settings) for name, settings in raw.items()}
 
 
 def load_site(path: str | os.PathLike[str], *, require_env: bool = False) -> Site:

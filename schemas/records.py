@@ -57,11 +57,20 @@ class RawAisBatch(msgspec.Struct, kw_only=True, gc=False):
     :param source: source id, e.g. ``tcp:127.0.0.1:4001`` or ``file:dma.txt``
     :param lines: raw lines without line terminators, as received
     :param rx_t_ms: receive time of each line, ms since epoch UTC (same length as ``lines``)
+    :param prefix: what the source writes before a sentence or tag block: ``auto``
+        (detect a receive time, else strip), ``strip`` (ignore it), ``none`` (nothing
+        allowed: such a line is rejected) or a time format (``iso``, ``epoch_s``,
+        ``epoch_ms``, or ``strftime`` codes such as ``%Y-%m-%d %H:%M:%S``), see
+        :mod:`pipeline.core.nmea_prefix`
+    :param prefix_tz: time zone of prefix times that carry none (``UTC``, ``+08:00``, an
+        IANA name such as ``Asia/Shanghai``)
     """
 
     source: str
     lines: list[str]
     rx_t_ms: list[int]
+    prefix: str = "auto"
+    prefix_tz: str = "UTC"
 
 
 class AisPosition(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
@@ -365,12 +374,21 @@ class AlertData(msgspec.Struct, kw_only=True):
     seq: int = 0
 
 
+ALERT_DATASCHEMA = "https://shorewatch.org/schemas/shorewatch.alert.v1.json#/$defs/AlertData"
+"""The CloudEvents ``dataschema`` of alerts: the ``data`` part of the topic's JSON Schema."""
+
+
 class Alert(msgspec.Struct, kw_only=True):
     """An alert as a CloudEvents 1.0 structured-mode JSON event (``shorewatch.alert.v1``).
 
     Key: ``data.alert_id``, so every update of one alert stays on one partition, in order.
     ``id`` is unique per event (``<alert_id>/<seq>``); ``type`` is
-    ``org.shorewatch.alert.<kind>``.
+    ``org.shorewatch.alert.<kind>``. On Kafka the record carries the header
+    ``content-type: application/cloudevents+json`` (the binding's structured mode).
+
+    :param dataschema: URI of the JSON Schema of ``data``
+    :param partitionkey: the Partitioning extension: the Kafka key, ``data.alert_id``
+        (filled in from ``data`` when not given)
     """
 
     id: str
@@ -381,6 +399,12 @@ class Alert(msgspec.Struct, kw_only=True):
     specversion: str = "1.0"
     datacontenttype: str = "application/json"
     subject: str | None = None
+    dataschema: str = ALERT_DATASCHEMA
+    partitionkey: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.partitionkey is None:
+            self.partitionkey = self.data.alert_id
 
 
 class FixColumns(msgspec.Struct, kw_only=True, gc=False):

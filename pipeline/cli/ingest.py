@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.cli import command_group, lazy
+from pipeline.cli._ais_framing import add_framing_options
 from pipeline.cli._detector import add_detector_args
 
 
@@ -57,6 +58,7 @@ def _add_ais(ingest: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the batches as JSON instead of publishing (no Kafka)",
     )
+    add_framing_options(i, strict=False)
     i.set_defaults(func=lazy("connectors.ais", "run_ingest"))
 
 

@@ -850,38 +850,28 @@ class CameraAssociation:
         smoothed = np.where(np.isfinite(old), old + alpha * (inst - old), inst)
         return np.where(fresh, smoothed, old)
 
-    def step(
-        self,
-        t_ms: int,
-        dets: DetectionArrays,
-        vessels: VesselArrays,
-        model: CameraGeometry,
-        params: FusionParams = FusionParams(),
-    ) -> FrameAssociation:
-        """Associate one frame and update the state.
-
-        :param t_ms: frame time, ms UTC (frames of one camera in time order)
-        :param dets: the frame's detections, one per camera track; a negative ``track_id``
-            (a tentative image track) is matched for this frame only, never confirmed, and
-            leaves no state
-        :param vessels: AIS vessels, last fix each (any order)
-        :param model: camera geometry in the pixel frame of the boxes
-        :param params: thresholds and weights
-        :returns: MMSI and confirmation per detection, and the unseen AIS vessels in view
-        """
-        t_ms = int(t_ms)
-        m = len(dets)
+    def _frame_rates(self, t_ms: int, dets: DetectionArrays, params: FusionParams) -> np.ndarray:
+        """Bearing rate of each detection, degrees/s: the detection's own where given,
+        else the camera track's smoothed rate (:meth:`_bearing_rates`)."""
         rates = self._bearing_rates(t_ms, dets, params)
         if dets.bearing_rate_dps is not None:
             given = np.isfinite(dets.bearing_rate_dps)
             rates = np.where(given, dets.bearing_rate_dps, rates)
-        dets_r = DetectionArrays(
-            **{f.name: getattr(dets, f.name) for f in fields(dets) if f.name != "bearing_rate_dps"},
-            bearing_rate_dps=rates,
-        )
-        vw = _vessel_view(vessels, t_ms, model, params)
-        pairs = _candidates(vw, dets_r, model, params)
+        return rates
 
+    def _assign(
+        self,
+        dets: DetectionArrays,
+        vessels: VesselArrays,
+        pairs: PairCosts,
+        params: FusionParams,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Solve the frame's assignment, a confirmed pair helped by the hysteresis bonus.
+
+        :returns: ``(r, c)`` the assigned vessel and detection indices, the raw MMSI of
+            each detection (-1 where none) and its pair cost (NaN where none)
+        """
+        m = len(dets)
         # Hysteresis: a confirmed pair gets a bonus; costs stay positive for the solver.
         if pairs.cost.size:
             confirmed_mmsi = np.array(
@@ -903,9 +893,24 @@ class CameraAssociation:
         cost = np.full(m, np.nan)
         if r.size:
             cost[c] = pairs.cost[_pair_index(pairs, r, c)]
+        return r, c, raw, cost
 
+    def _update_identities(
+        self,
+        t_ms: int,
+        dets: DetectionArrays,
+        raw: np.ndarray,
+        rates: np.ndarray,
+        params: FusionParams,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Update each camera track's pending and confirmed identity from the frame's raw
+        assignment ``raw`` (MMSI per detection, -1 where none).
+
+        :returns: the MMSI of each detection after the confirmation rules, and whether it
+            is confirmed
+        """
         out_mmsi = raw.copy()
-        confirmed = np.zeros(m, dtype=bool)
+        confirmed = np.zeros(len(dets), dtype=bool)
         claims: list[tuple[int, int, int, int]] = []  # (mmsi, misses, track_id, j)
         for j, tid in enumerate(dets.track_id.tolist()):
             if tid < 0:
@@ -949,34 +954,45 @@ class CameraAssociation:
                 taken.add(mmsi)
                 out_mmsi[j] = mmsi
                 confirmed[j] = True
-        # forget tracks unseen for too long
+        return out_mmsi, confirmed
+
+    def _forget(self, t_ms: int, params: FusionParams) -> None:
+        """Forget the camera tracks unseen for longer than ``track_forget_s``."""
         forget_ms = params.track_forget_s * 1000.0
         for tid in [t for t, rec in self._tracks.items() if t_ms - rec[0] > forget_ms]:
             del self._tracks[tid]
 
-        # AIS vessels in view that no detection can explain
-        in_view = _in_view(
-            vw,
-            vw.lon_deg,
-            vw.lat_deg,
-            model,
-            params.unseen_max_range_m,
-            params.unseen_edge_margin_deg,
+    def step(
+        self,
+        t_ms: int,
+        dets: DetectionArrays,
+        vessels: VesselArrays,
+        model: CameraGeometry,
+        params: FusionParams = FusionParams(),
+    ) -> FrameAssociation:
+        """Associate one frame and update the state.
+
+        :param t_ms: frame time, ms UTC (frames of one camera in time order)
+        :param dets: the frame's detections, one per camera track; a negative ``track_id``
+            (a tentative image track) is matched for this frame only, never confirmed, and
+            leaves no state
+        :param vessels: AIS vessels, last fix each (any order)
+        :param model: camera geometry in the pixel frame of the boxes
+        :param params: thresholds and weights
+        :returns: MMSI and confirmation per detection, and the unseen AIS vessels in view
+        """
+        t_ms = int(t_ms)
+        rates = self._frame_rates(t_ms, dets, params)
+        dets_r = DetectionArrays(
+            **{f.name: getattr(dets, f.name) for f in fields(dets) if f.name != "bearing_rate_dps"},
+            bearing_rate_dps=rates,
         )
-        explained = np.zeros(len(vessels), dtype=bool)
-        explained[pairs.row] = True
-        explained |= np.isin(vessels.mmsi, out_mmsi[out_mmsi >= 0])
-        missing = np.flatnonzero(in_view & ~explained)
-        # A vessel behind a nearer detected box (inside its angular extent, farther away)
-        # cannot be seen: occluded, not unseen.
-        occluded = np.zeros(missing.size, dtype=bool)
-        if missing.size and m:
-            det_rel, det_hw, _ = _detection_columns(dets, model)
-            det_rng = np.where(np.isfinite(dets.range_m), dets.range_m, np.inf)
-            det_rng[c] = np.minimum(det_rng[c], vw.range_m[r])  # the matched AIS range
-            db = np.abs(_wrap180(vw.bearing_rel_deg[missing, None] - det_rel[None, :]))
-            behind = (db <= det_hw[None, :]) & (vw.range_m[missing, None] > det_rng[None, :])
-            occluded = behind.any(axis=1)
+        vw = _vessel_view(vessels, t_ms, model, params)
+        pairs = _candidates(vw, dets_r, model, params)
+        r, c, raw, cost = self._assign(dets, vessels, pairs, params)
+        out_mmsi, confirmed = self._update_identities(t_ms, dets, raw, rates, params)
+        self._forget(t_ms, params)
+        missing, occluded = _unseen(vw, vessels, dets, model, params, pairs, out_mmsi, (r, c))
         return FrameAssociation(
             track_id=dets.track_id.copy(),
             mmsi=out_mmsi,
@@ -985,6 +1001,49 @@ class CameraAssociation:
             cost=cost,
             occluded_mmsi=np.unique(vessels.mmsi[missing[occluded]]).astype(np.int64),
         )
+
+
+def _unseen(
+    vw: _VesselView,
+    vessels: VesselArrays,
+    dets: DetectionArrays,
+    model: CameraGeometry,
+    params: FusionParams,
+    pairs: PairCosts,
+    out_mmsi: np.ndarray,
+    assigned: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The AIS vessels in view that no detection explains, and which of them are occluded.
+
+    A vessel behind a nearer detected box (inside its angular extent, farther away) cannot
+    be seen: occluded, not unseen.
+
+    :param assigned: ``(r, c)`` the assigned vessel and detection indices
+    :returns: indices into ``vessels`` of the unexplained vessels in view, and a mask of
+        those occluded
+    """
+    r, c = assigned
+    in_view = _in_view(
+        vw,
+        vw.lon_deg,
+        vw.lat_deg,
+        model,
+        params.unseen_max_range_m,
+        params.unseen_edge_margin_deg,
+    )
+    explained = np.zeros(len(vessels), dtype=bool)
+    explained[pairs.row] = True
+    explained |= np.isin(vessels.mmsi, out_mmsi[out_mmsi >= 0])
+    missing = np.flatnonzero(in_view & ~explained)
+    occluded = np.zeros(missing.size, dtype=bool)
+    if missing.size and len(dets):
+        det_rel, det_hw, _ = _detection_columns(dets, model)
+        det_rng = np.where(np.isfinite(dets.range_m), dets.range_m, np.inf)
+        det_rng[c] = np.minimum(det_rng[c], vw.range_m[r])  # the matched AIS range
+        db = np.abs(_wrap180(vw.bearing_rel_deg[missing, None] - det_rel[None, :]))
+        behind = (db <= det_hw[None, :]) & (vw.range_m[missing, None] > det_rng[None, :])
+        occluded = behind.any(axis=1)
+    return missing, occluded
 
 
 def _pair_index(pairs: PairCosts, r: np.ndarray, c: np.ndarray) -> np.ndarray:

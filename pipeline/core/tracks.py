@@ -300,6 +300,260 @@ def _run_start(
     return out
 
 
+def _align_previous(prev: TrackArrays, umm: np.ndarray) -> TrackArrays:
+    """The previous state of each MMSI of ``umm`` (sorted, unique), rows in that order;
+    MMSIs without a previous track get empty rows (:meth:`TrackArrays.empty_for`)."""
+    p_order = np.argsort(prev.mmsi, kind="stable")
+    p_sorted = prev.mmsi[p_order]
+    pos = np.searchsorted(p_sorted, umm)
+    base = TrackArrays.empty_for(umm)
+    if p_sorted.size:
+        posc = np.minimum(pos, p_sorted.size - 1)
+        found = p_sorted[posc] == umm
+        src = prev.take(p_order[posc[found]])
+        for f in fields(base):
+            getattr(base, f.name)[found] = getattr(src, f.name)
+    return base
+
+
+def _prior_max_t_ms(
+    g: np.ndarray, t: np.ndarray, starts: np.ndarray, base_t_ms: np.ndarray
+) -> np.ndarray:
+    """Exclusive running maximum of the time ``t`` (ms) within each group ``g`` (sorted,
+    groups starting at ``starts``), the previous state's time ``base_t_ms`` included."""
+    m = t.size
+    if not m:
+        return np.zeros(0, dtype=np.int64)
+    big = np.int64(1) << 42  # > any ms time until year 2109
+    off = g.astype(np.int64) * big
+    cm = np.maximum.accumulate(t + off) - off
+    prior = np.empty(m, dtype=np.int64)
+    prior[1:] = cm[:-1]
+    prior[starts] = -1
+    return np.maximum(prior, base_t_ms[g])
+
+
+def _previous_accepted(g: np.ndarray, acc: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Index of the last accepted fix before each fix within its group (sorted ``g``,
+    groups starting at ``starts``); -1 where there is none in the batch."""
+    m = acc.size
+    if not m:
+        return np.zeros(0, dtype=np.int64)
+    a_idx = np.where(acc, np.arange(m), -1)
+    off2 = g.astype(np.int64) * (m + 1)
+    last_acc = np.maximum.accumulate(np.where(acc, a_idx + off2 + 1, off2)) - off2 - 1
+    prev_acc = np.empty(m, dtype=np.int64)
+    prev_acc[1:] = last_acc[:-1]
+    prev_acc[starts] = -1
+    # reset where the previous element belonged to another group
+    return np.where((prev_acc >= 0) & (g[np.maximum(prev_acc, 0)] == g), prev_acc, -1)
+
+
+@dataclass(frozen=True)
+class _Ordered:
+    """The fixes with a position, sorted by (MMSI group, arrival), each with its outcome
+    and the last accepted position and time before it (batch or previous state)."""
+
+    order: np.ndarray  # index into the batch
+    g: np.ndarray  # group: index into the unique MMSIs
+    t: np.ndarray  # ms, int64
+    lon: np.ndarray
+    lat: np.ndarray
+    acc: np.ndarray  # accepted
+    rc: np.ndarray  # outcome code (int8)
+    plon: np.ndarray
+    plat: np.ndarray
+    pt: np.ndarray  # ms; -1 where the MMSI has no earlier accepted fix
+
+
+def _order_fixes(
+    fixes: FixArrays, pos_ok: np.ndarray, grp_all: np.ndarray, base: TrackArrays
+) -> _Ordered:
+    """Sort the fixes with a position by (MMSI, arrival) and classify them: accepted,
+    ``duplicate``, ``same_time_conflict`` or ``out_of_order`` (see the module)."""
+    sel = np.flatnonzero(pos_ok)
+    order = sel[np.lexsort((sel, grp_all[sel]))]
+    g = grp_all[order]
+    t = fixes.t_ms[order].astype(np.int64)
+    lon, lat = fixes.lon_deg[order], fixes.lat_deg[order]
+    m = order.size
+    starts = _group_starts(g)
+    prior = _prior_max_t_ms(g, t, starts, base.t_ms)
+    acc = t > prior
+    same = t == prior
+    # position of the fix holding the prior max time, to tell duplicates from conflicts:
+    # compare to the last accepted position before this fix (in the group or the state)
+    prev_acc = _previous_accepted(g, acc, starts)
+    plon = np.where(prev_acc >= 0, lon[np.maximum(prev_acc, 0)] if m else 0.0, base.lon_deg[g])
+    plat = np.where(prev_acc >= 0, lat[np.maximum(prev_acc, 0)] if m else 0.0, base.lat_deg[g])
+    pt = np.where(prev_acc >= 0, t[np.maximum(prev_acc, 0)] if m else 0, base.t_ms[g])
+    same_pos = same & (np.abs(lon - plon) < 1e-7) & (np.abs(lat - plat) < 1e-7)
+    rc = np.where(
+        acc, _ACCEPT,
+        np.where(same_pos, REJECT_REASONS.index("duplicate"),
+                 np.where(same, REJECT_REASONS.index("same_time_conflict"),
+                          REJECT_REASONS.index("out_of_order"))),
+    ).astype(np.int8)  # fmt: skip
+    return _Ordered(order, g, t, lon, lat, acc, rc, plon, plat, pt)
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """The accepted fixes, in (MMSI group, arrival) order, and their motion."""
+
+    ai: np.ndarray  # index into the ordered fixes
+    ga: np.ndarray  # group
+    ta: np.ndarray  # ms
+    lona: np.ndarray
+    lata: np.ndarray
+    sog: np.ndarray  # kn
+    cog: np.ndarray  # deg
+    has_prev: np.ndarray  # an earlier accepted fix exists
+    dt_s: np.ndarray  # since the earlier accepted fix, s
+    implied_kn: np.ndarray  # implied speed, kn
+    use_imp: np.ndarray  # the implied velocity is defined (dt >= min_implied_dt_s)
+    ve: np.ndarray  # velocity east of the fix, m/s (NaN where none)
+    vn: np.ndarray  # velocity north, m/s
+    have_v: np.ndarray  # the fix has a velocity
+
+
+def _accepted_motion(
+    fixes: FixArrays, o: _Ordered, *, position_tolerance_m: float, min_implied_dt_s: float
+) -> _Accepted:
+    """Gap, implied speed and velocity of each accepted fix (see :func:`step_tracks`)."""
+    ai = np.flatnonzero(o.acc)
+    ga, ta = o.g[ai], o.t[ai]
+    lona, lata = o.lon[ai], o.lat[ai]
+    sog = fixes.sog_kn[o.order][ai]
+    cog = fixes.cog_deg[o.order][ai]
+    pt, plon, plat = o.pt[ai], o.plon[ai], o.plat[ai]
+    has_prev = pt >= 0
+    dt_s = np.where(has_prev, (ta - pt) / 1000.0, np.nan)
+    dist = np.where(has_prev, haversine_m(plon, plat, lona, lata), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        implied_mps = np.maximum(0.0, dist - position_tolerance_m) / dt_s
+        raw_mps = dist / dt_s
+    implied_kn = implied_mps / KNOT_MPS
+    # implied velocity direction from the raw displacement
+    brg = np.radians(np.where(has_prev, bearing_deg(plon, plat, lona, lata), 0.0))
+    use_imp = has_prev & (dt_s >= min_implied_dt_s)
+    ve_imp = np.where(use_imp, raw_mps * np.sin(brg), np.nan)
+    vn_imp = np.where(use_imp, raw_mps * np.cos(brg), np.nan)
+    has_sc = np.isfinite(sog) & np.isfinite(cog)
+    ve = np.where(has_sc, sog * KNOT_MPS * np.sin(np.radians(np.nan_to_num(cog))), ve_imp)
+    vn = np.where(has_sc, sog * KNOT_MPS * np.cos(np.radians(np.nan_to_num(cog))), vn_imp)
+    have_v = np.isfinite(ve) & np.isfinite(vn)
+    return _Accepted(
+        ai, ga, ta, lona, lata, sog, cog, has_prev, dt_s, implied_kn, use_imp, ve, vn, have_v
+    )
+
+
+def _filtered_velocity(
+    a: _Accepted, base: TrackArrays, g_n: int, velocity_alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha-filtered velocity (east, north; m/s) of each of the ``g_n`` groups after its
+    accepted fixes: ``v_n = (1-a)^n v_0 + sum_k a (1-a)^(n-k) x_k`` over the fixes with a
+    velocity, as one weighted ``bincount``."""
+    ga, have_v, ve, vn = a.ga, a.have_v, a.ve, a.vn
+    n_a = a.ai.size
+    gv = ga[have_v]
+    cnt = np.bincount(gv, minlength=g_n)
+    rank = np.arange(gv.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # 0-based within group
+    expo = cnt[gv] - 1 - rank
+    w = velocity_alpha * (1.0 - velocity_alpha) ** expo
+    decay = (1.0 - velocity_alpha) ** cnt
+    init_e, init_n = base.vel_east_mps.copy(), base.vel_north_mps.copy()
+    # a new track whose first fix has a velocity starts from it (stream property: the first
+    # fix is always in the batch that creates the track, so this stays batch-invariant)
+    if n_a:
+        f_first = np.full(g_n, n_a, dtype=np.int64)
+        np.minimum.at(f_first, ga, np.arange(n_a))
+        newg = (base.n_fixes == 0) & (f_first < n_a)
+        fi = np.minimum(f_first, n_a - 1)
+        newg &= have_v[fi]
+        init_e[newg] = ve[fi[newg]]
+        init_n[newg] = vn[fi[newg]]
+    vel_e = decay * init_e + np.bincount(gv, weights=w * ve[have_v], minlength=g_n)
+    vel_n = decay * init_n + np.bincount(gv, weights=w * vn[have_v], minlength=g_n)
+    return vel_e, vel_n
+
+
+def _updated_tracks(
+    umm: np.ndarray,
+    base: TrackArrays,
+    a: _Accepted,
+    vel: tuple[np.ndarray, np.ndarray],
+    *,
+    stop_speed_kn: float,
+    slow_speed_kn: float,
+) -> tuple[TrackArrays, np.ndarray]:
+    """The state of every group of ``umm`` after its accepted fixes, and which groups
+    got at least one (the others keep ``base``)."""
+    ga, ta, dt_s, has_prev = a.ga, a.ta, a.dt_s, a.has_prev
+    g_n = umm.size
+    n_a = a.ai.size
+    vel_e, vel_n = vel
+    # last accepted fix per group
+    idx_a = np.arange(n_a)
+    last = np.full(g_n, -1, dtype=np.int64)
+    np.maximum.at(last, ga, idx_a)
+    first = np.full(g_n, n_a, dtype=np.int64)
+    np.minimum.at(first, ga, idx_a)
+    got = last >= 0
+    L = np.maximum(last, 0)
+    n_acc = np.bincount(ga, minlength=g_n)
+    gap_max = np.zeros(g_n)
+    np.maximum.at(gap_max, ga[has_prev], dt_s[has_prev])
+
+    speed_for_stop = np.where(np.isfinite(a.sog), a.sog, np.where(a.use_imp, a.implied_kn, np.nan))
+    stopped = np.nan_to_num(speed_for_stop, nan=np.inf) < stop_speed_kn
+    slow = np.nan_to_num(speed_for_stop, nan=np.inf) < slow_speed_kn
+    stop_since = _run_start(stopped, ta, ga, g_n, base.stopped_since_t_ms)
+    slow_since = _run_start(slow, ta, ga, g_n, base.slow_since_t_ms)
+
+    def pick(arr_a, old):
+        return np.where(got, arr_a[L] if n_a else old, old)
+
+    new = TrackArrays(
+        mmsi=umm,
+        t_ms=pick(ta, base.t_ms).astype(np.int64),
+        first_t_ms=np.where(base.first_t_ms >= 0, base.first_t_ms,
+                            np.where(got, ta[np.minimum(first, max(n_a - 1, 0))] if n_a else -1, -1)).astype(np.int64),
+        lon_deg=pick(a.lona, base.lon_deg),
+        lat_deg=pick(a.lata, base.lat_deg),
+        sog_kn=pick(a.sog, base.sog_kn),
+        cog_deg=pick(a.cog, base.cog_deg),
+        vel_east_mps=np.where(got, vel_e, base.vel_east_mps),
+        vel_north_mps=np.where(got, vel_n, base.vel_north_mps),
+        n_fixes=base.n_fixes + n_acc,
+        last_gap_s=pick(dt_s, base.last_gap_s),
+        max_gap_s=np.fmax(base.max_gap_s, gap_max),
+        stopped_since_t_ms=stop_since.astype(np.int64),
+        slow_since_t_ms=slow_since.astype(np.int64),
+        implied_speed_kn=pick(a.implied_kn, base.implied_speed_kn),
+    )  # fmt: skip
+    return new, got
+
+
+def _first_jumps(
+    a: _Accepted, g_n: int, max_implied_speed_kn: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time (ms, -1 where none) and implied speed (kn, NaN where none) of the first
+    accepted fix of each group whose implied speed exceeds ``max_implied_speed_kn``."""
+    ga, ta, implied_kn = a.ga, a.ta, a.implied_kn
+    n_a = a.ai.size
+    idx_a = np.arange(n_a)
+    jump = np.isfinite(implied_kn) & (implied_kn > max_implied_speed_kn)
+    jfirst = np.full(g_n, n_a, dtype=np.int64)
+    np.minimum.at(jfirst, ga[jump], idx_a[jump])
+    has_jump = jfirst < n_a
+    jump_t = np.where(has_jump, ta[np.minimum(jfirst, max(n_a - 1, 0))] if n_a else -1, -1)
+    jump_kn = np.where(
+        has_jump, implied_kn[np.minimum(jfirst, max(n_a - 1, 0))] if n_a else np.nan, np.nan
+    )
+    return jump_t, jump_kn
+
+
 def step_tracks(
     prev: TrackArrays,
     fixes: FixArrays,
@@ -336,157 +590,23 @@ def step_tracks(
     # previous state aligned to the unique MMSIs of the batch
     umm, grp_all = np.unique(fixes.mmsi, return_inverse=True)
     g_n = umm.size
-    p_order = np.argsort(prev.mmsi, kind="stable")
-    p_sorted = prev.mmsi[p_order]
-    pos = np.searchsorted(p_sorted, umm)
-    base = TrackArrays.empty_for(umm)
-    if p_sorted.size:
-        posc = np.minimum(pos, p_sorted.size - 1)
-        found = p_sorted[posc] == umm
-        src = prev.take(p_order[posc[found]])
-        for f in fields(base):
-            getattr(base, f.name)[found] = getattr(src, f.name)
+    base = _align_previous(prev, umm)
 
     # order: by MMSI, then arrival
-    sel = np.flatnonzero(pos_ok)
-    order = sel[np.lexsort((sel, grp_all[sel]))]
-    g = grp_all[order]
-    t = fixes.t_ms[order].astype(np.int64)
-    lon, lat = fixes.lon_deg[order], fixes.lat_deg[order]
-    # exclusive running max of time within each group, including the previous state
-    m = order.size
-    starts = _group_starts(g)
-    if m:
-        big = np.int64(1) << 42  # > any ms time until year 2109
-        off = g.astype(np.int64) * big
-        cm = np.maximum.accumulate(t + off) - off
-        prior = np.empty(m, dtype=np.int64)
-        prior[1:] = cm[:-1]
-        prior[starts] = -1
-        prior = np.maximum(prior, base.t_ms[g])
-    else:
-        prior = np.zeros(0, dtype=np.int64)
-    acc = t > prior
-    same = t == prior
-    # position of the fix holding the prior max time, to tell duplicates from conflicts:
-    # compare to the last accepted position before this fix (in the group or the state)
-    a_idx = np.where(acc, np.arange(m), -1)
-    if m:
-        off2 = g.astype(np.int64) * (m + 1)
-        last_acc = np.maximum.accumulate(np.where(acc, a_idx + off2 + 1, off2)) - off2 - 1
-        prev_acc = np.empty(m, dtype=np.int64)
-        prev_acc[1:] = last_acc[:-1]
-        prev_acc[starts] = -1
-        # reset where the previous element belonged to another group
-        prev_acc = np.where((prev_acc >= 0) & (g[np.maximum(prev_acc, 0)] == g), prev_acc, -1)
-    else:
-        prev_acc = np.zeros(0, dtype=np.int64)
-    plon = np.where(prev_acc >= 0, lon[np.maximum(prev_acc, 0)] if m else 0.0, base.lon_deg[g])
-    plat = np.where(prev_acc >= 0, lat[np.maximum(prev_acc, 0)] if m else 0.0, base.lat_deg[g])
-    pt = np.where(prev_acc >= 0, t[np.maximum(prev_acc, 0)] if m else 0, base.t_ms[g])
-    same_pos = same & (np.abs(lon - plon) < 1e-7) & (np.abs(lat - plat) < 1e-7)
-    rc = np.where(
-        acc, _ACCEPT,
-        np.where(same_pos, REJECT_REASONS.index("duplicate"),
-                 np.where(same, REJECT_REASONS.index("same_time_conflict"),
-                          REJECT_REASONS.index("out_of_order"))),
-    ).astype(np.int8)  # fmt: skip
-    outcome[order] = rc
+    o = _order_fixes(fixes, pos_ok, grp_all, base)
+    outcome[o.order] = o.rc
 
     # ---- accepted fixes only from here
-    ai = np.flatnonzero(acc)
-    ga, ta = g[ai], t[ai]
-    lona, lata = lon[ai], lat[ai]
-    sog = fixes.sog_kn[order][ai]
-    cog = fixes.cog_deg[order][ai]
-    has_prev = pt[ai] >= 0
-    dt_s = np.where(has_prev, (ta - pt[ai]) / 1000.0, np.nan)
-    dist = np.where(has_prev, haversine_m(plon[ai], plat[ai], lona, lata), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        implied_mps = np.maximum(0.0, dist - position_tolerance_m) / dt_s
-        raw_mps = dist / dt_s
-    implied_kn = implied_mps / KNOT_MPS
-    implied_out[order[ai]] = implied_kn
-    # implied velocity direction from the raw displacement
-    brg = np.radians(np.where(has_prev, bearing_deg(plon[ai], plat[ai], lona, lata), 0.0))
-    use_imp = has_prev & (dt_s >= min_implied_dt_s)
-    ve_imp = np.where(use_imp, raw_mps * np.sin(brg), np.nan)
-    vn_imp = np.where(use_imp, raw_mps * np.cos(brg), np.nan)
-    has_sc = np.isfinite(sog) & np.isfinite(cog)
-    ve = np.where(has_sc, sog * KNOT_MPS * np.sin(np.radians(np.nan_to_num(cog))), ve_imp)
-    vn = np.where(has_sc, sog * KNOT_MPS * np.cos(np.radians(np.nan_to_num(cog))), vn_imp)
-    have_v = np.isfinite(ve) & np.isfinite(vn)
-
-    # alpha filter: v_n = (1-a)^n v_0 + sum_k a (1-a)^(n-k) x_k over fixes with a velocity
-    grp_has = np.bincount(ga, minlength=g_n) > 0
-    gv = ga[have_v]
-    cnt = np.bincount(gv, minlength=g_n)
-    rank = np.arange(gv.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)  # 0-based within group
-    expo = cnt[gv] - 1 - rank
-    w = velocity_alpha * (1.0 - velocity_alpha) ** expo
-    decay = (1.0 - velocity_alpha) ** cnt
-    init_e, init_n = base.vel_east_mps.copy(), base.vel_north_mps.copy()
-    # a new track whose first fix has a velocity starts from it (stream property: the first
-    # fix is always in the batch that creates the track, so this stays batch-invariant)
-    if ai.size:
-        f_first = np.full(g_n, ai.size, dtype=np.int64)
-        np.minimum.at(f_first, ga, np.arange(ai.size))
-        newg = (base.n_fixes == 0) & (f_first < ai.size)
-        fi = np.minimum(f_first, ai.size - 1)
-        newg &= have_v[fi]
-        init_e[newg] = ve[fi[newg]]
-        init_n[newg] = vn[fi[newg]]
-    vel_e = decay * init_e + np.bincount(gv, weights=w * ve[have_v], minlength=g_n)
-    vel_n = decay * init_n + np.bincount(gv, weights=w * vn[have_v], minlength=g_n)
-
-    # last accepted fix per group
-    idx_a = np.arange(ai.size)
-    last = np.full(g_n, -1, dtype=np.int64)
-    np.maximum.at(last, ga, idx_a)
-    first = np.full(g_n, ai.size, dtype=np.int64)
-    np.minimum.at(first, ga, idx_a)
-    got = last >= 0
-    L = np.maximum(last, 0)
-    n_acc = np.bincount(ga, minlength=g_n)
-    gap_max = np.zeros(g_n)
-    np.maximum.at(gap_max, ga[has_prev], dt_s[has_prev])
-
-    speed_for_stop = np.where(np.isfinite(sog), sog, np.where(use_imp, implied_kn, np.nan))
-    stopped = np.nan_to_num(speed_for_stop, nan=np.inf) < stop_speed_kn
-    slow = np.nan_to_num(speed_for_stop, nan=np.inf) < slow_speed_kn
-    stop_since = _run_start(stopped, ta, ga, g_n, base.stopped_since_t_ms)
-    slow_since = _run_start(slow, ta, ga, g_n, base.slow_since_t_ms)
-
-    jump = np.isfinite(implied_kn) & (implied_kn > max_implied_speed_kn)
-    jfirst = np.full(g_n, ai.size, dtype=np.int64)
-    np.minimum.at(jfirst, ga[jump], idx_a[jump])
-    has_jump = jfirst < ai.size
-    jump_t = np.where(has_jump, ta[np.minimum(jfirst, max(ai.size - 1, 0))] if ai.size else -1, -1)
-    jump_kn = np.where(
-        has_jump, implied_kn[np.minimum(jfirst, max(ai.size - 1, 0))] if ai.size else np.nan, np.nan
+    a = _accepted_motion(
+        fixes, o, position_tolerance_m=position_tolerance_m, min_implied_dt_s=min_implied_dt_s
     )
-
-    def pick(arr_a, old):
-        return np.where(got, arr_a[L] if ai.size else old, old)
-
-    new = TrackArrays(
-        mmsi=umm,
-        t_ms=pick(ta, base.t_ms).astype(np.int64),
-        first_t_ms=np.where(base.first_t_ms >= 0, base.first_t_ms,
-                            np.where(got, ta[np.minimum(first, max(ai.size - 1, 0))] if ai.size else -1, -1)).astype(np.int64),
-        lon_deg=pick(lona, base.lon_deg),
-        lat_deg=pick(lata, base.lat_deg),
-        sog_kn=pick(sog, base.sog_kn),
-        cog_deg=pick(cog, base.cog_deg),
-        vel_east_mps=np.where(got, vel_e, base.vel_east_mps),
-        vel_north_mps=np.where(got, vel_n, base.vel_north_mps),
-        n_fixes=base.n_fixes + n_acc,
-        last_gap_s=pick(dt_s, base.last_gap_s),
-        max_gap_s=np.fmax(base.max_gap_s, gap_max),
-        stopped_since_t_ms=stop_since.astype(np.int64),
-        slow_since_t_ms=slow_since.astype(np.int64),
-        implied_speed_kn=pick(implied_kn, base.implied_speed_kn),
-    )  # fmt: skip
+    implied_out[o.order[a.ai]] = a.implied_kn
+    vel = _filtered_velocity(a, base, g_n, velocity_alpha)
+    new, got = _updated_tracks(
+        umm, base, a, vel, stop_speed_kn=stop_speed_kn, slow_speed_kn=slow_speed_kn
+    )
+    jump_t, jump_kn = _first_jumps(a, g_n, max_implied_speed_kn)
+    grp_has = np.bincount(a.ga, minlength=g_n) > 0
     keep = got & grp_has
     return TrackStepArrays(
         tracks=new.take(keep),

@@ -225,7 +225,15 @@ def frame_batch(
 ) -> Framed:
     """The first, stateful half of :func:`decode_batch`: frame one raw batch
     (:func:`pipeline.core.nmea.frame_lines`); :func:`decode_framed` is the other half."""
-    return frame_lines(batch.lines, batch.rx_t_ms, batch.source, reassembler, dedup)
+    return frame_lines(
+        batch.lines,
+        batch.rx_t_ms,
+        batch.source,
+        reassembler,
+        dedup,
+        prefix=batch.prefix,
+        prefix_tz=batch.prefix_tz,
+    )
 
 
 def decode_framed(
@@ -323,11 +331,7 @@ def _records(
     """
     source = batch.source
     out = DecodedBatch()
-    counts: Counter[str] = Counter()
-    counts["received"] = len(batch.lines)
-    for key in ("sentences", "messages", "tag_checksum_bad", "not_ais", "empty", "comment", "pghp"):
-        if fr.counts.get(key):
-            counts[key] = fr.counts[key]
+    counts = _framing_counts(batch, fr)
     _rejects(fr.rejects, source, out, counts)
 
     n = len(fr)
@@ -338,23 +342,7 @@ def _records(
 
     # ---- vectorised position reports -> records ---------------------------------
     if idx:
-        out.positions = [
-            AisPosition(
-                mmsi=m,
-                msg_type=mt,
-                t_ms=t,
-                lon=lo,
-                lat=la,
-                sog_kn=sg,
-                cog_deg=cg,
-                heading_deg=None if h < 0 else h,
-                nav_status=None if st < 0 else st,
-                accuracy=acc,
-                source=source,
-                rx_t_ms=rx,
-            )
-            for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(*cols, strict=True)
-        ]
+        out.positions = _position_records(cols, source)
         if with_messages:
             for j, i in enumerate(idx):
                 t = mtypes[i]
@@ -370,61 +358,13 @@ def _records(
     left[idx] = False
     left |= mt_arr == 19
     for i in np.flatnonzero(left).tolist():
-        t = mtypes[i]
-        if t not in KNOWN_TYPES:
-            _dead(
-                out,
-                counts,
-                source,
-                STAGE_DECODE,
-                "unknown_type",
-                f"message type {t}",
-                fr.raw[i],
-                rx_list[i],
-            )
+        msg = _decode_with_pyais(fr, i, mtypes[i], out, counts, source, rx_list[i])
+        if msg is None:
             continue
-        try:
-            msg = MSG_CLASS[t].from_vector(
-                int_bit_vector(fr.payload[i].encode("ascii"), int(fr.fill_bits[i]))
-            )
-            d = _jsonable(msg.asdict(enum_as_int=True))
-        except Exception as exc:  # pyais raises many kinds on malformed payloads
-            _dead(
-                out,
-                counts,
-                source,
-                STAGE_DECODE,
-                "decode_error",
-                f"{type(exc).__name__}: {exc}",
-                fr.raw[i],
-                rx_list[i],
-            )
-            continue
-        if d.get("mmsi") is None:
-            _dead(
-                out,
-                counts,
-                source,
-                STAGE_DECODE,
-                "truncated",
-                f"type {t} payload of {len(fr.payload[i]) * 6 - int(fr.fill_bits[i])} bits "
-                "has no MMSI",
-                fr.raw[i],
-                rx_list[i],
-            )
-            continue
-        d["t_ms"], d["source"] = t_list[i], source
+        msg["t_ms"], msg["source"] = t_list[i], source
         if with_messages:
-            slots[i] = d
-        if i in short:
-            out.positions.append(_position_from_dict(d, t_list[i], rx_list[i], source))
-            counts["positions"] += 1
-        if t in STATIC_TYPES:
-            rec = _static_from(d, t_list[i], source)
-            if rec is not None:
-                out.statics.append(rec)
-        elif i not in short:
-            out.others.append(d)
+            slots[i] = msg
+        _file_message(msg, mtypes[i], i in short, out, counts, t_list[i], rx_list[i], source)
     counts["statics"] = len(out.statics)
     counts["others"] = len(out.others)
     counts["decoded"] = (
@@ -434,6 +374,118 @@ def _records(
         out.messages = [d for d in slots if d is not None]
     out.counters = {source: {k: v for k, v in counts.items() if v}}
     return out
+
+
+def _framing_counts(batch: RawAisBatch, fr: Framed) -> Counter[str]:
+    """A batch's counters so far: lines received and the framing's counts (with the
+    ``quirk.*`` counters of the line shapes it accepted)."""
+    counts: Counter[str] = Counter()
+    counts["received"] = len(batch.lines)
+    for key in ("sentences", "messages", "tag_checksum_bad", "not_ais", "empty", "comment", "pghp"):
+        if fr.counts.get(key):
+            counts[key] = fr.counts[key]
+    counts.update({k: v for k, v in fr.counts.items() if k.startswith("quirk.") and v})
+    return counts
+
+
+def _position_records(cols: list[list[Any]], source: str) -> list[AisPosition]:
+    """Position records from the vectorised decoder's columns (see :func:`decode_framed`)."""
+    return [
+        AisPosition(
+            mmsi=m,
+            msg_type=mt,
+            t_ms=t,
+            lon=lo,
+            lat=la,
+            sog_kn=sg,
+            cog_deg=cg,
+            heading_deg=None if h < 0 else h,
+            nav_status=None if st < 0 else st,
+            accuracy=acc,
+            source=source,
+            rx_t_ms=rx,
+        )
+        for m, mt, t, lo, la, sg, cg, h, st, acc, rx in zip(*cols, strict=True)
+    ]
+
+
+def _decode_with_pyais(
+    fr: Framed,
+    i: int,
+    t: int,
+    out: DecodedBatch,
+    counts: Counter[str],
+    source: str,
+    rx_t_ms: int,
+) -> dict[str, Any] | None:
+    """Message ``i`` (of type ``t``) of a framed batch decoded by pyais, as a JSON-able
+    dict; ``None`` when it was dead-lettered (``unknown_type``, ``decode_error``,
+    ``truncated``)."""
+    if t not in KNOWN_TYPES:
+        _dead(
+            out,
+            counts,
+            source,
+            STAGE_DECODE,
+            "unknown_type",
+            f"message type {t}",
+            fr.raw[i],
+            rx_t_ms,
+        )
+        return None
+    try:
+        msg = MSG_CLASS[t].from_vector(
+            int_bit_vector(fr.payload[i].encode("ascii"), int(fr.fill_bits[i]))
+        )
+        d = _jsonable(msg.asdict(enum_as_int=True))
+    except Exception as exc:  # pyais raises many kinds on malformed payloads
+        _dead(
+            out,
+            counts,
+            source,
+            STAGE_DECODE,
+            "decode_error",
+            f"{type(exc).__name__}: {exc}",
+            fr.raw[i],
+            rx_t_ms,
+        )
+        return None
+    if d.get("mmsi") is None:
+        _dead(
+            out,
+            counts,
+            source,
+            STAGE_DECODE,
+            "truncated",
+            f"type {t} payload of {len(fr.payload[i]) * 6 - int(fr.fill_bits[i])} bits has no MMSI",
+            fr.raw[i],
+            rx_t_ms,
+        )
+        return None
+    return d
+
+
+def _file_message(
+    d: dict[str, Any],
+    t: int,
+    short: bool,
+    out: DecodedBatch,
+    counts: Counter[str],
+    t_ms: int,
+    rx_t_ms: int,
+    source: str,
+) -> None:
+    """Add a message pyais decoded to the batch's positions (a position report too short
+    for the vectorised decoder), statics or other messages."""
+    if short:
+        out.positions.append(_position_from_dict(d, t_ms, rx_t_ms, source))
+        counts["positions"] += 1
+    if t in STATIC_TYPES:
+        rec = _static_from(d, t_ms, source)
+        if rec is not None:
+            out.statics.append(rec)
+    elif not short:
+        out.others.append(d)
 
 
 def _rejects(rejects: list[Reject], source: str, out: DecodedBatch, counts: Counter[str]) -> None:
@@ -479,6 +531,3 @@ def finish(reassembler: Reassembler, source: str | None = None) -> DecodedBatch:
         if counts:
             merge_counters(out.counters, {src: dict(counts)})
     return out
-
-
-# ---- file input ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ Functions:
   tracks (vectorised in :func:`pipeline.core.tracks.step_tracks`);
 - :func:`evict_tracks` — tracks idle for too long;
 - :func:`area_step` — one area (site): track updates and camera frames in event-time order
-  → association (:mod:`pipeline.core.fusion`), detectors (:mod:`pipeline.core.detectors`),
+  → association (:mod:`pipeline.core.fusion`), detectors (:data:`pipeline.core.detectors.DETECTORS`),
   alert episodes → :class:`schemas.records.Alert` CloudEvents.
 
 **Event-time evaluation.** The area's clock is the largest event time seen (watermark).
@@ -55,9 +55,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from pipeline.core import detectors as det
 from pipeline.core import tracks as ct
-from pipeline.core.detectors import Condition, Thresholds, VesselView
+from pipeline.core.detectors import DETECTORS, Condition, Scene, Thresholds, VesselView
+from pipeline.core.detectors import rendezvous as rdv
+from pipeline.core.detectors.base import ais_silence_ms, silence_limit_s
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
@@ -73,6 +74,7 @@ from pipeline.engine.state import (
 from pipeline.engine.tracks import _nan
 from schemas.records import (
     Alert,
+    CameraDetection,
     CameraFrame,
     Track,
 )
@@ -233,6 +235,23 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         return
     st.cam_t_ms[cam] = fr.t_ms
     st.count("frames")
+    valid = _valid_detections(st, fr)
+    st.count("detections", len(valid))
+    dets = _detection_arrays(valid)
+    assoc = cache.association(st, cam)
+    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
+    t = fr.t_ms
+    for j, d in enumerate(valid):
+        tg = _target_of(st, cam, t, d, th)
+        m = int(fa.mmsi[j])
+        _move_target(tg, d, t, m, th)
+        _keep_evidence(st, tg, fr, d, m, bool(fa.confirmed[j]))
+    _update_unseen(st, cam, t, {int(x) for x in fa.unseen_mmsi.tolist()})
+
+
+def _valid_detections(st: AreaState, fr: CameraFrame) -> list[CameraDetection]:
+    """The frame's detections that can be targets: tentative image tracks, invalid
+    detections and repeated track ids are counted and left out."""
     valid = []
     seen_ids: set[int] = set()
     for d in fr.detections:
@@ -247,8 +266,12 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
             continue
         seen_ids.add(d.track_id)
         valid.append(d)
-    st.count("detections", len(valid))
-    dets = DetectionArrays.from_lists(
+    return valid
+
+
+def _detection_arrays(valid: list[CameraDetection]) -> DetectionArrays:
+    """The detections as the association's columns (no range beyond the horizon)."""
+    return DetectionArrays.from_lists(
         track_id=[d.track_id for d in valid],
         bearing_deg=[d.bearing_deg % 360.0 for d in valid],
         bearing_sigma_deg=[d.bearing_sigma_deg for d in valid],
@@ -258,61 +281,79 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         lat_deg=[d.lat for d in valid],
         box_px=[list(d.box_px) for d in valid] if valid else np.zeros((0, 4)),
     )
-    assoc = cache.association(st, cam)
-    fa = assoc.step(fr.t_ms, dets, cache.vessel_arrays(st), cache.model(ctx, fr), ctx.fusion)
-    t = fr.t_ms
-    for j, d in enumerate(valid):
-        key = f"{cam}:{d.track_id}"
-        key = st.aliases.get(key, key)
-        tg = st.targets.get(key)
-        if tg is None:
-            old = _stitch(st, cam, t, d, th)
-            if old is not None:
-                st.aliases[key] = old
-                key = old
-                tg = st.targets[old]
-                st.count("targets.stitched")
-            else:
-                tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
-                st.targets[key] = tg
-        tg.t_ms = t
-        tg.hits += 1
-        m = int(fa.mmsi[j])
-        tg.mmsi = m
-        if m < 0:
-            if tg.unmatched_since_t_ms < 0:
-                tg.unmatched_since_t_ms = t
+
+
+def _target_of(st: AreaState, cam: str, t: int, d: CameraDetection, th: Thresholds) -> _Target:
+    """The target of a camera track: known (through its alias), stitched to a target the
+    camera lost nearby a moment ago, or new."""
+    key = f"{cam}:{d.track_id}"
+    key = st.aliases.get(key, key)
+    tg = st.targets.get(key)
+    if tg is None:
+        old = _stitch(st, cam, t, d, th)
+        if old is not None:
+            st.aliases[key] = old
+            key = old
+            tg = st.targets[old]
+            st.count("targets.stitched")
         else:
-            tg.unmatched_since_t_ms = -1
-        if d.lon is not None and d.lat is not None:
-            tg.lon, tg.lat = float(d.lon), float(d.lat)
-            tg.trail.append([tg.lon, tg.lat, float(t)])
-            _trim_trail(tg.trail, th)
-            radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
-            if (
-                tg.anchor_lon is None
-                or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
-            ):
-                tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
-        evidence = {
-            "camera_id": cam, "track_id": int(d.track_id), "t_ms": int(t),
-            "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
-            "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
-        }  # fmt: skip
-        tg.detections.append(evidence)
-        del tg.detections[:-5]
-        _push_unique(tg.uris, d.crop_uri)
-        _push_unique(tg.uris, fr.evidence_uri)
-        if m >= 0 and bool(fa.confirmed[j]):
-            tg.ever_matched = True
-            tg.last_mmsi = m
-        if m >= 0 and bool(fa.confirmed[j]) and m in st.vessels:
-            v = st.vessels[m]
-            v.detections.append(evidence)
-            del v.detections[:-5]
-            _push_unique(v.uris, d.crop_uri)
-            _push_unique(v.uris, fr.evidence_uri)
-    unseen = {int(x) for x in fa.unseen_mmsi.tolist()}
+            tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+            st.targets[key] = tg
+    return tg
+
+
+def _move_target(tg: _Target, d: CameraDetection, t: int, m: int, th: Thresholds) -> None:
+    """A target seen at ``t`` (ms), matched to MMSI ``m`` (-1: none): its time, hits,
+    match, position, trail and anchor (where it last stopped)."""
+    tg.t_ms = t
+    tg.hits += 1
+    tg.mmsi = m
+    if m < 0:
+        if tg.unmatched_since_t_ms < 0:
+            tg.unmatched_since_t_ms = t
+    else:
+        tg.unmatched_since_t_ms = -1
+    if d.lon is not None and d.lat is not None:
+        tg.lon, tg.lat = float(d.lon), float(d.lat)
+        tg.trail.append([tg.lon, tg.lat, float(t)])
+        _trim_trail(tg.trail, th)
+        radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
+        if (
+            tg.anchor_lon is None
+            or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
+        ):
+            tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
+
+
+def _keep_evidence(
+    st: AreaState, tg: _Target, fr: CameraFrame, d: CameraDetection, m: int, confirmed: bool
+) -> None:
+    """The detection as evidence of its target (the last five) and, once confirmed as a
+    known vessel, of that vessel; the crop and frame URIs beside them."""
+    t = fr.t_ms
+    evidence = {
+        "camera_id": fr.camera_id, "track_id": int(d.track_id), "t_ms": int(t),
+        "bearing_deg": float(d.bearing_deg), "range_m": d.range_m, "confidence": float(d.confidence),
+        "cls": d.cls, "box_px": [float(x) for x in d.box_px], "mmsi": m if m >= 0 else None,
+    }  # fmt: skip
+    tg.detections.append(evidence)
+    del tg.detections[:-5]
+    _push_unique(tg.uris, d.crop_uri)
+    _push_unique(tg.uris, fr.evidence_uri)
+    if m >= 0 and confirmed:
+        tg.ever_matched = True
+        tg.last_mmsi = m
+    if m >= 0 and confirmed and m in st.vessels:
+        v = st.vessels[m]
+        v.detections.append(evidence)
+        del v.detections[:-5]
+        _push_unique(v.uris, d.crop_uri)
+        _push_unique(v.uris, fr.evidence_uri)
+
+
+def _update_unseen(st: AreaState, cam: str, t: int, unseen: set[int]) -> None:
+    """The AIS vessels camera ``cam`` should see and does not: ``[since, last]`` times
+    for those still unseen at ``t``; the others are forgotten."""
     prefix = f"{cam}:"
     for key in [
         k for k in st.unseen if k.startswith(prefix) and int(k[len(prefix) :]) not in unseen
@@ -387,7 +428,7 @@ def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
         return tg.mmsi < 0
     tr = v.track
     stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
-    silence_ms = float(det.silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
+    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
     return tg.t_ms > tr.t_ms + silence_ms
 
 
@@ -474,7 +515,7 @@ def _view(
 def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarray:
     """Coast distance of each silent AIS vessel heading for land, dead-reckoned along
     its last course and speed to the moment its silence began to count (last fix +
-    :func:`pipeline.core.detectors.ais_silence_ms`), stopping at the landfall, m;
+    :func:`pipeline.core.detectors.base.ais_silence_ms`), stopping at the landfall, m;
     ``coast_m`` for every other row.
 
     A receiver misses a vessel's last reports as often as it hears them (range, shadowing),
@@ -484,7 +525,7 @@ def _dead_reckoned_coast(v: VesselView, now: int, ctx: AreaContext) -> np.ndarra
     out = v.coast_m.copy()
     if len(v) == 0:
         return out
-    silence = det.ais_silence_ms(v, th)
+    silence = ais_silence_ms(v, th)
     speed = np.nan_to_num(v.sog_kn, nan=0.0)
     rows = np.flatnonzero(
         ~v.dark
@@ -521,13 +562,38 @@ def _housekeeping(st: AreaState, now: int, th: Thresholds) -> None:
 
 
 def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
-    """Run every detector at event time ``now`` and advance the alert episodes."""
+    """Run every detector the site has not switched off (:data:`DETECTORS`, in their
+    order) at event time ``now`` and advance the alert episodes."""
     th = ctx.thresholds
     st.evaluated_t_ms = max(st.evaluated_t_ms, now)
     _housekeeping(st, now, th)
     view, owners, east, north = _view(st, now, ctx)
-    # rendezvous first: it feeds the landing's "earlier rendezvous" factor
-    pairs = det.rendezvous_pairs(view, east, north, now, th)
+    scene = Scene(view=view, now_t_ms=now, area_start_t_ms=st.first_t_ms, unseen=st.unseen)
+    conds: list[Condition] = []
+    for name, detector in DETECTORS.items():
+        if not ctx.detectors.enabled(name):
+            continue
+        if name == rdv.DETECTOR.name:
+            scene = _track_pairs(st, scene, east, north, th)
+        found = detector.evaluate(scene, th)
+        if name == rdv.DETECTOR.name and found:
+            # before the detectors after it: it feeds the landing's "earlier rendezvous"
+            scene = _remember_meetings(st, scene, found, th)
+        conds += found
+    active = {f"{c.kind}|{c.subject}": c for c in conds}
+    zones = _zone_context(active, ctx)
+    out = _open_or_update(st, active, now, scene.view, owners, zones, ctx)
+    out += _close_episodes(st, set(active), now, ctx)
+    return out
+
+
+def _track_pairs(
+    st: AreaState, scene: Scene, east: np.ndarray, north: np.ndarray, th: Thresholds
+) -> Scene:
+    """The scene with the pairs close now and since when each has been (``st.pairs``,
+    which forgets pairs apart for more than ``rendezvous_gap_s``)."""
+    now = scene.now_t_ms
+    pairs = rdv.rendezvous_pairs(scene.view, east, north, now, th)
     close = {k for k, _, _ in pairs}
     gap_ms = th.rendezvous_gap_s * 1000.0
     for k in [k for k, (_, last) in st.pairs.items() if k not in close and now - last > gap_ms]:
@@ -539,44 +605,61 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
         else:
             rec[1] = now
     since = {k: st.pairs[k][0] for k in close}
-    conds: list[Condition] = det.rendezvous(view, pairs, since, now, th)
-    if conds:
-        for c in conds:
-            for r in c.rows:
-                st.met_t_ms[str(view.subject[r])] = now
-        recent = np.array(
-            [
-                st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
-                for s in view.subject
-            ],
-            dtype=bool,
-        )
-        view = dataclasses.replace(view, recent_rendezvous=recent)
-    conds += det.unusual_landing(view, now, th)
-    conds += det.dark_approach(view, now, th)
-    conds += det.dark_vessel(view, now, th, st.first_t_ms)
-    conds += det.loitering(view, now, th)
-    conds += det.identity_anomaly(view, now, th)
-    conds += det.impossible_speed(view, now, th)
-    rows_by_mmsi = {
-        int(m): i for i, m in enumerate(view.mmsi.tolist()) if m >= 0 and not view.dark[i]
-    }
-    conds += det.ais_not_seen(view, st.unseen, rows_by_mmsi, now, th)
+    return dataclasses.replace(scene, pairs=tuple(pairs), pair_since=since)
 
-    active = {f"{c.kind}|{c.subject}": c for c in conds}
-    zones: dict[str, tuple[str | None, str | None, float | None, float | None]] = {}
-    if active:
-        keys = sorted(active)
-        lon = np.array([active[k].lon for k in keys])
-        lat = np.array([active[k].lat for k in keys])
-        zi, zd = ctx.geometry.nearest_zone(lon, lat)
-        cd = ctx.geometry.coast_distance_m(lon, lat)
-        for j, k in enumerate(keys):
-            z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
-            zones[k] = (
-                z.name if z else None, z.kind if z else None,
-                float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
-            )  # fmt: skip
+
+def _remember_meetings(
+    st: AreaState, scene: Scene, meetings: list[Condition], th: Thresholds
+) -> Scene:
+    """Note when each vessel of a rendezvous last met another (``st.met_t_ms``) and mark
+    the vessels that met within ``rendezvous_memory_s`` in the scene's view."""
+    now, view = scene.now_t_ms, scene.view
+    for c in meetings:
+        for r in c.rows:
+            st.met_t_ms[str(view.subject[r])] = now
+    recent = np.array(
+        [
+            st.met_t_ms.get(str(s), -1) >= now - th.rendezvous_memory_s * 1000.0
+            for s in view.subject
+        ],
+        dtype=bool,
+    )
+    return dataclasses.replace(scene, view=dataclasses.replace(view, recent_rendezvous=recent))
+
+
+_ZoneContext = tuple[str | None, str | None, float | None, float | None]
+
+
+def _zone_context(active: dict[str, Condition], ctx: AreaContext) -> dict[str, _ZoneContext]:
+    """Nearest zone (name, kind, distance m) and coast distance (m) of each condition."""
+    zones: dict[str, _ZoneContext] = {}
+    if not active:
+        return zones
+    keys = sorted(active)
+    lon = np.array([active[k].lon for k in keys])
+    lat = np.array([active[k].lat for k in keys])
+    zi, zd = ctx.geometry.nearest_zone(lon, lat)
+    cd = ctx.geometry.coast_distance_m(lon, lat)
+    for j, k in enumerate(keys):
+        z = ctx.geometry.zones[zi[j]] if zi[j] >= 0 else None
+        zones[k] = (
+            z.name if z else None, z.kind if z else None,
+            float(zd[j]) if z else None, float(cd[j]) if np.isfinite(cd[j]) else None,
+        )  # fmt: skip
+    return zones
+
+
+def _open_or_update(
+    st: AreaState,
+    active: dict[str, Condition],
+    now: int,
+    view: VesselView,
+    owners: list[Any],
+    zones: dict[str, _ZoneContext],
+    ctx: AreaContext,
+) -> list[Alert]:
+    """An ``open`` alert for each new episode, an ``update`` for each whose severity or
+    factors changed."""
     out: list[Alert] = []
     for key in sorted(active):
         c = active[key]
@@ -599,11 +682,18 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
             ep.last = _alert_data(c, ep, "update", view, owners, zones[key], ctx.site)
             out.append(_cloud_event(ep.last, now, ctx))
             st.count(f"alerts.{c.kind}.update")
-    for key in sorted(set(st.episodes) - set(active)):
+    return out
+
+
+def _close_episodes(st: AreaState, active: set[str], now: int, ctx: AreaContext) -> list[Alert]:
+    """A ``closed`` alert for each episode whose condition has not held for
+    ``episode_close_s``."""
+    out: list[Alert] = []
+    for key in sorted(set(st.episodes) - active):
         ep = st.episodes[key]
         if ep.false_since_t_ms < 0:
             ep.false_since_t_ms = now
-        if now - ep.false_since_t_ms >= th.episode_close_s * 1000.0:
+        if now - ep.false_since_t_ms >= ctx.thresholds.episode_close_s * 1000.0:
             ep.seq += 1
             assert ep.last is not None
             data = msgspec.structs.replace(ep.last, status="closed", seq=ep.seq)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from pipeline.core.detectors import Thresholds
+from pipeline.core.detectors import DetectorSettings, Thresholds
 from pipeline.core.fusion import FusionParams
 from pipeline.core.geo import AreaGeometry
 from schemas.records import (
@@ -29,10 +29,12 @@ class AreaContext:
     :param site: site name (the area key)
     :param geometry: coastline, land and authorised zones
     :param cameras: camera models by camera id (``CameraModel``, duck-typed)
-    :param thresholds: detector thresholds
+    :param thresholds: detector thresholds (the site's, by field and by detector name)
     :param source: CloudEvents ``source`` of the alerts (default ``shorewatch/<site>``)
     :param fusion: association parameters
     :param bbox: ``(lon_min, lat_min, lon_max, lat_max)`` of the site, degrees, or ``None``
+    :param detectors: the site's detector settings (which detectors are off; the
+        thresholds they set are already in ``thresholds``)
     """
 
     site: str
@@ -43,6 +45,7 @@ class AreaContext:
     fusion: FusionParams = field(default_factory=FusionParams)
     bbox: tuple[float, float, float, float] | None = None
     lateness_ms: int = 0
+    detectors: DetectorSettings = field(default_factory=DetectorSettings)
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -56,21 +59,24 @@ class AreaContext:
 
         :param lateness_ms: event-time disorder the area waits out before it processes
             input (see :func:`area_step`); 0 for time-ordered input such as replay
-        :raises ConfigError: on unknown or malformed thresholds
+        :raises ConfigError: on unknown or malformed thresholds or detector settings
         """
+        detectors = DetectorSettings.from_dict(getattr(site, "detectors", None))
         return cls(
             lateness_ms=int(lateness_ms),
             site=site.name,
             geometry=site.geometry(),
             cameras={c.id: c.model() for c in site.cameras},
-            thresholds=Thresholds.from_dict(site.thresholds),
+            thresholds=detectors.apply(site.thresholds),
+            detectors=detectors,
             fusion=fusion or FusionParams(),
             bbox=tuple(site.bbox) if getattr(site, "bbox", None) is not None else None,
         )
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """Digest of the geometry and thresholds: states built with others drop their caches."""
+        """Digest of the geometry, thresholds and detector settings: states built with
+        others drop their caches."""
         h = hashlib.sha256()
         g = self.geometry
         h.update(np.ascontiguousarray(g.coast_segments, dtype=np.float64).tobytes())
@@ -81,6 +87,8 @@ class AreaContext:
             if z.ring_lonlat is not None:
                 h.update(np.ascontiguousarray(z.ring_lonlat, dtype=np.float64).tobytes())
         h.update(repr(self.thresholds).encode())
+        if self.detectors != DetectorSettings():  # digests of sites without them unchanged
+            h.update(self.detectors.fingerprint().encode())
         return h.hexdigest()[:16]
 
     def contains(self, lon: float, lat: float) -> bool:

@@ -141,67 +141,41 @@ def _identity_flags(name: str | None, call_sign: str | None, kind: str, changed:
     return flags
 
 
-def track_step(
-    prev: Mapping[int, Track],
-    positions: Sequence[AisPosition] | PositionColumns,
-    statics: Sequence[AisStatic],
-    params: TrackParams = TrackParams(),
-) -> TrackStepResult:
-    """Apply a batch of positions and static reports to the per-MMSI tracks.
-
-    Positions are applied in the order given (arrival order); a position older than the
-    track's last fix is rejected as ``out_of_order`` and counted, never applied. Static
-    reports update the identity (name, call sign, IMO, type, dimensions) in the order given;
-    a changed non-empty name or call sign sets the ``identity_change`` flag.
-
-    :param prev: the tracks so far, by MMSI (only ``.get`` is used: a Faust table view works)
-    :param positions: decoded position reports, arrival order (records or columns)
-    :param statics: decoded static reports, arrival order
-    :param params: settings
-    :returns: one updated :class:`~schemas.records.Track` per touched MMSI, the rejected
-        positions with reasons, counters, and statics for MMSIs without a track
-    """
-    counters: Counter[str] = Counter()
-    pc = (
-        positions
-        if isinstance(positions, PositionColumns)
-        else PositionColumns.from_records(positions)
-    )
-    n = len(pc)
-    counters["positions"] = n
-    counters["statics"] = len(statics)
-    fx = ct.FixArrays(
-        mmsi=pc.mmsi, t_ms=pc.t_ms, lon_deg=pc.lon, lat_deg=pc.lat, sog_kn=pc.sog_kn,
-        cog_deg=pc.cog_deg,
-    )  # fmt: skip
-    sta_mmsi = np.array([s.mmsi for s in statics], dtype=np.int64).reshape(len(statics))
-    touched = np.unique(np.concatenate([fx.mmsi, sta_mmsi]))
-    base, old = _prev_arrays(prev, touched)
-    res = ct.step_tracks(
-        base, fx,
-        max_implied_speed_kn=params.max_implied_speed_kn,
-        position_tolerance_m=params.position_tolerance_m,
-        velocity_alpha=params.velocity_alpha,
-        stop_speed_kn=params.stop_speed_kn,
-        slow_speed_kn=params.slow_speed_kn,
-    )  # fmt: skip
+def _rejections(
+    res: ct.TrackStepArrays, pc: PositionColumns, counters: Counter[str]
+) -> list[tuple[AisPosition, str]]:
+    """The positions :func:`~pipeline.core.tracks.step_tracks` did not apply, with their
+    reasons; counts them (``rejected.<reason>``) and the accepted ones (``accepted``)."""
     rejected: list[tuple[AisPosition, str]] = []
     bad = np.flatnonzero(res.outcome >= 0)
     for i in bad.tolist():
         reason = ct.REJECT_REASONS[int(res.outcome[i])]
         rejected.append((pc.record(i), reason))
         counters[f"rejected.{reason}"] += 1
-    counters["accepted"] = int(n - bad.size)
+    counters["accepted"] = int(len(pc) - bad.size)
+    return rejected
 
-    # the last accepted position of each MMSI (for msg type, heading, nav status)
+
+def _last_accepted(res: ct.TrackStepArrays, mmsi: np.ndarray) -> dict[int, int]:
+    """Row of the last accepted position of each MMSI (for msg type, heading, nav status)."""
     acc = np.flatnonzero(res.outcome < 0)
     rev = acc[::-1]
-    u, first_rev = np.unique(fx.mmsi[rev], return_index=True)
-    last_pos = dict(zip(u.tolist(), rev[first_rev].tolist(), strict=True))
+    u, first_rev = np.unique(mmsi[rev], return_index=True)
+    return dict(zip(u.tolist(), rev[first_rev].tolist(), strict=True))
 
-    new = res.tracks
-    rows = {int(m): i for i, m in enumerate(new.mmsi.tolist())}
-    # identity: start from the previous track, apply statics in order
+
+def _apply_statics(
+    statics: Sequence[AisStatic],
+    rows: Mapping[int, int],
+    old: Mapping[int, Track],
+    counters: Counter[str],
+) -> tuple[dict[int, dict[str, Any]], list[AisStatic]]:
+    """The identity of each MMSI with static reports in this batch (starting from its
+    previous track, statics applied in order), and the statics of MMSIs without a track.
+
+    :param rows: the MMSIs with a new track state in this batch
+    :param old: the previous live tracks of the batch's MMSIs
+    """
     ident: dict[int, dict[str, Any]] = {}
 
     def ident_of(m: int) -> dict[str, Any]:
@@ -240,8 +214,21 @@ def track_step(
             and s.to_port_m + s.to_starboard_m > 0
         ):
             d["beam_m"] = float(s.to_port_m + s.to_starboard_m)
-    counters["orphan_statics"] = len(orphans)
+    return ident, orphans
 
+
+def _stepped_records(
+    res: ct.TrackStepArrays,
+    pc: PositionColumns,
+    last_pos: Mapping[int, int],
+    ident: Mapping[int, dict[str, Any]],
+    old: Mapping[int, Track],
+    counters: Counter[str],
+) -> list[Track]:
+    """One :class:`~schemas.records.Track` per MMSI with accepted positions: the stepped
+    state, the last accepted report's fields, the identity and its flags (``jumps``
+    counted)."""
+    new = res.tracks
     kinds, mids = ct.classify_mmsi(new.mmsi)
     # the last accepted report of each new track
     last = np.array([last_pos[m] for m in new.mmsi.tolist()], dtype=np.int64)
@@ -301,7 +288,15 @@ def track_step(
             jump_speed_kn=(jspd if math.isfinite(jspd) else None) if jt >= 0 else None,
             identity_change_t_ms=ich,
         ))  # fmt: skip
-    # statics for existing tracks that got no new fix: republish the track with the identity
+    return updates
+
+
+def _identity_only_records(
+    ident: Mapping[int, dict[str, Any]], rows: Mapping[int, int], old: Mapping[int, Track]
+) -> list[Track]:
+    """Statics for existing tracks that got no new fix: each track republished with its
+    new identity."""
+    updates: list[Track] = []
     for m, d in ident.items():
         if m in rows or m not in old:
             continue
@@ -314,6 +309,59 @@ def track_step(
             length_m=d["length_m"], beam_m=d["beam_m"], flags=flags,
             identity_change_t_ms=d["identity_change_t_ms"], jump_t_ms=None, jump_speed_kn=None,
         ))  # fmt: skip
+    return updates
+
+
+def track_step(
+    prev: Mapping[int, Track],
+    positions: Sequence[AisPosition] | PositionColumns,
+    statics: Sequence[AisStatic],
+    params: TrackParams = TrackParams(),
+) -> TrackStepResult:
+    """Apply a batch of positions and static reports to the per-MMSI tracks.
+
+    Positions are applied in the order given (arrival order); a position older than the
+    track's last fix is rejected as ``out_of_order`` and counted, never applied. Static
+    reports update the identity (name, call sign, IMO, type, dimensions) in the order given;
+    a changed non-empty name or call sign sets the ``identity_change`` flag.
+
+    :param prev: the tracks so far, by MMSI (only ``.get`` is used: a Faust table view works)
+    :param positions: decoded position reports, arrival order (records or columns)
+    :param statics: decoded static reports, arrival order
+    :param params: settings
+    :returns: one updated :class:`~schemas.records.Track` per touched MMSI, the rejected
+        positions with reasons, counters, and statics for MMSIs without a track
+    """
+    counters: Counter[str] = Counter()
+    pc = (
+        positions
+        if isinstance(positions, PositionColumns)
+        else PositionColumns.from_records(positions)
+    )
+    counters["positions"] = len(pc)
+    counters["statics"] = len(statics)
+    fx = ct.FixArrays(
+        mmsi=pc.mmsi, t_ms=pc.t_ms, lon_deg=pc.lon, lat_deg=pc.lat, sog_kn=pc.sog_kn,
+        cog_deg=pc.cog_deg,
+    )  # fmt: skip
+    sta_mmsi = np.array([s.mmsi for s in statics], dtype=np.int64).reshape(len(statics))
+    touched = np.unique(np.concatenate([fx.mmsi, sta_mmsi]))
+    base, old = _prev_arrays(prev, touched)
+    res = ct.step_tracks(
+        base, fx,
+        max_implied_speed_kn=params.max_implied_speed_kn,
+        position_tolerance_m=params.position_tolerance_m,
+        velocity_alpha=params.velocity_alpha,
+        stop_speed_kn=params.stop_speed_kn,
+        slow_speed_kn=params.slow_speed_kn,
+    )  # fmt: skip
+    rejected = _rejections(res, pc, counters)
+    last_pos = _last_accepted(res, fx.mmsi)
+    rows = {int(m): i for i, m in enumerate(res.tracks.mmsi.tolist())}
+    ident, orphans = _apply_statics(statics, rows, old, counters)
+    counters["orphan_statics"] = len(orphans)
+    updates = _stepped_records(res, pc, last_pos, ident, old, counters)
+    updates += _identity_only_records(ident, rows, old)
     counters["updates"] = len(updates)
     return TrackStepResult(
         updates=updates, rejected=rejected, counters=dict(counters), orphan_statics=orphans

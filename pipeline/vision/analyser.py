@@ -35,11 +35,12 @@ import numpy as np
 from pipeline.core.arrays import finite_or_none
 from pipeline.core.camera import (
     CameraModel,
+    GeoRef,
     PoseCalibrator,
     SelfCalConfig,
 )
 from pipeline.core.mot import MultiObjectTracker
-from pipeline.vision.detectors import Detector
+from pipeline.vision.detectors import Detections, Detector
 from pipeline.vision.evidence import EvidenceStore, _jpeg
 from pipeline.vision.frames import check_frame
 from pipeline.vision.structures import StructureMask
@@ -139,14 +140,7 @@ class FrameAnalyser:
         """
         frame = check_frame(frame_bgr)
         h, w = frame.shape[:2]
-        cam = self._model_for(w, h, model)
-        calibrating = self.ais_source is not None and model is None
-        if calibrating:
-            c = self.calibrator
-            if c is None or (c.installed.image_width, c.installed.image_height) != (w, h):
-                self.calibrator = PoseCalibrator(cam, self.selfcal_config)
-            assert self.calibrator is not None
-            cam = self.calibrator.model  # learnt from the earlier frames
+        cam, calibrating = self._pose(w, h, model)
         dets = self.detector.detect(frame)
         masked = 0
         if self.structures is not None and model is None:
@@ -157,86 +151,9 @@ class FrameAnalyser:
         ids = self.tracker.update(boxes, dets.scores, t_ms / 1000.0)
         u_px, v_px = boxes[:, 0] + boxes[:, 2] / 2.0, boxes[:, 1] + boxes[:, 3]
         geo = cam.pixel_to_geo(u_px, v_px)
-        if calibrating and self.calibrator is not None and self.ais_source is not None:
-            try:
-                lon, lat, mmsi = self.ais_source(int(t_ms), self.calibrator.installed)
-            except Exception as exc:  # noqa: BLE001 - a failing AIS source must not cost the frame
-                self.selfcal_source_errors += 1
-                log.warning(
-                    "camera %s: AIS source for self-calibration failed: %r", self.camera_id, exc
-                )
-            else:
-                if self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi):
-                    m = self.calibrator.model
-                    log.info(
-                        "camera %s: pose learnt from AIS: heading %.2f deg, tilt %.2f deg, "
-                        "height %.1f m (%d pairs, median residual %s px)",
-                        self.camera_id,
-                        m.heading_deg,
-                        m.tilt_deg,
-                        m.height_m,
-                        self.calibrator.n_pairs,
-                        self.calibrator.residual_px,
-                    )
-                    if self.calibrator.at_bounds:
-                        log.warning(
-                            "camera %s: the learnt %s sits on its self-calibration bound: the "
-                            "configured pose is likely off by more than the bounds allow",
-                            self.camera_id,
-                            " and ".join(self.calibrator.at_bounds),
-                        )
-
-        evidence_uri = None
-        crop_uris: list[str | None] = [None] * len(dets)
-        if self.evidence_store is not None and (len(dets) or self.evidence_when_empty):
-            stem = f"{self.camera_id}/{int(t_ms)}"
-            evidence_uri = self.evidence_store.put(
-                f"{stem}/frame.jpg", _jpeg(frame, self.jpeg_quality)
-            )
-            pad = boxes[:, 2:] * self.crop_pad
-            x0 = np.clip(np.floor(boxes[:, 0] - pad[:, 0]), 0, w).astype(int)
-            y0 = np.clip(np.floor(boxes[:, 1] - pad[:, 1]), 0, h).astype(int)
-            x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2] + pad[:, 0]), 0, w).astype(int)
-            y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3] + pad[:, 1]), 0, h).astype(int)
-            for i in range(len(dets)):
-                if x1[i] > x0[i] and y1[i] > y0[i]:
-                    crop = frame[y0[i] : y1[i], x0[i] : x1[i]]
-                    crop_uris[i] = self.evidence_store.put(
-                        f"{stem}/crop-{i}-track{int(ids[i])}.jpg", _jpeg(crop, self.jpeg_quality)
-                    )
-
-        rows = zip(
-            boxes.tolist(),
-            dets.scores.tolist(),
-            dets.class_names.tolist(),
-            ids.tolist(),
-            geo.bearing_deg.tolist(),
-            geo.bearing_sigma_deg.tolist(),
-            geo.range_m.tolist(),
-            geo.range_sigma_m.tolist(),
-            geo.lon_deg.tolist(),
-            geo.lat_deg.tolist(),
-            geo.hits_sea.tolist(),
-            crop_uris,
-            strict=True,
-        )
-        detections = [
-            CameraDetection(
-                track_id=int(tid),
-                box_px=[float(v) for v in box],
-                cls=str(cls),
-                confidence=float(score),
-                bearing_deg=float(brg),
-                bearing_sigma_deg=float(brg_s),
-                range_m=finite_or_none(rng),
-                range_sigma_m=finite_or_none(rng_s),
-                lon=finite_or_none(lon),
-                lat=finite_or_none(lat),
-                beyond_horizon=not hits,
-                crop_uri=crop,
-            )
-            for box, score, cls, tid, brg, brg_s, rng, rng_s, lon, lat, hits, crop in rows
-        ]
+        if calibrating:
+            self._self_calibrate(t_ms, u_px, v_px)
+        evidence_uri, crop_uris = self._store_evidence(frame, t_ms, boxes, ids)
         return CameraFrame(
             camera_id=self.camera_id,
             t_ms=int(t_ms),
@@ -244,7 +161,122 @@ class FrameAnalyser:
             image_height=h,
             heading_deg=float(cam.heading_deg),
             hfov_deg=float(cam.hfov_deg),
-            detections=detections,
+            detections=_detection_records(dets, ids, geo, crop_uris),
             evidence_uri=evidence_uri,
             masked_detections=masked,
         )
+
+    def _pose(self, w: int, h: int, model: CameraModel | None) -> tuple[CameraModel, bool]:
+        """The camera model for a ``w`` x ``h`` frame, and whether the pose is being learnt
+        from AIS (an AIS source and no per-frame model): then the model is the calibrator's,
+        learnt from the earlier frames."""
+        cam = self._model_for(w, h, model)
+        calibrating = self.ais_source is not None and model is None
+        if calibrating:
+            c = self.calibrator
+            if c is None or (c.installed.image_width, c.installed.image_height) != (w, h):
+                self.calibrator = PoseCalibrator(cam, self.selfcal_config)
+            assert self.calibrator is not None
+            cam = self.calibrator.model  # learnt from the earlier frames
+        return cam, calibrating
+
+    def _self_calibrate(self, t_ms: int, u_px: np.ndarray, v_px: np.ndarray) -> None:
+        """Feed the frame's waterline points and the AIS vessels to the pose calibrator;
+        log a newly learnt pose."""
+        if self.calibrator is None or self.ais_source is None:
+            return
+        try:
+            lon, lat, mmsi = self.ais_source(int(t_ms), self.calibrator.installed)
+        except Exception as exc:  # noqa: BLE001 - a failing AIS source must not cost the frame
+            self.selfcal_source_errors += 1
+            log.warning(
+                "camera %s: AIS source for self-calibration failed: %r", self.camera_id, exc
+            )
+            return
+        if self.calibrator.update(int(t_ms), u_px, v_px, lon, lat, mmsi):
+            m = self.calibrator.model
+            log.info(
+                "camera %s: pose learnt from AIS: heading %.2f deg, tilt %.2f deg, "
+                "height %.1f m (%d pairs, median residual %s px)",
+                self.camera_id,
+                m.heading_deg,
+                m.tilt_deg,
+                m.height_m,
+                self.calibrator.n_pairs,
+                self.calibrator.residual_px,
+            )
+            if self.calibrator.at_bounds:
+                log.warning(
+                    "camera %s: the learnt %s sits on its self-calibration bound: the "
+                    "configured pose is likely off by more than the bounds allow",
+                    self.camera_id,
+                    " and ".join(self.calibrator.at_bounds),
+                )
+
+    def _store_evidence(
+        self, frame: np.ndarray, t_ms: int, boxes: np.ndarray, ids: np.ndarray
+    ) -> tuple[str | None, list[str | None]]:
+        """Store the frame and a padded crop of each box as JPEGs, if there is an evidence
+        store (and a detection, unless ``evidence_when_empty``).
+
+        :returns: the frame's URI and each crop's (``None`` where nothing was stored)
+        """
+        h, w = frame.shape[:2]
+        n = len(boxes)
+        evidence_uri = None
+        crop_uris: list[str | None] = [None] * n
+        if self.evidence_store is None or not (n or self.evidence_when_empty):
+            return evidence_uri, crop_uris
+        stem = f"{self.camera_id}/{int(t_ms)}"
+        evidence_uri = self.evidence_store.put(f"{stem}/frame.jpg", _jpeg(frame, self.jpeg_quality))
+        pad = boxes[:, 2:] * self.crop_pad
+        x0 = np.clip(np.floor(boxes[:, 0] - pad[:, 0]), 0, w).astype(int)
+        y0 = np.clip(np.floor(boxes[:, 1] - pad[:, 1]), 0, h).astype(int)
+        x1 = np.clip(np.ceil(boxes[:, 0] + boxes[:, 2] + pad[:, 0]), 0, w).astype(int)
+        y1 = np.clip(np.ceil(boxes[:, 1] + boxes[:, 3] + pad[:, 1]), 0, h).astype(int)
+        for i in range(n):
+            if x1[i] > x0[i] and y1[i] > y0[i]:
+                crop = frame[y0[i] : y1[i], x0[i] : x1[i]]
+                crop_uris[i] = self.evidence_store.put(
+                    f"{stem}/crop-{i}-track{int(ids[i])}.jpg", _jpeg(crop, self.jpeg_quality)
+                )
+        return evidence_uri, crop_uris
+
+
+def _detection_records(
+    dets: Detections, ids: np.ndarray, geo: GeoRef, crop_uris: list[str | None]
+) -> list[CameraDetection]:
+    """One :class:`CameraDetection` per detection: box, class, score, camera track id,
+    bearing and range from the camera model, crop URI."""
+    rows = zip(
+        dets.boxes_xywh.tolist(),
+        dets.scores.tolist(),
+        dets.class_names.tolist(),
+        ids.tolist(),
+        geo.bearing_deg.tolist(),
+        geo.bearing_sigma_deg.tolist(),
+        geo.range_m.tolist(),
+        geo.range_sigma_m.tolist(),
+        geo.lon_deg.tolist(),
+        geo.lat_deg.tolist(),
+        geo.hits_sea.tolist(),
+        crop_uris,
+        strict=True,
+    )
+    return [
+        CameraDetection(
+            track_id=int(tid),
+            box_px=[float(v) for v in box],
+            cls=str(cls),
+            confidence=float(score),
+            bearing_deg=float(brg),
+            bearing_sigma_deg=float(brg_s),
+            range_m=finite_or_none(rng),
+            range_sigma_m=finite_or_none(rng_s),
+            lon=finite_or_none(lon),
+            lat=finite_or_none(lat),
+            beyond_horizon=not hits,
+            crop_uri=crop,
+        )
+        for box, score, cls, tid, brg, brg_s, rng, rng_s, lon, lat, hits, crop in rows
+    ]

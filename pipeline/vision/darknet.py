@@ -106,46 +106,42 @@ def _int(p: dict[str, str], key: str, default: int | None, where: str) -> int:
         raise ConfigError(f"darknet cfg {where}: {key}={p[key]!r} is not an integer") from exc
 
 
-def build_onnx(
-    cfg_text: str, weights: bytes, input_wh: tuple[int, int]
-) -> tuple[bytes, list[YoloHead]]:
-    """A serialised ONNX model of a Darknet network, and its YOLO heads.
+class _GraphBuilder:
+    """The ONNX graph of a Darknet network, built one cfg section at a time.
 
-    :param cfg_text: the ``.cfg`` text
-    :param weights: the ``.weights`` file's bytes
-    :param input_wh: network input ``(width, height)``, pixels; input tensor ``input``,
-        ``(1, 3, height, width)`` float RGB in ``[0, 1]``
-    :raises ConfigError: an unsupported layer, a bad value, or weights that do not
-        match the cfg (the count of parameters must be exact)
+    Holds what the layers share: the parameters and how many are used, the nodes and
+    initialisers written so far, the output tensor, channels and size of every layer
+    and of the current one, and the YOLO heads met.
     """
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    if int(input_wh[0]) < 1 or int(input_wh[1]) < 1:
-        raise ConfigError(f"network input must be at least 1x1 pixels, got {input_wh}")
-    sections = parse_cfg(cfg_text)
-    params = _read_weights(weights)
-    pos = 0
-    w_in, h_in = int(input_wh[0]), int(input_wh[1])
-    nodes: list = []
-    inits: list = []
-    heads: list[YoloHead] = []
-    names: list[str] = []  # output tensor of each layer
-    chans: list[int] = []
-    shapes: list[tuple[int, int]] = []
-    cur, c, h, w = "input", int(sections[0][1].get("channels", 3)), h_in, w_in
+    def __init__(self, params: np.ndarray, channels: int, h: int, w: int) -> None:
+        from onnx import helper, numpy_helper
 
-    def take(n: int, where: str) -> np.ndarray:
-        nonlocal pos
-        if pos + n > len(params):
+        self.helper = helper
+        self.numpy_helper = numpy_helper
+        self.params = params
+        self.pos = 0
+        self.nodes: list = []
+        self.inits: list = []
+        self.heads: list[YoloHead] = []
+        self.names: list[str] = []  # output tensor of each layer
+        self.chans: list[int] = []
+        self.shapes: list[tuple[int, int]] = []
+        self.cur, self.c, self.h, self.w = "input", channels, h, w
+
+    def take(self, n: int, where: str) -> np.ndarray:
+        """The next ``n`` parameters of the weights file."""
+        if self.pos + n > len(self.params):
             raise ConfigError(
-                f"darknet weights end at {len(params)} parameters; {where} needs {pos + n}"
+                f"darknet weights end at {len(self.params)} parameters; {where} needs {self.pos + n}"
             )
-        out = params[pos : pos + n]
-        pos += n
+        out = self.params[self.pos : self.pos + n]
+        self.pos += n
         return out
 
-    def activation(x: str, act: str, tag: str) -> str:
+    def activation(self, x: str, act: str, tag: str) -> str:
+        """Nodes applying ``act`` to tensor ``x``; the name of the result."""
+        helper, nodes = self.helper, self.nodes
         if act == "linear":
             return x
         y = f"{tag}_{act}"
@@ -171,140 +167,194 @@ def build_onnx(
             )
         return y
 
-    for i, (kind, p) in enumerate(sections[1:]):
+    def layer(self, i: int, kind: str, p: dict[str, str], input_wh: tuple[int, int]) -> None:
+        """Add section ``i`` of the cfg (after ``[net]``) and record its output."""
         where = f"layer {i} [{kind}]"
         tag = f"l{i}"
         if kind == "convolutional":
-            f = _int(p, "filters", None, where)
-            k = _int(p, "size", 1, where)
-            s = _int(p, "stride", 1, where)
-            g = _int(p, "groups", 1, where)
-            pad = k // 2 if _int(p, "pad", 0, where) else _int(p, "padding", 0, where)
-            act = p.get("activation", "logistic")
-            if act not in _ACTIVATIONS:
-                raise ConfigError(f"darknet cfg {where}: activation {act!r} is not supported")
-            if g < 1 or c % g or f % g:
-                raise ConfigError(f"darknet cfg {where}: groups={g} does not divide {c} -> {f}")
-            if _int(p, "batch_normalize", 0, where):
-                beta, gamma, mean, var = (take(f, where) for _ in range(4))
-                scale = gamma / np.sqrt(var + _BN_EPS)
-                kernel = take(f * (c // g) * k * k, where).reshape(f, c // g, k, k)
-                kernel = kernel * scale[:, None, None, None]
-                bias = beta - mean * scale
-            else:
-                bias = take(f, where)
-                kernel = take(f * (c // g) * k * k, where).reshape(f, c // g, k, k)
-            wn, bn = f"{tag}_w", f"{tag}_b"
-            inits += [
-                numpy_helper.from_array(kernel.astype(np.float32), wn),
-                numpy_helper.from_array(bias.astype(np.float32), bn),
-            ]
-            nodes.append(
-                helper.make_node(
-                    "Conv",
-                    [cur, wn, bn],
-                    [f"{tag}_conv"],
-                    kernel_shape=[k, k],
-                    strides=[s, s],
-                    pads=[pad] * 4,
-                    group=g,
-                )  # fmt: skip
-            )
-            cur = activation(f"{tag}_conv", act, tag)
-            c, h, w = f, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+            self.convolutional(p, where, tag)
         elif kind == "dropout":
             pass
         elif kind == "shortcut":
-            j = _int(p, "from", None, where)
-            j = i + j if j < 0 else j
-            if not 0 <= j < i or chans[j] != c or shapes[j] != (h, w):
-                raise ConfigError(
-                    f"darknet cfg {where}: from={p['from']} is not a layer of the same shape"
-                )
-            nodes.append(helper.make_node("Add", [cur, names[j]], [f"{tag}_add"]))
-            cur = activation(f"{tag}_add", p.get("activation", "linear"), tag)
+            self.shortcut(i, p, where, tag)
         elif kind == "route":
-            if "groups" in p and p["groups"] != "1":
-                raise ConfigError(f"darknet cfg {where}: grouped route is not supported")
-            try:
-                idx = [int(x) for x in p["layers"].split(",")]
-            except (KeyError, ValueError) as exc:
-                raise ConfigError(f"darknet cfg {where}: bad layers={p.get('layers')!r}") from exc
-            idx = [i + x if x < 0 else x for x in idx]
-            if any(not 0 <= x < i for x in idx) or len({shapes[x] for x in idx}) != 1:
-                raise ConfigError(f"darknet cfg {where}: layers={p['layers']} do not concatenate")
-            if len(idx) == 1:
-                cur = names[idx[0]]
-            else:
-                cur = f"{tag}_cat"
-                nodes.append(helper.make_node("Concat", [names[x] for x in idx], [cur], axis=1))
-            c, (h, w) = sum(chans[x] for x in idx), shapes[idx[0]]
+            self.route(i, p, where, tag)
         elif kind == "maxpool":
-            k = _int(p, "size", 2, where)
-            s = _int(p, "stride", k, where)
-            total = _int(p, "padding", k - 1, where)
-            before, after = total // 2, total - total // 2
-            nodes.append(
-                helper.make_node(
-                    "MaxPool",
-                    [cur],
-                    [f"{tag}_pool"],
-                    kernel_shape=[k, k],
-                    strides=[s, s],
-                    pads=[before, before, after, after],
-                )  # fmt: skip
-            )
-            cur = f"{tag}_pool"
-            h, w = (h + total - k) // s + 1, (w + total - k) // s + 1
+            self.maxpool(p, where, tag)
         elif kind == "upsample":
-            s = _int(p, "stride", 2, where)
-            sc = f"{tag}_scales"
-            inits.append(numpy_helper.from_array(np.array([1, 1, s, s], np.float32), sc))
-            nodes.append(
-                helper.make_node(
-                    "Resize",
-                    [cur, "", sc],
-                    [f"{tag}_up"],
-                    mode="nearest",
-                    coordinate_transformation_mode="asymmetric",
-                    nearest_mode="floor",
-                )  # fmt: skip
-            )
-            cur = f"{tag}_up"
-            h, w = h * s, w * s
+            self.upsample(p, where, tag)
         elif kind in ("yolo", "region"):
             if kind == "region":
                 raise ConfigError(f"darknet cfg {where}: [region] (YOLOv2) heads are not supported")
-            try:
-                anchors = np.array([float(x) for x in p["anchors"].split(",")]).reshape(-1, 2)
-                mask = [
-                    int(x)
-                    for x in p.get("mask", ",".join(map(str, range(len(anchors))))).split(",")
-                ]
-                classes = _int(p, "classes", 80, where)
-                scale_xy = float(p.get("scale_x_y", 1.0))
-            except (KeyError, ValueError) as exc:
-                raise ConfigError(f"darknet cfg {where}: bad anchors/mask: {exc}") from exc
-            if any(not 0 <= m < len(anchors) for m in mask) or c != len(mask) * (classes + 5):
-                raise ConfigError(
-                    f"darknet cfg {where}: {c} channels in, {len(mask)} anchors x ({classes} + 5) expected"
-                )
-            heads.append(YoloHead(cur, anchors[mask], h, w, classes, scale_xy))
+            self.yolo(p, where)
         else:
             raise ConfigError(f"darknet cfg {where}: layer kind [{kind}] is not supported")
-        if h <= 0 or w <= 0:
+        if self.h <= 0 or self.w <= 0:
             raise ConfigError(f"darknet cfg {where}: input {input_wh} is too small for the network")
-        names.append(cur)
-        chans.append(c)
-        shapes.append((h, w))
-    if pos != len(params):
-        raise ConfigError(
-            f"darknet weights hold {len(params)} parameters, the cfg uses {pos}: wrong weights file"
+        self.names.append(self.cur)
+        self.chans.append(self.c)
+        self.shapes.append((self.h, self.w))
+
+    def convolutional(self, p: dict[str, str], where: str, tag: str) -> None:
+        """A convolution, batch norm folded into its kernel and bias, and its activation."""
+        c, take = self.c, self.take
+        f = _int(p, "filters", None, where)
+        k = _int(p, "size", 1, where)
+        s = _int(p, "stride", 1, where)
+        g = _int(p, "groups", 1, where)
+        pad = k // 2 if _int(p, "pad", 0, where) else _int(p, "padding", 0, where)
+        act = p.get("activation", "logistic")
+        if act not in _ACTIVATIONS:
+            raise ConfigError(f"darknet cfg {where}: activation {act!r} is not supported")
+        if g < 1 or c % g or f % g:
+            raise ConfigError(f"darknet cfg {where}: groups={g} does not divide {c} -> {f}")
+        if _int(p, "batch_normalize", 0, where):
+            beta, gamma, mean, var = (take(f, where) for _ in range(4))
+            scale = gamma / np.sqrt(var + _BN_EPS)
+            kernel = take(f * (c // g) * k * k, where).reshape(f, c // g, k, k)
+            kernel = kernel * scale[:, None, None, None]
+            bias = beta - mean * scale
+        else:
+            bias = take(f, where)
+            kernel = take(f * (c // g) * k * k, where).reshape(f, c // g, k, k)
+        wn, bn = f"{tag}_w", f"{tag}_b"
+        self.inits += [
+            self.numpy_helper.from_array(kernel.astype(np.float32), wn),
+            self.numpy_helper.from_array(bias.astype(np.float32), bn),
+        ]
+        self.nodes.append(
+            self.helper.make_node(
+                "Conv",
+                [self.cur, wn, bn],
+                [f"{tag}_conv"],
+                kernel_shape=[k, k],
+                strides=[s, s],
+                pads=[pad] * 4,
+                group=g,
+            )  # fmt: skip
         )
-    if not heads:
+        self.cur = self.activation(f"{tag}_conv", act, tag)
+        h, w = self.h, self.w
+        self.c, self.h, self.w = f, (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+
+    def shortcut(self, i: int, p: dict[str, str], where: str, tag: str) -> None:
+        """The sum of the current layer and an earlier one of the same shape."""
+        j = _int(p, "from", None, where)
+        j = i + j if j < 0 else j
+        if not 0 <= j < i or self.chans[j] != self.c or self.shapes[j] != (self.h, self.w):
+            raise ConfigError(
+                f"darknet cfg {where}: from={p['from']} is not a layer of the same shape"
+            )
+        self.nodes.append(self.helper.make_node("Add", [self.cur, self.names[j]], [f"{tag}_add"]))
+        self.cur = self.activation(f"{tag}_add", p.get("activation", "linear"), tag)
+
+    def route(self, i: int, p: dict[str, str], where: str, tag: str) -> None:
+        """One earlier layer, or several concatenated along the channels."""
+        if "groups" in p and p["groups"] != "1":
+            raise ConfigError(f"darknet cfg {where}: grouped route is not supported")
+        try:
+            idx = [int(x) for x in p["layers"].split(",")]
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"darknet cfg {where}: bad layers={p.get('layers')!r}") from exc
+        idx = [i + x if x < 0 else x for x in idx]
+        if any(not 0 <= x < i for x in idx) or len({self.shapes[x] for x in idx}) != 1:
+            raise ConfigError(f"darknet cfg {where}: layers={p['layers']} do not concatenate")
+        if len(idx) == 1:
+            self.cur = self.names[idx[0]]
+        else:
+            self.cur = f"{tag}_cat"
+            self.nodes.append(
+                self.helper.make_node("Concat", [self.names[x] for x in idx], [self.cur], axis=1)
+            )
+        self.c, (self.h, self.w) = sum(self.chans[x] for x in idx), self.shapes[idx[0]]
+
+    def maxpool(self, p: dict[str, str], where: str, tag: str) -> None:
+        """Max pooling, padded as Darknet pads (the smaller half before)."""
+        k = _int(p, "size", 2, where)
+        s = _int(p, "stride", k, where)
+        total = _int(p, "padding", k - 1, where)
+        before, after = total // 2, total - total // 2
+        self.nodes.append(
+            self.helper.make_node(
+                "MaxPool",
+                [self.cur],
+                [f"{tag}_pool"],
+                kernel_shape=[k, k],
+                strides=[s, s],
+                pads=[before, before, after, after],
+            )  # fmt: skip
+        )
+        self.cur = f"{tag}_pool"
+        self.h, self.w = (self.h + total - k) // s + 1, (self.w + total - k) // s + 1
+
+    def upsample(self, p: dict[str, str], where: str, tag: str) -> None:
+        """Nearest-neighbour upsampling by ``stride``."""
+        s = _int(p, "stride", 2, where)
+        sc = f"{tag}_scales"
+        self.inits.append(self.numpy_helper.from_array(np.array([1, 1, s, s], np.float32), sc))
+        self.nodes.append(
+            self.helper.make_node(
+                "Resize",
+                [self.cur, "", sc],
+                [f"{tag}_up"],
+                mode="nearest",
+                coordinate_transformation_mode="asymmetric",
+                nearest_mode="floor",
+            )  # fmt: skip
+        )
+        self.cur = f"{tag}_up"
+        self.h, self.w = self.h * s, self.w * s
+
+    def yolo(self, p: dict[str, str], where: str) -> None:
+        """A YOLO head on the current layer (decoded later in NumPy)."""
+        c = self.c
+        try:
+            anchors = np.array([float(x) for x in p["anchors"].split(",")]).reshape(-1, 2)
+            mask = [
+                int(x) for x in p.get("mask", ",".join(map(str, range(len(anchors))))).split(",")
+            ]
+            classes = _int(p, "classes", 80, where)
+            scale_xy = float(p.get("scale_x_y", 1.0))
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"darknet cfg {where}: bad anchors/mask: {exc}") from exc
+        if any(not 0 <= m < len(anchors) for m in mask) or c != len(mask) * (classes + 5):
+            raise ConfigError(
+                f"darknet cfg {where}: {c} channels in, {len(mask)} anchors x ({classes} + 5) expected"
+            )
+        self.heads.append(YoloHead(self.cur, anchors[mask], self.h, self.w, classes, scale_xy))
+
+
+def build_onnx(
+    cfg_text: str, weights: bytes, input_wh: tuple[int, int]
+) -> tuple[bytes, list[YoloHead]]:
+    """A serialised ONNX model of a Darknet network, and its YOLO heads.
+
+    :param cfg_text: the ``.cfg`` text
+    :param weights: the ``.weights`` file's bytes
+    :param input_wh: network input ``(width, height)``, pixels; input tensor ``input``,
+        ``(1, 3, height, width)`` float RGB in ``[0, 1]``
+    :raises ConfigError: an unsupported layer, a bad value, or weights that do not
+        match the cfg (the count of parameters must be exact)
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    if int(input_wh[0]) < 1 or int(input_wh[1]) < 1:
+        raise ConfigError(f"network input must be at least 1x1 pixels, got {input_wh}")
+    sections = parse_cfg(cfg_text)
+    params = _read_weights(weights)
+    w_in, h_in = int(input_wh[0]), int(input_wh[1])
+    b = _GraphBuilder(params, int(sections[0][1].get("channels", 3)), h_in, w_in)
+    for i, (kind, p) in enumerate(sections[1:]):
+        b.layer(i, kind, p, input_wh)
+    if b.pos != len(params):
+        raise ConfigError(
+            f"darknet weights hold {len(params)} parameters, the cfg uses {b.pos}: wrong weights file"
+        )
+    if not b.heads:
         raise ConfigError("darknet cfg has no [yolo] head")
     graph = helper.make_graph(
-        nodes,
+        b.nodes,
         "darknet",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h_in, w_in])],
         [
@@ -313,14 +363,14 @@ def build_onnx(
                 TensorProto.FLOAT,
                 [1, len(hd.anchors_px) * (hd.classes + 5), hd.grid_h, hd.grid_w],
             )
-            for hd in heads
+            for hd in b.heads
         ],
-        inits,
+        b.inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8  # readable by every ONNX Runtime release of the last years
     onnx.checker.check_model(model)
-    return model.SerializeToString(), heads
+    return model.SerializeToString(), b.heads
 
 
 class DarknetOnnx:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import faust
 import msgspec
@@ -12,7 +13,7 @@ import numpy as np
 from pipeline import topics
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.engine.columns import PositionColumns
-from pipeline.engine.decode import pack_fixes
+from pipeline.engine.decode import DecodedBatch, pack_fixes
 from pipeline.worker.batching import (
     FIX_BATCH_MAX,
     FIX_STATICS_MAX,
@@ -26,35 +27,53 @@ from pipeline.worker.batching import (
 )
 from schemas import records
 
+if TYPE_CHECKING:
+    from pipeline.core.nmea import Framed
+
 log = logging.getLogger(__name__)
 
 
 def _register_decode(app: faust.App) -> None:
-    from pipeline.core.nmea import Deduplicator, Framed, Reassembler
-    from pipeline.engine.decode import decode_framed, frame_batch
+    handler = _DecodeAgent(app)
 
-    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
-    raw_dec = msgspec.json.Decoder(records.RawAisBatch)
-    sender = BatchSender(app)
-    n_fix_parts = topics.AIS_FIXES.partitions
-    # Fragment and de-duplication state live in the worker: a fragment group that
-    # straddles a rebalance is lost (counted as a reassembly timeout), never wrong.
-    reassembler = Reassembler()
-    dedup = Deduplicator()
+    @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
+    async def decode(stream: faust.StreamT) -> None:
+        # A micro-batch of raw records at a time, one flush (and wait for the acks) per
+        # micro-batch: ack round trips are paid per batch, not per record.
+        async for values in stream.take(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):
+            await handler.handle(values)
 
-    # MMSI -> (key bytes, partition): the same few thousand vessels come back all the time
-    keys: dict[int, tuple[bytes, int]] = {}
 
-    def key_of(mmsi: int) -> tuple[bytes, int]:
-        if len(keys) > 1_000_000:
-            keys.clear()
+class _DecodeAgent:
+    """What the decode agent keeps between micro-batches (the reassembly and
+    de-duplication state, the batch sender, the key cache) and the steps of one."""
+
+    def __init__(self, app: faust.App) -> None:
+        from pipeline.core.nmea import Deduplicator, Reassembler
+        from pipeline.engine.decode import decode_framed, frame_batch
+
+        self.decode_framed = decode_framed
+        self.frame_batch = frame_batch
+        self.metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+        self.raw_dec = msgspec.json.Decoder(records.RawAisBatch)
+        self.sender = BatchSender(app)
+        # Fragment and de-duplication state live in the worker: a fragment group that
+        # straddles a rebalance is lost (counted as a reassembly timeout), never wrong.
+        self.reassembler = Reassembler()
+        self.dedup = Deduplicator()
+        # MMSI -> (key bytes, partition): the same few thousand vessels come back all the time
+        self.keys: dict[int, tuple[bytes, int]] = {}
+
+    def key_of(self, mmsi: int) -> tuple[bytes, int]:
+        if len(self.keys) > 1_000_000:
+            self.keys.clear()
         key = str(mmsi).encode()
-        kp = keys[mmsi] = (key, sender.partition(key, n_fix_parts))
+        kp = self.keys[mmsi] = (key, self.sender.partition(key, topics.AIS_FIXES.partitions))
         return kp
 
-    def _decode_failed(batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
+    def _decode_failed(self, batch: records.RawAisBatch, value: bytes, exc: Exception) -> None:
         log.error("decoding a raw batch of %s failed", batch.source, exc_info=exc)
-        metrics.add({"ais.decode_failed": 1})
+        self.metrics.add({"ais.decode_failed": 1})
         dead = dead_letter(
             Reason.DECODE_FAILED,
             source=batch.source,
@@ -63,77 +82,97 @@ def _register_decode(app: faust.App) -> None:
             raw=value,
             rx_t_ms=wall_ms(),
         )
-        sender.add(topics.DEADLETTER, batch.source.encode(), json_encoder.encode(dead))
+        self.sender.add(topics.DEADLETTER, batch.source.encode(), json_encoder.encode(dead))
 
-    pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
-    n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
-    encode = json_encoder.encode
-    append = sender.append
+    async def handle(self, values: list[bytes]) -> None:
+        """Decode one micro-batch of raw records and publish what came out."""
+        framed, framed_values = self._frame(values)
+        outs = self._decode(framed, framed_values)
+        self._publish(outs)
+        await self.sender.flush()
 
-    @app.agent(raw_topic(app, topics.AIS_RAW), name="shorewatch.decode")
-    async def decode(stream: faust.StreamT) -> None:
-        # A micro-batch of raw records at a time, one flush (and wait for the acks) per
-        # micro-batch: ack round trips are paid per batch, not per record.
-        async for values in stream.take(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):
-            # framing record by record (it updates the reassembly and de-duplication
-            # state), then one vectorised decode of the whole micro-batch
-            framed: list[tuple[records.RawAisBatch, Framed]] = []
-            framed_values: list[bytes] = []
-            for value in values:
-                try:
-                    batch = raw_dec.decode(value)
-                except msgspec.DecodeError as exc:
-                    metrics.add({"ais.raw.undecodable": 1})
-                    dead = dead_letter(
-                        Reason.UNDECODABLE_RECORD,
-                        source="ais.raw",
-                        stage="ais.raw",
-                        detail=str(exc),
-                        raw=value,
-                        rx_t_ms=wall_ms(),
-                    )
-                    sender.add(topics.DEADLETTER, b"ais.raw", json_encoder.encode(dead))
-                    continue
-                try:
-                    framed.append((batch, frame_batch(batch, reassembler, dedup)))
-                    framed_values.append(value)
-                except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
-                    _decode_failed(batch, value, exc)
+    def _frame(
+        self, values: list[bytes]
+    ) -> tuple[list[tuple[records.RawAisBatch, Framed]], list[bytes]]:
+        """Framing record by record (it updates the reassembly and de-duplication state);
+        undecodable records and failed framings are dead-lettered.
+
+        :returns: each framed batch, and the record it came from
+        """
+        framed: list[tuple[records.RawAisBatch, Framed]] = []
+        framed_values: list[bytes] = []
+        for value in values:
             try:
-                outs = decode_framed(framed, with_columns=True)
-            except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
-                outs = []
-                for (batch, fr), value in zip(framed, framed_values, strict=True):
-                    try:
-                        outs.append(decode_framed([(batch, fr)], with_columns=True)[0])
-                    except Exception as exc:  # noqa: BLE001
-                        _decode_failed(batch, value, exc)
-            # the partition of every position report (in order), statics by partition
-            parts: list[int] = []
-            statics: dict[int, list[records.AisStatic]] = {}
-            for out in outs:
-                for source, counts in out.counters.items():
-                    metrics.add(counts, prefix=f"ais.{source}.")
-                for r in out.positions:
-                    key, part = keys.get(r.mmsi) or key_of(r.mmsi)
-                    append(pos_topic, n_pos_parts, key, encode(r), part)
-                    parts.append(part)
-                for st in out.statics:
-                    key, part = keys.get(st.mmsi) or key_of(st.mmsi)
-                    append(sta_topic, n_sta_parts, key, encode(st), part)
-                    statics.setdefault(part, []).append(st)
-                for d in out.dead_letters:
-                    sender.add(topics.DEADLETTER, d.source.encode(), json_encoder.encode(d))
-            cols = [o.position_columns for o in outs if o.position_columns is not None]
-            for part, body in fix_records(
-                PositionColumns.concat(cols),
-                np.asarray(parts, dtype=np.int64),
-                statics,
-                FIX_BATCH_MAX,
-                FIX_STATICS_MAX,
-            ):
-                append(topics.AIS_FIXES.name, n_fix_parts, body[0], body[1], part)
-            await sender.flush()
+                batch = self.raw_dec.decode(value)
+            except msgspec.DecodeError as exc:
+                self.metrics.add({"ais.raw.undecodable": 1})
+                dead = dead_letter(
+                    Reason.UNDECODABLE_RECORD,
+                    source="ais.raw",
+                    stage="ais.raw",
+                    detail=str(exc),
+                    raw=value,
+                    rx_t_ms=wall_ms(),
+                )
+                self.sender.add(topics.DEADLETTER, b"ais.raw", json_encoder.encode(dead))
+                continue
+            try:
+                framed.append((batch, self.frame_batch(batch, self.reassembler, self.dedup)))
+                framed_values.append(value)
+            except Exception as exc:  # noqa: BLE001 - one bad record never stops the agent
+                self._decode_failed(batch, value, exc)
+        return framed, framed_values
+
+    def _decode(
+        self, framed: list[tuple[records.RawAisBatch, Framed]], framed_values: list[bytes]
+    ) -> list[DecodedBatch]:
+        """One vectorised decode of the whole micro-batch; if it fails, record by record
+        to find and dead-letter the bad one (decoding holds no state)."""
+        try:
+            return self.decode_framed(framed, with_columns=True)
+        except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
+            outs = []
+            for (batch, fr), value in zip(framed, framed_values, strict=True):
+                try:
+                    outs.append(self.decode_framed([(batch, fr)], with_columns=True)[0])
+                except Exception as exc:  # noqa: BLE001
+                    self._decode_failed(batch, value, exc)
+            return outs
+
+    def _publish(self, outs: list[DecodedBatch]) -> None:
+        """Send the positions, statics, dead letters and ``ais.fixes`` records of the
+        decoded batches; count their counters."""
+        metrics, keys, key_of = self.metrics, self.keys, self.key_of
+        pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
+        n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
+        n_fix_parts = topics.AIS_FIXES.partitions
+        encode = json_encoder.encode
+        append = self.sender.append
+        # the partition of every position report (in order), statics by partition
+        parts: list[int] = []
+        statics: dict[int, list[records.AisStatic]] = {}
+        for out in outs:
+            for source, counts in out.counters.items():
+                metrics.add(counts, prefix=f"ais.{source}.")
+            for r in out.positions:
+                key, part = keys.get(r.mmsi) or key_of(r.mmsi)
+                append(pos_topic, n_pos_parts, key, encode(r), part)
+                parts.append(part)
+            for st in out.statics:
+                key, part = keys.get(st.mmsi) or key_of(st.mmsi)
+                append(sta_topic, n_sta_parts, key, encode(st), part)
+                statics.setdefault(part, []).append(st)
+            for d in out.dead_letters:
+                self.sender.add(topics.DEADLETTER, d.source.encode(), json_encoder.encode(d))
+        cols = [o.position_columns for o in outs if o.position_columns is not None]
+        for part, body in fix_records(
+            PositionColumns.concat(cols),
+            np.asarray(parts, dtype=np.int64),
+            statics,
+            FIX_BATCH_MAX,
+            FIX_STATICS_MAX,
+        ):
+            append(topics.AIS_FIXES.name, n_fix_parts, body[0], body[1], part)
 
 
 def fix_records(

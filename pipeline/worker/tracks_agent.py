@@ -32,128 +32,159 @@ EVICT_CLOCK_AHEAD_MAX_MS = 300_000
 log = logging.getLogger(__name__)
 
 
-def _register_tracks(app: faust.App, site: Any) -> None:
-    from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
+class _TableView(Mapping[int, records.Track]):
+    """The tracks table as ``Mapping[int, Track]`` for the engine (decoded on access).
 
-    metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
-    params = TrackParams()
-    track_dec = msgspec.json.Decoder(records.Track)
-    fix_dec = msgspec.json.Decoder(records.FixColumns)
-    table = app.Table(
-        "shorewatch-tracks",
-        key_type=bytes,
-        value_type=bytes,  # bytes: raw codec
-        partitions=topics.TRACK.partitions,
-        use_partitioner=True,
-    )
-    sender = BatchSender(app)
-    rows = TableWriter(table, sender, topics.TRACK.partitions)
-    area = site.name.encode()
+    :param table: the Faust table, MMSI text to ``Track`` JSON
+    :param live: the Track this worker last wrote for each MMSI, beside the bytes it wrote:
+        while the table still holds those very bytes, the row need not be decoded again
+    """
 
-    # the Track this worker last wrote for each MMSI, beside the bytes it wrote: while the
-    # table still holds those very bytes, the row need not be decoded again
-    live: dict[int, tuple[bytes, records.Track]] = {}
+    def __init__(self, table: Any, live: dict[int, tuple[bytes, records.Track]]) -> None:
+        self._table = table
+        self._live = live
+        self._dec = msgspec.json.Decoder(records.Track)
 
-    def _decoded(mmsi: int, raw: bytes) -> records.Track:
-        cached = live.get(mmsi)
+    def _decoded(self, mmsi: int, raw: bytes) -> records.Track:
+        cached = self._live.get(mmsi)
         if cached is not None and cached[0] is raw:
             return cached[1]
-        return track_dec.decode(raw)
+        return self._dec.decode(raw)
 
-    class _TableView(Mapping[int, records.Track]):
-        """The table as ``Mapping[int, Track]`` for the engine (decoded on access)."""
+    def __getitem__(self, mmsi: int) -> records.Track:
+        return self._decoded(mmsi, self._table[str(mmsi).encode()])
 
-        def __getitem__(self, mmsi: int) -> records.Track:
-            return _decoded(mmsi, table[str(mmsi).encode()])
+    def get(self, mmsi: int, default: Any = None) -> Any:
+        raw = self._table.get(str(mmsi).encode())
+        return default if raw is None else self._decoded(mmsi, raw)
 
-        def get(self, mmsi: int, default: Any = None) -> Any:
-            raw = table.get(str(mmsi).encode())
-            return default if raw is None else _decoded(mmsi, raw)
+    def __contains__(self, mmsi: object) -> bool:
+        return str(mmsi).encode() in self._table
 
-        def __contains__(self, mmsi: object) -> bool:
-            return str(mmsi).encode() in table
+    def __iter__(self) -> Iterator[int]:
+        return (int(k) for k in self._table.keys())
 
-        def __iter__(self) -> Iterator[int]:
-            return (int(k) for k in table.keys())
+    def __len__(self) -> int:
+        return len(self._table)
 
-        def __len__(self) -> int:
-            return len(table)
+    def values(self) -> list[records.Track]:  # type: ignore[override]
+        return [self._decoded(int(k), v) for k, v in self._table.items()]
 
-        def values(self) -> list[records.Track]:  # type: ignore[override]
-            return [_decoded(int(k), v) for k, v in table.items()]
 
-    view = _TableView()
-    driver = TrackDriverState()  # held statics and the idle sweep, as replay keeps them
-    track_topic, fusion_topic = topics.TRACK.name, topics.FUSION_INPUT.name
-    n_track_parts, n_fusion_parts = topics.TRACK.partitions, topics.FUSION_INPUT.partitions
-    keys: dict[int, bytes] = {}  # MMSI -> its decimal text
+class _TracksAgent:
+    """What the tracks agent keeps between micro-batches (the table, its writer, the
+    batch sender, the engine's driver state, caches) and the steps of one micro-batch."""
+
+    def __init__(self, app: faust.App, site: Any) -> None:
+        from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
+
+        self.track_batch = track_batch
+        self.sweep_idle = sweep_idle
+        self.site = site
+        self.metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
+        self.params = TrackParams()
+        self.fix_dec = msgspec.json.Decoder(records.FixColumns)
+        table = app.Table(
+            "shorewatch-tracks",
+            key_type=bytes,
+            value_type=bytes,  # bytes: raw codec
+            partitions=topics.TRACK.partitions,
+            use_partitioner=True,
+        )
+        self.sender = BatchSender(app)
+        self.rows = TableWriter(table, self.sender, topics.TRACK.partitions)
+        self.area = site.name.encode()
+        # the Track this worker last wrote for each MMSI, beside the bytes it wrote
+        self.live: dict[int, tuple[bytes, records.Track]] = {}
+        self.view = _TableView(table, self.live)
+        self.driver = TrackDriverState()  # held statics and the idle sweep, as replay keeps them
+        self.keys: dict[int, bytes] = {}  # MMSI -> its decimal text
+
+    async def handle(self, values: list[bytes]) -> None:
+        """Step the tracks with one micro-batch of ``ais.fixes`` records and publish."""
+        pos, sta = self._decode(values)
+        try:
+            batch = self.track_batch(self.view, self.driver, pos, sta, self.params, self.site.bbox)
+        except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
+            log.exception("track step failed on %d fixes", len(pos) + len(sta))
+            self.metrics.add({"tracks.step_failed": 1})
+            for v in values:
+                self._dead(v, Reason.TRACK_STEP_FAILED, repr(exc))
+            await self.sender.flush()
+            return
+        if batch.orphans_dropped:
+            self.metrics.add({"tracks.orphan_statics_dropped": batch.orphans_dropped})
+        self.metrics.add(batch.result.counters, prefix="tracks.")
+        self._publish(batch.result.updates, batch.area_updates)
+        self._evict_idle(batch.result.updates)
+        await self.sender.flush()
+
+    def _dead(self, raw: bytes, reason: Reason, detail: str) -> None:
+        dead = dead_letter(
+            reason,
+            source="ais.fixes",
+            stage="ais.fixes",
+            detail=detail,
+            raw=raw,
+            rx_t_ms=wall_ms(),
+        )
+        self.sender.add(topics.DEADLETTER, b"ais.fixes", json_encoder.encode(dead))
+
+    def _decode(self, values: list[bytes]) -> tuple[PositionColumns, list[records.AisStatic]]:
+        """The positions and statics of the records; undecodable ones dead-lettered."""
+        cols: list[PositionColumns] = []
+        sta: list[records.AisStatic] = []
+        for v in values:
+            try:
+                fc = self.fix_dec.decode(v)
+                cols.append(unpack_fixes(fc))
+            except (msgspec.DecodeError, ValueError) as exc:
+                self.metrics.add({"tracks.undecodable": 1})
+                self._dead(v, Reason.UNDECODABLE_RECORD, str(exc))
+                continue
+            sta += fc.statics
+        return PositionColumns.concat(cols), sta
+
+    def _publish(self, updates: list[records.Track], area_updates: list[records.Track]) -> None:
+        """Write the updated tracks to the table and ``track``, those in the area to
+        ``fusion.input``."""
+        keys, live, rows, sender = self.keys, self.live, self.rows, self.sender
+        track_topic, n_track_parts = topics.TRACK.name, topics.TRACK.partitions
+        if len(keys) > 1_000_000:
+            keys.clear()
+        for tr in updates:
+            m = tr.mmsi
+            key = keys.get(m) or keys.setdefault(m, str(m).encode())
+            body = json_encoder.encode(tr)  # once: the table row and the track record
+            rows.set(key, body)
+            live[m] = (body, tr)
+            sender.append(track_topic, n_track_parts, key, body)
+        for tr in area_updates:
+            sender.append(
+                topics.FUSION_INPUT.name,
+                topics.FUSION_INPUT.partitions,
+                self.area,
+                json_encoder.encode(records.FusionInput(area=self.site.name, track=tr)),
+            )
+
+    def _evict_idle(self, updates: list[records.Track]) -> None:
+        """Idle tracks leave the table (a tombstone in its changelog) and are published
+        once more with ``event="evicted"``."""
+        cap = wall_ms() + EVICT_CLOCK_AHEAD_MAX_MS
+        for tr in self.sweep_idle(self.view, self.driver, updates, self.params, cap):
+            key = str(tr.mmsi).encode()
+            self.rows.delete(key)
+            self.live.pop(tr.mmsi, None)
+            self.sender.append(
+                topics.TRACK.name, topics.TRACK.partitions, key, json_encoder.encode(tr)
+            )
+            self.metrics.add({"tracks.evicted": 1})
+
+
+def _register_tracks(app: faust.App, site: Any) -> None:
+    handler = _TracksAgent(app, site)
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
-            cols: list[PositionColumns] = []
-            sta: list[records.AisStatic] = []
-            for v in values:
-                try:
-                    fc = fix_dec.decode(v)
-                    cols.append(unpack_fixes(fc))
-                except (msgspec.DecodeError, ValueError) as exc:
-                    metrics.add({"tracks.undecodable": 1})
-                    dead = dead_letter(
-                        Reason.UNDECODABLE_RECORD,
-                        source="ais.fixes",
-                        stage="ais.fixes",
-                        detail=str(exc),
-                        raw=v,
-                        rx_t_ms=wall_ms(),
-                    )
-                    sender.add(topics.DEADLETTER, b"ais.fixes", json_encoder.encode(dead))
-                    continue
-                sta += fc.statics
-            pos = PositionColumns.concat(cols)
-            try:
-                batch = track_batch(view, driver, pos, sta, params, site.bbox)
-            except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
-                log.exception("track step failed on %d fixes", len(pos) + len(sta))
-                metrics.add({"tracks.step_failed": 1})
-                for v in values:
-                    dead = dead_letter(
-                        Reason.TRACK_STEP_FAILED,
-                        source="ais.fixes",
-                        stage="ais.fixes",
-                        detail=repr(exc),
-                        raw=v,
-                        rx_t_ms=wall_ms(),
-                    )
-                    sender.add(topics.DEADLETTER, b"ais.fixes", json_encoder.encode(dead))
-                await sender.flush()
-                continue
-            if batch.orphans_dropped:
-                metrics.add({"tracks.orphan_statics_dropped": batch.orphans_dropped})
-            metrics.add(batch.result.counters, prefix="tracks.")
-            if len(keys) > 1_000_000:
-                keys.clear()
-            for tr in batch.result.updates:
-                m = tr.mmsi
-                key = keys.get(m) or keys.setdefault(m, str(m).encode())
-                body = json_encoder.encode(tr)  # once: the table row and the track record
-                rows.set(key, body)
-                live[m] = (body, tr)
-                sender.append(track_topic, n_track_parts, key, body)
-            for tr in batch.area_updates:
-                sender.append(
-                    fusion_topic,
-                    n_fusion_parts,
-                    area,
-                    json_encoder.encode(records.FusionInput(area=site.name, track=tr)),
-                )
-            # idle tracks leave the table (a tombstone in its changelog) and are published
-            # once more with event="evicted"
-            cap = wall_ms() + EVICT_CLOCK_AHEAD_MAX_MS
-            for tr in sweep_idle(view, driver, batch.result.updates, params, cap):
-                key = str(tr.mmsi).encode()
-                rows.delete(key)
-                live.pop(tr.mmsi, None)
-                sender.append(track_topic, n_track_parts, key, json_encoder.encode(tr))
-                metrics.add({"tracks.evicted": 1})
-            await sender.flush()
+            await handler.handle(values)

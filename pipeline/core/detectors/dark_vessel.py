@@ -1,0 +1,68 @@
+"""Dark vessel: a camera target that no AIS vessel explains."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.core.detectors.base import (
+    Condition,
+    DetectorSpec,
+    Factor,
+    VesselView,
+    condition_at,
+    night_mask,
+)
+from pipeline.core.detectors.thresholds import Thresholds
+
+__all__ = ["DETECTOR", "dark_vessel"]
+
+
+def dark_vessel(
+    v: VesselView, now_t_ms: int, th: Thresholds, area_start_t_ms: int = -1
+) -> list[Condition]:
+    """A camera target (seen in ``dark_min_hits`` frames or more, not lost) with no AIS
+    match for ``dark_vessel_min_s``. Start = unmatched since + that time, and not before
+    ``warmup_s`` after the area's first input (``area_start_t_ms``): until then the AIS
+    picture is incomplete (a moored vessel reports every 3 min).
+
+    Severity 40, + night 20, + within ``landing_coast_m`` of the coast 10.
+    """
+    if len(v) == 0:
+        return []
+    ok = (
+        v.dark
+        & (v.hits >= th.dark_min_hits)
+        & (v.unmatched_since_t_ms >= 0)
+        & (v.unmatched_since_t_ms + th.dark_vessel_min_s * 1000.0 <= now_t_ms)
+        & (now_t_ms - v.t_ms <= th.camera_lost_s * 1000.0)
+    )
+    if area_start_t_ms >= 0:
+        ok &= area_start_t_ms + th.warmup_s * 1000.0 <= now_t_ms
+    rows = np.flatnonzero(ok)
+    start = np.maximum(
+        v.unmatched_since_t_ms[rows] + th.dark_vessel_min_s * 1000.0,
+        area_start_t_ms + th.warmup_s * 1000.0 if area_start_t_ms >= 0 else 0.0,
+    ).astype(np.int64)
+    night = night_mask(v, rows, start, th) if rows.size else np.zeros(0, bool)
+    out = []
+    for j, i in enumerate(rows.tolist()):
+        f = [
+            Factor(
+                "no_ais_match",
+                40.0,
+                f"seen by camera without any AIS match for >= {th.dark_vessel_min_s:.0f} s",
+            )
+        ]
+        if night[j]:
+            f.append(Factor("night", 20.0, "sun below the horizon at the place and time"))
+        if v.coast_m[i] <= th.landing_coast_m:
+            f.append(Factor("near_shore", 10.0, f"{v.coast_m[i]:.0f} m from the coast"))
+        out.append(condition_at("dark_vessel", v, i, int(start[j]), f))
+    return out
+
+
+DETECTOR = DetectorSpec(
+    name="dark_vessel",
+    thresholds={"min_s": "dark_vessel_min_s", "warmup_s": "warmup_s"},
+    run=lambda s, th: dark_vessel(s.view, s.now_t_ms, th, s.area_start_t_ms),
+)
