@@ -16,9 +16,12 @@
     │   ├── CameraUnreachable       no TCP/RTSP/HTTP answer
     │   ├── CameraAuthError         wrong user or password
     │   └── OnvifFault              a SOAP fault from the device (carries code and reason)
-    └── RegistryError               the vessel registry refuses an operation
-        ├── RegistryUnavailable     its database cannot be reached
-        └── RegistryImportError     an import file that cannot be read at all
+    ├── RegistryError               the vessel registry refuses an operation
+    │   ├── RegistryUnavailable     its database cannot be reached
+    │   └── RegistryImportError     an import file that cannot be read at all
+    └── ArchiveError                the history archive cannot be written or read
+        ├── DiskFull                no space left; nothing committed
+        └── QueryError              a history query that cannot run (bad range, coordinate, SQL)
 """
 
 from __future__ import annotations
@@ -113,3 +116,15 @@ class RegistryUnavailable(RegistryError):
 
 class RegistryImportError(RegistryError):
     """An import file that cannot be read at all (rows with problems are reported, not raised)."""
+
+
+class ArchiveError(ShorewatchError):
+    """The history archive cannot be written or read."""
+
+
+class DiskFull(ArchiveError):
+    """The archive's disk has no space left; nothing was committed."""
+
+
+class QueryError(ArchiveError):
+    """A history query that cannot run (bad range, bad coordinate, bad SQL)."""

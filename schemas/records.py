@@ -43,6 +43,7 @@ __all__ = [
     "FixColumns",
     "FusionInput",
     "GeoPoint",
+    "LandingSiteFinding",
     "RawAisBatch",
     "Track",
 ]
@@ -350,6 +351,7 @@ AlertKind = Literal[
     "identity_anomaly",
     "impossible_speed",
     "ais_not_seen",
+    "landing_site",
 ]
 
 
@@ -358,6 +360,7 @@ class AlertData(msgspec.Struct, kw_only=True):
 
     :param severity: 0–100, the sum of the factors' weights clipped to that range
     :param event_time: when the condition became true, ISO 8601 UTC
+    :param landing_site: the finding, on alerts of kind ``landing_site`` only
     """
 
     alert_id: str
@@ -372,6 +375,7 @@ class AlertData(msgspec.Struct, kw_only=True):
     evidence: AlertEvidence
     site: str
     seq: int = 0
+    landing_site: LandingSiteFinding | None = None
 
 
 ALERT_DATASCHEMA = "https://shorewatch.org/schemas/shorewatch.alert.v1.json#/$defs/AlertData"
@@ -443,3 +447,35 @@ class FusionInput(msgspec.Struct, kw_only=True):
     area: str
     track: Track | None = None
     frame: CameraFrame | None = None
+
+
+class LandingSiteFinding(msgspec.Struct, kw_only=True):
+    """A place used for stops on several nights (``data.landing_site`` of an alert of kind
+    ``landing_site``): outside every authorised zone, near the shore.
+
+    :param finding_id: stable id of the place (``landing_site:<site>:<lon>:<lat>``)
+    :param lon: centre longitude, degrees
+    :param lat: centre latitude, degrees
+    :param radius_m: distance from the centre to the farthest stop, m
+    :param nights: the local dates (``YYYY-MM-DD``, of the evening) with a stop there
+    :param mmsis: vessels (AIS) that stopped there
+    :param camera_targets: camera targets without AIS that stopped there (``cam:<camera>:<track>``)
+    :param visits: stops there in the window
+    :param dark_visits: of which by a target without AIS
+    :param alert_ids: alerts raised within the place in the window
+    :param window_start: start of the window searched, ISO 8601 UTC
+    :param window_end: end of the window searched, ISO 8601 UTC
+    """
+
+    finding_id: str
+    lon: float
+    lat: float
+    radius_m: float
+    nights: list[str]
+    mmsis: list[int]
+    camera_targets: list[str]
+    visits: int
+    dark_visits: int
+    alert_ids: list[str]
+    window_start: str
+    window_end: str

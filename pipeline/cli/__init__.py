@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "chaos": "pipeline.cli.chaos",
     "registry": "pipeline.cli.registry",
     "watchlist": "pipeline.cli.registry",
+    "archive": "pipeline.cli.history",
+    "history": "pipeline.cli.history",
 }
 
 
