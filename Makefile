@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit lint format bench eval kafka-up kafka-down clean deploy-check manifests console-assets
+.PHONY: venv demo test test-unit lint format bench eval chaos kafka-up kafka-down clean deploy-check manifests console-assets
 
 # The environment: the project with its test extras. ipycam (the ONVIF camera
 # emulator used by the tests) and rapidocr-onnxruntime (the hull-number OCR, models in
@@ -87,6 +87,10 @@ manifests: $(STAMP)
 
 eval: $(STAMP)
 	$(BIN)/shorewatch eval all
+
+# The fault suite: every scenario against replay, on a broker of its own (docs/chaos.md).
+chaos: $(STAMP)
+	$(BIN)/shorewatch chaos
 
 kafka-up: $(STAMP)
 	$(BIN)/shorewatch kafka up

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "publish": "pipeline.cli.publish",
     "alerts": "pipeline.cli.alerts",
     "demo": "pipeline.cli.demo",
+    "chaos": "pipeline.cli.chaos",
     "registry": "pipeline.cli.registry",
     "watchlist": "pipeline.cli.registry",
     "archive": "pipeline.cli.history",

@@ -51,6 +51,9 @@ def _add_ais(ingest: argparse._SubParsersAction) -> None:
     )
     i.add_argument("--batch-ms", type=int, default=200, help="at most this many ms per record")
     i.add_argument(
+        "--buffer-mb", type=float, default=64, help="most MiB held while the broker is away"
+    )
+    i.add_argument(
         "--stdout",
         action="store_true",
         help="print the batches as JSON instead of publishing (no Kafka)",
