@@ -625,10 +625,10 @@ class Live:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def start_worker(self) -> subprocess.Popen:
-        from pipeline.tools.demo import _start_worker
+        from pipeline.tools.demo import start_demo_worker
 
         n = len(self.workers) + 1
-        w = _start_worker(
+        w = start_demo_worker(
             self.broker.bootstrap,
             self.site,
             self.run_dir / f"worker-{n}",
