@@ -11,6 +11,13 @@ Tests use a list-appending sink and real loopback sockets, no broker.
 Bytes are decoded as Latin-1, so any byte survives to the dead letters unchanged
 (``pipeline.deadletter.raw_bytes`` turns the text back into the received bytes).
 
+A line longer than :data:`MAX_LINE_BYTES` never reaches a batch: the connector sends it
+to the dead letters itself (reason ``too_long``, stage ``ais.connector``, its first
+:data:`MAX_LINE_BYTES` bytes kept, its full length in the detail) and the lines around it
+go on as usual. A batch is also cut by size, so no record exceeds the broker's message limit
+(:data:`connectors.kafka.MAX_RECORD_BYTES`). While the broker is away, :class:`KafkaSink`
+buffers (bounded), retries quietly and counts what it had to drop.
+
 Source ids: ``tcp:HOST:PORT`` (client), ``tcp-in:PORT:PEER_IP`` (server, per peer),
 ``udp:PORT:PEER_IP`` (per sender), ``file:NAME`` and ``stdin``.
 """
@@ -22,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import sys
 import time
@@ -31,15 +37,19 @@ from functools import partial
 
 import msgspec
 
-from connectors.kafka import Pace
+from connectors.kafka import MAX_RECORD_BYTES, Pace, backoff_delays
+from pipeline import metrics
 from pipeline.core.nmea import line_time_ms
+from pipeline.core.nmea_prefix import prefix_policy
+from pipeline.deadletter import Reason, dead_letter
 from pipeline.fileio import open_bytes
-from pipeline.topics import AIS_RAW
-from schemas.records import RawAisBatch
+from pipeline.topics import AIS_RAW, DEADLETTER
+from schemas.records import DeadLetter, RawAisBatch
 
 __all__ = [
     "Batcher",
     "KafkaSink",
+    "LineSplitter",
     "Sink",
     "backoff_delays",
     "replay_file",
@@ -48,15 +58,107 @@ __all__ = [
     "tcp_client",
     "tcp_server",
     "udp_listener",
+    "with_prefix_policy",
 ]
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[RawAisBatch], Awaitable[None]]
+DeadLetterSink = Callable[[DeadLetter], Awaitable[None]]
 Clock = Callable[[], int]
 
 MAX_LINE_BYTES = 4096
-"""Longer runs without a newline are cut into lines of this size (they become dead letters)."""
+"""The longest raw line a connector passes on, bytes; longer lines are dead-lettered
+(reason ``too_long``, stage ``ais.connector``) with their first ``MAX_LINE_BYTES`` bytes."""
+
+MAX_BATCH_BYTES = 256 * 1024
+"""A micro-batch is sent once its lines hold this many bytes (and :class:`KafkaSink`
+splits any record that would still exceed :data:`MAX_RECORD_BYTES`)."""
+
+_PER_LINE_BYTES = 24  # JSON overhead of one line and its receive time in a batch record
+
+
+def over_long_line(source: str, head: bytes, length: int, rx_t_ms: int) -> DeadLetter:
+    """The dead letter of a line over :data:`MAX_LINE_BYTES`.
+
+    :param head: the line's first bytes (at most :data:`MAX_LINE_BYTES`)
+    :param length: the line's full length, bytes
+    """
+    return dead_letter(
+        Reason.TOO_LONG,
+        source=source,
+        stage="ais.connector",
+        detail=(
+            f"line of {length} bytes, over the {MAX_LINE_BYTES}-byte limit; "
+            f"raw bytes truncated to the first {len(head)}"
+        ),
+        raw=head,
+        rx_t_ms=rx_t_ms,
+    )
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines, setting aside lines over :data:`MAX_LINE_BYTES`.
+
+    Memory stays bounded whatever the stream holds: of an over-long line only its first
+    ``max_line_bytes`` bytes are kept, the rest is counted and skipped up to the next
+    newline. Empty lines are dropped, ``\\r`` before a newline is removed.
+
+    :ivar oversized: ``(head, length)`` of each over-long line completed since the last
+        :meth:`take_oversized`
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES):
+        self.max_line_bytes = max_line_bytes
+        self._rest = b""
+        self._skipping = False  # inside an over-long line
+        self._head = b""
+        self._length = 0
+        self.oversized: list[tuple[bytes, int]] = []
+
+    def feed(self, data: bytes) -> list[str]:
+        """The complete lines of ``data`` (with what came before), Latin-1 text."""
+        out: list[str] = []
+        start = 0
+        if self._skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self._length += len(data)
+                return out
+            self._length += nl
+            self.oversized.append((self._head, self._length))
+            self._skipping = False
+            start = nl + 1
+        buf = self._rest + data[start:] if self._rest else data[start:]
+        parts = buf.split(b"\n")
+        rest = parts.pop()
+        limit = self.max_line_bytes
+        for p in parts:
+            if len(p) > limit and len(p.rstrip(b"\r")) > limit:
+                self.oversized.append((p[:limit], len(p)))
+            elif p.strip():
+                out.append(p.rstrip(b"\r").decode("latin-1"))
+        if len(rest) > limit:
+            self._skipping = True
+            self._head = rest[:limit]
+            self._length = len(rest)
+            rest = b""
+        self._rest = rest
+        return out
+
+    def end(self) -> list[str]:
+        """The last, unterminated line (if any) at the end of the stream."""
+        if self._skipping:
+            self.oversized.append((self._head, self._length))
+            self._skipping = False
+            return []
+        rest, self._rest = self._rest, b""
+        return [rest.rstrip(b"\r").decode("latin-1")] if rest.strip() else []
+
+    def take_oversized(self) -> list[tuple[bytes, int]]:
+        """The over-long lines completed so far, and forget them."""
+        out, self.oversized = self.oversized, []
+        return out
 
 
 def wall_ms() -> int:
@@ -70,49 +172,79 @@ class Batcher:
     A batch is sent when it holds ``max_lines`` lines, or ``max_ms`` after its first
     line (checked by :meth:`run_timer`), or on :meth:`flush`.
 
+    A line over :data:`MAX_LINE_BYTES` is not batched: :meth:`reject_oversized` sends
+    its dead letter to ``dead_letter`` (by default the sink's ``dead_letter`` method,
+    when it has one; else it is logged) and counts it in :attr:`rejected`.
+
     :param max_lines: most lines per batch
     :param max_ms: longest time a line waits in the batch, ms
+    :param max_bytes: a batch is sent once its lines hold this many bytes
+    :param dead_letter: where over-long lines go
     """
 
-    def __init__(self, source: str, sink: Sink, max_lines: int = 500, max_ms: int = 200):
+    def __init__(
+        self,
+        source: str,
+        sink: Sink,
+        max_lines: int = 500,
+        max_ms: int = 200,
+        *,
+        max_bytes: int = MAX_BATCH_BYTES,
+        dead_letter: DeadLetterSink | None = None,
+    ):
         self.source = source
         self.sink = sink
         self.max_lines = max(1, int(max_lines))
         self.max_ms = max(1, int(max_ms))
+        self.max_bytes = max(1, int(max_bytes))
+        self.dead_letter = dead_letter or getattr(sink, "dead_letter", None)
         self._lines: list[str] = []
         self._rx: list[int] = []
+        self._bytes = 0
         self._first = 0.0
         self._lock = asyncio.Lock()
         self.lines_in = 0
         self.batches_out = 0
+        #: lines over MAX_LINE_BYTES, dead-lettered here
+        self.rejected = 0
+        self._received = metrics.INGEST_LINES.labels(
+            source=metrics.source_kind(source), outcome="received"
+        )
 
     async def add(self, line: str, rx_t_ms: int) -> None:
         """Add one line (without terminator) received at ``rx_t_ms``."""
+        if len(line) > MAX_LINE_BYTES:
+            raw = line.encode("latin-1", "replace")
+            await self.reject_oversized(raw[:MAX_LINE_BYTES], len(raw), rx_t_ms)
+            return
         if not self._lines:
             self._first = time.monotonic()
         self._lines.append(line)
         self._rx.append(rx_t_ms)
+        self._bytes += len(line) + _PER_LINE_BYTES
         self.lines_in += 1
-        if len(self._lines) >= self.max_lines:
+        self._received.inc()
+        if len(self._lines) >= self.max_lines or self._bytes >= self.max_bytes:
             await self.flush()
 
     async def add_many(self, lines: list[str], rx_t_ms: int) -> None:
         """Add lines received together at ``rx_t_ms``."""
-        if not lines:
+        for line in lines:
+            await self.add(line, rx_t_ms)
+
+    async def reject_oversized(self, head: bytes, length: int, rx_t_ms: int) -> None:
+        """Dead-letter a line of ``length`` bytes over the limit (``head``: its first bytes)."""
+        self.rejected += 1
+        dead = over_long_line(self.source, head, length, rx_t_ms)
+        if self.dead_letter is None:
+            log.error("%s: %s (no dead-letter sink; counted)", self.source, dead.detail)
             return
-        if not self._lines:
-            self._first = time.monotonic()
-        self.lines_in += len(lines)
-        k = 0
-        while k < len(lines):
-            room = self.max_lines - len(self._lines)
-            take = lines[k : k + room]
-            self._lines.extend(take)
-            self._rx.extend([rx_t_ms] * len(take))
-            k += len(take)
-            if len(self._lines) >= self.max_lines:
-                await self.flush()
-                self._first = time.monotonic()
+        await self.dead_letter(dead)
+
+    async def take_oversized(self, splitter: LineSplitter, rx_t_ms: int) -> None:
+        """Dead-letter the over-long lines ``splitter`` set aside."""
+        for head, length in splitter.take_oversized():
+            await self.reject_oversized(head, length, rx_t_ms)
 
     async def flush(self) -> None:
         """Send what is pending, if anything."""
@@ -120,7 +252,7 @@ class Batcher:
             if not self._lines:
                 return
             batch = RawAisBatch(source=self.source, lines=self._lines, rx_t_ms=self._rx)
-            self._lines, self._rx = [], []
+            self._lines, self._rx, self._bytes = [], [], 0
             self.batches_out += 1
             await self.sink(batch)
 
@@ -135,7 +267,9 @@ class Batcher:
 
 @contextlib.asynccontextmanager
 async def _batching(source: str, sink: Sink, max_lines: int, max_ms: int):
-    batcher = Batcher(source, sink, max_lines, max_ms)
+    batcher = Batcher(
+        source, sink, max_lines, max_ms, dead_letter=getattr(sink, "dead_letter", None)
+    )
     timer = asyncio.create_task(batcher.run_timer())
     try:
         yield batcher
@@ -146,49 +280,31 @@ async def _batching(source: str, sink: Sink, max_lines: int, max_ms: int):
         await asyncio.shield(batcher.flush())
 
 
-def _split(data: bytes) -> tuple[list[str], bytes]:
-    """Complete lines of ``data`` (terminators and empty lines dropped) and the rest.
-
-    A rest longer than :data:`MAX_LINE_BYTES` is cut off as a line of its own, so a
-    source that never sends a newline cannot grow memory; it becomes a dead letter.
-    """
-    parts = data.split(b"\n")
-    rest = parts.pop()
-    if len(rest) > MAX_LINE_BYTES:
-        parts.append(rest)
-        rest = b""
-    return [p.rstrip(b"\r").decode("latin-1") for p in parts if p.strip()], rest
-
-
 async def _read_lines(
     reader: asyncio.StreamReader, batcher: Batcher, clock: Clock, idle_timeout_s: float | None
 ) -> None:
     """Feed the lines of a stream to a batcher until EOF (or idle timeout: TimeoutError).
 
-    Reads in chunks (one receive time per chunk), not line by line.
+    Reads in chunks (one receive time per chunk), not line by line; over-long lines
+    are dead-lettered as soon as their end is seen.
     """
-    rest = b""
-    while True:
-        chunk = await asyncio.wait_for(reader.read(1 << 16), idle_timeout_s)
-        if not chunk:
-            if rest.strip():
-                await batcher.add(rest.rstrip(b"\r").decode("latin-1"), clock())
-            return
-        lines, rest = _split(rest + chunk)
-        if lines:
-            await batcher.add_many(lines, clock())
-
-
-def backoff_delays(base_s: float = 0.5, max_s: float = 30.0, rng: random.Random | None = None):
-    """Reconnect delays: exponential (doubling from ``base_s`` up to ``max_s``) with full jitter.
-
-    :returns: an endless iterator of delays in seconds, each uniform in ``[d/2, d]``
-    """
-    rng = rng or random.Random()
-    d = base_s
-    while True:
-        yield rng.uniform(d / 2, d)
-        d = min(max_s, d * 2)
+    splitter = LineSplitter()
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(1 << 16), idle_timeout_s)
+            rx = clock()
+            lines = splitter.feed(chunk) if chunk else splitter.end()
+            if lines:
+                await batcher.add_many(lines, rx)
+            if splitter.oversized:
+                await batcher.take_oversized(splitter, rx)
+            if not chunk:
+                return
+    finally:
+        # a connection lost inside an over-long line still reports it
+        splitter.end()
+        if splitter.oversized:
+            await batcher.take_oversized(splitter, clock())
 
 
 def _keepalive(writer: asyncio.StreamWriter) -> None:
@@ -342,8 +458,11 @@ async def udp_listener(
             if b is None:
                 b = batchers[source] = Batcher(source, sink, max_lines, max_ms)
                 timers.append(asyncio.create_task(b.run_timer()))
-            lines, rest = _split(data + b"\n")
+            splitter = LineSplitter()
+            lines = splitter.feed(data + b"\n")
             await b.add_many(lines, rx)
+            if splitter.oversized:
+                await b.take_oversized(splitter, rx)
     finally:
         transport.close()
         for t in timers:
@@ -364,6 +483,8 @@ async def replay_file(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     t0_event_ms: int | None = None,
     t0_wall: float | None = None,
+    prefix: str = "auto",
+    prefix_tz: str = "UTC",
 ) -> int:
     """Replay a file (plain, gzip, or ``-`` for stdin), paced by the times in the lines.
 
@@ -371,7 +492,9 @@ async def replay_file(
     a line carrying a time (tag block ``c:``, ``$PGHP``, trailing epoch) is sent when
     ``(t - t0_event_ms) / speed`` has passed since ``t0_wall`` (``time.monotonic()``;
     both default to the first timed line); lines without a time, and times that go
-    backwards, are sent at once. ``speed=None`` sends as fast as possible.
+    backwards, are sent at once. ``speed=None`` sends as fast as possible. A logger's
+    time before the sentence paces too, read with the ``prefix`` policy and ``prefix_tz``
+    (:func:`pipeline.core.nmea.line_time_ms`).
 
     :returns: number of lines read
     """
@@ -380,24 +503,23 @@ async def replay_file(
     f = await asyncio.to_thread(open_bytes, path)
     t0_event = t0_event_ms
     n = 0
-    carry = b""
+    splitter = LineSplitter()
     try:
         async with _batching(source, sink, max_lines, max_ms) as batcher:
             while True:
                 chunk = await asyncio.to_thread(f.read1, 1 << 16)  # type: ignore[attr-defined]
-                if not chunk:
-                    break
-                parts = (carry + chunk).split(b"\n")
-                carry = parts.pop()
-                n += len(parts)
+                lines = splitter.feed(chunk) if chunk else splitter.end()
+                n += len(lines)
+                if splitter.oversized:
+                    n += len(splitter.oversized)
+                    await batcher.take_oversized(splitter, clock())
                 if pace is None:
-                    await batcher.add_many(
-                        [ln for p in parts if (ln := p.rstrip(b"\r").decode("latin-1"))], clock()
-                    )
+                    await batcher.add_many(lines, clock())
+                    if not chunk:
+                        break
                     continue
-                for raw in parts:
-                    line = raw.rstrip(b"\r").decode("latin-1")
-                    t = line_time_ms(line)
+                for line in lines:
+                    t = line_time_ms(line, prefix, prefix_tz)
                     if t is not None:
                         if t0_event is None:
                             t0_event = t
@@ -407,11 +529,9 @@ async def replay_file(
                         if wait > 0:
                             await batcher.flush()
                             await sleep(wait)
-                    if line:
-                        await batcher.add(line, clock())
-            if carry.strip():
-                n += 1
-                await batcher.add(carry.rstrip(b"\r").decode("latin-1"), clock())
+                    await batcher.add(line, clock())
+                if not chunk:
+                    break
     finally:
         if f is not sys.stdin.buffer:
             f.close()
@@ -422,38 +542,117 @@ class KafkaSink:
     """Publishes raw batches to ``shorewatch.ais.raw.v1`` (key = source id, value = msgspec JSON).
 
     The producer is idempotent with ``acks='all'`` (:class:`connectors.kafka.RecordProducer`).
-    Delivery failures are logged and counted in ``failed``.
+    Records go through a :class:`connectors.kafka.BufferedPublisher`: while the broker is
+    away they are held (at most ``max_buffer_bytes``) and retried quietly; when the buffer
+    is full a batch is dropped and counted (``block_when_full``: the source waits instead,
+    as a file can). A batch whose record would exceed
+    :data:`connectors.kafka.MAX_RECORD_BYTES` is split in halves until each part fits.
+    Over-long lines arrive at :meth:`dead_letter` and are published to
+    ``shorewatch.deadletter.v1``.
+
+    Counters: ``lines`` and ``batches`` handed in, ``records`` sent (after splitting),
+    ``dead_letters`` by reason; the publisher's ``dropped``, ``retries``, ``undelivered``.
+    Lines are counted in ``shorewatch_ingest_lines_total`` as ``published`` when the
+    broker acknowledges them, ``failed`` when they are dropped. :meth:`ready`: started,
+    and the broker reachable.
     """
 
-    def __init__(self, bootstrap: str | None = None):
-        from connectors.kafka import RecordProducer
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        *,
+        max_buffer_bytes: int = 64 << 20,
+        block_when_full: bool = False,
+    ):
+        from connectors.kafka import BufferedPublisher, RecordProducer
 
         self.producer = RecordProducer(bootstrap, client_id="shorewatch-ingest-ais")
-        self.sent = 0
-        self.failed = 0
+        self.publisher = BufferedPublisher(
+            self.producer, max_buffer_bytes=max_buffer_bytes, block_when_full=block_when_full
+        )
+        self._enc = msgspec.json.Encoder()
+        self.batches = 0
+        self.records = 0
         self.lines = 0
+        self.dropped_lines = 0
+        self.dead_letters: dict[str, int] = {}
+
+        self.started = False
 
     async def start(self) -> None:
         await self.producer.start()
+        self.publisher.start()
+        self.started = True
 
-    async def stop(self) -> None:
-        await self.producer.flush()
+    def ready(self) -> tuple[bool, str]:
+        """``(ready, why)`` for ``/readyz``."""
+        if not self.started:
+            return False, "producer not started"
+        if not self.publisher.health.reachable:
+            return False, "the broker is unreachable (buffering)"
+        return True, f"{self.sent} records published, {self.failed} lost"
+
+    async def stop(self, timeout_s: float = 60.0) -> None:
+        """Publish what is buffered (waiting at most ``timeout_s``), then stop."""
+        await self.publisher.close(timeout_s)
         await self.producer.stop()
 
-    async def __call__(self, batch: RawAisBatch) -> None:
-        fut = await self.producer.send(AIS_RAW, batch.source, batch)
-        self.lines += len(batch.lines)
-        fut.add_done_callback(self._done)
+    @property
+    def sent(self) -> int:
+        """Records acknowledged by the broker."""
+        return self.publisher.published
 
-    def _done(self, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            self.failed += 1
-            log.error(
-                "publishing a raw AIS batch failed: %s",
-                "cancelled" if fut.cancelled() else fut.exception(),
-            )
-        else:
-            self.sent += 1
+    @property
+    def failed(self) -> int:
+        """Records lost: dropped on a full buffer or not acknowledged at stop."""
+        return self.publisher.dropped + self.publisher.undelivered
+
+    async def __call__(self, batch: RawAisBatch) -> None:
+        self.batches += 1
+        self.lines += len(batch.lines)
+        await self._publish(batch)
+
+    async def _publish(self, batch: RawAisBatch) -> None:
+        value = self._enc.encode(batch)
+        if len(value) > MAX_RECORD_BYTES and len(batch.lines) > 1:
+            half = len(batch.lines) // 2
+            for lo, hi in ((0, half), (half, len(batch.lines))):
+                part = msgspec.structs.replace(
+                    batch, lines=batch.lines[lo:hi], rx_t_ms=batch.rx_t_ms[lo:hi]
+                )
+                await self._publish(part)
+            return
+        self.records += 1
+        kind = metrics.source_kind(batch.source)
+        published = metrics.INGEST_LINES.labels(source=kind, outcome="published")
+        n = len(batch.lines)
+        if not await self.publisher.put_encoded(
+            AIS_RAW.name,
+            batch.source.encode(),
+            value,
+            on_ack=lambda: published.inc(n),
+            headers=list(AIS_RAW.headers) or None,
+        ):
+            self.dropped_lines += n
+            metrics.INGEST_LINES.labels(source=kind, outcome="failed").inc(n)
+
+    async def dead_letter(self, dead: DeadLetter) -> None:
+        """Publish a line the connector rejected (see :func:`over_long_line`)."""
+        self.dead_letters[dead.reason] = self.dead_letters.get(dead.reason, 0) + 1
+        log.warning("%s: %s: dead-lettered", dead.source, dead.detail)
+        await self.publisher.put(DEADLETTER, dead.source, dead)
+
+    def summary(self) -> str:
+        """One line saying what was published, dead-lettered, dropped and left undelivered."""
+        dead = sum(self.dead_letters.values())
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.dead_letters.items()))
+        p = self.publisher
+        return (
+            f"published {self.batches} batches ({self.lines} lines) in {self.records} records; "
+            f"{dead} line(s) dead-lettered at the connector{f' ({reasons})' if reasons else ''}; "
+            f"{p.dropped} record(s) dropped on a full buffer ({self.dropped_lines} lines); "
+            f"{p.undelivered} record(s) undelivered at stop; {p.retries} retried"
+        )
 
 
 async def _supervise(name: str, factory: Callable[[], Awaitable[object]], restart: bool) -> None:
@@ -474,6 +673,21 @@ async def _supervise(name: str, factory: Callable[[], Awaitable[object]], restar
         delay = min(30.0, delay * 2)
 
 
+def with_prefix_policy(sink: Sink, prefix: str, prefix_tz: str = "UTC") -> Sink:
+    """``sink`` with the prefix policy of the sources stamped on every batch
+    (:attr:`~schemas.records.RawAisBatch.prefix`): the decode agent then reads the text
+    before each sentence (a logger's receive time) as this policy says, column-wise in
+    :func:`pipeline.core.nmea.frame_lines`. The lines themselves stay as received."""
+
+    async def stamped(batch: RawAisBatch) -> None:
+        batch.prefix, batch.prefix_tz = prefix, prefix_tz
+        await sink(batch)
+
+    # over-long lines still reach the sink's dead letters
+    stamped.dead_letter = getattr(sink, "dead_letter", None)  # type: ignore[attr-defined]
+    return stamped
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -486,6 +700,10 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
     files) or until cancelled."""
     kw = {"max_lines": args.batch_lines, "max_ms": args.batch_ms}
     speed = None if str(args.speed).lower() == "max" else float(args.speed)
+    prefix = (getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    prefix_policy(*prefix)  # a wrong policy or time zone fails here, before any I/O
+    if prefix != ("auto", "UTC"):
+        sink = with_prefix_policy(sink, *prefix)
     network: list[asyncio.Task] = []
     files: list[asyncio.Task] = []
     for hp in args.tcp:
@@ -511,7 +729,17 @@ async def run_sources(args: argparse.Namespace, sink: Sink) -> None:
         files.append(
             asyncio.create_task(
                 _supervise(
-                    f"file:{path}", partial(replay_file, path, sink, speed=speed, **kw), False
+                    f"file:{path}",
+                    partial(
+                        replay_file,
+                        path,
+                        sink,
+                        speed=speed,
+                        prefix=prefix[0],
+                        prefix_tz=prefix[1],
+                        **kw,
+                    ),
+                    False,
                 )
             )
         )
@@ -534,6 +762,11 @@ def run_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        prefix_policy(getattr(args, "prefix", "auto"), getattr(args, "prefix_tz", "UTC"))
+    except ValueError as exc:
+        print(f"shorewatch ingest ais: {exc}", file=sys.stderr)
+        return 2
     enc = msgspec.json.Encoder()
 
     async def main() -> int:
@@ -545,16 +778,19 @@ def run_ingest(args: argparse.Namespace) -> int:
 
             await run_sources(args, to_stdout)
             return 0
-        sink = KafkaSink()
+        # a file can wait for the broker; a live receiver cannot: its overflow is dropped
+        files_only = not (args.tcp or args.listen_tcp or args.udp)
+        sink = KafkaSink(
+            max_buffer_bytes=int(getattr(args, "buffer_mb", 64) * (1 << 20)),
+            block_when_full=files_only,
+        )
         await sink.start()
         try:
-            await run_sources(args, sink)
+            async with metrics.serve_from_env("ingest-ais", sink.ready):
+                await run_sources(args, sink)
         finally:
             await sink.stop()
-            print(
-                f"published {sink.sent} batches ({sink.lines} lines), {sink.failed} failed",
-                file=sys.stderr,
-            )
-        return 1 if sink.failed else 0
+            print(sink.summary(), file=sys.stderr)
+        return 1 if sink.failed or sink.dead_letters else 0
 
     return asyncio.run(main())

@@ -46,7 +46,7 @@ import numpy as np
 
 from connectors.onvif import OnvifClient, ptz_pose
 from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms, with_credentials
-from pipeline import topics
+from pipeline import metrics, topics
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
 from pipeline.topics import TopicSpec
@@ -154,6 +154,12 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task], every_s: float = 0.5) -
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+_FRAMES_SEEN = metrics.CAMERA_FRAMES.labels(outcome="seen")
+_FRAMES_DROPPED = metrics.CAMERA_FRAMES.labels(outcome="dropped")  # newer frame came first
+_FRAMES_ANALYSED = metrics.CAMERA_FRAMES.labels(outcome="analysed")
+_FRAMES_FAILED = metrics.CAMERA_FRAMES.labels(outcome="failed")  # corrupt or analysis error
+
+
 class CameraWorker:
     """Runs one camera until cancelled.
 
@@ -238,8 +244,12 @@ class CameraWorker:
             last_frame_t_ms=None if r is None else r.last_frame_t_ms,
             clock_offset_ms=self.clock_offset_ms,
         )
-        self.last_status = record
+        self._set_status(record)
         await self._send(topics.CAMERA_STATUS, record)
+
+    def _set_status(self, record: records.CameraStatus) -> None:
+        self.last_status = record
+        metrics.camera_status.set(self.camera_id, record.status)
 
     async def _forward_reader_records(self) -> None:
         """Status and dead letters from the reader thread to the sink, in order."""
@@ -252,13 +262,14 @@ class CameraWorker:
                     record = msgspec.structs.replace(
                         record, status="degraded", reason=self._onvif_issue
                     )
-                self.last_status = record
+                self._set_status(record)
                 await self._send(topics.CAMERA_STATUS, record)
             elif isinstance(record, records.DeadLetter):
                 self.counters.frame_errors += 1
                 self.counters.by_reason[record.reason] = (
                     self.counters.by_reason.get(record.reason, 0) + 1
                 )
+                _FRAMES_FAILED.inc()
                 await self._send(topics.DEADLETTER, record)
 
     # -- main -----------------------------------------------------------------------
@@ -348,6 +359,8 @@ class CameraWorker:
                     continue
                 if last_seq >= 0:
                     self.counters.frames_skipped += frame.seq - last_seq - 1
+                    _FRAMES_DROPPED.inc(frame.seq - last_seq - 1)
+                _FRAMES_SEEN.inc(frame.seq - last_seq if last_seq >= 0 else 1)
                 last_seq = frame.seq
                 next_due = max(next_due + period_s, time.monotonic()) if period_s else 0.0
                 await self._analyse_and_publish(analyser, frame)
@@ -373,6 +386,7 @@ class CameraWorker:
             record = await loop.run_in_executor(self.executor, work)
         except FrameError as exc:
             self.counters.frame_errors += 1
+            _FRAMES_FAILED.inc()
             self.counters.by_reason[exc.reason] = self.counters.by_reason.get(exc.reason, 0) + 1
             await self._send(
                 topics.DEADLETTER,
@@ -389,6 +403,7 @@ class CameraWorker:
             return
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the camera
             self.counters.analysis_errors += 1
+            _FRAMES_FAILED.inc()
             self.counters.last_error = repr(exc)
             log.warning("camera %s: analysis failed: %r", self.camera_id, exc)
             await self._send(
@@ -413,6 +428,8 @@ class CameraWorker:
         self.stages["analyse"].add(end_ms - start_ms)
         self.stages["publish"].add(done_ms - end_ms)
         self.counters.frames_published += 1
+        _FRAMES_ANALYSED.inc()
+        metrics.CAMERA_LATENCY.observe(max(0, latency_ms) / 1000.0)
 
     # -- ONVIF ----------------------------------------------------------------------
 
@@ -901,7 +918,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             stop = asyncio.Event()
             runner = asyncio.create_task(ingest.run(stop))
             deadline = None if args.duration_s is None else time.monotonic() + args.duration_s
-            try:
+
+            def ready() -> tuple[bool, str]:
+                if runner.done():
+                    return False, "camera ingest stopped"
+                return True, f"{len(ingest.workers)} cameras"
+
+            async def supervise() -> None:
                 while not runner.done():
                     wait_s = args.stats_interval_s
                     if deadline is not None:
@@ -910,6 +933,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
                     log.info("camera ingest: %s", json.dumps(ingest.stats()["latency"]))
+
+            try:
+                async with metrics.serve_from_env("ingest-camera", ready):
+                    await supervise()
             finally:
                 stop.set()
                 await runner

@@ -4,7 +4,8 @@
 
     ShorewatchError
     ├── ConfigError                 bad settings, bad site or camera configuration
-    │   └── SiteError               a site folder that fails validation (carries every problem)
+    │   ├── SiteError               a site folder that fails validation (carries every problem)
+    │   └── ConsoleError            the operator console cannot start as configured
     ├── BrokerError                 Kafka cannot be reached or managed
     │   ├── BrokerUnreachable       KAFKA_BOOTSTRAP_SERVERS does not answer in time
     │   └── LocalKafkaError         the local broker cannot be fetched, formatted or started
@@ -16,9 +17,12 @@
     │   ├── CameraUnreachable       no TCP/RTSP/HTTP answer
     │   ├── CameraAuthError         wrong user or password
     │   └── OnvifFault              a SOAP fault from the device (carries code and reason)
-    └── RegistryError               the vessel registry refuses an operation
-        ├── RegistryUnavailable     its database cannot be reached
-        └── RegistryImportError     an import file that cannot be read at all
+    ├── RegistryError               the vessel registry refuses an operation
+    │   ├── RegistryUnavailable     its database cannot be reached
+    │   └── RegistryImportError     an import file that cannot be read at all
+    └── ArchiveError                the history archive cannot be written or read
+        ├── DiskFull                no space left; nothing committed
+        └── QueryError              a history query that cannot run (bad range, coordinate, SQL)
 """
 
 from __future__ import annotations
@@ -113,3 +117,20 @@ class RegistryUnavailable(RegistryError):
 
 class RegistryImportError(RegistryError):
     """An import file that cannot be read at all (rows with problems are reported, not raised)."""
+
+
+class ArchiveError(ShorewatchError):
+    """The history archive cannot be written or read."""
+
+
+class DiskFull(ArchiveError):
+    """The archive's disk has no space left; nothing was committed."""
+
+
+class QueryError(ArchiveError):
+    """A history query that cannot run (bad range, bad coordinate, bad SQL)."""
+
+
+class ConsoleError(ConfigError):
+    """The operator console cannot start as configured (no user outside demo mode, a
+    demo bound beyond 127.0.0.1, an unreadable users file)."""

@@ -232,6 +232,8 @@ def run_replay(
     detection_paths: Sequence[str | os.PathLike[str]] = (),
     *,
     frames: Sequence[CameraFrame] = (),
+    positions: Sequence[AisPosition] = (),
+    statics: Sequence[AisStatic] = (),
     track_params: TrackParams | None = None,
     window_ms: int = 1000,
     drain_s: float = 0.0,
@@ -243,6 +245,8 @@ def run_replay(
     :param ais_paths: AIS files (NMEA, optionally gzip; tag blocks or ``$PGHP`` for time)
     :param detection_paths: JSONL files of :class:`CameraFrame` records
     :param frames: more frames (e.g. from :func:`frames_from_video`)
+    :param positions: more decoded positions, event-time order (e.g. from the archive)
+    :param statics: more decoded static reports, event-time order
     :param track_params: track settings (default :class:`TrackParams`)
     :param window_ms: event-time length of one micro-batch, ms
     :param drain_s: after the last input, let this much event time elapse before the final
@@ -251,7 +255,11 @@ def run_replay(
     ctx = _context(site)
     track_params = track_params or TrackParams()
     counters: Counter[str] = Counter()
-    positions, statics = decode_ais(ais_paths, counters)
+    decoded, decoded_statics = decode_ais(ais_paths, counters)
+    counters["positions"] += len(positions)
+    counters["statics"] += len(statics)
+    positions = sorted([*decoded, *positions], key=lambda p: p.t_ms)
+    statics = sorted([*decoded_statics, *statics], key=lambda s: s.t_ms)
     all_frames = read_frames(detection_paths, counters) + list(frames)
     all_frames.sort(key=lambda fr: fr.t_ms)
     counters["frames.read"] += len(all_frames)
@@ -440,11 +448,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
             model_dir=None if str(args.model_dir).lower() == "none" else args.model_dir,
             evidence_dir=args.evidence_dir,
         )  # fmt: skip
+    if args.from_archive:
+        from pipeline.history.source import read_inputs
+
+        if not (args.from_ and args.to):
+            raise ConfigError("--from-archive needs --from and --to")
+        arch = read_inputs(
+            args.from_archive, _parse_time_ms(args.from_), _parse_time_ms(args.to), ctx.bbox
+        )
+        frames += arch.frames
+        for path, reason in arch.skipped_files:
+            print(
+                f"shorewatch: error: skipped unreadable Parquet file {path}: {reason}",
+                file=sys.stderr,
+            )
     res = run_replay(
         ctx,
         args.ais or [],
         args.detections or [],
         frames=frames,
+        positions=arch.positions if args.from_archive else (),
+        statics=arch.statics if args.from_archive else (),
         window_ms=args.window_ms,
         drain_s=args.drain_s,
     )

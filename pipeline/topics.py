@@ -49,6 +49,8 @@ class TopicSpec:
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
     retention_ms: int = 7 * DAY_MS
     internal: bool = False
+    headers: tuple[tuple[str, bytes], ...] = ()
+    """Kafka headers every record of the topic carries."""
 
     def config(self) -> dict[str, str]:
         """Topic-level configuration as Kafka expects it."""
@@ -93,12 +95,16 @@ CAMERA_STATUS = TopicSpec(
     "camera.status.v1.json",
     cleanup_policy="compact,delete",
 )
+CLOUDEVENTS_STRUCTURED = (("content-type", b"application/cloudevents+json"),)
+"""The CloudEvents Kafka binding's structured mode: the event is the value (no ``ce_`` headers)."""
+
 ALERT = TopicSpec(
     "shorewatch.alert.v1",
     "alert id",
     records.Alert,
     "alert.v1.json",
     retention_ms=90 * DAY_MS,
+    headers=CLOUDEVENTS_STRUCTURED,
 )
 DEADLETTER = TopicSpec(
     "shorewatch.deadletter.v1",
@@ -125,6 +131,14 @@ FUSION_INPUT = TopicSpec(
     internal=True,
 )
 
+ALERT_ACTION = TopicSpec(
+    "shorewatch.alert.action.v1",
+    "alert id",
+    records.AlertAction,
+    "alert.action.v1.json",
+    retention_ms=-1,
+)
+
 ALL: tuple[TopicSpec, ...] = (
     AIS_RAW,
     AIS_POSITION,
@@ -137,6 +151,7 @@ ALL: tuple[TopicSpec, ...] = (
     DEADLETTER,
     AIS_FIXES,
     FUSION_INPUT,
+    ALERT_ACTION,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}

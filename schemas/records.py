@@ -30,6 +30,7 @@ __all__ = [
     "AisPosition",
     "AisStatic",
     "Alert",
+    "AlertAction",
     "AlertData",
     "AlertEvidence",
     "AlertFactor",
@@ -43,6 +44,7 @@ __all__ = [
     "FixColumns",
     "FusionInput",
     "GeoPoint",
+    "LandingSiteFinding",
     "RawAisBatch",
     "Track",
     "Watermark",
@@ -58,11 +60,20 @@ class RawAisBatch(msgspec.Struct, kw_only=True, gc=False):
     :param source: source id, e.g. ``tcp:127.0.0.1:4001`` or ``file:dma.txt``
     :param lines: raw lines without line terminators, as received
     :param rx_t_ms: receive time of each line, ms since epoch UTC (same length as ``lines``)
+    :param prefix: what the source writes before a sentence or tag block: ``auto``
+        (detect a receive time, else strip), ``strip`` (ignore it), ``none`` (nothing
+        allowed: such a line is rejected) or a time format (``iso``, ``epoch_s``,
+        ``epoch_ms``, or ``strftime`` codes such as ``%Y-%m-%d %H:%M:%S``), see
+        :mod:`pipeline.core.nmea_prefix`
+    :param prefix_tz: time zone of prefix times that carry none (``UTC``, ``+08:00``, an
+        IANA name such as ``Asia/Shanghai``)
     """
 
     source: str
     lines: list[str]
     rx_t_ms: list[int]
+    prefix: str = "auto"
+    prefix_tz: str = "UTC"
 
 
 class AisPosition(msgspec.Struct, kw_only=True, omit_defaults=False, gc=False):
@@ -342,6 +353,7 @@ AlertKind = Literal[
     "identity_anomaly",
     "impossible_speed",
     "ais_not_seen",
+    "landing_site",
 ]
 
 
@@ -350,6 +362,7 @@ class AlertData(msgspec.Struct, kw_only=True):
 
     :param severity: 0–100, the sum of the factors' weights clipped to that range
     :param event_time: when the condition became true, ISO 8601 UTC
+    :param landing_site: the finding, on alerts of kind ``landing_site`` only
     """
 
     alert_id: str
@@ -364,6 +377,11 @@ class AlertData(msgspec.Struct, kw_only=True):
     evidence: AlertEvidence
     site: str
     seq: int = 0
+    landing_site: LandingSiteFinding | None = None
+
+
+ALERT_DATASCHEMA = "https://shorewatch.org/schemas/shorewatch.alert.v1.json#/$defs/AlertData"
+"""The CloudEvents ``dataschema`` of alerts: the ``data`` part of the topic's JSON Schema."""
 
 
 class Alert(msgspec.Struct, kw_only=True):
@@ -371,7 +389,12 @@ class Alert(msgspec.Struct, kw_only=True):
 
     Key: ``data.alert_id``, so every update of one alert stays on one partition, in order.
     ``id`` is unique per event (``<alert_id>/<seq>``); ``type`` is
-    ``org.shorewatch.alert.<kind>``.
+    ``org.shorewatch.alert.<kind>``. On Kafka the record carries the header
+    ``content-type: application/cloudevents+json`` (the binding's structured mode).
+
+    :param dataschema: URI of the JSON Schema of ``data``
+    :param partitionkey: the Partitioning extension: the Kafka key, ``data.alert_id``
+        (filled in from ``data`` when not given)
     """
 
     id: str
@@ -382,6 +405,12 @@ class Alert(msgspec.Struct, kw_only=True):
     specversion: str = "1.0"
     datacontenttype: str = "application/json"
     subject: str | None = None
+    dataschema: str = ALERT_DATASCHEMA
+    partitionkey: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.partitionkey is None:
+            self.partitionkey = self.data.alert_id
 
 
 class FixColumns(msgspec.Struct, kw_only=True, gc=False):
@@ -430,6 +459,89 @@ class FusionInput(msgspec.Struct, kw_only=True):
     track: Track | None = None
     frame: CameraFrame | None = None
     watermark: Watermark | None = None
+
+
+class LandingSiteFinding(msgspec.Struct, kw_only=True):
+    """A place used for stops on several nights (``data.landing_site`` of an alert of kind
+    ``landing_site``): outside every authorised zone, near the shore.
+
+    :param finding_id: stable id of the place (``landing_site:<site>:<lon>:<lat>``)
+    :param lon: centre longitude, degrees
+    :param lat: centre latitude, degrees
+    :param radius_m: distance from the centre to the farthest stop, m
+    :param nights: the local dates (``YYYY-MM-DD``, of the evening) with a stop there
+    :param mmsis: vessels (AIS) that stopped there
+    :param camera_targets: camera targets without AIS that stopped there (``cam:<camera>:<track>``)
+    :param visits: stops there in the window
+    :param dark_visits: of which by a target without AIS
+    :param alert_ids: alerts raised within the place in the window
+    :param window_start: start of the window searched, ISO 8601 UTC
+    :param window_end: end of the window searched, ISO 8601 UTC
+    """
+
+    finding_id: str
+    lon: float
+    lat: float
+    radius_m: float
+    nights: list[str]
+    mmsis: list[int]
+    camera_targets: list[str]
+    visits: int
+    dark_visits: int
+    alert_ids: list[str]
+    window_start: str
+    window_end: str
+
+
+AlertActionKind = Literal[
+    "acknowledge",
+    "start",
+    "assign",
+    "escalate",
+    "resolve",
+    "dismiss",
+    "comment",
+    "silence",
+    "reopen",
+]
+
+
+class AlertAction(msgspec.Struct, kw_only=True):
+    """One operator decision on an alert (``shorewatch.alert.action.v1``). Key: ``alert_id``
+    (the silenced vessel or place for a ``silence`` without an alert).
+
+    The operator workflow is separate from the detector's ``open/update/closed``: it
+    follows IMO Bridge Alert Management, ``new → acknowledged → in_progress → resolved``
+    (or ``dismissed``), with escalation of unacknowledged high-severity alerts.
+
+    :param action_id: unique id of this action (idempotent replays keep it)
+    :param t_ms: when the operator acted, ms UTC (wall clock of the console)
+    :param user: user name of the operator
+    :param role: the operator's role when acting: ``viewer``, ``operator`` or ``supervisor``
+    :param assignee: ``assign``: the user now responsible
+    :param reason: ``dismiss``: a code from the console's list (``false_alarm``,
+        ``authorised_activity``, ``duplicate``, ``sensor_fault``, ``other``)
+    :param text: free text (comment, dismissal note, escalation note)
+    :param silence_until_t_ms: ``silence``: end of the silence, ms UTC
+    :param silence_mmsi: ``silence``: the vessel silenced
+    :param silence_lonlat: ``silence``: centre of the place silenced, ``[lon, lat]`` degrees
+    :param silence_radius_m: ``silence``: radius of the place silenced, m
+    """
+
+    action_id: str
+    alert_id: str
+    action: AlertActionKind
+    t_ms: int
+    user: str
+    role: Literal["viewer", "operator", "supervisor"]
+    site: str
+    assignee: str | None = None
+    reason: str | None = None
+    text: str | None = None
+    silence_until_t_ms: int | None = None
+    silence_mmsi: int | None = None
+    silence_lonlat: list[float] | None = None
+    silence_radius_m: float | None = None
 
 
 class Watermark(msgspec.Struct, kw_only=True, gc=False):

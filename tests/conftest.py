@@ -78,6 +78,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
 
 
+@pytest.fixture(scope="session")
+def night(tmp_path_factory: pytest.TempPathFactory):
+    """``(alerts, evidence_dir)``: the real alerts of one simulated hour on the Haikou
+    shore (engine replay), whose snapshots lie in ``evidence_dir``."""
+    from tests.console_helpers import night_alerts
+
+    work = tmp_path_factory.mktemp("console-night")
+    evidence = work / "evidence"
+    return night_alerts(work, evidence), evidence
+
+
 def _free_port() -> int:
     import socket
 

@@ -130,13 +130,20 @@ async def test_tcp_client_reconnects_after_refusal_and_after_peer_closes():
 @pytest.mark.integration
 async def test_tcp_client_survives_overlong_garbage():
     sink = ListSink()
+    dead: list = []
+
+    async def dead_letter(d) -> None:
+        dead.append(d)
+        sink.changed.set()
+
+    sink.dead_letter = dead_letter  # type: ignore[attr-defined]
     go_on = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"x" * 10_000)  # no newline: must not wait for one forever
+        writer.write((LINES[1] + "\n").encode() + b"x" * 10_000)  # no newline: no waiting
         await writer.drain()
         await go_on.wait()
-        writer.write(b"\n" + (LINES[0] + "\n").encode())
+        writer.write(b"y" * 5_000 + b"\n" + (LINES[0] + "\n").encode())
         await writer.drain()
         writer.close()
 
@@ -144,13 +151,22 @@ async def test_tcp_client_survives_overlong_garbage():
     port = server.sockets[0].getsockname()[1]
     client = asyncio.create_task(conn.tcp_client("127.0.0.1", port, sink, max_ms=20))
     try:
-        await sink.wait_lines(1)  # the run without newline was cut off and sent
+        await sink.wait_lines(1)
         go_on.set()
-        await sink.wait_lines(len(sink.lines) + 1)
+        await sink.wait_lines(2)
+        while not dead:
+            await asyncio.wait_for(sink.changed.wait(), 10)
+            sink.changed.clear()
     finally:
         server.close()
         await cancel(client)
-    assert "".join(sink.lines[:-1]) == "x" * 10_000 and sink.lines[-1] == LINES[0]
+    # the over-long line is not cut into pieces: one dead letter, head kept, length told
+    assert sink.lines == [LINES[1], LINES[0]]
+    assert len(dead) == 1 and dead[0].reason == "too_long"
+    import base64
+
+    assert base64.b64decode(dead[0].raw_b64) == b"x" * conn.MAX_LINE_BYTES
+    assert "15000 bytes" in dead[0].detail and dead[0].source == f"tcp:127.0.0.1:{port}"
 
 
 @pytest.mark.integration

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from test_cloudevents import check_with_sdk, read_alert_records
 
 from pipeline.engine.watermarks import CAMERA_PATH_IDLE_FACTOR, EVAL_GRID_MS
 from pipeline.replay import replay
@@ -63,6 +64,10 @@ def test_replay_and_kafka_pipeline_give_the_same_alerts(
     simulate(SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5), night)
     offline = replay(SITE, [night / "ais.nmea"], [night / "detections.jsonl"])
     live = asyncio.run(run_through_pipeline(kafka_bootstrap, SITE, night, START, SPEED))
+    # the worker's alert records are structured-mode CloudEvents for the SDK
+    keys = {a.data.alert_id.encode() for a in live}
+    events = check_with_sdk(asyncio.run(read_alert_records(kafka_bootstrap, keys)))
+    assert {e.get_attributes()["id"] for e in events} >= {a.id for a in live}
 
     until_ms = int(START.timestamp() * 1000) + DURATION_S * 1000 - TAIL_MS
     want = _opened(offline, until_ms)

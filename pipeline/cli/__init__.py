@@ -36,8 +36,13 @@ COMMANDS: dict[str, str] = {
     "publish": "pipeline.cli.publish",
     "alerts": "pipeline.cli.alerts",
     "demo": "pipeline.cli.demo",
+    "chaos": "pipeline.cli.chaos",
     "registry": "pipeline.cli.registry",
     "watchlist": "pipeline.cli.registry",
+    "archive": "pipeline.cli.history",
+    "history": "pipeline.cli.history",
+    "console": "pipeline.cli.console",
+    "users": "pipeline.cli.console",
 }
 
 

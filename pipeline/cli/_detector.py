@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from pipeline.settings import shared_dir
@@ -13,7 +14,9 @@ DNN_BACKENDS = ("onnxruntime", "opencv")
 
 def add_detector_args(p: argparse.ArgumentParser) -> None:
     """The detector options of a camera connector."""
-    default_model = shared_dir() / "models" / "yolo-fastest-1.1"
+    default_model = os.environ.get(
+        "SHOREWATCH_MODEL_DIR", str(shared_dir() / "models" / "yolo-fastest-1.1")
+    )
     p.add_argument(
         "--model-dir",
         default=str(default_model),

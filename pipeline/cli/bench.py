@@ -111,7 +111,62 @@ def _add_registry(bench: argparse._SubParsersAction) -> None:
     b.set_defaults(func=lazy("pipeline.tools.bench_registry", "cmd_bench"))
 
 
+def _add_history(group: argparse._SubParsersAction) -> None:
+    """``bench archive``, ``bench history-generate``, ``bench history-query``."""
+    b = group.add_parser("archive", help="archiver throughput through the broker, positions/s")
+    b.add_argument("--positions", type=int, default=1_000_000, help="position reports to archive")
+    b.add_argument("--partitions", type=int, default=4, help="partitions of the bench topic")
+    b.add_argument("--keep", action="store_true", help="keep the archive written")
+    b.set_defaults(func=lazy("pipeline.tools.bench_history", "cmd_archive"))
+    g = group.add_parser("history-generate", help="write a month of positions into an archive")
+    g.add_argument("--root", default="var/bench-history", help="archive directory")
+    g.add_argument("--rows", type=int, default=100_000_000, help="position rows")
+    g.add_argument("--days", type=int, default=30, help="days covered")
+    g.add_argument("--start", default="2026-03-01T00:00:00Z", help="first hour")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--row-group-rows", type=int, default=16_384, help="rows per row group")
+    g.add_argument("--force", action="store_true", help="replace an existing directory")
+    g.set_defaults(func=lazy("pipeline.tools.bench_history", "cmd_generate"))
+    q = group.add_parser("history-query", help="time a point-radius-time query over an archive")
+    q.add_argument("--root", default="var/bench-history", help="archive directory")
+    q.add_argument("--point", default="110.40,20.085", help="LON,LAT")
+    q.add_argument("--radius-m", type=float, default=500.0)
+    q.add_argument("--from", dest="from_", default="2026-03-01T00:00:00Z")
+    q.add_argument("--to", default="2026-03-31T00:00:00Z")
+    q.add_argument("--repeat", type=int, default=5, help="runs (first is reported apart)")
+    q.add_argument("--threads", type=int, default=None, help="DuckDB threads")
+    q.set_defaults(func=lazy("pipeline.tools.bench_history", "cmd_query"))
+
+
+def _add_console(bench: argparse._SubParsersAction) -> None:
+    """``bench console``."""
+    b = bench.add_parser(
+        "console", help="console push latency and map update time, measured in Chromium"
+    )
+    b.add_argument("--bootstrap", default=None, help="Kafka (default: settings)")
+    b.add_argument("--site", default="sites/haikou", help="site folder")
+    b.add_argument("--ais-rate", type=float, default=5000.0, help="background AIS sentences/s")
+    b.add_argument("--alerts", type=int, default=200, help="alerts timed for push latency")
+    b.add_argument("--alert-interval-s", type=float, default=0.1, help="between alerts, s")
+    b.add_argument("--vessels", type=int, default=5000, help="moving vessels on the map")
+    b.add_argument("--open-alerts", type=int, default=1000, help="open alerts on the map")
+    b.add_argument("--map-seconds", type=int, default=15, help="seconds of vessel movement")
+    b.add_argument("--warmup-s", type=float, default=20.0, help="worker start-up wait, s")
+    b.add_argument("--no-worker", dest="worker", action="store_false", help="AIS without a worker")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=lazy("pipeline.tools.bench_console", "cmd_bench"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "bench", "benchmarks")
-    for add in (_add_ais, _add_fusion, _add_camera, _add_camera_ingest, _add_alerts, _add_registry):
+    for add in (
+        _add_ais,
+        _add_fusion,
+        _add_camera,
+        _add_camera_ingest,
+        _add_alerts,
+        _add_registry,
+        _add_history,
+        _add_console,
+    ):
         add(group)

@@ -17,4 +17,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=0.5, help="camera frames per second")
     p.add_argument("--speed", type=float, default=40.0, help="replay speed, times real time")
     p.add_argument("--out", default=str(REPO_DIR / "var" / "demo"))
+    p.add_argument(
+        "--console-port", type=int, default=8080, help="port of the operator console (127.0.0.1)"
+    )
+    p.add_argument(
+        "--keep-console",
+        action="store_true",
+        help="keep the console up after the night until Ctrl-C (default: it ends with the demo)",
+    )
     p.set_defaults(func=lazy("pipeline.tools.demo", "cmd_demo"))

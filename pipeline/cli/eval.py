@@ -139,6 +139,19 @@ def _add_ocr(group: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lazy("pipeline.tools.eval_ocr", "cmd_eval"))
 
 
+def _add_landing(group: argparse._SubParsersAction) -> None:
+    """``eval landing-sites``."""
+    ev = group.add_parser(
+        "landing-sites", help="hidden landing sites found across simulated nights (one seed)"
+    )
+    ev.add_argument("--site", default=str(REPO_DIR / "sites" / "haikou"), help="site folder")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--nights", type=int, default=10)
+    ev.add_argument("--work", default=None, help="keep the simulated nights and archive here")
+    ev.add_argument("--json", action="store_true", help="one JSON object")
+    ev.set_defaults(func=lazy("pipeline.tools.eval_landing", "cmd_eval"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_alerts(sub)
     group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
@@ -146,3 +159,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_camera(group)
     _add_fusion(group)
     _add_ocr(group)
+    _add_landing(group)

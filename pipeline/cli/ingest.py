@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.cli import command_group, lazy
+from pipeline.cli._ais_framing import add_framing_options
 from pipeline.cli._detector import add_detector_args
 
 
@@ -50,10 +51,14 @@ def _add_ais(ingest: argparse._SubParsersAction) -> None:
     )
     i.add_argument("--batch-ms", type=int, default=200, help="at most this many ms per record")
     i.add_argument(
+        "--buffer-mb", type=float, default=64, help="most MiB held while the broker is away"
+    )
+    i.add_argument(
         "--stdout",
         action="store_true",
         help="print the batches as JSON instead of publishing (no Kafka)",
     )
+    add_framing_options(i, strict=False)
     i.set_defaults(func=lazy("connectors.ais", "run_ingest"))
 
 

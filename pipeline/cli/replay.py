@@ -46,6 +46,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="Darknet model folder for --camera; 'none' uses motion detection",
     )
     p.add_argument("--evidence-dir", default=None, help="write frame and crop JPEGs here")
+    p.add_argument("--from-archive", metavar="DIR", help="read inputs from the history archive")
+    p.add_argument("--from", dest="from_", metavar="T", help="archive start (ISO 8601 or ms)")
+    p.add_argument("--to", metavar="T", help="archive end, exclusive (ISO 8601 or ms)")
     p.add_argument("--window-ms", type=int, default=1000, help="event time per micro-batch, ms")
     p.add_argument(
         "--drain-s",

@@ -19,5 +19,9 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--fps", type=float, default=1.0, help="camera frames per second, at most 1 (default 1)"
     )
+    p.add_argument("--nights", type=int, default=1, help="consecutive nights (night-01 … in OUT)")
+    p.add_argument(
+        "--hidden-nights", type=int, default=3, help="with --nights: nights using the hidden place"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=lazy("pipeline.tools.simulate", "cmd_simulate"))

@@ -225,7 +225,15 @@ def frame_batch(
 ) -> Framed:
     """The first, stateful half of :func:`decode_batch`: frame one raw batch
     (:func:`pipeline.core.nmea.frame_lines`); :func:`decode_framed` is the other half."""
-    return frame_lines(batch.lines, batch.rx_t_ms, batch.source, reassembler, dedup)
+    return frame_lines(
+        batch.lines,
+        batch.rx_t_ms,
+        batch.source,
+        reassembler,
+        dedup,
+        prefix=batch.prefix,
+        prefix_tz=batch.prefix_tz,
+    )
 
 
 def decode_framed(
@@ -369,12 +377,14 @@ def _records(
 
 
 def _framing_counts(batch: RawAisBatch, fr: Framed) -> Counter[str]:
-    """A batch's counters so far: lines received and the framing's counts."""
+    """A batch's counters so far: lines received and the framing's counts (with the
+    ``quirk.*`` counters of the line shapes it accepted)."""
     counts: Counter[str] = Counter()
     counts["received"] = len(batch.lines)
     for key in ("sentences", "messages", "tag_checksum_bad", "not_ais", "empty", "comment", "pghp"):
         if fr.counts.get(key):
             counts[key] = fr.counts[key]
+    counts.update({k: v for k, v in fr.counts.items() if k.startswith("quirk.") and v})
     return counts
 
 
@@ -521,6 +531,3 @@ def finish(reassembler: Reassembler, source: str | None = None) -> DecodedBatch:
         if counts:
             merge_counters(out.counters, {src: dict(counts)})
     return out
-
-
-# ---- file input ----------------------------------------------------------------------

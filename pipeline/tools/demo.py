@@ -87,7 +87,7 @@ async def wait_caught_up(
         await admin.close()
 
 
-def _start_worker(
+def start_demo_worker(
     bootstrap: str,
     site: Path,
     out: Path,
@@ -207,7 +207,7 @@ async def run_through_pipeline(
     import uuid
 
     group = f"demo-{uuid.uuid4().hex[:8]}"
-    worker = _start_worker(
+    worker = start_demo_worker(
         bootstrap,
         site_dir,
         night_dir,
@@ -309,6 +309,7 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
 
     _say("topics")
     await admin.acreate_topics(bootstrap)
+    console = await _start_console(args, bootstrap, site_dir, out)
 
     _say(
         f"simulating {args.duration} on the {site.name} shore from {args.start} (seed {args.seed})"
@@ -348,7 +349,41 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
         await print_rtsp_showcase(bootstrap, out)
     except Exception as exc:  # noqa: BLE001 - a missing extra must not hide the night's results
         print(f"   RTSP showcase failed: {exc!r}", flush=True)
+    if console is not None:
+        try:
+            if args.keep_console:
+                _say(f"the console stays up at {console.url} (Ctrl-C ends the demo)")
+                await asyncio.Event().wait()
+        finally:
+            await console.stop()
     return 0
+
+
+async def _start_console(args: argparse.Namespace, bootstrap: str, site_dir: Path, out: Path):
+    """The operator console over the demo's broker, in demo mode (no users, 127.0.0.1 only);
+    ``None`` when it cannot start (the night runs all the same)."""
+    from pipeline.console.web import ConsoleConfig, start_console
+
+    cfg = ConsoleConfig(
+        bootstrap=bootstrap,
+        site_dir=site_dir,
+        users_file=None,
+        demo=True,
+        host="127.0.0.1",
+        port=args.console_port,
+        store_url=f"sqlite:///{out / 'console.db'}",
+        evidence_dir=out / "evidence",
+    )
+    try:
+        console = await start_console(cfg)
+    except OSError:  # the port is taken: any free one
+        cfg.port = 0
+        console = await start_console(cfg)
+    except Exception as exc:  # noqa: BLE001 - the night's results matter more than the page
+        print(f"   console failed to start: {exc!r}", flush=True)
+        return None
+    _say(f"operator console (demo mode, no login): {console.url}")
+    return console
 
 
 def _summary(alerts: list, truth: dict, out: Path, site_dir: Path) -> None:

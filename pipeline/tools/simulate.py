@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,9 @@ __all__ = [
     "WaterMap",
     "ais_report_interval_s",
     "parse_duration",
+    "hidden_place",
     "simulate",
+    "simulate_nights",
     "tag_block",
 ]
 
@@ -103,6 +105,15 @@ class SimConfig:
     :param duration_s: simulated time span, s (at least 1 h for the planted events)
     :param fps: camera frames per second (at most 1; frames fall on whole seconds)
     :param track_sample_s: spacing of the true track samples written to ``truth.json``, s
+    :param landing_at: ``(lon, lat)``: the night landing with AIS on (or, with
+        ``landing_dark``, the skiff's landing without AIS) comes ashore at the landing place
+        nearest this point instead of a random one (multi-night runs reuse a hidden place)
+    :param landing_dark: the landing at ``landing_at`` is the skiff's (no AIS)
+    :param landing_at_s: with ``landing_at``, that landing happens this long after the
+        start, s (default: the usual random time)
+    :param avoid: ``(lon, lat)`` places the random landings keep 300 m away from (the
+        places of earlier nights, so that they stay one-offs); when none is left in the
+        wanted camera range, the range is widened (any camera, then none)
     """
 
     seed: int
@@ -110,6 +121,10 @@ class SimConfig:
     duration_s: int = 7200
     fps: float = 1.0
     track_sample_s: int = 10
+    landing_at: tuple[float, float] | None = None
+    landing_dark: bool = False
+    landing_at_s: int | None = None
+    avoid: tuple[tuple[float, float], ...] = ()
 
 
 def parse_duration(text: str) -> int:
@@ -662,6 +677,16 @@ class _Scenario:
         in_view = self.on_home_side.copy()
         if max_cam_r is not None:
             in_view &= (self.cand_cam >= 0) & (self.cand_cam_r <= max_cam_r)
+        if self.cfg.avoid:  # a place of an earlier night: widen the camera range instead
+            ax, ay = self.wm.to_m(*np.asarray(self.cfg.avoid, dtype=float).T)
+            away = np.all(
+                np.hypot(self.cand[:, :1] - ax[None, :], self.cand[:, 1:2] - ay[None, :]) > 300.0,
+                axis=1,
+            )
+            for wider in (in_view, self.on_home_side & (self.cand_cam >= 0), self.on_home_side):
+                if (wider & away).any():
+                    in_view = wider & away
+                    break
         ok = in_view.copy()
         for lx, ly in self.landing_xy:
             ok &= np.hypot(self.cand[:, 0] - lx, self.cand[:, 1] - ly) > 2500.0
@@ -678,6 +703,26 @@ class _Scenario:
         if commit:
             self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
         return k
+
+    def _forced_landing(self, dark: bool) -> int | None:
+        """The landing place nearest ``cfg.landing_at`` (for a ``dark`` landing, the nearest
+        a camera sees at night) when this landing (AIS on, or ``dark``) is the one sent
+        there; else ``None``."""
+        cfg = self.cfg
+        if cfg.landing_at is None or cfg.landing_dark != dark:
+            return None
+        x, y = self.wm.to_m(*cfg.landing_at)
+        d = np.hypot(self.cand[:, 0] - x, self.cand[:, 1] - y)
+        if dark:  # a boat without AIS lands where a camera sees it at night, if it can
+            seen = (self.cand_cam >= 0) & (self.cand_cam_r <= NIGHT_RANGE_UNLIT_M - 200.0)
+            d = np.where(seen, d, d + 1e9) if seen.any() else d
+        k = int(np.argmin(d))
+        self.landing_xy.append((float(self.cand[k, 0]), float(self.cand[k, 1])))
+        return k
+
+    def _forced_time(self, at_s: int) -> int:
+        t = self.cfg.landing_at_s
+        return at_s if t is None else min(int(t), self.n_s - LANDING_MARGIN_S)
 
     def _landing_route(self, origin, k: int) -> tuple[np.ndarray, tuple[float, float]]:
         px, py, nx_, ny_ = self.cand[k]
@@ -858,7 +903,14 @@ class _Scenario:
             return tuple(origins[int(rng.choice(ok if ok.size else np.arange(len(origins))))])
 
         # 1. night landing near the hotspot, AIS on, a boat without name ----------------
-        k = self._pick_landing(max_cam_r=2500.0, near=(hs[1], hs[2]) if hs else None, near_r=4500.0)
+        forced = self._forced_landing(dark=False)
+        k = (
+            forced
+            if forced is not None
+            else self._pick_landing(
+                max_cam_r=2500.0, near=(hs[1], hs[2]) if hs else None, near_r=4500.0
+            )
+        )
         route, land = self._landing_route(origin_far_from(self.cand[k, :2]), k)
         length = float(rng.uniform(15, 25))
         v = self._new(
@@ -880,8 +932,10 @@ class _Scenario:
             Exit(),
         ]
         at = min(self._local_hour_target(4, 0.45, 0.9), n - LANDING_MARGIN_S)
-        self._schedule(v, "landing", at)
-        self._landing_event(v, k, "night_landing", place=hs[0] if hs else None)
+        self._schedule(v, "landing", at if forced is None else self._forced_time(at))
+        self._landing_event(
+            v, k, "night_landing", place=(hs[0] if hs else None) if forced is None else "hidden"
+        )
         # a boat without name or call sign: an identity alert about it is acceptable at any
         # time while its AIS is on (the window is set in finish_kinematics)
         self._event(v, "identity_anomaly", "no_name", 0, land, optional=True)
@@ -950,7 +1004,12 @@ class _Scenario:
         )
 
         # 3. skiff without AIS, landing in a camera's view ------------------------------
-        k = self._pick_landing(max_cam_r=NIGHT_RANGE_UNLIT_M - 200.0)
+        forced = self._forced_landing(dark=True)
+        k = (
+            forced
+            if forced is not None
+            else self._pick_landing(max_cam_r=NIGHT_RANGE_UNLIT_M - 200.0)
+        )
         origin = self._open_water_point(
             6000.0, 20000.0, near=tuple(self.cand[k, :2]), radius_m=15000.0
         )
@@ -973,8 +1032,9 @@ class _Scenario:
             Go(route[::-1].copy(), 18 * KN, stop=False),
             Exit(),
         ]
-        self._schedule(v, "landing", min(int(rng.uniform(0.3, 0.8) * n), n - LANDING_MARGIN_S))
-        self._landing_event(v, k, "skiff_landing")
+        at = min(int(rng.uniform(0.3, 0.8) * n), n - LANDING_MARGIN_S)
+        self._schedule(v, "landing", at if forced is None else self._forced_time(at))
+        self._landing_event(v, k, "skiff_landing", place=None if forced is None else "hidden")
         # the dark_vessel event time is set from the first camera detection (see cameras)
         self._event(v, "dark_vessel", "no_ais", None, None)
 
@@ -1544,6 +1604,74 @@ def simulate(site: Site | str | Path, cfg: SimConfig, out_dir: str | Path) -> di
     return truth
 
 
+def hidden_place(site: Site, seed: int, min_hotspot_m: float = 3000.0) -> tuple[float, float]:
+    """A landing place for the hidden site of a multi-night run: on the hotspot's side of
+    the strait, in a camera's view at night (so dark visits are seen), at least
+    ``min_hotspot_m`` from the hotspot (which has its own nightly landing); random by seed."""
+    sc = _Scenario(
+        site, SimConfig(seed=seed, start=datetime(2026, 3, 1, tzinfo=UTC), duration_s=3600)
+    )
+    ok = sc.on_home_side & (sc.cand_cam >= 0) & (sc.cand_cam_r <= NIGHT_RANGE_UNLIT_M - 200.0)
+    hs = HOTSPOTS.get(site.name)
+    if hs is not None:
+        hx, hy = sc.wm.to_m(hs[1], hs[2])
+        far = ok & (np.hypot(sc.cand[:, 0] - hx, sc.cand[:, 1] - hy) >= min_hotspot_m)
+        ok = far if far.any() else ok
+    if not ok.any():
+        raise ConfigError(f"site {site.name}: no landing place in a camera's view")
+    k = int(np.random.default_rng([seed, 7]).choice(np.flatnonzero(ok)))
+    return float(sc.cand_lonlat[k, 0]), float(sc.cand_lonlat[k, 1])
+
+
+def simulate_nights(
+    site: Site | str | Path, cfg: SimConfig, nights: int, out_dir: str | Path, used: int = 3
+) -> dict[str, Any]:
+    """``nights`` runs on consecutive days (``night-01`` … in ``out_dir``), a hidden landing
+    place used on ``used`` of them by different vessels (at least one without AIS, at least
+    one with), every night's other planted landings elsewhere; writes ``nights.json``.
+
+    Night ``i`` is the run of seed ``cfg.seed * 1000 + i`` starting ``i`` days after
+    ``cfg.start``.
+    """
+    if not isinstance(site, Site):
+        site = load_site(site)
+    if not 1 <= used <= nights:
+        raise ConfigError(f"the hidden place is used on 1..{nights} nights, not {used}")
+    rng = np.random.default_rng([cfg.seed, 11])
+    place = hidden_place(site, cfg.seed)
+    on = sorted(int(i) for i in rng.choice(nights, used, replace=False))
+    dark = [bool(i % 2) for i in range(used)]  # alternate: AIS on, dark, AIS on, ...
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    avoid: list[tuple[float, float]] = [place]
+    for i in range(nights):
+        hidden = i in on
+        c = replace(cfg, seed=cfg.seed * 1000 + i, start=cfg.start + timedelta(days=i),
+                    landing_at=place if hidden else None,
+                    landing_dark=dark[on.index(i)] if hidden else False, avoid=tuple(avoid))  # fmt: skip
+        name = f"night-{i + 1:02d}"
+        truth = simulate(site, c, out / name)
+        landings = [
+            {
+                "lonlat": ev["landing_lonlat"],
+                "t": ev["time"],
+                "scenario": ev["scenario"],
+                "hidden": ev.get("place") == "hidden",
+            }  # fmt: skip
+            for ev in truth["events"]
+            if ev["kind"] == "unusual_landing" and not ev["optional"]
+        ]
+        avoid += [tuple(x["lonlat"]) for x in landings if not x["hidden"]]
+        runs.append({"dir": name, "start": c.start.isoformat(), "seed": c.seed,
+                     "hidden": hidden, "hidden_dark": c.landing_dark, "landings": landings})  # fmt: skip
+    doc = {"site": site.name, "seed": cfg.seed, "nights": runs,
+           "hidden_place": {"lonlat": [round(place[0], 6), round(place[1], 6)], "nights": [i + 1 for i in on]},
+           "zones": [{"name": z.name, "kind": z.kind} for z in site.zones]}  # fmt: skip
+    (out / "nights.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
 def _parse_start(text: str, site: Site) -> datetime:
     try:
         dt = datetime.fromisoformat(text)
@@ -1562,6 +1690,12 @@ def cmd_simulate(args) -> int:
         duration_s=parse_duration(args.duration),
         fps=args.fps,
     )
+    if args.nights > 1:
+        doc = simulate_nights(site, cfg, args.nights, args.out, args.hidden_nights)
+        hp = doc["hidden_place"]
+        print(f"{args.out}: {args.nights} nights; hidden landing place {hp['lonlat']} on nights "
+              f"{hp['nights']}")  # fmt: skip
+        return 0
     truth = simulate(site, cfg, args.out)
     kinds: dict[str, int] = {}
     for ev in truth["events"]:

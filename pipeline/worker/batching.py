@@ -64,6 +64,9 @@ def raw_topic(app: faust.App, spec: topics.TopicSpec, *more: topics.TopicSpec) -
     )
 
 
+_NO_HEADERS: list[tuple[str, bytes]] = []  # aiokafka's batch builder wants a list
+
+
 class BatchSender:
     """Sends many keyed records with few calls: one aiokafka record batch per
     (topic, partition), through the app's idempotent ``acks=all`` producer.
@@ -97,8 +100,9 @@ class BatchSender:
     def add(
         self, spec: topics.TopicSpec, key: bytes, value: bytes | None, partition: int | None = None
     ) -> None:
-        """:meth:`append` to a registry topic."""
-        self.append(spec.name, spec.partitions, key, value, partition)
+        """:meth:`append` to a registry topic, with the topic's headers."""
+        headers = list(spec.headers) if spec.headers else None
+        self.append(spec.name, spec.partitions, key, value, partition, headers)
 
     def append(
         self,
@@ -107,6 +111,7 @@ class BatchSender:
         key: bytes,
         value: bytes | None,
         partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Append one record (``value=None``: a tombstone) to ``topic``'s open batch.
 
@@ -115,14 +120,15 @@ class BatchSender:
         """
         if partition is None:
             partition = self.partition(key, n_partitions)
+        headers = headers or _NO_HEADERS
         slot = (topic, partition)
         batch = self._batches.get(slot)
         if batch is None:
             batch = self._batches[slot] = self._producer().create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
             self._full.append((slot, batch))
             batch = self._batches[slot] = self._producer().create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 raise ValueError(
                     f"a record of {len(value or b'')} bytes for {topic} does not fit in a "
                     "producer batch; records must stay under the broker's message size"
