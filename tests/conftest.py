@@ -82,7 +82,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
 def night(tmp_path_factory: pytest.TempPathFactory):
     """``(alerts, evidence_dir)``: the real alerts of one simulated hour on the Haikou
     shore (engine replay), whose snapshots lie in ``evidence_dir``."""
-    from tests.console_helpers import night_alerts
+    from console_helpers import night_alerts
 
     work = tmp_path_factory.mktemp("console-night")
     evidence = work / "evidence"

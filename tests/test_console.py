@@ -13,11 +13,11 @@ import aiohttp
 import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
+from console_helpers import make_users, publish_alerts, start, tagged, wait_for
+from test_worker_kafka import TopicTail
 
 from pipeline import topics
 from schemas import records
-from tests.console_helpers import make_users, publish_alerts, start, tagged, wait_for
-from tests.test_worker_kafka import TopicTail
 
 #: no request of these tests may hang the session
 TIMEOUT = aiohttp.ClientTimeout(total=60)
@@ -225,9 +225,10 @@ async def test_actions_survive_a_lost_store(kafka_bootstrap: str, night, tmp_pat
 async def test_camera_health_and_uncovered_shore(
     kafka_bootstrap: str, night, tmp_path: Path
 ) -> None:
+    from console_helpers import SITE
+
     from connectors.kafka import RecordProducer
     from pipeline.site import load_site
-    from tests.console_helpers import SITE
 
     pw = make_users(tmp_path / "users.json")
     site = load_site(SITE)

@@ -13,8 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
-
-from tests.console_helpers import (
+from console_helpers import (
     ARTEFACTS,
     CHROMIUM,
     login,

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from console_helpers import SITE
 
 from pipeline.console.coverage import coast_pieces, uncovered_report
 from pipeline.console.store import ActionStore
@@ -13,7 +14,6 @@ from pipeline.console.triage import Board, Triage, apply, check, in_queue, is_es
 from pipeline.console.users import UsersFile
 from pipeline.errors import ConsoleError
 from schemas.records import AlertAction
-from tests.console_helpers import SITE
 
 
 def act(action: str, alert: str = "a1", role: str = "operator", t_ms: int = 1000, **kw):
