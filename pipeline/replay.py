@@ -13,7 +13,9 @@ The stages are those of the Faust agents (:mod:`pipeline.worker.app`), called di
 3. everything merged in event-time order and cut into windows of ``window_ms`` of event
    time (the micro-batches); per window :func:`pipeline.engine.tracks.track_step` then, for the
    tracks inside the site's bbox (as the track agent forwards them),
-   :func:`pipeline.engine.area.area_step`;
+   :func:`pipeline.engine.area.area_step` with the window's end as the AIS watermark (all
+   input is at hand, so nothing older will come; cameras state their progress with their
+   frames, as in the worker);
 4. at the end of input the open evaluation tick is flushed
    (:func:`pipeline.engine.area.flush_area`), optionally after letting ``drain_s`` of event
    time elapse (so silences and dwells that began at the end of the recording count).
@@ -44,7 +46,7 @@ from pipeline.engine.area import area_step, flush_area
 from pipeline.engine.state import AreaContext, AreaState
 from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
 from pipeline.errors import ConfigError
-from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track
+from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track, Watermark
 
 __all__ = ["ReplayResult", "read_frames", "replay", "run_replay"]
 
@@ -75,6 +77,17 @@ def _context(site: Any) -> AreaContext:
 
         site = load_site(site)
     return AreaContext.from_site(site)
+
+
+def _window_marks(
+    ctx: AreaContext, batch: tuple[list[Any], list[Any], list[Any]], window_ms: int
+) -> list[Watermark]:
+    """Replay's watermarks after a micro-batch (one window of event time): the window's
+    end, for every AIS input of the area (cameras state their own progress with their
+    frames). All input is at hand, so nothing older will come."""
+    t = next(x.t_ms for xs in batch for x in xs[:1])
+    end = (t // window_ms + 1) * window_ms
+    return [Watermark(path="ais", partition=p, t_ms=end) for p in range(ctx.ais_partitions)]
 
 
 def decode_ais(
@@ -252,7 +265,8 @@ def run_replay(
     counters["frames.read"] += len(all_frames)
     engine = _EngineRun(ctx, track_params, counters)
     for ps, ss, fs in _micro_batches(positions, statics, all_frames, window_ms):
-        engine.step(ps, ss, fs)
+        if ps or ss or fs:
+            engine.step(ps, ss, fs, _window_marks(ctx, (ps, ss, fs), window_ms))
     return engine.finish(drain_s)
 
 
@@ -301,8 +315,15 @@ class _EngineRun:
         self.state: AreaState | None = None
         self.alerts: list[Alert] = []
 
-    def step(self, ps: list[AisPosition], ss: list[AisStatic], fs: list[CameraFrame]) -> None:
-        """One micro-batch through the track step, the idle sweep and the area step."""
+    def step(
+        self,
+        ps: list[AisPosition],
+        ss: list[AisStatic],
+        fs: list[CameraFrame],
+        marks: list[Watermark] | None = None,
+    ) -> None:
+        """One micro-batch through the track step, the idle sweep and the area step, with
+        the AIS watermarks that follow it (``None``: the batch's own newest time)."""
         if not (ps or ss or fs):
             return
         counters, tracks = self.counters, self.tracks
@@ -316,7 +337,7 @@ class _EngineRun:
             del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
             counters["tracks.evicted"] += 1
         area_tracks = batch.area_updates
-        self.state, out = area_step(self.state, area_tracks, fs, self.ctx)
+        self.state, out = area_step(self.state, area_tracks, fs, self.ctx, marks)
         self.alerts.extend(out)
 
     def finish(self, drain_s: float) -> ReplayResult:

@@ -25,16 +25,17 @@ registry_url                  ``sqlite:///var/     the vessel registry's databas
                               registry.sqlite``    URL; ``postgresql+psycopg://…`` for a server)
 raw_batch_lines               500                  at most this many lines per raw AIS record
 auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
-area_lateness_ms              500                  event-time disorder between the AIS and
-                                                   camera paths an area waits out, ms
-area_clock_rate               1.0                  event seconds per wall second by which an
-                                                   area's clock runs on between inputs (1 for
-                                                   live feeds, the speed factor of a paced
-                                                   replay; 0: the clock moves with input only)
-area_idle_max_ms              10000                how far past its newest input an area's
-                                                   clock may run, ms of event time (beyond
-                                                   that the area's input is stalled, and
-                                                   silences would be false alarms)
+ais_disorder_ms               5000                 how far AIS may come out of event-time
+                                                   order on one ``ais.fixes`` partition, ms
+                                                   (receivers' clocks and delivery delays,
+                                                   1 s tag-block resolution); an AIS
+                                                   watermark is the newest fix time minus this
+camera_disorder_ms            500                  the same for one camera's frames, ms
+camera_idle_ms                30000                a camera whose frames trail the most
+                                                   advanced camera's by more than this (event
+                                                   time, ms), or every camera trailing the
+                                                   AIS by ten times this, is offline: the area
+                                                   stops waiting for it until it sends again
 ============================  ===================  ==========================================
 """
 
@@ -78,9 +79,9 @@ class Settings:
     registry_url: str = "sqlite:///var/registry.sqlite"
     raw_batch_lines: int = 500
     auto_offset_reset: str = "earliest"
-    area_lateness_ms: int = 500
-    area_clock_rate: float = 1.0
-    area_idle_max_ms: int = 10_000
+    ais_disorder_ms: int = 5_000
+    camera_disorder_ms: int = 500
+    camera_idle_ms: int = 30_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -135,10 +136,9 @@ class Settings:
             raise ConfigError(
                 f"setting auto_offset_reset: {settings.auto_offset_reset!r} is not earliest or latest"
             )
-        if not 0.0 <= settings.area_clock_rate < float("inf"):
-            raise ConfigError("setting area_clock_rate: must be a finite number >= 0")
-        if settings.area_lateness_ms < 0 or settings.area_idle_max_ms < 0:
-            raise ConfigError("settings area_lateness_ms, area_idle_max_ms: must be >= 0")
+        for name in ("ais_disorder_ms", "camera_disorder_ms", "camera_idle_ms"):
+            if getattr(settings, name) < 0:
+                raise ConfigError(f"setting {name}: must be >= 0")
         if settings.partitions < 1:
             raise ConfigError("setting partitions: must be at least 1")
         return settings

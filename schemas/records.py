@@ -47,6 +47,7 @@ __all__ = [
     "LandingSiteFinding",
     "RawAisBatch",
     "Track",
+    "Watermark",
 ]
 
 
@@ -432,22 +433,32 @@ class FixColumns(msgspec.Struct, kw_only=True, gc=False):
         status are "not available", as ``null`` in ``shorewatch.ais.position.v1``
     :param sources: the source ids the rows refer to
     :param statics: static reports, arrival order
+    :param partition: the ``ais.fixes`` partition the record is written to (-1: not
+        stated, a record of an older release)
+    :param t_ms: the decode stage's progress: the newest event time of the decode
+        micro-batch the record comes from, ms UTC (-1: not stated). The decode agent writes
+        a record to every partition for every micro-batch, an empty one (``n`` 0) where no
+        fix of the batch falls, so each partition carries the AIS path's progress in order
+        with its fixes (see :class:`Watermark`)
     """
 
     n: int
     positions: bytes
     sources: list[str] = msgspec.field(default_factory=list)
     statics: list[AisStatic] = msgspec.field(default_factory=list)
+    partition: int = -1
+    t_ms: int = -1
 
 
 class FusionInput(msgspec.Struct, kw_only=True):
-    """Internal: a track update or a camera frame re-keyed by area
-    (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of ``track`` and ``frame``
-    is set."""
+    """Internal: a track update, a camera frame or a watermark re-keyed by area
+    (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of ``track``, ``frame``
+    and ``watermark`` is set."""
 
     area: str
     track: Track | None = None
     frame: CameraFrame | None = None
+    watermark: Watermark | None = None
 
 
 class LandingSiteFinding(msgspec.Struct, kw_only=True):
@@ -531,3 +542,23 @@ class AlertAction(msgspec.Struct, kw_only=True):
     silence_mmsi: int | None = None
     silence_lonlat: list[float] | None = None
     silence_radius_m: float | None = None
+
+
+class Watermark(msgspec.Struct, kw_only=True, gc=False):
+    """Internal: the progress in event time of one input of an area, inside
+    :class:`FusionInput`: no more input of that path (and partition) older than ``t_ms``
+    will come, except input counted as late.
+
+    The tracks agent sends one per ``ais.fixes`` partition it has advanced after each
+    micro-batch: the newest event time it has processed on that partition minus the
+    allowed AIS disorder (``ais_disorder_ms``). Camera frames need none: a camera's frames
+    arrive in order, so each frame is its camera's progress.
+
+    :param path: the input path (``ais``: track updates from the tracks agent)
+    :param partition: the ``ais.fixes`` partition whose progress this is
+    :param t_ms: the watermark, ms UTC
+    """
+
+    path: Literal["ais"] = "ais"
+    partition: int = 0
+    t_ms: int

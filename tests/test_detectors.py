@@ -7,8 +7,6 @@ The test coast: land south of latitude 20.0 between 110.0E and 110.3E; an author
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -668,70 +666,3 @@ def test_vessel_that_switches_ais_off_and_lands_in_camera_view():
     assert {"stopped_at_shore", "ais_off", "night"} <= {f.name for f in a.data.factors}
     assert "no_ais" not in {f.name for f in a.data.factors}
     assert a.data.alert_id.startswith(f"unusual_landing:mmsi:{m}:")
-
-
-# ----------------------------------------------------------------------------- the area clock
-def _landing_until(c, t_stop_ms):
-    """Track updates of the landing boat fed to an area, input ending at ``t_stop_ms``."""
-    ps, ss, _ = landing_boat(NIGHT)
-    tracks: dict = {}
-    st = None
-    for p in [p for p in ps if p.t_ms <= t_stop_ms]:
-        r = track_step(tracks, [p], [s for s in ss if p.mmsi not in tracks], TrackParams())
-        for tr in r.updates:
-            tracks[tr.mmsi] = tr
-        st, out = area_step(st, r.updates, [], c)
-        assert not [a for a in out if a.data.kind == "unusual_landing"]
-    return st
-
-
-def test_the_area_clock_opens_a_landing_when_the_dwell_ends_without_more_input():
-    from pipeline.engine.area import advance_area
-
-    c = dataclasses.replace(ctx(), lateness_ms=500)
-    stop_t = NIGHT + 30 * 10_000
-    true_t = stop_t + 180_000  # stop start + 3 min dwell
-    st = _landing_until(c, stop_t + 60_000)  # the boat's last fix: a minute into the stop
-    early = advance_area(st, c, true_t - 1_000) + advance_area(st, c, true_t)
-    assert not [a for a in early if a.data.kind == "unusual_landing"]  # dwell not over + lateness
-    out = advance_area(st, c, true_t + 500)  # + the lateness: every input up to true_t is in
-    (a,) = [a for a in out if a.data.kind == "unusual_landing"]
-    assert a.data.status == "open" and a.data.event_time == _iso(true_t)
-    assert st.evaluated_t_ms == true_t
-    # the same clock again, or an older one: nothing more to do
-    assert advance_area(st, c, true_t + 500) == []
-    assert advance_area(st, c, true_t) == []
-    assert st.evaluated_t_ms == true_t
-
-
-def test_the_area_clock_releases_held_input_and_counts_what_comes_later_as_late():
-    from pipeline.engine.area import advance_area
-
-    c = dataclasses.replace(ctx(), lateness_ms=5_000)
-    ps, ss, _ = landing_boat(NIGHT)
-    tracks: dict = {}
-    r = track_step(tracks, ps[:3], ss, TrackParams())
-    st, out = area_step(None, r.updates, [], c)  # one update (the batch's last), held
-    assert out == [] and len(st.held_tracks) == 1 and st.vessels == {}
-    t_last = ps[2].t_ms
-    advance_area(st, c, t_last + 4_999)
-    assert len(st.held_tracks) == 1  # not yet older than the lateness
-    advance_area(st, c, t_last + 5_000)
-    assert st.held_tracks == [] and 412345001 in st.vessels
-    assert st.evaluated_t_ms == -1  # the tick of the input it released is not over
-    advance_area(st, c, t_last + 5_250)
-    assert st.evaluated_t_ms == t_last + 250
-    # input older than what the clock evaluated: applied, and counted late
-    (old,) = track_step({}, [fix(412345002, t_last - 20_000, 110.2, lat_at(900), 5.0)], [],
-                        TrackParams()).updates  # fmt: skip
-    assert "late" not in st.counters
-    area_step(st, [old], [], c)
-    advance_area(st, c, t_last + 30_000)
-    assert st.counters["late"] == 1 and 412345002 in st.vessels
-
-
-def test_an_area_without_input_has_no_clock():
-    from pipeline.engine.area import advance_area
-
-    st = AreaState()
-    assert advance_area(st, ctx(), NIGHT) == [] and st.evaluated_t_ms == -1

@@ -39,8 +39,8 @@ def test_settings_environment_overrides_file(tmp_path: Path) -> None:
         f, env={"SHOREWATCH_APP_ID": "from-env", "KAFKA_BOOTSTRAP_SERVERS": "h:1"}
     )
     assert (s.partitions, s.app_id, s.bootstrap_servers) == (8, "from-env", "h:1")
-    s = Settings.from_env(env={"SHOREWATCH_AREA_CLOCK_RATE": "40"})
-    assert s.area_clock_rate == 40.0 and isinstance(s.area_clock_rate, float)
+    s = Settings.from_env(env={"SHOREWATCH_CAMERA_IDLE_MS": "40000"})
+    assert s.camera_idle_ms == 40_000 and isinstance(s.camera_idle_ms, int)
 
 
 @pytest.mark.unit
@@ -54,10 +54,10 @@ def test_settings_environment_overrides_file(tmp_path: Path) -> None:
             "is not supported; Shorewatch processes at_least_once",
         ),
         ("- a list\n", "expected a mapping"),
-        ("area_clock_rate: fast\n", "setting area_clock_rate: expected"),
-        ("area_clock_rate: -1\n", "area_clock_rate: must be a finite number >= 0"),
-        ("area_clock_rate: .inf\n", "area_clock_rate: must be a finite number >= 0"),
-        ("area_idle_max_ms: -5\n", "must be >= 0"),
+        ("ais_disorder_ms: fast\n", "setting ais_disorder_ms: expected"),
+        ("ais_disorder_ms: -1\n", "setting ais_disorder_ms: must be >= 0"),
+        ("camera_idle_ms: -5\n", "setting camera_idle_ms: must be >= 0"),
+        ("area_lateness_ms: 500\n", "unknown setting(s): area_lateness_ms"),
     ],
 )
 def test_bad_settings_file_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

@@ -172,6 +172,32 @@ def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None
         first = int(unpack_fixes(r).mmsi[0]) if r.n else r.statics[0].mmsi
         assert key == str(first).encode()
     assert max(len(v) for _, (_, v) in out) < 1_000_000
+    assert {(p, r.partition, r.t_ms) for p, _, r in recs} == {(p, p, -1) for p in (0, 1, 2)}
+
+
+@pytest.mark.unit
+def test_every_fixes_partition_carries_the_decode_batch_progress() -> None:
+    """With the partition count, partitions without a fix get an empty record: each one
+    carries the AIS path's progress in order with its fixes (its watermark's source)."""
+    from pipeline.engine.columns import PositionColumns
+    from pipeline.engine.decode import unpack_fixes
+    from pipeline.worker.decode_agent import fix_records
+
+    pos = [
+        records.AisPosition(
+            mmsi=211000001, msg_type=1, t_ms=5_000, lon=10.0, lat=55.0, sog_kn=1.0, cog_deg=1.0,
+            heading_deg=None, nav_status=0, accuracy=True, source="s", rx_t_ms=5_001,
+        )
+    ]  # fmt: skip
+    out = list(fix_records(PositionColumns.from_records(pos), np.array([2]), {}, 10, 10, 4, 7_000))
+    recs = [(p, k, msgspec.json.decode(v, type=records.FixColumns)) for p, (k, v) in out]
+    assert [(p, k, r.n, r.partition, r.t_ms) for p, k, r in recs] == [
+        (0, b"", 0, 0, 7_000),
+        (1, b"", 0, 1, 7_000),
+        (2, b"211000001", 1, 2, 7_000),
+        (3, b"", 0, 3, 7_000),
+    ]
+    assert len(unpack_fixes(recs[0][2])) == 0
 
 
 @pytest.mark.unit

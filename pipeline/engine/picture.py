@@ -18,13 +18,13 @@ Functions:
   → association (:mod:`pipeline.core.fusion`), detectors (:data:`pipeline.core.detectors.DETECTORS`),
   alert episodes → :class:`schemas.records.Alert` CloudEvents.
 
-**Event-time evaluation.** The area's clock is the largest event time seen (watermark).
-Inputs are grouped into ticks of :attr:`Thresholds.eval_tick_s`; the detectors run at the
-end of each tick that received input, as soon as an input of a later tick arrives. The
-evaluation times are therefore a function of the input stream alone, so the alerts do not
-depend on how a time-ordered stream is split into batches (tested with Hypothesis). Each
-alert carries the event time at which its condition became true, computed exactly (e.g.
-stop start + dwell), not the evaluation time.
+**Event-time evaluation.** The detectors run at fixed event times (:func:`evaluate`): the
+end of every tick of :attr:`Thresholds.eval_tick_s` that received input, and a second
+after the last evaluation when input is sparse; input is applied in event-time order as
+the area's watermark passes it (:mod:`pipeline.engine.watermarks`). The evaluation times are therefore a function of the
+input alone, so the alerts do not depend on how the input is batched or how fast each
+path delivered it (tested with Hypothesis). Each alert carries the event time at which its
+condition became true, computed exactly (e.g. stop start + dwell), not the evaluation time.
 
 **Batching of tracks.** :func:`track_step` publishes one Track per MMSI per batch (its
 last state). The detectors read the event-time marks the Track carries (first fix, start
@@ -32,11 +32,9 @@ of the current stop and slow runs, first impossible-speed jump, identity change)
 alerts depend on the fixes, not on how the track agent batched them; only the evidence
 trail and the AIS positions association sees are sampled at the batch ends.
 
-**Quiet areas.** Detectors run when input arrives (cameras send a frame per second even
-when they see nothing). A live driver lets conditions mature between inputs with
-:func:`advance_area` and its own estimate of event time (the Faust area clock); replay
-does not, and ends with :func:`flush_area`. With dense input the two evaluate at the same
-times; see :func:`advance_area` for where they may differ.
+**Quiet areas.** A condition that matures with time alone (a dwell, an AIS silence) is
+evaluated at least every second of event time as the area's watermark advances, with or
+without input of its own; replay ends with :func:`flush_area`.
 
 **Alerts.** Every condition is an episode keyed by ``<kind>|<subject>`` (subject
 ``mmsi:<n>``, ``cam:<camera>:<track>``, ``pair:<a>+<b>`` or ``seen:<camera>:<mmsi>``): an
@@ -49,7 +47,6 @@ drivers produce the same ids.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -707,41 +704,3 @@ def _identity_refresh(st: AreaState, tr: Track) -> bool:
     """A republished track (new static data, no new fix) carries its old fix time."""
     v = st.vessels.get(tr.mmsi)
     return v is not None and v.track.t_ms == tr.t_ms
-
-
-def step_in_order(
-    st: AreaState, tracks: Sequence[Track], frames: Sequence[CameraFrame], ctx: AreaContext
-) -> tuple[AreaState, list[Alert]]:
-    th = ctx.thresholds
-    if st.context != ctx.fingerprint:  # new geometry or thresholds: cached geometry is stale
-        for v in st.vessels.values():
-            v.geo = []
-        for tg in st.targets.values():
-            tg.geo = []
-        st.context = ctx.fingerprint
-    tick_ms = max(1, int(round(th.eval_tick_s * 1000.0)))
-    items = sorted(
-        [(tr.t_ms, 0, i) for i, tr in enumerate(tracks)]
-        + [(fr.t_ms, 1, i) for i, fr in enumerate(frames)]
-    )
-    cache = _StepCache()
-    out: list[Alert] = []
-    for t, kind, i in items:
-        k = t // tick_ms
-        if st.tick < 0:
-            st.tick = k
-        elif k > st.tick:
-            out += evaluate(st, (st.tick + 1) * tick_ms, ctx)
-            st.tick = k
-        elif k < st.tick and not (kind == 0 and _identity_refresh(st, tracks[i])):
-            st.count("late")
-        st.watermark_t_ms = max(st.watermark_t_ms, t)
-        if st.first_t_ms < 0:
-            st.first_t_ms = t
-        if kind == 0:
-            if _apply_track(st, tracks[i], th):
-                cache.vessels = None
-        else:
-            _apply_frame(st, frames[i], ctx, cache)
-    cache.store(st)
-    return st, out

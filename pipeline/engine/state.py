@@ -33,6 +33,13 @@ class AreaContext:
     :param source: CloudEvents ``source`` of the alerts (default ``shorewatch/<site>``)
     :param fusion: association parameters
     :param bbox: ``(lon_min, lat_min, lon_max, lat_max)`` of the site, degrees, or ``None``
+    :param ais_partitions: the AIS inputs the area waits for: watermarks of partitions
+        ``0 .. ais_partitions - 1`` (the ``ais.fixes`` partitions; 1 for replay)
+    :param camera_disorder_ms: how far a camera's frames may come out of event-time
+        order, ms (its watermark is its newest frame time minus this)
+    :param camera_idle_ms: a camera whose watermark trails the most advanced camera's by
+        more than this is quiet (offline) and no longer holds the area back, ms of event
+        time (see :mod:`pipeline.engine.watermarks`)
     :param detectors: the site's detector settings (which detectors are off; the
         thresholds they set are already in ``thresholds``)
     """
@@ -44,7 +51,9 @@ class AreaContext:
     source: str = ""
     fusion: FusionParams = field(default_factory=FusionParams)
     bbox: tuple[float, float, float, float] | None = None
-    lateness_ms: int = 0
+    ais_partitions: int = 1
+    camera_disorder_ms: int = 500
+    camera_idle_ms: int = 30_000
     detectors: DetectorSettings = field(default_factory=DetectorSettings)
 
     def __post_init__(self) -> None:
@@ -53,17 +62,24 @@ class AreaContext:
 
     @classmethod
     def from_site(
-        cls, site: Any, fusion: FusionParams | None = None, lateness_ms: int = 0
+        cls,
+        site: Any,
+        fusion: FusionParams | None = None,
+        *,
+        ais_partitions: int = 1,
+        camera_disorder_ms: int = 500,
+        camera_idle_ms: int = 30_000,
     ) -> AreaContext:
-        """From a :class:`pipeline.site.Site`.
+        """From a :class:`pipeline.site.Site`; the inputs' parameters as in the class (the
+        defaults suit replay).
 
-        :param lateness_ms: event-time disorder the area waits out before it processes
-            input (see :func:`area_step`); 0 for time-ordered input such as replay
         :raises ConfigError: on unknown or malformed thresholds or detector settings
         """
         detectors = DetectorSettings.from_dict(getattr(site, "detectors", None))
         return cls(
-            lateness_ms=int(lateness_ms),
+            ais_partitions=int(ais_partitions),
+            camera_disorder_ms=int(camera_disorder_ms),
+            camera_idle_ms=int(camera_idle_ms),
             site=site.name,
             geometry=site.geometry(),
             cameras={c.id: c.model() for c in site.cameras},
@@ -163,9 +179,15 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param met_t_ms: subject -> last time it was in a rendezvous
     :param episodes: open alert episodes by ``<kind>|<subject>``
     :param counters: cumulative counts (skipped frames, invalid detections, late input, ...)
-    :param held_tracks: input waiting out the area's lateness (see :func:`area_step`)
+    :param held_tracks: track updates not yet released: not older than the area's
+        watermark (see :mod:`pipeline.engine.watermarks`)
     :param held_frames: the same, camera frames
-    :param held_until_t_ms: largest input event time seen by the reorder stage, ms UTC
+    :param ais_marks: watermark of each AIS input (``ais.fixes`` partition), ms UTC
+    :param cam_marks: newest frame time received from each camera, ms UTC
+    :param start_t_ms: event time of the first input (track update or frame) the area
+        took in, ms UTC (-1: none); cameras not heard from yet count from it
+    :param released_t_ms: the area's watermark: every input older than it has been
+        applied and every evaluation time up to it made, ms UTC (-1: none)
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
     """
 
@@ -186,7 +208,10 @@ class AreaState(msgspec.Struct, kw_only=True):
     counters: dict[str, int] = msgspec.field(default_factory=dict)
     held_tracks: list[Track] = msgspec.field(default_factory=list)
     held_frames: list[CameraFrame] = msgspec.field(default_factory=list)
-    held_until_t_ms: int = -1
+    ais_marks: dict[int, int] = msgspec.field(default_factory=dict)
+    cam_marks: dict[str, int] = msgspec.field(default_factory=dict)
+    start_t_ms: int = -1
+    released_t_ms: int = -1
     evaluated_t_ms: int = -1
 
     def to_bytes(self) -> bytes:

@@ -237,7 +237,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     The night is replayed in-process first; each alert it opens gets a window of event
     time (:data:`WINDOW_BEFORE_S` before the condition became true to
     :data:`WINDOW_AFTER_S` after) that the live replay plays at real time, the rest at
-    ``speed``. The worker runs with the live settings (lateness, clock), so the
+    ``speed``. The worker runs with the live settings (AIS disorder, camera idle time), so the
     latency inside the windows is what a live feed sees.
     """
     from datetime import datetime
@@ -263,10 +263,9 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     pace = Pace(speed, real_time_windows(list(expected.values())))
     tick_s = AreaContext.from_site(load_site(site_dir)).thresholds.eval_tick_s
     live = Settings()
-    worker_env = {
-        "SHOREWATCH_AREA_LATENESS_MS": str(live.area_lateness_ms),
-        "SHOREWATCH_AREA_CLOCK_RATE": "1.0",
-        "SHOREWATCH_AREA_IDLE_MAX_MS": str(live.area_idle_max_ms),
+    worker_env = {  # the live settings: a real-time feed's watermarks
+        "SHOREWATCH_AIS_DISORDER_MS": str(live.ais_disorder_ms),
+        "SHOREWATCH_CAMERA_IDLE_MS": str(live.camera_idle_ms),
     }
     sentences = position_sentences(
         Path(os.environ.get("SHOREWATCH_SHARED", REPO_DIR.parent / "shared")) / "data" / "ais"
@@ -328,7 +327,7 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
         "real_time_windows": len(pace.real_time_ms),
         "real_time_s": round(sum(b - a for a, b in pace.real_time_ms) / 1000),
         "run_s": round(t_wall),
-        "lateness_ms": live.area_lateness_ms,
+        "ais_disorder_ms": live.ais_disorder_ms,
         "eval_tick_ms": int(tick_s * 1000),
         "background_ais_per_s": load_per_s,
         "background_sentences": sent[0],

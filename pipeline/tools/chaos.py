@@ -12,7 +12,7 @@ compares what came out with :func:`pipeline.replay.replay` of the same input:
   id; an identical re-sent event, same CloudEvents ``id`` and content, is counted apart
   as ``resent_opens``, since consumers deduplicate it). Alerts whose event time falls in
   the last stretch of the night that the live area still holds when input ends
-  (its lateness and a tick) are left out on both sides, as in
+  (the AIS disorder it waits out, an evaluation and a minute) are left out on both sides, as in
   ``tests/test_replay_equals_kafka.py``.
 - **positions_lost**: position reports in the input (decoded offline through the
   pipeline's decoder, duplicates removed as the pipeline does) that never appeared on
@@ -103,7 +103,7 @@ class ChaosConfig:
     speed: float = 60.0
     fault_at: float = 0.45
     fps: float = 0.5
-    lateness_wall_s: float = 2.0
+    camera_idle_wall_s: float = 15.0
 
     @classmethod
     def short(cls) -> ChaosConfig:
@@ -123,8 +123,12 @@ class ChaosConfig:
     @property
     def tail_ms(self) -> int:
         """The end of the night the live area may still hold when input ends, ms of
-        event time: its lateness and a tick (as in ``tests/test_replay_equals_kafka.py``)."""
-        return int(1000 * self.lateness_wall_s * self.speed) + 2000
+        event time: the AIS disorder its watermark waits out, an evaluation, and a minute
+        for alerts that open a while after their condition began (as in
+        ``tests/test_replay_equals_kafka.py``)."""
+        from pipeline.settings import Settings
+
+        return Settings().ais_disorder_ms + 1000 + 60_000
 
 
 @dataclass
@@ -633,7 +637,7 @@ class Live:
             self.site,
             self.run_dir / f"worker-{n}",
             self.cfg.speed,
-            self.cfg.lateness_wall_s,
+            self.cfg.camera_idle_wall_s,
             env={"SHOREWATCH_APP_ID": self.app_id},
         )
         self.workers.append(w)
@@ -782,7 +786,7 @@ async def run_live(
 
     live = Live(cfg=cfg, broker=broker, run_dir=run_dir, site=site)
     live.ais_gate.set()
-    # not the MMSIs of the readiness probe: those tracks hold a fix at wall-clock time
+    # not the MMSIs of the readiness probe: those tracks hold a fix from before the night
     probes = sentinel_mmsis(topics.TRACK.partitions, first=211_997_000)
     hogs: list[subprocess.Popen] = []
     watch = Watch(broker.bootstrap, probes)
@@ -792,7 +796,9 @@ async def run_live(
     probe_pub = BufferedPublisher(probe_producer, max_buffer_bytes=1 << 20)
     try:
         w = live.start_worker()
-        await wait_until_consuming(broker.bootstrap, w, run_dir / "worker-1", 120)
+        # readiness probes an hour before the night: they advance the AIS watermark
+        t_probe = int(datetime.fromisoformat(cfg.start).timestamp() * 1000) - 3_600_000
+        await wait_until_consuming(broker.bootstrap, w, run_dir / "worker-1", 120, t_probe)
         await watch.start()
         await sink.start()
         await probe_producer.start()

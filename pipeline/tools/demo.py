@@ -43,39 +43,87 @@ def _say(text: str) -> None:
     print(f"\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"== {text}", flush=True)
 
 
+#: the topics the worker consumes, in pipeline order
+_WORKER_INPUTS = (topics.AIS_RAW, topics.AIS_FIXES, topics.CAMERA_DETECTION, topics.FUSION_INPUT)
+
+
+async def _end_offsets(bootstrap: str) -> dict[Any, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t.name, p) for t in _WORKER_INPUTS for p in range(t.partitions)]
+        return dict(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+
+
+async def wait_caught_up(
+    bootstrap: str, group: str, since: dict[Any, int], timeout_s: float
+) -> bool:
+    """Wait until the worker's consumer group has committed every record written to its
+    input topics (beyond ``since``, the end offsets before the run): everything sent has
+    gone through every stage, and its outputs are on their topics. A loaded machine makes
+    a worker fall behind a paced replay; this waits for it, up to ``timeout_s``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            ends = await _end_offsets(bootstrap)
+            done = await admin.list_consumer_group_offsets(group)
+            lag = sum(
+                max(0, end - max(since.get(tp, 0), done[tp].offset if tp in done else 0))
+                for tp, end in ends.items()
+            )
+            if lag == 0:
+                return True
+            await asyncio.sleep(1.0)
+        return False
+    finally:
+        await admin.close()
+
+
 def start_demo_worker(
     bootstrap: str,
     site: Path,
     out: Path,
     speed: float,
-    lateness_wall_s: float = 2.0,
+    camera_idle_wall_s: float = 15.0,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
+    from pipeline.settings import Settings
     from pipeline.tools.worker_process import start_worker_process
 
-    # replayed at `speed` times real time, a second of path latency is `speed` seconds of
-    # event time: the area waits out `lateness_wall_s` of it for the slower AIS path, and
-    # its clock runs at `speed` between inputs, up to 10 s of event time past the lateness
-    lateness_ms = int(1000 * lateness_wall_s * speed)
+    # replayed at `speed` times real time, a second of wall time is `speed` seconds of
+    # event time: a camera path that stalls for a moment on a busy machine must not count
+    # as a camera gone offline, so the area waits `camera_idle_wall_s` of it
+    idle_ms = max(Settings().camera_idle_ms, int(1000 * camera_idle_wall_s * speed))
     return start_worker_process(
         bootstrap,
         out,
         site=site,
         app_id_prefix="demo",
-        extra_env={
-            "SHOREWATCH_AREA_LATENESS_MS": str(lateness_ms),
-            "SHOREWATCH_AREA_CLOCK_RATE": str(speed),
-            "SHOREWATCH_AREA_IDLE_MAX_MS": str(lateness_ms + 10_000),
-            **(env or {}),
-        },
+        extra_env={"SHOREWATCH_CAMERA_IDLE_MS": str(idle_ms), **(env or {})},
     )
 
 
 async def wait_until_consuming(
-    bootstrap: str, worker: subprocess.Popen, out: Path, timeout_s: float
+    bootstrap: str,
+    worker: subprocess.Popen,
+    out: Path,
+    timeout_s: float,
+    probe_t_ms: int | None = None,
 ) -> None:
     """Wait until the worker consumes: a probe fix (far outside the site, so it never
-    reaches fusion) must come out as a track update."""
+    reaches fusion) must come out as a track update.
+
+    :param probe_t_ms: the probes' event time, ms UTC (default: now). A recorded night
+        sent afterwards must not be older: the probes advance the AIS watermark.
+    """
     from connectors.kafka import RecordProducer
     from pipeline.tools.sentinels import TrackReader, sentinel, sentinel_mmsis
     from schemas import records
@@ -84,6 +132,7 @@ async def wait_until_consuming(
     await reader.start()
     marks = sentinel_mmsis(topics.TRACK.partitions)
     deadline = time.monotonic() + timeout_s
+    tries = 0
     try:
         async with RecordProducer(bootstrap, client_id="shorewatch-demo-probe") as producer:
             while time.monotonic() < deadline:
@@ -92,7 +141,9 @@ async def wait_until_consuming(
                         "worker exited:\n" + (out / "worker.log").read_text()[-3000:]
                     )
                 now = int(time.time() * 1000)
-                lines = [sentinel(m, now, lon=10.0, lat=56.0) for m in marks]
+                t_probe = now if probe_t_ms is None else probe_t_ms + 1000 * tries
+                tries += 1
+                lines = [sentinel(m, t_probe, lon=10.0, lat=56.0) for m in marks]
                 await producer.send_and_wait(
                     topics.AIS_RAW,
                     "demo:probe",
@@ -117,10 +168,12 @@ async def run_through_pipeline(
     on_alert: Callable[[Any], None] | None = None,
     quiet_s: float = 8.0,
     max_wait_s: float = 30.0,
-    lateness_wall_s: float = 2.0,
+    catch_up_s: float = 600.0,
+    camera_idle_wall_s: float = 15.0,
     timing: dict[str, Any] | None = None,
     extra_load: Callable[[], Coroutine[Any, Any, Any]] | None = None,
     worker_env: dict[str, str] | None = None,
+    after_input: Callable[[], Coroutine[Any, Any, Any]] | None = None,
 ) -> list[Any]:
     """Send a recorded night (``ais.nmea`` and ``detections.jsonl`` in ``night_dir``)
     through a fresh worker of the real pipeline and return the alerts it publishes.
@@ -133,11 +186,15 @@ async def run_through_pipeline(
     :param on_alert: called with each alert as it arrives
     :param quiet_s: after the input ends, wait until no alert came for this long, s
     :param max_wait_s: but no longer than this, s
-    :param lateness_wall_s: event-time disorder the area waits out, in seconds of wall time
+    :param catch_up_s: before that, wait up to this long until the worker has consumed all
+        the input (:func:`wait_caught_up`), s
+    :param camera_idle_wall_s: how long a camera may stall, in seconds of wall time, before
+        the area stops waiting for it (``camera_idle_ms`` at ``speed``)
     :param timing: filled with ``t0_wall`` (monotonic s when the replay started),
         ``t0_event_ms`` and ``arrivals`` (monotonic s at which each alert arrived)
     :param extra_load: a coroutine run beside the replay (e.g. more AIS from elsewhere)
     :param worker_env: settings of the worker (``SHOREWATCH_*``) over those for ``speed``
+    :param after_input: a coroutine run once the night has been sent (e.g. more input)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -147,13 +204,24 @@ async def run_through_pipeline(
 
     pace = Pace.of(speed)
     assert pace is not None
+    import uuid
+
+    group = f"demo-{uuid.uuid4().hex[:8]}"
     worker = start_demo_worker(
-        bootstrap, site_dir, night_dir, pace.speed, lateness_wall_s, env=worker_env
+        bootstrap,
+        site_dir,
+        night_dir,
+        pace.speed,
+        camera_idle_wall_s,
+        env={"SHOREWATCH_APP_ID": group, **(worker_env or {})},
     )
     alerts: list[records.Alert] = []
     arrivals: list[float] = []
     try:
-        await wait_until_consuming(bootstrap, worker, night_dir, 90)
+        # probes an hour before the night: they advance the AIS watermark, never past it
+        probe_t_ms = int(start.timestamp() * 1000) - 3_600_000
+        await wait_until_consuming(bootstrap, worker, night_dir, 90, probe_t_ms)
+        since = await _end_offsets(bootstrap)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await consumer.start()
         parts = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]
@@ -211,6 +279,9 @@ async def run_through_pipeline(
         if load_task is not None:
             load_task.cancel()
             await asyncio.gather(load_task, return_exceptions=True)
+        if after_input is not None:
+            await after_input()
+        await wait_caught_up(bootstrap, group, since, catch_up_s)
         last_alert[0] = max(last_alert[0], time.monotonic())
         deadline = time.monotonic() + max_wait_s
         while time.monotonic() < deadline and time.monotonic() - last_alert[0] < quiet_s:

@@ -96,7 +96,7 @@ def create_app(
 
         site = load_site(site_dir or settings.site)
         if "tracks" in wanted:
-            _register_tracks(app, site)
+            _register_tracks(app, site, settings.ais_disorder_ms)
         if "feed" in wanted:
             _register_feed(app, site)
         if "area" in wanted:

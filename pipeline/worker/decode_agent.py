@@ -165,12 +165,20 @@ class _DecodeAgent:
             for d in out.dead_letters:
                 self.sender.add(topics.DEADLETTER, d.source.encode(), json_encoder.encode(d))
         cols = [o.position_columns for o in outs if o.position_columns is not None]
+        pos = PositionColumns.concat(cols)
+        # the batch's progress goes to every partition, in order with the fixes
+        newest = max(
+            [-1, *(st.t_ms for sts in statics.values() for st in sts)]
+            + ([int(pos.t_ms.max())] if len(pos) else [])
+        )
         for part, body in fix_records(
-            PositionColumns.concat(cols),
+            pos,
             np.asarray(parts, dtype=np.int64),
             statics,
             FIX_BATCH_MAX,
             FIX_STATICS_MAX,
+            n_fix_parts if newest > 0 else 0,
+            newest,
         ):
             append(topics.AIS_FIXES.name, n_fix_parts, body[0], body[1], part)
 
@@ -181,19 +189,27 @@ def fix_records(
     statics: dict[int, list[records.AisStatic]],
     n: int,
     n_statics: int,
+    n_parts: int = 0,
+    t_ms: int = -1,
 ) -> Iterator[tuple[int, tuple[bytes, bytes]]]:
     """The ``ais.fixes`` records of one micro-batch: per partition, its position reports
     (order kept) and static reports, at most ``n`` and ``n_statics`` per record; each as
-    (partition, (key, value)), the key being the record's first MMSI.
+    (partition, (key, value)), the key being the record's first MMSI (empty for a record
+    without fixes). Every record states its partition and the batch's progress ``t_ms``.
 
     :param parts: the partition of each position report
+    :param n_parts: with ``n_parts``, partitions ``0 .. n_parts - 1`` that got no fix get
+        an empty record, so each carries the AIS path's progress (its watermark)
+    :param t_ms: the newest event time of the micro-batch, ms UTC (-1: not stated)
     """
-    for part in sorted(set(np.unique(parts).tolist()) | set(statics)):
+    for part in sorted(set(np.unique(parts).tolist()) | set(statics) | set(range(n_parts))):
         pc = cols.take(np.flatnonzero(parts == part))
         sts = statics.get(part, [])
-        for k in range(max(-(-len(pc) // n), -(-len(sts) // n_statics))):
+        for k in range(max(1, -(-len(pc) // n), -(-len(sts) // n_statics))):
             chunk = pc.take(np.arange(k * n, min((k + 1) * n, len(pc))))
             chunk_sts = sts[k * n_statics : (k + 1) * n_statics]
-            first = int(chunk.mmsi[0]) if len(chunk) else chunk_sts[0].mmsi
-            body = json_encoder.encode(pack_fixes(chunk, chunk_sts))
-            yield part, (str(first).encode(), body)
+            first = int(chunk.mmsi[0]) if len(chunk) else chunk_sts[0].mmsi if chunk_sts else None
+            rec = pack_fixes(chunk, chunk_sts)
+            rec.partition, rec.t_ms = part, t_ms
+            body = json_encoder.encode(rec)
+            yield part, (b"" if first is None else str(first).encode(), body)

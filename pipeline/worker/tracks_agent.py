@@ -75,7 +75,7 @@ class _TracksAgent:
     """What the tracks agent keeps between micro-batches (the table, its writer, the
     batch sender, the engine's driver state, caches) and the steps of one micro-batch."""
 
-    def __init__(self, app: faust.App, site: Any) -> None:
+    def __init__(self, app: faust.App, site: Any, ais_disorder_ms: int = 5_000) -> None:
         from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
 
         self.track_batch = track_batch
@@ -99,10 +99,13 @@ class _TracksAgent:
         self.view = _TableView(table, self.live)
         self.driver = TrackDriverState()  # held statics and the idle sweep, as replay keeps them
         self.keys: dict[int, bytes] = {}  # MMSI -> its decimal text
+        self.ais_disorder_ms = ais_disorder_ms
+        self.marks_sent: dict[int, int] = {}  # ais.fixes partition -> the watermark last sent
 
     async def handle(self, values: list[bytes]) -> None:
         """Step the tracks with one micro-batch of ``ais.fixes`` records and publish."""
-        pos, sta = self._decode(values)
+        progress: dict[int, int] = {}  # ais.fixes partition -> newest event time of the batch
+        pos, sta = self._decode(values, progress)
         try:
             batch = self.track_batch(self.view, self.driver, pos, sta, self.params, self.site.bbox)
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
@@ -117,6 +120,7 @@ class _TracksAgent:
         self.metrics.add(batch.result.counters, prefix="tracks.")
         self._publish(batch.result.updates, batch.area_updates)
         self._evict_idle(batch.result.updates)
+        self._send_marks(progress)
         await self.sender.flush()
 
     def _dead(self, raw: bytes, reason: Reason, detail: str) -> None:
@@ -130,14 +134,20 @@ class _TracksAgent:
         )
         self.sender.add(topics.DEADLETTER, b"ais.fixes", json_encoder.encode(dead))
 
-    def _decode(self, values: list[bytes]) -> tuple[PositionColumns, list[records.AisStatic]]:
-        """The positions and statics of the records; undecodable ones dead-lettered."""
+    def _decode(
+        self, values: list[bytes], progress: dict[int, int]
+    ) -> tuple[PositionColumns, list[records.AisStatic]]:
+        """The positions and statics of the records; undecodable ones dead-lettered. Notes
+        in ``progress`` how far each ``ais.fixes`` partition got."""
+        from pipeline.engine.watermarks import fixes_progress
+
         cols: list[PositionColumns] = []
         sta: list[records.AisStatic] = []
         for v in values:
             try:
                 fc = self.fix_dec.decode(v)
                 cols.append(unpack_fixes(fc))
+                fixes_progress(progress, fc, cols[-1].t_ms)
             except (msgspec.DecodeError, ValueError) as exc:
                 self.metrics.add({"tracks.undecodable": 1})
                 self._dead(v, Reason.UNDECODABLE_RECORD, str(exc))
@@ -180,9 +190,30 @@ class _TracksAgent:
             )
             self.metrics.add({"tracks.evicted": 1})
 
+    def _send_marks(self, progress: dict[int, int]) -> None:
+        """The AIS watermarks of the partitions this batch advanced, to the area."""
+        from pipeline.engine.watermarks import ais_marks
 
-def _register_tracks(app: faust.App, site: Any) -> None:
-    handler = _TracksAgent(app, site)
+        cap = wall_ms() + EVICT_CLOCK_AHEAD_MAX_MS
+        for mark in ais_marks(progress, self.marks_sent, self.ais_disorder_ms, cap):
+            self.sender.append(
+                topics.FUSION_INPUT.name,
+                topics.FUSION_INPUT.partitions,
+                self.area,
+                json_encoder.encode(records.FusionInput(area=self.site.name, watermark=mark)),
+            )
+
+
+def _register_tracks(app: faust.App, site: Any, ais_disorder_ms: int = 5_000) -> None:
+    """The tracks agent.
+
+    After each micro-batch it also sends the area the AIS watermark of every ``ais.fixes``
+    partition the batch advanced (:func:`pipeline.engine.watermarks.ais_marks`), behind the
+    batch's track updates.
+
+    :param ais_disorder_ms: how far AIS may come out of event-time order on a partition, ms
+    """
+    handler = _TracksAgent(app, site, ais_disorder_ms)
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:

@@ -99,9 +99,9 @@ class Thresholds:
     :param episode_close_s: an episode closes after its condition has been false this long, s
         (house default 5 min: camera geo-referencing noise and missed detections make
         conditions flicker; one alert per vessel per episode)
-    :param eval_tick_s: detectors run once per tick of event time that received input (and
-        on the live area clock's tick boundaries), s (250 ms: a quarter of the 1 s alert
-        latency budget)
+    :param eval_tick_s: detectors run at the end of every tick of event time that received
+        input (and a second after the last evaluation when input is sparse), s (250 ms: a
+        quarter of the 1 s alert latency budget)
     :param warmup_s: no dark_vessel before the area has seen this much input time, s (2 ×
         the 3 min interval of a moored or slow vessel, ITU-R M.1371: the AIS picture is
         incomplete at start-up)
