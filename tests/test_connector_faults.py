@@ -221,6 +221,7 @@ def test_connector_rides_out_a_broker_outage_quietly_and_counts_overflow(
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1500)  # a short night through the pipeline, then its replay in-process
 def test_chaos_oversized_input_loses_no_valid_line(kafka_bootstrap: str, tmp_path: Path) -> None:
     from pipeline.tools.chaos import Broker, ChaosConfig, run_scenario
 
@@ -237,6 +238,7 @@ def test_chaos_oversized_input_loses_no_valid_line(kafka_bootstrap: str, tmp_pat
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1500)  # a short night through the pipeline, then its replay in-process
 def test_chaos_connectors_while_the_broker_is_away_lose_nothing(own_broker, tmp_path: Path) -> None:
     from pipeline.tools.chaos import ChaosConfig, run_scenario
 
