@@ -125,7 +125,8 @@ def evaluate_until(
     st: AreaState, ctx: AreaContext, t_ms: int, cache: _StepCache | None = None
 ) -> list[Alert]:
     """Make every evaluation due at or before ``t_ms`` (the end of the open tick, or
-    :data:`EVAL_GRID_MS` after the last), in order. The caller guarantees that all input older than ``t_ms`` is applied.
+    :data:`EVAL_GRID_MS` after the last), in order. The caller guarantees that all input
+    older than ``t_ms`` is applied.
 
     :param cache: the step's cache, told when an evaluation forgets vessels
     """
@@ -138,6 +139,14 @@ def evaluate_until(
         open_end = (st.tick + 1) * tick if st.tick >= 0 else idle
         due = min(idle, open_end)
         if due > t_ms:
+            return out
+        if st.tick < 0 and not (st.vessels or st.targets or st.episodes):
+            # Nothing in the area can mature: every evaluation due finds nothing. Step the
+            # chain to its last point at or before t_ms at once, the same point one by one
+            # would reach (a receiver whose clock is months off would otherwise cost an
+            # empty evaluation per second of the gap). Housekeeping waits for the next
+            # real evaluation, which drops the same stale entries.
+            st.evaluated_t_ms = idle + (t_ms - idle) // EVAL_GRID_MS * EVAL_GRID_MS
             return out
         n_vessels = len(st.vessels)
         out += _evaluate(st, due, ctx)
