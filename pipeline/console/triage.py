@@ -18,8 +18,9 @@ it reads from ``shorewatch.alert.action.v1`` in topic order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import get_args
 
-from schemas.records import AlertAction
+from schemas.records import AlertAction, AlertActionKind
 
 STATES = ("new", "acknowledged", "in_progress", "resolved", "dismissed")
 DISMISS_REASONS = ("false_alarm", "authorised_activity", "duplicate", "sensor_fault", "other")
@@ -30,19 +31,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "operator": frozenset(
         {"acknowledge", "start", "assign", "escalate", "resolve", "dismiss", "comment", "silence"}
     ),
-    "supervisor": frozenset(
-        {
-            "acknowledge",
-            "start",
-            "assign",
-            "escalate",
-            "resolve",
-            "dismiss",
-            "comment",
-            "silence",
-            "reopen",
-        }
-    ),
+    "supervisor": frozenset(get_args(AlertActionKind)),  # every action, reopen included
 }
 
 #: the state an action moves to, from the states it is allowed in
