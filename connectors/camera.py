@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ import numpy as np
 from connectors.onvif import OnvifClient, ptz_pose
 from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms, with_credentials
 from pipeline import metrics, topics
+from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
 from pipeline.topics import TopicSpec
@@ -134,6 +136,7 @@ class CameraCounters:
     events_published: int = 0
     ptz_updates: int = 0
     onvif_errors: int = 0
+    frames_behind: int = 0
     last_error: str | None = None
     by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -158,6 +161,8 @@ _FRAMES_SEEN = metrics.CAMERA_FRAMES.labels(outcome="seen")
 _FRAMES_DROPPED = metrics.CAMERA_FRAMES.labels(outcome="dropped")  # newer frame came first
 _FRAMES_ANALYSED = metrics.CAMERA_FRAMES.labels(outcome="analysed")
 _FRAMES_FAILED = metrics.CAMERA_FRAMES.labels(outcome="failed")  # corrupt or analysis error
+_FRAMES_GATED = metrics.CAMERA_FRAMES.labels(outcome="not_analysed")  # adaptive policy: quiet
+_FRAMES_BEHIND = metrics.CAMERA_FRAMES.labels(outcome="behind")  # analysis too slow
 
 
 class CameraWorker:
@@ -178,6 +183,12 @@ class CameraWorker:
         many cameras evenly over the frame period instead of all at once)
     :param stages: shared per-stage latency statistics (``wait`` from capture to the start
         of analysis, ``analyse``, ``publish`` until the sink returned)
+    :param default_policy: the analysis policy of a camera without an ``analysis`` section
+        (default: adaptive analysis off, every frame analysed up to ``max_fps``)
+    :param adaptive: override the policy's ``adaptive`` (``None``: as configured)
+    :param reader_factory: builds the frame reader, with :class:`FrameReader`'s arguments
+        (default :class:`FrameReader`; the fleet bench passes one that plays frames held
+        in memory)
     """
 
     def __init__(
@@ -196,6 +207,9 @@ class CameraWorker:
         event_pull_timeout_s: float = 2.0,
         phase_s: float = 0.0,
         stages: dict[str, LatencyStats] | None = None,
+        default_policy: AnalysisPolicy | None = None,
+        adaptive: bool | None = None,
+        reader_factory: Callable[..., Any] | None = None,
     ):
         self.camera = camera
         self.phase_s = phase_s
@@ -221,6 +235,20 @@ class CameraWorker:
         self._onvif_issue: str | None = None
         self._records: asyncio.Queue[msgspec.Struct] = asyncio.Queue()
         self._frame_ready = asyncio.Event()
+        self.reader_factory = reader_factory or FrameReader
+        policy = (
+            getattr(camera, "analysis", None) or default_policy or AnalysisPolicy(adaptive=False)
+        )
+        if adaptive is not None:
+            policy = dataclasses.replace(policy, adaptive=adaptive)
+        #: decides which frames go to the detector, and counts why
+        self.scheduler = AnalysisScheduler(policy, max_fps)
+        self._gate: Any = None
+        self._behind_reported = 0
+
+    def cue(self, duration_s: float) -> None:
+        """Analyse at ``max_fps`` for the next ``duration_s`` seconds (a radar or PTZ cue)."""
+        self.scheduler.cue(wall_ms() + int(duration_s * 1000))
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -244,12 +272,39 @@ class CameraWorker:
             last_frame_t_ms=None if r is None else r.last_frame_t_ms,
             clock_offset_ms=self.clock_offset_ms,
         )
-        self._set_status(record)
+        record = self._set_status(record)
         await self._send(topics.CAMERA_STATUS, record)
 
-    def _set_status(self, record: records.CameraStatus) -> None:
+    def _with_analysis(self, record: records.CameraStatus) -> records.CameraStatus:
+        """The status with the analysis counters; ``degraded`` with reason
+        ``analysis_behind`` when frames were dropped because the analysis was behind since
+        the last status report (a worse reason already there is kept)."""
+        c = self.scheduler.counters
+        behind = self.counters.frames_behind
+        record = msgspec.structs.replace(
+            record,
+            frames_seen=c.frames_seen,
+            frames_analysed=c.frames_analysed,
+            frames_behind=behind,
+            analysis_mode=self.scheduler.mode,
+            analysed_by_reason=dict(c.analysed),
+        )
+        if behind > self._behind_reported and record.status == "online":
+            record = msgspec.structs.replace(
+                record,
+                status="degraded",
+                reason=f"analysis_behind: {behind - self._behind_reported} frames dropped "
+                "since the last report (analysis slower than max_fps)",
+            )
+        self._behind_reported = behind
+        return record
+
+    def _set_status(self, record: records.CameraStatus) -> records.CameraStatus:
+        """Keep ``record`` (with the analysis counters) as the last status; return it."""
+        record = self._with_analysis(record)
         self.last_status = record
         metrics.camera_status.set(self.camera_id, record.status)
+        return record
 
     async def _forward_reader_records(self) -> None:
         """Status and dead letters from the reader thread to the sink, in order."""
@@ -262,7 +317,7 @@ class CameraWorker:
                     record = msgspec.structs.replace(
                         record, status="degraded", reason=self._onvif_issue
                     )
-                self._set_status(record)
+                record = self._set_status(record)
                 await self._send(topics.CAMERA_STATUS, record)
             elif isinstance(record, records.DeadLetter):
                 self.counters.frame_errors += 1
@@ -339,7 +394,7 @@ class CameraWorker:
             loop.call_soon_threadsafe(self._frame_ready.set)
 
         assert self.source is not None
-        reader = FrameReader(
+        reader = self.reader_factory(
             self.camera_id, self.source, report, on_frame=on_frame, **self.reader_kwargs
         )
         self.reader = reader
@@ -357,15 +412,55 @@ class CameraWorker:
                 frame = reader.latest()  # the newest, after any wait
                 if frame is None or frame.seq <= last_seq:
                     continue
-                if last_seq >= 0:
-                    self.counters.frames_skipped += frame.seq - last_seq - 1
-                    _FRAMES_DROPPED.inc(frame.seq - last_seq - 1)
-                _FRAMES_SEEN.inc(frame.seq - last_seq if last_seq >= 0 else 1)
+                skipped = frame.seq - last_seq - 1 if last_seq >= 0 else 0
+                if skipped:
+                    self.counters.frames_skipped += skipped
+                    _FRAMES_DROPPED.inc(skipped)
+                    # woken a whole period or more after the due time, with frames in
+                    # between: those were lost to a slow analysis, not to the rate cap
+                    late_s = now - next_due
+                    if period_s and late_s >= period_s:
+                        self._behind(min(skipped, int(late_s // period_s)))
+                _FRAMES_SEEN.inc(skipped + 1 if last_seq >= 0 else 1)
                 last_seq = frame.seq
                 next_due = max(next_due + period_s, time.monotonic()) if period_s else 0.0
+                if self._decide(frame) is None:
+                    _FRAMES_GATED.inc()
+                    continue
                 await self._analyse_and_publish(analyser, frame)
         finally:
             await asyncio.to_thread(reader.stop)
+
+    def _behind(self, frames: int) -> None:
+        """Count frames dropped because the analysis was behind (reported in the status)."""
+        if frames > 0:
+            self.counters.frames_behind += frames
+            _FRAMES_BEHIND.inc(frames)
+
+    def _decide(self, frame: Frame) -> str | None:
+        """The adaptive policy's decision on one frame: why it is analysed, or ``None``."""
+        policy = self.scheduler.policy
+        changed = False
+        if policy.adaptive:
+            if self._gate is None:
+                from pipeline.vision.gate import FrameGate
+
+                h, w = frame.image_bgr.shape[:2]
+                model = self.pose_model
+                if model is not None and (model.image_width, model.image_height) != (w, h):
+                    model = model.scaled(w, h)
+                self._gate = FrameGate(
+                    policy,
+                    horizon_v=None if model is None else model.horizon_v,
+                    water_mask=getattr(self.camera, "water_mask", None),
+                    mask_size=(self.camera.image_width, self.camera.image_height),
+                )
+            try:
+                changed = self._gate.changed(frame.image_bgr)
+            except Exception as exc:  # noqa: BLE001 - a failing test means: analyse
+                log.warning("camera %s: change test failed: %r", self.camera_id, exc)
+                changed = True
+        return self.scheduler.decide(frame.capture_t_ms, changed=changed)
 
     async def _analyse_and_publish(self, analyser: Analyser, frame: Frame) -> None:
         loop = asyncio.get_running_loop()
@@ -418,6 +513,10 @@ class CameraWorker:
                 ),
             )
             return
+        self.scheduler.observe(
+            frame.capture_t_ms,
+            np.array([np.nan if d.range_m is None else d.range_m for d in record.detections]),
+        )
         await self._send(topics.CAMERA_DETECTION, record)
         done_ms = wall_ms()
         latency_ms = done_ms - frame.capture_t_ms
@@ -594,6 +693,15 @@ class CameraIngest:
             for i, cam in enumerate(cameras)
         ]
 
+    def cue(self, camera_id: str, duration_s: float) -> bool:
+        """Raise one camera's analysis to ``max_fps`` for ``duration_s`` s (a cue);
+        ``False`` for an unknown camera id."""
+        for w in self.workers:
+            if w.camera_id == camera_id:
+                w.cue(duration_s)
+                return True
+        return False
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run every camera until ``stop`` is set (or the task is cancelled)."""
         tasks = [asyncio.create_task(w.run(), name=f"camera-{w.camera_id}") for w in self.workers]
@@ -620,6 +728,13 @@ class CameraIngest:
                     if w.reader is None or w.reader.fps is None
                     else round(w.reader.fps, 2),
                     "latency": w.own_latency.summary(),
+                    "analysis": {
+                        "mode": w.scheduler.mode,
+                        "frames_seen": w.scheduler.counters.frames_seen,
+                        "frames_analysed": w.scheduler.counters.frames_analysed,
+                        "analysed": dict(w.scheduler.counters.analysed),
+                        "not_analysed": dict(w.scheduler.counters.skipped),
+                    },
                 }
                 for w in self.workers
             },
@@ -914,6 +1029,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 factory,
                 overrides=overrides,
                 max_fps=args.max_fps,
+                default_policy=AnalysisPolicy() if getattr(args, "adaptive", False) else None,
             )
             stop = asyncio.Event()
             runner = asyncio.create_task(ingest.run(stop))

@@ -37,6 +37,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box, shap
 from shapely.ops import unary_union
 from shapely.validation import explain_validity
 
+from pipeline.core.adaptive import AnalysisPolicy, parse_policy
 from pipeline.core.detectors import DETECTORS
 from pipeline.core.detectors.registry import detector_settings_problems
 from pipeline.core.geo import EARTH_RADIUS_M, haversine_m
@@ -75,7 +76,7 @@ _SITE_KEYS = {
 _CAMERA_KEYS = {
     "id", "name", "lat", "lon", "height_m", "heading_deg", "tilt_deg", "roll_deg", "hfov_deg",
     "fx", "fy", "cx", "cy", "image_width", "image_height", "rtsp_url", "onvif", "ptz",
-    "water_mask", "structures", "self_calibrate",
+    "water_mask", "structures", "self_calibrate", "analysis",
 }  # fmt: skip
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -170,6 +171,9 @@ class CameraConfig:
     :param self_calibrate: learn heading, tilt and height online from the AIS vessels the
         camera sees (:class:`pipeline.core.camera.PoseCalibrator`), within bounds around
         the configured pose; needs an AIS source wired to the camera ingest
+    :param analysis: when the camera's frames go to the detector
+        (:class:`pipeline.core.adaptive.AnalysisPolicy`, see ``docs/camera-fleet.md``);
+        ``None``: the default adaptive policy
     """
 
     id: str
@@ -193,6 +197,7 @@ class CameraConfig:
     water_mask: tuple[tuple[float, float], ...] | None = None
     structures: tuple[Structure, ...] = ()
     self_calibrate: bool = False
+    analysis: AnalysisPolicy | None = None
 
     def model(self) -> CameraModel:
         """The pinhole camera model of this camera (``pipeline.core.camera.CameraModel``)."""
@@ -618,6 +623,12 @@ def _parse_camera(
     selfcal = raw.get("self_calibrate", False)
     if not isinstance(selfcal, bool):
         probs.add(fname, f"{where}.self_calibrate", f"must be true or false, got {selfcal!r}")
+    analysis = None
+    if raw.get("analysis") is not None:
+        try:
+            analysis = parse_policy(raw["analysis"])
+        except ValueError as exc:
+            probs.add(fname, f"{where}.analysis", str(exc))
     if len(probs.items) > n0:
         return None
     return CameraConfig(
@@ -642,6 +653,7 @@ def _parse_camera(
         water_mask=mask,
         structures=structures,
         self_calibrate=bool(selfcal),
+        analysis=analysis,
     )
 
 

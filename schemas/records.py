@@ -272,6 +272,14 @@ class CameraStatus(msgspec.Struct, kw_only=True):
     :param t_ms: time of this report, ms UTC
     :param fps: measured frame rate over the last reporting window, frames/s
     :param clock_offset_ms: camera clock minus local clock, ms (``GetSystemDateAndTime``)
+    :param frames_seen: frames the adaptive analysis looked at (change test) since the start
+    :param frames_analysed: frames of those that went to the detector since the start
+    :param frames_behind: frames never looked at because the analysis was behind, since
+        the start (the status is ``degraded`` with reason ``analysis_behind`` while it grows)
+    :param analysis_mode: the analysis rate in force: ``quiet`` (keep-alive), ``change``,
+        ``target_near``, ``cue`` or ``fixed_rate`` (adaptive analysis off)
+    :param analysed_by_reason: ``frames_analysed`` by reason (``start``, ``cue``,
+        ``target_near``, ``change``, ``keepalive``, ``fixed_rate``)
     """
 
     camera_id: str
@@ -281,6 +289,11 @@ class CameraStatus(msgspec.Struct, kw_only=True):
     fps: float | None = None
     last_frame_t_ms: int | None = None
     clock_offset_ms: int | None = None
+    frames_seen: int | None = None
+    frames_analysed: int | None = None
+    frames_behind: int | None = None
+    analysis_mode: str | None = None
+    analysed_by_reason: dict[str, int] | None = None
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

@@ -79,6 +79,11 @@ def _add_camera(group: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--stats-interval-s", type=float, default=30.0, help="log latency this often")
     p.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="adaptive analysis for cameras without an 'analysis' section (docs/camera-fleet.md)",
+    )
+    p.add_argument(
         "--duration-s",
         type=float,
         default=None,

@@ -288,24 +288,10 @@ class MotionDetector:
         """The ``uint8`` mask (255 = water) used for a frame of this size."""
         if self._mask is not None and self._mask.shape == (height, width):
             return self._mask
-        mask = np.full((height, width), 255, dtype=np.uint8)
-        if self.horizon_v is not None:
-            cols = np.arange(width, dtype=float) + 0.5
-            hv = (
-                self.horizon_v(cols) if callable(self.horizon_v) else np.full(width, self.horizon_v)
-            )
-            hv = (
-                np.nan_to_num(np.asarray(hv, dtype=float), nan=float(height))
-                + self.horizon_margin_px
-            )
-            rows = np.arange(height, dtype=float)[:, None] + 0.5
-            mask[rows < hv[None, :]] = 0
-        if self.water_mask is not None:
-            poly = np.zeros((height, width), dtype=np.uint8)
-            cv2.fillPoly(poly, [np.round(self.water_mask).astype(np.int32)], 255)
-            mask &= poly
-        self._mask = mask
-        return mask
+        self._mask = water_region_mask(
+            height, width, self.horizon_v, self.water_mask, self.horizon_margin_px
+        )
+        return self._mask
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         """Moving blobs on the water; empty during the warm-up frames."""
@@ -333,3 +319,30 @@ class MotionDetector:
         return Detections(
             boxes[order], fill[order].astype(float), np.full(len(order), "motion", dtype=object)
         )
+
+
+def water_region_mask(
+    height: int,
+    width: int,
+    horizon_v: float | Callable[[np.ndarray], np.ndarray] | None = None,
+    water_mask: np.ndarray | None = None,
+    horizon_margin_px: float = 2.0,
+) -> np.ndarray:
+    """The ``uint8`` mask (255 = water) of a ``height`` x ``width`` frame: below the horizon
+    row (plus ``horizon_margin_px``) and inside the ``water_mask`` polygon, pixels.
+
+    :param horizon_v: horizon row, pixels: a number, a function of the column, or ``None``
+    :param water_mask: ``(K, 2)`` polygon ``u, v`` in pixels of this frame; ``None`` = all
+    """
+    mask = np.full((height, width), 255, dtype=np.uint8)
+    if horizon_v is not None:
+        cols = np.arange(width, dtype=float) + 0.5
+        hv = horizon_v(cols) if callable(horizon_v) else np.full(width, horizon_v)
+        hv = np.nan_to_num(np.asarray(hv, dtype=float), nan=float(height)) + horizon_margin_px
+        rows = np.arange(height, dtype=float)[:, None] + 0.5
+        mask[rows < hv[None, :]] = 0
+    if water_mask is not None:
+        poly = np.zeros((height, width), dtype=np.uint8)
+        cv2.fillPoly(poly, [np.round(np.asarray(water_mask)).astype(np.int32)], 255)
+        mask &= poly
+    return mask
