@@ -50,7 +50,7 @@ from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms,
 from pipeline import metrics, topics
 from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler
 from pipeline.deadletter import Reason, dead_letter
-from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError
+from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError, InferenceBusy
 from pipeline.topics import TopicSpec
 from schemas import records
 
@@ -479,6 +479,12 @@ class CameraWorker:
 
         try:
             record = await loop.run_in_executor(self.executor, work)
+        except InferenceBusy as exc:
+            # the shared detector is saturated: the frame is lost to a slow analysis
+            self._behind(1)
+            self.counters.last_error = str(exc)
+            log.debug("camera %s: %s", self.camera_id, exc)
+            return
         except FrameError as exc:
             self.counters.frame_errors += 1
             _FRAMES_FAILED.inc()
@@ -750,6 +756,7 @@ def analyser_factory(
     model_name: str = "yolo-fastest-1.1-xl",
     evidence_dir: str | os.PathLike[str] | None = None,
     ais_source: Any = None,
+    batcher: Any = None,
     **dnn_kwargs: Any,
 ) -> AnalyserFactory:
     """The production analyser: DNN detector when ``model_dir`` is set, else motion on water.
@@ -761,6 +768,9 @@ def analyser_factory(
         lat_deg, mmsi)``, the AIS vessels near the camera at an event time); cameras with
         ``self_calibrate: true`` feed it to their pose calibrator. Without one such
         cameras keep their configured pose (and a warning is logged).
+    :param batcher: a :class:`pipeline.vision.batching.InferenceBatcher`: every camera's
+        frames go through its one detector, batched across cameras (``model_dir`` is then
+        only used to decide DNN or motion detector)
     """
 
     def make(camera: Any) -> Analyser:
@@ -771,7 +781,9 @@ def analyser_factory(
 
         model = camera.model()
         detector: Any
-        if model_dir is not None:
+        if batcher is not None:
+            detector = batcher.client(str(camera.id))
+        elif model_dir is not None:
             detector = DnnDetector.from_dir(model_dir, model_name, **dnn_kwargs)
         else:
             detector = MotionDetector.for_camera(
@@ -981,20 +993,42 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- CLI
 
 
-def _factory_from_args(args: argparse.Namespace, ais_source: Any = None) -> AnalyserFactory:
+def _factory_from_args(
+    args: argparse.Namespace, ais_source: Any = None, batcher: Any = None
+) -> AnalyserFactory:
     model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
     return analyser_factory(
         model_dir,
         model_name=args.model_name,
         evidence_dir=getattr(args, "evidence_dir", None),
         ais_source=ais_source,
+        batcher=batcher,
         **_dnn_kwargs(args, model_dir),
     )
 
 
 def _dnn_kwargs(args: argparse.Namespace, model_dir: Any) -> dict[str, Any]:
     """The DNN detector's settings from the command line (none for the motion detector)."""
-    return {} if model_dir is None else {"conf": args.conf, "backend": args.backend}
+    if model_dir is None:
+        return {}
+    return {
+        "conf": args.conf,
+        "backend": args.backend,
+        "execution_provider": getattr(args, "execution_provider", "cpu"),
+    }
+
+
+def batcher_from_args(args: argparse.Namespace) -> Any:
+    """The shared batched detector when ``--batch`` is above 1 and a model is set, else
+    ``None`` (each camera runs its own detector)."""
+    model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
+    if model_dir is None or getattr(args, "batch", 1) <= 1:
+        return None
+    from pipeline.vision.batching import InferenceBatcher
+    from pipeline.vision.detectors import DnnDetector
+
+    detector = DnnDetector.from_dir(model_dir, args.model_name, **_dnn_kwargs(args, model_dir))
+    return InferenceBatcher(detector, max_batch=args.batch, max_wait_ms=args.batch_wait_ms)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -1022,7 +1056,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                         exc,
                     )
                     ais = None
-            factory = _factory_from_args(args, ais_source=ais)
+            batcher = batcher_from_args(args)
+            factory = _factory_from_args(args, ais_source=ais, batcher=batcher)
             ingest = CameraIngest(
                 site.cameras,
                 kafka_sink(producer),
@@ -1030,6 +1065,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 overrides=overrides,
                 max_fps=args.max_fps,
                 default_policy=AnalysisPolicy() if getattr(args, "adaptive", False) else None,
+                # with a shared batched detector, threads wait on batches: one per camera
+                analysis_threads=None if batcher is None else min(64, len(site.cameras) + 1),
             )
             stop = asyncio.Event()
             runner = asyncio.create_task(ingest.run(stop))
@@ -1057,6 +1094,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 stop.set()
                 await runner
                 stats.update(ingest.stats())
+                if batcher is not None:
+                    batcher.close()
+                    stats["batching"] = batcher.stats.summary()
                 if ais is not None:
                     await ais.stop()
                     stats["selfcal_ais"] = {

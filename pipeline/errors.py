@@ -107,6 +107,11 @@ class OnvifFault(CameraError):
         super().__init__(f"ONVIF fault {code}: {reason}")
 
 
+class InferenceBusy(CameraError):
+    """The shared detector's queue is full: the frame is not analysed (the camera counts it
+    as behind and says so in its status)."""
+
+
 class RegistryError(ShorewatchError):
     """The vessel registry refuses an operation."""
 

@@ -38,6 +38,29 @@ def add_detector_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-fps", type=float, default=5.0, help="most frames analysed per camera per second"
     )
+    add_inference_args(p)
+
+
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    """Where and how the DNN runs: ONNX Runtime provider and batching across cameras."""
+    p.add_argument(
+        "--execution-provider",
+        choices=("cpu", "cuda", "tensorrt"),
+        default="cpu",
+        help="ONNX Runtime provider; falls back to the CPU with a warning when not installed",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="frames of many cameras per network run through one shared detector (1: none)",
+    )
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=20.0,
+        help="longest a frame waits for its batch to fill, ms",
+    )
 
 
 def add_clip_detector_args(p: argparse.ArgumentParser, shared: Path) -> None:

@@ -73,7 +73,7 @@ class AnalysisPolicy:
 
     adaptive: bool = True
     keepalive_s: float = 5.0
-    change_fps: float = 5.0
+    change_fps: float = 2.0
     hold_s: float = 10.0
     near_shore_m: float = 300.0
     downscale_width_px: int = 160

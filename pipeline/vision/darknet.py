@@ -29,6 +29,7 @@ total (``padding`` if given), the smaller half before; leaky slope 0.1; box ``x 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,16 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-__all__ = ["DarknetOnnx", "YoloHead", "build_onnx", "parse_cfg"]
+__all__ = [
+    "EXECUTION_PROVIDERS",
+    "DarknetOnnx",
+    "YoloHead",
+    "build_onnx",
+    "parse_cfg",
+    "select_providers",
+]
+
+log = logging.getLogger(__name__)
 
 _BN_EPS = 1e-6  # as OpenCV's Darknet importer (darknet itself adds 1e-5: scores differ by < 1e-3)
 _ACTIVATIONS = {"leaky", "linear", "relu", "mish", "swish", "logistic"}
@@ -332,7 +342,8 @@ def build_onnx(
     :param cfg_text: the ``.cfg`` text
     :param weights: the ``.weights`` file's bytes
     :param input_wh: network input ``(width, height)``, pixels; input tensor ``input``,
-        ``(1, 3, height, width)`` float RGB in ``[0, 1]``
+        ``(batch, 3, height, width)`` float RGB in ``[0, 1]`` with a dynamic ``batch``
+        dimension (one run can hold frames of many cameras)
     :raises ConfigError: an unsupported layer, a bad value, or weights that do not
         match the cfg (the count of parameters must be exact)
     """
@@ -356,12 +367,12 @@ def build_onnx(
     graph = helper.make_graph(
         b.nodes,
         "darknet",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, h_in, w_in])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, h_in, w_in])],
         [
             helper.make_tensor_value_info(
                 hd.output,
                 TensorProto.FLOAT,
-                [1, len(hd.anchors_px) * (hd.classes + 5), hd.grid_h, hd.grid_w],
+                ["batch", len(hd.anchors_px) * (hd.classes + 5), hd.grid_h, hd.grid_w],
             )
             for hd in b.heads
         ],
@@ -373,13 +384,51 @@ def build_onnx(
     return model.SerializeToString(), b.heads
 
 
+#: ``execution_provider`` setting -> ONNX Runtime providers, in order of preference
+EXECUTION_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+
+
+def select_providers(requested: str, available: list[str]) -> tuple[list[str], str | None]:
+    """The ONNX Runtime providers for an ``execution_provider`` setting, given the providers
+    this onnxruntime build has, and a warning when the requested one is not among them.
+
+    >>> select_providers("cuda", ["CPUExecutionProvider"])[0]
+    ['CPUExecutionProvider']
+
+    :param requested: ``cpu``, ``cuda`` or ``tensorrt`` (any case)
+    :raises ConfigError: an unknown setting
+    """
+    key = str(requested).lower()
+    if key not in EXECUTION_PROVIDERS:
+        raise ConfigError(
+            f"execution_provider must be one of {sorted(EXECUTION_PROVIDERS)}, got {requested!r}"
+        )
+    wanted = EXECUTION_PROVIDERS[key]
+    chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
+    warning = None
+    if wanted[0] not in available:
+        warning = (
+            f"execution provider {wanted[0]} ({key}) is not available in this onnxruntime "
+            f"build (available: {', '.join(available)}); the detector runs on "
+            f"{chosen[0]}. Install onnxruntime-gpu for CUDA and TensorRT (docs/camera-fleet.md)"
+        )
+    return chosen, warning
+
+
 class DarknetOnnx:
-    """A Darknet YOLO network on ONNX Runtime's CPU provider.
+    """A Darknet YOLO network on ONNX Runtime.
 
     :param cfg_path: Darknet ``.cfg``
     :param weights_path: Darknet ``.weights``
     :param input_wh: network input ``(width, height)``, pixels
     :param threads: ONNX Runtime intra-op threads (1 = one core per camera)
+    :param execution_provider: ``cpu`` (default), ``cuda`` or ``tensorrt``; when the
+        provider is not in this onnxruntime build, or fails to start, the network runs
+        on the CPU and a warning says so (:attr:`provider` is the one in use)
     :raises ConfigError: a missing, unsupported or mismatched model
     """
 
@@ -391,6 +440,7 @@ class DarknetOnnx:
         *,
         threads: int = 1,
         cfg_text: str | None = None,
+        execution_provider: str = "cpu",
     ) -> None:
         import onnxruntime as ort
 
@@ -402,10 +452,31 @@ class DarknetOnnx:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        providers, warning = select_providers(execution_provider, ort.get_available_providers())
+        if warning is not None:
+            log.warning(warning)
         try:
-            self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model, opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ConfigError(f"ONNX Runtime cannot load {cfg_path}: {exc}") from exc
+            if providers == ["CPUExecutionProvider"]:
+                raise ConfigError(f"ONNX Runtime cannot load {cfg_path}: {exc}") from exc
+            log.warning(
+                "execution provider %s failed to start (%s); the detector runs on the CPU",
+                providers[0],
+                exc,
+            )
+            try:
+                self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            except Exception as exc2:  # noqa: BLE001 - onnxruntime's own exception types
+                raise ConfigError(f"ONNX Runtime cannot load {cfg_path}: {exc2}") from exc2
+        #: the provider the network runs on, e.g. ``CPUExecutionProvider``
+        self.provider = self.session.get_providers()[0]
+        if warning is None and self.provider != providers[0]:
+            log.warning(
+                "execution provider %s was requested but ONNX Runtime runs the detector on %s",
+                providers[0],
+                self.provider,
+            )
         self.input_wh = (int(input_wh[0]), int(input_wh[1]))
         self._grids = [self._grid(hd) for hd in self.heads]
 
@@ -415,16 +486,17 @@ class DarknetOnnx:
         return gx[None], gy[None]
 
     def forward(self, blob: np.ndarray) -> list[np.ndarray]:
-        """Raw head outputs for a ``(1, 3, H, W)`` float32 blob."""
+        """Raw head outputs for a ``(B, 3, H, W)`` float32 blob (``B`` images in one run)."""
         return self.session.run([hd.output for hd in self.heads], {"input": blob})
 
-    def decode(self, outputs: list[np.ndarray]) -> np.ndarray:
-        """Head outputs to ``(N, 5 + classes)`` rows in OpenCV's Darknet layout (see module)."""
+    def decode(self, outputs: list[np.ndarray], index: int = 0) -> np.ndarray:
+        """Head outputs of image ``index`` of the batch to ``(N, 5 + classes)`` rows in
+        OpenCV's Darknet layout (see module)."""
         w_in, h_in = self.input_wh
         rows = []
         for out, hd, (gx, gy) in zip(outputs, self.heads, self._grids, strict=True):
             a = len(hd.anchors_px)
-            r = out.reshape(a, hd.classes + 5, hd.grid_h, hd.grid_w)
+            r = out[index].reshape(a, hd.classes + 5, hd.grid_h, hd.grid_w)
             sig = 1.0 / (1.0 + np.exp(-r))
             k, off = hd.scale_x_y, (hd.scale_x_y - 1.0) / 2.0
             cx = (sig[:, 0] * k - off + gx) / hd.grid_w
