@@ -81,6 +81,35 @@ def _add_camera_ingest(group: argparse._SubParsersAction) -> None:
     b.set_defaults(func=lazy("pipeline.tools.bench_camera", "cmd_bench"))
 
 
+def _add_camera_fleet(group: argparse._SubParsersAction) -> None:
+    """``bench camera-fleet``."""
+    b = group.add_parser(
+        "camera-fleet",
+        help="N cameras from looped clip-01 variants: cameras per core, recall, latency, "
+        "adaptive analysis off and on",
+    )
+    add_detector_args(b)
+    b.add_argument(
+        "--clip",
+        default=str(shared_dir() / "data/video/clip-01"),
+        help="clip folder (video, camera_para.txt, ground truth)",
+    )
+    b.add_argument("--cameras", type=int, default=20)
+    b.add_argument("--busy-share", type=float, default=0.1, help="share of busy cameras")
+    b.add_argument("--duration-s", type=float, default=30.0, help="measured time per phase")
+    b.add_argument("--warmup-s", type=float, default=5.0, help="unmeasured start of a phase")
+    b.add_argument(
+        "--adaptive", choices=("both", "on", "off"), default="both", help="phases to run"
+    )
+    b.add_argument(
+        "--kafka",
+        action="store_true",
+        help="publish to the broker and wait for each acknowledgement (default: no sink)",
+    )
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=lazy("pipeline.tools.bench_fleet", "cmd_bench"), batch=4)
+
+
 def _add_alerts(bench: argparse._SubParsersAction) -> None:
     """``bench alerts``."""
     b = bench.add_parser("alerts", help="condition-to-alert latency through the live pipeline")
@@ -164,6 +193,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         _add_fusion,
         _add_camera,
         _add_camera_ingest,
+        _add_camera_fleet,
         _add_alerts,
         _add_registry,
         _add_history,
