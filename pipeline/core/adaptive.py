@@ -7,7 +7,8 @@ Two pieces, both pure (time is passed in, images arrive already downscaled):
   (the camera's water region, downscaled to ~160 px wide by the adapter) with a per-pixel
   noise estimate, and says which share of the water changed in a frame. Pixels that
   changed are not learnt into the background (a vessel that moves slowly keeps standing
-  out), except very slowly (a boat that moors is absorbed after a minute or so); a change
+  out), except very slowly (a boat that moors is absorbed after ``1 / absorb_alpha`` frames,
+  100 s at 5 fps by default); a change
   of the whole scene's brightness (cloud, auto exposure) is taken out by subtracting the
   median difference.
 - :class:`AnalysisScheduler` turns the change test, what the last analysis found and any
