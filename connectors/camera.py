@@ -137,6 +137,7 @@ class CameraCounters:
     ptz_updates: int = 0
     onvif_errors: int = 0
     frames_behind: int = 0
+    event_sessions: int = 0
     last_error: str | None = None
     by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -155,6 +156,21 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task], every_s: float = 0.5) -
             t.cancel()
         _, pending = await asyncio.wait(pending, timeout=every_s)
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+#: status reason of an event-driven camera whose stream is closed until an event or cue
+EVENT_IDLE = "event_driven: stream closed until an analytics event or a cue"
+
+#: how long an event-driven camera waits for the first frame of a stream it opened, s
+EVENT_OPEN_GRACE_S = 15.0
+
+#: analytics events that open an event-driven camera's stream
+_TRIGGER_KINDS = {"line_crossed", "field_inside", "motion", "object"}
+
+
+def _opens_stream(event: records.CameraEvent) -> bool:
+    """An event that says something is there (not a motion or intrusion that ended)."""
+    return event.kind in _TRIGGER_KINDS and event.state is not False
 
 
 _FRAMES_SEEN = metrics.CAMERA_FRAMES.labels(outcome="seen")
@@ -245,10 +261,14 @@ class CameraWorker:
         self.scheduler = AnalysisScheduler(policy, max_fps)
         self._gate: Any = None
         self._behind_reported = 0
+        self._wake = asyncio.Event()
+        self._active_until = 0.0  # event-driven: stream open until then, monotonic s
+        self._idle = False  # event-driven: stream closed on purpose
 
     def cue(self, duration_s: float) -> None:
-        """Analyse at ``max_fps`` for the next ``duration_s`` seconds (a radar or PTZ cue)."""
-        self.scheduler.cue(wall_ms() + int(duration_s * 1000))
+        """Analyse at ``max_fps`` for the next ``duration_s`` seconds (a radar or PTZ cue);
+        an event-driven camera opens its stream for that long."""
+        self.trigger(duration_s)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -312,6 +332,9 @@ class CameraWorker:
             record = await self._records.get()
             if isinstance(record, records.CameraStatus):
                 record = msgspec.structs.replace(record, clock_offset_ms=self.clock_offset_ms)
+                if self._idle and record.reason == "stopped":
+                    # event-driven: the stream was closed on purpose, the camera is fine
+                    record = msgspec.structs.replace(record, status="online", reason=EVENT_IDLE)
                 if record.status == "online" and self._onvif_issue is not None:
                     # Video is fine but events / PTZ are not: keep saying so.
                     record = msgspec.structs.replace(
@@ -385,6 +408,16 @@ class CameraWorker:
         return with_credentials(source, user, password)
 
     async def _frames(self, analyser: Analyser) -> None:
+        if self.scheduler.policy.event_driven:
+            await self._frames_on_events(analyser)
+            return
+        reader = self._start_reader()
+        try:
+            await self._frame_loop(analyser, reader)
+        finally:
+            await asyncio.to_thread(reader.stop)
+
+    def _start_reader(self) -> Any:
         loop = asyncio.get_running_loop()
 
         def report(record: msgspec.Struct) -> None:
@@ -399,37 +432,98 @@ class CameraWorker:
         )
         self.reader = reader
         reader.start()
+        return reader
+
+    def trigger(self, hold_s: float | None = None) -> None:
+        """An analytics event or a cue: analyse at ``max_fps`` for ``hold_s`` (default the
+        policy's ``event_hold_s``); an event-driven camera opens its stream for that long."""
+        hold = self.scheduler.policy.event_hold_s if hold_s is None else float(hold_s)
+        self._active_until = max(self._active_until, time.monotonic() + hold)
+        self.scheduler.cue(wall_ms() + int(hold * 1000))
+        self._wake.set()
+
+    async def _frames_on_events(self, analyser: Analyser) -> None:
+        """Event-driven mode: no stream until an event or cue, then the stream analysed at
+        ``max_fps`` until ``event_hold_s`` after the last one, then closed again."""
+        while True:
+            self._idle = True
+            await self._status("online", EVENT_IDLE)
+            await self._wake.wait()
+            self._wake.clear()
+            self._idle = False
+            self.counters.event_sessions += 1
+            opened_s = time.monotonic()
+            got_frame = [False]
+
+            def first_frame(opened_s: float = opened_s, got_frame: list = got_frame) -> None:
+                # the time the stream took to open does not count against the hold
+                got_frame[0] = True
+                self._active_until += time.monotonic() - opened_s
+                self.scheduler.cue(wall_ms() + int((self._active_until - time.monotonic()) * 1000))
+
+            def until(opened_s: float = opened_s, got_frame: list = got_frame) -> float:
+                # a stream that has not delivered yet gets the reader's open time
+                if got_frame[0]:
+                    return self._active_until
+                return max(self._active_until, opened_s + EVENT_OPEN_GRACE_S)
+
+            reader = self._start_reader()
+            try:
+                await self._frame_loop(analyser, reader, until=until, on_first=first_frame)
+            finally:
+                self._idle = True
+                await asyncio.to_thread(reader.stop)
+
+    async def _frame_loop(
+        self,
+        analyser: Analyser,
+        reader: Any,
+        until: Callable[[], float] | None = None,
+        on_first: Callable[[], None] | None = None,
+    ) -> None:
+        """Take the newest frame at most ``max_fps`` times a second, run the change test and
+        the policy on it, analyse and publish; until ``until()`` (monotonic s) passes.
+        ``on_first`` is called when the first frame arrives."""
         period_s = 1.0 / self.max_fps if self.max_fps and self.max_fps > 0 else 0.0
         next_due = time.monotonic() + self.phase_s
         last_seq = -1
-        try:
-            while True:
+        while True:
+            if until is None:
                 await self._frame_ready.wait()
-                self._frame_ready.clear()
-                now = time.monotonic()
-                if now < next_due:
-                    await asyncio.sleep(next_due - now)
-                frame = reader.latest()  # the newest, after any wait
-                if frame is None or frame.seq <= last_seq:
+            else:
+                left_s = until() - time.monotonic()
+                if left_s <= 0:
+                    return
+                try:
+                    async with asyncio.timeout(left_s):
+                        await self._frame_ready.wait()
+                except TimeoutError:
                     continue
-                skipped = frame.seq - last_seq - 1 if last_seq >= 0 else 0
-                if skipped:
-                    self.counters.frames_skipped += skipped
-                    _FRAMES_DROPPED.inc(skipped)
-                    # woken a whole period or more after the due time, with frames in
-                    # between: those were lost to a slow analysis, not to the rate cap
-                    late_s = now - next_due
-                    if period_s and late_s >= period_s:
-                        self._behind(min(skipped, int(late_s // period_s)))
-                _FRAMES_SEEN.inc(skipped + 1 if last_seq >= 0 else 1)
-                last_seq = frame.seq
-                next_due = max(next_due + period_s, time.monotonic()) if period_s else 0.0
-                if self._decide(frame) is None:
-                    _FRAMES_GATED.inc()
-                    continue
-                await self._analyse_and_publish(analyser, frame)
-        finally:
-            await asyncio.to_thread(reader.stop)
+            self._frame_ready.clear()
+            now = time.monotonic()
+            if now < next_due:
+                await asyncio.sleep(next_due - now)
+            frame = reader.latest()  # the newest, after any wait
+            if frame is None or frame.seq <= last_seq:
+                continue
+            if last_seq < 0 and on_first is not None:
+                on_first()
+            skipped = frame.seq - last_seq - 1 if last_seq >= 0 else 0
+            if skipped:
+                self.counters.frames_skipped += skipped
+                _FRAMES_DROPPED.inc(skipped)
+                # woken a whole period or more after the due time, with frames in
+                # between: those were lost to a slow analysis, not to the rate cap
+                late_s = now - next_due
+                if period_s and late_s >= period_s:
+                    self._behind(min(skipped, int(late_s // period_s)))
+            _FRAMES_SEEN.inc(skipped + 1 if last_seq >= 0 else 1)
+            last_seq = frame.seq
+            next_due = max(next_due + period_s, time.monotonic()) if period_s else 0.0
+            if self._decide(frame) is None:
+                _FRAMES_GATED.inc()
+                continue
+            await self._analyse_and_publish(analyser, frame)
 
     def _behind(self, frames: int) -> None:
         """Count frames dropped because the analysis was behind (reported in the status)."""
@@ -633,6 +727,8 @@ class CameraWorker:
         sub = client.subscription(pull_timeout_s=self.event_pull_timeout_s)
         async for event in sub.events():
             self.counters.events_published += 1
+            if self.scheduler.policy.event_driven and _opens_stream(event):
+                self.trigger()
             await self._send(topics.CAMERA_EVENT, event)
 
     async def _ptz(self, client: OnvifClient) -> None:

@@ -629,6 +629,12 @@ def _parse_camera(
             analysis = parse_policy(raw["analysis"])
         except ValueError as exc:
             probs.add(fname, f"{where}.analysis", str(exc))
+        if analysis is not None and analysis.event_driven and onvif is None:
+            probs.add(
+                fname,
+                f"{where}.analysis.event_driven",
+                "needs an onvif section: the camera's analytics events open the stream",
+            )
     if len(probs.items) > n0:
         return None
     return CameraConfig(

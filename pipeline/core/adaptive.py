@@ -70,6 +70,10 @@ class AnalysisPolicy:
     :param background_alpha: background and noise learning rate per frame
     :param absorb_alpha: learning rate of changed pixels (a moored boat joins the
         background at about ``1 / absorb_alpha`` frames)
+    :param event_driven: no continuous decode: the stream is opened when the camera raises
+        an analytics event (ONVIF line crossing, intrusion, motion) or a cue arrives, and
+        analysed at ``max_fps`` until ``event_hold_s`` after the last one
+    :param event_hold_s: how long the stream stays open after an event or cue, s
     """
 
     adaptive: bool = True
@@ -83,6 +87,8 @@ class AnalysisPolicy:
     change_min_fraction: float = 0.002
     background_alpha: float = 0.05
     absorb_alpha: float = 0.002
+    event_driven: bool = False
+    event_hold_s: float = 20.0
 
 
 _POSITIVE = (
@@ -92,6 +98,7 @@ _POSITIVE = (
     "near_shore_m",
     "change_sigma",
     "background_alpha",
+    "event_hold_s",
 )
 
 
@@ -111,9 +118,9 @@ def parse_policy(raw: Any) -> AnalysisPolicy:
         raise ValueError(f"unknown keys {unknown}; known: {sorted(known)}")
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "adaptive":
+        if key in ("adaptive", "event_driven"):
             if not isinstance(value, bool):
-                raise ValueError(f"adaptive must be true or false, got {value!r}")
+                raise ValueError(f"{key} must be true or false, got {value!r}")
             out[key] = value
             continue
         if (
