@@ -139,6 +139,13 @@ ALERT_ACTION = TopicSpec(
     retention_ms=-1,
 )
 
+RADAR_TARGET = TopicSpec(
+    "shorewatch.radar.target.v1",
+    "radar id",
+    records.RadarTarget,
+    "radar.target.v1.json",
+)
+
 ALL: tuple[TopicSpec, ...] = (
     AIS_RAW,
     AIS_POSITION,
@@ -152,6 +159,7 @@ ALL: tuple[TopicSpec, ...] = (
     AIS_FIXES,
     FUSION_INPUT,
     ALERT_ACTION,
+    RADAR_TARGET,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}
