@@ -145,6 +145,15 @@ RADAR_TARGET = TopicSpec(
     records.RadarTarget,
     "radar.target.v1.json",
 )
+CAMERA_LOCK = TopicSpec(
+    "shorewatch.camera.lock.v1",
+    "camera id",
+    records.CameraLock,
+    "camera.lock.v1.json",
+    partitions=1,
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
 
 ALL: tuple[TopicSpec, ...] = (
     AIS_RAW,
@@ -160,6 +169,7 @@ ALL: tuple[TopicSpec, ...] = (
     FUSION_INPUT,
     ALERT_ACTION,
     RADAR_TARGET,
+    CAMERA_LOCK,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}

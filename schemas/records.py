@@ -39,6 +39,7 @@ __all__ = [
     "CameraDetection",
     "CameraEvent",
     "CameraFrame",
+    "CameraLock",
     "CameraStatus",
     "DeadLetter",
     "FixColumns",
@@ -609,3 +610,24 @@ class RadarTarget(msgspec.Struct, kw_only=True, gc=False):
     tcpa_min: float | None = None
     acquisition: Literal["auto", "manual"] | None = None
     reference: bool = False
+
+
+class CameraLock(msgspec.Struct, kw_only=True):
+    """An operator's lock on a PTZ camera (``shorewatch.camera.lock.v1``, compacted). Key:
+    ``camera_id``; the newest record of a camera is its state.
+
+    While a camera is locked the cue service never moves it (and gives up a cue it was
+    running there, leaving the camera where the operator wants it).
+
+    :param locked: ``True`` to lock, ``False`` to release
+    :param t_ms: when the operator acted, ms UTC (wall clock)
+    :param user: who locked or released it
+    :param until_t_ms: the lock ends by itself at this time, ms UTC (``None``: until released)
+    """
+
+    camera_id: str
+    locked: bool
+    t_ms: int
+    user: str
+    reason: str | None = None
+    until_t_ms: int | None = None
