@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "console": "pipeline.cli.console",
     "users": "pipeline.cli.console",
     "cue": "pipeline.cli.cue",
+    "radar": "pipeline.cli.radar",
 }
 
 

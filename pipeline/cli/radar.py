@@ -1,10 +1,20 @@
-"""``shorewatch ingest radar``: radar target tracks (NMEA 0183 TTM/TLL) to Kafka."""
+"""``shorewatch ingest radar`` (radar target tracks, NMEA 0183 TTM/TLL, to Kafka) and
+``shorewatch radar simulate`` (a simulated night's radar targets)."""
 
 from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import lazy
+from pipeline.cli import command_group, lazy
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    group = command_group(sub, "radar", "radar tooling")
+    s = group.add_parser("simulate", help="radar.nmea for a night written by shorewatch simulate")
+    s.add_argument("--night", required=True, help="the night's folder (with truth.json)")
+    s.add_argument("--site", required=True, help="site folder with radars.yaml")
+    s.add_argument("--seed", type=int, default=7, help="noise seed")
+    s.set_defaults(func=lazy("pipeline.tools.simulate_radar", "cmd_simulate_radar"))
 
 
 def add_ingest_radar(ingest: argparse._SubParsersAction) -> None:

@@ -15,6 +15,9 @@ a dead letter (stage ``radar.decode``) with one of these reasons:
   a status other than L/Q/T, a relative bearing from a radar with no ``heading_deg``);
 - ``beyond_range``: farther than the radar's ``max_range_m``.
 
+The sentence's UTC time of day is dated from the line's NMEA 4.10 tag block time (``c:``)
+when it has one, else from the receive time; a sentence without a time takes that time.
+
 TTM fields (NMEA 0183, as pynmea2 defines them): target number, distance, bearing,
 bearing reference (T/R), speed, course, course reference (T/R), CPA distance, time to CPA
 (minutes), distance/speed units (N nautical miles and knots, K km and km/h, S statute),
@@ -33,6 +36,7 @@ import pynmea2
 
 from pipeline.core import radar as core
 from pipeline.core.geo import bearing_deg
+from pipeline.core.nmea import line_time_ms
 from pipeline.core.radar import RadarConfig
 from pipeline.deadletter import Reason, dead_letter
 from schemas.records import DeadLetter, RadarTarget
@@ -259,7 +263,9 @@ def decode_radar_lines(
     rng = np.where(ttm, rng, core.range_from_lonlat(radar.lon, radar.lat, lon, lat))
     brg = np.where(ttm, brg, bearing_deg(radar.lon, radar.lat, lon, lat))
     sigma = core.position_sigma_m(rng, radar.range_sigma_m, radar.bearing_sigma_deg)
-    t_ms = core.event_time_ms([r.tod_ms for r in rows], [r.rx_t_ms for r in rows])
+    # a tag block's c: time (a recording, the simulator) dates the sentence; else the receipt
+    ref_t = [line_time_ms(r.line) or r.rx_t_ms for r in rows]
+    t_ms = core.event_time_ms([r.tod_ms for r in rows], ref_t)
     out: list[RadarTarget] = []
     for i, r in enumerate(rows):
         if rng[i] > radar.max_range_m:
