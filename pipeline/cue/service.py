@@ -388,6 +388,8 @@ class CueService:
             raise
         except CameraError as exc:
             await self._camera_failed(camera_id, cue, f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - one bad cue (evidence store, broker) never stops the rest
+            log.exception("cue of %s on %s failed", cue.req.alert_id, camera_id)
         finally:
             if self._cues.get(camera_id) is cue:
                 del self._cues[camera_id]

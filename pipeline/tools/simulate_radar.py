@@ -152,7 +152,9 @@ def simulate_radar(
                 if rng.random() < 0.05 and free:
                     b, d = rng.uniform(0, 360), rng.uniform(200, 3000)
                     clon, clat = polar_to_lonlat(radar.lon, radar.lat, b, d)
-                    clutter.append([free.pop(), float(clon), float(clat), float(rng.integers(2, 6))])
+                    clutter.append(
+                        [free.pop(), float(clon), float(clat), float(rng.integers(2, 6))]
+                    )
             for c in list(clutter):
                 d = float(haversine_m(radar.lon, radar.lat, c[1], c[2]))
                 b = float(bearing_deg(radar.lon, radar.lat, c[1], c[2]))
