@@ -274,3 +274,52 @@ async def test_a_camera_unreachable_mid_move(kafka_bootstrap, tmp_path, cue_env)
         # the alert is left as it was (no update), and waits for another camera
         assert run.updates_of(aid) == [] and service.timings == []
         assert aid in service.pending
+
+
+def _track(mmsi: int, lon: float, lat: float, t_ms: int):
+    from schemas.records import Track
+
+    return Track(
+        mmsi=mmsi, t_ms=t_ms, lon=lon, lat=lat, sog_kn=0.0, cog_deg=0.0, heading_deg=None,
+        vel_east_mps=0.0, vel_north_mps=0.0, ais_class="A", n_fixes=10, expected_interval_s=10.0,
+        last_gap_s=10.0, max_gap_s=10.0, mmsi_kind="ship", mid=412,
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+async def test_a_radar_target_without_ais_is_cued(kafka_bootstrap, tmp_path, cue_env) -> None:
+    from schemas.records import RadarTarget
+
+    dev = await _device(pan_speed=1.0)
+    tag = uuid.uuid4().hex[:6]
+    cam = ptz_camera(f"cam-{tag}", dev.port)
+    service = _service([cam], kafka_bootstrap, tmp_path, radar=True)
+    now = int(time.time() * 1000)
+    ais_lon, ais_lat = destination_point(CAM_LON, CAM_LAT, 100.0, 3000.0)
+    dark_lon, dark_lat = destination_point(CAM_LON, CAM_LAT, 250.0, 4000.0)
+
+    def report(n: int, lon, lat, status: str = "tracking") -> RadarTarget:
+        return RadarTarget(
+            radar_id=f"r-{tag}", target_id=f"r-{tag}:{n}", target_number=n, sentence="TTM",
+            t_ms=now, rx_t_ms=now, lon=float(lon), lat=float(lat), range_m=3000.0,
+            bearing_deg=0.0, position_sigma_m=40.0, status=status, source="test",
+        )  # fmt: skip
+
+    try:
+        async with Running(service, kafka_bootstrap) as run:
+            mmsi = 412_000_000 + int(tag, 16) % 999_999
+            await run.producer.send_and_wait(
+                topics.TRACK, str(mmsi), _track(mmsi, float(ais_lon), float(ais_lat), now)
+            )
+            await wait_for(lambda: mmsi in service._tracks, 30, "the AIS track")
+            for r in (report(1, ais_lon, ais_lat), report(2, dark_lon, dark_lat),
+                      report(3, dark_lon + 0.01, dark_lat, "acquiring")):  # fmt: skip
+                await run.producer.send_and_wait(topics.RADAR_TARGET, r.radar_id, r)
+            await wait_for(lambda: bool(service.timings), 60, "the radar cue")
+    finally:
+        await dev.stop()
+    assert service.seen == {f"radar:r-{tag}:2"}  # the AIS vessel and the acquiring plot: not cued
+    assert service.timings[0].alert_id == f"radar:r-{tag}:2"
+    moves = [m[1] for m in dev.moves if m[0] == "AbsoluteMove"]
+    assert moves[0][:2] == pytest.approx(_aim(cam, 250.0, 4000.0)[:2], abs=1e-4)
+    assert run.updates == []  # no alert to update

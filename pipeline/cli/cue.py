@@ -20,6 +20,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--min-severity", type=int, default=0, help="cue alerts from this severity")
     p.add_argument("--vessel-length-m", type=float, default=12.0, help="expected length, m")
+    p.add_argument(
+        "--radar", action="store_true", help="also cue radar targets no AIS track explains"
+    )
+    p.add_argument("--radar-severity", type=int, default=20, help="severity of such a cue")
     p.set_defaults(func=lazy("pipeline.cue.run", "cmd_run"))
     what = p.add_subparsers(dest="cue_what", required=False, metavar="ACTION")
     for name, text in (("lock", "lock a camera: the cue service leaves it alone"),

@@ -29,6 +29,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             min_interval_s=args.min_interval_s,
             min_severity=args.min_severity,
             vessel_length_m=args.vessel_length_m,
+            radar=args.radar,
+            radar_severity=args.radar_severity,
         ),
     )
     if not service.cameras:

@@ -20,6 +20,12 @@ the cue is offered to the next camera; the alert itself is not touched. Locked c
 (``shorewatch.camera.lock.v1``) are never moved; a lock taken while a camera is cueing
 ends the cue where the camera is. Requests no camera can take now wait (highest severity
 first) for ``max_wait_s``.
+
+With ``radar`` on, the service also reads ``shorewatch.radar.target.v1`` and the AIS tracks
+(``shorewatch.track.v1``, from ``TRACK_LOOKBACK_S`` before its start): radar targets in
+``tracking`` state that no AIS track explains (:func:`pipeline.core.radar_fusion.associate_radar`)
+are cued as ``radar:<target id>`` at ``radar_severity`` (any alert above it pre-empts
+them); their snapshots are stored, and there is no alert to update.
 """
 
 from __future__ import annotations
@@ -34,19 +40,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 from aiokafka import AIOKafkaConsumer
 
 from connectors.kafka import RecordProducer
 from connectors.onvif import OnvifClient
 from pipeline import topics
+from pipeline.core.fusion import VesselArrays
 from pipeline.core.geo import haversine_m
 from pipeline.core.ptz import PtzModel
+from pipeline.core.radar_fusion import RadarArrays, associate_radar
 from pipeline.cue.arbiter import Arbiter, CueRequest, Decision
 from pipeline.cue.locks import behind, partitions, until_of
 from pipeline.engine.alerts import iso_utc
 from pipeline.errors import CameraError
 from pipeline.vision.evidence import EvidenceStore
-from schemas.records import Alert, AlertEvidence, CameraLock, CameraStatus
+from schemas.records import (
+    Alert,
+    AlertEvidence,
+    CameraLock,
+    CameraStatus,
+    RadarTarget,
+    Track,
+)
 
 __all__ = ["CUE_SOURCE", "CueService", "CueSettings", "CueTiming"]
 
@@ -57,6 +73,11 @@ CUE_SOURCE = "/shorewatch/cue"
 
 _alert_dec = msgspec.json.Decoder(Alert)
 _lock_dec = msgspec.json.Decoder(CameraLock)
+_track_dec = msgspec.json.Decoder(Track)
+_radar_dec = msgspec.json.Decoder(RadarTarget)
+
+TRACK_LOOKBACK_S = 600
+"""With radar cueing, AIS tracks of this many seconds before the start are read, s."""
 
 
 def _wall_ms() -> int:
@@ -77,6 +98,8 @@ class CueSettings:
     :param min_severity: alerts below this severity are not cued
     :param vessel_length_m: expected vessel length for the zoom, m
     :param fill: wanted fraction of the frame width for the vessel
+    :param radar: also cue radar targets that no AIS track explains (``radar:<target id>``)
+    :param radar_severity: the severity such a cue has (alerts above it pre-empt it)
     """
 
     dwell_s: float = 20.0
@@ -89,6 +112,8 @@ class CueSettings:
     min_severity: int = 0
     vessel_length_m: float = 12.0
     fill: float = 0.3
+    radar: bool = False
+    radar_severity: int = 20
 
 
 @dataclass
@@ -115,7 +140,7 @@ class CueTiming:
 @dataclass
 class _Cue:
     req: CueRequest
-    alert: Alert
+    alert: Alert | None  # None: a radar-only dark target (no alert to update)
     alert_t_ms: int
     task: asyncio.Task | None = None
     news: asyncio.Event = field(default_factory=asyncio.Event)
@@ -153,6 +178,7 @@ class CueService:
         self._cues: dict[str, _Cue] = {}  # by camera id
         self._pending: dict[str, _Cue] = {}  # by alert id
         self._last: dict[str, Alert] = {}  # newest alert event by alert id
+        self._tracks: dict[int, Track] = {}  # newest AIS track by MMSI (radar cueing)
         self._n = 0
         self.producer = RecordProducer(bootstrap, client_id="shorewatch-cue")
         self.ready = asyncio.Event()
@@ -184,6 +210,7 @@ class CueService:
             client_id="shorewatch-cue-locks",
         )
         tasks: list[asyncio.Task] = []
+        extra: list[AIOKafkaConsumer] = []
         try:
             await asyncio.wait_for(alerts.start(), 15)
             await asyncio.wait_for(locks.start(), 15)
@@ -198,6 +225,10 @@ class CueService:
                 asyncio.create_task(self._read_locks(locks), name="cue-locks"),
                 asyncio.create_task(self._retry_pending(), name="cue-pending"),
             ]
+            if self.settings.radar:
+                radar = await self._radar_consumer()
+                extra.append(radar)
+                tasks.append(asyncio.create_task(self._read_radar(radar), name="cue-radar"))
             self.ready.set()
             await asyncio.gather(*tasks)
         finally:
@@ -211,6 +242,9 @@ class CueService:
             )
             for c in self._clients.values():
                 await c.close()
+            for c in extra:
+                with contextlib.suppress(Exception):
+                    await c.stop()
             with contextlib.suppress(Exception):
                 await alerts.stop()
             with contextlib.suppress(Exception):
@@ -285,6 +319,89 @@ class CueService:
                     del self._pending[cue.alert_id]
                     continue
                 self._try_start(waiting, now)
+
+    # ----------------------------------------------------------------- radar
+    async def _radar_consumer(self) -> AIOKafkaConsumer:
+        """Radar targets from now on, and the AIS tracks of the last ``TRACK_LOOKBACK_S``."""
+        c = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            client_id="shorewatch-cue-radar",
+        )
+        await asyncio.wait_for(c.start(), 15)
+        r_parts = await partitions(c, topics.RADAR_TARGET.name)
+        t_parts = await partitions(c, topics.TRACK.name)
+        c.assign([*r_parts, *t_parts])
+        await c.seek_to_end(*r_parts)
+        since = _wall_ms() - TRACK_LOOKBACK_S * 1000
+        offsets = await c.offsets_for_times({tp: since for tp in t_parts})
+        for tp in t_parts:
+            found = offsets.get(tp)
+            if found is not None:
+                c.seek(tp, found.offset)
+            else:
+                await c.seek_to_end(tp)
+        for tp in [*r_parts, *t_parts]:
+            await c.position(tp)
+        return c
+
+    async def _read_radar(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            reports: list[RadarTarget] = []
+            for tp, msgs in (await consumer.getmany(timeout_ms=200, max_records=2000)).items():
+                for m in msgs:
+                    try:
+                        if tp.topic == topics.TRACK.name:
+                            tr = _track_dec.decode(m.value)
+                            if tr.event == "evicted":
+                                self._tracks.pop(tr.mmsi, None)
+                            else:
+                                self._tracks[tr.mmsi] = tr
+                        else:
+                            reports.append(_radar_dec.decode(m.value))
+                    except msgspec.DecodeError:
+                        continue
+            if reports:
+                await self.on_radar(reports, _wall_ms())
+
+    async def on_radar(self, reports: list[RadarTarget], now_ms: int) -> None:
+        """Cue the reports no AIS track explains (:func:`associate_radar`); a target still
+        being acquired (possibly clutter) or lost is not cued."""
+        live = [r for r in reports if r.status == "tracking"]
+        if not live:
+            return
+        trk = list(self._tracks.values())
+        v = VesselArrays.from_lists(
+            [t.mmsi for t in trk], [t.t_ms for t in trk], [t.lon for t in trk],
+            [t.lat for t in trk], [np.nan if t.sog_kn is None else t.sog_kn for t in trk],
+            [np.nan if t.cog_deg is None else t.cog_deg for t in trk],
+        )  # fmt: skip
+        r = RadarArrays.from_lists(
+            [x.t_ms for x in live], [x.lon for x in live], [x.lat for x in live],
+            [x.position_sigma_m for x in live],
+        )  # fmt: skip
+        owner = associate_radar(v, r)
+        for x, o in zip(live, owner, strict=True):
+            if o >= 0:
+                continue
+            rid = f"radar:{x.target_id}"
+            self.seen.add(rid)
+            slot = self.arbiter.serving(rid)
+            if slot is not None:
+                cue = self._cues[slot.camera_id]
+                cue.req.lon, cue.req.lat = x.lon, x.lat
+                cue.req.position_sigma_m = x.position_sigma_m
+                cue.news.set()
+                continue
+            waiting = self._pending.get(rid)
+            req = CueRequest(
+                alert_id=rid, severity=self.settings.radar_severity, lon=x.lon, lat=x.lat,
+                t_ms=waiting.req.t_ms if waiting else now_ms, position_sigma_m=x.position_sigma_m,
+                vessel_length_m=self.settings.vessel_length_m,
+            )  # fmt: skip
+            cue = _Cue(req, None, waiting.alert_t_ms if waiting else x.rx_t_ms)
+            self._pending[rid] = cue
+            self._try_start(cue, now_ms)
 
     # ----------------------------------------------------------------- alerts
     async def on_alert(self, alert: Alert, alert_t_ms: int) -> None:
@@ -402,11 +519,18 @@ class CueService:
     ) -> None:  # fmt: skip
         jpeg = await client.snapshot_jpeg()
         self._n += 1
-        data = cue.alert.data
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", data.alert_id)[:120]
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", cue.req.alert_id)[:120]
         uri = await asyncio.to_thread(
             self.evidence.put, f"cue/{camera_id}/{safe}-{self._n}.jpg", jpeg
         )
+        if cue.alert is None:  # a radar-only target: the snapshot is kept, nothing to update
+            log.info("radar target %s: snapshot %s", cue.req.alert_id, uri)
+            if first:
+                self.timings.append(
+                    CueTiming(cue.req.alert_id, camera_id, cue.alert_t_ms, pose_t, _wall_ms(), uri)
+                )
+            return
+        data = cue.alert.data
         last = self._last.get(data.alert_id, cue.alert)
         if last.data.status == "closed":
             return
