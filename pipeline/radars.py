@@ -133,3 +133,20 @@ def load_radars(site_dir: str | os.PathLike[str]) -> dict[str, RadarConfig]:
     if problems:
         raise SiteError(problems)
     return radars
+
+
+def cmd_check(args: Any) -> int:
+    """``shorewatch site check DIR``: the site (:func:`pipeline.site.cmd_check`), then its
+    ``radars.yaml``."""
+    from pipeline.site import cmd_check as check_site_folder
+
+    rc = check_site_folder(args)
+    problems, radars = check_radars(args.dir)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{args.dir}: {len(problems)} problem(s) in {RADARS_FILE}")
+        return 1
+    if radars:
+        print(f"{RADARS_FILE}: ok: {len(radars)} radar(s) ({', '.join(radars)})")
+    return rc

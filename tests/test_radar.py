@@ -266,3 +266,18 @@ def test_ingest_radar_command_reads_a_recording_to_stdout(tmp_path: Path, capsys
     assert (target.target_id, target.source) == ("hk-radar-01:1", "file:night.nmea")
     assert msgspec.json.decode(out[1], type=DeadLetter).reason == "missing_field"
     assert main(["ingest", "radar", "--site", site, "--file", f"nope={path}", "--stdout"]) == 2
+
+
+@pytest.mark.unit
+def test_site_check_reads_radars_yaml(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from pipeline.cli import main
+
+    assert main(["site", "check", str(REPO / "sites" / "haikou"), "--no-env"]) == 0
+    assert "radars.yaml: ok: 1 radar(s) (hk-radar-01)" in capsys.readouterr().out
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "sites" / "haikou", site)
+    (site / "radars.yaml").write_text("radars: [{id: x, lon: 110.2, lat: 20.0}]\n")
+    assert main(["site", "check", str(site), "--no-env"]) == 1
+    assert "radars.yaml: radars[0] (x).height_m" in capsys.readouterr().out
