@@ -453,14 +453,15 @@ class FixColumns(msgspec.Struct, kw_only=True, gc=False):
 
 
 class FusionInput(msgspec.Struct, kw_only=True):
-    """Internal: a track update, a camera frame or a watermark re-keyed by area
-    (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of ``track``, ``frame``
-    and ``watermark`` is set."""
+    """Internal: a track update, a camera frame, a watermark or a radar target report
+    re-keyed by area (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of
+    ``track``, ``frame``, ``watermark`` and ``radar`` is set."""
 
     area: str
     track: Track | None = None
     frame: CameraFrame | None = None
     watermark: Watermark | None = None
+    radar: RadarTarget | None = None
 
 
 class LandingSiteFinding(msgspec.Struct, kw_only=True):

@@ -281,3 +281,51 @@ def test_site_check_reads_radars_yaml(tmp_path: Path, capsys) -> None:
     (site / "radars.yaml").write_text("radars: [{id: x, lon: 110.2, lat: 20.0}]\n")
     assert main(["site", "check", str(site), "--no-env"]) == 1
     assert "radars.yaml: radars[0] (x).height_m" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_the_worker_takes_radar_reports_to_the_area(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from aiokafka import AIOKafkaProducer
+    from test_worker_kafka import TopicTail, worker
+
+    from pipeline import topics
+    from schemas.records import FusionInput, RadarTarget
+
+    tag = uuid.uuid4().hex[:8]
+    now = 1_764_936_000_000
+
+    def rep(radar_id: str) -> RadarTarget:
+        return RadarTarget(
+            radar_id=radar_id, target_id=f"{radar_id}:1", target_number=1, sentence="TTM",
+            t_ms=now, rx_t_ms=now, lon=110.3, lat=20.1, range_m=7000.0, bearing_deg=20.0,
+            position_sigma_m=90.0, status="tracking", source=f"test-{tag}",
+        )  # fmt: skip
+
+    async def scenario() -> tuple[list, list]:
+        fusion = TopicTail(kafka_bootstrap, topics.FUSION_INPUT.name)
+        dead = TopicTail(kafka_bootstrap, topics.DEADLETTER.name)
+        await fusion.start()
+        await dead.start()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        try:
+            for rid in ("hk-radar-01", f"nope-{tag}"):
+                value = msgspec.json.encode(rep(rid))
+                await producer.send_and_wait(topics.RADAR_TARGET.name, value, key=rid.encode())
+        finally:
+            await producer.stop()
+        try:
+            got = await fusion.collect(1, lambda v: f"test-{tag}".encode() in v, 120)
+            bad = await dead.collect(1, lambda v: b"unknown_radar" in v and tag.encode() in v, 30)
+        finally:
+            await fusion.stop()
+            await dead.stop()
+        return got, bad
+
+    with worker(tmp_path, kafka_bootstrap, "feed") as proc:
+        got, bad = asyncio.run(scenario())
+        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    ((key, value),) = got
+    item = msgspec.json.decode(value, type=FusionInput)
+    assert key == b"haikou" and item.radar is not None and item.radar.radar_id == "hk-radar-01"
+    assert len(bad) == 1
