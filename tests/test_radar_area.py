@@ -99,3 +99,14 @@ def test_radar_alerts_do_not_depend_on_batching() -> None:
     _, a37, _ = drive(37.0)
     key = lambda al: [(a.id, a.data.kind, a.data.status, a.data.severity) for a in al]  # noqa: E731
     assert key(a10) == key(a37)
+
+
+def test_replay_takes_radar_reports() -> None:
+    from pipeline.replay import run_replay
+
+    fixes, statics, reports, _ = scenario()
+    res = run_replay(ctx(), positions=fixes, statics=statics, radar=reports)
+    opened = {(a.data.kind, a.data.vessel.track_id) for a in res.alerts if a.data.status == "open"}
+    assert ("dark_vessel", "cam:radar:r1:7") in opened
+    assert res.counters["radar.read"] == len(reports)
+    assert {a.id for a in res.alerts} == {a.id for a in drive(10.0)[1]}  # as the area step alone

@@ -15,6 +15,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--site", required=True, help="site folder with radars.yaml")
     s.add_argument("--seed", type=int, default=7, help="noise seed")
     s.set_defaults(func=lazy("pipeline.tools.simulate_radar", "cmd_simulate_radar"))
+    e = group.add_parser(
+        "eval", help="distance from the shore of the first alert on dark vessels, +- radar"
+    )
+    e.add_argument("--site", default="sites/haikou", help="site folder with radars.yaml")
+    e.add_argument("--seeds", type=int, nargs="+", default=[3], help="simulated nights")
+    e.add_argument("--duration-s", type=int, default=7200, help="length of each night, s")
+    e.add_argument("--start", default="2026-03-08T02:00:00+08:00", help="start of each night")
+    e.add_argument("--json", action="store_true", help="one JSON object")
+    e.set_defaults(func=lazy("pipeline.tools.eval_radar", "cmd_eval_radar"))
 
 
 def add_ingest_radar(ingest: argparse._SubParsersAction) -> None:
