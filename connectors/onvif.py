@@ -104,12 +104,22 @@ class PtzPosition:
     :param tilt: [-1, 1]
     :param zoom: [0, 1]
     :param t_ms: when it was read, local wall clock, ms UTC
+    :param moving: the device's ``MoveStatus``: an axis still moving (``None``: not reported)
     """
 
     pan: float
     tilt: float
     zoom: float
     t_ms: int
+    moving: bool | None = None
+
+    def close_to(self, pan: float, tilt: float, zoom: float, tolerance: float = 0.01) -> bool:
+        """Within ``tolerance`` (ONVIF generic units) of a position on every axis."""
+        return (
+            abs(self.pan - pan) <= tolerance
+            and abs(self.tilt - tilt) <= tolerance
+            and abs(self.zoom - zoom) <= tolerance
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,16 +457,133 @@ class OnvifClient:
             raise CameraError(f"{self.where}: no snapshot available")
         return image
 
+    async def _ptz_service(self) -> Any:
+        return await self._call(self.camera.create_ptz_service(), "connect")
+
     async def ptz_status(self, profile_token: str | None = None) -> PtzPosition:
-        """The current PTZ position (``GetStatus``)."""
+        """The current PTZ position and whether it is moving (``GetStatus``)."""
         token = await self._profile_token(profile_token)
-        ptz = await self._call(self.camera.create_ptz_service(), "connect")
+        ptz = await self._ptz_service()
         status = await self._call(ptz.GetStatus({"ProfileToken": token}), "GetStatus")
         pos = getattr(status, "Position", None)
         if pos is None or pos.PanTilt is None:
             raise OnvifFault("shorewatch:NoPosition", f"{self.where}: GetStatus has no position")
         zoom = pos.Zoom.x if pos.Zoom is not None else 0.0
-        return PtzPosition(float(pos.PanTilt.x), float(pos.PanTilt.y), float(zoom), _wall_ms())
+        move = getattr(status, "MoveStatus", None)
+        moving = None
+        if move is not None:
+            axes = [str(getattr(move, a, "") or "").upper() for a in ("PanTilt", "Zoom")]
+            moving = any(a == "MOVING" for a in axes)
+        return PtzPosition(
+            float(pos.PanTilt.x), float(pos.PanTilt.y), float(zoom), _wall_ms(), moving
+        )
+
+    async def absolute_move(
+        self,
+        pan: float,
+        tilt: float,
+        zoom: float | None = None,
+        *,
+        speed: float | None = None,
+        profile_token: str | None = None,
+    ) -> None:
+        """``AbsoluteMove`` to a position in the generic spaces (pan, tilt ``[-1, 1]``, zoom
+        ``[0, 1]``; ``None`` zoom: unchanged). Returns when the device accepted the move, not
+        when it got there (:meth:`wait_for_position`).
+
+        :param speed: fraction of the device's top speed ``(0, 1]`` (``None``: its default)
+        :raises ValueError: a value outside its space
+        """
+        if not (-1.0 <= pan <= 1.0 and -1.0 <= tilt <= 1.0) or (
+            zoom is not None and not 0.0 <= zoom <= 1.0
+        ):
+            raise ValueError(f"PTZ position out of range: pan {pan}, tilt {tilt}, zoom {zoom}")
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        position: dict[str, Any] = {"PanTilt": {"x": float(pan), "y": float(tilt)}}
+        if zoom is not None:
+            position["Zoom"] = {"x": float(zoom)}
+        request: dict[str, Any] = {"ProfileToken": token, "Position": position}
+        if speed is not None:
+            request["Speed"] = {"PanTilt": {"x": speed, "y": speed}, "Zoom": {"x": speed}}
+        await self._call(ptz.AbsoluteMove(request), "AbsoluteMove")
+
+    async def continuous_move(
+        self,
+        pan_speed: float,
+        tilt_speed: float,
+        zoom_speed: float = 0.0,
+        *,
+        timeout_s: float | None = None,
+        profile_token: str | None = None,
+    ) -> None:
+        """``ContinuousMove`` at velocities in ``[-1, 1]`` until :meth:`stop` (or
+        ``timeout_s``, which the device enforces)."""
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        request: dict[str, Any] = {
+            "ProfileToken": token,
+            "Velocity": {"PanTilt": {"x": pan_speed, "y": tilt_speed}, "Zoom": {"x": zoom_speed}},
+        }
+        if timeout_s is not None:
+            request["Timeout"] = dt.timedelta(seconds=timeout_s)
+        await self._call(ptz.ContinuousMove(request), "ContinuousMove")
+
+    async def stop(self, *, profile_token: str | None = None) -> None:
+        """``Stop`` every pan, tilt and zoom movement."""
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        await self._call(ptz.Stop({"ProfileToken": token, "PanTilt": True, "Zoom": True}), "Stop")
+
+    async def presets(self, profile_token: str | None = None) -> dict[str, str]:
+        """The device's presets, token -> name (``GetPresets``)."""
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        answer = await self._call(ptz.GetPresets({"ProfileToken": token}), "GetPresets")
+        return {str(p.token): str(getattr(p, "Name", "") or "") for p in answer or []}
+
+    async def goto_preset(self, preset_token: str, *, profile_token: str | None = None) -> None:
+        """``GotoPreset``: move to a stored preset."""
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        await self._call(
+            ptz.GotoPreset({"ProfileToken": token, "PresetToken": preset_token}), "GotoPreset"
+        )
+
+    async def goto_home(self, *, profile_token: str | None = None) -> None:
+        """``GotoHomePosition``: back to the camera's home position."""
+        token = await self._profile_token(profile_token)
+        ptz = await self._ptz_service()
+        await self._call(ptz.GotoHomePosition({"ProfileToken": token}), "GotoHomePosition")
+
+    async def wait_for_position(
+        self,
+        pan: float,
+        tilt: float,
+        zoom: float,
+        *,
+        tolerance: float = 0.01,
+        timeout_s: float = 15.0,
+        poll_s: float = 0.05,
+        profile_token: str | None = None,
+    ) -> PtzPosition:
+        """Poll ``GetStatus`` until the camera is at a position (within ``tolerance``) and no
+        longer moving.
+
+        :raises CameraError: not there after ``timeout_s``
+        :raises CameraUnreachable: the device stopped answering
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pos = await self.ptz_status(profile_token)
+            if pos.close_to(pan, tilt, zoom, tolerance) and not pos.moving:
+                return pos
+            if time.monotonic() >= deadline:
+                raise CameraError(
+                    f"{self.where}: PTZ at ({pos.pan:.3f}, {pos.tilt:.3f}, {pos.zoom:.3f}) after "
+                    f"{timeout_s:g} s, not at ({pan:.3f}, {tilt:.3f}, {zoom:.3f})"
+                )
+            await asyncio.sleep(poll_s)
 
     def subscription(self, **kwargs: Any) -> EventSubscription:
         """A PullPoint subscription on this device (not created yet)."""

@@ -60,6 +60,18 @@ class Reason(StrEnum):
     BLANK_FRAME = "blank_frame", "every pixel has the same colour (a decoder's fill)"
     ENCODE_FAILED = "encode_failed", "the evidence JPEG could not be encoded"
     ANALYSIS_FAILED = "analysis_failed", "the frame analyser raised an error on a frame"
+    # radar targets (pipeline.engine.radar)
+    UNKNOWN_RADAR = (
+        "unknown_radar",
+        "a radar sentence from a source the site's radars.yaml does not list",
+    )
+    UNSUPPORTED_SENTENCE = (
+        "unsupported_sentence",
+        "an NMEA sentence type the radar ingest does not read",
+    )
+    MISSING_FIELD = "missing_field", "a field the sentence needs is empty or absent"
+    BAD_FIELD = "bad_field", "a field holds no valid value (a number, unit, status or time)"
+    BEYOND_RANGE = "beyond_range", "a radar target farther than the radar's max_range_m"
     # publishing and delivery (connectors.kafka, connectors.alerts)
     INVALID_RECORD = "invalid_record", "a recorded line that is not valid JSON for its topic"
     WEBHOOK_REJECTED = "webhook_rejected", "a webhook receiver refused the alert (4xx)"

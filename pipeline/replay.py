@@ -46,7 +46,15 @@ from pipeline.engine.area import area_step, flush_area
 from pipeline.engine.state import AreaContext, AreaState
 from pipeline.engine.tracks import TrackDriverState, TrackParams, sweep_idle, track_batch
 from pipeline.errors import ConfigError
-from schemas.records import AisPosition, AisStatic, Alert, CameraFrame, Track, Watermark
+from schemas.records import (
+    AisPosition,
+    AisStatic,
+    Alert,
+    CameraFrame,
+    RadarTarget,
+    Track,
+    Watermark,
+)
 
 __all__ = ["ReplayResult", "read_frames", "replay", "run_replay"]
 
@@ -80,7 +88,7 @@ def _context(site: Any) -> AreaContext:
 
 
 def _window_marks(
-    ctx: AreaContext, batch: tuple[list[Any], list[Any], list[Any]], window_ms: int
+    ctx: AreaContext, batch: tuple[list[Any], ...], window_ms: int
 ) -> list[Watermark]:
     """Replay's watermarks after a micro-batch (one window of event time): the window's
     end, for every AIS input of the area (cameras state their own progress with their
@@ -237,8 +245,9 @@ def run_replay(
     track_params: TrackParams | None = None,
     window_ms: int = 1000,
     drain_s: float = 0.0,
+    radar: Sequence[RadarTarget] = (),
 ) -> ReplayResult:
-    """Replay recorded AIS and camera frames through the engine.
+    """Replay recorded AIS and camera frames (and radar target reports) through the engine.
 
     :param site: a site folder path, a :class:`pipeline.site.Site`, or an
         :class:`~pipeline.engine.state.AreaContext`
@@ -251,6 +260,7 @@ def run_replay(
     :param window_ms: event-time length of one micro-batch, ms
     :param drain_s: after the last input, let this much event time elapse before the final
         evaluation, s (0: only evaluate the open tick)
+    :param radar: radar target reports (:mod:`pipeline.engine.radar_area`)
     """
     ctx = _context(site)
     track_params = track_params or TrackParams()
@@ -263,10 +273,12 @@ def run_replay(
     all_frames = read_frames(detection_paths, counters) + list(frames)
     all_frames.sort(key=lambda fr: fr.t_ms)
     counters["frames.read"] += len(all_frames)
+    reports = sorted(radar, key=lambda r: r.t_ms)
+    counters["radar.read"] += len(reports)
     engine = _EngineRun(ctx, track_params, counters)
-    for ps, ss, fs in _micro_batches(positions, statics, all_frames, window_ms):
-        if ps or ss or fs:
-            engine.step(ps, ss, fs, _window_marks(ctx, (ps, ss, fs), window_ms))
+    for ps, ss, fs, rs in _micro_batches(positions, statics, all_frames, window_ms, reports):
+        if ps or ss or fs or rs:
+            engine.step(ps, ss, fs, _window_marks(ctx, (ps, ss, fs, rs), window_ms), rs)
     return engine.finish(drain_s)
 
 
@@ -275,31 +287,36 @@ def _micro_batches(
     statics: list[AisStatic],
     frames: list[CameraFrame],
     window_ms: int,
-) -> Iterator[tuple[list[AisPosition], list[AisStatic], list[CameraFrame]]]:
-    """The three time-ordered streams merged and cut into micro-batches of ``window_ms``
-    of event time: ``(positions, statics, frames)`` of each (possibly all empty)."""
+    radar: Sequence[RadarTarget] = (),
+) -> Iterator[tuple[list[AisPosition], list[AisStatic], list[CameraFrame], list[RadarTarget]]]:
+    """The time-ordered streams merged and cut into micro-batches of ``window_ms`` of event
+    time: ``(positions, statics, frames, radar reports)`` of each (possibly all empty)."""
     stream = heapq.merge(
         ((p.t_ms, 0, i) for i, p in enumerate(positions)),
         ((s.t_ms, 1, i) for i, s in enumerate(statics)),
         ((f.t_ms, 2, i) for i, f in enumerate(frames)),
+        ((r.t_ms, 3, i) for i, r in enumerate(radar)),
     )
     win: int | None = None
     ps: list[AisPosition] = []
     ss: list[AisStatic] = []
     fs: list[CameraFrame] = []
+    rs: list[RadarTarget] = []
     for t, kind, i in stream:
         w = t // window_ms
         if win is not None and w != win:
-            yield ps, ss, fs
-            ps, ss, fs = [], [], []
+            yield ps, ss, fs, rs
+            ps, ss, fs, rs = [], [], [], []
         win = w
         if kind == 0:
             ps.append(positions[i])
         elif kind == 1:
             ss.append(statics[i])
-        else:
+        elif kind == 2:
             fs.append(frames[i])
-    yield ps, ss, fs
+        else:
+            rs.append(radar[i])
+    yield ps, ss, fs, rs
 
 
 class _EngineRun:
@@ -321,10 +338,11 @@ class _EngineRun:
         ss: list[AisStatic],
         fs: list[CameraFrame],
         marks: list[Watermark] | None = None,
+        rs: Sequence[RadarTarget] = (),
     ) -> None:
         """One micro-batch through the track step, the idle sweep and the area step, with
         the AIS watermarks that follow it (``None``: the batch's own newest time)."""
-        if not (ps or ss or fs):
+        if not (ps or ss or fs or rs):
             return
         counters, tracks = self.counters, self.tracks
         batch = track_batch(tracks, self.driver, ps, ss, self.track_params, self.ctx.bbox)
@@ -337,7 +355,7 @@ class _EngineRun:
             del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
             counters["tracks.evicted"] += 1
         area_tracks = batch.area_updates
-        self.state, out = area_step(self.state, area_tracks, fs, self.ctx, marks)
+        self.state, out = area_step(self.state, area_tracks, fs, self.ctx, marks, radar=rs)
         self.alerts.extend(out)
 
     def finish(self, drain_s: float) -> ReplayResult:

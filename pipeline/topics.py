@@ -139,6 +139,22 @@ ALERT_ACTION = TopicSpec(
     retention_ms=-1,
 )
 
+RADAR_TARGET = TopicSpec(
+    "shorewatch.radar.target.v1",
+    "radar id",
+    records.RadarTarget,
+    "radar.target.v1.json",
+)
+CAMERA_LOCK = TopicSpec(
+    "shorewatch.camera.lock.v1",
+    "camera id",
+    records.CameraLock,
+    "camera.lock.v1.json",
+    partitions=1,
+    cleanup_policy="compact",
+    retention_ms=-1,
+)
+
 ALL: tuple[TopicSpec, ...] = (
     AIS_RAW,
     AIS_POSITION,
@@ -152,6 +168,8 @@ ALL: tuple[TopicSpec, ...] = (
     AIS_FIXES,
     FUSION_INPUT,
     ALERT_ACTION,
+    RADAR_TARGET,
+    CAMERA_LOCK,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL}

@@ -39,12 +39,14 @@ __all__ = [
     "CameraDetection",
     "CameraEvent",
     "CameraFrame",
+    "CameraLock",
     "CameraStatus",
     "DeadLetter",
     "FixColumns",
     "FusionInput",
     "GeoPoint",
     "LandingSiteFinding",
+    "RadarTarget",
     "RawAisBatch",
     "Track",
     "Watermark",
@@ -464,14 +466,15 @@ class FixColumns(msgspec.Struct, kw_only=True, gc=False):
 
 
 class FusionInput(msgspec.Struct, kw_only=True):
-    """Internal: a track update, a camera frame or a watermark re-keyed by area
-    (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of ``track``, ``frame``
-    and ``watermark`` is set."""
+    """Internal: a track update, a camera frame, a watermark or a radar target report
+    re-keyed by area (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of
+    ``track``, ``frame``, ``watermark`` and ``radar`` is set."""
 
     area: str
     track: Track | None = None
     frame: CameraFrame | None = None
     watermark: Watermark | None = None
+    radar: RadarTarget | None = None
 
 
 class LandingSiteFinding(msgspec.Struct, kw_only=True):
@@ -575,3 +578,70 @@ class Watermark(msgspec.Struct, kw_only=True, gc=False):
     path: Literal["ais"] = "ais"
     partition: int = 0
     t_ms: int
+
+
+class RadarTarget(msgspec.Struct, kw_only=True, gc=False):
+    """One radar target report, geo-located (``shorewatch.radar.target.v1``). Key: ``radar_id``.
+
+    From an NMEA 0183 ``TTM`` (range and bearing from the antenna, converted with the
+    radar's position in the site's ``radars.yaml``) or ``TLL`` (the radar's own
+    latitude/longitude) sentence.
+
+    :param target_id: ``<radar_id>:<target_number>``, stable while the radar tracks it
+    :param t_ms: event time: the sentence's UTC time of day dated from the receive time
+        (the receive time when the sentence has none), ms UTC
+    :param rx_t_ms: receive time, ms UTC
+    :param range_m: range from the antenna, m
+    :param bearing_deg: bearing from the antenna, degrees true
+    :param speed_kn: target speed, knots (``TTM`` only)
+    :param course_deg: target course, degrees true (``TTM`` only)
+    :param position_sigma_m: one-sigma horizontal position error, m: the radar's range
+        error and ``range × bearing error`` combined, so it grows with range
+    :param status: ``tracking`` (T), ``acquiring`` (Q) or ``lost`` (L)
+    :param cpa_m: distance of the closest point of approach to the radar, m
+    :param tcpa_min: time to the CPA, minutes
+    :param acquisition: ``auto`` (A) or ``manual`` (M) acquisition
+    :param reference: the radar uses this target as a reference target
+    """
+
+    radar_id: str
+    target_id: str
+    target_number: int
+    sentence: Literal["TTM", "TLL"]
+    t_ms: int
+    rx_t_ms: int
+    lon: float
+    lat: float
+    range_m: float
+    bearing_deg: float
+    position_sigma_m: float
+    status: Literal["tracking", "acquiring", "lost"]
+    source: str
+    speed_kn: float | None = None
+    course_deg: float | None = None
+    name: str | None = None
+    cpa_m: float | None = None
+    tcpa_min: float | None = None
+    acquisition: Literal["auto", "manual"] | None = None
+    reference: bool = False
+
+
+class CameraLock(msgspec.Struct, kw_only=True):
+    """An operator's lock on a PTZ camera (``shorewatch.camera.lock.v1``, compacted). Key:
+    ``camera_id``; the newest record of a camera is its state.
+
+    While a camera is locked the cue service never moves it (and gives up a cue it was
+    running there, leaving the camera where the operator wants it).
+
+    :param locked: ``True`` to lock, ``False`` to release
+    :param t_ms: when the operator acted, ms UTC (wall clock)
+    :param user: who locked or released it
+    :param until_t_ms: the lock ends by itself at this time, ms UTC (``None``: until released)
+    """
+
+    camera_id: str
+    locked: bool
+    t_ms: int
+    user: str
+    reason: str | None = None
+    until_t_ms: int | None = None

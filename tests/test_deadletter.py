@@ -15,9 +15,15 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _readme_reasons() -> dict[str, str]:
-    text = README.read_text()
-    section = text.split("### Dead letters", 1)[1].split("\n## ", 1)[0]
-    return dict(re.findall(r"^\| `([a-z_]+)` \| (.+?) \|", section, flags=re.M))
+    """The README's table, and the ``### Dead letters`` tables of docs/*.md not folded in yet."""
+    out: dict[str, str] = {}
+    for path in [README, *sorted((README.parent / "docs").glob("*.md"))]:
+        text = path.read_text()
+        if "### Dead letters" not in text:
+            continue
+        section = text.split("### Dead letters", 1)[1].split("\n## ", 1)[0]
+        out.update(re.findall(r"^\| `([a-z_]+)` \| (.+?) \|", section, flags=re.M))
+    return out
 
 
 @pytest.mark.unit

@@ -43,6 +43,8 @@ COMMANDS: dict[str, str] = {
     "history": "pipeline.cli.history",
     "console": "pipeline.cli.console",
     "users": "pipeline.cli.console",
+    "cue": "pipeline.cli.cue",
+    "radar": "pipeline.cli.radar",
 }
 
 

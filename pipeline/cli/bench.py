@@ -200,3 +200,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         _add_console,
     ):
         add(group)
+    from pipeline.cli.cue import add_bench_cue
+
+    add_bench_cue(group)

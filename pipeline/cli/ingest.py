@@ -96,3 +96,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     group = command_group(sub, "ingest", "run a connector")
     _add_ais(group)
     _add_camera(group)
+    from pipeline.cli.radar import add_ingest_radar
+
+    add_ingest_radar(group)

@@ -14,4 +14,4 @@ def add_commands(sub) -> None:
     c.add_argument(
         "--no-env", action="store_true", help="do not require the cameras' credential variables"
     )
-    c.set_defaults(func=lazy("pipeline.site", "cmd_check"))
+    c.set_defaults(func=lazy("pipeline.radars", "cmd_check"))

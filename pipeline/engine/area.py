@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.engine.picture import evaluate
+from pipeline.engine.radar_area import hold_radar
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -14,6 +15,7 @@ from pipeline.engine.watermarks import area_watermark, hold, release
 from schemas.records import (
     Alert,
     CameraFrame,
+    RadarTarget,
     Track,
     Watermark,
 )
@@ -25,6 +27,7 @@ def area_step(
     frames: Sequence[CameraFrame],
     ctx: AreaContext,
     marks: Sequence[Watermark] | None = None,
+    radar: Sequence[RadarTarget] = (),
 ) -> tuple[AreaState, list[Alert]]:
     """Advance one area by a batch of track updates, camera frames and AIS watermarks.
 
@@ -48,16 +51,21 @@ def area_step(
         replay); ``None`` for input known to be in event-time order and complete up to its
         newest event time (tests; a driver with all input at hand): its own watermark is
         then just past that
+    :param radar: radar target reports (:mod:`pipeline.engine.radar_area`)
     :returns: the new state and the alert events (open / update / closed), in order
     """
     st = state if state is not None else AreaState()
     late_t, late_f = hold(st, ctx, tracks, frames, marks or ())
+    late_r = hold_radar(st, radar)
     if marks is None:
-        newest = max([*(x.t_ms for x in tracks), *(x.t_ms for x in frames)], default=-1)
+        newest = max(
+            [*(x.t_ms for x in tracks), *(x.t_ms for x in frames), *(x.t_ms for x in radar)],
+            default=-1,
+        )
         w = max(st.released_t_ms, newest + 1 if newest >= 0 else -1)
     else:
         w = area_watermark(st, ctx)
-    return st, release(st, ctx, w, late_t, late_f)
+    return st, release(st, ctx, w, late_t, late_f, late_r)
 
 
 def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None) -> list[Alert]:
@@ -65,6 +73,7 @@ def flush_area(state: AreaState, ctx: AreaContext, until_t_ms: int | None = None
     of the open tick; with ``until_t_ms``, let the area's watermark run on to that time
     (evaluating at least every second of it, e.g. to let silences and dwells elapse) and evaluate there."""
     held = [x.t_ms for x in state.held_tracks] + [x.t_ms for x in state.held_frames]
+    held += [x.t_ms for x in state.held_radar]
     out = release(state, ctx, max([state.released_t_ms, *(t + 1 for t in held)]))
     if state.tick >= 0:
         tick_ms = max(1, int(round(ctx.thresholds.eval_tick_s * 1000.0)))

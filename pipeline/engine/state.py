@@ -17,6 +17,7 @@ from pipeline.core.geo import AreaGeometry
 from schemas.records import (
     AlertData,
     CameraFrame,
+    RadarTarget,
     Track,
 )
 
@@ -189,6 +190,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param released_t_ms: the area's watermark: every input older than it has been
         applied and every evaluation time up to it made, ms UTC (-1: none)
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
+    :param held_radar: radar reports not yet released (:mod:`pipeline.engine.radar_area`)
+    :param radar_marks: newest report time received from each radar, ms UTC
     """
 
     version: int = 1
@@ -213,6 +216,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     start_t_ms: int = -1
     released_t_ms: int = -1
     evaluated_t_ms: int = -1
+    held_radar: list[RadarTarget] = msgspec.field(default_factory=list)
+    radar_marks: dict[str, int] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

@@ -49,8 +49,9 @@ import numpy as np
 
 from pipeline.engine.picture import _apply_frame, _apply_track, _identity_refresh, _StepCache
 from pipeline.engine.picture import evaluate as _evaluate
+from pipeline.engine.radar_area import apply_radar
 from pipeline.engine.state import AreaContext, AreaState
-from schemas.records import Alert, CameraFrame, FixColumns, Track, Watermark
+from schemas.records import Alert, CameraFrame, FixColumns, RadarTarget, Track, Watermark
 
 __all__ = [
     "CAMERA_PATH_IDLE_FACTOR",
@@ -114,7 +115,7 @@ def area_watermark(st: AreaState, ctx: AreaContext) -> int:
     cams = [
         st.cam_marks[c] - ctx.camera_disorder_ms if c in st.cam_marks else st.start_t_ms
         for c in ctx.cameras
-    ]
+    ] + [m - ctx.camera_disorder_ms for m in st.radar_marks.values()]  # radars: like cameras
     top = max(cams, default=-1)
     gone = ais - CAMERA_PATH_IDLE_FACTOR * ctx.camera_idle_ms
     active = [w for w in cams if w >= top - ctx.camera_idle_ms and w >= gone]
@@ -162,6 +163,7 @@ def release(
     w_ms: int,
     late_tracks: Sequence[Track] = (),
     late_frames: Sequence[CameraFrame] = (),
+    late_radar: Sequence[RadarTarget] = (),
 ) -> list[Alert]:
     """Apply the late input, then let the area's watermark reach ``w_ms``: the held input
     older than it in event-time order, each after the evaluations due before it, then
@@ -178,6 +180,7 @@ def release(
     th = ctx.thresholds
     cache = _StepCache()
     late_t = [x.t_ms for x in late_tracks] + [x.t_ms for x in late_frames]
+    late_t += [x.t_ms for x in late_radar]
     if late_t and st.first_t_ms < 0:
         st.first_t_ms = min(late_t)
     for tr in sorted(late_tracks, key=lambda x: (x.t_ms, x.mmsi)):
@@ -188,15 +191,21 @@ def release(
     for fr in sorted(late_frames, key=lambda x: (x.t_ms, x.camera_id)):
         st.count("late")
         _apply_frame(st, fr, ctx, cache)
+    for r in sorted(late_radar, key=lambda x: (x.t_ms, x.radar_id, x.target_number)):
+        st.count("late")
+        apply_radar(st, r, cache, th)
     out: list[Alert] = []
     if w_ms > st.released_t_ms:
         tracks = [x for x in st.held_tracks if x.t_ms < w_ms]
         frames = [x for x in st.held_frames if x.t_ms < w_ms]
         st.held_tracks = [x for x in st.held_tracks if x.t_ms >= w_ms]
         st.held_frames = [x for x in st.held_frames if x.t_ms >= w_ms]
+        radar = [x for x in st.held_radar if x.t_ms < w_ms]
+        st.held_radar = [x for x in st.held_radar if x.t_ms >= w_ms]
         items = sorted(
             [(tr.t_ms, 0, tr.mmsi, "", i) for i, tr in enumerate(tracks)]
             + [(fr.t_ms, 1, 0, fr.camera_id, i) for i, fr in enumerate(frames)]
+            + [(r.t_ms, 2, r.target_number, r.radar_id, i) for i, r in enumerate(radar)]
         )
         tick = _tick_ms(ctx)
         for t, kind, _, _, i in items:
@@ -208,8 +217,10 @@ def release(
             if kind == 0:
                 if _apply_track(st, tracks[i], th):
                     cache.vessels = None
-            else:
+            elif kind == 1:
                 _apply_frame(st, frames[i], ctx, cache)
+            else:
+                apply_radar(st, radar[i], cache, th)
         out += evaluate_until(st, ctx, w_ms, cache)
         st.released_t_ms = w_ms
     cache.store(st)

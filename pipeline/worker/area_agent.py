@@ -94,6 +94,7 @@ class _AreaAgent:
         by_area: dict[
             str, tuple[list[records.Track], list[records.CameraFrame], list[records.Watermark]]
         ] = {}
+        radar: dict[str, list[records.RadarTarget]] = {}
         for v in values:
             item = self.in_dec.decode(v)
             tr, fr, wm = by_area.setdefault(item.area, ([], [], []))
@@ -103,11 +104,13 @@ class _AreaAgent:
                 fr.append(item.frame)
             if item.watermark is not None:
                 wm.append(item.watermark)
+            if item.radar is not None:
+                radar.setdefault(item.area, []).append(item.radar)
         for name, (trs, frs, wms) in by_area.items():
             if name != self.ctx.site:
                 self.metrics.add({"area.unknown_area": len(trs) + len(frs) + len(wms)})
                 continue
-            await self._step(name, trs, frs, wms, values)
+            await self._step(name, trs, frs, wms, values, radar.get(name, []))
 
     async def _step(
         self,
@@ -116,6 +119,7 @@ class _AreaAgent:
         frs: list[records.CameraFrame],
         wms: list[records.Watermark],
         values: list[bytes],
+        rds: list[records.RadarTarget] | None = None,
     ) -> None:
         """Step one area; on failure dead-letter the micro-batch."""
         key = name.encode()
@@ -123,7 +127,7 @@ class _AreaAgent:
         late_before = state.counters.get("late", 0) if state is not None else 0
         released_before = state.released_t_ms if state is not None else -1
         try:
-            state, out = self.area_step(state, trs, frs, self.ctx, wms)
+            state, out = self.area_step(state, trs, frs, self.ctx, wms, radar=rds or ())
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
             log.exception("area step of %s failed", name)
             self.metrics.add({"area.step_failed": 1})

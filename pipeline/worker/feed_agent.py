@@ -23,6 +23,9 @@ def _register_feed(app: faust.App, site: Any) -> None:
     dead = raw_topic(app, topics.DEADLETTER)
     cameras = {c.id for c in site.cameras}
     area = site.name
+    from pipeline.worker.radar_feed_agent import _register_radar_feed
+
+    _register_radar_feed(app, site)  # the radar's reports take the same way to the area
 
     @app.agent(raw_topic(app, topics.CAMERA_DETECTION), name="shorewatch.feed")
     async def feed(stream: faust.StreamT) -> None:

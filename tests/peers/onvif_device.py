@@ -6,7 +6,13 @@ It implements, on 127.0.0.1 only, what a real PTZ camera with analytics answers:
   requires; the clock can be skewed on purpose), ``GetServices``,
   ``GetDeviceInformation``;
 - media service: ``GetProfiles``, ``GetStreamUri``, ``GetSnapshotUri``;
-- PTZ service: ``GetStatus`` (pan/tilt in [-1, 1], zoom in [0, 1]);
+- PTZ service: ``GetStatus`` (pan/tilt in [-1, 1], zoom in [0, 1], ``MoveStatus``),
+  ``AbsoluteMove``, ``ContinuousMove``, ``Stop``, ``GetPresets``, ``GotoPreset``,
+  ``GotoHomePosition``: moves take time (each axis travels at most ``*_speed`` generic
+  units per second), and ``GetStatus`` reports where the head is on the way and ``MOVING``
+  until it got there;
+- ``GET /snapshot.jpg`` (HTTP basic authentication): a JPEG; each snapshot is logged with
+  the pose it was taken at (:attr:`OnvifDevice.snapshots`);
 - event service: ``CreatePullPointSubscription``; on each subscription address
   ``PullMessages`` (long poll, returns scripted events), ``Renew``, ``Unsubscribe``.
 
@@ -39,6 +45,7 @@ import hmac
 import itertools
 import re
 import socket
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -138,6 +145,54 @@ class Subscription:
     renewals: int = 0
 
 
+def snapshot_jpeg(pan: float, tilt: float, zoom: float) -> bytes:
+    """A small JPEG whose grey level encodes the pose (a picture, not a placeholder)."""
+    import cv2
+    import numpy as np
+
+    img = np.zeros((180, 320, 3), np.uint8)
+    img[:90] = (200, 160, 120)  # sky
+    img[90:] = (120, 80, 30)  # sea
+    cv2.putText(img, f"{pan:.3f} {tilt:.3f} {zoom:.3f}", (8, 40), 0, 0.6, (255, 255, 255), 1)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+@dataclass
+class _Motion:
+    """A PTZ movement under way: towards ``target`` at most ``speeds`` per axis, or at
+    constant ``speeds`` (velocities) until ``until`` (monotonic s), clipped to the spaces."""
+
+    t0: float
+    start: tuple[float, float, float]
+    speeds: tuple[float, float, float]
+    target: tuple[float, float, float] | None = None
+    until: float = 0.0
+
+    def at(self, now: float) -> tuple[float, float, float, bool]:
+        lo, hi = (-1.0, -1.0, 0.0), (1.0, 1.0, 1.0)
+        if self.target is not None:
+            dt_s = now - self.t0
+            out = []
+            moving = False
+            for a, b, v in zip(self.start, self.target, self.speeds, strict=True):
+                step = abs(v) * dt_s
+                if abs(b - a) > step:
+                    out.append(a + step * (1 if b > a else -1))
+                    moving = True
+                else:
+                    out.append(b)
+            return out[0], out[1], out[2], moving
+        dt_s = min(now, self.until) - self.t0
+        pos = [
+            min(h, max(lo_, a + v * dt_s))
+            for a, v, lo_, h in zip(self.start, self.speeds, lo, hi, strict=True)
+        ]
+        moving = now < self.until and any(v != 0 for v in self.speeds)
+        return pos[0], pos[1], pos[2], moving
+
+
 class OnvifDevice:
     """The device. All state is plain attributes tests may change between calls.
 
@@ -145,7 +200,9 @@ class OnvifDevice:
     :param password: its password
     :param clock_skew_s: device clock minus true UTC, s
     :param rtsp_url: what ``GetStreamUri`` answers
-    :param pan: PTZ pan in [-1, 1]; ``tilt`` in [-1, 1]; ``zoom`` in [0, 1]
+    :param pan: PTZ pan in [-1, 1]; ``tilt`` in [-1, 1]; ``zoom`` in [0, 1] (also the home
+        position)
+    :param pan_speed: top pan speed, generic units per second (``tilt_speed``, ``zoom_speed``)
     """
 
     def __init__(
@@ -160,12 +217,24 @@ class OnvifDevice:
         zoom: float = 0.0,
         manufacturer: str = "Shorewatch",
         model: str = "TestPTZ-1",
+        pan_speed: float = 0.5,
+        tilt_speed: float = 0.5,
+        zoom_speed: float = 0.5,
     ):
         self.user, self.password = user, password
         self.clock_skew_s = clock_skew_s
         self.rtsp_url = rtsp_url
         self.pan, self.tilt, self.zoom = pan, tilt, zoom
         self.manufacturer, self.model = manufacturer, model
+        #: top speed of each axis, generic units per second (pan, tilt, zoom)
+        self.pan_speed, self.tilt_speed, self.zoom_speed = pan_speed, tilt_speed, zoom_speed
+        self.home = (pan, tilt, zoom)
+        self.presets: dict[str, tuple[str, float, float, float]] = {}
+        self._motion: _Motion | None = None
+        #: PTZ commands received: ``(operation, argument)``
+        self.moves: list[tuple[str, tuple[float, ...] | str]] = []
+        #: ``(pan, tilt, zoom, moving, monotonic time)`` of each snapshot served
+        self.snapshots: list[tuple[float, float, float, bool, float]] = []
         self.serial = "SW-" + uuid.uuid4().hex[:8].upper()
         self.endpoint = f"urn:uuid:{uuid.uuid4()}"
         self.subscriptions: dict[str, Subscription] = {}
@@ -206,6 +275,20 @@ class OnvifDevice:
         """Answer the next call of ``operation`` with a SOAP fault."""
         self._faults[operation] = SoapFault(subcode, reason)
 
+    def pose(self) -> tuple[float, float, float, bool]:
+        """Where the head is now: ``(pan, tilt, zoom, moving)``; a finished move is settled."""
+        if self._motion is None:
+            return self.pan, self.tilt, self.zoom, False
+        p, t, z, moving = self._motion.at(time.monotonic())
+        if not moving:
+            self.pan, self.tilt, self.zoom = p, t, z
+            self._motion = None
+        return p, t, z, moving
+
+    def _start(self, motion: _Motion) -> None:
+        self.pan, self.tilt, self.zoom, _ = self.pose()
+        self._motion = motion
+
     def drop_subscriptions(self) -> None:
         """Forget every subscription, as a rebooting camera does."""
         self.subscriptions.clear()
@@ -225,6 +308,7 @@ class OnvifDevice:
         app = web.Application()
         app.router.add_post("/onvif/{service}", self._handle)
         app.router.add_post("/onvif/subscription/{sid}", self._handle)
+        app.router.add_get("/snapshot.jpg", self._snapshot)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -407,16 +491,110 @@ class OnvifDevice:
 
     def _op_GetStatus(self, el: ET.Element) -> str:
         self._profile(el)
+        pan, tilt, zoom, moving = self.pose()
+        state = "MOVING" if moving else "IDLE"
         space = "http://www.onvif.org/ver10/tptz/PanTiltSpaces/PositionGenericSpace"
         zspace = "http://www.onvif.org/ver10/tptz/ZoomSpaces/PositionGenericSpace"
         return (
             "<tptz:GetStatusResponse><tptz:PTZStatus><tt:Position>"
-            f'<tt:PanTilt x="{self.pan}" y="{self.tilt}" space="{space}"/>'
-            f'<tt:Zoom x="{self.zoom}" space="{zspace}"/></tt:Position>'
-            "<tt:MoveStatus><tt:PanTilt>IDLE</tt:PanTilt><tt:Zoom>IDLE</tt:Zoom></tt:MoveStatus>"
+            f'<tt:PanTilt x="{pan:.6f}" y="{tilt:.6f}" space="{space}"/>'
+            f'<tt:Zoom x="{zoom:.6f}" space="{zspace}"/></tt:Position>'
+            f"<tt:MoveStatus><tt:PanTilt>{state}</tt:PanTilt><tt:Zoom>{state}</tt:Zoom></tt:MoveStatus>"
             f"<tt:UtcTime>{iso(self.now())}</tt:UtcTime>"
             "</tptz:PTZStatus></tptz:GetStatusResponse>"
         )
+
+    def _vector(self, el: ET.Element | None, zoom_default: float) -> tuple[float, float, float]:
+        """``(x, y, zoom)`` of a PTZVector or PTZSpeed element (absent parts: current pose)."""
+        pan, tilt, _, _ = self.pose()
+        if el is None:
+            return pan, tilt, zoom_default
+        pt = el.find("tt:PanTilt", NS)
+        zm = el.find("tt:Zoom", NS)
+        try:
+            x = float(pt.get("x", pan)) if pt is not None else pan
+            y = float(pt.get("y", tilt)) if pt is not None else tilt
+            z = float(zm.get("x", zoom_default)) if zm is not None else zoom_default
+        except ValueError:
+            raise SoapFault("ter:InvalidArgVal", "PTZ values must be numbers") from None
+        return x, y, z
+
+    def _absolute(self, target: tuple[float, float, float], speed: float = 1.0) -> None:
+        x, y, z = target
+        if not (-1 <= x <= 1 and -1 <= y <= 1 and 0 <= z <= 1):
+            raise SoapFault(
+                "ter:InvalidArgVal/ter:InvalidPosition", f"position {target} out of range"
+            )
+        pan, tilt, zoom, _ = self.pose()
+        speeds = (self.pan_speed * speed, self.tilt_speed * speed, self.zoom_speed * speed)
+        self._start(_Motion(time.monotonic(), (pan, tilt, zoom), speeds, target=target))
+
+    def _op_AbsoluteMove(self, el: ET.Element) -> str:
+        self._profile(el)
+        target = self._vector(el.find("tptz:Position", NS), self.pose()[2])
+        speed_el = el.find("tptz:Speed/tt:PanTilt", NS)
+        speed = float(speed_el.get("x", 1.0)) if speed_el is not None else 1.0
+        self.moves.append(("AbsoluteMove", target))
+        self._absolute(target, max(0.01, min(1.0, abs(speed))))
+        return "<tptz:AbsoluteMoveResponse/>"
+
+    def _op_ContinuousMove(self, el: ET.Element) -> str:
+        self._profile(el)
+        vx, vy, vz = self._vector(el.find("tptz:Velocity", NS), 0.0)
+        if el.find("tptz:Velocity/tt:PanTilt", NS) is None:
+            vx = vy = 0.0
+        timeout = el.findtext("tptz:Timeout", None, NS)
+        until = (self._termination(timeout) - self.now()).total_seconds() if timeout else 3600.0
+        pan, tilt, zoom, _ = self.pose()
+        velocity = (vx * self.pan_speed, vy * self.tilt_speed, vz * self.zoom_speed)
+        self.moves.append(("ContinuousMove", (vx, vy, vz)))
+        now = time.monotonic()
+        self._start(_Motion(now, (pan, tilt, zoom), velocity, until=now + until))
+        return "<tptz:ContinuousMoveResponse/>"
+
+    def _op_Stop(self, el: ET.Element) -> str:
+        self._profile(el)
+        pan, tilt, zoom, _ = self.pose()
+        self.pan, self.tilt, self.zoom, self._motion = pan, tilt, zoom, None
+        self.moves.append(("Stop", (pan, tilt, zoom)))
+        return "<tptz:StopResponse/>"
+
+    def _op_GetPresets(self, el: ET.Element) -> str:
+        self._profile(el)
+        return (
+            "<tptz:GetPresetsResponse>"
+            + "".join(
+                f'<tptz:Preset token="{escape(tok)}"><tt:Name>{escape(name)}</tt:Name>'
+                f'<tt:PTZPosition><tt:PanTilt x="{p}" y="{t}"/><tt:Zoom x="{z}"/></tt:PTZPosition>'
+                "</tptz:Preset>"
+                for tok, (name, p, t, z) in self.presets.items()
+            )
+            + "</tptz:GetPresetsResponse>"
+        )
+
+    def _op_GotoPreset(self, el: ET.Element) -> str:
+        self._profile(el)
+        token = el.findtext("tptz:PresetToken", "", NS)
+        if token not in self.presets:
+            raise SoapFault("ter:InvalidArgVal/ter:NoToken", f"no preset {token!r}")
+        self.moves.append(("GotoPreset", token))
+        self._absolute(self.presets[token][1:])
+        return "<tptz:GotoPresetResponse/>"
+
+    def _op_GotoHomePosition(self, el: ET.Element) -> str:
+        self._profile(el)
+        self.moves.append(("GotoHomePosition", self.home))
+        self._absolute(self.home)
+        return "<tptz:GotoHomePositionResponse/>"
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+            self.auth_failures += 1
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="cam"'})
+        pan, tilt, zoom, moving = self.pose()
+        self.snapshots.append((pan, tilt, zoom, moving, time.monotonic()))
+        return web.Response(body=snapshot_jpeg(pan, tilt, zoom), content_type="image/jpeg")
 
     def _termination(self, text: str | None, default_s: float = 60.0) -> dt.datetime:
         now = self.now()

@@ -1,0 +1,90 @@
+"""Radar targets in the area step: each report associated with the area's AIS vessels and
+kept as an area target beside the camera targets, so a radar target with no AIS is dark.
+
+A report's target is ``radar:<radar id>:<target number>`` in ``AreaState.targets`` (a
+:class:`~pipeline.engine.state._Target` whose ``camera_id`` is ``radar:<radar id>``): the
+detectors see it as they see a camera target (``dark_vessel`` once it has
+``dark_min_hits`` reports without an AIS match for ``dark_vessel_min_s``; a stop at the
+waterline for ``unusual_landing``; a target last matched to a vessel whose AIS went silent is
+that vessel, dark, for ``dark_approach``), and its alerts carry the radar reports as
+evidence and the radar track as trail. Reports are held and released in event-time order
+with the other inputs (:mod:`pipeline.engine.watermarks`); each radar's newest report is its
+progress, as a camera's newest frame is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.core.detectors import Thresholds
+from pipeline.core.radar_fusion import RadarArrays, associate_radar
+from pipeline.engine.picture import _move_target, _StepCache
+from pipeline.engine.state import AreaState, _Target
+from schemas.records import CameraDetection, RadarTarget
+
+__all__ = ["SMOOTH_REPORTS", "apply_radar", "hold_radar", "radar_target_key"]
+
+#: a radar target's position is the mean of this many of its last reports (10 s at 24 rpm)
+SMOOTH_REPORTS = 5
+
+
+def radar_target_key(r: RadarTarget) -> str:
+    """The area target of a radar report: ``radar:<radar id>:<target number>``."""
+    return f"radar:{r.radar_id}:{r.target_number}"
+
+
+def hold_radar(st: AreaState, radar: Sequence[RadarTarget]) -> list[RadarTarget]:
+    """Take in radar reports: note each radar's progress, hold what the area's watermark has
+    not passed yet.
+
+    :returns: the late reports (older than the area's watermark), to apply at once
+    """
+    if radar and st.start_t_ms < 0:
+        st.start_t_ms = min(r.t_ms for r in radar)
+    for r in radar:
+        if r.t_ms > st.radar_marks.get(r.radar_id, -1):
+            st.radar_marks[r.radar_id] = r.t_ms
+    cut = st.released_t_ms
+    late = [r for r in radar if r.t_ms < cut]
+    st.held_radar += [r for r in radar if r.t_ms >= cut] if late else list(radar)
+    return late
+
+
+def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds) -> None:
+    """One radar report: its target moved, matched to the AIS vessel that explains it
+    (dead-reckoned to the report's time, gated by both uncertainties) or to none."""
+    key = radar_target_key(r)
+    if r.status == "lost":
+        return  # the target ages out like a camera target the camera lost
+    v = cache.vessel_arrays(st)
+    owner = int(
+        associate_radar(
+            v, RadarArrays.from_lists([r.t_ms], [r.lon], [r.lat], [r.position_sigma_m])
+        )[0]
+    )
+    mmsi = int(v.mmsi[owner]) if owner >= 0 else -1
+    tg = st.targets.get(key)
+    if tg is None:
+        tg = _Target(camera_id=f"radar:{r.radar_id}", track_id=r.target_number,
+                     first_t_ms=r.t_ms, t_ms=r.t_ms)  # fmt: skip
+        st.targets[key] = tg
+    tg.detections.append({
+        "radar_id": r.radar_id, "target_id": r.target_id, "t_ms": int(r.t_ms),
+        "lon": r.lon, "lat": r.lat, "range_m": r.range_m, "bearing_deg": r.bearing_deg,
+        "position_sigma_m": r.position_sigma_m, "mmsi": mmsi if mmsi >= 0 else None,
+    })  # fmt: skip
+    del tg.detections[:-SMOOTH_REPORTS]
+    # The target's position is the mean of its last reports (a radar plot jitters by its
+    # sigma every scan, a camera's far less), and it counts as stopped within 3 raw sigmas:
+    # a boat at the waterline keeps its anchor while the plots scatter around it.
+    lon = sum(float(x["lon"]) for x in tg.detections) / len(tg.detections)
+    lat = sum(float(x["lat"]) for x in tg.detections) / len(tg.detections)
+    d = CameraDetection(
+        track_id=r.target_number, box_px=[], cls="radar", confidence=1.0,
+        bearing_deg=r.bearing_deg, bearing_sigma_deg=0.0, range_m=r.range_m,
+        range_sigma_m=1.5 * r.position_sigma_m, lon=lon, lat=lat,
+    )  # fmt: skip
+    _move_target(tg, d, r.t_ms, mmsi, th)
+    if mmsi >= 0:
+        tg.ever_matched = True
+        tg.last_mmsi = mmsi
