@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.engine.identity import keep_identities
 from pipeline.engine.picture import evaluate
 from pipeline.engine.state import (
     AreaContext,
@@ -15,6 +16,7 @@ from schemas.records import (
     Alert,
     CameraFrame,
     Track,
+    VesselIdentity,
     Watermark,
 )
 
@@ -25,6 +27,7 @@ def area_step(
     frames: Sequence[CameraFrame],
     ctx: AreaContext,
     marks: Sequence[Watermark] | None = None,
+    identities: Sequence[VesselIdentity] = (),
 ) -> tuple[AreaState, list[Alert]]:
     """Advance one area by a batch of track updates, camera frames and AIS watermarks.
 
@@ -51,6 +54,7 @@ def area_step(
     :returns: the new state and the alert events (open / update / closed), in order
     """
     st = state if state is not None else AreaState()
+    keep_identities(st, identities)
     late_t, late_f = hold(st, ctx, tracks, frames, marks or ())
     if marks is None:
         newest = max([*(x.t_ms for x in tracks), *(x.t_ms for x in frames)], default=-1)

@@ -18,6 +18,7 @@ from schemas.records import (
     AlertData,
     CameraFrame,
     Track,
+    VesselIdentity,
 )
 
 
@@ -189,6 +190,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param released_t_ms: the area's watermark: every input older than it has been
         applied and every evaluation time up to it made, ms UTC (-1: none)
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
+    :param identities: what the vessel registry says about the area's MMSIs, as the driver
+        resolved them (:mod:`pipeline.engine.identity`)
     """
 
     version: int = 1
@@ -213,6 +216,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     start_t_ms: int = -1
     released_t_ms: int = -1
     evaluated_t_ms: int = -1
+    identities: dict[int, VesselIdentity] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

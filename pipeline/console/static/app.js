@@ -76,7 +76,7 @@
   }
 
   // ------------------------------------------------------------------ alerts
-  const KINDS = ["unusual_landing", "dark_approach", "dark_vessel", "rendezvous", "loitering", "identity_anomaly", "impossible_speed", "ais_not_seen", "landing_site"];
+  const KINDS = ["unusual_landing", "dark_approach", "dark_vessel", "rendezvous", "loitering", "identity_anomaly", "impossible_speed", "ais_not_seen", "landing_site", "cloned_mmsi", "outside_home_harbour"];
   function fillSelect(id, opts) { const s = $(id); const v = s.value; s.textContent = ""; for (const [val, label] of opts) { const o = el("option", label); o.value = val; s.appendChild(o); } if (v) s.value = v; }
   function fillFilters() {
     fillSelect("f-kind", [["", t("all")], ...KINDS.map((k) => [k, t("kind_" + k)])]);

@@ -36,6 +36,7 @@ const SW_I18N = (function () {
       kind_dark_vessel: "Dark vessel", kind_rendezvous: "Rendezvous", kind_loitering: "Loitering",
       kind_identity_anomaly: "Identity anomaly", kind_impossible_speed: "Impossible speed",
       kind_ais_not_seen: "AIS not seen", kind_landing_site: "Landing site", zone_label: "Times in",
+      kind_cloned_mmsi: "Cloned MMSI", kind_outside_home_harbour: "Away from home harbour",
     },
     "zh-CN": {
       user: "用户", password: "密码", sign_in: "登录", sign_out: "退出",
@@ -70,6 +71,7 @@ const SW_I18N = (function () {
       kind_dark_vessel: "暗船", kind_rendezvous: "海上会合", kind_loitering: "徘徊",
       kind_identity_anomaly: "身份异常", kind_impossible_speed: "速度异常",
       kind_ais_not_seen: "未见AIS", kind_landing_site: "疑似登陆点", zone_label: "时区",
+      kind_cloned_mmsi: "套用MMSI", kind_outside_home_harbour: "夜泊非船籍港",
     },
   };
   function pick(userLang) {
