@@ -64,7 +64,7 @@ def _stops(v: dict[str, Any], site: Any, th: Thresholds) -> tuple[list[str], lis
     names = [z.name for z in geo.zones]
     zd = geo.zone_distances_m(lon, lat)
     homes: list[str] = []
-    stops = []
+    stops: list[dict[str, Any]] = []
     for a, b in _runs(sog < _STOP_KN):
         inside = [names[k] for k in np.flatnonzero(zd[a:b].min(axis=0) <= 0.0).tolist()]
         for n in inside:
@@ -116,7 +116,8 @@ def generate_registry(truth: dict[str, Any], site: Any) -> dict[str, Any]:
     rest = [i for i in order[k_un:] if i not in mism]
     expd = set(rest[:k_exp])
     watch = set(rng.permutation(n)[: max(1, round(WATCHLISTED * n)) if n >= 5 else 0].tolist())
-    vessels, entries = [], []
+    vessels: list[dict[str, Any]] = []
+    entries: list[dict[str, str]] = []
     expected: dict[str, list[int]] = {r: [] for r in RULES}
     for i, v in enumerate(ais):
         m = int(v["mmsi"])
@@ -152,10 +153,12 @@ def write_sim_registry(site: Any, truth: dict[str, Any], out_dir: str | Path) ->
     """Write ``registry.json``, ``watchlist.json`` and ``registry_truth.json`` for a run."""
     out = Path(out_dir)
     doc = generate_registry(truth, site)
-    dump = {"ensure_ascii": False, "sort_keys": True, "indent": 0}
-    (out / "registry.json").write_text(json.dumps(doc["vessels"], **dump) + "\n", "utf-8")
-    (out / "watchlist.json").write_text(json.dumps(doc["watchlist"], **dump) + "\n", "utf-8")
-    (out / "registry_truth.json").write_text(
-        json.dumps({"seed": truth["seed"], "expected": doc["expected"]}, **dump) + "\n", "utf-8"
-    )
+
+    def dump(name: str, value: Any) -> None:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=0)
+        (out / name).write_text(text + "\n", "utf-8")
+
+    dump("registry.json", doc["vessels"])
+    dump("watchlist.json", doc["watchlist"])
+    dump("registry_truth.json", {"seed": truth["seed"], "expected": doc["expected"]})
     return doc
