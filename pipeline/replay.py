@@ -352,7 +352,7 @@ class _EngineRun:
             del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
             counters["tracks.evicted"] += 1
         area_tracks = batch.area_updates
-        ids = self.registry.resolve(area_tracks) if self.registry is not None else ()
+        ids = self.registry.resolve(area_tracks, fs) if self.registry is not None else ()
         self.state, out = area_step(self.state, area_tracks, fs, self.ctx, marks, ids)
         self.alerts.extend(out)
 

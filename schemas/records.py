@@ -210,6 +210,9 @@ class CameraDetection(msgspec.Struct, kw_only=True):
     :param range_m: range along the sea surface, m; ``None`` when the ray misses the sea
     :param range_sigma_m: one-sigma range uncertainty, m
     :param beyond_horizon: the box's waterline ray does not meet the sea surface
+    :param hull_number: the hull number (舷号) read from the crop, normalised and valid
+        (``None``: not read, or OCR that follows no hull-number pattern)
+    :param hull_confidence: the OCR's confidence in that reading, 0–1
     """
 
     track_id: int
@@ -224,6 +227,8 @@ class CameraDetection(msgspec.Struct, kw_only=True):
     lat: float | None
     beyond_horizon: bool = False
     crop_uri: str | None = None
+    hull_number: str | None = None
+    hull_confidence: float | None = None
 
 
 class CameraFrame(msgspec.Struct, kw_only=True):
@@ -617,6 +622,10 @@ class VesselIdentity(msgspec.Struct, kw_only=True):
     """Internal: what the registry says about one MMSI, resolved by the driver for the
     MMSIs of a micro-batch and passed into the area step (the engine does no I/O).
 
+    :param mmsi: the MMSI asked about (-1 for a hull number read by a camera, when the
+        registry knows no MMSI for it)
+    :param hull_number: the hull number asked about (a camera's reading of a dark target),
+        ``None`` for an MMSI
     :param status: ``registered``, ``unregistered`` or ``unavailable`` (the registry
         could not be reached: the registry's identity rules were not checked)
     :param record: the registry record (``registered`` only)
@@ -627,3 +636,4 @@ class VesselIdentity(msgspec.Struct, kw_only=True):
     status: Literal["registered", "unregistered", "unavailable"]
     record: RegistryRecord | None = None
     watchlist: list[WatchlistHit] = msgspec.field(default_factory=list)
+    hull_number: str | None = None

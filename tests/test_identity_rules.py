@@ -243,3 +243,55 @@ def test_names_and_mids() -> None:
     assert chinese_mid(np.array([412000001, 413999999, 414000000, 273000005, 41200000])).tolist() == [
         True, True, True, False, False,
     ]  # fmt: skip
+
+
+def _dark_landing(hulls: dict[int, str]):
+    """Dark boats (camera track ids -> hull number read on them) coming in from 800 m at
+    night and stopping 40 m off the beach for 5 min, 400 m apart; and an AIS vessel
+    elsewhere."""
+    from test_detectors import camera, det_at, frame
+
+    cam = camera()
+    frames = []
+    for k in range(0, 360, 2):
+        off_m = 800 - k * 12.7 if k < 60 else 40
+        dets = []
+        for j, (tid, hull) in enumerate(sorted(hulls.items())):
+            d = det_at(cam, tid, 110.098 + j * 0.004, lat_at(off_m))
+            if k >= 30:  # close enough to read after 30 s
+                d = msgspec.structs.replace(d, hull_number=hull, hull_confidence=0.8 + k / 3600)
+            dets.append(d)
+        frames.append(frame("cam1", NIGHT + k * 1000, dets))
+    ps = [fix(412000601, NIGHT + k * 10_000, 110.28, lat_at(9000), 3.0, 90.0) for k in range(40)]
+    return ctx({"cam1": cam}), frames, ps, [named(412000601, NIGHT)]
+
+
+def test_a_dark_boat_whose_hull_number_is_read_gets_its_registry_identity(registry_url) -> None:
+    c, frames, ps, ss = _dark_landing({7: "琼海口渔12345", 8: "琼海口渔54321"})
+    res = run_replay(c, frames=frames, positions=ps, statics=ss, registry=registry_url)
+    landings = {
+        a.data.vessel.track_id: a
+        for a in res.alerts
+        if a.data.kind == "unusual_landing" and a.data.status != "closed"
+    }
+    known, unknown = landings["cam:cam1:7"], landings["cam:cam1:8"]
+    f = _factors(known)
+    assert known.data.vessel.dark and known.data.vessel.mmsi is None
+    assert known.data.vessel.registry.registration_no == "QH-412000008"
+    assert "hull number 琼海口渔12345 read by a camera (confidence 0.8" in (
+        f["hull_number_registered"].explanation
+    )
+    assert "registered vessel 'HAI XUN 8' (registration QH-412000008), without AIS" in (
+        f["hull_number_registered"].explanation
+    )
+    assert "seen at Xinbu" in f["watchlist"].explanation  # the hull number is watched
+    fu = _factors(unknown)
+    assert "琼海口渔54321 read by a camera" in fu["hull_number_unregistered"].explanation
+    assert "三无 candidate" in fu["hull_number_unregistered"].explanation
+    assert unknown.data.vessel.registry is None and "watchlist" not in fu
+    points = [sum(x.weight for x in a.data.factors) for a in (known, unknown)]
+    assert points[0] - points[1] == 30.0  # the watchlist's (both clip at 100)
+    # without a registry the readings say nothing
+    plain = run_replay(c, frames=frames, positions=ps, statics=ss)
+    for a in plain.alerts:
+        assert not {"hull_number_registered", "hull_number_unregistered"} & set(_factors(a))

@@ -25,23 +25,40 @@ from pipeline.core.detectors.registry_facts import (
     RegistryFacts,
     two_places,
 )
-from pipeline.engine.state import AreaContext, AreaState
-from schemas.records import VesselIdentity
+from pipeline.engine.state import AreaContext, AreaState, _Target
+from schemas.records import CameraDetection, VesselIdentity
 
-__all__ = ["keep_identities", "registry_facts"]
+__all__ = ["keep_identities", "note_hull_reading", "registry_facts"]
 
 _STATUS = {"registered": REGISTERED, "unregistered": UNREGISTERED, "unavailable": UNAVAILABLE}
 
 
 def keep_identities(st: AreaState, identities: Sequence[VesselIdentity]) -> None:
-    """Remember the batch's identities (the newest answer per MMSI wins) and forget those of
-    vessels the area no longer holds."""
+    """Remember the batch's identities (the newest answer per MMSI or hull number wins) and
+    forget those of vessels and hull numbers the area no longer holds."""
     for x in identities:
-        st.identities[x.mmsi] = x
+        if x.hull_number is not None:
+            st.hull_identities[x.hull_number] = x
+        else:
+            st.identities[x.mmsi] = x
     if identities:
         live = set(st.vessels) | {t.mmsi for t in st.held_tracks}
         for m in [m for m in st.identities if m not in live]:
             del st.identities[m]
+        read = {tg.hull_number for tg in st.targets.values()} | {
+            d.hull_number for fr in st.held_frames for d in fr.detections
+        }
+        for h in [h for h in st.hull_identities if h not in read]:
+            del st.hull_identities[h]
+
+
+def note_hull_reading(tg: _Target, d: CameraDetection) -> None:
+    """Keep a camera target's most confident hull-number reading."""
+    if d.hull_number is None:
+        return
+    conf = float(d.hull_confidence) if d.hull_confidence is not None else 0.0
+    if tg.hull_number is None or conf > tg.hull_confidence:
+        tg.hull_number, tg.hull_confidence = d.hull_number, conf
 
 
 def _end_of_day_ms(iso_date: str | None) -> int:
@@ -74,6 +91,11 @@ def registry_facts(
     for i in range(n):
         m = int(view.mmsi[i])
         x = st.identities.get(m) if m >= 0 else None
+        hull = getattr(owners[i], "hull_number", None) if view.dark[i] else None
+        if hull is not None:
+            f.hull_number[i], f.hull_confidence[i] = hull, owners[i].hull_confidence
+            if x is None:  # a dark target known only by the number painted on its hull
+                x = st.hull_identities.get(hull)
         if x is not None:
             f.status[i] = _STATUS.get(x.status, UNKNOWN)
             f.source[i] = x

@@ -60,7 +60,7 @@ from pipeline.core.detectors.registry_rules import with_registry_factors
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
-from pipeline.engine.identity import registry_facts
+from pipeline.engine.identity import note_hull_reading, registry_facts
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -244,6 +244,7 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         tg = _target_of(st, cam, t, d, th)
         m = int(fa.mmsi[j])
         _move_target(tg, d, t, m, th)
+        note_hull_reading(tg, d)
         _keep_evidence(st, tg, fr, d, m, bool(fa.confirmed[j]))
     _update_unseen(st, cam, t, {int(x) for x in fa.unseen_mmsi.tolist()})
 

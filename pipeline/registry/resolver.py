@@ -31,7 +31,7 @@ import numpy as np
 from pipeline.errors import RegistryError
 from pipeline.registry.index import RegistryIndex
 from pipeline.registry.store import Registry, VesselRecord, WatchEntry
-from schemas.records import RegistryRecord, Track, VesselIdentity, WatchlistHit
+from schemas.records import CameraFrame, RegistryRecord, Track, VesselIdentity, WatchlistHit
 
 __all__ = ["IdentityResolver", "registry_record", "watch_key"]
 
@@ -89,6 +89,7 @@ class IdentityResolver:
         self.retry_max_s = retry_max_s
         self.clock = clock
         self.index: RegistryIndex | None = None
+        self.by_hull: dict[str, VesselRecord] = {}
         self.watch: dict[tuple[str, str], list[WatchEntry]] = {}
         self.in_use = True
         self.failures = 0
@@ -128,6 +129,7 @@ class IdentityResolver:
             log.warning("registry %s: %s (retry in %.0f s)", self.url, exc, wait)
             return False
         self.index = RegistryIndex(records)
+        self.by_hull = {r.hull_number: r for r in records if r.hull_number}
         self.watch = {}
         for e in entries:
             self.watch.setdefault(watch_key(e.kind, e.value), []).append(e)
@@ -142,9 +144,16 @@ class IdentityResolver:
         """Whether a snapshot is loaded."""
         return self.index is not None
 
-    def resolve(self, tracks: Sequence[Track], *, refresh: bool = True) -> list[VesselIdentity]:
+    def resolve(
+        self,
+        tracks: Sequence[Track],
+        frames: Sequence[CameraFrame] = (),
+        *,
+        refresh: bool = True,
+    ) -> list[VesselIdentity]:
         """The identity of each MMSI of a micro-batch of tracks (the newest track of each
-        MMSI gives the name and the event time at which watchlist entries must be active).
+        MMSI gives the name and the event time at which watchlist entries must be active),
+        and of each hull number a camera read in its frames.
 
         :param refresh: try :meth:`refresh` first when due (the worker refreshes off its
             event loop and passes ``False``)
@@ -157,6 +166,9 @@ class IdentityResolver:
         for tr in tracks:
             if tr.event != "evicted" and (tr.mmsi not in newest or tr.t_ms >= newest[tr.mmsi].t_ms):
                 newest[tr.mmsi] = tr
+        return self._by_mmsi(newest) + self._by_hull(frames)
+
+    def _by_mmsi(self, newest: dict[int, Track]) -> list[VesselIdentity]:
         if not newest:
             return []
         mmsis = np.fromiter(newest, dtype=np.int64, count=len(newest))
@@ -177,16 +189,53 @@ class IdentityResolver:
             )
         return out
 
-    def _hits(self, mmsi: int, tr: Track, rec: RegistryRecord | None) -> list[WatchlistHit]:
-        """Active entries on the MMSI, its AIS or registered name, its hull number."""
+    def _by_hull(self, frames: Sequence[CameraFrame]) -> list[VesselIdentity]:
+        """Identities of the hull numbers read in a batch of frames (newest frame first)."""
+        seen: dict[str, int] = {}
+        for fr in frames:
+            for d in fr.detections:
+                if d.hull_number is not None:
+                    seen[d.hull_number] = max(fr.t_ms, seen.get(d.hull_number, -1))
+        out = []
+        for hull, t_ms in sorted(seen.items()):
+            if self.index is None:
+                out.append(VesselIdentity(mmsi=-1, hull_number=hull, status="unavailable"))
+                continue
+            r = self.by_hull.get(hull)
+            rec = registry_record(r) if r is not None else None
+            mmsi = r.mmsi if r is not None and r.mmsi is not None else -1
+            out.append(
+                VesselIdentity(
+                    mmsi=mmsi,
+                    hull_number=hull,
+                    status="registered" if rec is not None else "unregistered",
+                    record=rec,
+                    watchlist=self._hits(mmsi, None, rec, t_ms, hull),
+                )
+            )
+        return out
+
+    def _hits(
+        self,
+        mmsi: int,
+        tr: Track | None,
+        rec: RegistryRecord | None,
+        t_ms: int | None = None,
+        hull: str | None = None,
+    ) -> list[WatchlistHit]:
+        """Active entries on the MMSI, its AIS or registered name, its hull number (as
+        registered, or as read)."""
         if not self.watch:
             return []
-        at = dt.datetime.fromtimestamp(tr.t_ms / 1000.0, tz=dt.UTC)
-        keys = [("mmsi", str(mmsi))]
-        for name in (tr.name, rec.name if rec else None):
+        t = tr.t_ms if tr is not None else int(t_ms or 0)
+        at = dt.datetime.fromtimestamp(t / 1000.0, tz=dt.UTC)
+        keys = [("mmsi", str(mmsi))] if mmsi >= 0 else []
+        if hull is not None:
+            keys.append(("hull_number", hull))
+        for name in (tr.name if tr is not None else None, rec.name if rec else None):
             if name and watch_key("name", name) not in keys:
                 keys.append(watch_key("name", name))
-        if rec is not None and rec.hull_number:
+        if rec is not None and rec.hull_number and rec.hull_number != hull:
             keys.append(("hull_number", rec.hull_number))
         return [_hit(e) for k in keys for e in self.watch.get(k, ()) if e.active(at)]
 

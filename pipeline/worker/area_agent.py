@@ -133,7 +133,7 @@ class _AreaAgent:
             await asyncio.get_running_loop().run_in_executor(None, self.resolver.refresh)
             if self.resolver.failures > before:
                 self.metrics.add({"registry.unavailable": 1})
-        ids = self.resolver.resolve(trs, refresh=False)
+        ids = self.resolver.resolve(trs, frs, refresh=False)
         try:
             state, out = self.area_step(state, trs, frs, self.ctx, wms, ids)
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent

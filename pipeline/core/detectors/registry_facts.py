@@ -90,6 +90,9 @@ class RegistryFacts:
     :param clone_jumps: jumps between them within the window
     :param source: the driver's own record of each row's identity (object, ``None``: none),
         opaque here: alerts carry it
+    :param hull_number: the hull number a camera read on a dark target (object, ``None``:
+        none read)
+    :param hull_confidence: the OCR's confidence in it, 0–1 (NaN: none read)
     """
 
     status: np.ndarray
@@ -103,6 +106,8 @@ class RegistryFacts:
     clone_m: np.ndarray
     clone_jumps: np.ndarray
     source: np.ndarray
+    hull_number: np.ndarray
+    hull_confidence: np.ndarray
 
     @classmethod
     def empty(cls, n: int) -> RegistryFacts:
@@ -119,6 +124,8 @@ class RegistryFacts:
             clone_m=np.full(n, np.nan),
             clone_jumps=np.zeros(n, dtype=np.int64),
             source=np.full(n, None, dtype=object),
+            hull_number=np.full(n, None, dtype=object),
+            hull_confidence=np.full(n, np.nan),
         )
 
     def __len__(self) -> int:

@@ -1,8 +1,9 @@
 """Identity rules against the vessel registry, as severity factors: an unregistered
 Chinese-MID MMSI, an AIS name that is not the registered one, a lapsed registration (all
 three identity anomalies, :mod:`pipeline.core.detectors.identity`), and the factors every
-alert about a vessel gets: a watchlist hit (raises the severity) and "registry
-unavailable" (the rules above could not be checked)."""
+alert about a vessel gets: a watchlist hit (raises the severity), "registry unavailable"
+(the rules above could not be checked), and the hull number a camera read on a dark
+target, registered or not."""
 
 from __future__ import annotations
 
@@ -108,10 +109,33 @@ def registry_factors(v: VesselView, i: int, now_t_ms: int) -> list[Factor]:
     return out
 
 
+def _hull_factor(v: VesselView, r: int) -> Factor | None:
+    """What a hull number read by a camera on a dark target without AIS identity says."""
+    reg = v.registry
+    if reg is None or reg.hull_number[r] is None or v.mmsi[r] >= 0:
+        return None
+    read = f"hull number {reg.hull_number[r]} read by a camera (confidence {reg.hull_confidence[r]:.2f})"
+    status = int(reg.status[r])
+    if status == REGISTERED:
+        return Factor(
+            "hull_number_registered",
+            20.0,
+            f"{read}: registered vessel {reg.reg_name[r]!r} (registration "
+            f"{reg.registration_no[r]}), without AIS",
+        )
+    if status == UNREGISTERED:
+        return Factor(
+            "hull_number_unregistered", 20.0, f"{read} is not in the registry (三无 candidate)"
+        )
+    return None
+
+
 def with_registry_factors(conds: list[Condition], v: VesselView) -> list[Condition]:
     """Every condition with the factors its vessels' registry entries add: a watchlist hit
-    (+:data:`WATCHLIST_WEIGHT`, once per condition) and "registry unavailable" (0 points,
-    so the operator knows the registry rules were not checked)."""
+    (+:data:`WATCHLIST_WEIGHT`, once per condition), "registry unavailable" (0 points,
+    so the operator knows the registry rules were not checked), and for a dark target
+    whose hull number a camera read, the registered vessel it is (+20) or that no
+    registered vessel carries that number (+20, a 三无 candidate)."""
     reg = v.registry
     if reg is None or not conds:
         return conds
@@ -126,5 +150,6 @@ def with_registry_factors(conds: list[Condition], v: VesselView) -> list[Conditi
             )
         if any(int(reg.status[r]) == UNAVAILABLE for r in rows):
             extra.append(UNAVAILABLE_FACTOR)
+        extra += [f for r in rows if (f := _hull_factor(v, r)) is not None]
         out.append(replace(c, factors=c.factors + tuple(extra)) if extra else c)
     return out
