@@ -80,35 +80,31 @@ def _watch_text(x: VesselIdentity) -> str | None:
 
 
 def registry_facts(
-    st: AreaState, view: VesselView, owners: list[Any], ctx: AreaContext
+    st: AreaState, view: VesselView, owners: list[Any], ctx: AreaContext, now_t_ms: int
 ) -> RegistryFacts:
     """The registry facts of each row of ``view`` (rows as :func:`pipeline.engine.picture._view`
-    built them, ``owners`` their vessels and targets)."""
+    built them, ``owners`` their vessels and targets) at event time ``now_t_ms`` (ms UTC).
+    Only the rows the registry answered for, dark targets and vessels that jumped within
+    ``clone_window_s`` are visited."""
     n = len(view)
     f = RegistryFacts.empty(n)
     th = ctx.thresholds
+    known = np.zeros(n, dtype=bool)
+    if st.identities:
+        known = np.isin(view.mmsi, np.fromiter(st.identities, dtype=np.int64))
+    jumped = (~view.dark) & (view.jump_t_ms >= 0)
+    jumped &= now_t_ms - view.last_jump_t_ms <= th.clone_window_s * 1000.0
     home_rows: list[int] = []
-    for i in range(n):
-        m = int(view.mmsi[i])
-        x = st.identities.get(m) if m >= 0 else None
+    for i in np.flatnonzero(known | view.dark | jumped).tolist():
+        x = st.identities.get(int(view.mmsi[i])) if known[i] else None
         hull = getattr(owners[i], "hull_number", None) if view.dark[i] else None
         if hull is not None:
             f.hull_number[i], f.hull_confidence[i] = hull, owners[i].hull_confidence
             if x is None:  # a dark target known only by the number painted on its hull
                 x = st.hull_identities.get(hull)
-        if x is not None:
-            f.status[i] = _STATUS.get(x.status, UNKNOWN)
-            f.source[i] = x
-            f.watch[i] = _watch_text(x)
-            rec = x.record
-            if rec is not None and x.status == "registered":
-                f.registration_no[i] = rec.registration_no
-                f.reg_name[i] = rec.name
-                f.valid_until_t_ms[i] = _end_of_day_ms(rec.valid_until)
-                if rec.home_harbours:
-                    f.home_harbours[i] = ", ".join(rec.home_harbours)
-                    home_rows.append(i)
-        if not view.dark[i] and view.jump_t_ms[i] >= 0 and len(owners[i].trail) > 1:
+        if x is not None and _fill(f, i, x):
+            home_rows.append(i)
+        if jumped[i] and len(owners[i].trail) > 1:
             tr = np.asarray(owners[i].trail, dtype=np.float64)
             t, d, k = two_places(
                 tr[:, 0], tr[:, 1], tr[:, 2].astype(np.int64),
@@ -125,3 +121,19 @@ def registry_facts(
             cols = [k for k, nm in enumerate(names) if nm in rec.home_harbours]
             f.home_harbour_m[i] = float(zd[j, cols].min()) if cols else np.inf
     return f
+
+
+def _fill(f: RegistryFacts, i: int, x: VesselIdentity) -> bool:
+    """Row ``i`` of ``f`` from identity ``x``; whether it has home harbours to measure."""
+    f.status[i] = _STATUS.get(x.status, UNKNOWN)
+    f.source[i] = x
+    f.watch[i] = _watch_text(x)
+    rec = x.record
+    if rec is None or x.status != "registered":
+        return False
+    f.registration_no[i] = rec.registration_no
+    f.reg_name[i] = rec.name
+    f.valid_until_t_ms[i] = _end_of_day_ms(rec.valid_until)
+    if rec.home_harbours:
+        f.home_harbours[i] = ", ".join(rec.home_harbours)
+    return bool(rec.home_harbours)

@@ -568,7 +568,7 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     st.evaluated_t_ms = max(st.evaluated_t_ms, now)
     _housekeeping(st, now, th)
     view, owners, east, north = _view(st, now, ctx)
-    view = dataclasses.replace(view, registry=registry_facts(st, view, owners, ctx))
+    view = dataclasses.replace(view, registry=registry_facts(st, view, owners, ctx, now))
     scene = Scene(view=view, now_t_ms=now, area_start_t_ms=st.first_t_ms, unseen=st.unseen)
     conds: list[Condition] = []
     for name, detector in DETECTORS.items():
