@@ -118,7 +118,13 @@ class IdentityResolver:
             return False
         try:
             if self._registry is None:
-                self._registry = Registry.open(self.url)
+                reg = Registry(self.url)
+                try:
+                    reg.migrate()
+                except RegistryError:
+                    reg.close()  # no pool left behind per failed try
+                    raise
+                self._registry = reg
             records = self._registry.all()
             entries = self._registry.watchlist()
         except RegistryError as exc:  # unreachable, or a database that refuses us
