@@ -32,6 +32,8 @@ _EVENT_NAMES = {
     "identity_anomaly": "Vessel identity anomaly",
     "impossible_speed": "Impossible vessel speed",
     "ais_not_seen": "AIS expected but not seen",
+    "cloned_mmsi": "One MMSI at two places at once",
+    "outside_home_harbour": "Vessel stopped at night away from its home harbours",
 }
 
 

@@ -246,6 +246,7 @@ def run_replay(
     window_ms: int = 1000,
     drain_s: float = 0.0,
     radar: Sequence[RadarTarget] = (),
+    registry: Any = None,
 ) -> ReplayResult:
     """Replay recorded AIS and camera frames (and radar target reports) through the engine.
 
@@ -261,8 +262,15 @@ def run_replay(
     :param drain_s: after the last input, let this much event time elapse before the final
         evaluation, s (0: only evaluate the open tick)
     :param radar: radar target reports (:mod:`pipeline.engine.radar_area`)
+    :param registry: what resolves each micro-batch's registry identities (an
+        :class:`~pipeline.registry.resolver.IdentityResolver`, or a registry URL for one),
+        ``None`` for none
     """
     ctx = _context(site)
+    if isinstance(registry, str):
+        from pipeline.registry.resolver import IdentityResolver
+
+        registry = IdentityResolver(registry)
     track_params = track_params or TrackParams()
     counters: Counter[str] = Counter()
     decoded, decoded_statics = decode_ais(ais_paths, counters)
@@ -275,7 +283,7 @@ def run_replay(
     counters["frames.read"] += len(all_frames)
     reports = sorted(radar, key=lambda r: r.t_ms)
     counters["radar.read"] += len(reports)
-    engine = _EngineRun(ctx, track_params, counters)
+    engine = _EngineRun(ctx, track_params, counters, registry)
     for ps, ss, fs, rs in _micro_batches(positions, statics, all_frames, window_ms, reports):
         if ps or ss or fs or rs:
             engine.step(ps, ss, fs, _window_marks(ctx, (ps, ss, fs, rs), window_ms), rs)
@@ -323,8 +331,15 @@ class _EngineRun:
     """The engine state one replay drives (tracks, their driver state, the area state)
     and the alerts so far; counts into ``counters``."""
 
-    def __init__(self, ctx: AreaContext, track_params: TrackParams, counters: Counter[str]):
+    def __init__(
+        self,
+        ctx: AreaContext,
+        track_params: TrackParams,
+        counters: Counter[str],
+        registry: Any = None,
+    ):
         self.ctx = ctx
+        self.registry = registry
         self.track_params = track_params
         self.counters = counters
         self.tracks: dict[int, Track] = {}
@@ -355,7 +370,10 @@ class _EngineRun:
             del tracks[tr.mmsi]  # as the worker does: the vessel's next fix starts a new track
             counters["tracks.evicted"] += 1
         area_tracks = batch.area_updates
-        self.state, out = area_step(self.state, area_tracks, fs, self.ctx, marks, radar=rs)
+        ids = self.registry.resolve(area_tracks, fs) if self.registry is not None else ()
+        self.state, out = area_step(
+            self.state, area_tracks, fs, self.ctx, marks, radar=rs, identities=ids
+        )
         self.alerts.extend(out)
 
     def finish(self, drain_s: float) -> ReplayResult:
@@ -489,6 +507,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         statics=arch.statics if args.from_archive else (),
         window_ms=args.window_ms,
         drain_s=args.drain_s,
+        registry=getattr(args, "registry_url", None),
     )
     if args.out == "-":
         write_alerts(res.alerts, sys.stdout.buffer)

@@ -48,8 +48,11 @@ __all__ = [
     "LandingSiteFinding",
     "RadarTarget",
     "RawAisBatch",
+    "RegistryRecord",
     "Track",
+    "VesselIdentity",
     "Watermark",
+    "WatchlistHit",
 ]
 
 
@@ -209,6 +212,9 @@ class CameraDetection(msgspec.Struct, kw_only=True):
     :param range_m: range along the sea surface, m; ``None`` when the ray misses the sea
     :param range_sigma_m: one-sigma range uncertainty, m
     :param beyond_horizon: the box's waterline ray does not meet the sea surface
+    :param hull_number: the hull number (舷号) read from the crop, normalised and valid
+        (``None``: not read, or OCR that follows no hull-number pattern)
+    :param hull_confidence: the OCR's confidence in that reading, 0–1
     """
 
     track_id: int
@@ -223,6 +229,8 @@ class CameraDetection(msgspec.Struct, kw_only=True):
     lat: float | None
     beyond_horizon: bool = False
     crop_uri: str | None = None
+    hull_number: str | None = None
+    hull_confidence: float | None = None
 
 
 class CameraFrame(msgspec.Struct, kw_only=True):
@@ -333,10 +341,18 @@ class AlertFactor(msgspec.Struct):
 
 
 class AlertVessel(msgspec.Struct, kw_only=True):
+    """The vessel an alert is about.
+
+    :param registry: its record in the vessel registry, when it has one
+    :param watchlist: the active watchlist entries it matches
+    """
+
     mmsi: int | None
     name: str | None
     dark: bool
     track_id: str
+    registry: RegistryRecord | None = None
+    watchlist: list[WatchlistHit] = msgspec.field(default_factory=list)
 
 
 class AlertZone(msgspec.Struct, kw_only=True):
@@ -369,6 +385,8 @@ AlertKind = Literal[
     "impossible_speed",
     "ais_not_seen",
     "landing_site",
+    "cloned_mmsi",
+    "outside_home_harbour",
 ]
 
 
@@ -645,3 +663,60 @@ class CameraLock(msgspec.Struct, kw_only=True):
     user: str
     reason: str | None = None
     until_t_ms: int | None = None
+
+
+class RegistryRecord(msgspec.Struct, kw_only=True):
+    """A vessel's record in the vessel registry (``pipeline.registry``), as alerts carry it
+    in ``vessel.registry``.
+
+    :param hull_number: normalised hull number (舷号), e.g. ``琼海口渔12345``
+    :param length_m: registered length, m
+    :param home_harbours: names of the site's authorised zones the vessel may berth in
+    :param valid_until: last day of the registration, ISO 8601 date (``None``: open-ended)
+    """
+
+    registration_no: str
+    mmsi: int | None = None
+    name: str | None = None
+    hull_number: str | None = None
+    port_of_registry: str | None = None
+    vessel_type: str | None = None
+    length_m: float | None = None
+    owner: str | None = None
+    home_harbours: list[str] = msgspec.field(default_factory=list)
+    valid_until: str | None = None
+
+
+class WatchlistHit(msgspec.Struct, kw_only=True):
+    """An active watchlist entry a vessel matches.
+
+    :param kind: what it matched on: ``mmsi``, ``name`` or ``hull_number``
+    :param until: end of the entry, ISO 8601 UTC (``None``: open-ended)
+    """
+
+    kind: Literal["mmsi", "name", "hull_number"]
+    value: str
+    reason: str
+    added_by: str
+    until: str | None = None
+
+
+class VesselIdentity(msgspec.Struct, kw_only=True):
+    """Internal: what the registry says about one MMSI, resolved by the driver for the
+    MMSIs of a micro-batch and passed into the area step (the engine does no I/O).
+
+    :param mmsi: the MMSI asked about (-1 for a hull number read by a camera, when the
+        registry knows no MMSI for it)
+    :param hull_number: the hull number asked about (a camera's reading of a dark target),
+        ``None`` for an MMSI
+    :param status: ``registered``, ``unregistered`` or ``unavailable`` (the registry
+        could not be reached: the registry's identity rules were not checked)
+    :param record: the registry record (``registered`` only)
+    :param watchlist: the active watchlist entries the MMSI or its AIS name matches
+    """
+
+    mmsi: int
+    status: Literal["registered", "unregistered", "unavailable"]
+    record: RegistryRecord | None = None
+    watchlist: list[WatchlistHit] = msgspec.field(default_factory=list)
+    hull_number: str | None = None

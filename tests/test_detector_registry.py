@@ -20,6 +20,7 @@ from pipeline.core.detectors import (
     VesselView,
 )
 from pipeline.core.detectors.registry import shared_thresholds
+from pipeline.core.detectors.registry_facts import REGISTERED, RegistryFacts
 from pipeline.engine.state import AreaContext
 from pipeline.errors import ConfigError
 from pipeline.site import check_site, load_site
@@ -55,6 +56,8 @@ def view(rows: list[dict]) -> VesselView:
     }  # fmt: skip
     cols = {}
     for f in dataclasses.fields(VesselView):
+        if f.name == "registry":  # no registry in use: the default
+            continue
         vals = [
             r.get(f.name, base[f.name][i] if f.name in base else None) for i, r in enumerate(rows)
         ]
@@ -103,6 +106,18 @@ def _triggering_scene(name: str) -> Scene:
         return Scene(v, now)
     if name == "ais_not_seen":  # in view of camera c1 for 2 min, never detected
         return Scene(view([{}]), now, unseen={"c1:412000001": [now - 120_000, now]})
+    if name == "cloned_mmsi":  # its fixes jumped back and forth 4 times, the last 1 min ago
+        v = view([{"jump_t_ms": now - 600_000, "last_jump_t_ms": now - 60_000,
+                   "jump_speed_kn": 900.0}])  # fmt: skip
+        reg = RegistryFacts.empty(1)
+        reg.clone_t_ms[0], reg.clone_m[0], reg.clone_jumps[0] = now - 300_000, 30_000.0, 4
+        return Scene(dataclasses.replace(v, registry=reg), now)
+    if name == "outside_home_harbour":  # registered, stopped 20 min, 8 km from home, at night
+        night = now - 12 * 3_600_000
+        v = view([{"sog_kn": 0.0, "stopped_since_t_ms": night - 1_200_000, "t_ms": night}])
+        reg = RegistryFacts.empty(1)
+        reg.status[0], reg.home_harbour_m[0], reg.home_harbours[0] = REGISTERED, 8000.0, "Xinbu"
+        return Scene(dataclasses.replace(v, registry=reg), night)
     raise AssertionError(f"no scene for {name}")
 
 
@@ -110,7 +125,8 @@ def _triggering_scene(name: str) -> Scene:
 def test_every_detector_module_is_registered_once_by_its_name() -> None:
     assert set(DETECTORS) == {
         "unusual_landing", "dark_approach", "dark_vessel", "rendezvous", "loitering",
-        "identity_anomaly", "impossible_speed", "ais_not_seen",
+        "identity_anomaly", "impossible_speed", "ais_not_seen", "cloned_mmsi",
+        "outside_home_harbour",
     }  # fmt: skip
     assert next(iter(DETECTORS)) == "rendezvous"  # it feeds the landing's severity
     for name, d in DETECTORS.items():
@@ -141,7 +157,9 @@ def test_each_detector_runs_through_the_registry(name: str) -> None:
         if n != name
         for c in d.evaluate(_triggering_scene(name), th)
     }
-    assert others <= {"identity_anomaly"} if name != "identity_anomaly" else not others
+    # (a cloned MMSI's jumps are impossible speeds too)
+    shared = {"identity_anomaly"} | ({"impossible_speed"} if name == "cloned_mmsi" else set())
+    assert others <= shared if name != "identity_anomaly" else not others
     # and nothing in an empty area
     assert DETECTORS[name].evaluate(Scene(view([]), NOON_MS), th) == []
 
@@ -204,7 +222,7 @@ def test_site_check_lists_bad_detector_settings_with_file_and_field(tmp_path: Pa
     )
     problems = check_site(site, require_env=False)
     for want in (
-        "site.yaml: detectors.loiter: unknown detector (known: ais_not_seen, dark_approach",
+        "site.yaml: detectors.loiter: unknown detector (known: ais_not_seen, cloned_mmsi, dark_approach",
         "site.yaml: detectors.loitering.enabled: must be true or false, got 'off'",
         "site.yaml: detectors.loitering.min_m: unknown setting of detector loitering (known: enabled, coast_m, min_s)",
         "site.yaml: detectors.dark_vessel.min_s: must not be negative, got -5.0",

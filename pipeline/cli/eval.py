@@ -152,6 +152,20 @@ def _add_landing(group: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=lazy("pipeline.tools.eval_landing", "cmd_eval"))
 
 
+def _add_identity(group: argparse._SubParsersAction) -> None:
+    """``eval identity``."""
+    ev = group.add_parser(
+        "identity", help="identity rules against the simulator's registry (one simulated run)"
+    )
+    ev.add_argument("--site", default=str(REPO_DIR / "sites" / "haikou"), help="site folder")
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--duration", default="2h", help="simulated time, e.g. 2h, 90m")
+    ev.add_argument("--start", default="2026-03-08T02:00:00+08:00", help="ISO 8601 start")
+    ev.add_argument("--work", default=None, help="keep the simulated run and registry here")
+    ev.add_argument("--json", action="store_true", help="one JSON object")
+    ev.set_defaults(func=lazy("pipeline.tools.eval_identity", "cmd_eval"))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_alerts(sub)
     group = command_group(sub, "eval", "score alerts against ground truth, or evaluate a component")
@@ -160,3 +174,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_fusion(group)
     _add_ocr(group)
     _add_landing(group)
+    _add_identity(group)

@@ -56,5 +56,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="let this much event time pass after the last input before the final evaluation, s",
     )
+    p.add_argument(
+        "--registry-url",
+        default=None,
+        help="check identities against this vessel registry (SQLAlchemy URL; default: none)",
+    )
     p.add_argument("--out", default="-", help="alerts JSONL (default stdout)")
     p.set_defaults(func=lazy("pipeline.replay", "cmd_replay"))

@@ -50,6 +50,7 @@ def _alert_data(
             "lon": float(view.lon[r]), "lat": float(view.lat[r]), "t_ms": int(view.t_ms[r]),
         })  # fmt: skip
         detections.extend(owners[r].detections)
+    ident = view.registry.source[i] if view.registry is not None else None
     uris: list[str] = []
     for r in c.rows or (i,):
         for u in owners[r].uris:
@@ -58,7 +59,11 @@ def _alert_data(
         alert_id=ep.alert_id, kind=c.kind, status=status, severity=c.severity,  # type: ignore[arg-type]
         factors=[AlertFactor(f.name, float(f.weight), f.explanation) for f in c.factors],
         event_time=iso_utc(ep.start_t_ms), position=GeoPoint(lat=c.lat, lon=c.lon),
-        vessel=AlertVessel(mmsi=mmsi, name=view.name[i], dark=dark, track_id=track_id),
+        vessel=AlertVessel(
+            mmsi=mmsi, name=view.name[i], dark=dark, track_id=track_id,
+            registry=ident.record if ident is not None else None,
+            watchlist=list(ident.watchlist) if ident is not None else [],
+        ),
         zone=AlertZone(name=zone[0], kind=zone[1], distance_m=zone[2], coast_distance_m=zone[3]),
         evidence=AlertEvidence(trail=[list(p) for p in owner.trail], detections=detections, snapshot_uris=uris),
         site=site, seq=ep.seq,

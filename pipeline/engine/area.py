@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.engine.identity import keep_identities
 from pipeline.engine.picture import evaluate
 from pipeline.engine.radar_area import hold_radar
 from pipeline.engine.state import (
@@ -17,6 +18,7 @@ from schemas.records import (
     CameraFrame,
     RadarTarget,
     Track,
+    VesselIdentity,
     Watermark,
 )
 
@@ -28,6 +30,7 @@ def area_step(
     ctx: AreaContext,
     marks: Sequence[Watermark] | None = None,
     radar: Sequence[RadarTarget] = (),
+    identities: Sequence[VesselIdentity] = (),
 ) -> tuple[AreaState, list[Alert]]:
     """Advance one area by a batch of track updates, camera frames and AIS watermarks.
 
@@ -52,9 +55,12 @@ def area_step(
         newest event time (tests; a driver with all input at hand): its own watermark is
         then just past that
     :param radar: radar target reports (:mod:`pipeline.engine.radar_area`)
+    :param identities: the registry's answers for the batch's MMSIs and hull numbers, as
+        the driver resolved them (:mod:`pipeline.engine.identity`)
     :returns: the new state and the alert events (open / update / closed), in order
     """
     st = state if state is not None else AreaState()
+    keep_identities(st, identities)
     late_t, late_f = hold(st, ctx, tracks, frames, marks or ())
     late_r = hold_radar(st, radar)
     if marks is None:

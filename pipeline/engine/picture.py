@@ -56,9 +56,11 @@ from pipeline.core import tracks as ct
 from pipeline.core.detectors import DETECTORS, Condition, Scene, Thresholds, VesselView
 from pipeline.core.detectors import rendezvous as rdv
 from pipeline.core.detectors.base import ais_silence_ms, silence_limit_s
+from pipeline.core.detectors.registry_rules import with_registry_factors
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
+from pipeline.engine.identity import note_hull_reading, registry_facts
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -242,6 +244,7 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         tg = _target_of(st, cam, t, d, th)
         m = int(fa.mmsi[j])
         _move_target(tg, d, t, m, th)
+        note_hull_reading(tg, d)
         _keep_evidence(st, tg, fr, d, m, bool(fa.confirmed[j]))
     _update_unseen(st, cam, t, {int(x) for x in fa.unseen_mmsi.tolist()})
 
@@ -565,6 +568,7 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
     st.evaluated_t_ms = max(st.evaluated_t_ms, now)
     _housekeeping(st, now, th)
     view, owners, east, north = _view(st, now, ctx)
+    view = dataclasses.replace(view, registry=registry_facts(st, view, owners, ctx, now))
     scene = Scene(view=view, now_t_ms=now, area_start_t_ms=st.first_t_ms, unseen=st.unseen)
     conds: list[Condition] = []
     for name, detector in DETECTORS.items():
@@ -577,6 +581,7 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
             # before the detectors after it: it feeds the landing's "earlier rendezvous"
             scene = _remember_meetings(st, scene, found, th)
         conds += found
+    conds = with_registry_factors(conds, scene.view)
     active = {f"{c.kind}|{c.subject}": c for c in conds}
     zones = _zone_context(active, ctx)
     out = _open_or_update(st, active, now, scene.view, owners, zones, ctx)

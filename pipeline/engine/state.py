@@ -19,6 +19,7 @@ from schemas.records import (
     CameraFrame,
     RadarTarget,
     Track,
+    VesselIdentity,
 )
 
 
@@ -142,6 +143,8 @@ class _Target(msgspec.Struct, kw_only=True):
     anchor_t_ms: int = -1
     ever_matched: bool = False
     last_mmsi: int = -1
+    hull_number: str | None = None
+    hull_confidence: float = 0.0
     geo: list[float] = msgspec.field(default_factory=list)
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
@@ -192,6 +195,9 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
     :param held_radar: radar reports not yet released (:mod:`pipeline.engine.radar_area`)
     :param radar_marks: newest report time received from each radar, ms UTC
+    :param identities: what the vessel registry says about the area's MMSIs, as the driver
+        resolved them (:mod:`pipeline.engine.identity`)
+    :param hull_identities: the same about the hull numbers cameras read on targets
     """
 
     version: int = 1
@@ -218,6 +224,8 @@ class AreaState(msgspec.Struct, kw_only=True):
     evaluated_t_ms: int = -1
     held_radar: list[RadarTarget] = msgspec.field(default_factory=list)
     radar_marks: dict[str, int] = msgspec.field(default_factory=dict)
+    identities: dict[int, VesselIdentity] = msgspec.field(default_factory=dict)
+    hull_identities: dict[str, VesselIdentity] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

@@ -1601,6 +1601,9 @@ def simulate(site: Site | str | Path, cfg: SimConfig, out_dir: str | Path) -> di
         for b in frames:
             fh.write(b + b"\n")
     (out / "truth.json").write_text(json.dumps(truth, sort_keys=True, separators=(",", ":")) + "\n")
+    from pipeline.tools.sim_registry import write_sim_registry  # registry.json & its truth
+
+    write_sim_registry(site, truth, out)
     return truth
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from typing import Any
@@ -72,6 +73,11 @@ class _AreaAgent:
         self.rows = TableWriter(self.table, self.sender, topics.FUSION_INPUT.partitions)
         # decoded state of each area this worker last wrote, beside the bytes it wrote
         self.live: dict[bytes, tuple[Any, Any]] = {}
+        from pipeline.registry.resolver import IdentityResolver
+
+        # registry identities of each micro-batch's MMSIs; an unreachable registry is
+        # retried with backoff and leaves the area running ("registry unavailable")
+        self.resolver = IdentityResolver(settings.registry_url)
 
     def load(self, key: bytes) -> Any:
         raw = self.table.get(key)
@@ -126,8 +132,16 @@ class _AreaAgent:
         state = self.load(key)
         late_before = state.counters.get("late", 0) if state is not None else 0
         released_before = state.released_t_ms if state is not None else -1
+        if self.resolver.due():  # a reload may take seconds: off the event loop
+            before = self.resolver.failures
+            await asyncio.get_running_loop().run_in_executor(None, self.resolver.refresh)
+            if self.resolver.failures > before:
+                self.metrics.add({"registry.unavailable": 1})
+        ids = self.resolver.resolve(trs, frs, refresh=False)
         try:
-            state, out = self.area_step(state, trs, frs, self.ctx, wms, radar=rds or ())
+            state, out = self.area_step(
+                state, trs, frs, self.ctx, wms, radar=rds or (), identities=ids
+            )
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
             log.exception("area step of %s failed", name)
             self.metrics.add({"area.step_failed": 1})

@@ -76,7 +76,7 @@
   }
 
   // ------------------------------------------------------------------ alerts
-  const KINDS = ["unusual_landing", "dark_approach", "dark_vessel", "rendezvous", "loitering", "identity_anomaly", "impossible_speed", "ais_not_seen", "landing_site"];
+  const KINDS = ["unusual_landing", "dark_approach", "dark_vessel", "rendezvous", "loitering", "identity_anomaly", "impossible_speed", "ais_not_seen", "landing_site", "cloned_mmsi", "outside_home_harbour"];
   function fillSelect(id, opts) { const s = $(id); const v = s.value; s.textContent = ""; for (const [val, label] of opts) { const o = el("option", label); o.value = val; s.appendChild(o); } if (v) s.value = v; }
   function fillFilters() {
     fillSelect("f-kind", [["", t("all")], ...KINDS.map((k) => [k, t("kind_" + k)])]);
@@ -184,7 +184,11 @@
     $("d-time").textContent = fmtTime(isoMs(a.event_time));
     const v = a.vessel;
     const tr = v.mmsi !== null ? state.vessels.get(v.mmsi) : null;
-    dlRows($("d-vessel"), [[t("mmsi"), v.mmsi === null ? "—" : v.mmsi], [t("name"), v.dark ? t("dark") : (v.name || t("no_name"))], ["Track", v.track_id], ["Alert", a.alert_id]]);
+    const card = [[t("mmsi"), v.mmsi === null ? "—" : v.mmsi], [t("name"), v.dark ? t("dark") : (v.name || t("no_name"))], ["Track", v.track_id], ["Alert", a.alert_id]];
+    const reg = v.registry; // the vessel's registry record, when it has one
+    if (reg) card.push([t("reg_no"), reg.registration_no], [t("reg_name"), reg.name || "—"], [t("reg_hull"), reg.hull_number || "—"], [t("reg_port"), [reg.port_of_registry, reg.vessel_type, reg.length_m ? `${reg.length_m} m` : null].filter(Boolean).join(" · ") || "—"], [t("reg_owner"), reg.owner || "—"], [t("reg_home"), (reg.home_harbours || []).join(", ") || "—"], [t("reg_until"), reg.valid_until || "—"]);
+    for (const w of v.watchlist || []) card.push([t("watchlist"), `${w.reason} (${w.added_by}${w.until ? ", " + w.until : ""})`]);
+    dlRows($("d-vessel"), card);
     if (tr) $("d-vessel").dataset.live = "1";
     const z = a.zone;
     dlRows($("d-zone"), [[t("zone"), z.name ? `${z.name} (${z.kind})` : "—"], [t("zone_distance"), fmtM(z.distance_m)], [t("shore_distance"), fmtM(z.coast_distance_m)]]);

@@ -14,6 +14,8 @@ const SW_I18N = (function () {
       in_queue: "In the queue", by_severity: "Severity", by_time: "Time",
       last_h: "Last {n} h", any_time: "Any time", group: "Group repeats",
       severity: "Severity", vessel: "Vessel", dark: "dark (no AIS)", mmsi: "MMSI", name: "Name",
+      reg_no: "Registration", reg_name: "Registered name", reg_hull: "Hull number", reg_port: "Port · type · length",
+      reg_owner: "Owner", reg_home: "Home harbours", reg_until: "Valid until", watchlist: "Watchlist",
       no_name: "(no name)", factors: "Factors", evidence: "Evidence", no_evidence: "No snapshot.",
       zone: "Nearest authorised zone", zone_distance: "Distance to zone", shore_distance: "Distance to shore",
       playback: "Play episode", actions: "Actions", history: "History",
@@ -36,6 +38,7 @@ const SW_I18N = (function () {
       kind_dark_vessel: "Dark vessel", kind_rendezvous: "Rendezvous", kind_loitering: "Loitering",
       kind_identity_anomaly: "Identity anomaly", kind_impossible_speed: "Impossible speed",
       kind_ais_not_seen: "AIS not seen", kind_landing_site: "Landing site", zone_label: "Times in",
+      kind_cloned_mmsi: "Cloned MMSI", kind_outside_home_harbour: "Away from home harbour",
     },
     "zh-CN": {
       user: "用户", password: "密码", sign_in: "登录", sign_out: "退出",
@@ -48,6 +51,8 @@ const SW_I18N = (function () {
       in_queue: "待处理", by_severity: "严重程度", by_time: "时间",
       last_h: "最近 {n} 小时", any_time: "任意时间", group: "合并重复",
       severity: "严重程度", vessel: "船舶", dark: "暗船（无AIS）", mmsi: "MMSI", name: "船名",
+      reg_no: "登记号", reg_name: "登记船名", reg_hull: "舷号", reg_port: "船籍港 · 类型 · 船长",
+      reg_owner: "船东", reg_home: "核定停泊港", reg_until: "有效期至", watchlist: "重点关注",
       no_name: "（无船名）", factors: "因素", evidence: "证据", no_evidence: "无截图。",
       zone: "最近的授权区域", zone_distance: "距区域", shore_distance: "距岸",
       playback: "回放", actions: "操作", history: "记录",
@@ -70,6 +75,7 @@ const SW_I18N = (function () {
       kind_dark_vessel: "暗船", kind_rendezvous: "海上会合", kind_loitering: "徘徊",
       kind_identity_anomaly: "身份异常", kind_impossible_speed: "速度异常",
       kind_ais_not_seen: "未见AIS", kind_landing_site: "疑似登陆点", zone_label: "时区",
+      kind_cloned_mmsi: "套用MMSI", kind_outside_home_harbour: "夜泊非船籍港",
     },
   };
   function pick(userLang) {

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from pipeline.core.detectors.registry_facts import RegistryFacts
 from pipeline.core.detectors.thresholds import Thresholds
 from pipeline.core.geo import solar_elevation_deg
 
@@ -120,6 +121,8 @@ class VesselView:
     :param recent_rendezvous: took part in a rendezvous within the memory window
     :param dr_coast_m: distance to the coastline of a silent AIS vessel's position
         dead-reckoned to when its silence began to count, m (``coast_m`` otherwise)
+    :param registry: what the vessel registry says about each row (``None``: no registry
+        in use)
     """
 
     subject: np.ndarray
@@ -155,6 +158,7 @@ class VesselView:
     landfall_zone_m: np.ndarray
     recent_rendezvous: np.ndarray
     dr_coast_m: np.ndarray
+    registry: RegistryFacts | None = None
 
     def __len__(self) -> int:
         return int(self.mmsi.shape[0])

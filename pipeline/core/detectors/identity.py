@@ -1,5 +1,8 @@
-"""Identity anomaly: an invalid MMSI, no name and no call sign (the "三无" profile), or a
-changed name or call sign. Its factors also raise the severity of other detectors."""
+"""Identity anomaly: an invalid MMSI, no name and no call sign (the "三无" profile), a
+changed name or call sign, and against the vessel registry an unregistered Chinese-MID
+MMSI, an AIS name that is not the registered one, or a lapsed registration
+(:mod:`pipeline.core.detectors.registry_rules`). Its factors also raise the severity of
+other detectors."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pipeline.core.detectors.base import (
     Factor,
     VesselView,
 )
+from pipeline.core.detectors.registry_rules import registry_anomalies, registry_factors
 from pipeline.core.detectors.thresholds import Thresholds
 
 __all__ = ["DETECTOR", "identity_anomaly", "identity_factors"]
@@ -42,19 +46,22 @@ def identity_factors(v: VesselView, i: int, now: int, th: Thresholds) -> list[Fa
         )
     if v.identity_change_t_ms[i] >= 0:
         out.append(Factor("identity_change", 30.0, "name or call sign changed"))
-    return out
+    return out + registry_factors(v, i, now)
 
 
 def identity_anomaly(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condition]:
     """Invalid MMSI/MID (ITU-R M.585), no name and no call sign after
     ``identity_grace_s`` (the "三无" profile), or a changed name/call sign.
+    Against the registry: an unregistered Chinese-MID MMSI (40), a name mismatch (30), a
+    lapsed registration (30).
     Start = the earliest applicable time. Severity = sum of the anomalies (40/30/30)."""
     if len(v) == 0:
         return []
     grace = v.first_t_ms + th.identity_grace_s * 1000.0
     sanwu = v.shipish & v.no_name & v.no_call_sign & (grace <= now_t_ms)
     change = v.identity_change_t_ms >= 0
-    ok = (~v.dark) & (v.invalid_mmsi | sanwu | change)
+    registry, registry_start = registry_anomalies(v, now_t_ms)
+    ok = (~v.dark) & (v.invalid_mmsi | sanwu | change | registry)
     rows = np.flatnonzero(ok)
     out = []
     for i in rows.tolist():
@@ -65,6 +72,8 @@ def identity_anomaly(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condi
             starts.append(grace[i])
         if change[i]:
             starts.append(v.identity_change_t_ms[i])
+        if registry[i]:
+            starts.append(registry_start[i])
         f = identity_factors(v, i, now_t_ms, th)
         out.append(
             Condition(

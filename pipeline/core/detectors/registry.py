@@ -16,8 +16,10 @@ from typing import Any
 
 from pipeline.core.detectors import (
     ais_not_seen,
+    cloned_mmsi,
     dark_approach,
     dark_vessel,
+    home_harbour,
     identity,
     impossible_speed,
     landing,
@@ -43,6 +45,8 @@ DETECTORS: dict[str, Detector] = {
         identity.DETECTOR,
         impossible_speed.DETECTOR,
         ais_not_seen.DETECTOR,
+        cloned_mmsi.DETECTOR,
+        home_harbour.DETECTOR,
     )
 }
 

@@ -108,6 +108,16 @@ class Thresholds:
     :param trail_max_points: trail points kept per vessel or target (evidence)
     :param trail_max_age_s: trail points older than this are dropped, s
     :param target_forget_s: the area forgets a camera target unseen this long, s
+    :param clone_window_s: cloned_mmsi looks this far back in a vessel's trail, s (house
+        default 30 min: two transmitters at a few reports a minute switch many times in it)
+    :param clone_min_jumps: impossible-speed jumps, going back and forth, that make one MMSI
+        be at two places at once (3: one spoofed or glitched fix makes two, out and back)
+    :param clone_return_m: a jump "goes back" when it lands this close to where an earlier
+        jump started, m (house default 2 km: a vessel at 20 kn runs 600 m in the 1 min
+        between two switches)
+    :param home_stop_s: outside_home_harbour: a stop must last this long, s (house default
+        15 min: longer than a pause for nets)
+    :param home_margin_m: ... farther than this from every registered home harbour, m
     """
 
     stop_speed_kn: float = 0.5
@@ -150,6 +160,11 @@ class Thresholds:
     trail_max_points: int = 60
     trail_max_age_s: float = 3600.0
     target_forget_s: float = 600.0
+    clone_window_s: float = 1800.0
+    clone_min_jumps: int = 3
+    clone_return_m: float = 2000.0
+    home_stop_s: float = 900.0
+    home_margin_m: float = 500.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Thresholds:

@@ -1,0 +1,78 @@
+"""Hull numbers read off a camera's detections and attached to its frame records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.tools.eval_ocr import _paint, find_cjk_font
+from schemas.records import CameraDetection, CameraFrame
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def reader():
+    pytest.importorskip("rapidocr_onnxruntime", reason="rapidocr-onnxruntime is not installed")
+    from pipeline.vision.hullocr import HullNumberReader
+
+    return HullNumberReader()
+
+
+@pytest.fixture(scope="module")
+def font() -> str:
+    path = find_cjk_font()
+    if path is None:
+        pytest.skip("no Noto CJK font (apt-get install fonts-noto-cjk)")
+    return path
+
+
+def _det(track_id: int, box: list[float]) -> CameraDetection:
+    return CameraDetection(
+        track_id=track_id, box_px=box, cls="boat", confidence=0.8, bearing_deg=10.0,
+        bearing_sigma_deg=0.5, range_m=300.0, range_sigma_m=20.0, lon=110.1, lat=20.0,
+    )  # fmt: skip
+
+
+def _scene(font: str, text: str) -> tuple[np.ndarray, list[float]]:
+    """A 1080p frame with a hull plate painted at (600, 400); its box."""
+    frame = np.full((1080, 1920, 3), 90, dtype=np.uint8)
+    plate = _paint(text, 40, font, np.random.default_rng(5))
+    h, w = plate.shape[:2]
+    frame[400 : 400 + h, 600 : 600 + w] = plate
+    return frame, [600.0, 400.0, float(w), float(h)]
+
+
+def test_a_large_enough_box_is_read_once_and_its_reading_kept(reader, font) -> None:
+    from pipeline.vision.hullread import HullReadStage
+
+    stage = HullReadStage(reader, retry_s=5.0)
+    frame, box = _scene(font, "琼海口渔12345")
+    far = [100.0, 900.0, 60.0, 20.0]  # too small to read
+    out = []
+    for k in range(3):  # three frames a second apart: one OCR per track in 5 s
+        rec = CameraFrame(camera_id="cam1", t_ms=1_000_000 + k * 1000, image_width=1920,
+                          image_height=1080, heading_deg=0.0, hfov_deg=60.0,
+                          detections=[_det(7, box), _det(8, far)])  # fmt: skip
+        out.append(stage.apply(frame, rec))
+    assert stage.reads == 1
+    for rec in out:
+        near, small = rec.detections
+        assert near.hull_number == "琼海口渔12345" and near.hull_confidence > 0.8
+        assert small.hull_number is None and small.hull_confidence is None
+    # a track unseen for longer than forget_s is forgotten with its reading
+    later = CameraFrame(camera_id="cam1", t_ms=1_000_000 + 120_000, image_width=1920,
+                        image_height=1080, heading_deg=0.0, hfov_deg=60.0, detections=[])  # fmt: skip
+    stage.apply(frame, later)
+    assert stage.best == {}
+
+
+def test_text_that_is_no_hull_number_is_never_attached(reader, font) -> None:
+    from pipeline.vision.hullread import HullReadStage
+
+    stage = HullReadStage(reader)
+    frame, box = _scene(font, "HAIKOU FERRY")
+    rec = CameraFrame(camera_id="cam1", t_ms=5_000, image_width=1920, image_height=1080,
+                      heading_deg=0.0, hfov_deg=60.0, detections=[_det(3, box)])  # fmt: skip
+    (d,) = stage.apply(frame, rec).detections
+    assert stage.reads == 1 and d.hull_number is None
