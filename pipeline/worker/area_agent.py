@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -11,6 +12,7 @@ import msgspec
 
 from pipeline import topics
 from pipeline.deadletter import Reason, dead_letter
+from pipeline.metrics import ALERTS
 from pipeline.settings import Settings
 from pipeline.worker.batching import (
     TAKE_MAX,
@@ -22,6 +24,7 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
+from pipeline.worker.observe import observe_batch
 from schemas import records
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,9 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            started = time.perf_counter()
             await handler.handle(values)
+            observe_batch("area", len(values), started, handler.newest_t_ms)
 
 
 class _AreaAgent:
@@ -72,6 +77,7 @@ class _AreaAgent:
         self.rows = TableWriter(self.table, self.sender, topics.FUSION_INPUT.partitions)
         # decoded state of each area this worker last wrote, beside the bytes it wrote
         self.live: dict[bytes, tuple[Any, Any]] = {}
+        self.newest_t_ms = -1  # the newest track or frame time of the last micro-batch, ms UTC
 
     def load(self, key: bytes) -> Any:
         raw = self.table.get(key)
@@ -85,6 +91,8 @@ class _AreaAgent:
         self.rows.set(key, state.to_bytes())
         self.live[key] = (self.table.get(key), state)
         self.metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
+        for a in out:
+            ALERTS.labels(kind=a.data.kind, status=a.data.status).inc()
         for a in out:
             self.sender.add(topics.ALERT, a.data.alert_id.encode(), json_encoder.encode(a))
         await self.sender.flush()
@@ -103,6 +111,11 @@ class _AreaAgent:
                 fr.append(item.frame)
             if item.watermark is not None:
                 wm.append(item.watermark)
+        self.newest_t_ms = max(
+            [x.t_ms for trs, _, _ in by_area.values() for x in trs]
+            + [x.t_ms for _, frs, _ in by_area.values() for x in frs],
+            default=-1,
+        )
         for name, (trs, frs, wms) in by_area.items():
             if name != self.ctx.site:
                 self.metrics.add({"area.unknown_area": len(trs) + len(frs) + len(wms)})
@@ -136,7 +149,7 @@ class _AreaAgent:
                     raw=v,
                     rx_t_ms=wall_ms(),
                 )
-                self.sender.add(topics.DEADLETTER, key, json_encoder.encode(dead))
+                self.sender.dead(key, dead)
             await self.sender.flush()
             self.live.pop(key, None)  # the state may be half-updated: reload it
             return
