@@ -67,6 +67,7 @@ def cmd_console(args: Any) -> int:
         escalate_after_s=args.escalate_after_s,
         coverage_range_m=args.coverage_range_m,
         tls_proxy=args.tls_proxy,
+        archive_root=Path(args.archive) if args.archive else None,
     )
 
     async def main() -> int:
