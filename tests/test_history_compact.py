@@ -124,6 +124,14 @@ def test_compaction_keeps_every_row_once_and_the_answers(archive: Path) -> None:
     again = comp.compact_archive(archive, now_ms=T0_MS + 3 * DAY_MS, min_age_h=0)
     assert {r.action for r in again} == {"skipped"}  # idempotent
     assert offsets(archive) == before
+    # --rewrite: a day already in one file is written again (a new row-group size)
+    comp.compact_archive(
+        archive, now_ms=T0_MS + 3 * DAY_MS, min_age_h=0, row_group_rows=4096, rewrite=True
+    )
+    files = data_files(archive, "2026-03-07")
+    assert [f.name for f in files] == ["day-2026-03-07-0001.parquet"]
+    assert pq.ParquetFile(files[0]).metadata.row_group(0).num_rows == 4096
+    assert offsets(archive) == before
 
 
 @pytest.mark.unit

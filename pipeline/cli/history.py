@@ -44,6 +44,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="compact a date only this many hours after it ended (default 26)")  # fmt: skip
     c.add_argument("--row-group-rows", type=int, default=16_384, help="rows per row group")
     c.add_argument("--dry-run", action="store_true", help="say what would be compacted")
+    c.add_argument("--rewrite", action="store_true",
+                   help="rewrite days already in one file (after a change of row groups or order)")  # fmt: skip
     c.add_argument("--json", action="store_true", help="one JSON document on stdout")
     c.set_defaults(func=lazy("pipeline.history.compact", "cmd_compact"))
 

@@ -8,10 +8,10 @@ that row-group statistics prune place queries (``shorewatch archive compact``).
     ROOT/_compaction/topic=<table>/date=D.json           (only while a compaction runs)
 
 A query opens one file per day instead of 24 (each file costs about 10 ms to open, whatever
-its size), and the rows of a day are sorted along a Morton (Z-order) curve of lon and lat for
-tables with positions (positions, tracks, alerts), by time otherwise, in row groups of
-``row_group_rows``: a point-radius query reads the few row groups whose lon and lat ranges
-can hold the point.
+its size), and the rows of a day are sorted for (positions, tracks, alerts) in latitude bands, each by longitude
+(:func:`banded_order`: each row group about a square of the day's area), by time otherwise,
+in row groups of ``row_group_rows``: a point-radius query reads the few row groups whose
+lon and lat ranges can hold the point.
 
 ``hour=all`` keeps the layout Hive-style (``topic``, ``date``, ``hour`` partition columns;
 ``hour`` is then text, ``all`` meaning the whole date): filter on ``t_ms``, which every row
@@ -64,7 +64,7 @@ __all__ = [
     "compact_archive",
     "compact_day",
     "journal_path",
-    "morton_order",
+    "banded_order",
     "reader_files",
     "recover",
 ]
@@ -184,41 +184,37 @@ def reader_files(root: Path, table: str, date: str, files: list[str]) -> list[st
 
 
 # --------------------------------------------------------------------------- sorting
-def _spread16(v: np.ndarray) -> np.ndarray:
-    """Bits 0..15 of ``v`` to the even bits 0..30."""
-    v = v.astype(np.uint64) & 0xFFFF
-    v = (v | (v << 8)) & 0x00FF00FF
-    v = (v | (v << 4)) & 0x0F0F0F0F
-    v = (v | (v << 2)) & 0x33333333
-    v = (v | (v << 1)) & 0x55555555
-    return v
+def banded_order(lon: np.ndarray, lat: np.ndarray, rows_per_group: int) -> np.ndarray:
+    """An order of points that makes each run of ``rows_per_group`` points a compact box:
+    latitude bands, each sorted by longitude, the band height chosen so that a band holds
+    about as many row groups as its length in degrees is their width (row groups about
+    square over the points' area, 1st to 99th percentile); points without a position last.
 
-
-def morton_order(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """The order of points along a Morton (Z-order) curve over their own bounding box
-    (16 bits per axis); points without a position last.
-
-    >>> morton_order(np.array([1.0, 0.0, 1.0, 0.0]), np.array([1.0, 1.0, 0.0, 0.0])).tolist()
-    [3, 2, 1, 0]
+    >>> banded_order(np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0, 0.0]), 2).tolist()
+    [2, 3, 0, 1]
     """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     ok = np.isfinite(lon) & np.isfinite(lat)
-    key = np.full(len(lon), np.iinfo(np.uint64).max, dtype=np.uint64)
-    if ok.any():
-        x, y = lon[ok], lat[ok]
-        qx = (x - x.min()) / max(float(x.max() - x.min()), 1e-12) * 65535.0
-        qy = (y - y.min()) / max(float(y.max() - y.min()), 1e-12) * 65535.0
-        key[ok] = _spread16(np.round(qx)) | (_spread16(np.round(qy)) << np.uint64(1))
-    return np.argsort(key, kind="stable")
+    n = int(ok.sum())
+    band = np.full(len(lon), np.iinfo(np.int64).max, dtype=np.int64)
+    if n:
+        x0, x1 = np.percentile(lon[ok], [1, 99])
+        y0, y1 = np.percentile(lat[ok], [1, 99])
+        groups = max(1.0, n / max(1, rows_per_group))
+        area = max(float(x1 - x0), 1e-9) * max(float(y1 - y0), 1e-9)
+        side = max((area / groups) ** 0.5, 1e-9)
+        band[ok] = np.floor((lat[ok] - y0) / side).astype(np.int64)
+    key_lon = np.where(ok, lon, np.inf)
+    return np.lexsort((key_lon, band))
 
 
-def _sorted(rows: pa.Table) -> pa.Table:
+def _sorted(rows: pa.Table, rows_per_group: int) -> pa.Table:
     names = set(rows.column_names)
     if {"lon", "lat"} <= names:
         lon = rows.column("lon").to_numpy(zero_copy_only=False).astype(np.float64)
         lat = rows.column("lat").to_numpy(zero_copy_only=False).astype(np.float64)
-        return rows.take(pa.array(morton_order(lon, lat)))
+        return rows.take(pa.array(banded_order(lon, lat, rows_per_group)))
     if "t_ms" in names:
         return rows.sort_by([("t_ms", "ascending")])
     return rows
@@ -269,6 +265,7 @@ def compact_day(
     *,
     row_group_rows: int = 16_384,
     dry_run: bool = False,
+    rewrite: bool = False,
 ) -> Compacted:
     """Compact one date of one table into one file (see the module docstring).
 
@@ -280,7 +277,7 @@ def compact_day(
     hourly, daily = _day_files(ddir)
     inputs = hourly + daily
     res = Compacted(table, date, "skipped", inputs=len(inputs))
-    if not hourly and len(daily) <= 1:
+    if not hourly and (len(daily) == 0 or (len(daily) == 1 and not rewrite)):
         res.why = "already one file" if daily else "no files"
         return res
     if date in _pending_days(root, table):
@@ -304,7 +301,7 @@ def compact_day(
         res.action = "planned"
         return res
     rows = pa.concat_tables(parts, promote_options="default")
-    rows = _sorted(rows.replace_schema_metadata(None))
+    rows = _sorted(rows.replace_schema_metadata(None), row_group_rows)
     if rows.num_rows != expected:  # cannot happen; never swap in a file that lost rows
         raise ArchiveError(f"compacting {table} {date}: {rows.num_rows} rows != {expected}")
     meta = {
@@ -344,6 +341,7 @@ def compact_archive(
     min_age_h: float = 26.0,
     row_group_rows: int = 16_384,
     dry_run: bool = False,
+    rewrite: bool = False,
 ) -> list[Compacted]:
     """Compact every date of ``tables`` (default: all) that ended at least ``min_age_h``
     hours before ``now_ms``; interrupted compactions are recovered first."""
@@ -364,7 +362,9 @@ def compact_archive(
             if date > last_day:
                 out.append(Compacted(table, date, "skipped", why=f"younger than {min_age_h:g} h"))
                 continue
-            res = compact_day(root, table, date, row_group_rows=row_group_rows, dry_run=dry_run)
+            res = compact_day(
+                root, table, date, row_group_rows=row_group_rows, dry_run=dry_run, rewrite=rewrite
+            )
             log.info("%s %s: %s %s", table, date, res.action, res.why)
             out.append(res)
     return out
@@ -386,6 +386,7 @@ def cmd_compact(args: Any) -> int:
         min_age_h=args.min_age_h,
         row_group_rows=args.row_group_rows,
         dry_run=args.dry_run,
+        rewrite=args.rewrite,
     )
     done = [r for r in res if r.action in ("compacted", "planned")]
     summary = {
