@@ -294,3 +294,29 @@ async def test_compaction_beside_a_running_archiver(kafka_bootstrap: str, tmp_pa
         assert offs == list(range(len(offs))), f"partition {p} has gaps"
     for date in ("2026-03-07", "2026-03-08"):
         assert [f.parent.name for f in data_files(tmp_path, date)] == ["hour=all"]
+
+
+@pytest.mark.unit
+def test_files_of_two_schema_versions_are_queried_and_compacted_together(archive: Path) -> None:
+    """A file written by a later version, with one more column, beside the others: a query
+    reads both (by column name), and compaction keeps every row with the new column."""
+    import pyarrow as pa
+
+    from pipeline.history.layout import bucket_dir
+    from pipeline.history.writer import write_file
+
+    old = data_files(archive, "2026-03-07")[0]
+    t = pq.read_table(old).slice(0, 10)
+    t = t.append_column("extra_m", pa.array([1.5] * 10)).set_column(
+        t.schema.get_field_index("kafka_partition"),
+        "kafka_partition",
+        pa.array([7] * 10, pa.int32()),
+    )
+    d = bucket_dir(archive, POSITIONS, "2026-03-07", 23)
+    d.mkdir(parents=True, exist_ok=True)
+    write_file(t, d / "part-007-00000000000000000000-00000000000000000009.parquet", 1024)
+    assert counted(archive) == (18_010, 18_010)
+    comp.compact_archive(archive, now_ms=T0_MS + 3 * DAY_MS, min_age_h=0)
+    assert counted(archive) == (18_010, 18_010)
+    day = pq.read_table(data_files(archive, "2026-03-07")[0], columns=["extra_m"])
+    assert day["extra_m"].null_count == day.num_rows - 10

@@ -196,9 +196,13 @@ class Archive:
     def _make_view(self, name: str, table: str, files: list[str]) -> None:
         if files:
             lst = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            # Columns are matched by name. union_by_name (files of different schema
+            # versions) makes DuckDB read every file's schema before it starts, which
+            # doubles a query over many files: it is used once a query finds a mismatch.
+            union = ", union_by_name = true" if getattr(self, "_union", False) else ""
             self.con.execute(
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{lst}], "
-                "hive_partitioning = true, union_by_name = true)"
+                f"hive_partitioning = true{union})"
             )
         else:  # an empty relation with the table's columns
             schema = TABLES[table].schema if table in TABLES else pa.schema([("t_ms", pa.int64())])
@@ -219,6 +223,10 @@ class Archive:
             except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
                 raise QueryError(f"query failed: {exc}") from exc
             except duckdb.Error as exc:
+                if "schema mismatch" in str(exc) and not getattr(self, "_union", False):
+                    self._union = True  # files of several schema versions: union them
+                    self._relist()
+                    continue
                 if self._vanished(str(exc)):
                     self._relist()
                     continue
