@@ -32,7 +32,13 @@ def observe_batch(agent: str, n_records: int, started_s: float, newest_t_ms: int
     metrics.AGENT_BATCH.labels(agent=agent).observe(n_records)
     metrics.AGENT_PROCESSING.labels(agent=agent).observe(time.perf_counter() - started_s)
     if newest_t_ms > 0:
-        metrics.observe_event_lag(agent, newest_t_ms)
+        now_s = time.time()
+        metrics.observe_event_lag(agent, newest_t_ms, now_s)
+        EVENT_LAG_S[agent] = max(0.0, now_s - newest_t_ms / 1000.0)
+
+
+#: each agent's event-time lag at its last batch with events, s (what the gauge shows)
+EVENT_LAG_S: dict[str, float] = {}
 
 
 def readiness(
@@ -86,7 +92,6 @@ class WorkerHealth:
         self.app = app
         self.settings = settings
         self.sources = frozenset(sources)
-        self.agents: set[str] = set()  # agents that reported a batch
 
     def records_behind(self) -> int | None:
         consumer = self.app.consumer
@@ -111,17 +116,12 @@ class WorkerHealth:
     def check(self) -> tuple[bool, str]:
         app: Any = self.app
         recovery = app.tables.recovery
-        lags = {}
-        for name in ("decode", "tracks", "feed", "area"):
-            sample = metrics.AGENT_EVENT_LAG.labels(agent=name)._value.get()
-            if sample > 0:
-                lags[name] = sample
         return readiness(
             started=recovery.completed.is_set(),
             rebalancing=bool(app.rebalancing),
             recovered=not app.in_recovery,
             records_behind=self.records_behind() if recovery.completed.is_set() else None,
-            event_lag_s=lags,
+            event_lag_s=dict(EVENT_LAG_S),
             max_lag_s=self.settings.ready_max_lag_s,
             max_lag_records=self.settings.ready_max_lag_records,
         )
