@@ -13,12 +13,15 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from console_helpers import ARTEFACTS, login, make_users, start
+from console_helpers import ARTEFACTS, SITE, login, make_users, start
 from test_console_browser import Watch, browser  # noqa: F401 - the browser fixture
 from test_history_compact import T0_MS, archive_rows
 
+from pipeline.history.landing import finding_alerts
 from pipeline.history.query import Archive, near
 from pipeline.history.writer import ArchiveWriter, Bounds
+from pipeline.site import load_site
+from schemas.records import LandingSiteFinding
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -34,6 +37,19 @@ def write_archive(root: Path, alerts: list[Any]) -> None:
     vals = [_enc.encode(a) for a in alerts]
     w.add(topic, 0, list(range(len(vals))), [0] * len(vals), vals)
     assert w.flush(topic, 0) is not None
+    # a hidden landing site published at 23:00 UTC, as `history landing-sites --publish` does
+    sites = finding_alerts([SITE_FINDING], load_site(SITE), root, T0_MS + 3_600_000)
+    vals = [_enc.encode(a) for a in sites]
+    w.add(topic, 1, list(range(len(vals))), [0] * len(vals), vals)
+    assert w.flush(topic, 1) is not None
+
+
+SITE_FINDING = LandingSiteFinding(
+    finding_id="landing_site:haikou:110.41230:20.07410", lon=110.4123, lat=20.0741,
+    radius_m=60.0, nights=["2026-03-02", "2026-03-05", "2026-03-07"], mmsis=[412000007],
+    camera_targets=["cam:hk-east-01:3"], visits=3, dark_visits=1, alert_ids=[],
+    window_start="2026-02-06T00:00:00Z", window_end="2026-03-08T00:00:00Z",
+)  # fmt: skip
 
 
 def iso(ms: int) -> str:
@@ -100,6 +116,16 @@ async def test_history_tab_shows_tracks_places_and_alerts(
         )
         await page.screenshot(path=str(ARTEFACTS / "history-02-near.png"))
 
+        # the hidden landing sites published in the window, drawn as circles
+        await page.click("#h-sites")
+        await page.wait_for_function("() => !!window.__sw.history.sites", timeout=30_000)
+        assert await page.locator("#h-results tr.h-site").count() == 1
+        cells = await page.locator("#h-results tr.h-site td").all_text_contents()
+        assert cells == ["110.41230, 20.07410", "2026-03-02 2026-03-05 2026-03-07", "3 (1)",
+                         "412000007"]  # fmt: skip
+        assert await page.evaluate("() => window.__sw.history.drawn()") == ["circle"]
+        await page.screenshot(path=str(ARTEFACTS / "history-03-landing-sites.png"))
+
         # the alerts of the simulated night's window
         ts = [msgspec.json.decode(_enc.encode(a))["time"] for a in alerts]
         from pipeline.history.query import parse_time_ms
@@ -111,7 +137,7 @@ async def test_history_tab_shows_tracks_places_and_alerts(
         await page.wait_for_function("() => !!window.__sw.history.alerts", timeout=30_000)
         rows = await page.locator("#h-results tr.h-alert").count()
         assert rows == len({a.data.alert_id for a in alerts}) > 0
-        await page.screenshot(path=str(ARTEFACTS / "history-03-alerts.png"))
+        await page.screenshot(path=str(ARTEFACTS / "history-04-alerts.png"))
 
         # a bad window is refused with the reason
         await page.fill("#h-from", "2026-03-09T00:00+08:00")

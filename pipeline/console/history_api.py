@@ -4,7 +4,8 @@
 within the radius in the window (:func:`pipeline.history.query.near`);
 ``GET /api/history/track?mmsi=&from=&to=`` — a vessel's archived fixes in time order;
 ``GET /api/history/alerts?from=&to=[&kind=]`` — the alerts raised in the window, each with
-its last event in it. Times are ISO 8601 (with a zone; none is UTC) or ms since the epoch,
+its last event in it; ``GET /api/history/landing-sites?from=&to=`` — the hidden landing
+sites published in the window (alerts of kind ``landing_site``, their latest finding). Times are ISO 8601 (with a zone; none is UTC) or ms since the epoch,
 ``to`` exclusive. A bad parameter is a 400 with the reason; a console without an archive
 (``--archive``) answers 404. Queries run in a worker thread, one archive connection each,
 so a long one never stalls the live feed.
@@ -67,6 +68,7 @@ class HistoryApi:
         router.add_get("/api/history/near", self.near)
         router.add_get("/api/history/track", self.track)
         router.add_get("/api/history/alerts", self.alerts)
+        router.add_get("/api/history/landing-sites", self.landing_sites)
 
     async def _run(self, request: web.Request, fn: Any) -> web.Response:
         from pipeline.history.query import Archive
@@ -135,5 +137,29 @@ class HistoryApi:
                     [from_ms, to_ms, kind, kind, MAX_ROWS],
                 ).to_pylist()
             return {"from_t_ms": from_ms, "to_t_ms": to_ms, "alerts": rows}
+
+        return await self._run(request, fn)
+
+    async def landing_sites(self, request: web.Request) -> web.Response:
+        def fn(archive: Any, q: Any) -> dict[str, Any]:
+            import json
+
+            from_ms, to_ms = _window(q)
+            sites: list[dict[str, Any]] = []
+            if archive.view("a", ALERTS, from_ms, to_ms):
+                rows = archive.query(
+                    """
+                    SELECT alert_id, arg_max(record, seq) AS record, max(t_ms) AS last_t_ms
+                    FROM a WHERE t_ms >= ? AND t_ms < ? AND kind = 'landing_site'
+                    GROUP BY alert_id ORDER BY alert_id LIMIT ?
+                    """,
+                    [from_ms, to_ms, MAX_ROWS],
+                ).to_pylist()
+                for r in rows:
+                    finding = (json.loads(r["record"]).get("data") or {}).get("landing_site")
+                    if finding:
+                        sites.append({"alert_id": r["alert_id"], "last_t_ms": r["last_t_ms"],
+                                      **finding})  # fmt: skip
+            return {"from_t_ms": from_ms, "to_t_ms": to_ms, "landing_sites": sites}
 
         return await self._run(request, fn)

@@ -8,7 +8,8 @@ const SWHistory = (function () {
     en: {
       tab: "History", from: "From", to: "To", mmsi: "MMSI", show_track: "Show track",
       point: "Point", pick: "Pick on map", radius: "Radius, m", near: "Who was here",
-      alerts: "Alerts in window", clear: "Clear", picking: "Click the map to pick the point.",
+      alerts: "Alerts in window", sites: "Landing sites", clear: "Clear",
+      sites_result: "{n} hidden landing sites", nights: "Nights", visits: "Visits (dark)", picking: "Click the map to pick the point.",
       loading: "Querying the archive…", fixes: "{n} fixes of {mmsi}", no_fixes: "No fixes of {mmsi} in the window.",
       near_result: "{v} vessels, {c} camera targets, {a} alerts within {r} m",
       alerts_result: "{n} alerts in the window", vessel: "Vessel", time: "Time", first: "First", last: "Last",
@@ -18,7 +19,8 @@ const SWHistory = (function () {
     "zh-CN": {
       tab: "历史", from: "开始", to: "结束", mmsi: "MMSI", show_track: "显示轨迹",
       point: "位置", pick: "在地图上选点", radius: "半径（米）", near: "谁到过这里",
-      alerts: "时段内的告警", clear: "清除", picking: "请在地图上点击选点。",
+      alerts: "时段内的告警", sites: "隐蔽登陆点", clear: "清除",
+      sites_result: "{n} 个隐蔽登陆点", nights: "夜数", visits: "到访（无AIS）", picking: "请在地图上点击选点。",
       loading: "正在查询档案…", fixes: "{mmsi} 的 {n} 个定位点", no_fixes: "{mmsi} 在该时段内没有定位点。",
       near_result: "{r} 米内：{v} 艘船，{c} 个摄像头目标，{a} 条告警",
       alerts_result: "时段内 {n} 条告警", vessel: "船舶", time: "时间", first: "首次", last: "末次",
@@ -36,7 +38,7 @@ const SWHistory = (function () {
       if (vars) for (const v of Object.keys(vars)) s = s.replace("{" + v + "}", String(vars[v]));
       return s;
     };
-    const H = (window.__sw.history = { track: null, near: null, alerts: null, picking: false, requests: 0 });
+    const H = (window.__sw.history = { track: null, near: null, alerts: null, sites: null, picking: false, requests: 0 });
     const layer = L.layerGroup().addTo(ctx.map);
     H.drawn = () => layer.getLayers().map((x) => (x instanceof L.Polyline ? "line" : x instanceof L.Circle ? "circle" : "marker"));
 
@@ -164,6 +166,26 @@ const SWHistory = (function () {
       status(tr("alerts_result", { n: j.alerts.length }));
     }
 
+    async function showSites() {
+      const j = await get("/api/history/landing-sites", {});
+      if (!j) return;
+      H.sites = j;
+      layer.clearLayers();
+      const rows = [];
+      for (const f of j.landing_sites) {
+        L.circle([f.lat, f.lon], { radius: Math.max(f.radius_m, 50), color: "#c2410c", weight: 2, fillOpacity: 0.2 })
+          .bindTooltip(`${f.nights.length} ${tr("nights")}`).addTo(layer);
+        const row = el("tr", null, "h-site");
+        row.appendChild(el("td", `${f.lon.toFixed(5)}, ${f.lat.toFixed(5)}`)); row.appendChild(el("td", f.nights.join(" ")));
+        row.appendChild(el("td", `${f.visits} (${f.dark_visits})`)); row.appendChild(el("td", f.mmsis.join(" ") || "—"));
+        row.addEventListener("click", () => { $("h-point").value = `${f.lon},${f.lat}`; $("h-radius").value = String(Math.max(Math.round(f.radius_m), 100)); ctx.map.setView([f.lat, f.lon], 15); });
+        rows.push(row);
+      }
+      table([tr("point"), tr("nights"), tr("visits"), tr("vessel")], rows);
+      status(tr("sites_result", { n: j.landing_sites.length }));
+    }
+
+    $("h-sites").addEventListener("click", showSites);
     $("h-track").addEventListener("click", () => { const m = $("h-mmsi").value.trim(); if (m) showTrack(m); });
     $("h-near").addEventListener("click", showNear);
     $("h-alerts").addEventListener("click", showAlerts);
