@@ -94,6 +94,11 @@ async def test_history_tab_shows_tracks_places_and_alerts(
         assert await page.locator("#h-status").text_content() == "60 fixes of 412000007"
         drawn = await page.evaluate("() => window.__sw.history.drawn()")
         assert drawn.count("line") == 1 and drawn.count("marker") == 2  # the track, its ends
+        # the time slider: halfway through the window, the vessel halfway along its track
+        await page.locator("#h-scrub").fill("500")
+        half = await page.evaluate("() => window.__sw.history.cursorIndex")
+        assert 25 <= half <= 34, half
+        assert (await page.locator("#h-scrub-time").text_content() or "").startswith("03/08/2026")
         await page.screenshot(path=str(ARTEFACTS / "history-01-track.png"))
 
         # who was near a place: the same answer as the history query engine gives

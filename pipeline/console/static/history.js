@@ -81,17 +81,33 @@ const SWHistory = (function () {
     }
     function skippedNote(j) { if (j.skipped_files && j.skipped_files.length) status(`${$("h-status").textContent} — ${tr("skipped", { n: j.skipped_files.length })}`, true); }
 
+    let scrub = null;
+    function noScrub() { scrub = null; $("h-scrub").disabled = true; $("h-scrub-time").textContent = ""; }
+    $("h-scrub").addEventListener("input", () => { if (scrub) scrub(Number($("h-scrub").value)); });
+
     async function showTrack(mmsi) {
       const j = await get("/api/history/track", { mmsi: String(mmsi) });
       if (!j) return;
       H.track = j;
-      layer.clearLayers();
+      layer.clearLayers(); noScrub();
       if (!j.fixes.length) { status(tr("no_fixes", { mmsi })); return; }
       const ll = j.fixes.map((f) => [f[1], f[0]]);
       const line = L.polyline(ll, { color: "#7c3aed", weight: 3 }).addTo(layer);
       L.circleMarker(ll[0], { radius: 4, color: "#7c3aed" }).bindTooltip(ctx.fmtTime(j.fixes[0][2])).addTo(layer);
-      L.circleMarker(ll[ll.length - 1], { radius: 6, color: "#7c3aed", fillOpacity: 0.8 }).bindTooltip(ctx.fmtTime(j.fixes[j.fixes.length - 1][2])).addTo(layer);
+      const cursor = L.circleMarker(ll[ll.length - 1], { radius: 6, color: "#7c3aed", fillOpacity: 0.8 }).bindTooltip(ctx.fmtTime(j.fixes[j.fixes.length - 1][2])).addTo(layer);
       ctx.map.fitBounds(line.getBounds(), { maxZoom: 15, padding: [30, 30] });
+      // the time slider: the track up to a moment of the window, the vessel where it was then
+      const t0 = j.fixes[0][2], t1 = j.fixes[j.fixes.length - 1][2];
+      scrub = (v) => {
+        const t = t0 + (t1 - t0) * v / 1000;
+        let lo = 0, hi = j.fixes.length - 1;
+        while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (j.fixes[mid][2] <= t) lo = mid; else hi = mid - 1; }
+        line.setLatLngs(ll.slice(0, lo + 1)); cursor.setLatLng(ll[lo]);
+        cursor.setTooltipContent(ctx.fmtTime(j.fixes[lo][2]));
+        $("h-scrub-time").textContent = ctx.fmtTime(j.fixes[lo][2]);
+        H.cursorIndex = lo;
+      };
+      $("h-scrub").disabled = false; $("h-scrub").value = "1000"; scrub(1000);
       status(tr("fixes", { n: j.n_fixes, mmsi }));
       const rows = [];
       const step = Math.max(1, Math.floor(j.fixes.length / 200));
@@ -120,7 +136,7 @@ const SWHistory = (function () {
       const j = await get("/api/history/near", { lon: String(p[0]), lat: String(p[1]), radius_m: String(radius) });
       if (!j) return;
       H.near = j;
-      layer.clearLayers();
+      layer.clearLayers(); noScrub();
       L.circle([p[1], p[0]], { radius, color: "#0f62fe", fill: false }).addTo(layer);
       const rows = [];
       for (const v of j.vessels) {
@@ -152,7 +168,7 @@ const SWHistory = (function () {
       const j = await get("/api/history/alerts", {});
       if (!j) return;
       H.alerts = j;
-      layer.clearLayers();
+      layer.clearLayers(); noScrub();
       const rows = [];
       for (const a of j.alerts) {
         alertMarker(a);
@@ -170,7 +186,7 @@ const SWHistory = (function () {
       const j = await get("/api/history/landing-sites", {});
       if (!j) return;
       H.sites = j;
-      layer.clearLayers();
+      layer.clearLayers(); noScrub();
       const rows = [];
       for (const f of j.landing_sites) {
         L.circle([f.lat, f.lon], { radius: Math.max(f.radius_m, 50), color: "#c2410c", weight: 2, fillOpacity: 0.2 })
@@ -189,7 +205,7 @@ const SWHistory = (function () {
     $("h-track").addEventListener("click", () => { const m = $("h-mmsi").value.trim(); if (m) showTrack(m); });
     $("h-near").addEventListener("click", showNear);
     $("h-alerts").addEventListener("click", showAlerts);
-    $("h-clear").addEventListener("click", () => { layer.clearLayers(); $("h-results").textContent = ""; status(""); });
+    $("h-clear").addEventListener("click", () => { layer.clearLayers(); noScrub(); $("h-results").textContent = ""; status(""); });
     $("h-pick").addEventListener("click", () => { H.picking = true; status(tr("picking")); });
     ctx.map.on("click", (ev) => {
       if (!H.picking) return;
@@ -197,6 +213,7 @@ const SWHistory = (function () {
       $("h-point").value = `${ev.latlng.lng.toFixed(5)},${ev.latlng.lat.toFixed(5)}`;
       status("");
     });
+    noScrub();
     applyLang();
   }
   return { init };
