@@ -19,6 +19,12 @@ processing_guarantee          ``at_least_once``    the only one offered: the bat
                                                    outside Kafka transactions
 site                          ``sites/haikou``     the site folder the worker serves
 worker_port                   6066                 the worker's web port (metrics, health)
+worker_bind                   ``127.0.0.1``        the address of the worker's web port
+                                                   (``0.0.0.0`` in a container)
+ready_max_lag_s               60                   the worker is ready (``/readyz``) while every
+                                                   agent's event-time lag is under this, s...
+ready_max_lag_records         10000                ... or its input partitions are read to
+                                                   within this many records of their end
 data_dir                      ``var/worker``       Faust's local data folder
 evidence_dir                  ``var/evidence``     camera evidence store (JPEG frames, crops)
 registry_url                  ``sqlite:///var/     the vessel registry's database (SQLAlchemy
@@ -74,6 +80,9 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     site: str = "sites/haikou"
     worker_port: int = 6066
+    worker_bind: str = "127.0.0.1"
+    ready_max_lag_s: float = 60.0
+    ready_max_lag_records: int = 10_000
     data_dir: str = "var/worker"
     evidence_dir: str = "var/evidence"
     registry_url: str = "sqlite:///var/registry.sqlite"

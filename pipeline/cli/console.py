@@ -48,6 +48,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--evidence-dir", default=None, help="evidence store (default: setting)")
     p.add_argument(
+        "--archive",
+        default=env.get("SHOREWATCH_ARCHIVE", "var/archive"),
+        help="history archive for the History tab (default var/archive; env SHOREWATCH_ARCHIVE)",
+    )
+    p.add_argument(
         "--demo",
         action="store_true",
         help="demo mode: no login, 127.0.0.1 only, every visitor is the supervisor 'demo'",

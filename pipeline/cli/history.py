@@ -30,6 +30,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-s", type=float, default=5.0, help="retry period on a full disk, s")
     p.add_argument("--metrics-file", default=None, help="Prometheus text file of the metrics")
     p.set_defaults(func=_cmd_archive)
+    ps = p.add_subparsers(dest="archive_what", required=False, metavar="WHAT")
+    c = ps.add_parser(
+        "compact",
+        help="compact closed days into one sorted file each (faster queries)",
+        description="Merge each closed day's hourly files of a table into one file "
+        "(ROOT/topic=…/date=…/hour=all/), sorted for row-group pruning; atomic, idempotent, "
+        "every row (and its Kafka offset) kept. Safe beside a running archiver.",
+    )
+    c.add_argument("--root", default=DEFAULT_ROOT, help="archive directory (default %(default)s)")
+    c.add_argument("--topic", action="append", help="table or topic (repeatable; default: all)")
+    c.add_argument("--min-age-h", type=float, default=26.0,
+                   help="compact a date only this many hours after it ended (default 26)")  # fmt: skip
+    c.add_argument("--row-group-rows", type=int, default=16_384, help="rows per row group")
+    c.add_argument("--dry-run", action="store_true", help="say what would be compacted")
+    c.add_argument("--rewrite", action="store_true",
+                   help="rewrite days already in one file (after a change of row groups or order)")  # fmt: skip
+    c.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    c.set_defaults(func=lazy("pipeline.history.compact", "cmd_compact"))
 
     h = sub.add_parser("history", help="query the archive (DuckDB)")
     hs = h.add_subparsers(dest="history_what", required=True, metavar="WHAT")

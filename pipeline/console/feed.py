@@ -37,6 +37,7 @@ from pipeline import topics
 from pipeline.console.store import ActionStore
 from pipeline.console.triage import Board, Triage
 from pipeline.deadletter import Reason, dead_letter
+from pipeline.metrics import CONSOLE_PUSH_LATENCY
 from schemas import records
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ class Feed:
             )
             self.alerts[d.alert_id] = entry
             self.publish("alert", self.alert_json(entry))
+            if m.timestamp and m.timestamp > now - 60_000:  # live, not the history read at start
+                CONSOLE_PUSH_LATENCY.observe(max(0.0, wall_ms() - m.timestamp) / 1000.0)
 
     def _on_tracks(self, msgs: list[Any]) -> None:
         for m in msgs:

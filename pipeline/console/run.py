@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline import metrics
 from pipeline.errors import BrokerUnreachable, ConsoleError
 
 
@@ -66,6 +67,7 @@ def cmd_console(args: Any) -> int:
         escalate_after_s=args.escalate_after_s,
         coverage_range_m=args.coverage_range_m,
         tls_proxy=args.tls_proxy,
+        archive_root=Path(args.archive) if args.archive else None,
     )
 
     async def main() -> int:
@@ -73,6 +75,10 @@ def cmd_console(args: Any) -> int:
             await _check_broker(cfg.bootstrap)
         running = await start_console(cfg)
         print(f"console: {running.url}", flush=True)
+        async with metrics.serve_from_env("console", lambda: console_ready(running.console.feed)):
+            return await serve(running)
+
+    async def serve(running: Any) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +95,16 @@ def cmd_console(args: Any) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def console_ready(feed: Any) -> tuple[bool, str]:
+    """The console is ready once its feed has read the topics' history and while the
+    broker answers (the page shows "disconnected" otherwise)."""
+    if not feed.ready.is_set():
+        return False, "reading the topics' history"
+    if not feed.connected:
+        return False, "the broker does not answer"
+    return True, "ok"
 
 
 async def _check_broker(bootstrap: str, timeout_s: float = 15.0) -> None:

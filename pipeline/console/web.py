@@ -35,6 +35,7 @@ from aiohttp import web
 from pipeline import topics
 from pipeline.console.coverage import coast_pieces, uncovered_report
 from pipeline.console.feed import Feed, wall_ms
+from pipeline.console.history_api import HistoryApi
 from pipeline.console.store import ActionStore
 from pipeline.console.triage import DISMISS_REASONS, check
 from pipeline.console.users import LANGS, UsersFile
@@ -59,6 +60,7 @@ class ConsoleConfig:
     :param coverage_range_m: how far a working camera is taken to see the shore, m
     :param session_ttl_s: a session ends after this long without a request, s
     :param tls_proxy: served behind a TLS-terminating proxy: cookies are ``Secure``
+    :param archive_root: the history archive the history view queries (``None``: none)
     """
 
     bootstrap: str
@@ -78,6 +80,7 @@ class ConsoleConfig:
     tls_proxy: bool = False
     login_max_failures: int = 5
     login_window_s: float = 300.0
+    archive_root: Path | None = None
 
 
 @dataclass
@@ -300,6 +303,7 @@ class Console:
         r.add_get("/api/coverage", self.coverage_view)
         r.add_get("/api/evidence/{path:.+}", self.evidence)
         r.add_get("/healthz", self.healthz)
+        HistoryApi(self.cfg.archive_root).add_routes(r)
         r.add_static("/static/", STATIC, follow_symlinks=False)
         app.on_startup.append(lambda _app: self.start())
         app.on_cleanup.append(lambda _app: self.stop())

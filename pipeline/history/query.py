@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import QueryError
+from pipeline.history.compact import COMPACT_HOUR, reader_files
 from pipeline.history.layout import ALERTS, FRAMES, POSITIONS, TABLES, day_text
 
 __all__ = ["Archive", "Hours", "near", "parse_hours", "track", "check_point", "check_range"]
@@ -132,16 +133,21 @@ class Archive:
             if not (lo_d <= d <= hi_d):
                 continue
             day_ms = int(np.datetime64(d, "ms").astype(np.int64))
+            day: list[str] = []
             for hdir in sorted(ddir.glob("hour=*")):
-                h0 = day_ms + int(hdir.name[5:]) * 3_600_000
-                if from_ms is not None and h0 + 3_600_000 <= from_ms:
+                if hdir.name == f"hour={COMPACT_HOUR}":  # a compacted day: the whole date
+                    h0, span = day_ms, DAY_MS
+                else:
+                    h0, span = day_ms + int(hdir.name[5:]) * 3_600_000, 3_600_000
+                if from_ms is not None and h0 + span <= from_ms:
                     continue
                 if to_ms is not None and h0 >= to_ms:
                     continue
-                out += [
+                day += [
                     str(p) for p in sorted(hdir.iterdir())
                     if p.suffix == ".parquet" and not p.name.startswith((".", "_"))
                 ]  # fmt: skip
+            out += reader_files(self.root, table, d, day)
         return [p for p in out if self._readable(p)]
 
     def _readable(self, path: str) -> bool:
@@ -177,15 +183,26 @@ class Archive:
         files = self.files(table, from_ms, to_ms)
         self._views = getattr(self, "_views", {})
         self._views[name] = (table, files)
+        self._ranges = getattr(self, "_ranges", {})
+        self._ranges[name] = (from_ms, to_ms)
         self._make_view(name, table, files)
         return len(files)
+
+    def _relist(self) -> None:
+        """List every view's files again (a compaction replaced some while a query ran)."""
+        for name, (table, _) in list(getattr(self, "_views", {}).items()):
+            self.view(name, table, *self._ranges[name])
 
     def _make_view(self, name: str, table: str, files: list[str]) -> None:
         if files:
             lst = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            # Columns are matched by name. union_by_name (files of different schema
+            # versions) makes DuckDB read every file's schema before it starts, which
+            # doubles a query over many files: it is used once a query finds a mismatch.
+            union = ", union_by_name = true" if getattr(self, "_union", False) else ""
             self.con.execute(
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{lst}], "
-                "hive_partitioning = true, union_by_name = true)"
+                f"hive_partitioning = true{union})"
             )
         else:  # an empty relation with the table's columns
             schema = TABLES[table].schema if table in TABLES else pa.schema([("t_ms", pa.int64())])
@@ -206,11 +223,24 @@ class Archive:
             except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
                 raise QueryError(f"query failed: {exc}") from exc
             except duckdb.Error as exc:
+                if "schema mismatch" in str(exc) and not getattr(self, "_union", False):
+                    self._union = True  # files of several schema versions: union them
+                    self._relist()
+                    continue
+                if self._vanished(str(exc)):
+                    self._relist()
+                    continue
                 bad = self._culprit(str(exc))
                 if bad is None:
                     raise QueryError(f"query failed: {exc}") from exc
                 self._skip(bad, str(exc).splitlines()[0])
         raise QueryError("too many unreadable files")
+
+    def _vanished(self, message: str) -> bool:
+        """Whether the error names a file of the views that no longer exists (replaced by
+        a compaction or deleted by retention after the views were made)."""
+        views = getattr(self, "_views", {})
+        return any(f in message and not os.path.exists(f) for _, fs in views.values() for f in fs)
 
     def _culprit(self, message: str) -> str | None:
         """The file an error comes from: named in the message, else the first file of the

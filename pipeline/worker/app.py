@@ -31,11 +31,13 @@ from typing import Any
 
 import faust
 
+from pipeline import topics
 from pipeline.settings import Settings
 from pipeline.worker.area_agent import _register_area
 from pipeline.worker.batching import Metrics
 from pipeline.worker.decode_agent import _register_decode
 from pipeline.worker.feed_agent import _register_feed
+from pipeline.worker.observe import WorkerHealth, register_pages
 from pipeline.worker.tracks_agent import _register_tracks
 from pipeline.worker.transport import IdempotentTransport
 
@@ -80,7 +82,7 @@ def create_app(
         producer_max_batch_size=1 << 20,
         web_enabled=settings.worker_port > 0,
         web_port=max(settings.worker_port, 1),
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_bind,
         datadir=settings.data_dir,
         autodiscover=False,
         consumer_auto_offset_reset=settings.auto_offset_reset,
@@ -103,6 +105,9 @@ def create_app(
             _register_area(app, site, settings)
     if settings.worker_port > 0:
         _register_metrics_view(app)
+        sources = {topics.AIS_RAW.name, topics.AIS_FIXES.name}
+        sources |= {topics.CAMERA_DETECTION.name, topics.FUSION_INPUT.name}
+        register_pages(app, WorkerHealth(app, settings, sources))
     return app
 
 

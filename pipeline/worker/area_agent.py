@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -12,6 +13,7 @@ import msgspec
 
 from pipeline import topics
 from pipeline.deadletter import Reason, dead_letter
+from pipeline.metrics import ALERTS
 from pipeline.settings import Settings
 from pipeline.worker.batching import (
     TAKE_MAX,
@@ -23,6 +25,7 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
+from pipeline.worker.observe import observe_batch
 from schemas import records
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,9 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            started = time.perf_counter()
             await handler.handle(values)
+            observe_batch("area", len(values), started, handler.newest_t_ms)
 
 
 class _AreaAgent:
@@ -78,6 +83,7 @@ class _AreaAgent:
         # registry identities of each micro-batch's MMSIs; an unreachable registry is
         # retried with backoff and leaves the area running ("registry unavailable")
         self.resolver = IdentityResolver(settings.registry_url)
+        self.newest_t_ms = -1  # the newest track or frame time of the last micro-batch, ms UTC
 
     def load(self, key: bytes) -> Any:
         raw = self.table.get(key)
@@ -91,6 +97,8 @@ class _AreaAgent:
         self.rows.set(key, state.to_bytes())
         self.live[key] = (self.table.get(key), state)
         self.metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
+        for a in out:
+            ALERTS.labels(kind=a.data.kind, status=a.data.status).inc()
         for a in out:
             self.sender.add(topics.ALERT, a.data.alert_id.encode(), json_encoder.encode(a))
         await self.sender.flush()
@@ -112,6 +120,11 @@ class _AreaAgent:
                 wm.append(item.watermark)
             if item.radar is not None:
                 radar.setdefault(item.area, []).append(item.radar)
+        self.newest_t_ms = max(
+            [x.t_ms for trs, _, _ in by_area.values() for x in trs]
+            + [x.t_ms for _, frs, _ in by_area.values() for x in frs],
+            default=-1,
+        )
         for name, (trs, frs, wms) in by_area.items():
             if name != self.ctx.site:
                 self.metrics.add({"area.unknown_area": len(trs) + len(frs) + len(wms)})
@@ -154,7 +167,7 @@ class _AreaAgent:
                     raw=v,
                     rx_t_ms=wall_ms(),
                 )
-                self.sender.add(topics.DEADLETTER, key, json_encoder.encode(dead))
+                self.sender.dead(key, dead)
             await self.sender.flush()
             self.live.pop(key, None)  # the state may be half-updated: reload it
             return

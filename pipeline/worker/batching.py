@@ -10,8 +10,9 @@ from typing import Any
 import faust
 import msgspec
 
-from pipeline import topics
+from pipeline import metrics, topics
 from pipeline.topics import partition_of
+from schemas import records
 
 TAKE_MAX = 1000
 
@@ -104,6 +105,13 @@ class BatchSender:
         headers = list(spec.headers) if spec.headers else None
         self.append(spec.name, spec.partitions, key, value, partition, headers)
 
+    def dead(self, key: bytes, record: records.DeadLetter) -> None:
+        """:meth:`add` a dead letter to ``shorewatch.deadletter.v1`` and count it in
+        ``shorewatch_dead_letters_total{reason, stage}`` (the stage's bounded part: a
+        source id such as ``tcp:10.0.0.5:5631`` counts as ``tcp``)."""
+        count_dead_letter(record)
+        self.add(topics.DEADLETTER, key, json_encoder.encode(record))
+
     def append(
         self,
         topic: str,
@@ -181,6 +189,11 @@ class TableWriter:
         if self._changelog is None:
             self._changelog = self.table.changelog_topic.get_topic_name()
         return self._changelog
+
+
+def count_dead_letter(record: records.DeadLetter) -> None:
+    """``shorewatch_dead_letters_total{reason, stage}`` + 1 for a dead letter the worker sends."""
+    metrics.DEAD_LETTERS.labels(reason=record.reason, stage=metrics.source_kind(record.stage)).inc()
 
 
 def wall_ms() -> int:

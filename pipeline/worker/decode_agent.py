@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import faust
 import msgspec
 import numpy as np
 
+from pipeline import metrics as prom
 from pipeline import topics
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.engine.columns import PositionColumns
@@ -25,6 +27,7 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
+from pipeline.worker.observe import observe_batch
 from schemas import records
 
 if TYPE_CHECKING:
@@ -41,7 +44,9 @@ def _register_decode(app: faust.App) -> None:
         # A micro-batch of raw records at a time, one flush (and wait for the acks) per
         # micro-batch: ack round trips are paid per batch, not per record.
         async for values in stream.take(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):
+            started = time.perf_counter()
             await handler.handle(values)
+            observe_batch("decode", len(values), started, handler.newest_t_ms)
 
 
 class _DecodeAgent:
@@ -63,6 +68,7 @@ class _DecodeAgent:
         self.dedup = Deduplicator()
         # MMSI -> (key bytes, partition): the same few thousand vessels come back all the time
         self.keys: dict[int, tuple[bytes, int]] = {}
+        self.newest_t_ms = -1  # the newest event time of the last micro-batch, ms UTC
 
     def key_of(self, mmsi: int) -> tuple[bytes, int]:
         if len(self.keys) > 1_000_000:
@@ -82,7 +88,7 @@ class _DecodeAgent:
             raw=value,
             rx_t_ms=wall_ms(),
         )
-        self.sender.add(topics.DEADLETTER, batch.source.encode(), json_encoder.encode(dead))
+        self.sender.dead(batch.source.encode(), dead)
 
     async def handle(self, values: list[bytes]) -> None:
         """Decode one micro-batch of raw records and publish what came out."""
@@ -114,7 +120,7 @@ class _DecodeAgent:
                     raw=value,
                     rx_t_ms=wall_ms(),
                 )
-                self.sender.add(topics.DEADLETTER, b"ais.raw", json_encoder.encode(dead))
+                self.sender.dead(b"ais.raw", dead)
                 continue
             try:
                 framed.append((batch, self.frame_batch(batch, self.reassembler, self.dedup)))
@@ -154,6 +160,7 @@ class _DecodeAgent:
         for out in outs:
             for source, counts in out.counters.items():
                 metrics.add(counts, prefix=f"ais.{source}.")
+                count_messages(counts)
             for r in out.positions:
                 key, part = keys.get(r.mmsi) or key_of(r.mmsi)
                 append(pos_topic, n_pos_parts, key, encode(r), part)
@@ -163,7 +170,7 @@ class _DecodeAgent:
                 append(sta_topic, n_sta_parts, key, encode(st), part)
                 statics.setdefault(part, []).append(st)
             for d in out.dead_letters:
-                self.sender.add(topics.DEADLETTER, d.source.encode(), json_encoder.encode(d))
+                self.sender.dead(d.source.encode(), d)
         cols = [o.position_columns for o in outs if o.position_columns is not None]
         pos = PositionColumns.concat(cols)
         # the batch's progress goes to every partition, in order with the fixes
@@ -171,6 +178,7 @@ class _DecodeAgent:
             [-1, *(st.t_ms for sts in statics.values() for st in sts)]
             + ([int(pos.t_ms.max())] if len(pos) else [])
         )
+        self.newest_t_ms = newest
         for part, body in fix_records(
             pos,
             np.asarray(parts, dtype=np.int64),
@@ -181,6 +189,16 @@ class _DecodeAgent:
             newest,
         ):
             append(topics.AIS_FIXES.name, n_fix_parts, body[0], body[1], part)
+
+
+def count_messages(counts: dict[str, int]) -> None:
+    """``shorewatch_messages_total{source="ais", outcome}`` from one source's decode
+    counters: ``decoded``, and each ``rejected.<reason>`` as its reason."""
+    for key, n in counts.items():
+        if key == "decoded":
+            prom.MESSAGES.labels(source="ais", outcome="decoded").inc(n)
+        elif key.startswith("rejected."):
+            prom.MESSAGES.labels(source="ais", outcome=key[len("rejected.") :]).inc(n)
 
 
 def fix_records(

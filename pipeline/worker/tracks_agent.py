@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
+from pipeline.worker.observe import observe_batch
 from schemas import records
 
 #: the eviction clock never runs further ahead of the wall clock than this, ms: one
@@ -101,11 +103,13 @@ class _TracksAgent:
         self.keys: dict[int, bytes] = {}  # MMSI -> its decimal text
         self.ais_disorder_ms = ais_disorder_ms
         self.marks_sent: dict[int, int] = {}  # ais.fixes partition -> the watermark last sent
+        self.newest_t_ms = -1  # the newest event time of the last micro-batch, ms UTC
 
     async def handle(self, values: list[bytes]) -> None:
         """Step the tracks with one micro-batch of ``ais.fixes`` records and publish."""
         progress: dict[int, int] = {}  # ais.fixes partition -> newest event time of the batch
         pos, sta = self._decode(values, progress)
+        self.newest_t_ms = max(progress.values(), default=-1)
         try:
             batch = self.track_batch(self.view, self.driver, pos, sta, self.params, self.site.bbox)
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
@@ -132,7 +136,7 @@ class _TracksAgent:
             raw=raw,
             rx_t_ms=wall_ms(),
         )
-        self.sender.add(topics.DEADLETTER, b"ais.fixes", json_encoder.encode(dead))
+        self.sender.dead(b"ais.fixes", dead)
 
     def _decode(
         self, values: list[bytes], progress: dict[int, int]
@@ -218,4 +222,6 @@ def _register_tracks(app: faust.App, site: Any, ais_disorder_ms: int = 5_000) ->
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
         async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+            started = time.perf_counter()
             await handler.handle(values)
+            observe_batch("tracks", len(values), started, handler.newest_t_ms)

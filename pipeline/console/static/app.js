@@ -370,5 +370,6 @@
   showTab("queue");
   connect();
   setInterval(renderQueueSoon, 15000); // escalation and silences expire with time
+  SWHistory.init({ map: M.map, site, lang: () => lang, fmtTime });
   SW.ready = true;
 })();
