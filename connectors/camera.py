@@ -853,6 +853,7 @@ def analyser_factory(
     evidence_dir: str | os.PathLike[str] | None = None,
     ais_source: Any = None,
     batcher: Any = None,
+    read_hull_numbers: bool = False,
     **dnn_kwargs: Any,
 ) -> AnalyserFactory:
     """The production analyser: DNN detector when ``model_dir`` is set, else motion on water.
@@ -867,7 +868,11 @@ def analyser_factory(
     :param batcher: a :class:`pipeline.vision.batching.InferenceBatcher`: every camera's
         frames go through its one detector, batched across cameras (``model_dir`` is then
         only used to decide DNN or motion detector)
+    :param read_hull_numbers: read the hull numbers of boxes large enough to read
+        (:class:`pipeline.vision.hullread.HullReadStage`, one OCR reader shared by the
+        cameras, a few hundred ms of one core per crop)
     """
+    shared_reader: list[Any] = []  # created with the first camera that needs it
 
     def make(camera: Any) -> Analyser:
         from pipeline.vision.analyser import FrameAnalyser
@@ -899,7 +904,7 @@ def analyser_factory(
         structures = (
             StructureMask(outlines, camera.image_width, camera.image_height) if outlines else None
         )
-        return FrameAnalyser(
+        analyser = FrameAnalyser(
             str(camera.id),
             model,
             detector,
@@ -907,6 +912,14 @@ def analyser_factory(
             ais_source=source,
             structures=structures,
         )
+        if not read_hull_numbers:
+            return analyser
+        from pipeline.vision.hullocr import HullNumberReader
+        from pipeline.vision.hullread import HullReadingAnalyser, HullReadStage, LockedReader
+
+        if not shared_reader:
+            shared_reader.append(LockedReader(HullNumberReader()))
+        return HullReadingAnalyser(analyser, HullReadStage(shared_reader[0]))
 
     return make
 
@@ -1099,6 +1112,7 @@ def _factory_from_args(
         evidence_dir=getattr(args, "evidence_dir", None),
         ais_source=ais_source,
         batcher=batcher,
+        read_hull_numbers=bool(getattr(args, "read_hull_numbers", False)),
         **_dnn_kwargs(args, model_dir),
     )
 

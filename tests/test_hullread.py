@@ -76,3 +76,48 @@ def test_text_that_is_no_hull_number_is_never_attached(reader, font) -> None:
                       heading_deg=0.0, hfov_deg=60.0, detections=[_det(3, box)])  # fmt: skip
     (d,) = stage.apply(frame, rec).detections
     assert stage.reads == 1 and d.hull_number is None
+
+
+class _BoxesOf:
+    """An analyser whose detector found one plate-sized box (the OCR under test is real)."""
+
+    camera_id = "cam1"
+
+    def __init__(self, box: list[float]) -> None:
+        self.box = box
+
+    def analyse(self, image_bgr: np.ndarray, t_ms: int, **kwargs) -> CameraFrame:
+        return CameraFrame(camera_id="cam1", t_ms=t_ms, image_width=image_bgr.shape[1],
+                           image_height=image_bgr.shape[0], heading_deg=0.0, hfov_deg=60.0,
+                           detections=[_det(4, self.box)])  # fmt: skip
+
+
+def test_the_camera_analyser_attaches_readings_to_every_record(reader, font) -> None:
+    from pipeline.vision.hullread import HullReadingAnalyser, HullReadStage, LockedReader
+
+    frame, box = _scene(font, "琼海口渔12345")
+    analyser = HullReadingAnalyser(_BoxesOf(box), HullReadStage(LockedReader(reader)))
+    assert analyser.camera_id == "cam1"  # the wrapped analyser's attributes show through
+    (d,) = analyser.analyse(frame, 2_000_000).detections
+    assert d.hull_number == "琼海口渔12345"
+
+
+def test_ingest_camera_wraps_every_analyser_when_asked(reader) -> None:
+    from pathlib import Path
+
+    from connectors.camera import analyser_factory
+    from pipeline.site import load_site
+    from pipeline.vision.hullread import HullReadingAnalyser
+
+    site = load_site(Path(__file__).resolve().parents[1] / "sites" / "haikou")
+    cams = list(site.cameras)[:2]
+    plain = analyser_factory(None)(cams[0])
+    assert not isinstance(plain, HullReadingAnalyser)
+    make = analyser_factory(None, read_hull_numbers=True)
+    a, b = make(cams[0]), make(cams[1])
+    assert isinstance(a, HullReadingAnalyser) and isinstance(b, HullReadingAnalyser)
+    assert a.stage.reader is b.stage.reader  # one OCR model for every camera
+    rng = np.random.default_rng(1)  # calm water: grey with a little noise, nothing moving
+    water = rng.integers(85, 95, (cams[0].image_height, cams[0].image_width, 3), dtype=np.uint8)
+    rec = a.analyse(water, 3_000_000)
+    assert rec.detections == [] and a.stage.reads == 0

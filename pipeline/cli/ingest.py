@@ -84,6 +84,11 @@ def _add_camera(group: argparse._SubParsersAction) -> None:
         help="adaptive analysis for cameras without an 'analysis' section (docs/camera-fleet.md)",
     )
     p.add_argument(
+        "--read-hull-numbers",
+        action="store_true",
+        help="OCR the hull numbers (舷号) of boxes large enough to read (docs/registry.md)",
+    )
+    p.add_argument(
         "--duration-s",
         type=float,
         default=None,

@@ -20,7 +20,7 @@ import numpy as np
 
 from schemas.records import CameraDetection, CameraFrame
 
-__all__ = ["HullReadStage"]
+__all__ = ["HullReadStage", "HullReadingAnalyser", "LockedReader"]
 
 
 class HullReadStage:
@@ -104,3 +104,49 @@ class HullReadStage:
             for d in record.detections
         ]  # fmt: skip
         return msgspec.structs.replace(record, detections=dets)
+
+
+class LockedReader:
+    """One OCR reader shared by every camera's analysis thread, one crop at a time.
+
+    :param reader: anything with ``read(crop_bgr) -> HullReading``
+    """
+
+    def __init__(self, reader: Any) -> None:
+        import threading
+
+        self.reader = reader
+        self._lock = threading.Lock()
+
+    def read(self, crop_bgr: np.ndarray) -> Any:
+        with self._lock:
+            return self.reader.read(crop_bgr)
+
+
+class HullReadingAnalyser:
+    """A camera's frame analyser followed by its :class:`HullReadStage`: every record it
+    returns carries the hull readings of its detections (``ingest camera
+    --read-hull-numbers``). Other attributes are the wrapped analyser's.
+
+    :param analyser: the camera's analyser (``analyse(image_bgr, t_ms, **kw) -> CameraFrame``)
+    :param stage: the camera's reading stage
+    """
+
+    def __init__(self, analyser: Any, stage: HullReadStage) -> None:
+        self.analyser = analyser
+        self.stage = stage
+
+    def analyse(self, frame_bgr: np.ndarray, t_ms: int, *, model: Any = None) -> CameraFrame:
+        """The wrapped analyser's record of ``frame_bgr``, with hull readings attached.
+
+        :param model: the camera model of a moved PTZ camera (as the wrapped analyser takes)
+        """
+        record = (
+            self.analyser.analyse(frame_bgr, t_ms)
+            if model is None
+            else self.analyser.analyse(frame_bgr, t_ms, model=model)
+        )
+        return self.stage.apply(frame_bgr, record)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.analyser, name)
