@@ -425,7 +425,8 @@ def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
         return tg.mmsi < 0
     tr = v.track
     stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
-    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
+    sog = np.nan if tr.sog_kn is None else tr.sog_kn
+    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th, sog)) * 1000.0
     return tg.t_ms > tr.t_ms + silence_ms
 
 

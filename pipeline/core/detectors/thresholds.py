@@ -40,6 +40,13 @@ class Thresholds:
         reception losses, from looking dark before 4 min)
     :param ais_gap_min_s: and never before this long, s (house default 2 min: single
         missed reports are common on terrestrial AIS)
+    :param ais_missed_reports: AIS is not "off" before this many reports in a row were
+        missed (plus half an interval of jitter): 2 tolerates one or two missed reports of a
+        3 min reporter (ITU-R M.1371 Class B "CS" below 2 kn, Class A at anchor)
+    :param ais_slowing_kn: a vessel last reported at this speed or slower may have slowed
+        to its stopped reporting interval, knots (house default 6 kn: a boat slowing at
+        0.07 m/s² goes from 6 kn to below the Class B threshold of 2 kn within one 30 s
+        report interval)
     :param approach_coast_m: dark_approach watches vessels within this distance of the
         coast, m (issue default 5 km)
     :param approach_min_speed_kn: a vessel "heading for shore" moves at least this fast, kn
@@ -116,6 +123,8 @@ class Thresholds:
     zone_margin_m: float = 0.0
     ais_gap_factor: float = 8.0
     ais_gap_min_s: float = 120.0
+    ais_missed_reports: float = 2.0
+    ais_slowing_kn: float = 6.0
     approach_coast_m: float = 5000.0
     approach_min_speed_kn: float = 1.0
     approach_landfall_m: float = 10000.0
