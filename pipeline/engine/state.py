@@ -141,6 +141,11 @@ class _Target(msgspec.Struct, kw_only=True):
     anchor_t_ms: int = -1
     ever_matched: bool = False
     last_mmsi: int = -1
+    hit_t_ms: list[int] = msgspec.field(default_factory=list)
+    confirmed_t_ms: int = -1
+    anchor_solid: bool = False
+    pos_sigma_m: float = -1.0
+    continues: str = ""
     geo: list[float] = msgspec.field(default_factory=list)
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
@@ -189,6 +194,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param released_t_ms: the area's watermark: every input older than it has been
         applied and every evaluation time up to it made, ms UTC (-1: none)
     :param evaluated_t_ms: event time of the last evaluation of the detectors, ms UTC
+    :param cam_period_ms: frame interval of each camera, ms (:mod:`pipeline.engine.confirm`)
     """
 
     version: int = 1
@@ -213,6 +219,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     start_t_ms: int = -1
     released_t_ms: int = -1
     evaluated_t_ms: int = -1
+    cam_period_ms: dict[str, int] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

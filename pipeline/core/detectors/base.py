@@ -121,6 +121,9 @@ class VesselView:
     :param recent_rendezvous: took part in a rendezvous within the memory window
     :param dr_coast_m: distance to the coastline of a silent AIS vessel's position
         dead-reckoned to when its silence began to count, m (``coast_m`` otherwise)
+    :param pos_sigma_m: a camera target's position uncertainty (one-sigma range error of
+        its last located detection), m (NaN for AIS; inf when its range is unknown);
+        ``None``: not known for any row
     """
 
     subject: np.ndarray
@@ -156,6 +159,7 @@ class VesselView:
     landfall_zone_m: np.ndarray
     recent_rendezvous: np.ndarray
     dr_coast_m: np.ndarray
+    pos_sigma_m: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.mmsi.shape[0])

@@ -65,6 +65,15 @@ class Thresholds:
     :param dark_min_hits: frames a camera track needs before it counts as a target
         (DeepSORVF confirms after > 3 consecutive matches, DESIGN.md §3: 4)
     :param camera_lost_s: a camera target unseen this long is gone, s
+    :param dark_max_pos_sigma_m: dark_vessel judges only targets whose range sigma is at
+        most this, m (house default 500 m: about 1.5 km from a shore camera 30 m up; the
+        association's range gate of 4 sigma then spans at most 4 km, well inside its
+        bearing window, so an AIS vessel there would have matched)
+    :param confirm_hits: a camera target is a vessel only once seen in this many ...
+    :param confirm_frames: ... of this many consecutive frames of its camera (M of N in
+        event time, :mod:`pipeline.engine.confirm`; 4 of 8 confirms a vessel missed in one
+        frame of five within a few frames, and no one- or two-frame clutter detection,
+        however often a spot raises them)
     :param landing_end_speed_kn: a camera target whose track ends at the shore must be
         slower than this at the end, knots (MarineTraffic: underway above 3.5 kn)
     :param stitch_radius_m: a new camera track starting this close to a target of the same
@@ -115,6 +124,9 @@ class Thresholds:
     :param trail_max_points: trail points kept per vessel or target (evidence)
     :param trail_max_age_s: trail points older than this are dropped, s
     :param target_forget_s: the area forgets a camera target unseen this long, s
+    :param episode_merge_m: a camera target's new condition within this distance of an
+        episode of the same kind continues it (one alert per vessel per episode,
+        :mod:`pipeline.engine.episodes`), m (house default: twice ``stitch_radius_m``)
     """
 
     stop_speed_kn: float = 0.5
@@ -132,6 +144,9 @@ class Thresholds:
     dark_vessel_min_s: float = 60.0
     dark_min_hits: int = 4
     camera_lost_s: float = 30.0
+    dark_max_pos_sigma_m: float = 500.0
+    confirm_hits: int = 4
+    confirm_frames: int = 8
     landing_end_speed_kn: float = 3.5
     stitch_radius_m: float = 150.0
     stitch_gap_s: float = 300.0
@@ -154,6 +169,7 @@ class Thresholds:
     night_sun_elevation_deg: float = NIGHT_SUN_ELEVATION_DEG
     vessel_forget_s: float = 3600.0
     episode_close_s: float = 300.0
+    episode_merge_m: float = 300.0
     eval_tick_s: float = 0.25
     warmup_s: float = 360.0
     trail_max_points: int = 60
