@@ -29,6 +29,10 @@ def test_silence_limit_by_class_and_last_speed():
     # a site with a small gap factor still tolerates two missed 3 min reports
     th2 = Thresholds(ais_gap_factor=2.0)
     assert float(silence_limit_s(180.0, 180.0, th2, 1.5)) == 630.0
+    # Class B at 10 kn with land 200 m ahead: it stops at the beach before its next
+    # report is due, then reports every 3 min; 3 km ahead it does not
+    assert float(silence_limit_s(30.0, 180.0, th, 10.0, 200.0)) == 630.0
+    assert float(silence_limit_s(30.0, 180.0, th, 10.0, 3000.0)) == 360.0
     th3 = Thresholds(ais_missed_reports=1.0)
     assert float(silence_limit_s(30.0, 180.0, th3, 3.0)) == 450.0
 
