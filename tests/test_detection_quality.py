@@ -193,3 +193,49 @@ def test_one_boat_seen_by_two_cameras_is_one_dark_vessel_alert():
     st, alerts = run(c, ps, ss, frames=frames, batch_s=7)
     assert len(_opened(alerts, "dark_vessel")) == 1
     assert st.counters.get("alerts.dark_vessel.folded", 0) > 0
+
+
+def _visit(cam, leave: bool, outage_s: tuple[int, int] | None):
+    """A boat without AIS comes in from 800 m (1 frame/2 s), stays 40 m off the beach from
+    about 130 s to 1300 s (a new image track id every 2 min) and then, with ``leave``,
+    heads out north at 6 kn; the camera sends no frame during ``outage_s``."""
+    frames = []
+    tid = 7
+    for s in range(0, 2400, 2):
+        if outage_s and outage_s[0] <= s < outage_s[1]:
+            continue
+        if s >= 130 and (s - 130) % 120 == 0:
+            tid += 1
+        if s < 1300:
+            d = max(40.0, 800 - s * 6.0)
+        elif leave:
+            d = 40.0 + (s - 1300) * 3.0
+        else:
+            d = 40.0
+        dets = [det_at(cam, tid, LON, lat_at(d))] if d < 1500 and s % 10 != 8 else []
+        frames.append(frame("cam1", NIGHT + s * 1000, dets))
+    return frames
+
+
+def test_a_landing_closes_once_the_boat_has_left():
+    cam = camera()
+    c = ctx({"cam1": cam})
+    ps, ss = _ais_elsewhere(45)
+    _, alerts = run(c, ps, ss, frames=_visit(cam, True, None), batch_s=7)
+    land = [a for a in alerts if a.data.kind == "unusual_landing"]
+    assert [a.data.status for a in land][0] == "open" and land[-1].data.status == "closed"
+    assert len({a.data.alert_id for a in land}) == 1
+    assert land[-1].time > _iso(NIGHT + 1_300_000)
+
+
+def test_a_camera_outage_does_not_close_the_landing_of_a_boat_still_there():
+    """The camera sends nothing for 15 min while the boat is on the beach; it is there
+    when the camera is back: one landing alert, open throughout."""
+    cam = camera()
+    c = ctx({"cam1": cam})
+    ps, ss = _ais_elsewhere(45)
+    _, alerts = run(c, ps, ss, frames=_visit(cam, False, (400, 1300)), batch_s=7)
+    land = [a for a in alerts if a.data.kind == "unusual_landing"]
+    assert len({a.data.alert_id for a in land}) == 1
+    assert "closed" not in [a.data.status for a in land]
+    assert len({a.data.alert_id for a in _opened(alerts, "dark_vessel")}) == 1

@@ -13,7 +13,10 @@ never opens one alert with the MMSI and one without). The earlier episode goes o
 the new target's condition (same alert id), so it closes only when no target of that
 vessel holds the condition any more.
 
-Pure function of the area state and the conditions (event time only), so replay and the
+An episode of a camera target does not count down to closing while its camera sends no
+frame (:func:`camera_down`): an outage is no evidence that the vessel left.
+
+Pure functions of the area state and the conditions (event time only), so replay and the
 Kafka worker fold alike.
 """
 
@@ -23,11 +26,23 @@ from pipeline.core.detectors import Condition, Thresholds
 from pipeline.core.geo import haversine_m
 from pipeline.engine.state import AreaState
 
-__all__ = ["fold_conditions"]
+__all__ = ["camera_down", "fold_conditions"]
 
 
 def _is_camera(subject: str) -> bool:
     return subject.startswith("cam:")
+
+
+def camera_down(st: AreaState, subject: str, now_t_ms: int, th: Thresholds) -> bool:
+    """Whether the camera of a camera-target subject (``cam:<camera>:<track>``) sent no
+    frame for ``camera_stale_s`` before ``now_t_ms``: its targets are not seen because it
+    does not look, not because they left, so their episodes do not count down to closing
+    (the count starts again once it sends frames)."""
+    if not _is_camera(subject):
+        return False
+    cam = subject.split(":")[1]
+    last = st.cam_t_ms.get(cam)
+    return last is not None and now_t_ms - last > th.camera_stale_s * 1000.0
 
 
 def fold_conditions(

@@ -66,7 +66,7 @@ from pipeline.engine.confirm import (
     note_hit,
     stitch_fits,
 )
-from pipeline.engine.episodes import fold_conditions
+from pipeline.engine.episodes import camera_down, fold_conditions
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -700,6 +700,9 @@ def _close_episodes(st: AreaState, active: set[str], now: int, ctx: AreaContext)
     out: list[Alert] = []
     for key in sorted(set(st.episodes) - active):
         ep = st.episodes[key]
+        if camera_down(st, ep.subject, now, ctx.thresholds):
+            ep.false_since_t_ms = -1  # its camera does not look: no evidence it left
+            continue
         if ep.false_since_t_ms < 0:
             ep.false_since_t_ms = now
         if now - ep.false_since_t_ms >= ctx.thresholds.episode_close_s * 1000.0:
