@@ -2,7 +2,7 @@
 
 ``shorewatch eval all [--seeds 1,2,3,4,5] [--duration 2h] [--kafka-seeds 1]
 [--kafka-duration 1h] [--kafka-speed 40] [--kafka-fps 0.5] [--out var/eval] [--json]
-[--no-kafka]``
+[--no-kafka] [--noise none,realistic]``
 
 1. each seed is simulated (:func:`pipeline.tools.simulate.simulate`) into ``OUT/replay-seed-N/``,
    unless that folder already holds the night for the same parameters (``params.json``:
@@ -18,6 +18,12 @@
 4. the goals of the fusion issue are checked: ``unusual_landing`` recall 1.0 and
    precision >= 0.95, and no false alert for ferries and cargo ships using ports and
    anchorages (:func:`port_false_alerts`).
+
+With ``--noise`` naming other levels than ``none`` (:mod:`pipeline.tools.sim_noise`), each
+seed is also simulated with that sensor noise into ``OUT/replay-<level>-seed-N/``, and those
+nights are pooled apart, checked against the goals of the detection-quality issue
+(:func:`check_noise_goals`) and their false alerts listed with a cause
+(:mod:`pipeline.tools.false_alerts`); ``make eval`` runs ``--noise none,realistic``.
 
 Each night's folder gets ``alerts.jsonl`` and ``result.json`` (its metrics); ``OUT/summary.json``
 holds the object printed by ``--json``.
@@ -45,6 +51,7 @@ from pipeline.tools.evaluate import combine, evaluate, format_table, match_alert
 from pipeline.tools.false_alerts import false_alert_causes, format_false_alerts
 
 __all__ = [
+    "GOAL_DARK_VESSEL_PRECISION",
     "GOAL_LANDING_PRECISION",
     "GOAL_LANDING_RECALL",
     "LEGIT_ROLES",
@@ -52,7 +59,9 @@ __all__ = [
     "NightSpec",
     "check_goals",
     "check_line",
+    "check_noise_goals",
     "ensure_night",
+    "noise_check_line",
     "port_false_alerts",
     "run_eval_all",
 ]
