@@ -86,7 +86,7 @@ manifests: $(STAMP)
 	$(BIN)/shorewatch topics manifest --out deploy/k8s/kafka/topics.yaml
 
 eval: $(STAMP)
-	$(BIN)/shorewatch eval all
+	$(BIN)/shorewatch eval all --noise none,realistic
 
 # The fault suite: every scenario against replay, on a broker of its own (docs/chaos.md).
 chaos: $(STAMP)

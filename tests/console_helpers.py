@@ -30,7 +30,7 @@ def night_alerts(work: Path, evidence_dir: Path) -> list[Any]:
     from pipeline.vision.evidence import DirectoryEvidenceStore
 
     night = work / "night"
-    simulate(SITE, SimConfig(seed=2, start=START, duration_s=3600, fps=0.5), night)
+    simulate(SITE, SimConfig(seed=2, start=START, duration_s=3600, fps=0.5, noise="none"), night)
     store = DirectoryEvidenceStore(evidence_dir)
     uris: dict[str, str] = {}
     frames = []

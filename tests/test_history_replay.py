@@ -37,7 +37,7 @@ async def test_replay_from_archive_gives_the_same_alerts(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     night = tmp_path / "night"
-    simulate(SITE, SimConfig(seed=2, start=START, duration_s=3600, fps=0.5), night)
+    simulate(SITE, SimConfig(seed=2, start=START, duration_s=3600, fps=0.5, noise="none"), night)
     ais, dets = night / "ais.nmea", night / "detections.jsonl"
     offline = replay(SITE, [ais], [dets])
     assert offline, "the simulated night raises alerts"

@@ -32,7 +32,8 @@ START = datetime.fromisoformat("2026-03-08T03:30:00+08:00")
 def xinbu(tmp_path_factory: pytest.TempPathFactory):
     _, hlon, hlat = HOTSPOTS["haikou"]
     night = tmp_path_factory.mktemp("xinbu-night")
-    cfg = SimConfig(seed=8, start=START, duration_s=3600, fps=0.5, landing_at=(hlon, hlat),
+    cfg = SimConfig(seed=8, start=START, duration_s=3600, fps=0.5, noise="none",
+                    landing_at=(hlon, hlat),
                     landing_dark=True, landing_at_s=1800)  # fmt: skip
     truth = simulate(SITE, cfg, night)
     (landing,) = [e for e in truth["events"]

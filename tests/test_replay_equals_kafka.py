@@ -61,7 +61,9 @@ def test_replay_and_kafka_pipeline_give_the_same_alerts(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     night = tmp_path / "night"
-    simulate(SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5), night)
+    simulate(
+        SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5, noise="none"), night
+    )
     offline = replay(SITE, [night / "ais.nmea"], [night / "detections.jsonl"])
     live = asyncio.run(run_through_pipeline(kafka_bootstrap, SITE, night, START, SPEED))
     # the worker's alert records are structured-mode CloudEvents for the SDK
@@ -101,7 +103,9 @@ def test_a_landing_opens_when_the_watermark_passes_its_dwell_without_more_input_
     from schemas import records
 
     night = tmp_path / "night"
-    simulate(SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5), night)
+    simulate(
+        SITE, SimConfig(seed=2, start=START, duration_s=DURATION_S, fps=0.5, noise="none"), night
+    )
     offline = replay(SITE, [night / "ais.nmea"], [night / "detections.jsonl"])
     landing = min(
         (a for a in offline if a.data.kind == "unusual_landing" and a.data.status == "open"),

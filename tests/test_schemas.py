@@ -92,7 +92,7 @@ def test_decoded_ais_and_tracks_validate(shared: Path) -> None:
 def test_simulated_frames_and_replayed_alerts_validate(tmp_path: Path) -> None:
     site = REPO / "sites" / "haikou"
     start = datetime.fromisoformat("2026-03-08T03:00:00+08:00")
-    simulate(site, SimConfig(seed=3, start=start, duration_s=3600, fps=0.5), tmp_path)
+    simulate(site, SimConfig(seed=3, start=start, duration_s=3600, fps=0.5, noise="none"), tmp_path)
     frames = read_frames([tmp_path / "detections.jsonl"], __import__("collections").Counter())
     _assert_valid(topics.CAMERA_DETECTION, frames[:500])
     alerts = replay(site, [tmp_path / "ais.nmea"], [tmp_path / "detections.jsonl"])

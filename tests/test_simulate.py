@@ -38,7 +38,7 @@ def site():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, site):
     out = tmp_path_factory.mktemp("sim") / "seed3"
-    truth = simulate(site, SimConfig(seed=3, start=START, duration_s=DURATION_S), out)
+    truth = simulate(site, SimConfig(seed=3, start=START, duration_s=DURATION_S, noise="none"), out)
     return out, truth
 
 
@@ -63,11 +63,11 @@ def _metres(site, lon, lat):
 def test_byte_identical_for_a_seed_and_different_for_another(run, site, tmp_path) -> None:
     out, _truth = run
     again = tmp_path / "again"
-    simulate(site, SimConfig(seed=3, start=START, duration_s=DURATION_S), again)
+    simulate(site, SimConfig(seed=3, start=START, duration_s=DURATION_S, noise="none"), again)
     for name in ("ais.nmea", "detections.jsonl", "truth.json"):
         assert filecmp.cmp(out / name, again / name, shallow=False), name
     other = tmp_path / "other"
-    t4 = simulate(site, SimConfig(seed=4, start=START, duration_s=DURATION_S), other)
+    t4 = simulate(site, SimConfig(seed=4, start=START, duration_s=DURATION_S, noise="none"), other)
     for name in ("ais.nmea", "detections.jsonl", "truth.json"):
         assert (out / name).read_bytes() != (other / name).read_bytes(), name
     t3 = json.loads((out / "truth.json").read_text())
@@ -280,7 +280,8 @@ def test_simulate_command(tmp_path, capsys) -> None:
     code = main(
         [
             "simulate", "--site", str(HAIKOU), "--seed", "5", "--duration", "1h",
-            "--start", "2026-03-08T02:00:00+08:00", "--fps", "0.5", "--out", str(tmp_path),
+            "--start", "2026-03-08T02:00:00+08:00", "--fps", "0.5", "--noise", "none",
+            "--out", str(tmp_path),
         ]
     )  # fmt: skip
     assert code == 0
@@ -294,7 +295,9 @@ def test_simulate_command(tmp_path, capsys) -> None:
 @pytest.mark.unit
 @pytest.mark.parametrize("seed", [4, 11])
 def test_other_seeds_keep_the_planted_events_observable(seed, site, tmp_path) -> None:
-    truth = simulate(site, SimConfig(seed=seed, start=START, duration_s=DURATION_S), tmp_path)
+    truth = simulate(
+        site, SimConfig(seed=seed, start=START, duration_s=DURATION_S, noise="none"), tmp_path
+    )
     end_ms = truth["start_t_ms"] + DURATION_S * 1000
     required = [e for e in truth["events"] if not e["optional"]]
     assert sorted(e["kind"] for e in required) == [

@@ -43,6 +43,12 @@ def _add_all(group: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--site", default=str(REPO_DIR / "sites" / "haikou"), help="site folder")
     p.add_argument("--seeds", default="1,2,3,4,5", help="replay seeds (default %(default)s)")
+    p.add_argument(
+        "--noise",
+        default="none",
+        help="simulator noise levels to replay each seed at, e.g. none,realistic "
+        "(default %(default)s; docs/detection-quality.md)",
+    )
     p.add_argument("--duration", default="2h", help="replayed night length (default %(default)s)")
     p.add_argument("--start", default="2026-03-08T02:00:00+08:00", help="replayed night start")
     p.add_argument("--fps", type=float, default=1.0, help="camera frames/s of replayed nights")

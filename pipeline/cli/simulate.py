@@ -19,6 +19,12 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--fps", type=float, default=1.0, help="camera frames per second, at most 1 (default 1)"
     )
+    p.add_argument(
+        "--noise",
+        choices=("realistic", "none"),
+        default="realistic",
+        help="sensor noise: realistic (default) or none (docs/detection-quality.md)",
+    )
     p.add_argument("--nights", type=int, default=1, help="consecutive nights (night-01 … in OUT)")
     p.add_argument(
         "--hidden-nights", type=int, default=3, help="with --nights: nights using the hidden place"

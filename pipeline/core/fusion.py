@@ -120,8 +120,10 @@ class FusionParams:
     :param max_dead_reckoning_s: the fix is extrapolated by at most this many seconds
     :param stale_after_s: fixes older than this are not associated (2 × the 3 min report
         interval of a Class A vessel at anchor, ITU-R M.1371)
-    :param max_range_m: vessels farther than this from the camera are ignored, m (~10 km
-        shoreline ring, DESIGN §1)
+    :param max_range_m: vessels farther than this from the camera are ignored, m (20 km:
+        twice the ~10 km shoreline ring of DESIGN §1, so that a lit ship a camera sees far
+        out, whose range is kilometres off, still matches its AIS by bearing instead of
+        looking dark)
     :param view_margin_deg: vessels up to this far outside the horizontal FOV are candidates
     :param motion_sigma_dps: sigma of the bearing-rate residual, degrees/s
     :param size_ratio_min: smallest plausible (box-implied length / AIS length) (bow-on view)
@@ -150,7 +152,7 @@ class FusionParams:
     ais_sigma_speed_frac: float = 0.1
     max_dead_reckoning_s: float = 120.0
     stale_after_s: float = 360.0
-    max_range_m: float = 10_000.0
+    max_range_m: float = 20_000.0
     view_margin_deg: float = 5.0
     motion_sigma_dps: float = 0.3
     size_ratio_min: float = 0.1

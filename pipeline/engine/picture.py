@@ -61,6 +61,14 @@ from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArray
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
 from pipeline.engine.identity import note_hull_reading, registry_facts
+from pipeline.engine.confirm import (
+    MAX_FRAME_PERIOD_MS,
+    continue_target,
+    note_frame,
+    note_hit,
+    stitch_fits,
+)
+from pipeline.engine.episodes import camera_down, fold_conditions
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -204,21 +212,17 @@ class _StepCache:
 
 
 def _stitch(st: AreaState, cam: str, t: int, d: Any, th: Thresholds) -> str | None:
-    """The target of this camera, lost less than ``stitch_gap_s`` ago and within
-    ``stitch_radius_m`` of a new camera track's first position, that it continues."""
+    """The confirmed target of this camera, lost less than ``stitch_gap_s`` ago, whose own
+    motion brings it nearest a new camera track's first position (within
+    ``stitch_radius_m``, :func:`pipeline.engine.confirm.stitch_fits`), that it continues."""
     if d.lon is None or d.lat is None:
         return None
-    best, best_d = None, th.stitch_radius_m
+    best, best_d = None, np.inf
     for key, tg in st.targets.items():
-        if (
-            tg.camera_id != cam
-            or tg.lon is None
-            or tg.t_ms >= t
-            or t - tg.t_ms > th.stitch_gap_s * 1000.0
-        ):
+        if tg.camera_id != cam or tg.t_ms >= t:
             continue
-        dist = float(haversine_m(tg.lon, tg.lat, d.lon, d.lat))
-        if dist <= best_d:
+        dist = stitch_fits(tg, t, d, th)
+        if dist is not None and dist < best_d:
             best, best_d = key, dist
     return best
 
@@ -232,6 +236,7 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
     if fr.t_ms <= st.cam_t_ms.get(cam, -1):
         st.count("frames.out_of_order")
         return
+    note_frame(st, cam, fr.t_ms, st.cam_t_ms.get(cam, -1))
     st.cam_t_ms[cam] = fr.t_ms
     st.count("frames")
     valid = _valid_detections(st, fr)
@@ -244,6 +249,8 @@ def _apply_frame(st: AreaState, fr: CameraFrame, ctx: AreaContext, cache: _StepC
         tg = _target_of(st, cam, t, d, th)
         m = int(fa.mmsi[j])
         _move_target(tg, d, t, m, th)
+        note_hit(tg, t, st.cam_period_ms.get(cam, MAX_FRAME_PERIOD_MS), th)
+        tg = continue_target(st, f"{cam}:{d.track_id}", tg, th)
         note_hull_reading(tg, d)
         _keep_evidence(st, tg, fr, d, m, bool(fa.confirmed[j]))
     _update_unseen(st, cam, t, {int(x) for x in fa.unseen_mmsi.tolist()})
@@ -284,21 +291,16 @@ def _detection_arrays(valid: list[CameraDetection]) -> DetectionArrays:
 
 
 def _target_of(st: AreaState, cam: str, t: int, d: CameraDetection, th: Thresholds) -> _Target:
-    """The target of a camera track: known (through its alias), stitched to a target the
-    camera lost nearby a moment ago, or new."""
+    """The target of a camera track: known (through its alias), or new; a new one that
+    may continue a target the camera lost a moment ago (:func:`_stitch`) notes it, and
+    continues it once confirmed itself (:func:`pipeline.engine.confirm.continue_target`)."""
     key = f"{cam}:{d.track_id}"
     key = st.aliases.get(key, key)
     tg = st.targets.get(key)
     if tg is None:
-        old = _stitch(st, cam, t, d, th)
-        if old is not None:
-            st.aliases[key] = old
-            key = old
-            tg = st.targets[old]
-            st.count("targets.stitched")
-        else:
-            tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
-            st.targets[key] = tg
+        tg = _Target(camera_id=cam, track_id=d.track_id, first_t_ms=t, t_ms=t)
+        tg.continues = _stitch(st, cam, t, d, th) or ""
+        st.targets[key] = tg
     return tg
 
 
@@ -315,6 +317,8 @@ def _move_target(tg: _Target, d: CameraDetection, t: int, m: int, th: Thresholds
         tg.unmatched_since_t_ms = -1
     if d.lon is not None and d.lat is not None:
         tg.lon, tg.lat = float(d.lon), float(d.lat)
+        rs = d.range_sigma_m
+        tg.pos_sigma_m = float(rs) if rs is not None and _finite(rs) else -1.0
         tg.trail.append([tg.lon, tg.lat, float(t)])
         _trim_trail(tg.trail, th)
         radius = max(th.dark_stop_radius_m, 2.0 * float(d.range_sigma_m or 0.0))
@@ -323,6 +327,7 @@ def _move_target(tg: _Target, d: CameraDetection, t: int, m: int, th: Thresholds
             or float(haversine_m(tg.anchor_lon, tg.anchor_lat, tg.lon, tg.lat)) > radius
         ):
             tg.anchor_lon, tg.anchor_lat, tg.anchor_t_ms = tg.lon, tg.lat, t
+            tg.anchor_solid = False
 
 
 def _keep_evidence(
@@ -428,7 +433,8 @@ def _target_is_dark(st: AreaState, tg: _Target, th: Thresholds) -> bool:
         return tg.mmsi < 0
     tr = v.track
     stopped = 180.0 if tr.ais_class == "B" else tr.expected_interval_s
-    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th)) * 1000.0
+    sog = np.nan if tr.sog_kn is None else tr.sog_kn
+    silence_ms = float(silence_limit_s(tr.expected_interval_s, stopped, th, sog)) * 1000.0
     return tg.t_ms > tr.t_ms + silence_ms
 
 
@@ -440,7 +446,12 @@ def _view(
     g = ctx.geometry
     vessels = [st.vessels[m] for m in sorted(st.vessels)]
     targets = [st.targets[k] for k in sorted(st.targets)]
-    targets = [tg for tg in targets if tg.lon is not None and _target_is_dark(st, tg, th)]
+    # only confirmed targets are vessels (pipeline.engine.confirm): clutter never is
+    targets = [
+        tg
+        for tg in targets
+        if tg.lon is not None and tg.confirmed_t_ms >= 0 and _target_is_dark(st, tg, th)
+    ]
     # a target last matched to a vessel whose AIS has gone silent *is* that vessel, dark
     linked = [tg.last_mmsi if tg.last_mmsi in st.vessels else -1 for tg in targets]
     owners: list[Any] = [*vessels, *targets]
@@ -482,13 +493,14 @@ def _view(
         stopped_interval_s=col([180.0 if t.ais_class == "B" else t.expected_interval_s for t in trk] + [np.nan] * nd),
         stopped_since_t_ms=col(
             [-1 if t.stopped_since_t_ms is None else t.stopped_since_t_ms for t in trk]
-            + [tg.anchor_t_ms if tg.anchor_t_ms >= 0 and tg.t_ms - tg.anchor_t_ms >= dwell_ms else -1 for tg in targets],
+            + [tg.anchor_t_ms if tg.anchor_t_ms >= 0 and tg.anchor_solid and tg.t_ms - tg.anchor_t_ms >= dwell_ms else -1 for tg in targets],
             np.int64,
         ),
         slow_since_t_ms=col([-1 if t.slow_since_t_ms is None else t.slow_since_t_ms for t in trk] + [-1] * nd, np.int64),
         first_t_ms=col([t.first_t_ms if t.first_t_ms is not None else t.t_ms for t in trk] + [tg.first_t_ms for tg in targets], np.int64),
         length_m=col([_nan(t.length_m) for t in trk] + [np.nan] * nd),
         hits=col([0] * na + [tg.hits for tg in targets], np.int64),
+        pos_sigma_m=col([np.nan] * na + [tg.pos_sigma_m if tg.pos_sigma_m >= 0 else np.inf for tg in targets]),
         unmatched_since_t_ms=col([-1] * na + [tg.unmatched_since_t_ms for tg in targets], np.int64),
         invalid_mmsi=col([k == "invalid" for k in kinds] + [False] * nd, bool),
         no_name=col([t.name is None for t in trk] + [False] * nd, bool),
@@ -582,7 +594,7 @@ def evaluate(st: AreaState, now: int, ctx: AreaContext) -> list[Alert]:
             scene = _remember_meetings(st, scene, found, th)
         conds += found
     conds = with_registry_factors(conds, scene.view)
-    active = {f"{c.kind}|{c.subject}": c for c in conds}
+    active = fold_conditions(st, {f"{c.kind}|{c.subject}": c for c in conds}, th)
     zones = _zone_context(active, ctx)
     out = _open_or_update(st, active, now, scene.view, owners, zones, ctx)
     out += _close_episodes(st, set(active), now, ctx)
@@ -693,6 +705,9 @@ def _close_episodes(st: AreaState, active: set[str], now: int, ctx: AreaContext)
     out: list[Alert] = []
     for key in sorted(set(st.episodes) - active):
         ep = st.episodes[key]
+        if camera_down(st, ep.subject, now, ctx.thresholds):
+            ep.false_since_t_ms = -1  # its camera does not look: no evidence it left
+            continue
         if ep.false_since_t_ms < 0:
             ep.false_since_t_ms = now
         if now - ep.false_since_t_ms >= ctx.thresholds.episode_close_s * 1000.0:

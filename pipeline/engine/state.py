@@ -145,6 +145,11 @@ class _Target(msgspec.Struct, kw_only=True):
     last_mmsi: int = -1
     hull_number: str | None = None
     hull_confidence: float = 0.0
+    hit_t_ms: list[int] = msgspec.field(default_factory=list)
+    confirmed_t_ms: int = -1
+    anchor_solid: bool = False
+    pos_sigma_m: float = -1.0
+    continues: str = ""
     geo: list[float] = msgspec.field(default_factory=list)
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
@@ -198,6 +203,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     :param identities: what the vessel registry says about the area's MMSIs, as the driver
         resolved them (:mod:`pipeline.engine.identity`)
     :param hull_identities: the same about the hull numbers cameras read on targets
+    :param cam_period_ms: frame interval of each camera, ms (:mod:`pipeline.engine.confirm`)
     """
 
     version: int = 1
@@ -226,6 +232,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     radar_marks: dict[str, int] = msgspec.field(default_factory=dict)
     identities: dict[int, VesselIdentity] = msgspec.field(default_factory=dict)
     hull_identities: dict[str, VesselIdentity] = msgspec.field(default_factory=dict)
+    cam_period_ms: dict[str, int] = msgspec.field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

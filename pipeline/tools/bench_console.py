@@ -85,7 +85,7 @@ async def run(args: Any) -> dict[str, Any]:
     simulate(
         site,
         SimConfig(seed=2, start=datetime.fromisoformat("2026-03-08T03:00:00+08:00"),
-                  duration_s=3600, fps=0.5),
+                  duration_s=3600, fps=0.5, noise="none"),
         work / "night",
     )  # fmt: skip
     real = [a for a in replay(site, [work / "night" / "ais.nmea"], []) if a.data.status == "open"]

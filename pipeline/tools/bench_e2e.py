@@ -256,7 +256,9 @@ async def _alert_latency(bootstrap: str, speed: float, load_per_s: float, tmp: P
     start = datetime.fromisoformat("2026-03-08T03:00:00+08:00")
     night = tmp / "alert-night"
     if not (night / "truth.json").exists():
-        simulate(site_dir, SimConfig(seed=1, start=start, duration_s=3600, fps=0.5), night)
+        simulate(
+            site_dir, SimConfig(seed=1, start=start, duration_s=3600, fps=0.5, noise="none"), night
+        )
     offline = run_replay(site_dir, [night / "ais.nmea"], [night / "detections.jsonl"])
     expected = {a.data.alert_id: parse_time_ms(a.data.event_time) for a in offline.alerts
                 if a.data.status == "open"}  # fmt: skip

@@ -390,7 +390,9 @@ def prepare_night(cfg: ChaosConfig, out: Path, site: Path = SITE) -> Path:
         start = datetime.fromisoformat(cfg.start)
         simulate(
             site,
-            SimConfig(seed=cfg.seed, start=start, duration_s=cfg.duration_s, fps=cfg.fps),
+            SimConfig(
+                seed=cfg.seed, start=start, duration_s=cfg.duration_s, fps=cfg.fps, noise="none"
+            ),
             full,
         )
     if cfg.cut_s is None:

@@ -318,7 +318,11 @@ async def _run(args: argparse.Namespace, bootstrap: str) -> int:
     truth = simulate(
         site,
         SimConfig(
-            seed=args.seed, start=start, fps=args.fps, duration_s=parse_duration(args.duration)
+            seed=args.seed,
+            start=start,
+            fps=args.fps,
+            duration_s=parse_duration(args.duration),
+            noise="none",
         ),
         out,
     )

@@ -2,7 +2,7 @@
 
 ``shorewatch eval all [--seeds 1,2,3,4,5] [--duration 2h] [--kafka-seeds 1]
 [--kafka-duration 1h] [--kafka-speed 40] [--kafka-fps 0.5] [--out var/eval] [--json]
-[--no-kafka]``
+[--no-kafka] [--noise none,realistic]``
 
 1. each seed is simulated (:func:`pipeline.tools.simulate.simulate`) into ``OUT/replay-seed-N/``,
    unless that folder already holds the night for the same parameters (``params.json``:
@@ -18,6 +18,12 @@
 4. the goals of the fusion issue are checked: ``unusual_landing`` recall 1.0 and
    precision >= 0.95, and no false alert for ferries and cargo ships using ports and
    anchorages (:func:`port_false_alerts`).
+
+With ``--noise`` naming other levels than ``none`` (:mod:`pipeline.tools.sim_noise`), each
+seed is also simulated with that sensor noise into ``OUT/replay-<level>-seed-N/``, and those
+nights are pooled apart, checked against the goals of the detection-quality issue
+(:func:`check_noise_goals`) and their false alerts listed with a cause
+(:mod:`pipeline.tools.false_alerts`); ``make eval`` runs ``--noise none,realistic``.
 
 Each night's folder gets ``alerts.jsonl`` and ``result.json`` (its metrics); ``OUT/summary.json``
 holds the object printed by ``--json``.
@@ -42,8 +48,10 @@ import msgspec
 
 from pipeline.errors import ConfigError
 from pipeline.tools.evaluate import combine, evaluate, format_table, match_alerts
+from pipeline.tools.false_alerts import false_alert_causes, format_false_alerts
 
 __all__ = [
+    "GOAL_DARK_VESSEL_PRECISION",
     "GOAL_LANDING_PRECISION",
     "GOAL_LANDING_RECALL",
     "LEGIT_ROLES",
@@ -51,7 +59,9 @@ __all__ = [
     "NightSpec",
     "check_goals",
     "check_line",
+    "check_noise_goals",
     "ensure_night",
+    "noise_check_line",
     "port_false_alerts",
     "run_eval_all",
 ]
@@ -60,6 +70,8 @@ __all__ = [
 #: Goals of the fusion issue for ``unusual_landing`` over the simulated nights.
 GOAL_LANDING_RECALL = 1.0
 GOAL_LANDING_PRECISION = 0.95
+#: Goal of the detection-quality issue for ``dark_vessel`` on noisy nights.
+GOAL_DARK_VESSEL_PRECISION = 0.9
 #: Simulator roles of vessels that use ports and anchorages lawfully.
 LEGIT_ROLES: tuple[str, ...] = ("ferry", "anchored_cargo", "transit_cargo")
 #: An unmatched alert this close to an authorised zone counts as a port false alert, m.
@@ -74,12 +86,14 @@ class NightSpec:
     :param start_iso: start time, ISO 8601 with zone
     :param duration_s: simulated time span, s
     :param fps: camera frames per second
+    :param noise: the simulator's sensor noise, ``"none"`` or ``"realistic"``
     """
 
     seed: int
     start_iso: str
     duration_s: int
     fps: float
+    noise: str = "none"
 
 
 # --------------------------------------------------------------------------- goals
@@ -153,6 +167,58 @@ def check_goals(result: dict[str, dict[str, Any]], port_false: int) -> dict[str,
     }
 
 
+def check_noise_goals(
+    result: dict[str, dict[str, Any]], false_alerts: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Compare pooled metrics of noisy nights with the goals of the detection-quality
+    issue: ``unusual_landing`` recall 1.0 and precision >= 0.95, ``dark_vessel`` precision
+    >= 0.9, no duplicate alert for one episode, no ``dark_approach`` on a vessel whose AIS
+    was still reporting.
+
+    :param result: pooled metrics of the noisy nights
+    :param false_alerts: their :func:`pipeline.tools.false_alerts.false_alert_causes` rows
+    :return: ``{landing_recall, landing_precision, dark_vessel_precision, duplicates,
+        dark_approach_reporting, met}``
+    """
+    lr = result.get("unusual_landing", {})
+    dv = result.get("dark_vessel", {})
+    dup = sum(int(r.get("duplicates", 0)) for r in result.values())
+    reporting = sum(
+        1 for r in false_alerts if r["kind"] == "dark_approach" and r["cause"] == "ais_reporting"
+    )
+    dv_prec = dv.get("precision")
+    met = (
+        lr.get("recall") is not None and lr["recall"] >= GOAL_LANDING_RECALL
+        and lr.get("precision") is not None and lr["precision"] >= GOAL_LANDING_PRECISION
+        and (dv_prec is None or dv_prec >= GOAL_DARK_VESSEL_PRECISION)
+        and dup == 0 and reporting == 0
+    )  # fmt: skip
+    return {
+        "landing_recall": lr.get("recall"),
+        "landing_precision": lr.get("precision"),
+        "dark_vessel_precision": dv_prec,
+        "duplicates": dup,
+        "dark_approach_reporting": reporting,
+        "met": bool(met),
+    }
+
+
+def noise_check_line(goals: dict[str, Any]) -> str:
+    """The one-line verdict of :func:`check_noise_goals`."""
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    return (
+        f"unusual_landing recall {f(goals['landing_recall'])} (goal 1.0), precision "
+        f"{f(goals['landing_precision'])} (goal >= {GOAL_LANDING_PRECISION:.2f}); dark_vessel "
+        f"precision {f(goals['dark_vessel_precision'])} (goal >= "
+        f"{GOAL_DARK_VESSEL_PRECISION:.2f}); duplicate alerts {goals['duplicates']}; "
+        f"dark_approach on reporting vessels {goals['dark_approach_reporting']}"
+        f" -> {'met' if goals['met'] else 'NOT met'}"
+    )
+
+
 def check_line(goals: dict[str, Any]) -> str:
     """The one-line verdict of :func:`check_goals`."""
 
@@ -192,6 +258,7 @@ def _params(site_dir: Path, spec: NightSpec) -> dict[str, Any]:
         "start": datetime.fromisoformat(spec.start_iso).isoformat(),
         "duration_s": spec.duration_s,
         "fps": spec.fps,
+        "noise": spec.noise,
         "simulator": _simulator_fingerprint(),
     }
 
@@ -214,7 +281,7 @@ def ensure_night(site: Any, site_dir: Path, spec: NightSpec, night_dir: Path) ->
             pass
     pfile.unlink(missing_ok=True)
     cfg = SimConfig(seed=spec.seed, start=datetime.fromisoformat(spec.start_iso),
-                    duration_s=spec.duration_s, fps=spec.fps)  # fmt: skip
+                    duration_s=spec.duration_s, fps=spec.fps, noise=spec.noise)  # fmt: skip
     truth = simulate(site, cfg, night_dir)
     pfile.write_text(json.dumps(params, indent=1, sort_keys=True) + "\n")
     return truth, True
@@ -243,10 +310,13 @@ def _replay_seed(site_dir: str, spec: NightSpec, night_dir: str) -> dict[str, An
     t2 = time.monotonic()
     result = evaluate(truth, alerts)
     port = port_false_alerts(truth, alerts, site.zones)
+    cams = {c.id: (c.lon, c.lat) for c in site.cameras}
+    false = [{"seed": spec.seed, **r} for r in false_alert_causes(truth, alerts, cams)]
     info = {
-        "seed": spec.seed, "mode": "replay", "simulated": simulated,
+        "seed": spec.seed, "mode": "replay", "noise": spec.noise, "simulated": simulated,
         "simulate_s": round(t1 - t0, 1), "run_s": round(t2 - t1, 1),
         "alerts": len({a.data.alert_id for a in alerts}), "port_false_alerts": port,
+        "false_alerts": false,
     }  # fmt: skip
     _save(nd, alerts, result, info)
     return {**info, "metrics": result}
@@ -303,6 +373,13 @@ def _run_kafka(
         return asyncio.run(_kafka_seeds(bootstrap, site, site_dir, nights, speed, say))
 
 
+def _night_dir_name(spec: NightSpec) -> str:
+    """``replay-seed-N`` for a clean night, ``replay-<noise>-seed-N`` for a noisy one."""
+    if spec.noise == "none":
+        return f"replay-seed-{spec.seed}"
+    return f"replay-{spec.noise}-seed-{spec.seed}"
+
+
 def _pool(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], int]:
     return combine(r["metrics"] for r in runs), sum(len(r["port_false_alerts"]) for r in runs)
 
@@ -322,6 +399,7 @@ def run_eval_all(
     kafka_speed: float = 40.0,
     jobs: int = 1,
     say: Any = None,
+    noise: Sequence[str] = ("none",),
 ) -> dict[str, Any]:
     """Replay every seed, run the Kafka seeds through the pipeline, pool and check goals.
 
@@ -338,9 +416,12 @@ def run_eval_all(
     :param kafka_speed: replay speed of the Kafka nights, times real time
     :param jobs: replay processes in parallel
     :param say: progress callback taking one line of text
+    :param noise: the simulator's noise levels to replay each seed at (``"none"``: the
+        clean nights of ``replay``; others: in ``noise``)
     :return: ``{"replay": {kind: metrics}, "kafka": {kind: metrics} | None, "seeds": [per
         run: seed, mode, timings, alert count, port false alerts, metrics], "goals":
-        {"replay": check, "kafka": check | None}, "kafka_error": text | None, "runtime_s"}``
+        {"replay": check, "kafka": check | None}, "noise": {level: {"replay", "seeds",
+        "goals", "false_alerts"}}, "kafka_error": text | None, "runtime_s"}``
     """
     from pipeline.site import load_site
 
@@ -350,17 +431,18 @@ def run_eval_all(
     site = load_site(site_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    specs = [NightSpec(s, start_iso, duration_s, fps) for s in seeds]
-    args = [(str(site_dir), sp, str(out / f"replay-seed-{sp.seed}")) for sp in specs]
-    runs: list[dict[str, Any]] = []
+    specs = [NightSpec(s, start_iso, duration_s, fps, lvl) for lvl in noise for s in seeds]
+    args = [(str(site_dir), sp, str(out / _night_dir_name(sp))) for sp in specs]
+    all_runs: list[dict[str, Any]] = []
 
     def done(r: dict[str, Any]) -> None:
         lr = r["metrics"].get("unusual_landing", {})
-        say(f"replay seed {r['seed']}: {r['alerts']} alerts in {r['run_s']:.0f} s"
+        lvl = r.get("noise", "none")
+        say(f"replay{'' if lvl == 'none' else ' ' + lvl} seed {r['seed']}: {r['alerts']} alerts in {r['run_s']:.0f} s"
             f"{'' if r['simulated'] else ' (cached night)'}; unusual_landing tp {lr.get('tp', 0)} "
             f"fp {lr.get('fp', 0)} fn {lr.get('fn', 0)}; port false alerts "
             f"{len(r['port_false_alerts'])}")  # fmt: skip
-        runs.append(r)
+        all_runs.append(r)
 
     if jobs > 1 and len(args) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as ex:
@@ -369,7 +451,15 @@ def run_eval_all(
     else:
         for a in args:
             done(_replay_seed(*a))
+    runs = [r for r in all_runs if r.get("noise", "none") == "none"]
     replay_result, replay_port = _pool(runs)
+    noisy: dict[str, Any] = {}
+    for lvl in [lvl for lvl in noise if lvl != "none"]:
+        lruns = [r for r in all_runs if r.get("noise") == lvl]
+        pooled, _port = _pool(lruns)
+        false = [f for r in lruns for f in r.get("false_alerts", [])]
+        noisy[lvl] = {"replay": pooled, "seeds": lruns, "false_alerts": false,
+                      "goals": check_noise_goals(pooled, false)}  # fmt: skip
     kafka_runs: list[dict[str, Any]] = []
     kafka_error = None
     if kafka_seeds:
@@ -388,6 +478,7 @@ def run_eval_all(
             "replay": check_goals(replay_result, replay_port),
             "kafka": check_goals(kafka_result, kafka_port) if kafka_result is not None else None,
         },
+        "noise": noisy,
         "kafka_error": kafka_error,
         "runtime_s": round(time.monotonic() - t_start, 1),
     }
@@ -406,10 +497,22 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def _noise_list(text: str) -> list[str]:
+    from pipeline.tools.sim_noise import noise_config
+
+    levels = [s.strip() for s in text.split(",") if s.strip()]
+    if not levels:
+        raise ConfigError("--noise: give at least one level (none, realistic)")
+    for lvl in levels:
+        noise_config(lvl)  # raises ConfigError for an unknown level
+    return levels
+
+
 def cmd_eval_all(args: argparse.Namespace) -> int:
     from pipeline.tools.simulate import parse_duration
 
     seeds = _seed_list(args.seeds)
+    levels = _noise_list(getattr(args, "noise", "none"))
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
     kafka_seeds = [] if args.no_kafka else _seed_list(args.kafka_seeds)
@@ -421,17 +524,25 @@ def cmd_eval_all(args: argparse.Namespace) -> int:
         args.site, seeds, parse_duration(args.duration), args.start, args.out, fps=args.fps,
         kafka_seeds=kafka_seeds, kafka_duration_s=parse_duration(args.kafka_duration),
         kafka_start_iso=args.kafka_start, kafka_fps=args.kafka_fps, kafka_speed=args.kafka_speed,
-        jobs=args.jobs, say=say,
+        jobs=args.jobs, say=say, noise=levels,
     )  # fmt: skip
     if args.json:
-        keys = ("replay", "kafka", "seeds", "goals", "kafka_error", "runtime_s")
+        keys = ("replay", "kafka", "seeds", "goals", "noise", "kafka_error", "runtime_s")
         print(json.dumps({k: res[k] for k in keys}, sort_keys=True))
     else:
         n = len(seeds)
-        print(f"\nreplay: {n} seed{'s' * (n != 1)} ({', '.join(map(str, seeds))}), "
-              f"{args.duration} from {args.start}, {args.fps:g} frame/s")  # fmt: skip
-        print(format_table(res["replay"]))
-        print(check_line(res["goals"]["replay"]))
+        which = f"{n} seed{'s' * (n != 1)} ({', '.join(map(str, seeds))})"
+        if "none" in levels:
+            print(f"\nreplay: {which}, "
+                  f"{args.duration} from {args.start}, {args.fps:g} frame/s")  # fmt: skip
+            print(format_table(res["replay"]))
+            print(check_line(res["goals"]["replay"]))
+        for lvl, nr in res["noise"].items():
+            print(f"\nreplay, {lvl} noise: {which}, "
+                  f"{args.duration} from {args.start}, {args.fps:g} frame/s")  # fmt: skip
+            print(format_table(nr["replay"]))
+            print(noise_check_line(nr["goals"]))
+            print(format_false_alerts(nr["false_alerts"]))
         if res["kafka"] is not None:
             print(f"\nkafka pipeline: seed{'s' * (len(kafka_seeds) != 1)} "
                   f"{', '.join(map(str, kafka_seeds))}, {args.kafka_duration} from "
@@ -441,7 +552,11 @@ def cmd_eval_all(args: argparse.Namespace) -> int:
         if res["kafka_error"]:
             print(f"\nkafka pipeline: failed: {res['kafka_error']}")
         print(f"\nper-night results in {args.out}; {res['runtime_s']:.0f} s")
-    met = res["goals"]["replay"]["met"] and (res["kafka"] is None or res["goals"]["kafka"]["met"])
+    met = (
+        (res["goals"]["replay"]["met"] or "none" not in levels)
+        and (res["kafka"] is None or res["goals"]["kafka"]["met"])
+        and all(nr["goals"]["met"] for nr in res["noise"].values())
+    )
     if res["kafka_error"]:
         return 1
     return 1 if args.strict and not met else 0

@@ -76,7 +76,11 @@ def evaluate_seed(site_dir: str | Path, seed: int, nights: int = 10, *, work: Pa
     work = Path(tempfile.mkdtemp(prefix="eval-landing-")) if work is None else Path(work)
     try:
         cfg = SimConfig(
-            seed=seed, start=datetime.fromisoformat(start), duration_s=duration_s, fps=fps
+            seed=seed,
+            start=datetime.fromisoformat(start),
+            duration_s=duration_s,
+            fps=fps,
+            noise="none",
         )
         doc = simulate_nights(site, cfg, nights, work / "sim")
         archive_nights(work / "sim", work / "archive", [n["dir"] for n in doc["nights"]])

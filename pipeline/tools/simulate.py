@@ -33,6 +33,12 @@ Hai'an side, cargo ships at the anchorage, transiting ships, fishing boats and p
 craft are the negatives. Vessels move on water (routes are shortest paths on a water
 grid built from the land polygons) and land at real coastline points outside every
 authorised zone. The output is byte-identical for a given site, seed and options.
+
+``--noise realistic`` (the default) observes the night through noisier sensors: detection
+drop-outs, clutter, larger position errors, far targets, a camera outage, a second AIS
+receiver with duplicates and disorder, missed reports and corrupted lines
+(:mod:`pipeline.tools.sim_noise`, docs/detection-quality.md); ``--noise none`` writes the
+clean observation described above, and ``truth.json`` then has no ``noise`` member.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,7 @@ from shapely.geometry import LineString, Point
 from pipeline.core.geo import EARTH_RADIUS_M
 from pipeline.errors import ConfigError
 from pipeline.site import Site, load_site
+from pipeline.tools.sim_noise import NoiseConfig, corrupt_lines, noise_config
 from schemas.records import CameraDetection, CameraFrame
 
 __all__ = [
@@ -114,6 +121,8 @@ class SimConfig:
     :param avoid: ``(lon, lat)`` places the random landings keep 300 m away from (the
         places of earlier nights, so that they stay one-offs); when none is left in the
         wanted camera range, the range is widened (any camera, then none)
+    :param noise: sensor noise level, ``"realistic"`` or ``"none"``
+        (:data:`pipeline.tools.sim_noise.NOISE_LEVELS`)
     """
 
     seed: int
@@ -125,6 +134,7 @@ class SimConfig:
     landing_dark: bool = False
     landing_at_s: int | None = None
     avoid: tuple[tuple[float, float], ...] = ()
+    noise: str = "realistic"
 
 
 def parse_duration(text: str) -> int:
@@ -533,6 +543,7 @@ class _Scenario:
             raise ConfigError("fps must be in (0, 1]")
         self.site = site
         self.cfg = cfg
+        self.noise: NoiseConfig = noise_config(cfg.noise)
         self.n_s = int(cfg.duration_s)
         self.t0_unix = int(cfg.start.timestamp())
         self.rng = np.random.default_rng([cfg.seed, 0])
@@ -1193,8 +1204,22 @@ class _Scenario:
             )
         ]
         st_xy = np.array([self.wm.to_m(lo, la) for _s, lo, la in stations], dtype=float)
-        out: list[tuple[int, int, int, list[str]]] = []  # (t, vessel index, order, sentences)
+        # (arrival t, vessel index, order, [station, *sentences], event t)
+        out: list[tuple[float, int, int, list[str], int]] = []
         seq = 0
+        nz = self.noise
+        nrng = np.random.default_rng([self.cfg.seed, 10])
+
+        def also_heard(ti: int, vi: int, si: int, sentences: list[str]) -> None:
+            """A second station logging the same report, a little later (noise)."""
+            nonlocal seq
+            if len(stations) < 2 or nrng.random() >= nz.ais_duplicate_p:
+                return
+            other = int((si + 1 + nrng.integers(len(stations) - 1)) % len(stations))
+            late = ti + float(nrng.uniform(0.0, nz.ais_disorder_s))
+            out.append((late, vi, seq, [stations[other][0], *sentences], ti))
+            seq += 1
+
         for vi, v in enumerate(self.vessels):
             if not v.ais_class:
                 continue
@@ -1230,6 +1255,8 @@ class _Scenario:
                 si = int(np.argmin(d))
                 p_rx = 0.985 - d[si] / 1000.0 * (0.004 if v.ais_class == "A" else 0.012)
                 heard = rng.random() < p_rx and not any(a <= t < b for a, b in outages)
+                if nz.enabled and heard and nrng.random() < nz.ais_miss_p:
+                    heard = False
                 ex, ey = rng.normal(0, sigma, 2)
                 lon, lat = self.wm.to_lonlat(v.x[ti] + ex, v.y[ti] + ey)
                 sog_r = (
@@ -1252,10 +1279,11 @@ class _Scenario:
                             "heading": 511, "second": ti % 60, "cs": 1, "display": 0, "dsc": 1, "band": 1,
                             "msg22": 1, "assigned": 0, "raim": 0, "radio": 0,
                         }  # fmt: skip
-                    out.append(
-                        (ti, vi, seq, [stations[si][0], *self._encode(msg, "AB"[seq % 2], None)])
-                    )
+                    sentences = self._encode(msg, "AB"[seq % 2], None)
+                    out.append((ti, vi, seq, [stations[si][0], *sentences], ti))
                     seq += 1
+                    if nz.enabled:
+                        also_heard(ti, vi, si, sentences)
                 t += dt
             # static data every 6 min (heard with the same probability)
             ts = float(on[0]) + float(rng.uniform(5, 120))
@@ -1273,15 +1301,20 @@ class _Scenario:
                         sentences = self._encode(
                             msg, "AB"[seq % 2], gid % 10 if msg["type"] == 5 else None
                         )
-                        out.append((ti, vi, seq, [stations[si][0], *sentences]))
+                        out.append((ti, vi, seq, [stations[si][0], *sentences], ti))
                         seq += 1
                         gid += 1
+                        if nz.enabled:
+                            also_heard(ti, vi, si, sentences)
                 ts += 360.0 * float(rng.uniform(0.98, 1.02))
         out.sort(key=lambda r: (r[0], r[1], r[2]))
         lines: list[str] = []
-        for ti, _vi, _seq, (station, *sentences) in out:
+        for _arrival, _vi, _seq, (station, *sentences), ti in out:
             tb = tag_block(station, self.t0_unix + ti)
             lines.extend(tb + s for s in sentences)
+        if nz.enabled:
+            self.corrupted_lines = corrupt_lines(lines, nz.ais_corrupt_per_h * self.n_s / 3600.0,
+                                                 np.random.default_rng([self.cfg.seed, 11]))  # fmt: skip
         return lines
 
     @staticmethod
@@ -1330,7 +1363,10 @@ class _Scenario:
         lines: list[tuple[int, int, bytes]] = []
         enc = msgspec.json.Encoder()
         skiff_first: dict[str, int] = {}
+        nz = self.noise
+        self.outage = self._camera_outage() if nz.enabled and nz.outage_s > 0 else None
         for ci, (cam, model) in enumerate(self.cams):
+            nrng = np.random.default_rng([self.cfg.seed, 20 + ci])
             sun = _sun_elevation_deg(self.t0_unix + frame_t, cam.lon, cam.lat)
             dayf = np.clip((sun + 6.0) / 6.0, 0.0, 1.0)  # 0 night .. 1 day
             cxm, cym = self.wm.to_m(cam.lon, cam.lat)
@@ -1340,6 +1376,11 @@ class _Scenario:
             night_range = np.where(
                 lights, np.clip(150.0 * length, 1000.0, 8000.0), NIGHT_RANGE_UNLIT_M
             )[:, None]
+            if nz.enabled and nz.far_range_m > 0:  # big lit ships seen far (poor range)
+                day_range = np.clip(300.0 * length, 1500.0, nz.far_range_m)[:, None]
+                night_range = np.where(
+                    lights, np.clip(150.0 * length, 1000.0, nz.far_range_m), NIGHT_RANGE_UNLIT_M
+                )[:, None]
             rmax = night_range + (day_range - night_range) * dayf[None, :]
             cand = P & vis & (R < rmax) & (R > 30.0)
             # occlusion by land, evaluated every 5 frames
@@ -1366,6 +1407,8 @@ class _Scenario:
                 cand[vi_idx[blocked], fi_idx[blocked]] = False
             pmax = 0.75 + 0.17 * dayf
             p_det = pmax[None, :] * (1.0 - (R / rmax) ** 4)
+            if nz.enabled:
+                p_det = p_det * (1.0 - nz.det_dropout_p)
             det = cand & (rng.random(cand.shape) < p_det)
             vi_idx, fi_idx = np.nonzero(det)
             # pixel noise: waterline row and column (bearing), in pixels
@@ -1375,6 +1418,12 @@ class _Scenario:
                 + rng.normal(0.0, 0.2, vi_idx.size) * model.fx * math.pi / 180.0
             )
             vn = vpx[vi_idx, fi_idx] + rng.normal(0.0, 1.2, vi_idx.size)
+            if nz.enabled:
+                un = (
+                    un
+                    + nrng.normal(0.0, nz.bearing_sigma_deg, un.size) * model.fx * math.pi / 180.0
+                )
+                vn = vn + nrng.normal(0.0, nz.waterline_sigma_px, vn.size)
             rr = R[vi_idx, fi_idx]
             hpx = np.maximum(4.0, mast[vi_idx] * model.fy / rr)
             wpx = np.maximum(
@@ -1394,7 +1443,11 @@ class _Scenario:
             for j in order:
                 vi, fi = int(vi_idx[j]), int(fi_idx[j])
                 prev = cur.get(vi)
-                if prev is None or frame_t[fi] - frame_t[prev[1]] > 30 or rng.random() < 0.002:
+                if (
+                    prev is None
+                    or frame_t[fi] - frame_t[prev[1]] > nz.track_lost_s
+                    or rng.random() < 0.002
+                ):
                     tid = tid_next
                     tid_next += 1
                 else:
@@ -1448,7 +1501,12 @@ class _Scenario:
                                 0,
                             )
                         )
+            if nz.enabled:
+                tid_next = self._clutter(nrng, cam, model, frame_t, dayf, dets_by_frame, tid_next)
             for fi, t in enumerate(frame_t):
+                if self.outage is not None and self.outage[0] == ci:
+                    if self.outage[1] <= t < self.outage[2]:
+                        continue  # the camera is offline: no frame at all
                 t_ms = (self.t0_unix + int(t)) * 1000 + 40 * ci
                 frame = CameraFrame(
                     camera_id=cam.id, t_ms=t_ms, image_width=cam.image_width, image_height=cam.image_height,
@@ -1469,6 +1527,100 @@ class _Scenario:
                 ev["_t_s"] = seen_t
                 ev["_xy"] = (float(v.x[seen_t]), float(v.y[seen_t]))
         return [b for _t, _c, b in lines]
+
+    def _camera_outage(self) -> tuple[int, int, int] | None:
+        """One camera offline for ``noise.outage_s`` (noise): ``(camera index, start s, end
+        s)``, at a time that spares every planted landing in its view (from 20 min before
+        the landing to 10 min after the boat leaves), so that recall stays measurable."""
+        nrng = np.random.default_rng([self.cfg.seed, 12])
+        dur = int(self.noise.outage_s)
+        if not self.cams or dur >= self.n_s:
+            return None
+        busy: dict[str, list[tuple[int, int]]] = {}
+        ends = {
+            (e["vessel_ids"][0], e["_t_s"]): e.get("_t_end_s", e["_t_s"])
+            for e in self.events
+            if e["kind"] == "loitering" and e["scenario"] == "ashore"
+        }
+        for e in self.events:
+            if e["kind"] == "unusual_landing" and e.get("camera_id"):
+                end = int(ends.get((e["vessel_ids"][0], e["_t_s"]), e["_t_s"]))
+                busy.setdefault(e["camera_id"], []).append((int(e["_t_s"]) - 1200, end + 600))
+        for ci in nrng.permutation(len(self.cams)).tolist():
+            spans = busy.get(self.cams[ci][0].id, [])
+            starts = np.arange(0, self.n_s - dur, 60)
+            ok = [int(a) for a in starts if all(a + dur <= lo or a >= hi for lo, hi in spans)]
+            if ok:
+                a = ok[int(nrng.integers(len(ok)))]
+                return ci, a, a + dur
+        return None
+
+    def _clutter(self, nrng, cam, model, frame_t, dayf, dets_by_frame, tid_next: int) -> int:
+        """Short-lived detections on the water (noise): background clutter, more near the
+        camera and in glare, and recurring clutter spots near the waterline. Adds to
+        ``dets_by_frame``; returns the next free track id."""
+        nz = self.noise
+        wm = self.wm
+        cxm, cym = wm.to_m(cam.lon, cam.lat)
+        step = float(frame_t[1] - frame_t[0]) if len(frame_t) > 1 else 1.0
+        half = 0.45 * model.hfov_deg
+
+        def emit(fi: int, x: float, y: float) -> None:
+            nonlocal tid_next
+            lon, lat = wm.to_lonlat(x, y)
+            fu, fv, fvis = model.geo_to_pixel(np.array([float(lon)]), np.array([float(lat)]))
+            if not fvis[0]:
+                return
+            tid, tid_next = tid_next, tid_next + 1
+            for k in range(int(nrng.integers(1, 3))):  # one or two frames
+                fj = fi + k
+                if fj >= len(frame_t):
+                    break
+                uu = float(fu[0]) + float(nrng.normal(0, 3))
+                vv = float(fv[0]) + float(nrng.normal(0, 2))
+                g = model.pixel_to_geo(np.array([uu]), np.array([vv]))
+                dets_by_frame.setdefault(fj, []).append(
+                    self._detection(tid, uu, vv, float(nrng.uniform(6, 24)),
+                                    float(nrng.uniform(4, 12)), float(nrng.uniform(0.3, 0.6)), g, 0)
+                )  # fmt: skip
+
+        def at(brg: float, r: float) -> tuple[float, float]:
+            return cxm + r * math.sin(math.radians(brg)), cym + r * math.cos(math.radians(brg))
+
+        # background clutter
+        lam = nz.clutter_per_min / 60.0 * step * (1.0 + (nz.glare_factor - 1.0) * dayf)
+        for fi in np.flatnonzero(nrng.poisson(lam)).tolist():
+            brg = cam.heading_deg + float(nrng.uniform(-half, half))
+            r = min(60.0 + float(nrng.exponential(nz.clutter_range_m)), nz.clutter_max_range_m)
+            x, y = at(brg, r)
+            if not shapely.contains_xy(wm.land, x, y):
+                emit(int(fi), x, y)
+        # recurring spots near the waterline
+        for _k in range(nz.clutter_spots):
+            spot = None
+            for _try in range(200):
+                brg = cam.heading_deg + float(nrng.uniform(-half, half))
+                x, y = at(brg, float(nrng.uniform(150.0, 1500.0)))
+                if shapely.contains_xy(wm.land, x, y):
+                    continue
+                if 30.0 <= wm.land.distance(Point(x, y)) <= 250.0 and self._line_of_sight(
+                    cxm, cym, x, y
+                ):
+                    spot = (x, y)
+                    break
+            if spot is None:
+                continue
+            dur = float(nrng.uniform(*nz.clutter_spot_min)) * 60.0
+            t = float(nrng.uniform(0.0, max(self.n_s - dur, 1.0)))
+            end = t + dur
+            while t < end:
+                fi = int(np.searchsorted(frame_t, t))
+                if fi >= len(frame_t):
+                    break
+                jx, jy = nrng.normal(0.0, 15.0, 2)
+                emit(fi, spot[0] + float(jx), spot[1] + float(jy))
+                t += float(nrng.uniform(*nz.clutter_spot_gap_s))
+        return tid_next
 
     @staticmethod
     def _detection(tid, u, v, w, h, conf, geo, j) -> CameraDetection:
@@ -1542,7 +1694,7 @@ class _Scenario:
             if "_t_end_s" in ev:
                 out["t_end_ms"] = t_ms0 + int(ev["_t_end_s"]) * 1000
             events.append(out)
-        return {
+        doc = {
             "format": "shorewatch.truth.v1",
             "site": self.site.name,
             "seed": self.cfg.seed,
@@ -1557,6 +1709,24 @@ class _Scenario:
             "vessels": vessels,
             "events": events,
         }
+        if self.noise.enabled:
+            doc["noise"] = self._noise_truth()
+        return doc
+
+    def _noise_truth(self) -> dict[str, Any]:
+        """What the noise did (``truth.json``'s ``noise``): the level and its knobs, the
+        camera outage, the corrupted AIS lines."""
+        out: dict[str, Any] = {
+            "level": self.noise.name,
+            "settings": {k: v for k, v in asdict(self.noise).items() if k != "name"},
+            "corrupted_ais_lines": len(getattr(self, "corrupted_lines", [])),
+        }
+        o = getattr(self, "outage", None)
+        if o is not None:
+            t_ms0 = self.t0_unix * 1000
+            out["camera_outage"] = {"camera_id": self.cams[o[0]][0].id,
+                                    "t_ms": t_ms0 + o[1] * 1000, "t_end_ms": t_ms0 + o[2] * 1000}  # fmt: skip
+        return out
 
 
 def _path_length_m(path: np.ndarray) -> float:
@@ -1692,6 +1862,7 @@ def cmd_simulate(args) -> int:
         start=_parse_start(args.start, site),
         duration_s=parse_duration(args.duration),
         fps=args.fps,
+        noise=args.noise,
     )
     if args.nights > 1:
         doc = simulate_nights(site, cfg, args.nights, args.out, args.hidden_nights)

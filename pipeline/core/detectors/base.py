@@ -38,6 +38,7 @@ __all__ = [
     "night_mask",
     "outside_zones",
     "silence_limit_s",
+    "silence_rule",
 ]
 
 KNOT_MPS = 1852.0 / 3600.0
@@ -123,6 +124,9 @@ class VesselView:
         dead-reckoned to when its silence began to count, m (``coast_m`` otherwise)
     :param registry: what the vessel registry says about each row (``None``: no registry
         in use)
+    :param pos_sigma_m: a camera target's position uncertainty (one-sigma range error of
+        its last located detection), m (NaN for AIS; inf when its range is unknown);
+        ``None``: not known for any row
     """
 
     subject: np.ndarray
@@ -159,6 +163,7 @@ class VesselView:
     recent_rendezvous: np.ndarray
     dr_coast_m: np.ndarray
     registry: RegistryFacts | None = None
+    pos_sigma_m: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.mmsi.shape[0])
@@ -240,22 +245,80 @@ def condition_at(
     )
 
 
-def silence_limit_s(expected_interval_s, stopped_interval_s, th: Thresholds) -> np.ndarray:
-    """Silence after which AIS counts as off, s: the largest of k × the expected interval,
-    the minimum, and two intervals of the vessel had it just stopped (a Class B "CS" below
-    2 kn reports only every 3 min, ITU-R M.1371, so a boat slowing down goes quiet).
+def silence_limit_s(
+    expected_interval_s, stopped_interval_s, th: Thresholds, sog_kn=None, landfall_m=None
+) -> np.ndarray:
+    """Silence after which AIS counts as off, s: the largest of
+
+    - k × the expected interval of the last fix's class and speed (``ais_gap_factor``),
+      and the minimum ``ais_gap_min_s``;
+    - ``ais_missed_reports`` missed reports of the expected interval plus half an interval
+      of jitter (a 3 min reporter may miss one or two reports);
+    - two stopped intervals, and, when the vessel may be stopping, the same tolerance of
+      missed reports at the stopped interval: a Class B "CS" reports every 30 s above 2 kn
+      but only every 3 min below (ITU-R M.1371), so a boat that stops goes quiet for
+      minutes and may miss a report too. It may be stopping when its last speed is
+      ``ais_slowing_kn`` or less, or when its course meets land within one stopped
+      interval at that speed (a boat coming in to the beach stops there).
 
     :param expected_interval_s: interval for the last fix's class and speed, s
     :param stopped_interval_s: interval of the same vessel stopped, s
+    :param th: thresholds
+    :param sog_kn: last speed over ground, knots (NaN or ``None``: unknown, counts as slow)
+    :param landfall_m: distance along the last course to land, m (inf or ``None``: none)
     """
     e = np.nan_to_num(np.asarray(expected_interval_s, dtype=np.float64), nan=0.0)
     s = np.nan_to_num(np.asarray(stopped_interval_s, dtype=np.float64), nan=0.0)
-    return np.maximum(np.maximum(th.ais_gap_factor * e, th.ais_gap_min_s), 2.0 * s)
+    reports = th.ais_missed_reports + 1.5
+    out = np.maximum(np.maximum(th.ais_gap_factor * e, th.ais_gap_min_s), 2.0 * s)
+    out = np.maximum(out, reports * e)
+    sog = np.asarray(np.nan if sog_kn is None else sog_kn, dtype=np.float64)
+    slowing = ~(sog > th.ais_slowing_kn)
+    if landfall_m is not None:
+        fall = np.asarray(landfall_m, dtype=np.float64)
+        run_m = np.nan_to_num(sog, nan=0.0) * KNOT_MPS * s
+        slowing = slowing | (fall <= run_m)
+    return np.where(slowing, np.maximum(out, reports * s), out)
+
+
+def silence_rule(v: VesselView, i: int, th: Thresholds) -> str:
+    """The silence limit of row ``i`` of ``v`` in words (for an alert's factors): which of
+    the rules of :func:`silence_limit_s` decided, with the class, speed and intervals."""
+    e = float(np.nan_to_num(v.expected_interval_s[i], nan=0.0))
+    s = float(np.nan_to_num(v.stopped_interval_s[i], nan=0.0))
+    sog = float(v.sog_kn[i])
+    fall = float(v.landfall_m[i])
+    limit = float(silence_limit_s(e, s, th, sog, fall))
+    reports = th.ais_missed_reports + 1.5
+    speed = f"{sog:.1f} kn" if np.isfinite(sog) else "unknown speed"
+    head = f"last report at {speed}, expected every {e:.0f} s"
+    if s > e:
+        head += f" ({s:.0f} s if it slows down)"
+    if limit <= max(th.ais_gap_factor * e, th.ais_gap_min_s):
+        why = f"{th.ais_gap_factor:g} x {e:.0f} s expected (at least {th.ais_gap_min_s:.0f} s)"
+    elif limit <= reports * e:
+        why = f"{th.ais_missed_reports:g} missed {e:.0f} s reports tolerated, + half an interval"
+    elif limit <= 2.0 * s:
+        why = f"two {s:.0f} s intervals of the vessel stopped"
+    elif sog <= th.ais_slowing_kn or not np.isfinite(sog):
+        why = (
+            f"{th.ais_missed_reports:g} missed {s:.0f} s reports tolerated, + half an interval "
+            f"(it may have slowed down: last speed at most {th.ais_slowing_kn:g} kn)"
+        )
+    else:
+        why = (
+            f"{th.ais_missed_reports:g} missed {s:.0f} s reports tolerated, + half an interval "
+            f"(it may have stopped: land {fall:.0f} m ahead, reached within {s:.0f} s)"
+        )
+    return f"{head}; silence limit {limit:.0f} s = {why}"
 
 
 def ais_silence_ms(v: VesselView, th: Thresholds) -> np.ndarray:
     """:func:`silence_limit_s` of every row, ms."""
-    return silence_limit_s(v.expected_interval_s, v.stopped_interval_s, th) * 1000.0
+    return (
+        silence_limit_s(v.expected_interval_s, v.stopped_interval_s, th, v.sog_kn, v.landfall_m)
+        * 1000.0
+    )
 
 
 def night_mask(v: VesselView, rows: np.ndarray, t_ms: np.ndarray, th: Thresholds) -> np.ndarray:

@@ -14,6 +14,7 @@ from pipeline.core.detectors.base import (
     condition_at,
     night_mask,
     outside_zones,
+    silence_rule,
 )
 from pipeline.core.detectors.identity import identity_factors
 from pipeline.core.detectors.thresholds import Thresholds
@@ -65,8 +66,8 @@ def dark_approach(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Conditio
             Factor(
                 "ais_stopped_near_shore",
                 50.0,
-                f"AIS silent for more than {silence[i] / 1000:.0f} s ({th.ais_gap_factor:g} x {v.expected_interval_s[i]:.0f} s expected) "
-                f"{v.coast_m[i]:.0f} m from the coast"
+                f"AIS silent for more than {silence[i] / 1000:.0f} s "
+                f"({silence_rule(v, i, th)}) {v.coast_m[i]:.0f} m from the coast"
                 + (
                     f" (dead-reckoned {v.dr_coast_m[i]:.0f} m when the silence began)"
                     if v.dr_coast_m[i] < v.coast_m[i]

@@ -25,12 +25,25 @@ def dark_vessel(
     ``warmup_s`` after the area's first input (``area_start_t_ms``): until then the AIS
     picture is incomplete (a moored vessel reports every 3 min).
 
+    Only a target whose position is good enough to say that no AIS vessel could be it
+    counts: its range sigma at most ``dark_max_pos_sigma_m`` (far targets, whose range
+    error is kilometres, are matched to AIS by bearing or not judged). The alert states
+    how sure it is: ``confidence`` = ``dark_max_pos_sigma_m`` / (that + the range sigma)
+    (0.5 at the limit, above 0.9 within about 1 km of the camera), as a factor of weight 0.
+
     Severity 40, + night 20, + within ``landing_coast_m`` of the coast 10.
     """
     if len(v) == 0:
         return []
+    sigma = (
+        np.full(len(v), np.nan)
+        if v.pos_sigma_m is None
+        else np.asarray(v.pos_sigma_m, dtype=np.float64)
+    )
+    precise = ~(sigma > th.dark_max_pos_sigma_m)  # NaN (not known) passes
     ok = (
-        v.dark
+        precise
+        & v.dark
         & (v.hits >= th.dark_min_hits)
         & (v.unmatched_since_t_ms >= 0)
         & (v.unmatched_since_t_ms + th.dark_vessel_min_s * 1000.0 <= now_t_ms)
@@ -57,12 +70,26 @@ def dark_vessel(
             f.append(Factor("night", 20.0, "sun below the horizon at the place and time"))
         if v.coast_m[i] <= th.landing_coast_m:
             f.append(Factor("near_shore", 10.0, f"{v.coast_m[i]:.0f} m from the coast"))
+        if np.isfinite(sigma[i]):
+            conf = th.dark_max_pos_sigma_m / (th.dark_max_pos_sigma_m + sigma[i])
+            f.append(
+                Factor(
+                    "confidence",
+                    0.0,
+                    f"confidence {conf:.2f}: position known to ±{sigma[i]:.0f} m "
+                    f"(limit {th.dark_max_pos_sigma_m:.0f} m), and no AIS vessel matches it",
+                )
+            )
         out.append(condition_at("dark_vessel", v, i, int(start[j]), f))
     return out
 
 
 DETECTOR = DetectorSpec(
     name="dark_vessel",
-    thresholds={"min_s": "dark_vessel_min_s", "warmup_s": "warmup_s"},
+    thresholds={
+        "min_s": "dark_vessel_min_s",
+        "warmup_s": "warmup_s",
+        "max_pos_sigma_m": "dark_max_pos_sigma_m",
+    },
     run=lambda s, th: dark_vessel(s.view, s.now_t_ms, th, s.area_start_t_ms),
 )

@@ -30,6 +30,9 @@ def unusual_landing(v: VesselView, now_t_ms: int, th: Thresholds) -> list[Condit
     - track ends: AIS silent for :func:`ais_silence_ms`, or a camera target unseen for
       ``camera_lost_s``, with the last position at the waterline; start = last + silence.
 
+    A camera target counts only with a position good to ``dark_max_pos_sigma_m`` (a far
+    target whose range is kilometres off is not known to be at the waterline).
+
     Severity: 40 for the landing, + night 20 (sun below -0.833 deg at the place and
     time), + no AIS 20 (dark target) or AIS went off 15, + identity anomalies 10, +
     earlier rendezvous 15, + small craft 5.
@@ -62,7 +65,9 @@ def _landing_masks(
     :returns: ``(stop_ok, end_ok, stop_start_t_ms, end_start_t_ms, silence_ms)``
     """
     near = (v.coast_m <= th.landing_coast_m) | v.on_land
-    cand = near & outside_zones(v, th) & ((~v.dark) | (v.hits >= th.dark_min_hits))
+    # a camera target is at the waterline only if its position is known well enough
+    precise = True if v.pos_sigma_m is None else ~(v.pos_sigma_m > th.dark_max_pos_sigma_m)
+    cand = near & outside_zones(v, th) & ((~v.dark) | ((v.hits >= th.dark_min_hits) & precise))
     stop_start = np.where(
         v.stopped_since_t_ms >= 0, v.stopped_since_t_ms + th.landing_dwell_s * 1000.0, np.inf
     )

@@ -40,6 +40,13 @@ class Thresholds:
         reception losses, from looking dark before 4 min)
     :param ais_gap_min_s: and never before this long, s (house default 2 min: single
         missed reports are common on terrestrial AIS)
+    :param ais_missed_reports: AIS is not "off" before this many reports in a row were
+        missed (plus half an interval of jitter): 2 tolerates one or two missed reports of a
+        3 min reporter (ITU-R M.1371 Class B "CS" below 2 kn, Class A at anchor)
+    :param ais_slowing_kn: a vessel last reported at this speed or slower may have slowed
+        to its stopped reporting interval, knots (house default 6 kn: a boat slowing at
+        0.07 m/s² goes from 6 kn to below the Class B threshold of 2 kn within one 30 s
+        report interval)
     :param approach_coast_m: dark_approach watches vessels within this distance of the
         coast, m (issue default 5 km)
     :param approach_min_speed_kn: a vessel "heading for shore" moves at least this fast, kn
@@ -58,6 +65,15 @@ class Thresholds:
     :param dark_min_hits: frames a camera track needs before it counts as a target
         (DeepSORVF confirms after > 3 consecutive matches, DESIGN.md §3: 4)
     :param camera_lost_s: a camera target unseen this long is gone, s
+    :param dark_max_pos_sigma_m: dark_vessel judges only targets whose range sigma is at
+        most this, m (house default 500 m: about 1.5 km from a shore camera 30 m up; the
+        association's range gate of 4 sigma then spans at most 4 km, well inside its
+        bearing window, so an AIS vessel there would have matched)
+    :param confirm_hits: a camera target is a vessel only once seen in this many ...
+    :param confirm_frames: ... of this many consecutive frames of its camera (M of N in
+        event time, :mod:`pipeline.engine.confirm`; 4 of 8 confirms a vessel missed in one
+        frame of five within a few frames, and no one- or two-frame clutter detection,
+        however often a spot raises them)
     :param landing_end_speed_kn: a camera target whose track ends at the shore must be
         slower than this at the end, knots (MarineTraffic: underway above 3.5 kn)
     :param stitch_radius_m: a new camera track starting this close to a target of the same
@@ -118,6 +134,9 @@ class Thresholds:
     :param home_stop_s: outside_home_harbour: a stop must last this long, s (house default
         15 min: longer than a pause for nets)
     :param home_margin_m: ... farther than this from every registered home harbour, m
+    :param episode_merge_m: a camera target's new condition within this distance of an
+        episode of the same kind continues it (one alert per vessel per episode,
+        :mod:`pipeline.engine.episodes`), m (house default: twice ``stitch_radius_m``)
     """
 
     stop_speed_kn: float = 0.5
@@ -126,6 +145,8 @@ class Thresholds:
     zone_margin_m: float = 0.0
     ais_gap_factor: float = 8.0
     ais_gap_min_s: float = 120.0
+    ais_missed_reports: float = 2.0
+    ais_slowing_kn: float = 6.0
     approach_coast_m: float = 5000.0
     approach_min_speed_kn: float = 1.0
     approach_landfall_m: float = 10000.0
@@ -133,6 +154,9 @@ class Thresholds:
     dark_vessel_min_s: float = 60.0
     dark_min_hits: int = 4
     camera_lost_s: float = 30.0
+    dark_max_pos_sigma_m: float = 500.0
+    confirm_hits: int = 4
+    confirm_frames: int = 8
     landing_end_speed_kn: float = 3.5
     stitch_radius_m: float = 150.0
     stitch_gap_s: float = 300.0
@@ -155,6 +179,7 @@ class Thresholds:
     night_sun_elevation_deg: float = NIGHT_SUN_ELEVATION_DEG
     vessel_forget_s: float = 3600.0
     episode_close_s: float = 300.0
+    episode_merge_m: float = 300.0
     eval_tick_s: float = 0.25
     warmup_s: float = 360.0
     trail_max_points: int = 60
