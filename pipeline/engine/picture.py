@@ -60,7 +60,6 @@ from pipeline.core.detectors.registry_rules import with_registry_factors
 from pipeline.core.fusion import CameraAssociation, DetectionArrays, VesselArrays
 from pipeline.core.geo import destination_point, haversine_m
 from pipeline.engine.alerts import _alert_data, _cloud_event
-from pipeline.engine.identity import note_hull_reading, registry_facts
 from pipeline.engine.confirm import (
     MAX_FRAME_PERIOD_MS,
     continue_target,
@@ -69,6 +68,7 @@ from pipeline.engine.confirm import (
     stitch_fits,
 )
 from pipeline.engine.episodes import camera_down, fold_conditions
+from pipeline.engine.identity import note_hull_reading, registry_facts
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
