@@ -957,8 +957,9 @@ def _offline(
 
 def area_state_writes(bootstrap: str, app_id: str) -> dict[str, int]:
     """Read the areas table's changelog of a run from its start: how many head rows
-    (area states) were written, how many row records in all, and how many head rows went
-    back in event time (``released_t_ms`` below the area's previous head on the
+    (area states) were written, how many row records in all, the furthest event time an
+    area's state reached (``area_released_t_ms``: how far the area had got when the
+    suite compared), and how many head rows went back in event time (``released_t_ms`` below the area's previous head on the
     changelog): a worker that wrote a state older than one already written (a stale
     write, e.g. a departing worker after a rebalance)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -995,7 +996,12 @@ def area_state_writes(bootstrap: str, app_id: str) -> dict[str, int]:
                             last[area] = max(last.get(area, -1), st.released_t_ms)
                         if m.offset + 1 >= end[tp]:
                             left.discard(tp)
-            return {"area_rows": rows, "area_heads": heads, "stale_writes": stale}
+            return {
+                "area_rows": rows,
+                "area_heads": heads,
+                "stale_writes": stale,
+                "area_released_t_ms": max(last.values(), default=-1),
+            }
         finally:
             # aiokafka's stop of a group-less consumer may re-raise the cancellation of
             # its own committed-offsets task
@@ -1074,6 +1080,9 @@ def run_scenario(
     dead = [d for d in watch.dead_letters if d.reason == "too_long" and d.stage == "ais.connector"]
     with contextlib.suppress(Exception):  # a broker that is gone: the writes unknown
         detail.update(area_state_writes(broker.bootstrap, live.app_id))
+        if detail.get("area_released_t_ms", -1) >= 0:
+            # > 0: the area had not reached the end of the compared night (still behind)
+            detail["area_behind_s"] = round((until_ms - detail["area_released_t_ms"]) / 1000, 1)
     if name == "oversized-input":
         detail["dead_letters_too_long"] = sorted(d.source for d in dead)
     return ChaosResult(

@@ -126,13 +126,14 @@ class _AreaAgent:
         key = name.encode()
         state = self.store.load(name)
         done = self.store.input_offsets(name)
+        restored = self.store.restored_offsets(name)
         trs: list[records.Track] = []
         frs: list[records.CameraFrame] = []
         wms: list[records.Watermark] = []
         skipped = 0
         for item, pos in items:
             if pos is not None:
-                if pos[1] < done.get(pos[0], -1):
+                if pos[1] < restored.get(pos[0], -1):
                     skipped += 1
                     continue
                 done[pos[0]] = pos[1] + 1

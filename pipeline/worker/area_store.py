@@ -81,6 +81,8 @@ class AreaStore:
         self.lock = asyncio.Lock()
         #: areas whose partition was revoked since the step in flight began
         self.closed: set[str] = set()
+        #: the input offsets in the table when an area was last loaded from it
+        self.restored: dict[str, dict[int, int]] = {}
 
     def partition(self, area: str) -> int:
         """The ``fusion.input`` partition (and changelog partition) of an area."""
@@ -136,6 +138,8 @@ class AreaStore:
         if live is not None and live.head is not None and head is live.head:
             return live.state
         rows, state = self._table_rows(area)
+        raw_offsets = rows.get(input_key(area))
+        self.restored[area] = dict(_offsets_dec.decode(raw_offsets)) if raw_offsets else {}
         if live is not None and (state is None or state.released_t_ms < live.released_t_ms):
             # restored to a point behind this worker's own acknowledged output
             self.metrics.add({"area.table_behind": 1})
@@ -160,6 +164,13 @@ class AreaStore:
         live = self.live.get(area)
         raw = live.written.get(input_key(area)) if live is not None else None
         return dict(_offsets_dec.decode(raw)) if raw else {}
+
+    def restored_offsets(self, area: str) -> dict[int, int]:
+        """The ``fusion.input`` offsets the area's rows held when this worker last loaded
+        them from the table (restored from the changelog): input before them is already
+        in the state. Offsets this worker wrote since do not count: only input handed
+        again after a restore is skipped."""
+        return self.restored.get(area, {})
 
     def forget(self, area: str) -> None:
         """Drop the cached state (e.g. half-updated by a failed step): reload it next."""
