@@ -31,10 +31,11 @@ def test_an_idle_source_stops_holding_back_and_counts_again_when_it_sends() -> N
     sp.add("a", T, W)
     sp.add("b", T + 5_000, W)
     assert sp.progress(W) == T
-    sp.add("b", T + 20_000, W + 11_000)  # a sent nothing for 11 s: idle
-    assert sp.progress(W + 11_000) == T + 20_000
+    for k in range(1, 12):  # b keeps sending, a sends nothing for 11 s: idle
+        sp.add("b", T + 10_000 + k * 1_000, W + k * 1_000)
+    assert sp.progress(W + 11_000) == T + 21_000
     sp.add("a", T + 10_000, W + 12_000)  # a is back, behind: the progress never goes back
-    assert sp.progress(W + 12_000) == T + 20_000
+    assert sp.progress(W + 12_000) == T + 21_000
     sp.add("a", T + 30_000, W + 13_000)
     sp.add("b", T + 40_000, W + 13_000)
     assert sp.progress(W + 13_000) == T + 30_000
@@ -47,3 +48,16 @@ def test_one_source_is_its_own_newest_event_time() -> None:
         assert sp.progress(W + k) == T + k * 1_000
     sp.add("only", -1, W + 10)  # nothing decodable: no progress, no regress
     assert sp.progress(W + 10) == T + 4_000
+
+
+def test_a_gap_with_nothing_from_anyone_makes_no_source_idle() -> None:
+    """The broker away for 30 s: when input comes back, the first source heard (ahead)
+    does not leave the other's backlog behind."""
+    sp = SourceProgress(idle_ms=10_000, warmup_ms=0)
+    sp.add("night", T, W)
+    sp.add("probes", T + 1_000, W)
+    assert sp.progress(W) == T
+    sp.add("probes", T + 900_000, W + 30_000)  # back after the outage: probes first
+    assert sp.progress(W + 30_000) == T  # the night's backlog still holds it
+    sp.add("night", T + 60_000, W + 31_000)
+    assert sp.progress(W + 31_000) == T + 60_000
