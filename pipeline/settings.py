@@ -42,6 +42,17 @@ camera_idle_ms                30000                a camera whose frames trail t
                                                    time, ms), or every camera trailing the
                                                    AIS by ten times this, is offline: the area
                                                    stops waiting for it until it sends again
+group_instance_id             (none)               static group membership
+                                                   (``group.instance.id``): a stable name per
+                                                   worker (e.g. a StatefulSet pod name); a
+                                                   worker restarted under the same name within
+                                                   the session timeout gets its partitions
+                                                   back with no rebalance. A static worker
+                                                   that stops does not leave the group: its
+                                                   partitions wait for it that long
+session_timeout_s             30                   the group's session timeout, s: a worker
+                                                   silent this long (killed, or static and
+                                                   stopped) loses its partitions to the others
 ============================  ===================  ==========================================
 """
 
@@ -91,6 +102,8 @@ class Settings:
     ais_disorder_ms: int = 5_000
     camera_disorder_ms: int = 500
     camera_idle_ms: int = 30_000
+    group_instance_id: str = ""
+    session_timeout_s: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -148,6 +161,8 @@ class Settings:
         for name in ("ais_disorder_ms", "camera_disorder_ms", "camera_idle_ms"):
             if getattr(settings, name) < 0:
                 raise ConfigError(f"setting {name}: must be >= 0")
+        if not 6.0 <= settings.session_timeout_s <= 300.0:
+            raise ConfigError("setting session_timeout_s: must be between 6 and 300")
         if settings.partitions < 1:
             raise ConfigError("setting partitions: must be at least 1")
         return settings

@@ -261,8 +261,12 @@ def test_ais_watermarks_follow_each_partitions_progress_minus_the_disorder():
 
     empty = FixColumns(n=0, positions=b"", partition=2, t_ms=NIGHT + 9_000)
     fixes_progress(progress, empty, np.zeros(0, dtype=np.int64))
-    full = FixColumns(n=0, positions=b"", partition=1, t_ms=NIGHT + 4_000)
-    fixes_progress(progress, full, np.array([NIGHT + 5_000, NIGHT + 3_000]))
+    # fixes of a source ahead of the stage's progress (another source's backlog still
+    # coming) do not advance it: the progress the record states does
+    full = FixColumns(n=0, positions=b"", partition=1, t_ms=NIGHT + 5_000)
+    fixes_progress(progress, full, np.array([NIGHT + 7_000, NIGHT + 3_000]))
+    none_yet = FixColumns(n=0, positions=b"", partition=1, t_ms=-1)
+    fixes_progress(progress, none_yet, np.array([NIGHT + 8_000]))
     old = FixColumns(n=0, positions=b"")  # a record of an older release: no partition
     fixes_progress(progress, old, np.array([NIGHT + 99_000]))
     assert progress == {1: NIGHT + 5_000, 2: NIGHT + 9_000}

@@ -25,6 +25,9 @@ def _add_ais(bench: argparse._SubParsersAction) -> None:
         default=300_000,
         help="with --e2e: sentences of the throughput phase",
     )
+    b.add_argument(
+        "--workers", type=int, default=1, help="with --e2e: workers in the consumer group"
+    )
     b.add_argument("--data", default=str(shared_dir() / "data" / "ais"), help="AIS data folder")
     b.add_argument("-n", type=int, default=200_000, help="position reports per vectorised run")
     b.set_defaults(func=lazy("pipeline.tools.bench_ais", "cmd_bench"))

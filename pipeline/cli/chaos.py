@@ -34,5 +34,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--short", action="store_true", help="a short night (for tests)")
     p.add_argument("--speed", type=float, default=None, help="replay speed, times real time")
     p.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
+    p.add_argument(
+        "--dynamic-members",
+        action="store_true",
+        help="workers join without group.instance.id (default: static membership)",
+    )
     p.add_argument("--out", default="var/chaos", help="run folder (nights, logs, broker)")
     p.set_defaults(func=lazy("pipeline.tools.chaos", "run"))

@@ -8,8 +8,9 @@ states its progress in event time, a *watermark* ``W``: no more input of it olde
 
 - **AIS**: one input per ``ais.fixes`` partition (``0 .. ctx.ais_partitions - 1``).
   The tracks agent sends a :class:`~schemas.records.Watermark` for a partition after
-  every micro-batch that advanced it: the newest event time processed on the partition
-  minus the allowed AIS disorder. Every partition carries the decode stage's progress in
+  every micro-batch that advanced it: the decode stage's progress processed on the
+  partition (the minimum over the AIS sources still sending of the newest event time
+  each delivered, :mod:`pipeline.engine.source_progress`) minus the allowed AIS disorder. Every partition carries the decode stage's progress in
   order with its fixes (an empty fixes record where a decode micro-batch had none), so a
   quiet partition keeps pace with the others and never runs ahead of fixes still queued
   on it. An AIS partition never heard from holds the area back.
@@ -230,20 +231,19 @@ def release(
 # --------------------------------------------------------------------------- the AIS path
 def fixes_progress(progress: dict[int, int], rec: FixColumns, fix_t_ms: np.ndarray) -> None:
     """Note the event time an ``ais.fixes`` record brings its partition to: the decode
-    stage's progress it carries, or its newest fix (records of an older release state
-    neither partition nor progress and are left out).
+    stage's progress it carries (-1: none yet), not its own fixes: with several AIS
+    sources, fixes of a source ahead of another whose input is still in a backlog must not
+    make that backlog late (see :mod:`pipeline.engine.source_progress`). Records of an
+    older release state neither partition nor progress and are left out.
 
     :param progress: newest event time per partition, ms UTC (updated in place)
-    :param fix_t_ms: the event times of the record's position reports, ms UTC
+    :param fix_t_ms: the event times of the record's position reports, ms UTC (unused:
+        kept for the callers)
     """
     if rec.partition < 0:
         return
-    t = max(
-        [rec.t_ms, *(s.t_ms for s in rec.statics)]
-        + ([int(fix_t_ms.max())] if fix_t_ms.size else [])
-    )
-    if t > progress.get(rec.partition, -1):
-        progress[rec.partition] = t
+    if rec.t_ms > progress.get(rec.partition, -1):
+        progress[rec.partition] = rec.t_ms
 
 
 def ais_marks(

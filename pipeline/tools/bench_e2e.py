@@ -73,7 +73,7 @@ def position_sentences(data_dir: Path) -> list[str]:
     return out
 
 
-def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
+def _start_worker(bootstrap: str, tmp: Path, app_id: str | None = None) -> subprocess.Popen:
     from pipeline.tools.worker_process import start_worker_process
 
     return start_worker_process(
@@ -82,17 +82,60 @@ def _start_worker(bootstrap: str, tmp: Path) -> subprocess.Popen:
         agents="decode,tracks",
         site=REPO_DIR / "sites" / "haikou",
         app_id_prefix="bench",
+        extra_env={"SHOREWATCH_APP_ID": app_id} if app_id else None,
     )
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used, s: ``pid`` from ``/proc``, else this
+    process (all its threads)."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_group(bootstrap: str, group: str, members: int, timeout_s: float) -> None:
+    """Wait until ``group`` is stable with ``members`` members that all hold partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            desc = await client.describe_consumer_groups([group])
+            # raw DescribeGroups responses: (error, group, state, type, protocol, members)
+            for g in (g for r in desc for g in r.groups):
+                if g[1] == group and g[2] == "Stable" and len(g[5]) >= members:
+                    return
+            await asyncio.sleep(1.0)
+        raise RuntimeError(f"group {group} did not reach {members} stable members")
+    finally:
+        await client.close()
+
+
 async def _bench(
-    bootstrap: str, sentences: list[str], n_total: int, rate: float, latency_s: float, tmp: Path
+    bootstrap: str,
+    sentences: list[str],
+    n_total: int,
+    rate: float,
+    latency_s: float,
+    tmp: Path,
+    n_workers: int = 1,
+    broker_pid: int | None = None,
 ) -> dict[str, object]:
     from connectors.kafka import RecordProducer
 
     await admin.acreate_topics(bootstrap)
     n_part = topics.TRACK.partitions
-    worker = _start_worker(bootstrap, tmp)
+    app_id = f"bench-{uuid.uuid4().hex[:8]}"
+    workers = [_start_worker(bootstrap, tmp / f"worker-{k + 1}", app_id) for k in range(n_workers)]
+    worker = workers[0]
     reader = TrackReader(bootstrap)
     await reader.start()
     source = f"bench:{uuid.uuid4().hex[:6]}"
@@ -112,7 +155,7 @@ async def _bench(
             ready = False
             for _ in range(12):
                 if worker.poll() is not None:
-                    tail = (tmp / "worker.log").read_text(errors="replace")[-2000:]
+                    tail = (tmp / "worker-1" / "worker.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"worker exited with {worker.returncode}:\n{tail}")
                 now = int(time.time() * 1000)
                 await send([sentinel(m, now) for m in marks])
@@ -120,7 +163,9 @@ async def _bench(
                     ready = True
                     break
             if not ready:
-                raise RuntimeError(f"worker not ready; log: {tmp / 'worker.log'}")
+                raise RuntimeError(f"worker not ready; log: {tmp / 'worker-1' / 'worker.log'}")
+            if n_workers > 1:  # every worker holds partitions before anything is measured
+                await _wait_group(bootstrap, app_id, n_workers, 300.0)
 
             async def push(n: int, days_back: int, end_marks: list[int]) -> tuple[float, float]:
                 """``n`` sentences as fast as possible, then ``end_marks``; seconds until
@@ -146,7 +191,10 @@ async def _bench(
             await push(WARMUP_SENTENCES, 2, sentinel_mmsis(n_part, first=211_997_000))
             # Throughput.
             end_marks = sentinel_mmsis(n_part, first=211_998_000)  # not the warm-ups'
+            pids = [w.pid for w in workers]
+            cpu0 = ([cpu_s(p) for p in pids], cpu_s(broker_pid) if broker_pid else None, cpu_s())
             t_sent, elapsed = await push(n_total, 1, end_marks)
+            cpu1 = ([cpu_s(p) for p in pids], cpu_s(broker_pid) if broker_pid else None, cpu_s())
 
             # Latency at a fixed rate.
             lat: list[float] = []
@@ -177,8 +225,21 @@ async def _bench(
         await reader.stop()
         from pipeline.tools.worker_process import stop_worker_process
 
-        stop_worker_process(worker)
+        for w in workers:
+            stop_worker_process(w)
     arr = np.array(lat) if lat else np.array([np.nan])
+    per_1k = 1000.0 / n_total  # CPU ms per 1,000 sentences from CPU s per run
+
+    def ms_per_1k(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else round((b - a) * 1000.0 * per_1k, 2)
+
+    cost = {
+        "cpu_ms_per_1k_worker": [ms_per_1k(a, b) for a, b in zip(cpu0[0], cpu1[0], strict=True)],
+        "cpu_ms_per_1k_broker": ms_per_1k(cpu0[1], cpu1[1]),
+        "cpu_ms_per_1k_producer": ms_per_1k(cpu0[2], cpu1[2]),
+        "cores": os.cpu_count(),
+        "loadavg_1m": round(os.getloadavg()[0], 1),
+    }
     return {
         "sentences": n_total,
         "producer_s": round(t_sent, 3),
@@ -188,8 +249,9 @@ async def _bench(
         "latency_samples": int(len(lat)),
         "p50_ms": round(float(np.percentile(arr, 50)), 1),
         "p99_ms": round(float(np.percentile(arr, 99)), 1),
-        "workers": 1,
+        "workers": n_workers,
         "partitions": n_part,
+        **cost,
     }
 
 
@@ -200,8 +262,13 @@ def run(args: argparse.Namespace) -> int:
     sentences = position_sentences(Path(args.data))
     n_total = int(getattr(args, "e2e_sentences", 0) or 300_000)
     rate = float(getattr(args, "rate", 0) or 5000.0)
+    n_workers = max(1, int(getattr(args, "workers", 1) or 1))
     with localkafka.broker() as bootstrap:
-        result = asyncio.run(_bench(bootstrap, sentences, n_total, rate, 15.0, tmp))
+        info = localkafka.running()
+        pid = info.pid if info is not None and info.bootstrap == bootstrap else None
+        result = asyncio.run(
+            _bench(bootstrap, sentences, n_total, rate, 15.0, tmp, n_workers, broker_pid=pid)
+        )
     if args.json:
         print(json.dumps(result))
     else:

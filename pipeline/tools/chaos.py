@@ -94,6 +94,8 @@ class ChaosConfig:
     :param speed: replay speed, times real time
     :param fault_at: when the fault strikes, as a fraction of the night's wall time
     :param fps: camera frames per second
+    :param static_members: workers join with static membership (``group.instance.id``
+        per worker slot; a worker restarted after SIGKILL takes its slot's)
     """
 
     seed: int = 2
@@ -104,6 +106,7 @@ class ChaosConfig:
     fault_at: float = 0.45
     fps: float = 0.5
     camera_idle_wall_s: float = 15.0
+    static_members: bool = True
 
     @classmethod
     def short(cls) -> ChaosConfig:
@@ -630,17 +633,22 @@ class Live:
     ais_gate: asyncio.Event = field(default_factory=asyncio.Event)
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, instance: int | None = None) -> subprocess.Popen:
+        """Start a worker in the scenario's group; ``instance``: the static member
+        (``group.instance.id``) it takes over (a restart), else a new one."""
         from pipeline.tools.demo import start_demo_worker
 
         n = len(self.workers) + 1
+        env = {"SHOREWATCH_APP_ID": self.app_id}
+        if self.cfg.static_members:
+            env["SHOREWATCH_GROUP_INSTANCE_ID"] = f"{self.app_id}-w{instance or n}"
         w = start_demo_worker(
             self.broker.bootstrap,
             self.site,
             self.run_dir / f"worker-{n}",
             self.cfg.speed,
             self.cfg.camera_idle_wall_s,
-            env={"SHOREWATCH_APP_ID": self.app_id},
+            env=env,
         )
         self.workers.append(w)
         return w
@@ -677,7 +685,7 @@ def _fault_for(name: str, cfg: ChaosConfig) -> Fault | None:
         live.mark_fault()
         os.kill(w.pid, signal.SIGKILL)
         await asyncio.to_thread(w.wait)
-        live.start_worker()
+        live.start_worker(instance=len(live.workers))  # restarted as the same member
 
     async def join_leave(live: Live) -> None:
         await asyncio.sleep(0.3 * cfg.wall_s)
@@ -949,6 +957,62 @@ def _offline(
     return _OFFLINE[key]
 
 
+def area_state_writes(bootstrap: str, app_id: str) -> dict[str, int]:
+    """Read the areas table's changelog of a run from its start: how many head rows
+    (area states) were written, how many row records in all, the furthest event time an
+    area's state reached (``area_released_t_ms``: how far the area had got when the
+    suite compared), and how many head rows went back in event time (``released_t_ms`` below the area's previous head on the
+    changelog): a worker that wrote a state older than one already written (a stale
+    write, e.g. a departing worker after a rebalance)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from pipeline import topics
+    from pipeline.engine.state_rows import area_of_row, head_key, join_rows
+
+    topic = f"{app_id}-shorewatch-areas-changelog"
+
+    async def read() -> dict[str, int]:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await c.start()
+        try:
+            # the table's changelog has the partitions of the area's input topic
+            tps = [TopicPartition(topic, p) for p in range(topics.FUSION_INPUT.partitions)]
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            end = await c.end_offsets(tps)
+            last: dict[str, int] = {}
+            rows = heads = stale = 0
+            left = {tp for tp in tps if end[tp] > 0}
+            while left:
+                got = await c.getmany(*left, timeout_ms=1000)
+                for tp, msgs in got.items():
+                    for m in msgs:
+                        rows += 1
+                        if m.value and m.key and m.key.endswith(b"/head"):
+                            area = area_of_row(m.key)
+                            st = join_rows(area, {head_key(area): m.value})
+                            assert st is not None
+                            heads += 1
+                            if st.released_t_ms < last.get(area, -1):
+                                stale += 1
+                            last[area] = max(last.get(area, -1), st.released_t_ms)
+                        if m.offset + 1 >= end[tp]:
+                            left.discard(tp)
+            return {
+                "area_rows": rows,
+                "area_heads": heads,
+                "stale_writes": stale,
+                "area_released_t_ms": max(last.values(), default=-1),
+            }
+        finally:
+            # aiokafka's stop of a group-less consumer may re-raise the cancellation of
+            # its own committed-offsets task
+            with contextlib.suppress(asyncio.CancelledError):
+                await c.stop()
+
+    return asyncio.run(read())
+
+
 def run_scenario(
     name: str, cfg: ChaosConfig, broker: Broker, out: Path, site: Path = SITE
 ) -> ChaosResult:
@@ -1016,6 +1080,11 @@ def run_scenario(
         **{k: v for k, v in live.notes.items() if k != "recovery_s"},
     }
     dead = [d for d in watch.dead_letters if d.reason == "too_long" and d.stage == "ais.connector"]
+    with contextlib.suppress(Exception):  # a broker that is gone: the writes unknown
+        detail.update(area_state_writes(broker.bootstrap, live.app_id))
+        if detail.get("area_released_t_ms", -1) >= 0:
+            # > 0: the area had not reached the end of the compared night (still behind)
+            detail["area_behind_s"] = round((until_ms - detail["area_released_t_ms"]) / 1000, 1)
     if name == "oversized-input":
         detail["dead_letters_too_long"] = sorted(d.source for d in dead)
     return ChaosResult(
@@ -1081,6 +1150,8 @@ def run(args: Any) -> int:
     cfg = ChaosConfig.short() if args.short else ChaosConfig()
     if args.speed:
         cfg = ChaosConfig(**{**asdict(cfg), "speed": args.speed})
+    if getattr(args, "dynamic_members", False):
+        cfg = dataclasses.replace(cfg, static_members=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: list[ChaosResult] = []

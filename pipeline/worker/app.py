@@ -88,6 +88,11 @@ def create_app(
         consumer_auto_offset_reset=settings.auto_offset_reset,
         stream_wait_empty=False,
         broker_commit_interval=0.5,
+        # static membership (group.instance.id) when set: a quick restart keeps its
+        # partitions; the session timeout bounds how long a dead worker keeps them
+        consumer_group_instance_id=settings.group_instance_id or None,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 5),
     )
     app.shorewatch_metrics = Metrics()  # type: ignore[attr-defined]
     wanted = set(agents)

@@ -20,7 +20,6 @@ from pipeline.worker.batching import (
     TAKE_WITHIN_S,
     BatchSender,
     Metrics,
-    TableWriter,
     json_encoder,
     raw_topic,
     wall_ms,
@@ -37,13 +36,19 @@ def _register_area(app: faust.App, site: Any, settings: Settings) -> None:
     moves with its inputs' watermarks only, never with the wall clock: a stalled path
     holds the area back instead of letting it run past input still on its way."""
     handler = _AreaAgent(app, site, settings)
+    app.shorewatch_area = handler  # type: ignore[attr-defined]
+    app.on_partitions_revoked.connect(handler.on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(handler.on_assigned)  # type: ignore[arg-type]
 
     @app.agent(raw_topic(app, topics.FUSION_INPUT), name="shorewatch.area")
     async def area(stream: faust.StreamT) -> None:
-        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):  # type: ignore[attr-defined]
             started = time.perf_counter()
-            await handler.handle(values)
-            observe_batch("area", len(values), started, handler.newest_t_ms)
+            await handler.handle(
+                [e.value for e in events],
+                [(e.message.partition, e.message.offset) for e in events],
+            )
+            observe_batch("area", len(events), started, handler.newest_t_ms)
 
 
 class _AreaAgent:
@@ -52,10 +57,10 @@ class _AreaAgent:
 
     def __init__(self, app: faust.App, site: Any, settings: Settings) -> None:
         from pipeline.engine.area import area_step
-        from pipeline.engine.state import AreaContext, AreaState
+        from pipeline.engine.state import AreaContext
+        from pipeline.worker.area_store import AreaStore
 
         self.area_step = area_step
-        self.state_from_bytes = AreaState.from_bytes
         self.metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
         self.ctx = AreaContext.from_site(
             site,
@@ -73,11 +78,10 @@ class _AreaAgent:
         )
         # rows and alerts go out through record batches, like the tracks table's: Faust's
         # own changelog path needs the producer to know the changelog topic already and
-        # crashes the agent when it does not (a fresh app id at start-up)
+        # crashes the agent when it does not (a fresh app id at start-up). The area's state
+        # is kept as rows of bounded size, fenced on revocation (AreaStore)
         self.sender = BatchSender(app)
-        self.rows = TableWriter(self.table, self.sender, topics.FUSION_INPUT.partitions)
-        # decoded state of each area this worker last wrote, beside the bytes it wrote
-        self.live: dict[bytes, tuple[Any, Any]] = {}
+        self.store = AreaStore(app, self.table, self.sender, self.metrics)
         from pipeline.registry.resolver import IdentityResolver
 
         # registry identities of each micro-batch's MMSIs; an unreachable registry is
@@ -85,17 +89,19 @@ class _AreaAgent:
         self.resolver = IdentityResolver(settings.registry_url)
         self.newest_t_ms = -1  # the newest track or frame time of the last micro-batch, ms UTC
 
-    def load(self, key: bytes) -> Any:
-        raw = self.table.get(key)
-        cached = self.live.get(key)
-        if cached is not None and raw is cached[0]:
-            return cached[1]  # the table still holds what this worker wrote last
-        # first batch, or the table was recovered from its changelog
-        return self.state_from_bytes(raw) if raw else None
+    async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
+        await self.store.on_revoked(revoked)
 
-    async def publish(self, key: bytes, state: Any, out: list) -> None:
-        self.rows.set(key, state.to_bytes())
-        self.live[key] = (self.table.get(key), state)
+    async def on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        self.store.on_assigned(assigned)
+
+    async def publish(
+        self, name: str, state: Any, out: list, done: dict[int, int] | None = None
+    ) -> None:
+        """Write the area's changed rows, the input offsets they include and its alerts
+        (nothing when the fence is closed) and wait until they are acknowledged."""
+        if not self.store.save(name, state, done):
+            return
         self.metrics.add(Counter(f"alerts.{a.data.kind}.{a.data.status}" for a in out))
         for a in out:
             ALERTS.labels(kind=a.data.kind, status=a.data.status).inc()
@@ -103,46 +109,65 @@ class _AreaAgent:
             self.sender.add(topics.ALERT, a.data.alert_id.encode(), json_encoder.encode(a))
         await self.sender.flush()
 
-    async def handle(self, values: list[bytes]) -> None:
-        """Step each area with its tracks, frames and watermarks of one micro-batch."""
-        by_area: dict[
-            str, tuple[list[records.Track], list[records.CameraFrame], list[records.Watermark]]
-        ] = {}
-        radar: dict[str, list[records.RadarTarget]] = {}
-        for v in values:
+    async def handle(
+        self, values: list[bytes], positions: list[tuple[int, int]] | None = None
+    ) -> None:
+        """Step each area with its tracks, frames and watermarks of one micro-batch.
+
+        :param positions: ``(partition, offset)`` of each value on ``fusion.input``: input
+            the area's stored state already took in (stepped again after a restart, before
+            its offsets were committed) is skipped, so that a restored area resumes where
+            its last acknowledged output left off
+        """
+        by_area: dict[str, list[tuple[Any, tuple[int, int] | None]]] = {}
+        for k, v in enumerate(values):
             item = self.in_dec.decode(v)
-            tr, fr, wm = by_area.setdefault(item.area, ([], [], []))
-            if item.track is not None:
-                tr.append(item.track)
-            if item.frame is not None:
-                fr.append(item.frame)
-            if item.watermark is not None:
-                wm.append(item.watermark)
-            if item.radar is not None:
-                radar.setdefault(item.area, []).append(item.radar)
+            by_area.setdefault(item.area, []).append((item, positions[k] if positions else None))
         self.newest_t_ms = max(
-            [x.t_ms for trs, _, _ in by_area.values() for x in trs]
-            + [x.t_ms for _, frs, _ in by_area.values() for x in frs],
+            [it.track.t_ms for its in by_area.values() for it, _ in its if it.track is not None]
+            + [it.frame.t_ms for its in by_area.values() for it, _ in its if it.frame is not None],
             default=-1,
         )
-        for name, (trs, frs, wms) in by_area.items():
-            if name != self.ctx.site:
-                self.metrics.add({"area.unknown_area": len(trs) + len(frs) + len(wms)})
-                continue
-            await self._step(name, trs, frs, wms, values, radar.get(name, []))
+        async with self.store.lock:  # the revocation fence waits for this step
+            for name, items in by_area.items():
+                if name != self.ctx.site:
+                    self.metrics.add({"area.unknown_area": len(items)})
+                    continue
+                await self._step(name, items, values)
 
     async def _step(
         self,
         name: str,
-        trs: list[records.Track],
-        frs: list[records.CameraFrame],
-        wms: list[records.Watermark],
+        items: list[tuple[Any, tuple[int, int] | None]],
         values: list[bytes],
-        rds: list[records.RadarTarget] | None = None,
     ) -> None:
         """Step one area; on failure dead-letter the micro-batch."""
         key = name.encode()
-        state = self.load(key)
+        state = self.store.load(name)
+        done = self.store.input_offsets(name)
+        restored = self.store.restored_offsets(name)
+        trs: list[records.Track] = []
+        frs: list[records.CameraFrame] = []
+        wms: list[records.Watermark] = []
+        rds: list[records.RadarTarget] = []
+        skipped = 0
+        for item, pos in items:
+            if pos is not None:
+                if pos[1] < restored.get(pos[0], -1):
+                    skipped += 1
+                    continue
+                done[pos[0]] = pos[1] + 1
+            if item.track is not None:
+                trs.append(item.track)
+            if item.frame is not None:
+                frs.append(item.frame)
+            if item.watermark is not None:
+                wms.append(item.watermark)
+            if item.radar is not None:
+                rds.append(item.radar)
+        if skipped:
+            self.metrics.add({"area.input_already_applied": skipped})
+            log.info("area %s: %d inputs already in the restored state skipped", name, skipped)
         late_before = state.counters.get("late", 0) if state is not None else 0
         released_before = state.released_t_ms if state is not None else -1
         if self.resolver.due():  # a reload may take seconds: off the event loop
@@ -169,7 +194,7 @@ class _AreaAgent:
                 )
                 self.sender.dead(key, dead)
             await self.sender.flush()
-            self.live.pop(key, None)  # the state may be half-updated: reload it
+            self.store.forget(name)  # the state may be half-updated: reload it
             return
         late = state.counters.get("late", 0) - late_before
         if late > 0:  # a path broke its promise (disorder, or a camera back from idle)
@@ -182,4 +207,4 @@ class _AreaAgent:
                 min((x.t_ms for x in trs), default=None),
                 min((x.t_ms for x in frs), default=None),
             )
-        await self.publish(key, state, out)
+        await self.publish(name, state, out, done)

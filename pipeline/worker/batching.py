@@ -177,13 +177,14 @@ class TableWriter:
         self.n_partitions = n_partitions
         self._changelog: str | None = None
 
-    def set(self, key: bytes, value: bytes) -> None:
+    def set(self, key: bytes, value: bytes, partition: int | None = None) -> None:
+        """Write a row; ``partition``: its changelog partition when not its key's."""
         self.table.data[key] = value
-        self.sender.append(self._topic(), self.n_partitions, key, value)
+        self.sender.append(self._topic(), self.n_partitions, key, value, partition)
 
-    def delete(self, key: bytes) -> None:
+    def delete(self, key: bytes, partition: int | None = None) -> None:
         self.table.data.pop(key, None)
-        self.sender.append(self._topic(), self.n_partitions, key, None)
+        self.sender.append(self._topic(), self.n_partitions, key, None, partition)
 
     def _topic(self) -> str:
         if self._changelog is None:

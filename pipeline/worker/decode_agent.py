@@ -16,6 +16,7 @@ from pipeline import topics
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.engine.columns import PositionColumns
 from pipeline.engine.decode import DecodedBatch, pack_fixes
+from pipeline.engine.source_progress import SourceProgress
 from pipeline.worker.batching import (
     FIX_BATCH_MAX,
     FIX_STATICS_MAX,
@@ -49,6 +50,14 @@ def _register_decode(app: faust.App) -> None:
             observe_batch("decode", len(values), started, handler.newest_t_ms)
 
 
+def _newest_t_ms(out: DecodedBatch) -> int:
+    """The newest event time of a decoded batch's position and static reports, ms UTC
+    (-1: none)."""
+    cols = out.position_columns
+    pos = int(cols.t_ms.max()) if cols is not None and len(cols) else -1
+    return max([pos, *(st.t_ms for st in out.statics)])
+
+
 class _DecodeAgent:
     """What the decode agent keeps between micro-batches (the reassembly and
     de-duplication state, the batch sender, the key cache) and the steps of one."""
@@ -69,6 +78,9 @@ class _DecodeAgent:
         # MMSI -> (key bytes, partition): the same few thousand vessels come back all the time
         self.keys: dict[int, tuple[bytes, int]] = {}
         self.newest_t_ms = -1  # the newest event time of the last micro-batch, ms UTC
+        # the decode stage's progress: the minimum over the sources still sending
+        self.sources = SourceProgress()
+        self.stated_t_ms = -1
 
     def key_of(self, mmsi: int) -> tuple[bytes, int]:
         if len(self.keys) > 1_000_000:
@@ -94,7 +106,10 @@ class _DecodeAgent:
         """Decode one micro-batch of raw records and publish what came out."""
         framed, framed_values = self._frame(values)
         outs = self._decode(framed, framed_values)
-        self._publish(outs)
+        now = wall_ms()
+        for src, out in outs:
+            self.sources.add(src, _newest_t_ms(out), now)
+        self._publish([out for _, out in outs], self.sources.progress(now))
         await self.sender.flush()
 
     def _frame(
@@ -131,23 +146,33 @@ class _DecodeAgent:
 
     def _decode(
         self, framed: list[tuple[records.RawAisBatch, Framed]], framed_values: list[bytes]
-    ) -> list[DecodedBatch]:
+    ) -> list[tuple[str, DecodedBatch]]:
         """One vectorised decode of the whole micro-batch; if it fails, record by record
-        to find and dead-letter the bad one (decoding holds no state)."""
+        to find and dead-letter the bad one (decoding holds no state).
+
+        :returns: each decoded batch with its source
+        """
         try:
-            return self.decode_framed(framed, with_columns=True)
+            outs = self.decode_framed(framed, with_columns=True)
+            return [(b.source, o) for (b, _), o in zip(framed, outs, strict=True)]
         except Exception:  # noqa: BLE001 - find the bad record: decode_framed has no state
-            outs = []
+            found = []
             for (batch, fr), value in zip(framed, framed_values, strict=True):
                 try:
-                    outs.append(self.decode_framed([(batch, fr)], with_columns=True)[0])
+                    out = self.decode_framed([(batch, fr)], with_columns=True)[0]
+                    found.append((batch.source, out))
                 except Exception as exc:  # noqa: BLE001
                     self._decode_failed(batch, value, exc)
-            return outs
+            return found
 
-    def _publish(self, outs: list[DecodedBatch]) -> None:
+    def _publish(self, outs: list[DecodedBatch], progress_t_ms: int | None = None) -> None:
         """Send the positions, statics, dead letters and ``ais.fixes`` records of the
-        decoded batches; count their counters."""
+        decoded batches; count their counters.
+
+        :param progress_t_ms: the decode stage's progress over its sources
+            (:class:`~pipeline.engine.source_progress.SourceProgress`), stated on every
+            ``ais.fixes`` partition (-1: none yet); ``None``: the batch's newest event time
+        """
         metrics, keys, key_of = self.metrics, self.keys, self.key_of
         pos_topic, sta_topic = topics.AIS_POSITION.name, topics.AIS_STATIC.name
         n_pos_parts, n_sta_parts = topics.AIS_POSITION.partitions, topics.AIS_STATIC.partitions
@@ -173,20 +198,27 @@ class _DecodeAgent:
                 self.sender.dead(d.source.encode(), d)
         cols = [o.position_columns for o in outs if o.position_columns is not None]
         pos = PositionColumns.concat(cols)
-        # the batch's progress goes to every partition, in order with the fixes
+        # the stage's progress goes to every partition, in order with the fixes
         newest = max(
             [-1, *(st.t_ms for sts in statics.values() for st in sts)]
             + ([int(pos.t_ms.max())] if len(pos) else [])
         )
         self.newest_t_ms = newest
+        if progress_t_ms is None:
+            progress_t_ms = newest
+        if progress_t_ms > self.stated_t_ms:
+            self.stated_t_ms = progress_t_ms
+            n_empty = n_fix_parts  # progress made: every partition hears of it
+        else:
+            n_empty = 0
         for part, body in fix_records(
             pos,
             np.asarray(parts, dtype=np.int64),
             statics,
             FIX_BATCH_MAX,
             FIX_STATICS_MAX,
-            n_fix_parts if newest > 0 else 0,
-            newest,
+            n_empty,
+            progress_t_ms,
         ):
             append(topics.AIS_FIXES.name, n_fix_parts, body[0], body[1], part)
 
