@@ -88,3 +88,12 @@ def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds
     if mmsi >= 0:
         tg.ever_matched = True
         tg.last_mmsi = mmsi
+    if r.status == "tracking":
+        # The radar's own tracker has acquired the target (ARPA: acquiring, then tracking
+        # once its plots form a consistent track), which is what the camera targets' M-of-N
+        # confirmation (pipeline.engine.confirm) establishes for frames: a tracked radar
+        # target is confirmed, and a stop it makes rests on consecutive tracked reports.
+        if tg.confirmed_t_ms < 0:
+            tg.confirmed_t_ms = int(r.t_ms)
+        if tg.anchor_t_ms >= 0:
+            tg.anchor_solid = True
