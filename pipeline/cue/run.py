@@ -15,10 +15,11 @@ from pipeline.vision.evidence import DirectoryEvidenceStore
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if not args.site:
-        print("shorewatch cue: --site is required to run the service", file=sys.stderr)
-        return 2
+    """Run the cue service on the site's PTZ cameras (``--site``, else the ``site``
+    setting) until SIGINT or SIGTERM; Prometheus metrics and health on
+    ``SHOREWATCH_METRICS_PORT`` when it is set."""
     settings = Settings.from_env()
+    args.site = args.site or settings.site
     site = load_site(args.site, require_env=True)
     service = CueService(
         site.cameras,
@@ -38,13 +39,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def main() -> None:
-        task = asyncio.create_task(service.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        from pipeline import metrics
+
+        async with metrics.serve_from_env("cue"):
+            task = asyncio.create_task(service.run())
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     asyncio.run(main())
     print(f"shorewatch cue: {len(service.timings)} cue(s) with snapshots", file=sys.stderr)
