@@ -356,7 +356,9 @@ class CameraWorker:
         """Run until cancelled. Never raises for camera problems: they become status records."""
         try:
             await self._run()
+            metrics.camera_status.forget(self.camera_id)  # its input ended: run no more
         except asyncio.CancelledError:
+            metrics.camera_status.forget(self.camera_id)  # stopped: this process runs it no more
             raise
         except ConfigError as exc:
             self.counters.last_error = str(exc)

@@ -135,15 +135,21 @@ class CameraStatusBoard:
     def set(self, camera_id: str, status: str) -> None:
         with self._lock:
             self._status[camera_id] = status
+        self._export()
+
+    def forget(self, camera_id: str) -> None:
+        """A camera this process no longer runs (its worker ended): no longer counted."""
+        with self._lock:
+            self._status.pop(camera_id, None)
+        self._export()
+
+    def _export(self) -> None:
+        with self._lock:
             counts = dict.fromkeys(CAMERA_STATUSES, 0)
             for s in self._status.values():
                 counts[s] = counts.get(s, 0) + 1
         for s, n in counts.items():
             self._gauge.labels(status=s).set(n)
-
-    def forget(self, camera_id: str) -> None:
-        with self._lock:
-            self._status.pop(camera_id, None)
 
 
 camera_status = CameraStatusBoard()

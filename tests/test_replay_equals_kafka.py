@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from test_cloudevents import check_with_sdk, read_alert_records
 
+from pipeline.engine.source_progress import SOURCE_IDLE_MS
 from pipeline.engine.watermarks import CAMERA_PATH_IDLE_FACTOR, EVAL_GRID_MS
 from pipeline.replay import replay
 from pipeline.settings import Settings
@@ -93,7 +94,9 @@ def test_a_landing_opens_when_the_watermark_passes_its_dwell_without_more_input_
     the area comes any more, and the cameras fall silent. AIS from elsewhere on the coast
     (outside the site) goes on: the AIS watermark passes the end of the dwell, the quiet
     cameras stop holding the area back once the AIS is far enough ahead of them all
-    (every camera offline), and the worker opens the
+    (every camera offline), the night's receiver goes idle (no record for
+    ``SOURCE_IDLE_MS`` of wall time, the decode stage's progress tick notes it with no
+    input at all), and the worker opens the
     landing with the event time replay gives on the whole night. Without that AIS the
     area waits: time in an area moves with its inputs only."""
     from connectors.kafka import RecordProducer
@@ -148,6 +151,10 @@ def test_a_landing_opens_when_the_watermark_passes_its_dwell_without_more_input_
             200.0,
             worker_env={"SHOREWATCH_CAMERA_IDLE_MS": str(idle_ms)},
             after_input=ais_elsewhere,
+            # the night's receiver holds the AIS progress back until it has been silent for
+            # SOURCE_IDLE_MS of wall time while the other source is heard: wait beyond it
+            quiet_s=SOURCE_IDLE_MS / 1000 + 15,
+            max_wait_s=SOURCE_IDLE_MS / 1000 + 60,
         )
     )
     opened = [a for a in live if a.data.status == "open" and a.data.kind == "unusual_landing"]

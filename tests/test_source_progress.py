@@ -61,3 +61,16 @@ def test_a_gap_with_nothing_from_anyone_makes_no_source_idle() -> None:
     assert sp.progress(W + 30_000) == T  # the night's backlog still holds it
     sp.add("night", T + 60_000, W + 31_000)
     assert sp.progress(W + 31_000) == T + 60_000
+
+
+def test_sources_that_all_fall_silent_together_leave_the_newest_as_the_progress() -> None:
+    """The night's receiver stops, a one-off source far ahead is heard just after a pause:
+    once both are silent for the idle time, everything either delivered is in."""
+    sp = SourceProgress(idle_ms=10_000, warmup_ms=0)
+    sp.add("night", T, W)
+    sp.add("elsewhere", T + 1_200_000, W + 2_500)  # after a pause: the idle clocks restart
+    assert sp.progress(W + 3_000) == T  # the night may still be sending
+    assert sp.progress(W + 12_000) == T
+    assert sp.progress(W + 12_600) == T + 1_200_000  # both silent since: all is in
+    sp.add("night", T + 1_000, W + 13_000)
+    assert sp.progress(W + 13_000) == T + 1_200_000  # never goes back

@@ -12,7 +12,8 @@ A source that has sent nothing for :data:`SOURCE_IDLE_MS` of wall time while the
 was receiving input is idle (a receiver gone, a one-off client) and no longer holds the
 progress back, until it sends again. A gap of more than :data:`STAGE_GAP_MS` with no
 record from any source (the broker away, the worker stopped) restarts that clock: a
-source is not idle because nothing at all came through. For :data:`SOURCE_WARMUP_MS` after the first record (a worker started or
+source is not idle because nothing at all came through; when every source has gone silent
+at once, the newest time any of them delivered is the progress. For :data:`SOURCE_WARMUP_MS` after the first record (a worker started or
 restarted), no progress is stated: every source with a backlog has had the time to be
 heard from. The progress never goes back.
 """
@@ -69,6 +70,12 @@ class SourceProgress:
         quiet = [
             s for s, t in self.seen_ms.items() if now_ms - max(t, self.resumed_ms) > self.idle_ms
         ]
+        if quiet and len(quiet) == len(self.seen_ms):
+            # every source silent at once: nothing of any is in flight, so all each delivered
+            # is in; the newest of them is the progress (a source that sends again after a
+            # broker outage comes back within the AIS disorder of the others, real-time
+            # receivers being in step)
+            self.stated_ms = max(self.stated_ms, max(self.newest.values(), default=-1))
         for s in quiet:
             # idle: forgotten (it counts again from its next record)
             self.seen_ms.pop(s)

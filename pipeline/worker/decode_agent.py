@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: how often the decode stage re-states its progress when no input comes, s of wall time
+PROGRESS_TICK_S = 1.0
+
+
 def _register_decode(app: faust.App) -> None:
     handler = _DecodeAgent(app)
 
@@ -48,6 +53,12 @@ def _register_decode(app: faust.App) -> None:
             started = time.perf_counter()
             await handler.handle(values)
             observe_batch("decode", len(values), started, handler.newest_t_ms)
+
+    @app.timer(interval=PROGRESS_TICK_S)
+    async def decode_progress() -> None:
+        # a source that stopped sending becomes idle with no input at all: its progress
+        # must still reach the fixes partitions, or the area would wait for it forever
+        await handler.tick()
 
 
 def _newest_t_ms(out: DecodedBatch) -> int:
@@ -81,6 +92,7 @@ class _DecodeAgent:
         # the decode stage's progress: the minimum over the sources still sending
         self.sources = SourceProgress()
         self.stated_t_ms = -1
+        self.lock = asyncio.Lock()  # a micro-batch and a progress tick never interleave
 
     def key_of(self, mmsi: int) -> tuple[bytes, int]:
         if len(self.keys) > 1_000_000:
@@ -104,13 +116,23 @@ class _DecodeAgent:
 
     async def handle(self, values: list[bytes]) -> None:
         """Decode one micro-batch of raw records and publish what came out."""
-        framed, framed_values = self._frame(values)
-        outs = self._decode(framed, framed_values)
-        now = wall_ms()
-        for src, out in outs:
-            self.sources.add(src, _newest_t_ms(out), now)
-        self._publish([out for _, out in outs], self.sources.progress(now))
-        await self.sender.flush()
+        async with self.lock:
+            framed, framed_values = self._frame(values)
+            outs = self._decode(framed, framed_values)
+            now = wall_ms()
+            for src, out in outs:
+                self.sources.add(src, _newest_t_ms(out), now)
+            self._publish([out for _, out in outs], self.sources.progress(now))
+            await self.sender.flush()
+
+    async def tick(self) -> None:
+        """State the progress on every ``ais.fixes`` partition (empty records) when it
+        advanced without input: a source gone idle no longer holds it back."""
+        async with self.lock:
+            progress = self.sources.progress(wall_ms())
+            if progress > self.stated_t_ms:
+                self._publish([], progress)
+                await self.sender.flush()
 
     def _frame(
         self, values: list[bytes]
@@ -203,7 +225,8 @@ class _DecodeAgent:
             [-1, *(st.t_ms for sts in statics.values() for st in sts)]
             + ([int(pos.t_ms.max())] if len(pos) else [])
         )
-        self.newest_t_ms = newest
+        if newest >= 0:
+            self.newest_t_ms = newest
         if progress_t_ms is None:
             progress_t_ms = newest
         if progress_t_ms > self.stated_t_ms:
