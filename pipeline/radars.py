@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.core.radar import RadarConfig
 from pipeline.errors import SiteError
-from pipeline.site import _check_lonlat, _is_number, _Problems, _read_yaml
+from pipeline.site import _check_lonlat, _entry_where, _is_number, _Problems, _read_yaml
 
 __all__ = ["RADARS_FILE", "RadarConfig", "check_radars", "load_radars"]
 
@@ -43,18 +43,11 @@ _KEYS = {
 
 def _parse_radar(raw: Any, i: int, probs: _Problems) -> RadarConfig | None:
     f = RADARS_FILE
-    where = f"radars[{i}]"
     if not isinstance(raw, dict):
-        probs.add(f, where, "must be a mapping")
+        probs.add(f, f"radars[{i}]", "must be a mapping")
         return None
     n0 = len(probs.items)
-    rid = raw.get("id")
-    if not isinstance(rid, str | int) or isinstance(rid, bool) or str(rid) == "":
-        probs.add(f, f"{where}.id", "missing radar id")
-    else:
-        where = f"radars[{i}] ({rid})"
-    for key in sorted(set(raw) - _KEYS):
-        probs.add(f, f"{where}.{key}", "unknown field")
+    where, rid = _entry_where(raw, "radars", "radar", i, _KEYS, f, probs)
     _check_lonlat(raw.get("lon"), raw.get("lat"), f, where, probs)
     for key, default in (
         ("height_m", None),

@@ -583,6 +583,28 @@ def read_structures(path: str | os.PathLike[str]) -> tuple[tuple[Structure, ...]
     return structures, size[0], size[1]
 
 
+def _entry_where(
+    raw: dict[str, Any],
+    section: str,
+    kind: str,
+    i: int,
+    keys: set[str] | frozenset[str],
+    fname: str,
+    probs: _Problems,
+) -> tuple[str, Any]:
+    """Where the ``i``-th entry of a list (``cameras``, ``radars``) is, named by its id once
+    it has one, and that id; a missing id and every unknown field are problems."""
+    where = f"{section}[{i}]"
+    eid = raw.get("id")
+    if not isinstance(eid, str | int) or isinstance(eid, bool) or str(eid) == "":
+        probs.add(fname, f"{where}.id", f"missing {kind} id")
+    else:
+        where = f"{section}[{i}] ({eid})"
+    for key in sorted(set(raw) - keys):
+        probs.add(fname, f"{where}.{key}", "unknown field")
+    return where, eid
+
+
 def _parse_camera(
     raw: Any,
     i: int,
@@ -591,18 +613,11 @@ def _parse_camera(
     probs: _Problems,
     require_env: bool,
 ) -> CameraConfig | None:
-    where = f"cameras[{i}]"
     if not isinstance(raw, dict):
-        probs.add(fname, where, "must be a mapping")
+        probs.add(fname, f"cameras[{i}]", "must be a mapping")
         return None
     n0 = len(probs.items)
-    cid = raw.get("id")
-    if not isinstance(cid, str | int) or isinstance(cid, bool) or str(cid) == "":
-        probs.add(fname, f"{where}.id", "missing camera id")
-    else:
-        where = f"cameras[{i}] ({cid})"
-    for key in sorted(set(raw) - _CAMERA_KEYS):
-        probs.add(fname, f"{where}.{key}", "unknown field")
+    where, cid = _entry_where(raw, "cameras", "camera", i, _CAMERA_KEYS, fname, probs)
     _check_camera_pose(raw, fname, where, bbox_poly, probs)
     _check_camera_image(raw, fname, where, probs)
     url = raw.get("rtsp_url")
