@@ -88,15 +88,20 @@ class _StopSet:
     dark: np.ndarray
 
 
-def _ais_stops(archive: Archive, site: Any, from_ms: int, to_ms: int, p: LandingParams) -> _StopSet:
-    x0, y0, x1, y1 = site.bbox
-    geom = site.geometry()
-    empty = _StopSet(
+def _no_stops() -> _StopSet:
+    """A set of no stops."""
+    return _StopSet(
         find_stops(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)),
         [],
         np.zeros(0, np.int64),
         np.zeros(0, bool),
     )
+
+
+def _ais_stops(archive: Archive, site: Any, from_ms: int, to_ms: int, p: LandingParams) -> _StopSet:
+    x0, y0, x1, y1 = site.bbox
+    geom = site.geometry()
+    empty = _no_stops()
     if not archive.view("p", POSITIONS, from_ms, to_ms):
         return empty
     t = archive.query(
@@ -118,12 +123,7 @@ def _camera_stops(
 ) -> _StopSet:
     x0, y0, x1, y1 = site.bbox
     geom = site.geometry()
-    empty = _StopSet(
-        find_stops(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0)),
-        [],
-        np.zeros(0, np.int64),
-        np.zeros(0, bool),
-    )
+    empty = _no_stops()
     if not archive.view("f", FRAMES, from_ms, to_ms):
         return empty
     t = archive.query(
