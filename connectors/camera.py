@@ -48,7 +48,7 @@ import numpy as np
 from connectors.onvif import OnvifClient, ptz_pose
 from connectors.rtsp import Backoff, Frame, FrameReader, is_stream_url, wall_ms, with_credentials
 from pipeline import metrics, topics
-from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler
+from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler, keepalive_phase
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError, InferenceBusy
 from pipeline.topics import TopicSpec
@@ -258,7 +258,7 @@ class CameraWorker:
         if adaptive is not None:
             policy = dataclasses.replace(policy, adaptive=adaptive)
         #: decides which frames go to the detector, and counts why
-        self.scheduler = AnalysisScheduler(policy, max_fps)
+        self.scheduler = AnalysisScheduler(policy, max_fps, keepalive_phase(camera.id))
         self._gate: Any = None
         self._behind_reported = 0
         self._wake = asyncio.Event()

@@ -14,7 +14,13 @@ from test_camera_ingest import Collector
 
 from connectors.camera import CameraWorker, analyser_factory
 from pipeline import topics
-from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler, ChangeGate, parse_policy
+from pipeline.core.adaptive import (
+    AnalysisPolicy,
+    AnalysisScheduler,
+    ChangeGate,
+    keepalive_phase,
+    parse_policy,
+)
 from pipeline.core.camera import CameraModel
 from pipeline.errors import ConfigError
 from pipeline.site import CameraConfig, load_site
@@ -118,6 +124,30 @@ def test_scheduler_keepalive_when_quiet_then_change_then_back() -> None:
     assert c.frames_seen == 100 and c.frames_analysed == len(quiet) + len(busy)
     assert sum(c.analysed.values()) == c.frames_analysed
     assert sum(c.skipped.values()) == c.frames_seen - c.frames_analysed
+
+
+@pytest.mark.unit
+def test_keepalive_phase_spreads_a_fleet_started_together() -> None:
+    policy = AnalysisPolicy(keepalive_s=5.0)
+    s = AnalysisScheduler(policy, 5.0, phase=0.5)
+    # the first keep-alive comes half a period early (within half a frame of 2.5 s),
+    # then every keepalive_s
+    assert [(t, r) for t, r in _run(s, 0, 13_000) if r] == [
+        (0, "start"),
+        (2400, "keepalive"),
+        (7400, "keepalive"),
+        (12_400, "keepalive"),
+    ]
+    with pytest.raises(ValueError, match="phase"):
+        AnalysisScheduler(policy, 5.0, phase=1.0)
+    # 40 cameras started at the same instant: their keep-alives fall in different
+    # 200 ms frame slots instead of all in one
+    firsts = []
+    for i in range(40):
+        sc = AnalysisScheduler(policy, 5.0, keepalive_phase(f"fleet-{i:03d}"))
+        firsts.append(next(t for t, r in _run(sc, 0, 6000) if r == "keepalive"))
+    slots, counts = np.unique(firsts, return_counts=True)
+    assert len(slots) >= 15 and counts.max() <= 6
 
 
 @pytest.mark.unit

@@ -16,7 +16,11 @@ Two pieces, both pure (time is passed in, images arrive already downscaled):
   ladder: ``max_fps`` while a cue is active or a target is nearer the shore than
   ``near_shore_m``; ``change_fps`` for ``hold_s`` after the water changed; otherwise one
   frame every ``keepalive_s``. Every frame seen is counted under the reason it was or
-  was not analysed.
+  was not analysed. Each camera's keep-alive grid is shifted by its own phase (a
+  fraction of ``keepalive_s`` derived from the camera id), so a fleet started together
+  does not send all its keep-alive frames to the batched detector in the same instant
+  (which queued them behind each other: p95 latency 0.6 s at 20 cameras instead of
+  0.15 s).
 
 Background subtraction on its own is a poor *detector* on water (wakes, glare); here it
 only decides when the detector runs, and the keep-alive bounds how long a target that
@@ -26,6 +30,7 @@ the change test misses can stay unseen.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -37,6 +42,7 @@ __all__ = [
     "AnalysisPolicy",
     "AnalysisScheduler",
     "ChangeGate",
+    "keepalive_phase",
     "parse_policy",
 ]
 
@@ -218,19 +224,34 @@ class SchedulerCounters:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
+def keepalive_phase(camera_id: str) -> float:
+    """A camera's keep-alive phase in [0, 1): fixed for its id, spread evenly over a fleet.
+
+    >>> keepalive_phase("cam-1") == keepalive_phase("cam-1")
+    True
+    """
+    return (zlib.crc32(camera_id.encode("utf-8")) % 10_000) / 10_000.0
+
+
 class AnalysisScheduler:
     """Decides, frame by frame, whether one camera's frame goes to the detector.
 
     :param policy: the camera's policy
     :param max_fps: the ingest's most analysed frames per second of this camera
+    :param phase: where on its keep-alive grid this camera sits, a fraction of
+        ``keepalive_s`` in [0, 1) (see :func:`keepalive_phase`); the first keep-alive
+        comes ``(1 - phase) * keepalive_s`` after the start
 
     >>> s = AnalysisScheduler(AnalysisPolicy(keepalive_s=5.0), max_fps=5.0)
     >>> [s.decide(t, changed=False) for t in (0, 200, 400, 5000)]
     ['start', None, None, 'keepalive']
     """
 
-    def __init__(self, policy: AnalysisPolicy, max_fps: float) -> None:
+    def __init__(self, policy: AnalysisPolicy, max_fps: float, phase: float = 0.0) -> None:
+        if not 0.0 <= phase < 1.0:
+            raise ValueError(f"keep-alive phase must be in [0, 1), got {phase}")
         self.policy = policy
+        self.phase = float(phase)
         self.max_fps = float(max_fps) if max_fps and max_fps > 0 else 0.0
         self.counters = SchedulerCounters()
         self.last_analysed_t_ms: int | None = None
@@ -305,7 +326,12 @@ class AnalysisScheduler:
             c.skipped[why] = c.skipped.get(why, 0) + 1
             return None
         self.last_analysed_t_ms = t_ms
-        self._slot_ms = due if due is not None and abs(t_ms - due) <= slack_ms else float(t_ms)
+        if due is None:
+            # the start: later analyses fall on this camera's own keep-alive grid
+            shift_ms = self.phase * p.keepalive_s * 1000.0 if p.adaptive else 0.0
+            self._slot_ms = t_ms - shift_ms
+        else:
+            self._slot_ms = due if abs(t_ms - due) <= slack_ms else float(t_ms)
         c.frames_analysed += 1
         c.analysed[reason] = c.analysed.get(reason, 0) + 1
         return reason
