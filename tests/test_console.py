@@ -222,6 +222,55 @@ async def test_actions_survive_a_lost_store(kafka_bootstrap: str, night, tmp_pat
 
 
 @pytest.mark.integration
+async def test_a_console_on_postgresql_keeps_its_actions_across_restarts(
+    kafka_bootstrap: str, night, tmp_path: Path, postgres_url: str
+) -> None:
+    """``store_url`` pointing at a real PostgreSQL server: the action lands there, and a
+    restarted console reads it back once (resuming from its stored offsets, no copy)."""
+    from pipeline.console.store import ActionStore
+
+    alerts, evidence = night
+    pw = make_users(tmp_path / "users.json")
+    mine = tagged(alerts[:1], f"pg{uuid.uuid4().hex[:6]}")
+    target = mine[0].data.alert_id
+    running = await start(tmp_path, kafka_bootstrap, evidence_dir=evidence, store_url=postgres_url)
+    try:
+        assert running.console.store.kind == "postgresql"
+        await publish_alerts(kafka_bootstrap, mine)
+        async with aiohttp.ClientSession(cookie_jar=jar(), timeout=TIMEOUT) as op:
+            csrf = await login(op, running.url, "olga", pw["olga"])
+            await wait_for(lambda: _has_alert(op, running.url, target))
+            r = await op.post(
+                running.url + f"api/alerts/{target}/actions",
+                json={"action": "acknowledge"},
+                headers={"X-CSRF-Token": csrf},
+            )
+            assert r.status == 202
+            await wait_for(
+                lambda: asyncio.sleep(
+                    0, running.console.feed.board.get(target).state == "acknowledged"
+                )
+            )
+    finally:
+        await running.stop()
+    direct = ActionStore(postgres_url)
+    try:
+        assert [r.action.action for r in direct.audit(alert_id=target)] == ["acknowledge"]
+        assert direct.offsets(), "the console stored its read offsets"
+    finally:
+        direct.close()
+    running = await start(tmp_path, kafka_bootstrap, evidence_dir=evidence, store_url=postgres_url)
+    try:
+        await wait_for(
+            lambda: asyncio.sleep(0, running.console.feed.board.get(target).state == "acknowledged")
+        )
+        rows = running.console.store.audit(alert_id=target)
+        assert [r.action.action for r in rows] == ["acknowledge"]
+    finally:
+        await running.stop()
+
+
+@pytest.mark.integration
 async def test_camera_health_and_uncovered_shore(
     kafka_bootstrap: str, night, tmp_path: Path
 ) -> None:
