@@ -36,6 +36,8 @@ _MARGIN_S = 600
 #: roles whose true paths the second transmitter may follow (moving, on open water)
 _PATH_ROLES = ("transit_cargo", "ferry", "fishing", "pleasure")
 _STEP_S = 300
+#: at most this many (victim, stretch, path, shift) choices are tried before giving up
+_MAX_TRIES = 20_000
 
 
 def _track(v: dict[str, Any]) -> np.ndarray:
@@ -62,7 +64,8 @@ def plan_clone(
     :param victims: MMSIs it may clone (registered vessels with nothing else to find)
     :returns: ``{"mmsi", "t_ms", "t_end_ms", "path_of", "shift_s", "min_apart_m", "path"}``
         (``path``: ``[t_ms, lon, lat, sog_kn, cog_deg]`` every :data:`CLONE_REPORT_S`), or
-        ``None`` when no victim, stretch and path fit
+        ``None`` when no victim, stretch and path fit (or none among the first
+        :data:`_MAX_TRIES` choices)
     """
     vessels = truth["vessels"]
     tracks = {v["id"]: _track(v) for v in vessels}
@@ -77,6 +80,7 @@ def plan_clone(
                        _STEP_S * 1000)  # fmt: skip
     paths = [v for v in vessels if v["role"] in _PATH_ROLES]
     shifts = [s for k in range(2, 13) for s in (k * _STEP_S, -k * _STEP_S)]
+    tries = 0
     for m in rng.permutation(sorted(set(victims) & set(by_mmsi))).tolist():
         victim = by_mmsi[int(m)]
         for t0 in rng.permutation(starts).tolist():
@@ -89,6 +93,9 @@ def plan_clone(
                 if src is victim:
                     continue
                 for shift in shifts:
+                    tries += 1
+                    if tries > _MAX_TRIES:
+                        return None
                     there = _at(tracks[src["id"]], t - shift * 1000.0)
                     if there is None:
                         continue
