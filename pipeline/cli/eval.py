@@ -141,6 +141,15 @@ def _add_ocr(group: argparse._SubParsersAction) -> None:
     p = group.add_parser("ocr", help="hull-number OCR on generated renders, by character height")
     p.add_argument("-n", type=int, default=25, help="renders per character height")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--max-deficit",
+        type=float,
+        default=None,
+        help="the reader's grammar margin, natural log (default its own; -1: no grammar)",
+    )
+    p.add_argument(
+        "--no-equalise", action="store_true", help="no second look at crops with no text found"
+    )
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=lazy("pipeline.tools.eval_ocr", "cmd_eval"))
 

@@ -19,13 +19,22 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["PROVINCES", "USES", "HullNumber", "normalise", "parse"]
+__all__ = ["COAST_PORTS", "PROVINCES", "USES", "HullNumber", "normalise", "parse"]
 
 #: one-character abbreviations of the coastal provinces, regions and municipalities
 PROVINCES = "琼粤桂闽浙苏鲁辽冀津沪港澳台"
 #: use characters: fishing, fishing support, aquaculture, transport, passenger, cargo,
 #: leisure, work boats, law enforcement
 USES = "渔养运客货游工执"
+#: port and county abbreviations as painted after the province character on the coasts of
+#: Hainan, western Guangdong and Guangxi (the Qiongzhou Strait and the Beibu Gulf): the
+#: lexicon the OCR's constrained decoding chooses a port from (a registry adds its own)
+COAST_PORTS = (
+    "海口", "文昌", "琼海", "万宁", "陵水", "三亚", "乐东", "东方", "昌江", "儋", "儋州",
+    "洋浦", "临高", "澄迈", "定安", "屯昌", "琼中", "保亭", "白沙", "五指山",
+    "湛", "湛江", "徐闻", "雷州", "遂溪", "廉江", "吴川", "茂", "电白", "阳江",
+    "北", "北海", "合浦", "钦", "钦州", "防", "防城",
+)  # fmt: skip
 
 #: 2 to 6 digits: short serials exist on old registrations, six on the newest
 _PATTERN = re.compile(rf"^([{PROVINCES}])([\u4e00-\u9fff]{{1,4}}?)([{USES}])(\d{{2,6}})$")

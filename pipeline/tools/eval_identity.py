@@ -4,8 +4,10 @@ One simulated run (:func:`pipeline.tools.simulate.simulate`, which writes the ru
 registry, watchlist and identity truth, :mod:`pipeline.tools.sim_registry`) is replayed
 with its registry in a fresh SQLite database. For each rule the alert factor that reports
 it (``unregistered``, ``name_mismatch``, ``registration_expired``, ``watchlist``,
-``away_from_home``) is collected per MMSI and compared with the truth: found (expected and
-reported), missed (expected, never reported), extra (reported, not expected).
+``away_from_home``, ``two_places_at_once``) is collected per MMSI and compared with the truth: found (expected and
+reported), missed (expected, never reported), extra (reported, not expected). The run's
+cloned MMSI (``ais_clone.nmea``, a second transmitter) is the truth of ``cloned_mmsi``
+(factor ``two_places_at_once``); the alert kinds raised about it are listed.
 
 A watchlist hit raises the severity of the alerts about the vessel, it is no alert of its
 own: its truth is the watchlisted vessels that raised any alert, and every alert about
@@ -89,16 +91,21 @@ def evaluate_identity(
         for e in json.loads((sim / "watchlist.json").read_text("utf-8")):
             reg.watch(e["kind"], e["value"], e["reason"], e["added_by"])
         reg.close()
-        truth = json.loads((sim / "registry_truth.json").read_text("utf-8"))["expected"]
+        doc = json.loads((sim / "registry_truth.json").read_text("utf-8"))
+        truth, clone = doc["expected"], doc.get("clone")
         resolver = IdentityResolver(url)
-        res = run_replay(
-            site, [sim / "ais.nmea"], [sim / "detections.jsonl"], registry=resolver, drain_s=600.0
-        )
+        ais = [sim / "ais.nmea"] + [p for p in [sim / "ais_clone.nmea"] if p.exists()]
+        res = run_replay(site, ais, [sim / "detections.jsonl"], registry=resolver, drain_s=600.0)
         resolver.close()
     return {
         "seed": seed, "duration_s": duration_s, "registered": report.written,
         "rejected_rows": len(report.rejected), "watchlist": len(truth.get("watchlist", [])),
         "alerts": len(res.alerts), "rules": score(truth, res.alerts),
+        "clone": None if clone is None else {
+            "mmsi": clone["mmsi"], "apart_km": round(clone["min_apart_m"] / 1000.0, 1),
+            "alert_kinds": sorted({a.data.kind for a in res.alerts
+                                   if a.data.vessel.mmsi == clone["mmsi"]}),
+        },
     }  # fmt: skip
 
 
@@ -115,4 +122,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         line = f"{rule:<22} found {r['found']}/{r['expected']}"
         line += f", missed {r['missed'] or '-'}, extra {r['extra'] or '-'}"
         print(line)
+    if res["clone"] is not None:
+        c = res["clone"]
+        print(f"cloned MMSI {c['mmsi']} ({c['apart_km']} km apart and more): alerts "
+              f"{', '.join(c['alert_kinds']) or '-'}")  # fmt: skip
     return 0

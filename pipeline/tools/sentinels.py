@@ -8,7 +8,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline import topics
-from pipeline.tools.simulate import nmea_checksum
+from pipeline.tools.sim_nmea import nmea_checksum
 from pipeline.topics import partition_of
 from schemas import records
 

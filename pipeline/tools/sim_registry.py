@@ -8,7 +8,11 @@ beside its ``truth.json``:
 
 - ``registry.json``: the registered vessels, as ``shorewatch registry import`` reads them;
 - ``watchlist.json``: watchlist entries (``kind``, ``value``, ``reason``, ``added_by``);
-- ``registry_truth.json``: the MMSIs each identity rule should find.
+- ``registry_truth.json``: the MMSIs each identity rule should find;
+- ``ais_clone.nmea``: a second transmitter broadcasting the MMSI of one registered vessel
+  (with nothing else to find about it) from at least 10 km away for 30 min
+  (:mod:`pipeline.tools.sim_clone`): the truth of ``cloned_mmsi``, replayed beside
+  ``ais.nmea`` by ``shorewatch eval identity`` (the other evaluations do not read it).
 
 The choice is a function of the run's seed (a generator of its own, so the simulator's
 vessels and tracks do not change). Every AIS vessel of the simulator has a Chinese MID, so
@@ -31,11 +35,19 @@ import numpy as np
 
 from pipeline.core.detectors.thresholds import Thresholds
 from pipeline.core.geo import solar_elevation_deg
+from pipeline.tools.sim_clone import clone_lines, plan_clone
 
 __all__ = ["RULES", "generate_registry", "write_sim_registry"]
 
 #: the identity findings scored, by the alert factor that reports each
-RULES = ("unregistered", "name_mismatch", "registration_expired", "watchlist", "away_from_home")
+RULES = (
+    "unregistered",
+    "name_mismatch",
+    "registration_expired",
+    "watchlist",
+    "away_from_home",
+    "two_places_at_once",
+)
 
 #: shares of the AIS vessels: left out of the registry, registered under another name,
 #: registered with a lapsed registration, on the watchlist (any of the others too)
@@ -100,7 +112,8 @@ def generate_registry(truth: dict[str, Any], site: Any) -> dict[str, Any]:
 
     :param truth: the run's ``truth.json``
     :param site: the loaded site
-    :returns: ``{"vessels": [...], "watchlist": [...], "expected": {rule: [mmsi, ...]}}``
+    :returns: ``{"vessels": [...], "watchlist": [...], "expected": {rule: [mmsi, ...]},
+        "clone": plan or None}`` (:func:`pipeline.tools.sim_clone.plan_clone`)
     """
     th = Thresholds()
     rng = np.random.default_rng([int(truth["seed"]), 22])
@@ -119,6 +132,7 @@ def generate_registry(truth: dict[str, Any], site: Any) -> dict[str, Any]:
     vessels: list[dict[str, Any]] = []
     entries: list[dict[str, str]] = []
     expected: dict[str, list[int]] = {r: [] for r in RULES}
+    clean: list[int] = []  # registered, with nothing else to find: may be cloned
     for i, v in enumerate(ais):
         m = int(v["mmsi"])
         homes, away = _stops(v, site, th)
@@ -140,17 +154,24 @@ def generate_registry(truth: dict[str, Any], site: Any) -> dict[str, Any]:
             expected["registration_expired"].append(m)
         if away:
             expected["away_from_home"].append(m)
+        if not away and i not in mism | expd | watch:
+            clean.append(m)
         vessels.append({
             "registration_no": f"HK-{serial}", "mmsi": str(m), "name": name,
             "hull_number": f"琼海口渔{serial}", "port_of_registry": "海口",
             "vessel_type": v["role"], "length_m": v["length_m"], "owner": f"owner {serial}",
             "home_harbours": homes, "valid_until": until.isoformat(),
         })  # fmt: skip
-    return {"vessels": vessels, "watchlist": entries, "expected": expected}
+    # a generator of its own, so that the choices above do not change with it
+    clone = plan_clone(truth, clean, np.random.default_rng([int(truth["seed"]), 22, 1]))
+    if clone is not None:
+        expected["two_places_at_once"].append(clone["mmsi"])
+    return {"vessels": vessels, "watchlist": entries, "expected": expected, "clone": clone}
 
 
 def write_sim_registry(site: Any, truth: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    """Write ``registry.json``, ``watchlist.json`` and ``registry_truth.json`` for a run."""
+    """Write ``registry.json``, ``watchlist.json``, ``registry_truth.json`` and
+    ``ais_clone.nmea`` (empty when no clone fits the run) for a run."""
     out = Path(out_dir)
     doc = generate_registry(truth, site)
 
@@ -160,5 +181,14 @@ def write_sim_registry(site: Any, truth: dict[str, Any], out_dir: str | Path) ->
 
     dump("registry.json", doc["vessels"])
     dump("watchlist.json", doc["watchlist"])
-    dump("registry_truth.json", {"seed": truth["seed"], "expected": doc["expected"]})
+    clone = doc["clone"]
+    summary = None if clone is None else {k: v for k, v in clone.items() if k != "path"}
+    dump("registry_truth.json", {"seed": truth["seed"], "expected": doc["expected"],
+                                 "clone": summary})  # fmt: skip
+    lines = (
+        []
+        if clone is None
+        else clone_lines(truth, clone, np.random.default_rng([int(truth["seed"]), 22, 2]))
+    )
+    (out / "ais_clone.nmea").write_text("".join(x + "\n" for x in lines), encoding="ascii")
     return doc

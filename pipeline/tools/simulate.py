@@ -62,6 +62,7 @@ from shapely.geometry import LineString, Point
 from pipeline.core.geo import EARTH_RADIUS_M
 from pipeline.errors import ConfigError
 from pipeline.site import Site, load_site
+from pipeline.tools.sim_nmea import tag_block
 from pipeline.tools.sim_noise import NoiseConfig, corrupt_lines, noise_config
 from schemas.records import CameraDetection, CameraFrame
 
@@ -175,20 +176,6 @@ def ais_report_interval_s(ais_class: str, sog_kn: float, status: int, turning: b
     if sog_kn > 14.0:
         return 2.0 if turning else 6.0
     return 10.0 / 3.0 if turning else 10.0
-
-
-def nmea_checksum(body: str) -> str:
-    """XOR of the characters of ``body``, as two upper-case hex digits."""
-    c = 0
-    for ch in body.encode("ascii"):
-        c ^= ch
-    return f"{c:02X}"
-
-
-def tag_block(station: str, t_s: int) -> str:
-    r"""An NMEA 4.10 tag block with source and time, e.g. ``\s:HK-1,c:1772906400*hh\``."""
-    body = f"s:{station},c:{int(t_s)}"
-    return f"\\{body}*{nmea_checksum(body)}\\"
 
 
 # --------------------------------------------------------------------------- water map
