@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -856,6 +856,7 @@ def analyser_factory(
     ais_source: Any = None,
     batcher: Any = None,
     read_hull_numbers: bool = False,
+    hull_ports: Iterable[str] = (),
     **dnn_kwargs: Any,
 ) -> AnalyserFactory:
     """The production analyser: DNN detector when ``model_dir`` is set, else motion on water.
@@ -873,6 +874,9 @@ def analyser_factory(
     :param read_hull_numbers: read the hull numbers of boxes large enough to read
         (:class:`pipeline.vision.hullread.HullReadStage`, one OCR reader shared by the
         cameras, a few hundred ms of one core per crop)
+    :param hull_ports: port abbreviations the reader allows besides its own list
+        (:data:`~pipeline.core.hullnumbers.COAST_PORTS`): the registry's, see
+        :func:`registry_hull_ports`
     """
     shared_reader: list[Any] = []  # created with the first camera that needs it
 
@@ -920,7 +924,10 @@ def analyser_factory(
         from pipeline.vision.hullread import HullReadingAnalyser, HullReadStage, LockedReader
 
         if not shared_reader:
-            shared_reader.append(LockedReader(HullNumberReader()))
+            from pipeline.core.hullnumbers import COAST_PORTS
+
+            ports = [*COAST_PORTS, *sorted(set(hull_ports) - set(COAST_PORTS))]
+            shared_reader.append(LockedReader(HullNumberReader(ports=ports)))
         return HullReadingAnalyser(analyser, HullReadStage(shared_reader[0]))
 
     return make
@@ -1104,17 +1111,50 @@ def parse_overrides(items: Sequence[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- CLI
 
 
+def registry_hull_ports(url: str) -> set[str]:
+    """The ports of the registry's hull numbers, for the hull-number reader's lexicon; an
+    empty set, with one warning, when the registry cannot be read (the reader then knows
+    its own list of ports only, and the cameras run as usual)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connectors.rtsp import redact
+    from pipeline.errors import RegistryError
+    from pipeline.registry.store import Registry
+
+    try:
+        reg = Registry(url)
+        try:
+            return reg.hull_ports()
+        finally:
+            reg.close()
+    except (RegistryError, SQLAlchemyError, OSError) as exc:
+        log.warning(
+            "hull numbers: registry %s unreadable (%s); reading with the built-in ports only",
+            redact(url),
+            exc,
+        )
+        return set()
+
+
 def _factory_from_args(
     args: argparse.Namespace, ais_source: Any = None, batcher: Any = None
 ) -> AnalyserFactory:
     model_dir = None if str(args.model_dir).lower() == "none" else args.model_dir
+    read_hull = bool(getattr(args, "read_hull_numbers", False))
+    hull_ports: set[str] = set()
+    if read_hull:
+        from pipeline.settings import Settings
+
+        url = getattr(args, "registry_url", None) or Settings.from_env(None).registry_url
+        hull_ports = registry_hull_ports(url)
     return analyser_factory(
         model_dir,
         model_name=args.model_name,
         evidence_dir=getattr(args, "evidence_dir", None),
         ais_source=ais_source,
         batcher=batcher,
-        read_hull_numbers=bool(getattr(args, "read_hull_numbers", False)),
+        read_hull_numbers=read_hull,
+        hull_ports=hull_ports,
         **_dnn_kwargs(args, model_dir),
     )
 

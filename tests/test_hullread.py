@@ -121,3 +121,34 @@ def test_ingest_camera_wraps_every_analyser_when_asked(reader) -> None:
     water = rng.integers(85, 95, (cams[0].image_height, cams[0].image_width, 3), dtype=np.uint8)
     rec = a.analyse(water, 3_000_000)
     assert rec.detections == [] and a.stage.reads == 0
+
+
+def test_the_reader_also_allows_the_ports_of_the_registry(reader, tmp_path, caplog) -> None:
+    """``ingest camera --read-hull-numbers`` adds the ports of the registry's hull numbers to
+    the reader's lexicon; an unreadable registry leaves the built-in ports, with a warning."""
+    from pathlib import Path
+
+    from connectors.camera import analyser_factory, registry_hull_ports
+    from pipeline.core.hullnumbers import COAST_PORTS
+    from pipeline.registry.store import Registry
+    from pipeline.site import load_site
+
+    assert "厦门" not in COAST_PORTS
+    url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
+    reg = Registry.open(url)
+    reg.upsert(
+        [
+            {"registration_no": "R-1", "name": "MIN YU 1", "hull_number": "闽厦门渔01234"},
+            {"registration_no": "R-2", "name": "QIONG YU 2", "hull_number": "琼海口渔10002"},
+            {"registration_no": "R-3", "name": "NO HULL", "hull_number": None},
+        ]
+    )
+    reg.close()
+    assert registry_hull_ports(url) == {"厦门", "海口"}
+    site = load_site(Path(__file__).resolve().parents[1] / "sites" / "haikou")
+    cam = list(site.cameras)[0]
+    a = analyser_factory(None, read_hull_numbers=True, hull_ports={"厦门", "海口"})(cam)
+    assert a.stage.reader.reader.ports == set(COAST_PORTS) | {"厦门"}
+    with caplog.at_level("WARNING"):
+        assert registry_hull_ports("postgresql+psycopg://u:secret@127.0.0.1:9/none") == set()
+    assert "built-in ports only" in caplog.text and "secret" not in caplog.text

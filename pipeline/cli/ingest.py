@@ -89,6 +89,11 @@ def _add_camera(group: argparse._SubParsersAction) -> None:
         help="OCR the hull numbers (舷号) of boxes large enough to read (docs/registry.md)",
     )
     p.add_argument(
+        "--registry-url",
+        help="with --read-hull-numbers: the registry whose hull numbers' ports the reader "
+        "also allows (default: setting registry_url; unreadable: built-in ports only)",
+    )
+    p.add_argument(
         "--duration-s",
         type=float,
         default=None,

@@ -217,6 +217,15 @@ class Registry:
             rows = conn.execute(sa.select(vessels).order_by(vessels.c.registration_no)).all()
         return [_record(r) for r in rows]
 
+    def hull_ports(self) -> set[str]:
+        """The port abbreviations of every registered hull number (``海口`` of ``琼海口渔12345``):
+        the lexicon the hull-number reader adds to its own list of ports."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(vessels.c.hull_number).where(vessels.c.hull_number.is_not(None))
+            ).all()
+        return {h.port for (text,) in rows if (h := parse_hull(text)) is not None}
+
     def count(self) -> int:
         with self._connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(vessels)).scalar_one())

@@ -94,7 +94,9 @@ class HullNumberReader:
         self._alphabet: list[str] = list(rec.postprocess_op.character)
         self._rec_h: int = int(rec.rec_image_shape[1])
         self._rec_w: int = int(rec.rec_image_shape[2])
-        self.grammar = HullGrammar(self._alphabet, COAST_PORTS if ports is None else ports)
+        #: the port abbreviations the grammar allows
+        self.ports = frozenset(COAST_PORTS if ports is None else ports)
+        self.grammar = HullGrammar(self._alphabet, self.ports)
 
     def _lines(self, crop_bgr: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
         """Each text line found: (row of its centre, its left edge, ``(T, C)`` probabilities)."""
