@@ -14,11 +14,13 @@ progress, as a camera's newest frame is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pipeline.core.detectors import Thresholds
 from pipeline.core.radar_fusion import RadarArrays, associate_radar
 from pipeline.engine.picture import _move_target, _StepCache
+from pipeline.engine.radar_camera import fuse_report
 from pipeline.engine.state import AreaState, _Target
 from schemas.records import CameraDetection, RadarTarget
 
@@ -50,9 +52,17 @@ def hold_radar(st: AreaState, radar: Sequence[RadarTarget]) -> list[RadarTarget]
     return late
 
 
-def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds) -> None:
+def apply_radar(
+    st: AreaState,
+    r: RadarTarget,
+    cache: _StepCache,
+    th: Thresholds,
+    cameras: Mapping[str, Any] | None = None,
+) -> None:
     """One radar report: its target moved, matched to the AIS vessel that explains it
-    (dead-reckoned to the report's time, gated by both uncertainties) or to none."""
+    (dead-reckoned to the report's time, gated by both uncertainties) or to none, and
+    fused with the camera target that is the same vessel (:mod:`pipeline.engine.radar_camera`;
+    ``cameras``: the area's camera models by id, ``None``: no fusion)."""
     key = radar_target_key(r)
     if r.status == "lost":
         return  # the target ages out like a camera target the camera lost
@@ -97,3 +107,5 @@ def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds
             tg.confirmed_t_ms = int(r.t_ms)
         if tg.anchor_t_ms >= 0:
             tg.anchor_solid = True
+    if cameras:
+        fuse_report(st, key, tg, r, cameras, th)

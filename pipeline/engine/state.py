@@ -154,6 +154,8 @@ class _Target(msgspec.Struct, kw_only=True):
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
     uris: list[str] = msgspec.field(default_factory=list)
+    fused: str = ""
+    subject: str = ""
 
 
 class _Episode(msgspec.Struct, kw_only=True):
