@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.core.detectors import Thresholds
 from pipeline.core.radar_fusion import RadarArrays, associate_radar
 from pipeline.engine.picture import _move_target, _StepCache
-from pipeline.engine.radar_camera import fuse_report
+from pipeline.engine.radar_camera import fuse_report, own_subject
 from pipeline.engine.state import AreaState, _Target
 from schemas.records import CameraDetection, RadarTarget
 
@@ -52,6 +52,19 @@ def hold_radar(st: AreaState, radar: Sequence[RadarTarget]) -> list[RadarTarget]
     return late
 
 
+def _retire(st: AreaState, key: str, tg: _Target) -> None:
+    """A radar target that was lost (status ``lost``, or no report for ``camera_lost_s``)
+    leaves its key to the next target of that number: it stays, under
+    ``<key>@<first t_ms>`` with its subject, until it ages out like a lost camera target."""
+    del st.targets[key]
+    tg.subject = own_subject(tg)
+    new_key = f"{key}@{tg.first_t_ms}"
+    st.targets[new_key] = tg
+    partner = st.targets.get(tg.fused) if tg.fused else None
+    if partner is not None and partner.fused == key:
+        partner.fused = new_key
+
+
 def apply_radar(
     st: AreaState,
     r: RadarTarget,
@@ -64,6 +77,10 @@ def apply_radar(
     fused with the camera target that is the same vessel (:mod:`pipeline.engine.radar_camera`;
     ``cameras``: the area's camera models by id, ``None``: no fusion)."""
     key = radar_target_key(r)
+    tg = st.targets.get(key)
+    if tg is not None and (r.status == "lost" or r.t_ms - tg.t_ms > th.camera_lost_s * 1000.0):
+        _retire(st, key, tg)  # the radar reuses target numbers: the next one is a new target
+        tg = None
     if r.status == "lost":
         return  # the target ages out like a camera target the camera lost
     v = cache.vessel_arrays(st)
@@ -73,10 +90,11 @@ def apply_radar(
         )[0]
     )
     mmsi = int(v.mmsi[owner]) if owner >= 0 else -1
-    tg = st.targets.get(key)
     if tg is None:
         tg = _Target(camera_id=f"radar:{r.radar_id}", track_id=r.target_number,
                      first_t_ms=r.t_ms, t_ms=r.t_ms)  # fmt: skip
+        if own_subject(tg) in {ep.subject for ep in st.episodes.values()}:
+            tg.subject = f"{own_subject(tg)}@{r.t_ms}"  # an earlier target of that number
         st.targets[key] = tg
     tg.detections.append({
         "radar_id": r.radar_id, "target_id": r.target_id, "t_ms": int(r.t_ms),

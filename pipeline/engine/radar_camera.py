@@ -3,10 +3,12 @@
 Each radar report, at its event time, is associated with the area's camera targets
 (:func:`pipeline.core.radar_camera.associate_radar_camera`: the camera target's last
 position dead-reckoned to the report's time, gated along and across the camera's line of
-sight, the camera's range error growing with the distance). A match *fuses* the two
-targets: each notes the other (``_Target.fused``) and both take one subject (``_Target.subject``,
-that of the one with an alert episode, else of the elder), kept after the link ends, so
-their alerts are one episode whichever sensor holds it.
+sight, the camera's range error growing with the distance). A match in
+``FUSE_MIN_REPORTS`` consecutive reports *fuses* the two targets: each notes the other
+(``_Target.fused``), both take one subject (``_Target.subject``, that of the one with an
+alert episode, else of the elder), kept after the link ends, so their alerts are one
+episode whichever sensor holds it, and the camera target takes the AIS vessel the radar
+matched, so it is that vessel (dark only once its AIS is silent).
 
 When the area is evaluated (:func:`fused_targets`), a fused pair whose radar target is
 fresh is one row: the radar target (the sensor that tracks it from far out) with the
@@ -25,7 +27,11 @@ import numpy as np
 
 from pipeline.core.detectors import Thresholds
 from pipeline.core.geo import lonlat_to_enu_m
-from pipeline.core.radar_camera import CameraTargetArrays, associate_radar_camera
+from pipeline.core.radar_camera import (
+    CameraTargetArrays,
+    associate_radar_camera,
+    radar_camera_pairs,
+)
 from pipeline.core.radar_fusion import RadarArrays
 from pipeline.engine.state import AreaState, _Target
 from schemas.records import RadarTarget
@@ -36,6 +42,8 @@ __all__ = ["fuse_report", "fused_targets", "is_radar", "own_subject"]
 VELOCITY_WINDOW_MS = 60_000
 #: the fused row's evidence: at most this many detections of both sensors
 FUSED_DETECTIONS = 10
+#: consecutive radar reports that must match one camera target before the two are fused
+FUSE_MIN_REPORTS = 3
 
 
 def is_radar(tg: _Target) -> bool:
@@ -71,41 +79,61 @@ def fuse_report(
     th: Thresholds,
 ) -> str | None:
     """Associate radar target ``tg`` (key ``key``), just moved by report ``r``, with the
-    area's camera targets and fuse it with the one that is the same vessel.
+    area's camera targets; fuse it with the one it matched in ``FUSE_MIN_REPORTS``
+    consecutive reports.
 
-    A camera target fused with another radar target that is still fresh is not a
-    candidate. The camera target's last detection gives its range (the position's sigma,
-    ``pos_sigma_m``, is its range sigma); its camera's position comes from ``cameras``.
+    Only a confirmed radar target (its tracker tracks it: clutter rarely gets there) is
+    associated, and only with camera targets whose position is known well enough to be
+    judged at all (range sigma within ``dark_max_pos_sigma_m``: far out, a camera's range is
+    a guess and its bearing line crosses many radar targets) that no other fresh radar
+    target holds. The camera target it is fused with keeps its match while it stays inside
+    the gate. While fused, the camera target takes the AIS vessel the radar last matched
+    (``ever_matched``, ``last_mmsi``): it is that vessel, dark only once its AIS is silent.
 
     :returns: the key of the camera target fused with, or ``None``
     """
+    if tg.confirmed_t_ms < 0:
+        return None
     keys: list[str] = []
     rows: list[list[float]] = []
     for k, c in st.targets.items():
         cam = cameras.get(c.camera_id)
         if is_radar(c) or cam is None or c.lon is None or c.lat is None:
             continue
+        if not 0.0 <= c.pos_sigma_m <= th.dark_max_pos_sigma_m:
+            continue
         other = st.targets.get(c.fused) if c.fused and c.fused != key else None
-        if other is not None and _fresh(other, r.t_ms, th):
+        if other is not None and other.fused == k and _fresh(other, r.t_ms, th):
             continue
         ve, vn = _velocity_mps(c)
-        rs = c.pos_sigma_m if c.pos_sigma_m >= 0 else np.nan
         keys.append(k)
-        rows.append([c.t_ms, c.lon, c.lat, ve, vn, cam.lon_deg, cam.lat_deg, rs, np.nan])
-    if not keys:
+        rows.append([c.t_ms, c.lon, c.lat, ve, vn, cam.lon_deg, cam.lat_deg, c.pos_sigma_m, np.nan])
+    best = ""
+    if keys:
+        a = np.asarray(rows, dtype=float)
+        ca = CameraTargetArrays.from_lists(*(a[:, i] for i in range(a.shape[1])))
+        ra = RadarArrays.from_lists([r.t_ms], [r.lon], [r.lat], [r.position_sigma_m])
+        gated = radar_camera_pairs(ca, ra).row.tolist()
+        if tg.fused in keys and keys.index(tg.fused) in gated:
+            best = tg.fused  # the camera target it is fused with is still there
+        else:
+            j = int(associate_radar_camera(ca, ra)[0])
+            best = keys[j] if j >= 0 else ""
+    if best and best == tg.fuse_pending:
+        tg.fuse_n += 1
+    else:
+        tg.fuse_pending, tg.fuse_n = best, 1 if best else 0
+    if best and best != tg.fused and tg.fuse_n >= FUSE_MIN_REPORTS:
+        c = st.targets[best]
+        tg.fused, c.fused = best, key
+        if not (tg.subject and c.subject == tg.subject):
+            tg.subject = c.subject = _shared_subject(st, tg, c)
+    linked = st.targets.get(tg.fused) if tg.fused else None
+    if linked is None or linked.fused != key:
         return None
-    a = np.asarray(rows, dtype=float)
-    ca = CameraTargetArrays.from_lists(*(a[:, i] for i in range(a.shape[1])))
-    ra = RadarArrays.from_lists([r.t_ms], [r.lon], [r.lat], [r.position_sigma_m])
-    j = int(associate_radar_camera(ca, ra)[0])
-    if j < 0:
-        return None
-    ck = keys[j]
-    c = st.targets[ck]
-    tg.fused, c.fused = ck, key
-    if not (tg.subject and c.subject == tg.subject):
-        tg.subject = c.subject = _shared_subject(st, tg, c)
-    return ck
+    if tg.ever_matched and tg.last_mmsi >= 0:
+        linked.ever_matched, linked.last_mmsi = True, tg.last_mmsi
+    return tg.fused
 
 
 def _shared_subject(st: AreaState, a: _Target, b: _Target) -> str:

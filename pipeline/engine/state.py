@@ -156,6 +156,8 @@ class _Target(msgspec.Struct, kw_only=True):
     uris: list[str] = msgspec.field(default_factory=list)
     fused: str = ""
     subject: str = ""
+    fuse_pending: str = ""
+    fuse_n: int = 0
 
 
 class _Episode(msgspec.Struct, kw_only=True):

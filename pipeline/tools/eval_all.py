@@ -347,6 +347,11 @@ def _replay_seed(
     t0 = time.monotonic()
     truth, simulated = ensure_night(site, Path(site_dir), spec, nd)
     reports = _night_radar(site_dir, truth, spec.seed) if radar else []
+    if radar:
+        from pipeline.radars import load_radars
+        from pipeline.tools.eval_radar import radar_truth
+
+        truth = radar_truth(truth, load_radars(site_dir))
     t1 = time.monotonic()
     alerts = replay(site, [nd / "ais.nmea"], [nd / "detections.jsonl"], radar=reports)
     t2 = time.monotonic()

@@ -29,7 +29,7 @@ from pipeline.site import load_site
 from pipeline.tools.simulate import SimConfig, simulate
 from pipeline.tools.simulate_radar import simulate_radar
 
-__all__ = ["cmd_eval_radar", "eval_radar", "first_alerts"]
+__all__ = ["cmd_eval_radar", "eval_radar", "first_alerts", "radar_truth"]
 
 #: an alert belongs to a vessel when it lies this close to the vessel's true position, m
 ATTRIBUTION_M = 800.0
@@ -66,6 +66,41 @@ def first_alerts(alerts: list[Any], truth: dict[str, Any], vids: set[str], geome
                 first[vid] = {"t_ms": t, "kind": d.kind, "coast_m": round(coast),
                               "subject": d.vessel.track_id}  # fmt: skip
     return first
+
+
+def radar_truth(truth: dict[str, Any], radars: dict[str, Any]) -> dict[str, Any]:
+    """The night's truth as a site with these radars should be judged: each planted
+    ``dark_vessel`` event begins when its vessel is first dark (no AIS) inside a radar's
+    cover (:func:`pipeline.tools.simulate_radar.cover_m`), if that is earlier than the
+    simulator's time (when a shore camera can first see it). A radar alert kilometres
+    before the camera's is then on time, not a false alert and a miss.
+    """
+    from pipeline.tools.simulate_radar import _target_height_m, cover_m
+
+    vessels = {v["id"]: v for v in truth["vessels"]}
+    events = []
+    for ev in truth["events"]:
+        if ev["kind"] != "dark_vessel":
+            events.append(ev)
+            continue
+        t0 = ev["t_ms"]
+        for vid in ev["vessel_ids"]:
+            v = vessels.get(vid)
+            if v is None or not v["track"]:
+                continue
+            tr = np.asarray(v["track"], dtype=float)
+            dark = np.ones(len(tr), dtype=bool)
+            for a, b in v.get("ais_intervals") or []:
+                dark &= ~((tr[:, 0] >= a) & (tr[:, 0] <= b))
+            h = _target_height_m(float(v.get("length_m") or 10.0))
+            seen = np.zeros(len(tr), dtype=bool)
+            for r in radars.values():
+                seen |= haversine_m(r.lon, r.lat, tr[:, 1], tr[:, 2]) <= cover_m(r, h)
+            idx = np.flatnonzero(dark & seen & (tr[:, 0] <= ev.get("t_end_ms", t0)))
+            if idx.size:
+                t0 = min(t0, int(tr[idx[0], 0]))
+        events.append({**ev, "t_ms": t0} if t0 != ev["t_ms"] else ev)
+    return {**truth, "events": events}
 
 
 def eval_radar(site_dir: str, seeds: list[int], duration_s: int, start: str) -> dict[str, Any]:
