@@ -312,3 +312,44 @@ def test_a_reused_radar_target_number_is_a_new_target() -> None:
     assert f"radar:r1:5@{NIGHT}" in st.targets
     assert st.targets["radar:r1:5"].first_t_ms == NIGHT + 60_000
     assert st.targets["radar:r1:5"].unmatched_since_t_ms == NIGHT + 60_000
+
+
+def test_the_dark_vessel_factor_says_radar() -> None:
+    _, alerts = drive()
+    dv = opened(alerts, "dark_vessel")[0]
+    text = next(f.explanation for f in dv.data.factors if f.name == "no_ais_match")
+    assert text.startswith("tracked by radar without any AIS match")
+
+
+def test_a_vessel_passing_the_radar_boat_does_not_explain_it() -> None:
+    """A boat without AIS, 2 km out at 5 kn, is crossed by an AIS ship at 30 kn: a few
+    reports match the ship (one radar gate is ~150 m wide there); the ship then reports
+    far from the boat, so the boat is dark again and raises dark_vessel."""
+    rng = np.random.default_rng(21)
+    ship = 412_777_004
+    fixes, reports = [], []
+    t_end = NIGHT + 14 * 60_000
+    east = lambda m: 110.12 + m / (111_195.0 * np.cos(np.radians(20.0)))  # noqa: E731
+    for t in range(NIGHT, t_end, 2_500):
+        s = (t - NIGHT) / 1000.0
+        reports.append(report(7, t, 110.12, lat_at(max(60.0, 2000.0 - 2.57 * s)), rng))
+        x = -600.0 + 15.4 * s  # the ship crosses the boat's track at s = 39, 1.9 km out
+        if x < 6000.0:
+            reports.append(report(3, t, east(x), lat_at(1900.0), rng))
+            if (t - NIGHT) % 5_000 == 0:
+                fixes.append(fix(ship, t, east(x), lat_at(1900.0), 30.0, 90.0))
+    c = ctx()
+    tracks: dict = {}
+    st, alerts = None, []
+    for a in range(NIGHT, t_end + 1, 10_000):
+        b = a + 10_000
+        r = track_step(tracks, [p for p in fixes if a <= p.t_ms < b],
+                       [named(ship, NIGHT)] if a == NIGHT else [], TrackParams())  # fmt: skip
+        for tr in r.updates:
+            tracks[tr.mmsi] = tr
+        st, out = area_step(st, r.updates, [], c, radar=[x for x in reports if a <= x.t_ms < b])
+        alerts += out
+    alerts += flush_area(st, c)
+    matched = [d for d in st.targets["radar:r1:7"].detections if d["mmsi"] is not None]
+    assert not matched and not st.targets["radar:r1:7"].ever_matched
+    assert "cam:radar:r1:7" in {a.data.vessel.track_id for a in opened(alerts, "dark_vessel")}

@@ -52,6 +52,21 @@ def hold_radar(st: AreaState, radar: Sequence[RadarTarget]) -> list[RadarTarget]
     return late
 
 
+#: a target matched to AIS in this many consecutive reports (30 s at 24 rpm) was explained
+#: by AIS, not by a vessel passing by
+SOLID_MATCH_REPORTS = 12
+#: a vessel whose last AIS fix is at most this old (ms) against a report that it does not
+#: explain is elsewhere, not silent
+FRESH_FIX_MS = 30_000
+
+
+def _reports_elsewhere(st: AreaState, mmsi: int, t_ms: int) -> bool:
+    """Whether vessel ``mmsi`` has a fresh AIS fix at ``t_ms`` (so a report it does not
+    explain is not that vessel; a vessel that switched AIS off has none)."""
+    v = st.vessels.get(mmsi)
+    return v is not None and 0 <= t_ms - v.track.t_ms <= FRESH_FIX_MS
+
+
 def _retire(st: AreaState, key: str, tg: _Target) -> None:
     """A radar target that was lost (status ``lost``, or no report for ``camera_lost_s``)
     leaves its key to the next target of that number: it stays, under
@@ -116,6 +131,19 @@ def apply_radar(
     if mmsi >= 0:
         tg.ever_matched = True
         tg.last_mmsi = mmsi
+        tg.match_run += 1
+        tg.match_best = max(tg.match_best, tg.match_run)
+    else:
+        tg.match_run = 0
+        if (
+            tg.ever_matched
+            and tg.match_best < SOLID_MATCH_REPORTS
+            and _reports_elsewhere(st, tg.last_mmsi, r.t_ms)
+        ):
+            # never explained by AIS for long, and the vessel it matched reports, fresh,
+            # where this target is not: that was a vessel passing by (a radar gate is
+            # hundreds of metres wide far out), not this one
+            tg.ever_matched, tg.last_mmsi, tg.match_best = False, -1, 0
     if r.status == "tracking":
         # The radar's own tracker has acquired the target (ARPA: acquiring, then tracking
         # once its plots form a consistent track), which is what the camera targets' M-of-N

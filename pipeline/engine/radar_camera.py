@@ -88,7 +88,8 @@ def fuse_report(
     a guess and its bearing line crosses many radar targets) that no other fresh radar
     target holds. The camera target it is fused with keeps its match while it stays inside
     the gate. While fused, the camera target takes the AIS vessel the radar last matched
-    (``ever_matched``, ``last_mmsi``): it is that vessel, dark only once its AIS is silent.
+    (``ever_matched``, ``last_mmsi``; none while the radar matches none): it is that vessel,
+    dark only once its AIS is silent.
 
     :returns: the key of the camera target fused with, or ``None``
     """
@@ -131,8 +132,11 @@ def fuse_report(
     linked = st.targets.get(tg.fused) if tg.fused else None
     if linked is None or linked.fused != key:
         return None
+    # the radar's AIS decision wins: it has a position, the camera a bearing
     if tg.ever_matched and tg.last_mmsi >= 0:
         linked.ever_matched, linked.last_mmsi = True, tg.last_mmsi
+    else:
+        linked.ever_matched, linked.last_mmsi = False, -1
     return tg.fused
 
 

@@ -158,6 +158,8 @@ class _Target(msgspec.Struct, kw_only=True):
     subject: str = ""
     fuse_pending: str = ""
     fuse_n: int = 0
+    match_run: int = 0
+    match_best: int = 0
 
 
 class _Episode(msgspec.Struct, kw_only=True):
