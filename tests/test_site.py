@@ -17,6 +17,13 @@ from pipeline.site import check_site, load_site, read_structures
 HAIKOU = Path(__file__).resolve().parents[1] / "sites" / "haikou"
 
 
+@pytest.fixture(autouse=True)
+def _camera_credentials(monkeypatch) -> None:
+    """The Haikou cameras' ONVIF sections name these; ``site check`` wants them set."""
+    monkeypatch.setenv("HK_CAM_USER", "operator")
+    monkeypatch.setenv("HK_CAM_PASSWORD", "secret")
+
+
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "haikou"
@@ -48,6 +55,16 @@ def test_haikou_site_is_valid() -> None:
         assert wanted in names
     assert "anchorage" in names.values()
     assert len(site.cameras) >= 4
+    # every camera is a calibrated PTZ dome the cue service can steer (a local test device)
+    ports = set()
+    for cam in site.cameras:
+        assert cam.onvif is not None and cam.onvif.host == "127.0.0.1", cam.id
+        assert (cam.onvif.user_env, cam.onvif.password_env) == ("HK_CAM_USER", "HK_CAM_PASSWORD")
+        ports.add(cam.onvif.port)
+        assert cam.ptz is not None and cam.ptz.pan is not None and cam.ptz.tilt is not None
+        assert cam.ptz.hfov_deg(0.0) == pytest.approx(cam.hfov_deg)
+        assert cam.ptz.hfov_deg(1.0) < 5.0
+    assert len(ports) == len(site.cameras)
 
 
 @pytest.mark.unit
@@ -97,6 +114,8 @@ def test_broken_site_reports_every_problem(site_copy: Path, monkeypatch) -> None
         doc["timezone"] = "Asia/Haikou"
 
     def cameras(doc):
+        for cam in doc["cameras"]:
+            cam.pop("onvif", None)
         doc["cameras"][0]["lon"] = 111.5
         doc["cameras"][1]["onvif"] = {
             "host": "10.0.0.2",
