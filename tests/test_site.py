@@ -379,3 +379,26 @@ def test_camera_structures_are_parsed_and_their_errors_named(site_copy: Path, tm
 def test_the_clip_structures_file_is_valid() -> None:
     outlines, w, h = read_structures(HAIKOU.parent / "clips" / "clip-01.structures.yaml")
     assert (w, h) == (888, 500) and len(outlines) == 2
+
+
+@pytest.mark.unit
+def test_haikou_cameras_can_be_cued() -> None:
+    """The cue service takes every Haikou camera (ONVIF and PTZ); an alert 3 km off the
+    Xiuying port approach goes to the Xiuying camera, turned 10 degrees right, zoomed in."""
+    from pipeline.core.geo import destination_point
+    from pipeline.core.ptz import PtzModel
+    from pipeline.cue.arbiter import Arbiter, CueRequest
+
+    site = load_site(HAIKOU)
+    cams = [c for c in site.cameras if c.onvif is not None and c.ptz is not None]
+    assert len(cams) == len(site.cameras) == 6
+    arb = Arbiter()
+    for c in cams:
+        arb.add(c.id, PtzModel.from_camera(c))
+    xy = site.camera("hk-xiuying-01")
+    lon, lat = destination_point(xy.lon, xy.lat, xy.heading_deg + 10.0, 3000.0)
+    d = arb.decide(CueRequest("a1", 60, float(lon), float(lat), t_ms=0), 0)
+    assert d.camera_id == "hk-xiuying-01" and d.reason == "free"
+    assert xy.ptz.pan.to_deg(d.pan) == pytest.approx(10.0, abs=0.1)
+    assert d.range_m == pytest.approx(3000.0, rel=0.01)
+    assert d.zoom > 0.5
