@@ -418,7 +418,8 @@ def summary(counters: Counter[str]) -> str:
     lines = [
         f"positions {counters.get('positions', 0)} (no event time: {counters.get('positions.no_event_time', 0)}), "
         f"statics {counters.get('statics', 0)}, vessels {counters.get('tracks.distinct_mmsi', 0)}, "
-        f"frames {counters.get('frames.read', 0)}",
+        f"frames {counters.get('frames.read', 0)}"
+        + (f", radar reports {counters['radar.read']}" if counters.get("radar.read") else ""),
         f"dead letters {counters.get('dead_letters', 0)}"
         + "".join(
             f", {k.split('.', 1)[1]} {v}"
@@ -498,6 +499,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f"shorewatch: error: skipped unreadable Parquet file {path}: {reason}",
                 file=sys.stderr,
             )
+    radar: list[Any] = []
+    radar_counters: Counter[str] = Counter()
+    if getattr(args, "radar", None):
+        from pipeline.radar_files import read_radar_files
+        from pipeline.radars import load_radars
+
+        radar = read_radar_files(args.radar, load_radars(args.site), radar_counters)
     res = run_replay(
         ctx,
         args.ais or [],
@@ -507,8 +515,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         statics=arch.statics if args.from_archive else (),
         window_ms=args.window_ms,
         drain_s=args.drain_s,
+        radar=radar,
         registry=getattr(args, "registry_url", None),
     )
+    res.counters.update(radar_counters)
     if args.out == "-":
         write_alerts(res.alerts, sys.stdout.buffer)
         sys.stdout.buffer.flush()

@@ -17,6 +17,13 @@ from pipeline.site import check_site, load_site, read_structures
 HAIKOU = Path(__file__).resolve().parents[1] / "sites" / "haikou"
 
 
+@pytest.fixture(autouse=True)
+def _camera_credentials(monkeypatch) -> None:
+    """The Haikou cameras' ONVIF sections name these; ``site check`` wants them set."""
+    monkeypatch.setenv("HK_CAM_USER", "operator")
+    monkeypatch.setenv("HK_CAM_PASSWORD", "secret")
+
+
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "haikou"
@@ -48,6 +55,16 @@ def test_haikou_site_is_valid() -> None:
         assert wanted in names
     assert "anchorage" in names.values()
     assert len(site.cameras) >= 4
+    # every camera is a calibrated PTZ dome the cue service can steer (a local test device)
+    ports = set()
+    for cam in site.cameras:
+        assert cam.onvif is not None and cam.onvif.host == "127.0.0.1", cam.id
+        assert (cam.onvif.user_env, cam.onvif.password_env) == ("HK_CAM_USER", "HK_CAM_PASSWORD")
+        ports.add(cam.onvif.port)
+        assert cam.ptz is not None and cam.ptz.pan is not None and cam.ptz.tilt is not None
+        assert cam.ptz.hfov_deg(0.0) == pytest.approx(cam.hfov_deg)
+        assert cam.ptz.hfov_deg(1.0) < 5.0
+    assert len(ports) == len(site.cameras)
 
 
 @pytest.mark.unit
@@ -97,6 +114,8 @@ def test_broken_site_reports_every_problem(site_copy: Path, monkeypatch) -> None
         doc["timezone"] = "Asia/Haikou"
 
     def cameras(doc):
+        for cam in doc["cameras"]:
+            cam.pop("onvif", None)
         doc["cameras"][0]["lon"] = 111.5
         doc["cameras"][1]["onvif"] = {
             "host": "10.0.0.2",
@@ -360,3 +379,26 @@ def test_camera_structures_are_parsed_and_their_errors_named(site_copy: Path, tm
 def test_the_clip_structures_file_is_valid() -> None:
     outlines, w, h = read_structures(HAIKOU.parent / "clips" / "clip-01.structures.yaml")
     assert (w, h) == (888, 500) and len(outlines) == 2
+
+
+@pytest.mark.unit
+def test_haikou_cameras_can_be_cued() -> None:
+    """The cue service takes every Haikou camera (ONVIF and PTZ); an alert 3 km off the
+    Xiuying port approach goes to the Xiuying camera, turned 10 degrees right, zoomed in."""
+    from pipeline.core.geo import destination_point
+    from pipeline.core.ptz import PtzModel
+    from pipeline.cue.arbiter import Arbiter, CueRequest
+
+    site = load_site(HAIKOU)
+    cams = [c for c in site.cameras if c.onvif is not None and c.ptz is not None]
+    assert len(cams) == len(site.cameras) == 6
+    arb = Arbiter()
+    for c in cams:
+        arb.add(c.id, PtzModel.from_camera(c))
+    xy = site.camera("hk-xiuying-01")
+    lon, lat = destination_point(xy.lon, xy.lat, xy.heading_deg + 10.0, 3000.0)
+    d = arb.decide(CueRequest("a1", 60, float(lon), float(lat), t_ms=0), 0)
+    assert d.camera_id == "hk-xiuying-01" and d.reason == "free"
+    assert xy.ptz.pan.to_deg(d.pan) == pytest.approx(10.0, abs=0.1)
+    assert d.range_m == pytest.approx(3000.0, rel=0.01)
+    assert d.zoom > 0.5

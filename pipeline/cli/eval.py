@@ -62,6 +62,11 @@ def _add_all(group: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kafka-fps", type=float, default=0.5, help="camera frames/s of Kafka nights")
     p.add_argument("--no-kafka", action="store_true", help="replay only")
+    p.add_argument(
+        "--radar",
+        action="store_true",
+        help="replay each night with the simulated reports of the site's radars (radars.yaml)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="replay processes in parallel (default 1)")
     p.add_argument("--out", default=str(REPO_DIR / "var" / "eval"), help="output folder")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -49,6 +49,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-archive", metavar="DIR", help="read inputs from the history archive")
     p.add_argument("--from", dest="from_", metavar="T", help="archive start (ISO 8601 or ms)")
     p.add_argument("--to", metavar="T", help="archive end, exclusive (ISO 8601 or ms)")
+    p.add_argument(
+        "--radar",
+        action="append",
+        metavar="[RADAR=]FILE",
+        help="recorded radar TTM/TLL lines (e.g. 'shorewatch radar simulate' radar.nmea); "
+        "without RADAR= each line's tag block s: names its radar; repeatable",
+    )
     p.add_argument("--window-ms", type=int, default=1000, help="event time per micro-batch, ms")
     p.add_argument(
         "--drain-s",

@@ -59,13 +59,15 @@ class RadarFusionParams:
     :param gate_sigmas: a pair whose normalised distance exceeds this is gated
     :param ais_sigma_m: one-sigma error of an AIS position, m
     :param drift_mps: growth of the dead-reckoning error per second of extrapolation, m/s
-    :param max_dt_s: an AIS fix older (or newer) than this against the report is not used, s
+    :param max_dt_s: an AIS fix older (or newer) than this against the report is not used,
+        s: three intervals of a Class B boat at rest (3 min, ITU-R M.1371), so a stopped
+        boat whose receiver missed two reports is still explained by its AIS
     """
 
     gate_sigmas: float = 4.0
     ais_sigma_m: float = 20.0
     drift_mps: float = 0.5
-    max_dt_s: float = 180.0
+    max_dt_s: float = 540.0
 
 
 def radar_pairs(

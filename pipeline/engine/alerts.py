@@ -39,7 +39,7 @@ def _alert_data(
     dark = bool(view.dark[i])
     mmsi = int(view.mmsi[i]) if view.mmsi[i] >= 0 else None
     track_id = (
-        f"cam:{owner.camera_id}:{owner.track_id}"
+        owner.subject or f"cam:{owner.camera_id}:{owner.track_id}"
         if isinstance(owner, _Target)
         else str(view.subject[i])
     )

@@ -69,6 +69,7 @@ from pipeline.engine.confirm import (
 )
 from pipeline.engine.episodes import camera_down, fold_conditions
 from pipeline.engine.identity import note_hull_reading, registry_facts
+from pipeline.engine.radar_camera import fused_targets, own_subject
 from pipeline.engine.state import (
     AreaContext,
     AreaState,
@@ -445,13 +446,14 @@ def _view(
     th = ctx.thresholds
     g = ctx.geometry
     vessels = [st.vessels[m] for m in sorted(st.vessels)]
-    targets = [st.targets[k] for k in sorted(st.targets)]
-    # only confirmed targets are vessels (pipeline.engine.confirm): clutter never is
-    targets = [
-        tg
-        for tg in targets
+    # only confirmed targets are vessels (pipeline.engine.confirm): clutter never is;
+    # a vessel seen by radar and camera is one row (pipeline.engine.radar_camera)
+    keyed = [
+        (k, tg)
+        for k, tg in sorted(st.targets.items())
         if tg.lon is not None and tg.confirmed_t_ms >= 0 and _target_is_dark(st, tg, th)
     ]
+    targets = fused_targets(st, keyed, now, th)
     # a target last matched to a vessel whose AIS has gone silent *is* that vessel, dark
     linked = [tg.last_mmsi if tg.last_mmsi in st.vessels else -1 for tg in targets]
     owners: list[Any] = [*vessels, *targets]
@@ -479,8 +481,7 @@ def _view(
     t_ms = col([t.t_ms for t in trk] + [tg.t_ms for tg in targets], np.int64)
     coast, on_land, zone_m, fall_m, fall_zone_m = _geo_context(owners, lon, lat, sog, cog, ctx)
     subjects = [f"mmsi:{t.mmsi}" for t in trk] + [
-        f"mmsi:{m}" if m >= 0 else f"cam:{tg.camera_id}:{tg.track_id}"
-        for tg, m in zip(targets, linked, strict=True)
+        f"mmsi:{m}" if m >= 0 else own_subject(tg) for tg, m in zip(targets, linked, strict=True)
     ]
     mem = now - th.rendezvous_memory_s * 1000.0
     view = VesselView(

@@ -14,11 +14,13 @@ progress, as a camera's newest frame is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pipeline.core.detectors import Thresholds
 from pipeline.core.radar_fusion import RadarArrays, associate_radar
 from pipeline.engine.picture import _move_target, _StepCache
+from pipeline.engine.radar_camera import fuse_report, own_subject
 from pipeline.engine.state import AreaState, _Target
 from schemas.records import CameraDetection, RadarTarget
 
@@ -50,10 +52,50 @@ def hold_radar(st: AreaState, radar: Sequence[RadarTarget]) -> list[RadarTarget]
     return late
 
 
-def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds) -> None:
+#: a target matched to AIS in this many consecutive reports (30 s at 24 rpm) was explained
+#: by AIS, not by a vessel passing by
+SOLID_MATCH_REPORTS = 12
+#: a vessel whose last AIS fix is at most this old (ms) against a report that it does not
+#: explain is elsewhere, not silent
+FRESH_FIX_MS = 30_000
+
+
+def _reports_elsewhere(st: AreaState, mmsi: int, t_ms: int) -> bool:
+    """Whether vessel ``mmsi`` has a fresh AIS fix at ``t_ms`` (so a report it does not
+    explain is not that vessel; a vessel that switched AIS off has none)."""
+    v = st.vessels.get(mmsi)
+    return v is not None and 0 <= t_ms - v.track.t_ms <= FRESH_FIX_MS
+
+
+def _retire(st: AreaState, key: str, tg: _Target) -> None:
+    """A radar target that was lost (status ``lost``, or no report for ``camera_lost_s``)
+    leaves its key to the next target of that number: it stays, under
+    ``<key>@<first t_ms>`` with its subject, until it ages out like a lost camera target."""
+    del st.targets[key]
+    tg.subject = own_subject(tg)
+    new_key = f"{key}@{tg.first_t_ms}"
+    st.targets[new_key] = tg
+    partner = st.targets.get(tg.fused) if tg.fused else None
+    if partner is not None and partner.fused == key:
+        partner.fused = new_key
+
+
+def apply_radar(
+    st: AreaState,
+    r: RadarTarget,
+    cache: _StepCache,
+    th: Thresholds,
+    cameras: Mapping[str, Any] | None = None,
+) -> None:
     """One radar report: its target moved, matched to the AIS vessel that explains it
-    (dead-reckoned to the report's time, gated by both uncertainties) or to none."""
+    (dead-reckoned to the report's time, gated by both uncertainties) or to none, and
+    fused with the camera target that is the same vessel (:mod:`pipeline.engine.radar_camera`;
+    ``cameras``: the area's camera models by id, ``None``: no fusion)."""
     key = radar_target_key(r)
+    tg = st.targets.get(key)
+    if tg is not None and (r.status == "lost" or r.t_ms - tg.t_ms > th.camera_lost_s * 1000.0):
+        _retire(st, key, tg)  # the radar reuses target numbers: the next one is a new target
+        tg = None
     if r.status == "lost":
         return  # the target ages out like a camera target the camera lost
     v = cache.vessel_arrays(st)
@@ -63,10 +105,11 @@ def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds
         )[0]
     )
     mmsi = int(v.mmsi[owner]) if owner >= 0 else -1
-    tg = st.targets.get(key)
     if tg is None:
         tg = _Target(camera_id=f"radar:{r.radar_id}", track_id=r.target_number,
                      first_t_ms=r.t_ms, t_ms=r.t_ms)  # fmt: skip
+        if own_subject(tg) in {ep.subject for ep in st.episodes.values()}:
+            tg.subject = f"{own_subject(tg)}@{r.t_ms}"  # an earlier target of that number
         st.targets[key] = tg
     tg.detections.append({
         "radar_id": r.radar_id, "target_id": r.target_id, "t_ms": int(r.t_ms),
@@ -88,6 +131,19 @@ def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds
     if mmsi >= 0:
         tg.ever_matched = True
         tg.last_mmsi = mmsi
+        tg.match_run += 1
+        tg.match_best = max(tg.match_best, tg.match_run)
+    else:
+        tg.match_run = 0
+        if (
+            tg.ever_matched
+            and tg.match_best < SOLID_MATCH_REPORTS
+            and _reports_elsewhere(st, tg.last_mmsi, r.t_ms)
+        ):
+            # never explained by AIS for long, and the vessel it matched reports, fresh,
+            # where this target is not: that was a vessel passing by (a radar gate is
+            # hundreds of metres wide far out), not this one
+            tg.ever_matched, tg.last_mmsi, tg.match_best = False, -1, 0
     if r.status == "tracking":
         # The radar's own tracker has acquired the target (ARPA: acquiring, then tracking
         # once its plots form a consistent track), which is what the camera targets' M-of-N
@@ -97,3 +153,5 @@ def apply_radar(st: AreaState, r: RadarTarget, cache: _StepCache, th: Thresholds
             tg.confirmed_t_ms = int(r.t_ms)
         if tg.anchor_t_ms >= 0:
             tg.anchor_solid = True
+    if cameras:
+        fuse_report(st, key, tg, r, cameras, th)

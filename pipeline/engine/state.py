@@ -154,6 +154,12 @@ class _Target(msgspec.Struct, kw_only=True):
     trail: list[list[float]] = msgspec.field(default_factory=list)
     detections: list[dict[str, Any]] = msgspec.field(default_factory=list)
     uris: list[str] = msgspec.field(default_factory=list)
+    fused: str = ""
+    subject: str = ""
+    fuse_pending: str = ""
+    fuse_n: int = 0
+    match_run: int = 0
+    match_best: int = 0
 
 
 class _Episode(msgspec.Struct, kw_only=True):

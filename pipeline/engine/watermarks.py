@@ -194,7 +194,7 @@ def release(
         _apply_frame(st, fr, ctx, cache)
     for r in sorted(late_radar, key=lambda x: (x.t_ms, x.radar_id, x.target_number)):
         st.count("late")
-        apply_radar(st, r, cache, th)
+        apply_radar(st, r, cache, th, ctx.cameras)
     out: list[Alert] = []
     if w_ms > st.released_t_ms:
         tracks = [x for x in st.held_tracks if x.t_ms < w_ms]
@@ -221,7 +221,7 @@ def release(
             elif kind == 1:
                 _apply_frame(st, frames[i], ctx, cache)
             else:
-                apply_radar(st, radar[i], cache, th)
+                apply_radar(st, radar[i], cache, th, ctx.cameras)
         out += evaluate_until(st, ctx, w_ms, cache)
         st.released_t_ms = w_ms
     cache.store(st)

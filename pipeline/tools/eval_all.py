@@ -287,17 +287,58 @@ def ensure_night(site: Any, site_dir: Path, spec: NightSpec, night_dir: Path) ->
     return truth, True
 
 
-def _save(night_dir: Path, alerts: Sequence[Any], result: dict, extra: dict) -> None:
-    with open(night_dir / "alerts.jsonl", "wb") as fh:
+def _save(
+    night_dir: Path, alerts: Sequence[Any], result: dict, extra: dict, suffix: str = ""
+) -> None:
+    with open(night_dir / f"alerts{suffix}.jsonl", "wb") as fh:
         for a in alerts:
             fh.write(msgspec.json.encode(a) + b"\n")
-    (night_dir / "result.json").write_text(
+    (night_dir / f"result{suffix}.json").write_text(
         json.dumps({**extra, "metrics": result}, sort_keys=True, indent=1) + "\n"
     )
 
 
-def _replay_seed(site_dir: str, spec: NightSpec, night_dir: str) -> dict[str, Any]:
-    """Simulate (or reuse) and replay one night; runs in a worker process."""
+def _night_radar(site_dir: str, truth: dict[str, Any], seed: int) -> list[Any]:
+    """The radar reports of a simulated night: what the site's radars see of its true
+    tracks (:func:`pipeline.tools.simulate_radar.simulate_radar`, seeded by the night's
+    seed), decoded as the ingest decodes them."""
+    from pipeline.radar_files import radar_reports
+    from pipeline.radars import load_radars
+    from pipeline.tools.simulate_radar import simulate_radar
+
+    radars = load_radars(site_dir)
+    if not radars:
+        raise ConfigError(f"--radar: {site_dir} has no radars.yaml")
+    return radar_reports(simulate_radar(truth, radars, seed=seed), radars)
+
+
+def dark_first_alerts(site: Any, truth: dict[str, Any], alerts: Sequence[Any]) -> list[dict]:
+    """For each vessel of a planted ``dark_vessel`` or ``dark_approach`` event: the first
+    alert on it (:func:`pipeline.tools.eval_radar.first_alerts`) and its distance from the
+    coastline, m (``None``: not alerted)."""
+    from pipeline.engine.state import AreaContext
+    from pipeline.tools.eval_radar import first_alerts
+
+    kinds: dict[str, set[str]] = {}
+    for ev in truth["events"]:
+        if ev["kind"] in ("dark_vessel", "dark_approach"):
+            for vid in ev["vessel_ids"]:
+                kinds.setdefault(vid, set()).add(ev["kind"])
+    planted = {vid: "+".join(sorted(k)) for vid, k in kinds.items()}
+    geometry = AreaContext.from_site(site).geometry
+    first = first_alerts(list(alerts), truth, set(planted), geometry)
+    return [
+        {"vessel": vid, "planted": planted[vid], "kind": (first.get(vid) or {}).get("kind"),
+         "coast_m": (first.get(vid) or {}).get("coast_m")}
+        for vid in sorted(planted)
+    ]  # fmt: skip
+
+
+def _replay_seed(
+    site_dir: str, spec: NightSpec, night_dir: str, radar: bool = False
+) -> dict[str, Any]:
+    """Simulate (or reuse) and replay one night, with the simulated radar reports of the
+    site's radars if ``radar``; runs in a worker process."""
     from pipeline.replay import replay
     from pipeline.site import load_site
 
@@ -305,8 +346,14 @@ def _replay_seed(site_dir: str, spec: NightSpec, night_dir: str) -> dict[str, An
     nd = Path(night_dir)
     t0 = time.monotonic()
     truth, simulated = ensure_night(site, Path(site_dir), spec, nd)
+    reports = _night_radar(site_dir, truth, spec.seed) if radar else []
+    if radar:
+        from pipeline.radars import load_radars
+        from pipeline.tools.eval_radar import radar_truth
+
+        truth = radar_truth(truth, load_radars(site_dir))
     t1 = time.monotonic()
-    alerts = replay(site, [nd / "ais.nmea"], [nd / "detections.jsonl"])
+    alerts = replay(site, [nd / "ais.nmea"], [nd / "detections.jsonl"], radar=reports)
     t2 = time.monotonic()
     result = evaluate(truth, alerts)
     port = port_false_alerts(truth, alerts, site.zones)
@@ -316,9 +363,10 @@ def _replay_seed(site_dir: str, spec: NightSpec, night_dir: str) -> dict[str, An
         "seed": spec.seed, "mode": "replay", "noise": spec.noise, "simulated": simulated,
         "simulate_s": round(t1 - t0, 1), "run_s": round(t2 - t1, 1),
         "alerts": len({a.data.alert_id for a in alerts}), "port_false_alerts": port,
-        "false_alerts": false,
+        "false_alerts": false, "radar": radar, "radar_reports": len(reports),
+        "dark_first_alerts": [{"seed": spec.seed, **r} for r in dark_first_alerts(site, truth, alerts)],
     }  # fmt: skip
-    _save(nd, alerts, result, info)
+    _save(nd, alerts, result, info, "-radar" if radar else "")
     return {**info, "metrics": result}
 
 
@@ -400,6 +448,7 @@ def run_eval_all(
     jobs: int = 1,
     say: Any = None,
     noise: Sequence[str] = ("none",),
+    radar: bool = False,
 ) -> dict[str, Any]:
     """Replay every seed, run the Kafka seeds through the pipeline, pool and check goals.
 
@@ -418,6 +467,8 @@ def run_eval_all(
     :param say: progress callback taking one line of text
     :param noise: the simulator's noise levels to replay each seed at (``"none"``: the
         clean nights of ``replay``; others: in ``noise``)
+    :param radar: replay each night with the simulated reports of the site's radars
+        (``alerts-radar.jsonl``, ``result-radar.json`` and ``summary-radar.json`` in ``out``)
     :return: ``{"replay": {kind: metrics}, "kafka": {kind: metrics} | None, "seeds": [per
         run: seed, mode, timings, alert count, port false alerts, metrics], "goals":
         {"replay": check, "kafka": check | None}, "noise": {level: {"replay", "seeds",
@@ -432,7 +483,7 @@ def run_eval_all(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = [NightSpec(s, start_iso, duration_s, fps, lvl) for lvl in noise for s in seeds]
-    args = [(str(site_dir), sp, str(out / _night_dir_name(sp))) for sp in specs]
+    args = [(str(site_dir), sp, str(out / _night_dir_name(sp)), radar) for sp in specs]
     all_runs: list[dict[str, Any]] = []
 
     def done(r: dict[str, Any]) -> None:
@@ -459,7 +510,8 @@ def run_eval_all(
         pooled, _port = _pool(lruns)
         false = [f for r in lruns for f in r.get("false_alerts", [])]
         noisy[lvl] = {"replay": pooled, "seeds": lruns, "false_alerts": false,
-                      "goals": check_noise_goals(pooled, false)}  # fmt: skip
+                      "goals": check_noise_goals(pooled, false),
+                      "dark_first_alerts": [d for r in lruns for d in r["dark_first_alerts"]]}  # fmt: skip
     kafka_runs: list[dict[str, Any]] = []
     kafka_error = None
     if kafka_seeds:
@@ -479,14 +531,32 @@ def run_eval_all(
             "kafka": check_goals(kafka_result, kafka_port) if kafka_result is not None else None,
         },
         "noise": noisy,
+        "radar": radar,
+        "dark_first_alerts": [d for r in runs for d in r["dark_first_alerts"]],
         "kafka_error": kafka_error,
         "runtime_s": round(time.monotonic() - t_start, 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, sort_keys=True, indent=1) + "\n")
+    (out / f"summary{'-radar' if radar else ''}.json").write_text(
+        json.dumps(summary, sort_keys=True, indent=1) + "\n"
+    )
     return summary
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+def format_dark_first(rows: Sequence[dict[str, Any]]) -> str:
+    """The first alert on each planted dark vessel, as a table."""
+    if not rows:
+        return "dark vessels: none planted"
+    out = ["first alert on each planted dark vessel (distance from the coastline):",
+           "| seed | vessel | planted | first alert |", "|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        cell = (
+            "not alerted" if r["kind"] is None else f"{r['kind']} at {r['coast_m'] / 1000:.1f} km"
+        )
+        out.append(f"| {r['seed']} | {r['vessel']} | {r['planted']} | {cell} |")
+    return "\n".join(out)
 
 
 def _seed_list(text: str) -> list[int]:
@@ -524,10 +594,11 @@ def cmd_eval_all(args: argparse.Namespace) -> int:
         args.site, seeds, parse_duration(args.duration), args.start, args.out, fps=args.fps,
         kafka_seeds=kafka_seeds, kafka_duration_s=parse_duration(args.kafka_duration),
         kafka_start_iso=args.kafka_start, kafka_fps=args.kafka_fps, kafka_speed=args.kafka_speed,
-        jobs=args.jobs, say=say, noise=levels,
+        jobs=args.jobs, say=say, noise=levels, radar=getattr(args, "radar", False),
     )  # fmt: skip
     if args.json:
-        keys = ("replay", "kafka", "seeds", "goals", "noise", "kafka_error", "runtime_s")
+        keys = ("replay", "kafka", "seeds", "goals", "noise", "radar", "dark_first_alerts",
+                "kafka_error", "runtime_s")  # fmt: skip
         print(json.dumps({k: res[k] for k in keys}, sort_keys=True))
     else:
         n = len(seeds)
@@ -537,12 +608,14 @@ def cmd_eval_all(args: argparse.Namespace) -> int:
                   f"{args.duration} from {args.start}, {args.fps:g} frame/s")  # fmt: skip
             print(format_table(res["replay"]))
             print(check_line(res["goals"]["replay"]))
+            print(format_dark_first(res["dark_first_alerts"]))
         for lvl, nr in res["noise"].items():
             print(f"\nreplay, {lvl} noise: {which}, "
                   f"{args.duration} from {args.start}, {args.fps:g} frame/s")  # fmt: skip
             print(format_table(nr["replay"]))
             print(noise_check_line(nr["goals"]))
             print(format_false_alerts(nr["false_alerts"]))
+            print(format_dark_first(nr["dark_first_alerts"]))
         if res["kafka"] is not None:
             print(f"\nkafka pipeline: seed{'s' * (len(kafka_seeds) != 1)} "
                   f"{', '.join(map(str, kafka_seeds))}, {args.kafka_duration} from "

@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.geo import haversine_m
-from pipeline.engine.radar import decode_radar_lines
+from pipeline.radar_files import radar_reports
 from pipeline.radars import load_radars
 from pipeline.replay import run_replay
 from pipeline.site import load_site
 from pipeline.tools.simulate import SimConfig, simulate
 from pipeline.tools.simulate_radar import simulate_radar
 
-__all__ = ["cmd_eval_radar", "eval_radar"]
+__all__ = ["cmd_eval_radar", "eval_radar", "first_alerts", "radar_truth"]
 
 #: an alert belongs to a vessel when it lies this close to the vessel's true position, m
 ATTRIBUTION_M = 800.0
@@ -47,7 +47,7 @@ def _at(vessel: dict[str, Any], t_ms: int) -> tuple[float, float]:
     return float(np.interp(t_ms, tr[:, 0], tr[:, 1])), float(np.interp(t_ms, tr[:, 0], tr[:, 2]))
 
 
-def _first_alerts(alerts: list[Any], truth: dict[str, Any], vids: set[str], geometry) -> dict:
+def first_alerts(alerts: list[Any], truth: dict[str, Any], vids: set[str], geometry) -> dict:
     vessels = {v["id"]: v for v in truth["vessels"] if v["id"] in vids}
     first: dict[str, dict[str, Any]] = {}
     for a in alerts:
@@ -68,6 +68,41 @@ def _first_alerts(alerts: list[Any], truth: dict[str, Any], vids: set[str], geom
     return first
 
 
+def radar_truth(truth: dict[str, Any], radars: dict[str, Any]) -> dict[str, Any]:
+    """The night's truth as a site with these radars should be judged: each planted
+    ``dark_vessel`` event begins when its vessel is first dark (no AIS) inside a radar's
+    cover (:func:`pipeline.tools.simulate_radar.cover_m`), if that is earlier than the
+    simulator's time (when a shore camera can first see it). A radar alert kilometres
+    before the camera's is then on time, not a false alert and a miss.
+    """
+    from pipeline.tools.simulate_radar import _target_height_m, cover_m
+
+    vessels = {v["id"]: v for v in truth["vessels"]}
+    events = []
+    for ev in truth["events"]:
+        if ev["kind"] != "dark_vessel":
+            events.append(ev)
+            continue
+        t0 = ev["t_ms"]
+        for vid in ev["vessel_ids"]:
+            v = vessels.get(vid)
+            if v is None or not v["track"]:
+                continue
+            tr = np.asarray(v["track"], dtype=float)
+            dark = np.ones(len(tr), dtype=bool)
+            for a, b in v.get("ais_intervals") or []:
+                dark &= ~((tr[:, 0] >= a) & (tr[:, 0] <= b))
+            h = _target_height_m(float(v.get("length_m") or 10.0))
+            seen = np.zeros(len(tr), dtype=bool)
+            for r in radars.values():
+                seen |= haversine_m(r.lon, r.lat, tr[:, 1], tr[:, 2]) <= cover_m(r, h)
+            idx = np.flatnonzero(dark & seen & (tr[:, 0] <= ev.get("t_end_ms", t0)))
+            if idx.size:
+                t0 = min(t0, int(tr[idx[0], 0]))
+        events.append({**ev, "t_ms": t0} if t0 != ev["t_ms"] else ev)
+    return {**truth, "events": events}
+
+
 def eval_radar(site_dir: str, seeds: list[int], duration_s: int, start: str) -> dict[str, Any]:
     site = load_site(site_dir)
     radars = load_radars(site_dir)
@@ -77,11 +112,7 @@ def eval_radar(site_dir: str, seeds: list[int], duration_s: int, start: str) -> 
             cfg = SimConfig(seed=seed, start=datetime.fromisoformat(start), duration_s=duration_s)
             truth = simulate(site, cfg, tmp)
             lines = simulate_radar(truth, radars, seed=seed)
-            reports = []
-            for rid, radar in radars.items():
-                mine = [ln for ln in lines if ln.startswith(f"\\s:{rid},")]
-                got, _ = decode_radar_lines(mine, [0] * len(mine), f"file:{rid}", radar)
-                reports += got
+            reports = radar_reports(lines, radars)
             ais, det = [str(Path(tmp) / "ais.nmea")], [str(Path(tmp) / "detections.jsonl")]
             without = run_replay(site, ais, det, drain_s=600).alerts
             with_radar = run_replay(site, ais, det, drain_s=600, radar=reports).alerts
@@ -94,8 +125,8 @@ def eval_radar(site_dir: str, seeds: list[int], duration_s: int, start: str) -> 
             if ev["kind"] in ("dark_vessel", "dark_approach")
             for vid in ev["vessel_ids"]
         }
-        a = _first_alerts(without, truth, set(dark), geometry)
-        b = _first_alerts(with_radar, truth, set(dark), geometry)
+        a = first_alerts(without, truth, set(dark), geometry)
+        b = first_alerts(with_radar, truth, set(dark), geometry)
         for vid in sorted(dark):
             rows.append({
                 "seed": seed, "vessel": vid, "planted": dark[vid],

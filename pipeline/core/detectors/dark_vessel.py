@@ -59,11 +59,15 @@ def dark_vessel(
     night = night_mask(v, rows, start, th) if rows.size else np.zeros(0, bool)
     out = []
     for j, i in enumerate(rows.tolist()):
+        # radar targets (and the camera targets fused with them) have radar subjects
+        seen = (
+            "tracked by radar" if str(v.subject[i]).startswith("cam:radar:") else "seen by camera"
+        )
         f = [
             Factor(
                 "no_ais_match",
                 40.0,
-                f"seen by camera without any AIS match for >= {th.dark_vessel_min_s:.0f} s",
+                f"{seen} without any AIS match for >= {th.dark_vessel_min_s:.0f} s",
             )
         ]
         if night[j]:
