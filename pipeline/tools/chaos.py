@@ -925,11 +925,11 @@ async def run_live(
         await sink.publisher.flush(120)
         watch.last_change = max(watch.last_change, time.monotonic())
         # wait for the worker to be back (the probe answered, at most 180 s after the
-        # fault), then until nothing new came for quiet_s, at most max_wait_s more
+        # fault)
         if side:
             await asyncio.wait(side, timeout=240)
         # a loaded worker may be minutes behind: wait while it still puts out the input's
-        # positions (at most caught_up_s), then until nothing new came for quiet_s
+        # positions (at most caught_up_s, unless none came for stalled_s)
         caught_up = time.monotonic() + caught_up_s
         while time.monotonic() < caught_up and not expected_positions <= watch.positions:
             if time.monotonic() - watch.last_change >= stalled_s:
