@@ -118,3 +118,22 @@ def test_replay_of_the_short_chaos_night_does_not_depend_on_its_window(tmp_path)
         )
         opened[window_ms] = sorted(a.data.alert_id for a in r.alerts if a.data.status == "open")
     assert opened[1_000] and opened[300_000] == opened[1_000]
+
+
+@pytest.mark.unit
+def test_only_vessels_that_can_reach_the_area_are_stepped_report_by_report() -> None:
+    # rounds cost a Track per report: a vessel whose reports are all outside the area's
+    # box gets one update per batch, as before
+    inside, ss, _ = landing_boat(NIGHT)
+    outside = [fix(412345009, NIGHT + k * 10_000, 111.5, 21.5, 8.0, 90.0) for k in range(10)]
+    batch = sorted(inside[:10] + outside, key=lambda p: p.t_ms)
+    bbox = (109.5, 19.5, 110.9, 20.5)
+    result, every = track_step_per_fix({}, batch, ss, TrackParams(), bbox)
+    assert sorted(tr.t_ms for tr in every if tr.mmsi == inside[0].mmsi) == [
+        p.t_ms for p in inside[:10]
+    ]
+    assert [tr.t_ms for tr in every if tr.mmsi == 412345009] == [outside[-1].t_ms]
+    single = track_step({}, batch, ss, TrackParams())
+    enc = msgspec.json.encode
+    assert sorted(enc(tr) for tr in result.updates) == sorted(enc(tr) for tr in single.updates)
+    assert result.counters["positions"] == 20 and result.counters["updates"] == 2

@@ -451,7 +451,7 @@ def track_batch(
     """
     sta = [*driver.orphans.values(), *statics] if driver.orphans else list(statics)
     driver.orphans.clear()
-    result, every = track_step_per_fix(prev, positions, sta, params)
+    result, every = track_step_per_fix(prev, positions, sta, params, bbox)
     for st in result.orphan_statics:
         driver.orphans[st.mmsi] = st
     dropped = 0
@@ -508,6 +508,7 @@ def track_step_per_fix(
     positions: Sequence[AisPosition] | PositionColumns,
     statics: Sequence[AisStatic],
     params: TrackParams = TrackParams(),
+    bbox: Sequence[float] | None = None,
 ) -> tuple[TrackStepResult, list[Track]]:
     """:func:`track_step` that also gives the track's state after each accepted report.
 
@@ -520,8 +521,15 @@ def track_step_per_fix(
     with the ``k``-th report of every MMSI (:func:`fix_rounds`), the statics with the
     first: each accepted report gives one update, however the input was batched.
 
+    Rounds cost a Track record per report instead of one per MMSI, so only the vessels
+    that need them go through rounds: those with more than one report in the batch, one
+    of them inside ``bbox`` (an update outside never reaches the area). The others take
+    one step, as before.
+
+    :param bbox: the area's ``(lon_min, lat_min, lon_max, lat_max)``, degrees (``None``:
+        every vessel may reach the area)
     :returns: the step's result (one update per MMSI, the last; the counters and rejected
-        reports of all rounds), and every update in round order
+        reports of all rounds), and every update
     """
     pc = (
         positions
@@ -529,10 +537,54 @@ def track_step_per_fix(
         else PositionColumns.from_records(positions)
     )
     rank = fix_rounds(pc.mmsi)
-    n_rounds = int(rank.max()) + 1 if len(rank) else 1
-    if n_rounds == 1:
+    if not len(rank) or int(rank.max()) == 0:
         result = track_step(prev, pc, statics, params)
         return result, result.updates
+    near = np.ones(len(pc), dtype=bool)
+    if bbox is not None:
+        lon0, lat0, lon1, lat1 = bbox
+        near = (pc.lon >= lon0) & (pc.lon <= lon1) & (pc.lat >= lat0) & (pc.lat <= lat1)
+    multi = np.unique(pc.mmsi[rank >= 1])
+    rounds_of = np.intersect1d(multi, np.unique(pc.mmsi[near]))
+    if len(rounds_of) == 0:
+        result = track_step(prev, pc, statics, params)
+        return result, result.updates
+    in_rounds = np.isin(pc.mmsi, rounds_of)
+    if in_rounds.all():
+        return _in_rounds(prev, pc, rank, statics, params)
+    chosen = set(rounds_of.tolist())
+    rest = track_step(
+        prev,
+        pc.take(np.flatnonzero(~in_rounds)),
+        [x for x in statics if x.mmsi not in chosen],
+        params,
+    )
+    sel = np.flatnonzero(in_rounds)
+    got, every = _in_rounds(
+        prev, pc.take(sel), rank[sel], [x for x in statics if x.mmsi in chosen], params
+    )
+    counters = Counter(rest.counters)
+    counters.update(got.counters)
+    counters["updates"] = len(rest.updates) + len(got.updates)
+    result = TrackStepResult(
+        updates=rest.updates + got.updates,
+        rejected=rest.rejected + got.rejected,
+        counters=dict(counters),
+        orphan_statics=rest.orphan_statics + got.orphan_statics,
+    )
+    return result, rest.updates + every
+
+
+def _in_rounds(
+    prev: Mapping[int, Track],
+    pc: PositionColumns,
+    rank: np.ndarray,
+    statics: Sequence[AisStatic],
+    params: TrackParams,
+) -> tuple[TrackStepResult, list[Track]]:
+    """:func:`track_step_per_fix` of reports all stepped in rounds (``rank``: each
+    report's round, :func:`fix_rounds`)."""
+    n_rounds = int(rank.max()) + 1
     last: dict[int, Track] = {}
     view = _Stepped(prev, last)
     every: list[Track] = []
