@@ -74,3 +74,25 @@ def test_sources_that_all_fall_silent_together_leave_the_newest_as_the_progress(
     assert sp.progress(W + 12_600) == T + 1_200_000  # both silent since: all is in
     sp.add("night", T + 1_000, W + 13_000)
     assert sp.progress(W + 13_000) == T + 1_200_000  # never goes back
+
+
+def test_a_broker_outage_ticked_through_forgets_no_source() -> None:
+    """The stage states its progress every second with no input (the timer): through a
+    broker outage longer than the idle time every source is silent, and the first heard
+    again (the probes, far ahead) must not leave the night's backlog behind (measured:
+    ``connectors-broker-away`` released the area 11 min of event time past the night's
+    AIS still in the connector's buffer, and the AIS came late)."""
+    sp = SourceProgress(idle_ms=10_000, warmup_ms=0)
+    sp.add("night", T, W)
+    sp.add("probes", T + 1_000, W)
+    for k in range(1, 30):  # the ticks while the broker is away
+        assert sp.progress(W + k * 1_000) <= T + 1_000
+    sp.add("probes", T + 700_000, W + 30_000)  # back: the probes first, far ahead
+    assert sp.progress(W + 30_000) == T + 1_000
+    assert sp.progress(W + 31_000) == T + 1_000  # the night's backlog still holds it
+    sp.add("night", T + 60_000, W + 31_500)
+    assert sp.progress(W + 31_500) == T + 60_000
+    # a source that never comes back stops holding the progress after the idle time
+    for k in range(1, 12):
+        sp.add("probes", T + 700_000 + k * 1_000, W + 31_500 + k * 1_000)
+    assert sp.progress(W + 42_600) == T + 711_000

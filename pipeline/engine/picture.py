@@ -26,11 +26,11 @@ input alone, so the alerts do not depend on how the input is batched or how fast
 path delivered it (tested with Hypothesis). Each alert carries the event time at which its
 condition became true, computed exactly (e.g. stop start + dwell), not the evaluation time.
 
-**Batching of tracks.** :func:`track_step` publishes one Track per MMSI per batch (its
-last state). The detectors read the event-time marks the Track carries (first fix, start
-of the current stop and slow runs, first impossible-speed jump, identity change), so the
-alerts depend on the fixes, not on how the track agent batched them; only the evidence
-trail and the AIS positions association sees are sampled at the batch ends.
+**Batching of tracks.** The area gets one Track per accepted AIS report, however the
+track agent batched the reports (:func:`pipeline.engine.tracks.track_step_per_fix`; the
+tracks table keeps one per MMSI, the last). A batch of minutes of reports (a worker
+catching up with a backlog) is therefore no AIS silence and moves a vessel fix by fix, as
+replay's one-second windows do, so the alerts depend on the fixes, not on the batching.
 
 **Quiet areas.** A condition that matures with time alone (a dwell, an AIS silence) is
 evaluated at least every second of event time as the area's watermark advances, with or

@@ -13,7 +13,9 @@ was receiving input is idle (a receiver gone, a one-off client) and no longer ho
 progress back, until it sends again. A gap of more than :data:`STAGE_GAP_MS` with no
 record from any source (the broker away, the worker stopped) restarts that clock: a
 source is not idle because nothing at all came through; when every source has gone silent
-at once, the newest time any of them delivered is the progress. For :data:`SOURCE_WARMUP_MS` after the first record (a worker started or
+at once, the newest time any of them delivered is the progress, and none is forgotten
+(the ticks of a stage cut off from the broker find every source silent: the first heard
+again must not leave the others' backlogs behind). For :data:`SOURCE_WARMUP_MS` after the first record (a worker started or
 restarted), no progress is stated: every source with a backlog has had the time to be
 heard from. The progress never goes back.
 """
@@ -74,8 +76,11 @@ class SourceProgress:
             # every source silent at once: nothing of any is in flight, so all each delivered
             # is in; the newest of them is the progress (a source that sends again after a
             # broker outage comes back within the AIS disorder of the others, real-time
-            # receivers being in step)
+            # receivers being in step). None is forgotten: silent together is the broker
+            # (or this worker) cut off as much as the end of the input, and the first
+            # source heard again must not leave the backlogs of the others behind
             self.stated_ms = max(self.stated_ms, max(self.newest.values(), default=-1))
+            return self.stated_ms
         for s in quiet:
             # idle: forgotten (it counts again from its next record)
             self.seen_ms.pop(s)

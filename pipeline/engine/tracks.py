@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -451,7 +451,7 @@ def track_batch(
     """
     sta = [*driver.orphans.values(), *statics] if driver.orphans else list(statics)
     driver.orphans.clear()
-    result = track_step(prev, positions, sta, params)
+    result, every = track_step_per_fix(prev, positions, sta, params, bbox)
     for st in result.orphan_statics:
         driver.orphans[st.mmsi] = st
     dropped = 0
@@ -460,9 +460,167 @@ def track_batch(
         driver.orphans.clear()
     return TrackBatch(
         result=result,
-        area_updates=[tr for tr in result.updates if in_area(tr, bbox)],
+        area_updates=[tr for tr in every if in_area(tr, bbox)],
         orphans_dropped=dropped,
     )
+
+
+class _Stepped(Mapping[int, Track]):
+    """The tracks before a batch with the updates of its earlier rounds over them
+    (:func:`track_step` reads ``.get`` only; the table view under it may not iterate)."""
+
+    def __init__(self, prev: Mapping[int, Track], new: dict[int, Track]) -> None:
+        self.prev = prev
+        self.new = new
+
+    def __getitem__(self, mmsi: int) -> Track:
+        tr = self.new.get(mmsi)
+        return tr if tr is not None else self.prev[mmsi]
+
+    def get(self, mmsi: int, default: Any = None) -> Any:
+        tr = self.new.get(mmsi)
+        return tr if tr is not None else self.prev.get(mmsi, default)
+
+    def __iter__(self) -> Iterator[int]:
+        raise TypeError("the tracks of a batch in rounds are read by MMSI only")
+
+    def __len__(self) -> int:
+        raise TypeError("the tracks of a batch in rounds are read by MMSI only")
+
+
+def fix_rounds(mmsi: np.ndarray) -> np.ndarray:
+    """Each report's rank among the reports of its MMSI in the batch (0 for the first to
+    arrive): round ``k`` holds the ``k``-th report of every MMSI, in arrival order."""
+    n = len(mmsi)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(mmsi, kind="stable")
+    sm = mmsi[order]
+    starts = np.concatenate([[0], np.flatnonzero(sm[1:] != sm[:-1]) + 1])
+    first = np.repeat(starts, np.diff(np.concatenate([starts, [n]])))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64) - first
+    return rank
+
+
+def track_step_per_fix(
+    prev: Mapping[int, Track],
+    positions: Sequence[AisPosition] | PositionColumns,
+    statics: Sequence[AisStatic],
+    params: TrackParams = TrackParams(),
+    bbox: Sequence[float] | None = None,
+) -> tuple[TrackStepResult, list[Track]]:
+    """:func:`track_step` that also gives the track's state after each accepted report.
+
+    One Track per MMSI per batch (its last state) is what a table keeps, but not what
+    the area may see: a vessel whose reports of five minutes came in one batch (a
+    backlog after a restart, a pause, a broker outage, an overloaded worker) would reach
+    the area as one update, and the area would see five minutes of AIS silence (a false
+    ``dark_approach``) and its position only at the batch's end (camera targets left
+    unmatched: a false ``dark_vessel``). So the batch is stepped in rounds, round ``k``
+    with the ``k``-th report of every MMSI (:func:`fix_rounds`), the statics with the
+    first: each accepted report gives one update, however the input was batched.
+
+    Rounds cost a Track record per report instead of one per MMSI, so only the vessels
+    that need them go through rounds: those with more than one report in the batch, one
+    of them inside ``bbox`` (an update outside never reaches the area). The others take
+    one step, as before.
+
+    :param bbox: the area's ``(lon_min, lat_min, lon_max, lat_max)``, degrees (``None``:
+        every vessel may reach the area)
+    :returns: the step's result (one update per MMSI, the last; the counters and rejected
+        reports of all rounds), and every update
+    """
+    pc = (
+        positions
+        if isinstance(positions, PositionColumns)
+        else PositionColumns.from_records(positions)
+    )
+    rank = fix_rounds(pc.mmsi)
+    if not len(rank) or int(rank.max()) == 0:
+        result = track_step(prev, pc, statics, params)
+        return result, result.updates
+    near = np.ones(len(pc), dtype=bool)
+    if bbox is not None:
+        lon0, lat0, lon1, lat1 = bbox
+        near = (pc.lon >= lon0) & (pc.lon <= lon1) & (pc.lat >= lat0) & (pc.lat <= lat1)
+    multi = np.unique(pc.mmsi[rank >= 1])
+    rounds_of = np.intersect1d(multi, np.unique(pc.mmsi[near]))
+    if len(rounds_of) == 0:
+        result = track_step(prev, pc, statics, params)
+        return result, result.updates
+    in_rounds = np.isin(pc.mmsi, rounds_of)
+    if in_rounds.all():
+        return _in_rounds(prev, pc, rank, statics, params)
+    chosen = set(rounds_of.tolist())
+    rest = track_step(
+        prev,
+        pc.take(np.flatnonzero(~in_rounds)),
+        [x for x in statics if x.mmsi not in chosen],
+        params,
+    )
+    sel = np.flatnonzero(in_rounds)
+    got, every = _in_rounds(
+        prev, pc.take(sel), rank[sel], [x for x in statics if x.mmsi in chosen], params
+    )
+    counters = Counter(rest.counters)
+    counters.update(got.counters)
+    counters["updates"] = len(rest.updates) + len(got.updates)
+    result = TrackStepResult(
+        updates=rest.updates + got.updates,
+        rejected=rest.rejected + got.rejected,
+        counters=dict(counters),
+        orphan_statics=rest.orphan_statics + got.orphan_statics,
+    )
+    return result, rest.updates + every
+
+
+def _in_rounds(
+    prev: Mapping[int, Track],
+    pc: PositionColumns,
+    rank: np.ndarray,
+    statics: Sequence[AisStatic],
+    params: TrackParams,
+) -> tuple[TrackStepResult, list[Track]]:
+    """:func:`track_step_per_fix` of reports all stepped in rounds (``rank``: each
+    report's round, :func:`fix_rounds`)."""
+    n_rounds = int(rank.max()) + 1
+    last: dict[int, Track] = {}
+    view = _Stepped(prev, last)
+    every: list[Track] = []
+    rejected: list[tuple[AisPosition, str]] = []
+    counters: Counter[str] = Counter()
+    orphans: list[AisStatic] = []
+    jumps: dict[int, Track] = {}  # the first update of each MMSI with a jump
+    for k in range(n_rounds):
+        part = pc.take(np.flatnonzero(rank == k))
+        r = track_step(view, part, statics if k == 0 else (), params)
+        for tr in r.updates:
+            last[tr.mmsi] = tr
+            if tr.jump_t_ms is not None:
+                jumps.setdefault(tr.mmsi, tr)
+        every += r.updates
+        rejected += r.rejected
+        counters.update(r.counters)
+        if k == 0:
+            orphans = r.orphan_statics
+    for m, j in jumps.items():  # the batch's first jump stays on its last state, as in one step
+        tr = last[m]
+        if tr.jump_t_ms is None:
+            last[m] = msgspec.structs.replace(
+                tr,
+                jump_t_ms=j.jump_t_ms,
+                jump_speed_kn=j.jump_speed_kn,
+                flags=[*tr.flags, "impossible_speed"],
+            )
+    counters["updates"] = len(last)
+    result = TrackStepResult(
+        updates=list(last.values()),
+        rejected=rejected,
+        counters=dict(counters),
+        orphan_statics=orphans,
+    )
+    return result, every
 
 
 def sweep_idle(

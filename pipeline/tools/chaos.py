@@ -549,6 +549,8 @@ class Watch:
         #: probe MMSI -> [(monotonic s seen, fix t_ms)]
         self.probe_seen: dict[int, list[tuple[float, int]]] = {m: [] for m in probes}
         self.last_change = time.monotonic()
+        #: alerts partition -> the offset after the last alert read
+        self.alerts_read: dict[int, int] = {}
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -565,7 +567,9 @@ class Watch:
         self.consumer.assign(parts)
         await self.consumer.seek_to_end(*parts)
         for tp in parts:
-            await self.consumer.position(tp)
+            at = await self.consumer.position(tp)
+            if tp.topic == topics.ALERT.name:
+                self.alerts_read[tp.partition] = at
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -583,6 +587,7 @@ class Watch:
                 for m in msgs:
                     if tp.topic == topics.ALERT.name:
                         self.alerts.append(dec_alert.decode(m.value))
+                        self.alerts_read[tp.partition] = m.offset + 1
                         self.last_change = now
                     elif tp.topic == topics.AIS_POSITION.name:
                         if m.key in self.probe_keys:
@@ -596,6 +601,25 @@ class Watch:
                     elif m.key in self.probe_keys:
                         tr = dec_track.decode(m.value)
                         self.probe_seen[tr.mmsi].append((now, tr.t_ms))
+
+    async def read_alerts_to_end(self, timeout_s: float) -> bool:
+        """Wait until every alert on the alerts topic now has been read (at most
+        ``timeout_s``); whether it was."""
+        from aiokafka import TopicPartition
+
+        from pipeline import topics
+
+        tps = [TopicPartition(topics.ALERT.name, p) for p in range(topics.ALERT.partitions)]
+        try:
+            ends = await self.consumer.end_offsets(tps)
+        except Exception:  # noqa: BLE001 - the broker away: nothing more to wait for
+            return False
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(self.alerts_read.get(tp.partition, 0) >= end for tp, end in ends.items()):
+                return True
+            await asyncio.sleep(0.2)
+        return False
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -776,8 +800,8 @@ async def run_live(
     *,
     site: Path = SITE,
     extra_ais: list[str] | None = None,
-    quiet_s: float = 15.0,
-    max_wait_s: float = 120.0,
+    area_until_ms: int | None = None,
+    area_wait_s: float = 900.0,
     expected_positions: frozenset[tuple[int, int]] = frozenset(),
     caught_up_s: float = 300.0,
     stalled_s: float = 60.0,
@@ -787,10 +811,15 @@ async def run_live(
     :param expected_positions: ``(mmsi, t_ms)`` of the input's position reports: after the input ends, the
         pipeline is given up to ``caught_up_s`` to put them all out (unless it puts out
         none for ``stalled_s``)
+    :param area_until_ms: then wait until every area's state has passed this event time,
+        ms UTC (the end of the compared night and an evaluation)
+    :param area_wait_s: but no longer than this, s of wall time (``area_reached`` false
+        in the notes when it passed)
     """
     from connectors.ais import KafkaSink, replay_file, tcp_server
     from connectors.kafka import BufferedPublisher, Pace, RecordProducer, replay_records
     from pipeline import topics
+    from pipeline.tools.area_progress import AreaProgress
     from pipeline.tools.demo import wait_until_consuming
     from pipeline.tools.sentinels import sentinel_mmsis
 
@@ -896,21 +925,29 @@ async def run_live(
         await sink.publisher.flush(120)
         watch.last_change = max(watch.last_change, time.monotonic())
         # wait for the worker to be back (the probe answered, at most 180 s after the
-        # fault), then until nothing new came for quiet_s, at most max_wait_s more
+        # fault)
         if side:
             await asyncio.wait(side, timeout=240)
         # a loaded worker may be minutes behind: wait while it still puts out the input's
-        # positions (at most caught_up_s), then until nothing new came for quiet_s
+        # positions (at most caught_up_s, unless none came for stalled_s)
         caught_up = time.monotonic() + caught_up_s
         while time.monotonic() < caught_up and not expected_positions <= watch.positions:
             if time.monotonic() - watch.last_change >= stalled_s:
                 break
             await asyncio.sleep(0.5)
-        deadline = time.monotonic() + max_wait_s
-        while time.monotonic() < deadline:
-            if time.monotonic() - watch.last_change >= quiet_s:
-                break
-            await asyncio.sleep(0.5)
+        # then until every area's event time has passed the compared night (its alerts
+        # are then acknowledged on the alerts topic), however long a loaded worker takes,
+        # up to area_wait_s; and until this suite has read the alerts topic that far
+        if area_until_ms is not None:
+            progress = AreaProgress(broker.bootstrap, live.app_id)
+            try:
+                reached = await progress.wait_past(area_until_ms, area_wait_s)
+                live.notes["area_reached"] = reached
+                if not reached:
+                    live.notes["area_wait_s"] = area_wait_s
+            finally:
+                await progress.stop()
+            await watch.read_alerts_to_end(60.0)
         for t in side:
             if not t.done():
                 t.cancel()
@@ -1017,6 +1054,8 @@ def run_scenario(
     name: str, cfg: ChaosConfig, broker: Broker, out: Path, site: Path = SITE
 ) -> ChaosResult:
     """Run one scenario and compare it with replay of the same input."""
+    from pipeline.engine.watermarks import EVAL_GRID_MS
+
     if name not in SCENARIOS:
         raise KeyError(name)
     if name in NEEDS_LOCAL_BROKER and not broker.local:
@@ -1054,6 +1093,9 @@ def run_scenario(
     t0 = time.monotonic()
     offline, want_pos = _offline(site, tuple(ais_files), night / "detections.jsonl")
     replay_s = time.monotonic() - t0
+    until_ms = (
+        int(datetime.fromisoformat(cfg.start).timestamp() * 1000) + cfg.sent_s * 1000 - cfg.tail_ms
+    )
     live, watch = asyncio.run(
         run_live(
             name,
@@ -1064,10 +1106,10 @@ def run_scenario(
             site=site,
             extra_ais=extra,
             expected_positions=frozenset(want_pos),
+            # every evaluation of the compared night made: the last is at most one grid
+            # step after its end
+            area_until_ms=until_ms + EVAL_GRID_MS,
         )
-    )
-    until_ms = (
-        int(datetime.fromisoformat(cfg.start).timestamp() * 1000) + cfg.sent_s * 1000 - cfg.tail_ms
     )
     cmp = compare_alerts(offline, watch.alerts, until_ms)
     lost = want_pos - watch.positions
