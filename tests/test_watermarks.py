@@ -277,3 +277,59 @@ def test_ais_watermarks_follow_each_partitions_progress_minus_the_disorder():
     assert ais_marks({1: NIGHT + 6_000}, sent, 5_000, cap_t_ms=NIGHT + 500) == [
         Watermark(partition=1, t_ms=NIGHT + 500)
     ]
+
+
+def _camera_held_area(c: AreaContext) -> AreaState:
+    """An area whose only content is a camera target's episode, its camera silent for ten
+    minutes (down: the episode does not count down to closing)."""
+    from pipeline.engine.state import _Episode
+
+    st = AreaState(first_t_ms=NIGHT, evaluated_t_ms=NIGHT + 600_000)
+    st.cam_t_ms["cam-a"] = NIGHT
+    st.episodes["dark_vessel|cam:cam-a:7"] = _Episode(
+        alert_id=f"dark_vessel:cam:cam-a:7:{NIGHT}",
+        kind="dark_vessel",
+        subject="cam:cam-a:7",
+        start_t_ms=NIGHT,
+        false_since_t_ms=NIGHT + 200_000,
+    )
+    return st
+
+
+def test_a_clock_months_ahead_skips_the_evaluations_that_cannot_change_anything():
+    """Only episodes held open by a down camera: the evaluations of a gap change nothing,
+    so the area steps over it at once (a receiver whose clock is months off once cost an
+    evaluation per second of the gap) and ends in the state evaluating each one gives."""
+    from pipeline.engine.picture import evaluate
+    from pipeline.engine.watermarks import evaluate_until
+
+    c = ctx()
+    one_by_one, skipped = _camera_held_area(c), _camera_held_area(c)
+    t_ms = NIGHT + 600_000 + 30 * 60_000 + 500
+    due = one_by_one.evaluated_t_ms + EVAL_GRID_MS
+    events = []
+    while due <= t_ms:
+        events += evaluate(one_by_one, due, c)
+        due += EVAL_GRID_MS
+    assert events == [] and one_by_one.episodes["dark_vessel|cam:cam-a:7"].false_since_t_ms == -1
+    assert evaluate_until(skipped, c, t_ms) == []
+    assert msgspec.msgpack.encode(skipped) == msgspec.msgpack.encode(one_by_one)
+    # nine months on: one step, the episode still open, the chain on its grid
+    far = t_ms + 270 * 86_400_000
+    assert evaluate_until(skipped, c, far) == []
+    assert skipped.evaluated_t_ms == far - (far - skipped.first_t_ms) % EVAL_GRID_MS
+    assert list(skipped.episodes) == ["dark_vessel|cam:cam-a:7"]
+
+
+def test_an_episode_whose_camera_still_looks_is_evaluated_and_counts_down():
+    """The skip needs every episode held by a down camera: one whose camera sent a frame
+    lately is evaluated each second and goes on counting down to closing."""
+    from pipeline.engine.watermarks import evaluate_until
+
+    c = ctx()
+    st = _camera_held_area(c)
+    st.cam_t_ms["cam-a"] = st.evaluated_t_ms  # the camera looks, and sees nothing
+    st.episodes["dark_vessel|cam:cam-a:7"].false_since_t_ms = NIGHT + 590_000
+    assert evaluate_until(st, c, st.evaluated_t_ms + 20_000) == []
+    assert st.episodes["dark_vessel|cam:cam-a:7"].false_since_t_ms == NIGHT + 590_000
+    assert st.evaluated_t_ms == NIGHT + 620_000

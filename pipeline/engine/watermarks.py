@@ -48,6 +48,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pipeline.engine.episodes import camera_down
 from pipeline.engine.picture import _apply_frame, _apply_track, _identity_refresh, _StepCache
 from pipeline.engine.picture import evaluate as _evaluate
 from pipeline.engine.radar_area import apply_radar
@@ -123,6 +124,16 @@ def area_watermark(st: AreaState, ctx: AreaContext) -> int:
     return max(st.released_t_ms, min([ais, *active]))
 
 
+def _nothing_can_mature(st: AreaState, ctx: AreaContext, t_ms: int) -> bool:
+    """No vessel, no target, and every open episode held open by its camera being down at
+    ``t_ms`` (:func:`~pipeline.engine.episodes.camera_down`, which stays true until the
+    camera sends again, i.e. until input): evaluations from ``t_ms`` on change nothing."""
+    if st.vessels or st.targets:
+        return False
+    th = ctx.thresholds
+    return all(camera_down(st, ep.subject, t_ms, th) for ep in st.episodes.values())
+
+
 def evaluate_until(
     st: AreaState, ctx: AreaContext, t_ms: int, cache: _StepCache | None = None
 ) -> list[Alert]:
@@ -142,12 +153,14 @@ def evaluate_until(
         due = min(idle, open_end)
         if due > t_ms:
             return out
-        if st.tick < 0 and not (st.vessels or st.targets or st.episodes):
-            # Nothing in the area can mature: every evaluation due finds nothing. Step the
-            # chain to its last point at or before t_ms at once, the same point one by one
-            # would reach (a receiver whose clock is months off would otherwise cost an
-            # empty evaluation per second of the gap). Housekeeping waits for the next
-            # real evaluation, which drops the same stale entries.
+        if st.tick < 0 and _nothing_can_mature(st, ctx, due):
+            # Every evaluation due finds nothing: step the chain to its last point at or
+            # before t_ms at once, the same point one by one would reach (a receiver whose
+            # clock is months off would otherwise cost an evaluation per second of the
+            # gap). Episodes held open by their camera being down stay so. Housekeeping
+            # waits for the next real evaluation, which drops the same stale entries.
+            for ep in st.episodes.values():
+                ep.false_since_t_ms = -1
             st.evaluated_t_ms = idle + (t_ms - idle) // EVAL_GRID_MS * EVAL_GRID_MS
             return out
         n_vessels = len(st.vessels)
