@@ -155,13 +155,14 @@ def test_nights_are_cached_per_parameters(tmp_path: Path, monkeypatch) -> None:
 def test_cli_json_pools_seeds(tmp_path: Path, monkeypatch, capsys) -> None:
     truth = _truth(1)
 
-    def fake_replay_seed(site_dir, spec, night_dir):
+    def fake_replay_seed(site_dir, spec, night_dir, radar=False):
         alerts = [_alert("a", "unusual_landing", 62, 110.355, 20.052, M_LAND)]
         if spec.seed == 2:
             alerts.append(_alert("f", "unusual_landing", 80, *PORT_LONLAT, M_FERRY))
         port = port_false_alerts(truth, alerts, [PORT])
         return {"seed": spec.seed, "mode": "replay", "simulated": True, "run_s": 0.0,
-                "alerts": len(alerts), "port_false_alerts": port, "metrics": evaluate(truth, alerts)}  # fmt: skip
+                "alerts": len(alerts), "port_false_alerts": port, "metrics": evaluate(truth, alerts),
+                "dark_first_alerts": []}  # fmt: skip
 
     monkeypatch.setattr(eval_all, "_replay_seed", fake_replay_seed)
     code = main(["eval", "all", "--seeds", "1,2", "--no-kafka", "--json", "--out", str(tmp_path)])
@@ -189,9 +190,9 @@ def test_run_eval_all_without_kafka(tmp_path: Path, monkeypatch) -> None:
     seen = []
     monkeypatch.setattr(
         eval_all, "_replay_seed",
-        lambda site_dir, spec, night_dir: seen.append((spec, Path(night_dir).name)) or {
+        lambda site_dir, spec, night_dir, radar=False: seen.append((spec, Path(night_dir).name)) or {
             "seed": spec.seed, "simulated": False, "run_s": 0.0, "alerts": 0,
-            "port_false_alerts": [], "metrics": evaluate(_truth(1), [])},
+            "port_false_alerts": [], "metrics": evaluate(_truth(1), []), "dark_first_alerts": []},
     )  # fmt: skip
     lines: list[str] = []
     res = run_eval_all(REPO / "sites" / "haikou", [4, 5], 7200, "2026-03-08T02:00:00+08:00",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -312,3 +313,45 @@ def test_other_seeds_keep_the_planted_events_observable(seed, site, tmp_path) ->
             assert e["seen_by_camera"] is True
         if e["kind"] == "rendezvous":
             assert e["duration_s"] >= 15 * 60
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("seed", [1, 3, 4])
+def test_dark_skiff_comes_in_from_offshore_after_the_warm_up(seed, site) -> None:
+    """The boat without AIS is far out when the area's warm-up ends, and its offshore start
+    leaves its last leg (what a shore camera sees) where and when it was."""
+    from pipeline.tools.simulate import (
+        SKIFF_MAX_KN,
+        SKIFF_NEAR_M,
+        SKIFF_START_AFTER_S,
+        Go,
+        Hold,
+        _path_length_m,
+        _run_plan,
+        _Scenario,
+    )
+
+    sc = _Scenario(site, SimConfig(seed=seed, start=START, duration_s=DURATION_S, noise="none"))
+    sc.build()
+    sc.finish_kinematics()
+    v = next(u for u in sc.vessels if u.role == "skiff")
+    first = int(np.flatnonzero(v.present)[0])
+    at = max(first, SKIFF_START_AFTER_S - 60)
+    shore_m = sc.wm.land.distance(Point(v.x[at], v.y[at]))
+    assert shore_m >= 9000.0, (first, shore_m)
+    assert float(np.max(v.sog[v.present])) <= SKIFF_MAX_KN * 1852.0 / 3600.0 + 1e-6
+    # the same route at the drawn speed throughout: the same last leg, second by second
+    gos = v.steps[: next(i for i, s in enumerate(v.steps) if isinstance(s, Hold))]
+    last = gos[-1]
+    assert last.mark == "landing" and _path_length_m(last.path) >= SKIFF_NEAR_M - 1.0
+    plain = Go(np.vstack([gos[0].path] + [g.path[1:] for g in gos[1:]]), last.speed_mps,
+               accel_mps2=last.accel_mps2, mark="landing")  # fmt: skip
+    ref = _run_plan(replace(v, steps=[plain, *v.steps[len(gos) :]]))
+    got = _run_plan(v)
+    gm, rm = got["marks"], ref["marks"]
+    assert isinstance(gm, dict) and isinstance(rm, dict)
+    after = len(got["x"]) - gm["landing"]  # the hold and the way back out
+    assert len(ref["x"]) - rm["landing"] == after
+    n = after + int(SKIFF_NEAR_M / last.speed_mps) - 5
+    for key in ("x", "y", "sog"):
+        np.testing.assert_allclose(np.asarray(got[key])[-n:], np.asarray(ref[key])[-n:], atol=1e-6)

@@ -59,6 +59,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 from shapely.geometry import LineString, Point
 
+from pipeline.core.detectors.thresholds import Thresholds
 from pipeline.core.geo import EARTH_RADIUS_M
 from pipeline.errors import ConfigError
 from pipeline.site import Site, load_site
@@ -82,6 +83,13 @@ KN = 1852.0 / 3600.0  # m/s per knot
 NIGHT_RANGE_UNLIT_M = 1000.0
 #: Every planted landing happens at least this long before the end of the run, s.
 LANDING_MARGIN_S = 900
+# the boat without AIS starts its approach at least this far from any coast (well beyond
+# the 8 km at which radar is to alert on it; the site's radar tracks a skiff to 24 km, but
+# the Qiongzhou Strait is only ~20-30 km wide) and after the area's dark_vessel warm-up
+SKIFF_START_SHORE_M = 12000.0
+SKIFF_START_AFTER_S = int(Thresholds.warmup_s) + 60
+SKIFF_MAX_KN = 40.0  # a go-fast skiff's top speed, for its run in from offshore
+SKIFF_NEAR_M = 3000.0  # its last leg, where a shore camera could see it, is never changed
 
 #: Named places where the simulator plants the night landing, per site name.
 HOTSPOTS: dict[str, tuple[str, float, float]] = {
@@ -728,6 +736,69 @@ class _Scenario:
         path = self.wm.route(origin, approach)
         return np.vstack([path, [(px, py)]]), (float(px), float(py))
 
+    def _offshore_point(self, route: np.ndarray, step_m: float) -> tuple[float, float] | None:
+        """Open water at least :data:`SKIFF_START_SHORE_M` from the coast (else the farthest
+        found) from which a straight leg of a whole number of ``step_m`` leads to the start
+        of ``route`` without coming within 250 m of land: along the route's first bearing
+        reversed, turned by up to ±90°, the shortest such leg (at most 15 km). ``None`` if
+        the route starts that far out already or no leg is found."""
+        wm = self.wm
+        x0, y0 = float(route[0, 0]), float(route[0, 1])
+        d0 = wm.land.distance(Point(x0, y0))
+        if d0 >= SKIFF_START_SHORE_M:
+            return None
+        base = math.atan2(x0 - float(route[1, 0]), y0 - float(route[1, 1]))
+        mult = max(1, round(250.0 / step_m))
+        best: tuple[float, float, float, float] | None = None  # (-shore, leg, x, y)
+        for turn_deg in (0, 10, -10, 20, -20, 30, -30, 45, -45, 60, -60, 75, -75, 90, -90):
+            a = base + math.radians(turn_deg)
+            for m in range(mult, int(15000.0 / step_m) + 1, mult):
+                leg = m * step_m
+                x, y = x0 + leg * math.sin(a), y0 + leg * math.cos(a)
+                if wm.nearest_water(x, y)[1] >= 300.0:  # land or off the map
+                    break
+                far = min(wm.land.distance(Point(x, y)), SKIFF_START_SHORE_M)
+                if best is not None and (-far, leg) >= best[:2]:
+                    continue
+                if not wm.clear((x, y), (x0, y0), "wide"):
+                    break
+                best = (-far, leg, x, y)
+                if far >= SKIFF_START_SHORE_M:
+                    break
+        if best is None or -best[0] <= d0:
+            return None
+        return best[2], best[3]
+
+    def _offshore_start(self, go: Go, at_s: int) -> list[Go]:
+        """The dark skiff's run in (``go``, marked ``landing``, to land at ``at_s``) from open water far out and,
+        where its drawn speed would have it inside that distance before the area's warm-up
+        is over, faster (at most :data:`SKIFF_MAX_KN`) until its last
+        :data:`SKIFF_NEAR_M`, so it is first at sea at :data:`SKIFF_START_AFTER_S`.
+
+        Draws no random numbers; the legs are whole seconds of travel, so from its old
+        start on, and all through its last leg, the skiff is where and when it was, and
+        the rest of the night is unchanged."""
+        speed = go.speed_mps
+        route = np.asarray(go.path, dtype=float)
+        far = self._offshore_point(route, speed)
+        path = route if far is None else np.vstack([[far], route])
+        new = replace(go, path=path)
+        plan = Vessel(
+            "", "", None, None, "", "", 0, 0.0, 0.0, "", steps=[new], start_xy=tuple(path[0])
+        )
+        lead_s = int(_run_plan(plan)["marks"]["landing"])  # fmt: skip
+        late_s = SKIFF_START_AFTER_S - (at_s - lead_s)
+        total = _path_length_m(path)
+        j = int((total - SKIFF_NEAR_M) // speed)  # the junction: a whole second's travel
+        if late_s <= 0 or j <= late_s:
+            return [new]
+        n_far = max(j - late_s, math.ceil(j * speed / (SKIFF_MAX_KN * KN)))
+        pre, post = _split_path(path, total - j * speed)
+        return [
+            Go(pre, j * speed / n_far, stop=False),
+            replace(go, path=post),
+        ]
+
     # ---- vessel factories ------------------------------------------------
     def _new(self, role: str, ais_class: str | None, **kw) -> Vessel:
         rng = self.rng
@@ -1031,7 +1102,10 @@ class _Scenario:
             Exit(),
         ]
         at = min(int(rng.uniform(0.3, 0.8) * n), n - LANDING_MARGIN_S)
-        self._schedule(v, "landing", at if forced is None else self._forced_time(at))
+        at = at if forced is None else self._forced_time(at)
+        v.steps[:1] = self._offshore_start(v.steps[0], at)
+        v.start_xy = tuple(v.steps[0].path[0])
+        self._schedule(v, "landing", at)
         self._landing_event(v, k, "skiff_landing", place=None if forced is None else "hidden")
         # the dark_vessel event time is set from the first camera detection (see cameras)
         self._event(v, "dark_vessel", "no_ais", None, None)
