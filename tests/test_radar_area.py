@@ -54,10 +54,9 @@ def scenario():
     return fixes, [named(SHIP, NIGHT, length=90)], reports, t_end
 
 
-@functools.lru_cache(maxsize=2)
-def drive(batch_s: float):
-    fixes, statics, reports, t_end = scenario()
-    c = ctx()
+def drive_batches(c, fixes, statics, frames, reports, t_end: int, batch_s: float):
+    """The tracks and area steps over the input in event-time batches of ``batch_s``
+    seconds from ``NIGHT`` to ``t_end``; the final area state and every alert."""
     tracks: dict = {}
     st = None
     alerts = []
@@ -69,10 +68,18 @@ def drive(batch_s: float):
         r = track_step(tracks, ps, ss, TrackParams())
         for tr in r.updates:
             tracks[tr.mmsi] = tr
+        fs = [x for x in frames if a <= x.t_ms < b]
         rs = [x for x in reports if a <= x.t_ms < b]
-        st, out = area_step(st, r.updates, [], c, radar=rs)
+        st, out = area_step(st, r.updates, fs, c, radar=rs)
         alerts += out
-    alerts += flush_area(st, c)
+    return st, alerts + flush_area(st, c)
+
+
+@functools.lru_cache(maxsize=2)
+def drive(batch_s: float):
+    fixes, statics, reports, t_end = scenario()
+    c = ctx()
+    st, alerts = drive_batches(c, fixes, statics, [], reports, t_end, batch_s)
     return st, alerts, c
 
 

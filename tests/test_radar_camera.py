@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import pytest
 from test_detectors import NIGHT, camera, ctx, fix, frame, lat_at, named
-from test_radar_area import report
+from test_radar_area import drive_batches, report
 
 from pipeline.core import radar as core
 from pipeline.core.geo import bearing_deg, haversine_m
@@ -91,23 +91,7 @@ def scenario(boats=ONE, with_radar=True, with_camera=True):
 def drive(boats=ONE, batch_s: float = 10.0, with_radar=True, with_camera=True):
     fixes, statics, frames, reports, t_end = scenario(boats, with_radar, with_camera)
     c = ctx({"cam1": camera()})
-    tracks: dict = {}
-    st = None
-    alerts = []
-    pending = list(statics)
-    for a in np.arange(NIGHT, t_end + 1, batch_s * 1000):
-        b = a + batch_s * 1000
-        ps = [p for p in fixes if a <= p.t_ms < b]
-        ss, pending = [s for s in pending if s.t_ms < b], [s for s in pending if s.t_ms >= b]
-        r = track_step(tracks, ps, ss, TrackParams())
-        for tr in r.updates:
-            tracks[tr.mmsi] = tr
-        fs = [x for x in frames if a <= x.t_ms < b]
-        rs = [x for x in reports if a <= x.t_ms < b]
-        st, out = area_step(st, r.updates, fs, c, radar=rs)
-        alerts += out
-    alerts += flush_area(st, c)
-    return st, alerts
+    return drive_batches(c, fixes, statics, frames, reports, t_end, batch_s)
 
 
 def opened(alerts, kind=None):
@@ -272,20 +256,9 @@ def ais_boat_scenario(with_radar: bool):
         d = cam_det(model, 4, float(lon2), float(lat2))
         frames.append(frame("cam1", t, [d] if d is not None else []))
     c = ctx({"cam1": camera()})
-    st, alerts = None, []
-    tracks: dict = {}
     statics = [named(mmsi, NIGHT, length=12)]
-    for a in range(NIGHT, t_end + 1, 10_000):
-        b = a + 10_000
-        r = track_step(tracks, [p for p in fixes if a <= p.t_ms < b],
-                       [x for x in statics if a <= x.t_ms < b], TrackParams())  # fmt: skip
-        for tr in r.updates:
-            tracks[tr.mmsi] = tr
-        fs = [x for x in frames if a <= x.t_ms < b]
-        rs = [x for x in reports if a <= x.t_ms < b]
-        st, out = area_step(st, r.updates, fs, c, radar=rs)
-        alerts += out
-    return st, alerts + flush_area(st, c), mmsi
+    st, alerts = drive_batches(c, fixes, statics, frames, reports, t_end, 10.0)
+    return st, alerts, mmsi
 
 
 def test_the_radar_explains_a_camera_target_the_camera_could_not_match() -> None:
