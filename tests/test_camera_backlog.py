@@ -22,7 +22,13 @@ from pipeline.engine.area import area_step, flush_area
 from pipeline.engine.state import AreaState
 from pipeline.engine.state_rows import join_rows, split_rows
 from pipeline.engine.watermarks import CAMERA_PATH_IDLE_FACTOR
-from pipeline.worker.camera_backlog import BEHIND_MS, FRESH_MS, PartitionBacklog, cameras_behind
+from pipeline.worker.camera_backlog import (
+    BEHIND_MS,
+    FRESH_MS,
+    RETRY_GRACE_MS,
+    PartitionBacklog,
+    cameras_behind,
+)
 from schemas.records import CameraBacklog, Watermark
 
 pytestmark = pytest.mark.unit
@@ -164,12 +170,102 @@ def test_a_partition_is_behind_until_read_to_a_fresh_end():
     b.observe(1, now + 500, highwater=5_000, poll_ms=now + 400)
     assert not b.behind(1, now + 500)
     # no fetch answered lately (the broker away, a leader not back): an old end says nothing
-    b.observe(1, now + 10_000, highwater=5_000, poll_ms=now + 10_000 - FRESH_MS - 1)
-    assert b.behind(1, now + 10_000)
-    # revoked, then assigned again: starts behind
-    b.observe(1, now + 10_000, highwater=5_000, poll_ms=now + 10_000)
-    assert not b.behind(1, now + 10_000)
+    t = now + 10_000
+    b.observe(1, t, highwater=5_000, poll_ms=t - FRESH_MS - 1)
+    assert b.behind(1, t)
+    # served again and caught up: still behind while the producers' retries come due
+    b.observe(1, t + 500, highwater=5_000, poll_ms=t + 400)
+    assert b.behind(1, t + 500) and b.behind(1, t + RETRY_GRACE_MS)
+    b.observe(1, t + RETRY_GRACE_MS + 1, highwater=5_000, poll_ms=t + RETRY_GRACE_MS)
+    assert not b.behind(1, t + RETRY_GRACE_MS + 1)
+    # revoked, then assigned again: starts behind; the first fetch, no grace
     b.keep([0])
-    assert b.behind(1, now + 10_000)
-    cams, behind = cameras_behind({"a": 0, "b": 1, "c": 3}, [0, 1], b, now + 10_000)
+    t += RETRY_GRACE_MS + 1
+    assert b.behind(1, t)
+    b.observe(1, t, highwater=None, poll_ms=None)
+    b.observe(1, t + 100, highwater=5_000, poll_ms=t + 100, read_offset=5_000)
+    assert not b.behind(1, t + 100)
+    b.keep([0])
+    cams, behind = cameras_behind({"a": 0, "b": 1, "c": 3}, [0, 1], b, t + 100)
     assert cams == ["a", "b"] and behind == ["a", "b"]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+def test_a_real_consumer_tells_an_idle_partition_from_a_backlog_and_a_silent_fetch(
+    kafka_bootstrap,
+):
+    """On a real broker: an idle partition is caught up all the time (fetched every
+    100 ms), a partition with records waiting unforwarded is behind, and a partition
+    whose fetches stop answering (paused here, as a leader not back would leave it) is
+    behind though nothing waits on it."""
+    import asyncio
+    import time
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from pipeline.worker.camera_backlog import ConsumerView
+
+    topic = f"test-camera-backlog-{uuid.uuid4().hex[:8]}"
+    tp0, tp1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+
+    async def main() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
+        )
+        await producer.start()
+        await consumer.start()
+        b = PartitionBacklog()
+        view = ConsumerView(topic, consumer.assignment, lambda: consumer)
+        try:
+            for k in range(50):
+                await producer.send_and_wait(topic, b"frame %d" % k, partition=0)
+            consumer.assign([tp0, tp1])
+            await consumer.seek_to_beginning(tp0, tp1)
+
+            async def until(cond, what: str, read: bool = True) -> None:
+                deadline = time.monotonic() + 120
+                while not cond():
+                    assert time.monotonic() < deadline, what
+                    if read:
+                        got = await consumer.getmany(timeout_ms=200)
+                        for tp, msgs in got.items():
+                            for m in msgs:
+                                b.forwarded(tp.partition, m.offset)
+                    else:
+                        await asyncio.sleep(0.2)
+                    now = int(time.time() * 1000)
+                    for tp in view.assigned():
+                        hw, poll, read_off = view.state(tp)
+                        b.observe(tp.partition, now, hw, poll, read_off)
+
+            def now_ms() -> int:
+                return int(time.time() * 1000)
+
+            await until(
+                lambda: not b.behind(0, now_ms()) and not b.behind(1, now_ms()), "caught up"
+            )
+            assert b.next_offset[0] == 50 and 1 not in b.next_offset  # p1: never a record
+            # records wait, not forwarded: p0 behind; the idle p1 stays caught up
+            for k in range(20):
+                await producer.send_and_wait(topic, b"late %d" % k, partition=0)
+            await until(lambda: b.behind(0, now_ms()), "p0 behind", read=False)
+            assert not b.behind(1, now_ms())
+            # p1's fetches stop answering: behind with nothing on it
+            consumer.pause(tp1)
+            await until(lambda: b.behind(1, now_ms()), "p1 behind")
+            assert b.next_offset[0] == 70
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    asyncio.run(main())

@@ -19,6 +19,12 @@ Rules, per ``camera.detection`` partition this worker reads, on the worker's wal
 - it is *behind* when it has not been caught up for :data:`BEHIND_MS`: records wait
   unread, or no fetch of it has answered lately (the broker away, a leader not back
   yet). A partition just assigned is behind until first caught up.
+- a partition whose fetches stopped answering after it had been read (the broker away,
+  restarted, or the worker stalled) stays behind for :data:`RETRY_GRACE_MS` after it
+  is caught up again: the cameras' producers were refused by the same broker, and their
+  frames come back only as each record's retry comes due (the connectors retry after a
+  back-off of at most 10 s, :class:`connectors.kafka.BufferedPublisher`), some
+  partitions' seconds after the others'.
 - a camera is behind when the partition its id hashes to is; the feed agent reports the
   cameras of its partitions, and which of them are behind, whenever that changes and
   every :data:`REPEAT_S`.
@@ -27,7 +33,7 @@ Rules, per ``camera.detection`` partition this worker reads, on the worker's wal
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,10 @@ log = logging.getLogger(__name__)
 FRESH_MS = 2_000
 #: a partition not caught up for this long (wall ms) is behind
 BEHIND_MS = 2_000
+#: a partition whose fetches stopped answering stays behind this long (wall ms) after it is
+#: caught up again: the producers' retries of what the broker refused (at most 10 s of
+#: back-off in the connectors) come due meanwhile
+RETRY_GRACE_MS = 12_000
 #: how often the feed agent looks at its partitions' positions, s of wall time
 REPORT_TICK_S = 0.5
 #: a report unchanged is sent again after this long, s of wall time (a new owner of the
@@ -49,6 +59,7 @@ class PartitionBacklog:
     def __init__(self) -> None:
         self.next_offset: dict[int, int] = {}  # the offset after the last record forwarded
         self.caught_up_ms: dict[int, int] = {}  # when each was last seen caught up
+        self.unserved_ms: dict[int, int] = {}  # when each was last seen with no fresh fetch
 
     def forwarded(self, partition: int, offset: int) -> None:
         """The record at ``offset`` of ``partition`` was forwarded (or dead-lettered)."""
@@ -59,7 +70,7 @@ class PartitionBacklog:
         """Forget the partitions not in ``partitions`` (revoked): assigned again, they
         start behind."""
         keep = set(partitions)
-        for d in (self.next_offset, self.caught_up_ms):
+        for d in (self.next_offset, self.caught_up_ms, self.unserved_ms):
             for p in [p for p in d if p not in keep]:
                 del d[p]
 
@@ -79,6 +90,8 @@ class PartitionBacklog:
             committed position after an assignment)
         """
         if highwater is None or poll_ms is None or now_ms - poll_ms > FRESH_MS:
+            if partition in self.caught_up_ms:  # read before: its fetches stopped answering
+                self.unserved_ms[partition] = now_ms
             return
         nxt = self.next_offset.get(partition)
         if nxt is None:
@@ -87,9 +100,12 @@ class PartitionBacklog:
             self.caught_up_ms[partition] = now_ms
 
     def behind(self, partition: int, now_ms: int) -> bool:
-        """Whether ``partition`` has not been caught up for :data:`BEHIND_MS`."""
+        """Whether ``partition`` has not been caught up for :data:`BEHIND_MS`, or is within
+        :data:`RETRY_GRACE_MS` of fetches that did not answer."""
         t = self.caught_up_ms.get(partition)
-        return t is None or now_ms - t > BEHIND_MS
+        if t is None or now_ms - t > BEHIND_MS:
+            return True
+        return now_ms - self.unserved_ms.get(partition, -RETRY_GRACE_MS - 1) <= RETRY_GRACE_MS
 
 
 def cameras_behind(
@@ -108,35 +124,55 @@ def cameras_behind(
 
 
 class ConsumerView:
-    """The feed agent's view of the worker's consumer: assignment, highwater, fetch time.
+    """What the feed agent reads of a consumer: its assigned partitions of one topic, and
+    per partition the highwater and the time of the last fetch response (aiokafka's
+    ``AIOKafkaConsumer.highwater`` and ``last_poll_timestamp``), and where it stands.
 
-    aiokafka states the highwater and the time of the last fetch response of each
-    partition (``AIOKafkaConsumer.highwater``, ``last_poll_timestamp``); Faust keeps the
-    aiokafka consumer in its consumer thread."""
+    :param assignment: the consumer's assigned partitions (any topic)
+    :param consumer: the aiokafka consumer (a callable: Faust starts it late)
+    :param read_offset: where the consumer stands on a partition when nothing of it was
+        forwarded yet (``None``: not known)
+    """
 
-    def __init__(self, app: Any, topic: str) -> None:
-        self.app = app
+    def __init__(
+        self,
+        topic: str,
+        assignment: Callable[[], Iterable[Any]],
+        consumer: Callable[[], Any],
+        read_offset: Callable[[Any], int | None] = lambda tp: None,
+    ) -> None:
         self.topic = topic
+        self._assignment = assignment
+        self._consumer = consumer
+        self._read_offset = read_offset
+
+    @classmethod
+    def of_faust(cls, app: Any, topic: str) -> ConsumerView:
+        """The view of a Faust app's consumer, which keeps the aiokafka consumer in its
+        consumer thread and its read offsets (the committed position after a seek)."""
+        return cls(
+            topic,
+            lambda: app.consumer.assignment(),
+            lambda: app.consumer._thread._ensure_consumer(),
+            lambda tp: app.consumer._read_offset.get(tp),
+        )
 
     def assigned(self) -> list[Any]:
         try:
-            return [tp for tp in self.app.consumer.assignment() if tp.topic == self.topic]
+            return [tp for tp in self._assignment() if tp.topic == self.topic]
         except Exception:  # noqa: BLE001 - no consumer yet
             return []
 
-    def _aiokafka(self) -> Any:
-        return self.app.consumer._thread._ensure_consumer()
-
     def state(self, tp: Any) -> tuple[int | None, int | None, int | None]:
-        """``(highwater, last fetch response wall ms, consumer read offset)`` of ``tp``,
-        ``None`` where not known."""
+        """``(highwater, last fetch response wall ms, read offset)`` of ``tp``, ``None``
+        where not known."""
         try:
-            c = self._aiokafka()
+            c = self._consumer()
             hw, poll = c.highwater(tp), c.last_poll_timestamp(tp)
         except Exception:  # noqa: BLE001 - not assigned (any more), consumer not started
             return None, None, None
         try:
-            read = self.app.consumer._read_offset.get(tp)
+            read = self._read_offset(tp)
         except Exception:  # noqa: BLE001
             read = None
         return hw, poll, read

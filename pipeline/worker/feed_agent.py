@@ -43,7 +43,7 @@ def _register_feed(app: faust.App, site: Any) -> None:
     n_parts = topics.CAMERA_DETECTION.partitions
     camera_parts = {c: topics.partition_of(c.encode(), n_parts) for c in sorted(cameras)}
     backlog = PartitionBacklog()
-    view = ConsumerView(app, topics.CAMERA_DETECTION.name)
+    view = ConsumerView.of_faust(app, topics.CAMERA_DETECTION.name)
     last: dict[str, Any] = {"report": None, "sent_ms": 0}
     from pipeline.worker.radar_feed_agent import _register_radar_feed
 
