@@ -264,6 +264,30 @@ def test_a_real_consumer_tells_an_idle_partition_from_a_backlog_and_a_silent_fet
             consumer.pause(tp1)
             await until(lambda: b.behind(1, now_ms()), "p1 behind")
             assert b.next_offset[0] == 70
+            # a new consumer that starts at the end (auto_offset_reset latest): nothing
+            # forwarded, nothing to read: caught up from its fetch position
+            late = AIOKafkaConsumer(
+                bootstrap_servers=kafka_bootstrap,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=100,
+                auto_offset_reset="latest",
+            )
+            await late.start()
+            try:
+                late.assign([tp0])
+                lb = PartitionBacklog()
+                lview = ConsumerView(topic, late.assignment, lambda: late, position=late.position)
+                deadline = time.monotonic() + 120
+                while lb.behind(0, now_ms()):
+                    assert time.monotonic() < deadline, "a consumer at the end: caught up"
+                    await late.getmany(timeout_ms=200)
+                    hw, poll, read_off = lview.state(tp0)
+                    assert read_off is None
+                    pos = await lview.position(tp0)
+                    lb.observe(0, now_ms(), hw, poll, pos)
+                assert pos == 70 and not lb.next_offset
+            finally:
+                await late.stop()
         finally:
             await consumer.stop()
             await producer.stop()

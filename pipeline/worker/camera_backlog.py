@@ -32,8 +32,9 @@ Rules, per ``camera.detection`` partition this worker reads, on the worker's wal
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ class ConsumerView:
     :param consumer: the aiokafka consumer (a callable: Faust starts it late)
     :param read_offset: where the consumer stands on a partition when nothing of it was
         forwarded yet (``None``: not known)
+    :param position: the consumer's fetch position on a partition, the fallback where the
+        read offset is not known (a new group starting at the end: ``auto_offset_reset``
+        ``latest``)
     """
 
     def __init__(
@@ -140,11 +144,13 @@ class ConsumerView:
         assignment: Callable[[], Iterable[Any]],
         consumer: Callable[[], Any],
         read_offset: Callable[[Any], int | None] = lambda tp: None,
+        position: Callable[[Any], Awaitable[int | None]] | None = None,
     ) -> None:
         self.topic = topic
         self._assignment = assignment
         self._consumer = consumer
         self._read_offset = read_offset
+        self._position = position
 
     @classmethod
     def of_faust(cls, app: Any, topic: str) -> ConsumerView:
@@ -155,7 +161,18 @@ class ConsumerView:
             lambda: app.consumer.assignment(),
             lambda: app.consumer._thread._ensure_consumer(),
             lambda tp: app.consumer._read_offset.get(tp),
+            lambda tp: app.consumer.position(tp),
         )
+
+    async def position(self, tp: Any, timeout_s: float = 1.0) -> int | None:
+        """The consumer's fetch position on ``tp`` (``None``: not known within
+        ``timeout_s``)."""
+        if self._position is None:
+            return None
+        try:
+            return await asyncio.wait_for(self._position(tp), timeout_s)
+        except Exception:  # noqa: BLE001 - not assigned (any more), no position yet
+            return None
 
     def assigned(self) -> list[Any]:
         try:
