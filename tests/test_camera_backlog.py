@@ -276,14 +276,12 @@ def test_a_real_consumer_tells_an_idle_partition_from_a_backlog_and_a_silent_fet
             try:
                 late.assign([tp0])
                 lb = PartitionBacklog()
-                lview = ConsumerView(topic, late.assignment, lambda: late, position=late.position)
+                lview = ConsumerView(topic, late.assignment, lambda: late)
                 deadline = time.monotonic() + 120
                 while lb.behind(0, now_ms()):
                     assert time.monotonic() < deadline, "a consumer at the end: caught up"
                     await late.getmany(timeout_ms=200)
-                    hw, poll, read_off = lview.state(tp0)
-                    assert read_off is None
-                    pos = await lview.position(tp0)
+                    hw, poll, pos = lview.state(tp0)
                     lb.observe(0, now_ms(), hw, poll, pos)
                 assert pos == 70 and not lb.next_offset
             finally:

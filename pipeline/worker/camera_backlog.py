@@ -32,9 +32,8 @@ Rules, per ``camera.detection`` partition this worker reads, on the worker's wal
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -129,13 +128,15 @@ class ConsumerView:
     per partition the highwater and the time of the last fetch response (aiokafka's
     ``AIOKafkaConsumer.highwater`` and ``last_poll_timestamp``), and where it stands.
 
+    The fetch position is the fallback where the read offset is not known (a new group
+    starting at the end: ``auto_offset_reset`` ``latest``): aiokafka's own partition state,
+    read without waiting (its ``position()`` coroutine waits for a valid position, and a
+    report must never wait on the consumer).
+
     :param assignment: the consumer's assigned partitions (any topic)
     :param consumer: the aiokafka consumer (a callable: Faust starts it late)
     :param read_offset: where the consumer stands on a partition when nothing of it was
         forwarded yet (``None``: not known)
-    :param position: the consumer's fetch position on a partition, the fallback where the
-        read offset is not known (a new group starting at the end: ``auto_offset_reset``
-        ``latest``)
     """
 
     def __init__(
@@ -144,13 +145,11 @@ class ConsumerView:
         assignment: Callable[[], Iterable[Any]],
         consumer: Callable[[], Any],
         read_offset: Callable[[Any], int | None] = lambda tp: None,
-        position: Callable[[Any], Awaitable[int | None]] | None = None,
     ) -> None:
         self.topic = topic
         self._assignment = assignment
         self._consumer = consumer
         self._read_offset = read_offset
-        self._position = position
 
     @classmethod
     def of_faust(cls, app: Any, topic: str) -> ConsumerView:
@@ -161,18 +160,7 @@ class ConsumerView:
             lambda: app.consumer.assignment(),
             lambda: app.consumer._thread._ensure_consumer(),
             lambda tp: app.consumer._read_offset.get(tp),
-            lambda tp: app.consumer.position(tp),
         )
-
-    async def position(self, tp: Any, timeout_s: float = 1.0) -> int | None:
-        """The consumer's fetch position on ``tp`` (``None``: not known within
-        ``timeout_s``)."""
-        if self._position is None:
-            return None
-        try:
-            return await asyncio.wait_for(self._position(tp), timeout_s)
-        except Exception:  # noqa: BLE001 - not assigned (any more), no position yet
-            return None
 
     def assigned(self) -> list[Any]:
         try:
@@ -181,8 +169,9 @@ class ConsumerView:
             return []
 
     def state(self, tp: Any) -> tuple[int | None, int | None, int | None]:
-        """``(highwater, last fetch response wall ms, read offset)`` of ``tp``, ``None``
-        where not known."""
+        """``(highwater, last fetch response wall ms, where the consumer stands)`` of
+        ``tp``, ``None`` where not known; where it stands: the read offset, else the fetch
+        position."""
         try:
             c = self._consumer()
             hw, poll = c.highwater(tp), c.last_poll_timestamp(tp)
@@ -192,4 +181,10 @@ class ConsumerView:
             read = self._read_offset(tp)
         except Exception:  # noqa: BLE001
             read = None
+        if read is None:
+            try:
+                tp_state = c._subscription.subscription.assignment.state_value(tp)
+                read = tp_state.position if tp_state.has_valid_position else None
+            except Exception:  # noqa: BLE001 - no assignment (any more)
+                read = None
         return hw, poll, read

@@ -74,8 +74,6 @@ def _register_feed(app: faust.App, site: Any) -> None:
         backlog.keep(tp.partition for tp in tps)
         for tp in tps:
             hw, poll, read = view.state(tp)
-            if read is None and tp.partition not in backlog.next_offset:
-                read = await view.position(tp)  # a new group that starts at the end
             backlog.observe(tp.partition, now, hw, poll, read)
         cams, behind = cameras_behind(camera_parts, (tp.partition for tp in tps), backlog, now)
         if not cams:
