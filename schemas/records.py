@@ -484,15 +484,17 @@ class FixColumns(msgspec.Struct, kw_only=True, gc=False):
 
 
 class FusionInput(msgspec.Struct, kw_only=True):
-    """Internal: a track update, a camera frame, a watermark or a radar target report
-    re-keyed by area (``shorewatch.fusion.input.v1``). Key: ``area``. Exactly one of
-    ``track``, ``frame``, ``watermark`` and ``radar`` is set."""
+    """Internal: a track update, a camera frame, a watermark, a radar target report or a
+    camera backlog report re-keyed by area (``shorewatch.fusion.input.v1``). Key:
+    ``area``. Exactly one of ``track``, ``frame``, ``watermark``, ``radar`` and
+    ``backlog`` is set."""
 
     area: str
     track: Track | None = None
     frame: CameraFrame | None = None
     watermark: Watermark | None = None
     radar: RadarTarget | None = None
+    backlog: CameraBacklog | None = None
 
 
 class LandingSiteFinding(msgspec.Struct, kw_only=True):
@@ -720,3 +722,21 @@ class VesselIdentity(msgspec.Struct, kw_only=True):
     record: RegistryRecord | None = None
     watchlist: list[WatchlistHit] = msgspec.field(default_factory=list)
     hull_number: str | None = None
+
+
+class CameraBacklog(msgspec.Struct, kw_only=True, gc=False):
+    """Internal: which cameras' frames wait unread in the camera path, inside
+    :class:`FusionInput`. The feed agent of each worker sends one for the cameras whose
+    ``camera.detection`` partition it reads, whenever it changes and every few seconds.
+
+    A camera in ``behind`` is alive as far as the area can tell (its partition holds
+    frames not yet forwarded, or has not been fetched lately): the area waits for it and
+    never counts it offline, however far its frames trail the other cameras'.
+
+    :param cameras: the cameras this report speaks for (site camera ids)
+    :param behind: of those, the ones whose partition is behind (a backlog, or no fetch
+        of it lately)
+    """
+
+    cameras: list[str]
+    behind: list[str] = msgspec.field(default_factory=list)

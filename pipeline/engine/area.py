@@ -15,6 +15,7 @@ from pipeline.engine.state import (
 from pipeline.engine.watermarks import area_watermark, hold, release
 from schemas.records import (
     Alert,
+    CameraBacklog,
     CameraFrame,
     RadarTarget,
     Track,
@@ -31,6 +32,7 @@ def area_step(
     marks: Sequence[Watermark] | None = None,
     radar: Sequence[RadarTarget] = (),
     identities: Sequence[VesselIdentity] = (),
+    backlogs: Sequence[CameraBacklog] = (),
 ) -> tuple[AreaState, list[Alert]]:
     """Advance one area by a batch of track updates, camera frames and AIS watermarks.
 
@@ -57,11 +59,13 @@ def area_step(
     :param radar: radar target reports (:mod:`pipeline.engine.radar_area`)
     :param identities: the registry's answers for the batch's MMSIs and hull numbers, as
         the driver resolved them (:mod:`pipeline.engine.identity`)
+    :param backlogs: the camera path's backlog reports (the live worker only): a camera
+        whose frames wait unread is waited for, never counted offline
     :returns: the new state and the alert events (open / update / closed), in order
     """
     st = state if state is not None else AreaState()
     keep_identities(st, identities)
-    late_t, late_f = hold(st, ctx, tracks, frames, marks or ())
+    late_t, late_f = hold(st, ctx, tracks, frames, marks or (), backlogs)
     late_r = hold_radar(st, radar)
     if marks is None:
         newest = max(

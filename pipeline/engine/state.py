@@ -210,6 +210,8 @@ class AreaState(msgspec.Struct, kw_only=True):
         resolved them (:mod:`pipeline.engine.identity`)
     :param hull_identities: the same about the hull numbers cameras read on targets
     :param cam_period_ms: frame interval of each camera, ms (:mod:`pipeline.engine.confirm`)
+    :param cam_behind: cameras the camera path last reported behind (frames waiting unread
+        in a backlog, :class:`~schemas.records.CameraBacklog`): never counted offline
     """
 
     version: int = 1
@@ -239,6 +241,7 @@ class AreaState(msgspec.Struct, kw_only=True):
     identities: dict[int, VesselIdentity] = msgspec.field(default_factory=dict)
     hull_identities: dict[str, VesselIdentity] = msgspec.field(default_factory=dict)
     cam_period_ms: dict[str, int] = msgspec.field(default_factory=dict)
+    cam_behind: list[str] = msgspec.field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         """MessagePack bytes (msgspec; never pickle)."""

@@ -23,6 +23,12 @@ states its progress in event time, a *watermark* ``W``: no more input of it olde
   Cameras that trail together (the camera path stalled, not a camera gone) hold the area
   back, until they trail the AIS by :data:`CAMERA_PATH_IDLE_FACTOR` times that (every
   camera offline).
+- **Camera backlogs**: a camera whose frames wait unread in the camera path (its
+  ``camera.detection`` partition behind, as the feed agent reports it in a
+  :class:`~schemas.records.CameraBacklog`) is not offline, however far it trails: it
+  holds the area back, by either rule above, until a report says its partition is read
+  up to date (``AreaState.cam_behind``). Only then can the idle rules count it offline.
+  Replay sends no such report (all its input is at hand).
 
 The area's watermark is the minimum over its inputs (quiet cameras left out), and never
 goes back. Input is held until the area's watermark has passed it, then applied in
@@ -53,7 +59,15 @@ from pipeline.engine.picture import _apply_frame, _apply_track, _identity_refres
 from pipeline.engine.picture import evaluate as _evaluate
 from pipeline.engine.radar_area import apply_radar
 from pipeline.engine.state import AreaContext, AreaState
-from schemas.records import Alert, CameraFrame, FixColumns, RadarTarget, Track, Watermark
+from schemas.records import (
+    Alert,
+    CameraBacklog,
+    CameraFrame,
+    FixColumns,
+    RadarTarget,
+    Track,
+    Watermark,
+)
 
 __all__ = [
     "CAMERA_PATH_IDLE_FACTOR",
@@ -85,12 +99,20 @@ def hold(
     tracks: Sequence[Track],
     frames: Sequence[CameraFrame],
     marks: Sequence[Watermark],
+    backlogs: Sequence[CameraBacklog] = (),
 ) -> tuple[list[Track], list[CameraFrame]]:
-    """Take in a batch: note the watermarks (AIS marks, cameras' newest frames) and hold
-    the input the area's watermark has not passed yet.
+    """Take in a batch: note the watermarks (AIS marks, cameras' newest frames, the camera
+    backlog reports) and hold the input the area's watermark has not passed yet.
 
+    :param backlogs: the camera path's backlog reports, in arrival order
     :returns: the late input (older than the area's watermark), to apply at once
     """
+    if backlogs:
+        behind = set(st.cam_behind)
+        for b in backlogs:
+            behind.difference_update(b.cameras)
+            behind.update(c for c in b.behind if c in ctx.cameras)
+        st.cam_behind = sorted(behind)
     times = [x.t_ms for x in tracks] + [x.t_ms for x in frames]
     if times and st.start_t_ms < 0:
         st.start_t_ms = min(times)
@@ -121,6 +143,13 @@ def area_watermark(st: AreaState, ctx: AreaContext) -> int:
     top = max(cams, default=-1)
     gone = ais - CAMERA_PATH_IDLE_FACTOR * ctx.camera_idle_ms
     active = [w for w in cams if w >= top - ctx.camera_idle_ms and w >= gone]
+    if st.cam_behind:  # frames waiting in a backlog: not offline, waited for
+        behind = set(st.cam_behind)
+        active += [
+            st.cam_marks[c] - ctx.camera_disorder_ms if c in st.cam_marks else st.start_t_ms
+            for c in ctx.cameras
+            if c in behind
+        ]
     return max(st.released_t_ms, min([ais, *active]))
 
 

@@ -150,6 +150,7 @@ class _AreaAgent:
         frs: list[records.CameraFrame] = []
         wms: list[records.Watermark] = []
         rds: list[records.RadarTarget] = []
+        bls: list[records.CameraBacklog] = []
         skipped = 0
         for item, pos in items:
             if pos is not None:
@@ -165,6 +166,8 @@ class _AreaAgent:
                 wms.append(item.watermark)
             if item.radar is not None:
                 rds.append(item.radar)
+            if item.backlog is not None:
+                bls.append(item.backlog)
         if skipped:
             self.metrics.add({"area.input_already_applied": skipped})
             log.info("area %s: %d inputs already in the restored state skipped", name, skipped)
@@ -178,7 +181,7 @@ class _AreaAgent:
         ids = self.resolver.resolve(trs, frs, refresh=False)
         try:
             state, out = self.area_step(
-                state, trs, frs, self.ctx, wms, radar=rds or (), identities=ids
+                state, trs, frs, self.ctx, wms, radar=rds or (), identities=ids, backlogs=bls
             )
         except Exception as exc:  # noqa: BLE001 - keep the input, keep the agent
             log.exception("area step of %s failed", name)
