@@ -117,3 +117,18 @@ def test_replay_takes_radar_reports() -> None:
     assert ("dark_vessel", "cam:radar:r1:7") in opened
     assert res.counters["radar.read"] == len(reports)
     assert {a.id for a in res.alerts} == {a.id for a in drive(10.0)[1]}  # as the area step alone
+
+
+@pytest.mark.parametrize(("lon", "alerted"), [(110.15, False), (110.20, True)])
+def test_a_ship_at_anchor_in_the_port_is_not_judged_dark_from_radar_alone(
+    lon: float, alerted: bool
+) -> None:
+    """A radar target at rest for 12 minutes with no AIS heard (a ship at anchor whose AIS
+    the receiver missed): inside the port zone (500 m around 110.15E on the shore) it is the
+    port's, not a dark vessel; the same 2.6 km east of the zone is one."""
+    rng = np.random.default_rng(3)
+    t_end = NIGHT + 12 * 60_000
+    reports = [report(4, t, lon, lat_at(200.0), rng) for t in range(NIGHT, t_end, 2_500)]
+    _, alerts = drive_batches(ctx(), [], [], [], reports, t_end, 10.0)
+    dark = [a for a in alerts if a.data.kind == "dark_vessel" and a.data.status == "open"]
+    assert bool(dark) is alerted

@@ -181,10 +181,18 @@ def test_replay_fuses_radar_read_from_nmea_lines() -> None:
     from pipeline.tools.simulate_radar import _tag, _ttm
 
     fixes, statics, frames, reports, _ = scenario()
+    # each target's speed and course as its tracker gives them: the ship's (3) east at
+    # 12 kn, the boat's south at 16 kn
+    vel = {3: (12.0, 90.0)}
     lines = [
         _tag("r1", r.t_ms / 1000.0)
         + _ttm(
-            r.target_number, r.range_m, r.bearing_deg, 16.0, 180.0, "T", r.t_ms / 1000.0
+            r.target_number,
+            r.range_m,
+            r.bearing_deg,
+            *vel.get(r.target_number, (16.0, 180.0)),
+            "T",
+            r.t_ms / 1000.0,
         )  # fmt: skip
         for r in reports
     ]

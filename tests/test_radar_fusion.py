@@ -75,3 +75,44 @@ def test_association_does_not_depend_on_input_order(seed: int, perm_seed: int) -
     back = np.full(len(r), -1)
     back[pr] = np.where(got >= 0, pv[np.maximum(got, 0)], -1)
     assert back.tolist() == base.tolist()
+
+
+def _ferry_and_skiff():
+    """A ferry with AIS 7 km north of the radar, 14 kn on 164 deg, its fix 2 s before the
+    scan; in the scan its own report and a skiff's 250 m west of it (inside the gate at
+    that range, sigma ~90 m)."""
+    flon, flat = destination_point(RADAR_LON, RADAR_LAT, 0.0, 7000.0)
+    v = VesselArrays.from_lists([413_446_585], [0], [flon], [flat], [14.0], [164.0])
+    on = destination_point(flon, flat, 164.0, 14.0 * 1852 / 3600 * 2.0)
+    slon, slat = destination_point(on[0], on[1], 270.0, 250.0)
+    sig = float(core.position_sigma_m(7000.0, 25.0, 0.7))
+    return v, (float(on[0]), float(on[1])), (float(slon), float(slat)), sig
+
+
+@pytest.mark.unit
+def test_a_vessel_explains_one_report_of_a_scan_not_the_boat_beside_it() -> None:
+    v, ferry, skiff, sig = _ferry_and_skiff()
+    alone = RadarArrays.from_lists([2000], [skiff[0]], [skiff[1]], [sig])
+    assert associate_radar(v, alone).tolist() == [0]  # on its own, the ferry would explain it
+    scan = RadarArrays.from_lists([2000, 2000], [skiff[0], ferry[0]], [skiff[1], ferry[1]],
+                                  [sig, sig])  # fmt: skip
+    assert associate_radar(v, scan).tolist() == [-1, 0]
+
+
+@pytest.mark.unit
+def test_a_report_moving_otherwise_than_the_vessel_is_not_that_vessel() -> None:
+    v, _, skiff, sig = _ferry_and_skiff()
+
+    def owner(speed_kn, course_deg):
+        r = RadarArrays.from_lists([2000], [skiff[0]], [skiff[1]], [sig], [speed_kn], [course_deg])
+        return int(associate_radar(v, r)[0])
+
+    assert owner(25.0, 220.0) == -1  # the skiff's tracked course and speed: not the ferry
+    assert owner(14.5, 160.0) == 0  # moving as the ferry does
+    assert owner(17.0, 185.0) == 0  # within the gate: 5 kn + 35 % of the faster speed
+    assert owner(None, None) == 0  # no course and speed (TLL, or still acquiring): no gate
+    # a vessel at rest with no COG counts as still: a report at rest is it, one at 20 kn not
+    still = VesselArrays.from_lists([1], [0], [skiff[0]], [skiff[1]], [0.1], [np.nan])
+    at = lambda s, c: RadarArrays.from_lists([0], [skiff[0]], [skiff[1]], [sig], [s], [c])  # noqa: E731
+    assert associate_radar(still, at(0.3, 90.0)).tolist() == [0]
+    assert associate_radar(still, at(20.0, 90.0)).tolist() == [-1]

@@ -21,6 +21,7 @@ from pipeline.core.detectors import Thresholds
 from pipeline.core.radar_fusion import RadarArrays, associate_radar
 from pipeline.engine.picture import _move_target, _StepCache
 from pipeline.engine.radar_camera import fuse_report, own_subject
+from pipeline.engine.radar_continuation import continue_radar, note_continuation
 from pipeline.engine.state import AreaState, _Target
 from schemas.records import CameraDetection, RadarTarget
 
@@ -74,10 +75,50 @@ def _retire(st: AreaState, key: str, tg: _Target) -> None:
     del st.targets[key]
     tg.subject = own_subject(tg)
     new_key = f"{key}@{tg.first_t_ms}"
+    if new_key in st.targets:  # a target continued under this number before
+        new_key = f"{new_key}.{tg.t_ms}"
     st.targets[new_key] = tg
     partner = st.targets.get(tg.fused) if tg.fused else None
     if partner is not None and partner.fused == key:
         partner.fused = new_key
+
+
+#: the other targets of a report's radar whose last report is at most this old (ms) are
+#: the report's scan: an antenna turns in 2.5 s (24 rpm) to 5 s (12 rpm)
+SCAN_WINDOW_MS = 5_000
+
+
+def _tracked_velocity(d: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """Speed and course of a report for the velocity gate: only once the radar's tracker
+    tracks the target (while it acquires, its speed and course are a guess)."""
+    if d.get("status", "tracking") != "tracking":
+        return None, None
+    return d.get("speed_kn"), d.get("course_deg")
+
+
+def _scan_arrays(st: AreaState, key: str, r: RadarTarget) -> RadarArrays:
+    """Report ``r`` (first) and the last report of every other live target of its radar
+    reported within :data:`SCAN_WINDOW_MS` of it: the scan the AIS vessels are assigned
+    over one to one, so a vessel that explains its own radar target does not also explain a
+    boat passing close by (each report is applied on its own, in event-time order)."""
+    cam = f"radar:{r.radar_id}"
+    rows = [{"t_ms": r.t_ms, "lon": r.lon, "lat": r.lat, "position_sigma_m": r.position_sigma_m,
+             "speed_kn": r.speed_kn, "course_deg": r.course_deg, "status": r.status}]  # fmt: skip
+    others = [
+        (k, tg.detections[-1])
+        for k, tg in st.targets.items()
+        if tg.camera_id == cam
+        and k != key
+        and "@" not in k  # retired: its number went to a newer target
+        and tg.detections
+        and abs(r.t_ms - tg.t_ms) <= SCAN_WINDOW_MS
+    ]
+    rows += [d for _, d in sorted(others, key=lambda x: x[0])]
+    vel = [_tracked_velocity(d) for d in rows]
+    return RadarArrays.from_lists(
+        [d["t_ms"] for d in rows], [d["lon"] for d in rows], [d["lat"] for d in rows],
+        [d["position_sigma_m"] for d in rows], [x[0] for x in vel], [x[1] for x in vel],
+    )  # fmt: skip
 
 
 def apply_radar(
@@ -99,11 +140,7 @@ def apply_radar(
     if r.status == "lost":
         return  # the target ages out like a camera target the camera lost
     v = cache.vessel_arrays(st)
-    owner = int(
-        associate_radar(
-            v, RadarArrays.from_lists([r.t_ms], [r.lon], [r.lat], [r.position_sigma_m])
-        )[0]
-    )
+    owner = int(associate_radar(v, _scan_arrays(st, key, r))[0])
     mmsi = int(v.mmsi[owner]) if owner >= 0 else -1
     if tg is None:
         tg = _Target(camera_id=f"radar:{r.radar_id}", track_id=r.target_number,
@@ -111,10 +148,12 @@ def apply_radar(
         if own_subject(tg) in {ep.subject for ep in st.episodes.values()}:
             tg.subject = f"{own_subject(tg)}@{r.t_ms}"  # an earlier target of that number
         st.targets[key] = tg
+        note_continuation(st, key, tg, r)  # a lost dark target it may go on with
     tg.detections.append({
         "radar_id": r.radar_id, "target_id": r.target_id, "t_ms": int(r.t_ms),
         "lon": r.lon, "lat": r.lat, "range_m": r.range_m, "bearing_deg": r.bearing_deg,
         "position_sigma_m": r.position_sigma_m, "mmsi": mmsi if mmsi >= 0 else None,
+        "speed_kn": r.speed_kn, "course_deg": r.course_deg, "status": r.status,
     })  # fmt: skip
     del tg.detections[:-SMOOTH_REPORTS]
     # The target's position is the mean of its last reports (a radar plot jitters by its
@@ -153,5 +192,6 @@ def apply_radar(
             tg.confirmed_t_ms = int(r.t_ms)
         if tg.anchor_t_ms >= 0:
             tg.anchor_solid = True
+    tg = continue_radar(st, key, tg, th)
     if cameras:
         fuse_report(st, key, tg, r, cameras, th)

@@ -31,6 +31,8 @@ def dark_vessel(
     how sure it is: ``confidence`` = ``dark_max_pos_sigma_m`` / (that + the range sigma)
     (0.5 at the limit, above 0.9 within about 1 km of the camera), as a factor of weight 0.
 
+    A radar target inside a port or anchorage (``in_port``) is not judged dark.
+
     Severity 40, + night 20, + within ``landing_coast_m`` of the coast 10.
     """
     if len(v) == 0:
@@ -51,6 +53,11 @@ def dark_vessel(
     )
     if area_start_t_ms >= 0:
         ok &= area_start_t_ms + th.warmup_s * 1000.0 <= now_t_ms
+    # A radar target inside a port or anchorage is a ship moored or at anchor there (an
+    # authorised zone): radar alone does not judge it dark, for AIS at anchor is sent every
+    # 3 min and a shore receiver can miss several in a row (radar sees the whole anchorage,
+    # a shore camera hardly any of it). It is judged once it leaves the zone.
+    ok &= ~(_radar_rows(v) & v.in_port)
     rows = np.flatnonzero(ok)
     start = np.maximum(
         v.unmatched_since_t_ms[rows] + th.dark_vessel_min_s * 1000.0,
@@ -86,6 +93,13 @@ def dark_vessel(
             )
         out.append(condition_at("dark_vessel", v, i, int(start[j]), f))
     return out
+
+
+def _radar_rows(v: VesselView) -> np.ndarray:
+    """Rows of radar targets (and of camera targets fused with one): radar subjects."""
+    return np.fromiter(
+        (str(x).startswith("cam:radar:") for x in v.subject), dtype=bool, count=len(v)
+    )
 
 
 DETECTOR = DetectorSpec(
