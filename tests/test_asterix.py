@@ -170,6 +170,12 @@ def test_bad_datagrams_and_records_are_dead_lettered_and_the_rest_decoded() -> N
     # nothing at all, and a header shorter than three bytes
     for dg in (b"", b"\x0a\x00"):
         assert [d.reason for d in decode(dg).dead] == ["bad_asterix"]
+    # a WGS84 latitude beyond the pole (the item holds +-180 degrees)
+    res = decode(block(report(6, wgs84=(110.3, 95.0)), good))
+    assert [d.reason for d in res.dead] == ["bad_field"] and len(res.targets) == 1
+    # thousands of empty data blocks: the framing parser's recursion gives out, caught
+    res = decode(bytes([10, 0, 3]) * 5000)
+    assert [d.reason for d in res.dead] == ["bad_asterix"] and res.targets == []
     # a radar with no sac/sic is never matched
     res = decode(block(good), (dataclasses.replace(RADAR, sac=None, sic=None),))
     assert [d.reason for d in res.dead] == ["unknown_radar"]
