@@ -25,13 +25,14 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from connectors.ais import run_sources
+from connectors.asterix import AsterixFeed, run_asterix_sources
 from pipeline import metrics
 from pipeline.engine.radar import decode_radar_lines
 from pipeline.radars import RadarConfig, load_radars
 from pipeline.topics import DEADLETTER, RADAR_TARGET
 from schemas.records import DeadLetter, RadarTarget, RawAisBatch
 
-__all__ = ["RadarRouter", "RadarSink", "ingest", "parse_sources", "run_ingest"]
+__all__ = ["RadarRouter", "RadarSink", "ingest", "parse_sources", "run_all", "run_ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,20 @@ def parse_sources(
     return plain, named
 
 
+async def run_all(sources: argparse.Namespace, sink: RadarSink, router: RadarRouter) -> None:
+    """The NMEA sources (:func:`connectors.ais.run_sources`) and the ASTERIX ones
+    (``asterix_udp`` ports, ``asterix_file`` paths; :mod:`connectors.asterix`) together."""
+    ports = list(getattr(sources, "asterix_udp", []) or [])
+    files = list(getattr(sources, "asterix_file", []) or [])
+    if not (ports or files):
+        await run_sources(sources, sink)
+        return
+    feed = AsterixFeed(router.radars, sink)
+    await asyncio.gather(
+        run_sources(sources, sink), run_asterix_sources(sources.bind, ports, files, feed)
+    )
+
+
 async def ingest(
     sources: argparse.Namespace, router: RadarRouter, bootstrap: str | None = None
 ) -> int:
@@ -154,7 +169,9 @@ async def ingest(
 
     producer = RecordProducer(bootstrap, client_id="shorewatch-ingest-radar")
     await producer.start()
-    live = bool(sources.tcp or sources.listen_tcp or sources.udp)
+    live = bool(
+        sources.tcp or sources.listen_tcp or sources.udp or getattr(sources, "asterix_udp", [])
+    )
     publisher = BufferedPublisher(producer, block_when_full=not live)
     publisher.start()
 
@@ -172,7 +189,7 @@ async def ingest(
 
     try:
         async with metrics.serve_from_env("ingest-radar", ready):
-            await run_sources(sources, sink)
+            await run_all(sources, sink, router)
     finally:
         await asyncio.shield(publisher.close())
         await producer.stop()
@@ -182,9 +199,11 @@ async def ingest(
 
 def run_ingest(args: argparse.Namespace) -> int:
     """``shorewatch ingest radar``: radar sources -> Kafka (or ``--stdout``)."""
-    if not (args.tcp or args.listen_tcp or args.udp or args.file):
+    asterix = getattr(args, "asterix_udp", []) or getattr(args, "asterix_file", [])
+    if not (args.tcp or args.listen_tcp or args.udp or args.file or asterix):
         print(
-            "shorewatch ingest radar: name at least one source (--tcp, --listen-tcp, --udp, --file)",
+            "shorewatch ingest radar: name at least one source (--tcp, --listen-tcp, --udp,"
+            " --file, --asterix-udp, --asterix-file)",
             file=sys.stderr,
         )
         return 2
@@ -209,7 +228,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.flush()
 
             sink = RadarSink(router, out, out)
-            await run_sources(plain, sink)
+            await run_all(plain, sink, router)
             print(sink.summary(), file=sys.stderr)
             return 0
         return await ingest(plain, router)

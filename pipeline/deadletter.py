@@ -72,6 +72,12 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field", "a field the sentence needs is empty or absent"
     BAD_FIELD = "bad_field", "a field holds no valid value (a number, unit, status or time)"
     BEYOND_RANGE = "beyond_range", "a radar target farther than the radar's max_range_m"
+    # ASTERIX radar datagrams (pipeline.engine.asterix)
+    BAD_ASTERIX = "bad_asterix", "an ASTERIX datagram or data block that does not parse"
+    UNSUPPORTED_CATEGORY = (
+        "unsupported_category",
+        "an ASTERIX category the radar ingest does not read (it reads CAT 010)",
+    )
     # publishing and delivery (connectors.kafka, connectors.alerts)
     INVALID_RECORD = "invalid_record", "a recorded line that is not valid JSON for its topic"
     WEBHOOK_REJECTED = "webhook_rejected", "a webhook receiver refused the alert (4xx)"

@@ -14,6 +14,8 @@
         bearing_sigma_deg: 0.7     # one-sigma bearing error, degrees
         max_range_m: 22000         # targets reported beyond this are rejected
         addresses: [10.0.0.31]     # sender addresses of the radar's UDP/TCP output
+        sac: 12                    # optional: ASTERIX data source (I010/010 SAC and SIC)
+        sic: 31                    #   of the radar's CAT 010 output, 0-255 each
 
 The file is optional: a site without it has no radars. :func:`load_radars` reads and
 validates it and raises :class:`~pipeline.errors.SiteError` with every problem found, as
@@ -37,7 +39,7 @@ RADARS_FILE = "radars.yaml"
 
 _KEYS = {
     "id", "name", "lon", "lat", "height_m", "heading_reference", "heading_deg",
-    "range_sigma_m", "bearing_sigma_deg", "max_range_m", "addresses",
+    "range_sigma_m", "bearing_sigma_deg", "max_range_m", "addresses", "sac", "sic",
 }  # fmt: skip
 
 
@@ -76,6 +78,12 @@ def _parse_radar(raw: Any, i: int, probs: _Problems) -> RadarConfig | None:
             ipaddress.ip_address(str(a))
         except ValueError:
             probs.add(f, f"{where}.addresses", f"not an IP address: {a!r}")
+    sac, sic = raw.get("sac"), raw.get("sic")
+    for key, v in (("sac", sac), ("sic", sic)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255):
+            probs.add(f, f"{where}.{key}", f"must be a whole number 0-255, got {v!r}")
+    if (sac is None) != (sic is None):
+        probs.add(f, f"{where}.sac", "sac and sic go together: give both or neither")
     if len(probs.items) > n0:
         return None
     return RadarConfig(
@@ -90,6 +98,8 @@ def _parse_radar(raw: Any, i: int, probs: _Problems) -> RadarConfig | None:
         bearing_sigma_deg=float(raw["bearing_sigma_deg"]),
         max_range_m=float(raw["max_range_m"]),
         addresses=tuple(str(a) for a in addrs),
+        sac=sac,
+        sic=sic,
     )
 
 
@@ -112,6 +122,15 @@ def check_radars(site_dir: str | os.PathLike[str]) -> tuple[list[str], dict[str,
             continue
         if radar.id in radars:
             probs.add(RADARS_FILE, f"radars[{i}].id", f"duplicate radar id {radar.id!r}")
+            continue
+        same = [r.id for r in radars.values() if radar.sac is not None and
+                (r.sac, r.sic) == (radar.sac, radar.sic)]  # fmt: skip
+        if same:
+            probs.add(
+                RADARS_FILE,
+                f"radars[{i}].sac",
+                f"sac/sic {radar.sac}/{radar.sic} already belong to radar {same[0]!r}",
+            )
             continue
         radars[radar.id] = radar
     return probs.items, radars

@@ -605,7 +605,8 @@ class RadarTarget(msgspec.Struct, kw_only=True, gc=False):
 
     From an NMEA 0183 ``TTM`` (range and bearing from the antenna, converted with the
     radar's position in the site's ``radars.yaml``) or ``TLL`` (the radar's own
-    latitude/longitude) sentence.
+    latitude/longitude) sentence, or an ASTERIX CAT 010 target report (``sentence``
+    ``CAT010``; :mod:`pipeline.engine.asterix`).
 
     :param target_id: ``<radar_id>:<target_number>``, stable while the radar tracks it
     :param t_ms: event time: the sentence's UTC time of day dated from the receive time
@@ -613,8 +614,8 @@ class RadarTarget(msgspec.Struct, kw_only=True, gc=False):
     :param rx_t_ms: receive time, ms UTC
     :param range_m: range from the antenna, m
     :param bearing_deg: bearing from the antenna, degrees true
-    :param speed_kn: target speed, knots (``TTM`` only)
-    :param course_deg: target course, degrees true (``TTM`` only)
+    :param speed_kn: target speed, knots (``TTM``, ``CAT010``)
+    :param course_deg: target course, degrees true (``TTM``, ``CAT010``)
     :param position_sigma_m: one-sigma horizontal position error, m: the radar's range
         error and ``range × bearing error`` combined, so it grows with range
     :param status: ``tracking`` (T), ``acquiring`` (Q) or ``lost`` (L)
@@ -627,7 +628,7 @@ class RadarTarget(msgspec.Struct, kw_only=True, gc=False):
     radar_id: str
     target_id: str
     target_number: int
-    sentence: Literal["TTM", "TLL"]
+    sentence: Literal["TTM", "TLL", "CAT010"]
     t_ms: int
     rx_t_ms: int
     lon: float

@@ -50,6 +50,14 @@ def add_ingest_radar(ingest: argparse._SubParsersAction) -> None:
         "--file", action="append", default=[], metavar="[RADAR=]FILE",
         help="read a recorded file, gzip file or - (repeatable)",
     )  # fmt: skip
+    i.add_argument(
+        "--asterix-udp", action="append", default=[], type=int, metavar="PORT",
+        help="listen for ASTERIX CAT 010 datagrams (repeatable; SAC/SIC picks the radar)",
+    )  # fmt: skip
+    i.add_argument(
+        "--asterix-file", action="append", default=[], metavar="FILE",
+        help="read length-framed ASTERIX datagrams (4-byte big-endian length, then the bytes)",
+    )  # fmt: skip
     i.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     i.add_argument("--batch-lines", type=int, default=100, help="at most this many lines per batch")
     i.add_argument("--batch-ms", type=int, default=50, help="at most this many ms per batch")

@@ -52,6 +52,8 @@ class RadarConfig:
     :param max_range_m: the radar's instrumented range; targets beyond it are rejected, m
     :param addresses: sender IP addresses of the radar's output (listeners map a peer to
         its radar by these)
+    :param sac: ASTERIX System Area Code of the radar's data source (``I010/010``), 0-255
+    :param sic: ASTERIX System Identification Code of the radar's data source, 0-255
     """
 
     id: str
@@ -65,6 +67,8 @@ class RadarConfig:
     heading_deg: float | None = None
     name: str | None = None
     addresses: tuple[str, ...] = ()
+    sac: int | None = None
+    sic: int | None = None
 
 
 def true_bearing_deg(bearing_deg, relative, reference_heading_deg) -> np.ndarray:
