@@ -90,7 +90,7 @@ def test_the_newest_fix_as_the_clock_is_what_evicted_the_night() -> None:
     fixes arriving first evicted the boat, whose next fix began a new track a minute
     later: in ``oversized-input`` its ``identity_anomaly`` opened 59 s after replay's."""
     _, boat = _drive(_live_order(), with_progress=False)
-    firsts = sorted({tr.first_t_ms for tr in boat})
+    firsts = sorted({tr.first_t_ms or -1 for tr in boat})
     assert firsts[0] == NIGHT_MS and len(firsts) == 2
     assert firsts[1] - NIGHT_MS == 2 * 60_000  # the first fix after the client's batch
 
