@@ -150,6 +150,9 @@ class AreaStore:
                 live.released_t_ms,
             )
             state = live.state
+            own = live.written.get(input_key(area))
+            if own is not None:  # the input offsets that state includes, not the table's
+                rows = {**rows, input_key(area): own}
         if state is None:
             self.live.pop(area, None)
             return None
