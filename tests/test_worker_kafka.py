@@ -347,12 +347,17 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
     """One engine, two drivers: a vessel silent for longer than the idle limit is evicted
     by the worker's tracks agent and by replay alike, and its next fix starts a new track.
 
-    The worker's sweep clock is the newest event time it has seen (never more than a few
-    minutes past its wall clock), and other tests leave records stamped with the wall
-    clock on the topics; so the vessel's first fix lies an idle limit in the past, and the
-    fix of a second vessel that moves event time on lies two minutes ahead of now."""
+    The worker's sweep clock is the newest event time it has seen, never more than a few
+    minutes past its wall clock nor past the AIS path's progress (the minimum over the
+    sources still sending), and other tests leave records stamped with the wall clock on
+    the topics; so the vessel's first fix lies an idle limit in the past, and the fix of a
+    second vessel that moves event time on lies four minutes ahead of now. The lines come
+    from the source of the probes that tell the worker is consuming (stamped now), after
+    the decode stage's warm-up: one source, whose newest time is the progress, as replay's
+    merged input is."""
     from aiokafka import AIOKafkaProducer
 
+    from pipeline.engine.source_progress import SOURCE_WARMUP_MS
     from pipeline.engine.tracks import EVICT_SWEEP_MS, TrackParams
     from pipeline.replay import run_replay
     from pipeline.tools.sentinels import sentinel
@@ -362,8 +367,8 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
     idle_ms = int(TrackParams().idle_evict_s * 1000)
     now = int(time.time() * 1000) // 1000 * 1000
     t_a = now - idle_ms - 10_000
-    t_b = now + 2 * 60_000
-    t_back = now + 3 * 60_000
+    t_b = now + 4 * 60_000
+    t_back = now + 4 * 60_000 + 30_000
     lines = [(a, t_a, 110.30), (b, t_b, 110.40), (a, t_back, 110.50)]
     assert t_b - t_a > idle_ms and t_b - t_a > EVICT_SWEEP_MS
     text = [sentinel(m, t, lon=lon) for m, t, lon in lines]
@@ -378,7 +383,7 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
         await tail.start()
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
-        source = f"evict-{uuid.uuid4().hex[:6]}"
+        source = "demo:probe"  # wait_until_consuming's: one source
         got: list[records.Track] = []
         try:
             for (m, t, _lon), line in zip(lines, text, strict=True):
@@ -402,6 +407,9 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
 
     with worker(tmp_path, kafka_bootstrap, "decode,tracks") as proc:
         asyncio.run(wait_until_consuming(kafka_bootstrap, proc, tmp_path, 90))
+        # the decode stage states no progress (so no sweep is made) for its warm-up after
+        # its first record, a probe: the lines come after it
+        time.sleep(SOURCE_WARMUP_MS / 1000 + 1)
         live = asyncio.run(scenario())  # the sweep clock is past earlier tests' records
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
     back = [tr for tr in live if tr.mmsi == a][-1]

@@ -629,23 +629,33 @@ def sweep_idle(
     updates: Sequence[Track],
     params: TrackParams,
     clock_cap_t_ms: int | None = None,
+    progress_t_ms: int | None = None,
 ) -> list[Track]:
     """The tracks to evict after a batch: every :data:`EVICT_SWEEP_MS` of event time (the
     newest fix seen), the tracks idle for longer than ``params.idle_evict_s``.
 
     The first sweep only starts the clock. A live driver passes ``clock_cap_t_ms`` (its
     wall clock plus a margin) so that one receiver whose clock runs months ahead can not
-    make every other track look idle; replay passes none.
+    make every other track look idle, and ``progress_t_ms``, the AIS path's progress (the
+    decode stage's: the minimum over the sources still sending, see
+    :mod:`pipeline.engine.source_progress`), so that the fixes of one source far ahead of
+    the others (a receiver stamping the wall clock beside a replayed night) do not either:
+    which of them reached a micro-batch first depends on arrival, and the clock must not.
+    Replay passes neither: its input is merged in event-time order.
 
     :param tracks: the tracks with this batch's updates stored
     :param driver: the driver's sweep time (updated in place)
     :param updates: this batch's track updates
+    :param progress_t_ms: the AIS path's progress, ms UTC (-1: not stated yet, no sweep;
+        ``None``: not known, records of an older release)
     :returns: the evicted tracks, copies with ``event='evicted'``: the driver deletes them
         from its state and publishes them
     """
     newest = max([driver.last_sweep_t_ms, *(tr.t_ms for tr in updates)])
     if clock_cap_t_ms is not None:
         newest = min(newest, clock_cap_t_ms)
+    if progress_t_ms is not None:
+        newest = min(newest, progress_t_ms)
     if newest - driver.last_sweep_t_ms < EVICT_SWEEP_MS:
         return []
     first = driver.last_sweep_t_ms == 0

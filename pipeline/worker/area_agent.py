@@ -24,6 +24,7 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
+from pipeline.worker.input_rewind import InputRewinds
 from pipeline.worker.observe import observe_batch
 from schemas import records
 
@@ -61,6 +62,7 @@ class _AreaAgent:
         from pipeline.worker.area_store import AreaStore
 
         self.area_step = area_step
+        self.app = app
         self.metrics: Metrics = app.shorewatch_metrics  # type: ignore[attr-defined]
         self.ctx = AreaContext.from_site(
             site,
@@ -88,12 +90,16 @@ class _AreaAgent:
         # retried with backoff and leaves the area running ("registry unavailable")
         self.resolver = IdentityResolver(settings.registry_url)
         self.newest_t_ms = -1  # the newest track or frame time of the last micro-batch, ms UTC
+        # input handed past what the area's state applied is read again (input_rewind)
+        self.rewinds = InputRewinds()
+        self.seeks: dict[int, int] = {}  # fusion.input partition -> offset to seek back to
 
     async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
         await self.store.on_revoked(revoked)
 
     async def on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
         self.store.on_assigned(assigned)
+        self.rewinds.assigned()
 
     async def publish(
         self, name: str, state: Any, out: list, done: dict[int, int] | None = None
@@ -134,6 +140,45 @@ class _AreaAgent:
                     self.metrics.add({"area.unknown_area": len(items)})
                     continue
                 await self._step(name, items, values)
+        await self._seek_back()
+
+    async def _seek_back(self) -> None:
+        """Seek the ``fusion.input`` partitions whose input came past a gap back to the
+        offset their area's state applied up to."""
+        from faust.types import TP
+
+        seeks, self.seeks = self.seeks, {}
+        for p, offset in sorted(seeks.items()):
+            try:
+                await self.app.consumer.seek(TP(topics.FUSION_INPUT.name, p), offset)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner rewinds
+                log.warning("fusion.input partition %d not sought back to %d: %r", p, offset, exc)
+
+    def _past_gaps(
+        self, name: str, items: list[tuple[Any, tuple[int, int] | None]], done: dict[int, int]
+    ) -> list[tuple[Any, tuple[int, int] | None]]:
+        """``items`` less those of partitions handed past a gap after ``done``, the offsets
+        the area's state applied (:mod:`pipeline.worker.input_rewind`): those partitions
+        are sought back to ``done`` once the micro-batch is through."""
+        rewind, accepted = self.rewinds.gaps([pos for _, pos in items if pos is not None], done)
+        if accepted:
+            self.metrics.add({"area.input_gap_accepted": len(accepted)})
+            log.error(
+                "area %s: fusion.input offsets missing after %s: gap accepted", name, accepted
+            )
+        if not rewind:
+            return items
+        kept = [(it, pos) for it, pos in items if pos is None or pos[0] not in rewind]
+        self.metrics.add({"area.input_rewound": len(items) - len(kept)})
+        log.warning(
+            "area %s: fusion.input handed past the offsets its state applied %s: "
+            "%d inputs left, sought back",
+            name,
+            rewind,
+            len(items) - len(kept),
+        )
+        self.seeks.update(rewind)
+        return kept
 
     async def _step(
         self,
@@ -151,12 +196,21 @@ class _AreaAgent:
         wms: list[records.Watermark] = []
         rds: list[records.RadarTarget] = []
         bls: list[records.CameraBacklog] = []
-        skipped = 0
-        for item, pos in items:
+        fresh = [
+            (it, pos)
+            for it, pos in items
+            if pos is None
+            or (pos[1] >= restored.get(pos[0], -1) and not self.rewinds.resent(pos, done))
+        ]
+        if len(fresh) < len(items):
+            skipped = len(items) - len(fresh)
+            self.metrics.add({"area.input_already_applied": skipped})
+            log.info("area %s: %d inputs already in the restored state skipped", name, skipped)
+        fresh = self._past_gaps(name, fresh, done)
+        if not fresh:
+            return
+        for item, pos in fresh:
             if pos is not None:
-                if pos[1] < restored.get(pos[0], -1):
-                    skipped += 1
-                    continue
                 done[pos[0]] = pos[1] + 1
             if item.track is not None:
                 trs.append(item.track)
@@ -168,9 +222,6 @@ class _AreaAgent:
                 rds.append(item.radar)
             if item.backlog is not None:
                 bls.append(item.backlog)
-        if skipped:
-            self.metrics.add({"area.input_already_applied": skipped})
-            log.info("area %s: %d inputs already in the restored state skipped", name, skipped)
         late_before = state.counters.get("late", 0) if state is not None else 0
         released_before = state.released_t_ms if state is not None else -1
         if self.resolver.due():  # a reload may take seconds: off the event loop
@@ -198,6 +249,7 @@ class _AreaAgent:
                 self.sender.dead(key, dead)
             await self.sender.flush()
             self.store.forget(name)  # the state may be half-updated: reload it
+            self.rewinds.account(pos for _, pos in fresh if pos is not None)
             return
         late = state.counters.get("late", 0) - late_before
         if late > 0:  # a path broke its promise (disorder, or a camera back from idle)

@@ -14,8 +14,9 @@ committed yet), so it resumes where the last acknowledged output left off.
 partition: on revocation (a rebalance) the fence waits for the step in flight to finish
 and its output to be acknowledged, then closes the area, so the next owner restores from a
 changelog that holds everything this worker published and nothing it writes later. A
-step whose partition went away meanwhile writes nothing (neither rows nor alerts); its
-input was not committed, so the next owner steps it again. A worker that stops (SIGTERM)
+step whose partition went away meanwhile writes nothing (neither rows nor alerts); Faust
+may acknowledge its input all the same, and the next owner steps it again from the
+offsets the state holds (:mod:`pipeline.worker.input_rewind`). A worker that stops (SIGTERM)
 writes nothing more once stopping began. A state older in event time
 (``released_t_ms``) than the one this worker last published for the area is never
 written (``area.stale_write_fenced``); a table restored to a point behind what this
@@ -150,6 +151,9 @@ class AreaStore:
                 live.released_t_ms,
             )
             state = live.state
+            own = live.written.get(input_key(area))
+            if own is not None:  # the input offsets that state includes, not the table's
+                rows = {**rows, input_key(area): own}
         if state is None:
             self.live.pop(area, None)
             return None

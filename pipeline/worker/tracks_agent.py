@@ -104,6 +104,9 @@ class _TracksAgent:
         self.ais_disorder_ms = ais_disorder_ms
         self.marks_sent: dict[int, int] = {}  # ais.fixes partition -> the watermark last sent
         self.newest_t_ms = -1  # the newest event time of the last micro-batch, ms UTC
+        # the AIS path's progress (the decode stage's, carried by the fixes records), the
+        # eviction clock's bound: -1 none yet, None while only older records came
+        self.progress_t_ms: int | None = None
 
     async def handle(self, values: list[bytes]) -> None:
         """Step the tracks with one micro-batch of ``ais.fixes`` records and publish."""
@@ -123,6 +126,8 @@ class _TracksAgent:
             self.metrics.add({"tracks.orphan_statics_dropped": batch.orphans_dropped})
         self.metrics.add(batch.result.counters, prefix="tracks.")
         self._publish(batch.result.updates, batch.area_updates)
+        if progress:
+            self.progress_t_ms = max(self.progress_t_ms or -1, *progress.values())
         self._evict_idle(batch.result.updates)
         self._send_marks(progress)
         await self.sender.flush()
@@ -151,6 +156,8 @@ class _TracksAgent:
             try:
                 fc = self.fix_dec.decode(v)
                 cols.append(unpack_fixes(fc))
+                if fc.partition >= 0 and self.progress_t_ms is None:  # states its progress
+                    self.progress_t_ms = -1
                 fixes_progress(progress, fc, cols[-1].t_ms)
             except (msgspec.DecodeError, ValueError) as exc:
                 self.metrics.add({"tracks.undecodable": 1})
@@ -185,7 +192,9 @@ class _TracksAgent:
         """Idle tracks leave the table (a tombstone in its changelog) and are published
         once more with ``event="evicted"``."""
         cap = wall_ms() + EVICT_CLOCK_AHEAD_MAX_MS
-        for tr in self.sweep_idle(self.view, self.driver, updates, self.params, cap):
+        for tr in self.sweep_idle(
+            self.view, self.driver, updates, self.params, cap, self.progress_t_ms
+        ):
             key = str(tr.mmsi).encode()
             self.rows.delete(key)
             self.live.pop(tr.mmsi, None)
