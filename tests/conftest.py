@@ -124,6 +124,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
 
 
+#: pytest-timeout seconds added to the first test that builds the session's simulated night
+#: (``night``: an hour simulated and replayed, minutes on a loaded 2-core machine)
+NIGHT_BUILD_S = 600.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The first test to use ``night`` pays for building it in its setup: give that one
+    test :data:`NIGHT_BUILD_S` more than the session's timeout, so a loaded machine's slow
+    replay is not reported as a hang (every other test keeps the plain timeout)."""
+    try:
+        base = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    except (ValueError, TypeError):
+        return
+    if base <= 0:
+        return
+    for item in items:
+        if "night" in getattr(item, "fixturenames", ()):
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(base + NIGHT_BUILD_S))
+            return
+
+
 @pytest.fixture(scope="session")
 def night(tmp_path_factory: pytest.TempPathFactory):
     """``(alerts, evidence_dir)``: the real alerts of one simulated hour on the Haikou
