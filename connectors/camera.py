@@ -51,6 +51,7 @@ from pipeline import metrics, topics
 from pipeline.core.adaptive import AnalysisPolicy, AnalysisScheduler, keepalive_phase
 from pipeline.deadletter import Reason, dead_letter
 from pipeline.errors import CameraAuthError, CameraError, ConfigError, FrameError, InferenceBusy
+from pipeline.tasks import cancel_and_wait
 from pipeline.topics import TopicSpec
 from schemas import records
 
@@ -140,22 +141,6 @@ class CameraCounters:
     event_sessions: int = 0
     last_error: str | None = None
     by_reason: dict[str, int] = field(default_factory=dict)
-
-
-async def cancel_and_wait(tasks: Sequence[asyncio.Task], every_s: float = 0.5) -> None:
-    """Cancel ``tasks`` and wait until every one has finished, cancelling the ones still
-    running again every ``every_s`` seconds.
-
-    ``asyncio.wait_for`` in Python 3.11 can lose a cancellation that arrives just as the
-    call it wraps finishes (bpo-42130); an ONVIF loop that lost one would run on and a
-    shutdown would hang. Their results and exceptions are retrieved, not raised.
-    """
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for t in pending:
-            t.cancel()
-        _, pending = await asyncio.wait(pending, timeout=every_s)
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 #: status reason of an event-driven camera whose stream is closed until an event or cue

@@ -6,6 +6,7 @@
     ├── ConfigError                 bad settings, bad site or camera configuration
     │   ├── SiteError               a site folder that fails validation (carries every problem)
     │   └── ConsoleError            the operator console cannot start as configured
+    │       └── ActionStoreError    its action store cannot be reached or does not answer in time
     ├── BrokerError                 Kafka cannot be reached or managed
     │   ├── BrokerUnreachable       KAFKA_BOOTSTRAP_SERVERS does not answer in time
     │   └── LocalKafkaError         the local broker cannot be fetched, formatted or started
@@ -139,3 +140,8 @@ class QueryError(ArchiveError):
 class ConsoleError(ConfigError):
     """The operator console cannot start as configured (no user outside demo mode, a
     demo bound beyond 127.0.0.1, an unreadable users file)."""
+
+
+class ActionStoreError(ConsoleError):
+    """The console's action store (SQLite or PostgreSQL) cannot be reached, or a statement
+    failed or ran past its deadline; the transaction is rolled back."""

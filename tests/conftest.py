@@ -29,6 +29,52 @@ def shared_path() -> Path:
     return Path(os.environ.get("SHOREWATCH_SHARED", REPO.parent / "shared")).resolve()
 
 
+def _dump_asyncio_tasks() -> None:
+    """Print every task of the running event loop, down its chain of awaits to what it
+    waits on (stdout is captured into the report of the test that timed out)."""
+    import asyncio
+    import sys
+    from typing import Any
+
+    loop = asyncio._get_running_loop()
+    if loop is None:
+        return
+    print("+++ asyncio tasks at the timeout +++", file=sys.stdout)
+    for task in asyncio.all_tasks(loop):
+        print(f"task {task.get_name()}:", file=sys.stdout)
+        coro: Any = task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                print(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}", file=sys.stdout)
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if (waiter := getattr(task, "_fut_waiter", None)) is not None:
+            print(f"  waiting on {waiter!r:.300}", file=sys.stdout)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_timeout_set_timer(item, settings):
+    """When pytest-timeout ends an async test, dump its asyncio tasks too: a hang with the
+    event loop idle shows only ``select()`` in the thread stacks it prints."""
+    yield
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    inner = signal.getsignal(signal.SIGALRM)
+    if not callable(inner):
+        return  # the thread method: no signal handler to extend
+
+    def with_tasks(signum, frame):
+        __tracebackhide__ = True
+        _dump_asyncio_tasks()
+        inner(signum, frame)
+
+    signal.signal(signal.SIGALRM, with_tasks)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """Path of the shared data folder; skips (with the reason) when it is absent."""
@@ -76,6 +122,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
         if started:
             localkafka.down()
             os.environ.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+
+
+#: pytest-timeout seconds added to the first test that builds the session's simulated night
+#: (``night``: an hour simulated and replayed, minutes on a loaded 2-core machine)
+NIGHT_BUILD_S = 600.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The first test to use ``night`` pays for building it in its setup: give that one
+    test :data:`NIGHT_BUILD_S` more than the session's timeout, so a loaded machine's slow
+    replay is not reported as a hang (every other test keeps the plain timeout)."""
+    try:
+        base = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    except (ValueError, TypeError):
+        return
+    if base <= 0:
+        return
+    for item in items:
+        if "night" in getattr(item, "fixturenames", ()):
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(base + NIGHT_BUILD_S))
+            return
 
 
 @pytest.fixture(scope="session")

@@ -635,7 +635,7 @@ def test_track_topic_ais_reads_the_track_topic_of_the_real_broker(kafka_bootstra
 
 @pytest.mark.unit
 async def test_cancel_and_wait_stops_a_task_that_lost_a_cancellation():
-    from connectors.camera import cancel_and_wait
+    from pipeline.tasks import cancel_and_wait
 
     swallowed = []
 

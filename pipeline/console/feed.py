@@ -37,13 +37,18 @@ from pipeline import topics
 from pipeline.console.store import ActionStore
 from pipeline.console.triage import Board, Triage
 from pipeline.deadletter import Reason, dead_letter
+from pipeline.errors import ConsoleError
 from pipeline.metrics import CONSOLE_PUSH_LATENCY
+from pipeline.tasks import cancel_and_wait
 from schemas import records
 
 log = logging.getLogger(__name__)
 
 TAIL_FIXES = 20
 """Fixes kept per vessel for its tail and the "last fixes" panel."""
+
+STOP_TIMEOUT_S = 15.0
+"""How long :meth:`Feed.stop` waits for its tasks, then for its consumer, s."""
 
 _alert_dec = msgspec.json.Decoder(records.Alert)
 _track_dec = msgspec.json.Decoder(records.Track)
@@ -125,6 +130,7 @@ class Feed:
         self.counters: dict[str, int] = {"dead_letters_total": 0, "actions_total": 0}
         self._dirty_vessels: set[int] = set()
         self._tasks: list[asyncio.Task] = []
+        self._health_task: asyncio.Task | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.ready = asyncio.Event()
 
@@ -138,15 +144,24 @@ class Feed:
             asyncio.create_task(self._vessel_ticker(), name="console-vessels"),
         ]
 
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Cancel the reading tasks and close the consumer, each within ``timeout_s``.
+
+        :raises ConsoleError: a task still ran at the deadline (named in the message)
+        """
+        tasks = [*self._tasks, *([self._health_task] if self._health_task else [])]
+        stuck = await cancel_and_wait(tasks, timeout_s=timeout_s)
         if self._consumer is not None:
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._consumer.stop()
+            except TimeoutError:
+                log.warning("console feed: the consumer did not close within %g s", timeout_s)
+            except Exception as exc:  # noqa: BLE001 - closing: report, go on
+                log.warning("console feed: closing the consumer: %s", exc)
+        if stuck:
+            names = ", ".join(sorted(t.get_name() for t in stuck))
+            raise ConsoleError(f"console feed: {names} still running {timeout_s:g} s after stop")
 
     def _set_connected(self, value: bool) -> None:
         if value != self.connected:
@@ -164,7 +179,8 @@ class Feed:
                 self._set_connected(False)
                 if self._consumer is not None:
                     with contextlib.suppress(Exception):
-                        await self._consumer.stop()
+                        async with asyncio.timeout(STOP_TIMEOUT_S):
+                            await self._consumer.stop()
                     self._consumer = None
                 await asyncio.sleep(2.0)
 
@@ -179,7 +195,8 @@ class Feed:
             metadata_max_age_ms=5_000,
         )
         self._consumer = consumer
-        await asyncio.wait_for(consumer.start(), 15)
+        async with asyncio.timeout(15):  # not wait_for: a stop's cancellation must not be lost
+            await consumer.start()
         parts: dict[str, list[TopicPartition]] = {
             spec.name: [TopicPartition(spec.name, p) for p in range(spec.partitions)]
             for spec in (topics.ALERT, topics.TRACK, topics.CAMERA_STATUS, topics.ALERT_ACTION)
@@ -194,7 +211,9 @@ class Feed:
         await self._seek_actions(consumer, parts[topics.ALERT_ACTION.name])
         self._set_connected(True)
         self.ready.set()
-        health = asyncio.create_task(self._health(consumer))
+        health = self._health_task = asyncio.create_task(
+            self._health(consumer), name="console-health"
+        )
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=100, max_records=20_000)
@@ -208,15 +227,14 @@ class Feed:
                     else:
                         await self._on_actions(tp.partition, msgs)
         finally:
-            health.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await health
+            await cancel_and_wait([health], timeout_s=STOP_TIMEOUT_S)
 
     async def _health(self, consumer: AIOKafkaConsumer) -> None:
         """Ask the broker for metadata every 2 s: the visible "disconnected" state."""
         while True:
             try:
-                await asyncio.wait_for(consumer._client.fetch_all_metadata(), 3.0)
+                async with asyncio.timeout(3.0):  # not wait_for: it can lose a cancellation
+                    await consumer._client.fetch_all_metadata()
                 self._set_connected(True)
             except asyncio.CancelledError:
                 raise

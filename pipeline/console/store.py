@@ -8,20 +8,26 @@ emptied and rebuilt the same way. Writing an action is idempotent (its ``action_
 
 Store URLs: ``sqlite:///var/console/actions.db`` (or a plain path) and
 ``postgresql://user:pass@host:port/db`` (psycopg 3).
+
+Every wait has a deadline: connecting (:data:`CONNECT_TIMEOUT_S`), each statement and the
+locks it waits for (:data:`STATEMENT_TIMEOUT_S`; ``busy_timeout`` in SQLite) and a server
+that stops answering (TCP keep-alives). A failure rolls the transaction back and raises
+:class:`~pipeline.errors.ActionStoreError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from pipeline.errors import ConsoleError
+from pipeline.errors import ActionStoreError, ConsoleError
 from schemas.records import AlertAction
 
 _SCHEMA = (
@@ -43,6 +49,12 @@ _SCHEMA = (
         next_offset BIGINT NOT NULL
     )""",
 )
+
+CONNECT_TIMEOUT_S = 15
+"""How long opening a PostgreSQL store may take, s."""
+
+STATEMENT_TIMEOUT_S = 30
+"""How long one statement may run, waiting for locks included, s."""
 
 _dec = msgspec.json.Decoder(AlertAction)
 _enc = msgspec.json.Encoder()
@@ -74,27 +86,44 @@ class ActionStore:
             except ImportError as exc:  # pragma: no cover - psycopg is a dependency
                 raise ConsoleError("a PostgreSQL store needs psycopg 3") from exc
             try:
-                self._conn: Any = psycopg.connect(url, autocommit=False)
+                self._conn: Any = psycopg.connect(**_pg_params(url), autocommit=False)
             except psycopg.Error as exc:
-                raise ConsoleError(f"PostgreSQL store {_redact(url)}: {exc}") from exc
+                raise ActionStoreError(f"PostgreSQL store {_redact(url)}: {exc}") from exc
             self.kind = "postgresql"
             self._ph = "%s"
+            self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
         else:
             path = url[len("sqlite://") :] if url.startswith("sqlite://") else url
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False)
+            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=STATEMENT_TIMEOUT_S)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self.kind = "sqlite"
             self._ph = "?"
-        with self._lock:
-            cur = self._conn.cursor()
+            self._errors = (sqlite3.Error,)
+        with self._txn() as cur:
             for stmt in _SCHEMA:
                 cur.execute(stmt)
-            self._conn.commit()
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", self._ph)
+
+    @contextlib.contextmanager
+    def _txn(self) -> Iterator[Any]:
+        """A cursor in one transaction, committed at the end; on a database error (a
+        statement past its deadline included) rolled back and raised as ActionStoreError."""
+        with self._lock:
+            try:
+                yield self._conn.cursor()
+                self._conn.commit()
+            except self._errors as exc:
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
+                raise ActionStoreError(f"action store ({self.kind}): {exc}") from exc
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -102,11 +131,9 @@ class ActionStore:
 
     def offsets(self) -> dict[int, int]:
         """Per partition, the offset of the next record to read."""
-        with self._lock:
-            cur = self._conn.cursor()
+        with self._txn() as cur:
             cur.execute("SELECT part, next_offset FROM console_offset")
             rows = cur.fetchall()
-            self._conn.commit()
         return {int(p): int(o) for p, o in rows}
 
     def add(self, part: int, items: Iterable[tuple[int, AlertAction | None]]) -> int:
@@ -119,8 +146,7 @@ class ActionStore:
         if not items:
             return 0
         new = 0
-        with self._lock:
-            cur = self._conn.cursor()
+        with self._txn() as cur:
             insert = self._q(
                 "INSERT INTO console_action (action_id, alert_id, action, t_ms, username, body,"
                 " part, off) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (action_id) DO NOTHING"
@@ -150,24 +176,19 @@ class ActionStore:
                 ),
                 (part, nxt),
             )
-            self._conn.commit()
         return new
 
     def clear(self) -> None:
         """Forget everything (before a rebuild from the topic)."""
-        with self._lock:
-            cur = self._conn.cursor()
+        with self._txn() as cur:
             cur.execute("DELETE FROM console_action")
             cur.execute("DELETE FROM console_offset")
-            self._conn.commit()
 
     def all_actions(self) -> list[AlertAction]:
         """Every action in topic order per partition (what rebuilds the triage board)."""
-        with self._lock:
-            cur = self._conn.cursor()
+        with self._txn() as cur:
             cur.execute("SELECT body FROM console_action ORDER BY t_ms, part, off")
             rows = cur.fetchall()
-            self._conn.commit()
         return [_dec.decode(r[0]) for r in rows]
 
     def audit(
@@ -195,12 +216,29 @@ class ActionStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY t_ms DESC, part, off DESC LIMIT ?"
         params.append(int(limit))
-        with self._lock:
-            cur = self._conn.cursor()
+        with self._txn() as cur:
             cur.execute(self._q(sql), params)
             rows = cur.fetchall()
-            self._conn.commit()
         return [AuditRow(_dec.decode(b), int(p), int(o)) for b, p, o in rows]
+
+
+def _pg_params(url: str) -> dict[str, Any]:
+    """libpq parameters of ``url`` with the store's deadlines added (the URL's own
+    ``options`` are kept; its own ``connect_timeout`` and keep-alives win)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params: dict[str, Any] = dict(conninfo_to_dict(url))
+    ms = STATEMENT_TIMEOUT_S * 1000
+    own = params.get("options") or ""
+    params["options"] = f"{own} -c statement_timeout={ms} -c lock_timeout={ms}".strip()
+    params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    # a server that stops answering mid-statement: the socket gives up after about 20 s
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", 5)
+    params.setdefault("keepalives_interval", 5)
+    params.setdefault("keepalives_count", 3)
+    params.setdefault("tcp_user_timeout", 20_000)
+    return params
 
 
 def _redact(url: str) -> str:

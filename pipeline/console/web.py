@@ -34,7 +34,7 @@ from aiohttp import web
 
 from pipeline import topics
 from pipeline.console.coverage import coast_pieces, uncovered_report
-from pipeline.console.feed import Feed, wall_ms
+from pipeline.console.feed import STOP_TIMEOUT_S, Feed, wall_ms
 from pipeline.console.history_api import HistoryApi
 from pipeline.console.store import ActionStore
 from pipeline.console.triage import DISMISS_REASONS, check
@@ -164,6 +164,7 @@ class Console:
         self.sessions: dict[str, Session] = {}
         self.limiter = RateLimiter(cfg.login_max_failures, cfg.login_window_s)
         self.producer: Any = None
+        self._producer_lock = asyncio.Lock()  # the feed's dead letters and the actions share it
         self.feed = Feed(
             cfg.bootstrap,
             self.store,
@@ -183,24 +184,32 @@ class Console:
         for q in list(self.hub.queues):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
-        await self.feed.stop()
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
-        self.store.close()
+        try:
+            await self.feed.stop()
+        finally:
+            if self.producer is not None:
+                try:
+                    async with asyncio.timeout(STOP_TIMEOUT_S):
+                        await self.producer.stop()
+                except Exception as exc:  # noqa: BLE001 - closing: report, go on
+                    log.warning("console: the action producer did not close: %r", exc)
+                self.producer = None
+            await asyncio.to_thread(self.store.close)  # it may wait for a write in flight
 
     async def _producer(self) -> Any:
         from connectors.kafka import RecordProducer
 
-        if self.producer is None:
-            p = RecordProducer(self.cfg.bootstrap, client_id="shorewatch-console", linger_ms=0)
-            await p.start()
-            self.producer = p
-        return self.producer
+        async with self._producer_lock:  # one producer, however many ask at once
+            if self.producer is None:
+                p = RecordProducer(self.cfg.bootstrap, client_id="shorewatch-console", linger_ms=0)
+                await p.start()
+                self.producer = p
+            return self.producer
 
     async def _send_dead_letter(self, dl: records.DeadLetter) -> None:
         p = await self._producer()
-        await asyncio.wait_for(p.send_and_wait(topics.DEADLETTER, dl.source, dl), 10)
+        async with asyncio.timeout(10):  # not wait_for: the feed's stop must not be lost
+            await p.send_and_wait(topics.DEADLETTER, dl.source, dl)
 
     # ----------------------------------------------------------------- site
     def _build_site_json(self) -> dict[str, Any]:
@@ -459,7 +468,8 @@ class Console:
             await resp.write(b"event: snapshot\ndata: " + msgspec.json.encode(snap) + b"\n\n")
             while True:
                 try:
-                    item = await asyncio.wait_for(q.get(), 15)
+                    async with asyncio.timeout(15):  # keeps a shutdown's cancellation
+                        item = await q.get()
                 except TimeoutError:
                     await resp.write(b": keep-alive\n\n")
                     continue
@@ -598,9 +608,8 @@ class Console:
     async def _publish(self, action: records.AlertAction) -> web.Response:
         try:
             p = await self._producer()
-            await asyncio.wait_for(
-                p.send_and_wait(topics.ALERT_ACTION, action.alert_id, action), 10
-            )
+            async with asyncio.timeout(10):
+                await p.send_and_wait(topics.ALERT_ACTION, action.alert_id, action)
         except (BrokerUnreachable, TimeoutError, OSError) as exc:
             self.producer = None
             return _json({"error": f"the broker did not take the action: {exc}"}, 503)
