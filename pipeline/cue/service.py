@@ -54,6 +54,7 @@ from pipeline.cue.arbiter import Arbiter, CueRequest, Decision
 from pipeline.cue.locks import behind, partitions, until_of
 from pipeline.engine.alerts import iso_utc
 from pipeline.errors import CameraError
+from pipeline.tasks import cancel_and_wait
 from pipeline.vision.evidence import EvidenceStore
 from schemas.records import (
     Alert,
@@ -232,14 +233,8 @@ class CueService:
             self.ready.set()
             await asyncio.gather(*tasks)
         finally:
-            for t in tasks:
-                t.cancel()
-            for cue in list(self._cues.values()):
-                if cue.task is not None:
-                    cue.task.cancel()
-            await asyncio.gather(
-                *tasks, *(c.task for c in self._cues.values() if c.task), return_exceptions=True
-            )
+            # cancel until they end: a cancellation lost in a wait_for would hang the stop
+            await cancel_and_wait([*tasks, *(c.task for c in self._cues.values() if c.task)])
             for c in self._clients.values():
                 await c.close()
             for c in extra:
@@ -305,7 +300,8 @@ class CueService:
     async def _retry_pending(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.25)
+                async with asyncio.timeout(0.25):
+                    await self._wake.wait()
             self._wake.clear()
             self.rounds += 1
             now = _wall_ms()
@@ -489,7 +485,8 @@ class CueService:
             while True:  # follow the target while news comes, then go home
                 cue.news.clear()
                 try:
-                    await asyncio.wait_for(cue.news.wait(), s.dwell_s)
+                    async with asyncio.timeout(s.dwell_s):
+                        await cue.news.wait()
                 except TimeoutError:
                     break
                 again = self.arbiter.aim_at(slot, cue.req)
