@@ -25,10 +25,35 @@ def test_input_past_the_applied_offset_is_sought_back_until_the_gap_is_read() ->
     # the state applied up to 99; the consumer hands 140.. (100..139 acknowledged unapplied)
     rewind, accepted = r.gaps([(3, 140), (3, 141)], applied)
     assert rewind == {3: 100} and accepted == {}
-    # what was queued behind it before the seek: still past the gap, sought back again
+    assert r.take_seeks() == {3: 100}
+    # what was queued behind it before the seek: still past the gap, left out, no new seek
     assert r.gaps([(3, 142)], applied) == ({3: 100}, {})
+    assert r.take_seeks() == {}
     # the gap read again: applied as handed
     assert r.gaps([(3, 100), (3, 101)], applied) == ({}, {})
+    assert r.tries == {} and r.pending == {}
+
+
+@pytest.mark.unit
+def test_input_queued_before_a_seek_counts_as_no_try() -> None:
+    """A stream holds thousands of events fetched before the seek: they come past the gap
+    at rising offsets, within a second, and must not use up the tries (a gap accepted
+    that way loses the input the seek was about to read again)."""
+    now = [0.0]
+    r = InputRewinds(tries_max=3, wait_s=5.0, clock=lambda: now[0])
+    applied = {3: 49609}
+    for k in range(50):  # 50 queued micro-batches in 2 s
+        now[0] = k * 0.04
+        o = 49700 + 10 * k
+        assert r.gaps([(3, o), (3, o + 9)], applied) == ({3: 49609}, {})
+    assert r.take_seeks() == {3: 49609}  # one seek, one try
+    assert r.tries == {3: (49609, 1)}
+    # the seek lost (a rebalance): after wait_s, input still past the gap seeks again
+    now[0] = 7.0
+    assert r.gaps([(3, 50300)], applied) == ({3: 49609}, {})
+    assert r.take_seeks() == {3: 49609} and r.tries == {3: (49609, 2)}
+    # the seek took effect and the gap is read: applied
+    assert r.gaps([(3, 49609), (3, 49610)], applied) == ({}, {})
     assert r.tries == {}
 
 
@@ -58,8 +83,11 @@ def test_a_gap_that_stays_after_the_rewinds_is_accepted() -> None:
     """Records removed by retention can not be read again: after ``tries_max`` rewinds to
     the same offset the gap is accepted (and counted by the agent)."""
     r = InputRewinds(tries_max=3)
+    # each time the seek takes effect the log starts at 500 again (at or below what was
+    # handed since the seek): a new try
     for _ in range(3):
         assert r.gaps([(0, 500)], {0: 100}) == ({0: 100}, {})
+        assert r.take_seeks() == {0: 100}
     assert r.gaps([(0, 500)], {0: 100}) == ({}, {0: 100})
 
 

@@ -170,14 +170,15 @@ class _AreaAgent:
             return items
         kept = [(it, pos) for it, pos in items if pos is None or pos[0] not in rewind]
         self.metrics.add({"area.input_rewound": len(items) - len(kept)})
-        log.warning(
-            "area %s: fusion.input handed past the offsets its state applied %s: "
-            "%d inputs left, sought back",
-            name,
-            rewind,
-            len(items) - len(kept),
-        )
-        self.seeks.update(rewind)
+        seeks = self.rewinds.take_seeks()
+        if seeks:  # one line per seek; input queued before it is left out quietly
+            log.warning(
+                "area %s: fusion.input handed past the offsets its state applied: "
+                "sought back to %s",
+                name,
+                seeks,
+            )
+        self.seeks.update(seeks)
         return kept
 
     async def _step(
