@@ -410,12 +410,49 @@ def test_replay_evicts_idle_tracks_as_the_worker_does(kafka_bootstrap: str, tmp_
         # the decode stage states no progress (so no sweep is made) for its warm-up after
         # its first record, a probe: the lines come after it
         time.sleep(SOURCE_WARMUP_MS / 1000 + 1)
+        # earlier tests' sources on ais.raw hold the progress back until they have been
+        # idle while the stage received input: probes until the progress is the probes'
+        asyncio.run(_progress_reaches_now(kafka_bootstrap, proc, 180))
         live = asyncio.run(scenario())  # the sweep clock is past earlier tests' records
         assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
     back = [tr for tr in live if tr.mmsi == a][-1]
     assert (back.t_ms, back.first_t_ms, back.n_fixes) == (t_back, t_back, 1)  # a new track
     assert _evicted_on_topic(kafka_bootstrap, {a, b}) == [a]
     assert replayed.counters["tracks.evicted"] == 1
+
+
+async def _progress_reaches_now(bootstrap: str, proc, timeout_s: float) -> None:
+    """Send probe fixes (far outside the site, source ``demo:probe``, stamped now) every
+    second until the decode stage's progress on ``ais.fixes`` has reached one of them."""
+    from aiokafka import AIOKafkaProducer
+
+    from pipeline.tools.sentinels import sentinel, sentinel_mmsis
+
+    tail = TopicTail(bootstrap, topics.AIS_FIXES.name)
+    await tail.start()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    first = int(time.time() * 1000)
+
+    def reached(v: bytes) -> bool:
+        return msgspec.json.decode(v, type=records.FixColumns).t_ms >= first
+
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the worker exited"
+            t = max(first, int(time.time() * 1000))
+            lines = [sentinel(m, t, lon=10.0, lat=56.0) for m in sentinel_mmsis(1)]
+            raw = records.RawAisBatch(source="demo:probe", lines=lines, rx_t_ms=[t] * len(lines))
+            await producer.send_and_wait(
+                topics.AIS_RAW.name, msgspec.json.encode(raw), key=b"demo:probe"
+            )
+            if await tail.collect(1, reached, 1.0):
+                return
+        raise AssertionError(f"the decode stage's progress never reached {first}")
+    finally:
+        await producer.stop()
+        await tail.stop()
 
 
 def _evicted_on_topic(bootstrap: str, mmsis: set[int]) -> list[int]:
