@@ -51,6 +51,7 @@ from pipeline.core import radar as core
 from pipeline.core.geo import bearing_deg
 from pipeline.core.radar import RadarConfig
 from pipeline.deadletter import Reason, dead_letter
+from pipeline.engine.radar import located_target
 from schemas.records import DeadLetter, RadarTarget
 
 __all__ = ["CAT010", "STAGE", "AsterixResult", "decode_asterix", "radars_by_source"]
@@ -265,20 +266,15 @@ def _targets(rows: list[_Row], rx_t_ms: int, source: str, reject: Any) -> list[R
             )
             continue
         out.append(
-            RadarTarget(
-                radar_id=radar.id,
-                target_id=f"{radar.id}:{r.number}",
-                target_number=r.number,
-                sentence="CAT010",
-                t_ms=int(t_ms[i]),
-                rx_t_ms=rx_t_ms,
-                lon=round(float(lon[i]), 7),
-                lat=round(float(lat[i]), 7),
-                range_m=round(float(rng[i]), 1),
-                bearing_deg=round(float(brg[i]), 3),
-                position_sigma_m=round(float(sigma[i]), 1),
-                status=r.status,  # type: ignore[arg-type]
-                source=source,
+            located_target(
+                radar.id,
+                r.number,
+                "CAT010",
+                int(t_ms[i]),
+                rx_t_ms,
+                (lon[i], lat[i], rng[i], brg[i], sigma[i]),
+                r.status,
+                source,
                 speed_kn=r.speed_kn,
                 course_deg=r.course_deg,
             )

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pynmea2
@@ -41,7 +42,7 @@ from pipeline.core.radar import RadarConfig
 from pipeline.deadletter import Reason, dead_letter
 from schemas.records import DeadLetter, RadarTarget
 
-__all__ = ["STAGE", "decode_radar_lines"]
+__all__ = ["STAGE", "decode_radar_lines", "located_target"]
 
 STAGE = "radar.decode"
 
@@ -278,20 +279,15 @@ def decode_radar_lines(
             )
             continue
         out.append(
-            RadarTarget(
-                radar_id=radar.id,
-                target_id=f"{radar.id}:{r.number}",
-                target_number=r.number,
-                sentence=r.sentence,  # type: ignore[arg-type]
-                t_ms=int(t_ms[i]),
-                rx_t_ms=r.rx_t_ms,
-                lon=round(float(lon[i]), 7),
-                lat=round(float(lat[i]), 7),
-                range_m=round(float(rng[i]), 1),
-                bearing_deg=round(float(brg[i]), 3),
-                position_sigma_m=round(float(sigma[i]), 1),
-                status=r.status,  # type: ignore[arg-type]
-                source=source,
+            located_target(
+                radar.id,
+                r.number,
+                r.sentence,
+                int(t_ms[i]),
+                r.rx_t_ms,
+                (lon[i], lat[i], rng[i], brg[i], sigma[i]),
+                r.status,
+                source,
                 speed_kn=r.speed_kn,
                 course_deg=r.course_deg,
                 name=r.name,
@@ -302,3 +298,39 @@ def decode_radar_lines(
             )
         )
     return out, dead
+
+
+def located_target(
+    radar_id: str,
+    number: int,
+    sentence: str,
+    t_ms: int,
+    rx_t_ms: int,
+    where: tuple[float, float, float, float, float],
+    status: str,
+    source: str,
+    **extra: Any,
+) -> RadarTarget:
+    """One radar target record, its position rounded as every radar input rounds it.
+
+    :param where: ``(lon, lat, range_m, bearing_deg, position_sigma_m)``: degrees, m,
+        degrees true, m
+    :param extra: the optional fields the input carries (speed, course, name …)
+    """
+    lon, lat, rng, brg, sigma = (float(x) for x in where)
+    return RadarTarget(
+        radar_id=radar_id,
+        target_id=f"{radar_id}:{number}",
+        target_number=number,
+        sentence=sentence,  # type: ignore[arg-type]
+        t_ms=t_ms,
+        rx_t_ms=rx_t_ms,
+        lon=round(lon, 7),
+        lat=round(lat, 7),
+        range_m=round(rng, 1),
+        bearing_deg=round(brg, 3),
+        position_sigma_m=round(sigma, 1),
+        status=status,  # type: ignore[arg-type]
+        source=source,
+        **extra,
+    )
