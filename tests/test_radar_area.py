@@ -24,7 +24,10 @@ RADAR_LON, RADAR_LAT = 110.10, 19.9995
 SHIP = 412_777_001
 
 
-def report(n: int, t_ms: int, lon: float, lat: float, rng: np.random.Generator) -> RadarTarget:
+def report(
+    n: int, t_ms: int, lon: float, lat: float, rng: np.random.Generator,
+    status: str = "tracking", speed_kn: float | None = None, course_deg: float | None = None,
+) -> RadarTarget:  # fmt: skip
     """A report as the radar gives it: range and bearing noise, sigma growing with range."""
     d = float(haversine_m(RADAR_LON, RADAR_LAT, lon, lat)) + rng.normal(0, 25.0)
     b = float(bearing_deg(RADAR_LON, RADAR_LAT, lon, lat)) + rng.normal(0, 0.7)
@@ -32,8 +35,8 @@ def report(n: int, t_ms: int, lon: float, lat: float, rng: np.random.Generator) 
     return RadarTarget(
         radar_id="r1", target_id=f"r1:{n}", target_number=n, sentence="TTM", t_ms=t_ms,
         rx_t_ms=t_ms, lon=float(olon), lat=float(olat), range_m=d, bearing_deg=b % 360,
-        position_sigma_m=float(core.position_sigma_m(d, 25.0, 0.7)), status="tracking",
-        source="test",
+        position_sigma_m=float(core.position_sigma_m(d, 25.0, 0.7)), status=status,
+        source="test", speed_kn=speed_kn, course_deg=course_deg,
     )  # fmt: skip
 
 

@@ -20,35 +20,17 @@ import functools
 import numpy as np
 import pytest
 from test_detectors import NIGHT, ctx, fix, lat_at, named
-from test_radar_area import RADAR_LAT, RADAR_LON, drive_batches
+from test_radar_area import RADAR_LAT, RADAR_LON, drive_batches, report
 
-from pipeline.core import radar as core
-from pipeline.core.geo import bearing_deg, destination_point, haversine_m
+from pipeline.core.geo import destination_point
 from pipeline.core.radar_continuation import continuation_pairs, continue_lost
 from pipeline.core.radar_fusion import RadarArrays
-from schemas.records import RadarTarget
 
 pytestmark = pytest.mark.unit
 
 FERRY = 412_555_001
 BOAT_LON = 110.12
 KN = 1852.0 / 3600.0
-
-
-def report(
-    n: int, t_ms: int, lon: float, lat: float, rng: np.random.Generator,
-    status: str = "tracking", speed_kn: float | None = None, course_deg: float | None = None,
-) -> RadarTarget:  # fmt: skip
-    """A report as the radar gives it: range and bearing noise, sigma growing with range."""
-    d = float(haversine_m(RADAR_LON, RADAR_LAT, lon, lat)) + rng.normal(0, 25.0)
-    b = float(bearing_deg(RADAR_LON, RADAR_LAT, lon, lat)) + rng.normal(0, 0.7)
-    olon, olat = core.polar_to_lonlat(RADAR_LON, RADAR_LAT, b, d)
-    return RadarTarget(
-        radar_id="r1", target_id=f"r1:{n}", target_number=n, sentence="TTM", t_ms=t_ms,
-        rx_t_ms=t_ms, lon=float(olon), lat=float(olat), range_m=d, bearing_deg=b % 360,
-        position_sigma_m=float(core.position_sigma_m(d, 25.0, 0.7)), status=status,
-        source="test", speed_kn=speed_kn, course_deg=course_deg,
-    )  # fmt: skip
 
 
 def boat_dist_m(s: float) -> float:
