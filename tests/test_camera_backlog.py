@@ -104,6 +104,65 @@ def test_without_the_backlog_report_the_trailing_camera_is_counted_offline_and_c
     assert msgspec.json.encode(live) != msgspec.json.encode(ref)
 
 
+def _restarted(first_report: bool):
+    """A worker restart with the camera path behind the AIS path: before it, AIS up to
+    300 s of the night and both cameras' frames up to 250 s, the feed agent's last report
+    "caught up"; after it, the new feed agent reads cam2's partition first (its frames to
+    600 s in one burst), then cam1's, then the rest of the AIS. With ``first_report``,
+    the new feed agent's report (both cameras behind, as their partitions were just
+    assigned) precedes its first frame; the timer's report says "caught up" at the end."""
+    c, tracks, frames, ref = _night()
+    both = ["cam1", "cam2"]
+    caught_up = [CameraBacklog(cameras=both, behind=[])]
+    cut_ais, cut_cam = NIGHT + 300_000, NIGHT + 250_000
+    st: AreaState | None = None
+    out: list = []
+    for w in range(NIGHT, cut_ais, WINDOW_MS):
+        trs = [x for x in tracks if w <= x.t_ms < w + WINDOW_MS]
+        frs = [x for x in frames if w <= x.t_ms < min(w + WINDOW_MS, cut_cam)]
+        st, alerts = area_step(
+            st, trs, frs, c, [Watermark(t_ms=w + WINDOW_MS - 1)], backlogs=caught_up
+        )
+        out += alerts
+    assert st is not None and st.cam_behind == []
+    st = AreaState.from_bytes(st.to_bytes())  # restored by the new owner
+    first = [CameraBacklog(cameras=both, behind=both)] if first_report else []
+    end = NIGHT + 600_000
+    cam2 = [x for x in frames if x.camera_id == "cam2" and cut_cam <= x.t_ms < end]
+    st, alerts = area_step(st, [], cam2, c, [], backlogs=first)
+    out += alerts
+    cam1 = [x for x in frames if x.camera_id == "cam1" and cut_cam <= x.t_ms < end]
+    st, alerts = area_step(st, [], cam1, c, [])
+    out += alerts
+    trs = [x for x in tracks if cut_ais <= x.t_ms < end]
+    st, alerts = area_step(st, trs, [], c, [Watermark(t_ms=END)], backlogs=caught_up)
+    return st, out + alerts + flush_area(st, c, END), ref
+
+
+def test_after_a_restart_the_first_report_comes_before_the_first_frame():
+    """The area restored with the last report of the worker before ("caught up") must
+    hear from the new feed agent that its partitions are behind before a burst of one
+    camera's backlog carries that camera far ahead: else the other camera counts as
+    offline and its frames come late (the worker-kill chaos scenario found it)."""
+    st, live, ref = _restarted(first_report=True)
+    assert st.counters.get("late", 0) == 0
+    assert msgspec.json.encode(live) == msgspec.json.encode(ref)
+    st, live, ref = _restarted(first_report=False)
+    assert st.counters.get("late", 0) > 0
+    assert msgspec.json.encode(live) != msgspec.json.encode(ref)
+
+
+def test_the_feed_agent_reports_a_partition_before_its_first_frame_after_each_assignment():
+    b = PartitionBacklog()
+    assert b.report_due_before(0) and b.report_due_before(1)
+    b.sent_report([0, 1])
+    assert not b.report_due_before(0) and not b.report_due_before(1)
+    b.keep([0])  # a rebalance took partition 1 away
+    assert not b.report_due_before(0) and b.report_due_before(1)
+    b.sent_report([0, 1])  # assigned again, reported
+    assert not b.report_due_before(1)
+
+
 def test_a_silent_camera_with_no_backlog_still_goes_offline_after_its_idle_time():
     c, _, _, _ = _night()
     cam = camera()

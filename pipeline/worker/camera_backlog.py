@@ -28,6 +28,12 @@ Rules, per ``camera.detection`` partition this worker reads, on the worker's wal
 - a camera is behind when the partition its id hashes to is; the feed agent reports the
   cameras of its partitions, and which of them are behind, whenever that changes and
   every :data:`REPEAT_S`.
+- the first frame forwarded from a partition this worker has not reported yet (just
+  assigned: after a start, a restart or a rebalance) goes behind a report naming that
+  partition's cameras: the area's restored state may still hold the last report of the
+  worker before, which said "caught up", and one partition's backlog, fetched in a burst,
+  could otherwise carry its cameras so far ahead of the others' that those count as
+  offline before the timer's first report arrives.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class PartitionBacklog:
         self.next_offset: dict[int, int] = {}  # the offset after the last record forwarded
         self.caught_up_ms: dict[int, int] = {}  # when each was last seen caught up
         self.unserved_ms: dict[int, int] = {}  # when each was last seen with no fresh fetch
+        self.reported: set[int] = set()  # named in a report sent since they were assigned
 
     def forwarded(self, partition: int, offset: int) -> None:
         """The record at ``offset`` of ``partition`` was forwarded (or dead-lettered)."""
@@ -73,6 +80,16 @@ class PartitionBacklog:
         for d in (self.next_offset, self.caught_up_ms, self.unserved_ms):
             for p in [p for p in d if p not in keep]:
                 del d[p]
+        self.reported &= keep
+
+    def report_due_before(self, partition: int) -> bool:
+        """Whether a report must go to the area before a frame of ``partition`` is
+        forwarded: no report naming it was sent since it was assigned."""
+        return partition not in self.reported
+
+    def sent_report(self, partitions: Iterable[int]) -> None:
+        """A report naming ``partitions`` (the assigned ones) went to the area."""
+        self.reported.update(partitions)
 
     def observe(
         self,

@@ -58,6 +58,11 @@ def _register_feed(app: faust.App, site: Any) -> None:
     async def feed(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            if backlog.report_due_before(msg.partition):
+                # a partition just assigned: the area hears that its cameras are behind
+                # before the first of its frames (in order, on the same partition)
+                await report(wall_ms(), force=True)
+                backlog.sent_report([msg.partition])  # tried once, whatever it named
             await forward(event.value)
             # after the frame went to the producer: a report saying that its partition is
             # caught up comes behind it on fusion.input
@@ -69,7 +74,11 @@ def _register_feed(app: faust.App, site: Any) -> None:
     async def feed_backlog() -> None:
         # which of this worker's cameras have frames waiting unread: the area waits for
         # them instead of counting them offline
-        now = wall_ms()
+        await report(wall_ms())
+
+    async def report(now: int, force: bool = False) -> None:
+        """Send the area the cameras of the assigned partitions and those behind, when
+        that changed, every :data:`REPEAT_S`, or with ``force``."""
         tps = view.assigned()
         backlog.keep(tp.partition for tp in tps)
         for tp in tps:
@@ -78,8 +87,8 @@ def _register_feed(app: faust.App, site: Any) -> None:
         cams, behind = cameras_behind(camera_parts, (tp.partition for tp in tps), backlog, now)
         if not cams:
             return
-        report = (cams, behind)
-        if report == last["report"] and now - last["sent_ms"] < REPEAT_S * 1000:
+        said = (cams, behind)
+        if not force and said == last["report"] and now - last["sent_ms"] < REPEAT_S * 1000:
             return
         if behind != (last["report"] or ([], []))[1]:  # one line per change
             if behind:
@@ -89,12 +98,13 @@ def _register_feed(app: faust.App, site: Any) -> None:
                 )
             elif last["report"] is not None:
                 log.warning("camera backlog: every camera's partition read to its end")
-        last["report"], last["sent_ms"] = report, now
+        last["report"], last["sent_ms"] = said, now
         rec = records.CameraBacklog(cameras=cams, behind=behind)
         await fusion.send(
             key=area.encode(),
             value=json_encoder.encode(records.FusionInput(area=area, backlog=rec)),
         )
+        backlog.sent_report(tp.partition for tp in tps)
 
     async def forward(value: bytes) -> None:
         started = time.perf_counter()
