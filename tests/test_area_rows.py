@@ -194,7 +194,7 @@ def test_a_worker_killed_and_restarted_resumes_its_area_without_a_second_open(
     assert r.detail["area_heads"] > 10, r.detail
     assert r.detail["stale_writes"] == 0, r.detail
     assert r.duplicate_opens == 0, r.row()
-    assert r.positions_lost == 0, r.row()
+    assert r.positions_lost == 0, r.detail
     assert r.recovery_s is not None and r.recovery_s < 60, r.row()
     # compared once the area had passed the compared night: replay's alerts, no other
     # (the restarted worker's backlog reaches the area fix by fix, not as AIS silence)

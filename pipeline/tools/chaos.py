@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -488,8 +489,6 @@ def probe_lines(mmsis: list[int], t_ms: int, k: int) -> list[str]:
 def expected_positions(paths: list[Path]) -> set[tuple[int, int]]:
     """``(mmsi, t_ms)`` of every position report in the files, decoded through the
     pipeline's decoder (duplicates removed)."""
-    from collections import Counter
-
     from pipeline.replay import decode_ais
 
     positions, _ = decode_ais(paths, Counter())
@@ -551,6 +550,11 @@ class Watch:
         self.last_change = time.monotonic()
         #: alerts partition -> the offset after the last alert read
         self.alerts_read: dict[int, int] = {}
+        #: records of the watched topics that did not decode, by topic (another
+        #: producer's): skipped, counted, never the end of the watch
+        self.undecodable: Counter[str] = Counter()
+        #: what ended the watch before it was stopped (``None``: nothing)
+        self.failure: str | None = None
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -576,31 +580,49 @@ class Watch:
         from pipeline import topics
         from schemas import records
 
-        dec_alert = msgspec.json.Decoder(records.Alert)
-        dec_pos = msgspec.json.Decoder(records.AisPosition)
-        dec_dead = msgspec.json.Decoder(records.DeadLetter)
-        dec_track = msgspec.json.Decoder(records.Track)
+        dec = {
+            topics.ALERT.name: msgspec.json.Decoder(records.Alert),
+            topics.AIS_POSITION.name: msgspec.json.Decoder(records.AisPosition),
+            topics.DEADLETTER.name: msgspec.json.Decoder(records.DeadLetter),
+            topics.TRACK.name: msgspec.json.Decoder(records.Track),
+        }
         while True:
-            batch = await self.consumer.getmany(timeout_ms=300, max_records=5000)
+            try:
+                batch = await self.consumer.getmany(timeout_ms=300, max_records=5000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - said in the result, not lost
+                self.failure = repr(exc)
+                raise
             now = time.monotonic()
             for tp, msgs in batch.items():
                 for m in msgs:
-                    if tp.topic == topics.ALERT.name:
-                        self.alerts.append(dec_alert.decode(m.value))
-                        self.alerts_read[tp.partition] = m.offset + 1
-                        self.last_change = now
-                    elif tp.topic == topics.AIS_POSITION.name:
-                        if m.key in self.probe_keys:
-                            continue
-                        p = dec_pos.decode(m.value)
-                        self.position_records += 1
-                        self.positions.add((p.mmsi, p.t_ms))
-                        self.last_change = now
-                    elif tp.topic == topics.DEADLETTER.name:
-                        self.dead_letters.append(dec_dead.decode(m.value))
-                    elif m.key in self.probe_keys:
-                        tr = dec_track.decode(m.value)
-                        self.probe_seen[tr.mmsi].append((now, tr.t_ms))
+                    try:
+                        self._take(tp.topic, m, now, dec)
+                    except msgspec.DecodeError as exc:
+                        self.undecodable[tp.topic] += 1
+                        log.warning("watch: a record of %s does not decode: %s", tp.topic, exc)
+
+    def _take(self, topic: str, m: Any, now: float, dec: dict[str, Any]) -> None:
+        """Note one record ``m`` of a watched topic."""
+        from pipeline import topics
+
+        if topic == topics.ALERT.name:
+            self.alerts.append(dec[topic].decode(m.value))
+            self.alerts_read[m.partition] = m.offset + 1
+            self.last_change = now
+        elif topic == topics.AIS_POSITION.name:
+            if m.key in self.probe_keys:
+                return
+            p = dec[topic].decode(m.value)
+            self.position_records += 1
+            self.positions.add((p.mmsi, p.t_ms))
+            self.last_change = now
+        elif topic == topics.DEADLETTER.name:
+            self.dead_letters.append(dec[topic].decode(m.value))
+        elif m.key in self.probe_keys:
+            tr = dec[topic].decode(m.value)
+            self.probe_seen[tr.mmsi].append((now, tr.t_ms))
 
     async def read_alerts_to_end(self, timeout_s: float) -> bool:
         """Wait until every alert on the alerts topic now has been read (at most
@@ -1118,6 +1140,17 @@ def run_scenario(
         "extra_alerts": [o.brief() for o in cmp.extra],
         "missing_alerts": [o.brief() for o in cmp.missing],
         "positions_sent": len(want_pos),
+        **({"watch_undecodable": dict(watch.undecodable)} if watch.undecodable else {}),
+        **({"watch_failure": watch.failure} if watch.failure else {}),
+        # the first lost reports: MMSI, event time, s of event time after the fault
+        "positions_lost_sample": [
+            (
+                mmsi,
+                t_ms,
+                None if live.fault_event_ms is None else (t_ms - live.fault_event_ms) / 1000,
+            )
+            for mmsi, t_ms in sorted(lost, key=lambda p: p[1])[:10]
+        ],
         "replay_s": round(replay_s, 1),
         **{k: v for k, v in live.notes.items() if k != "recovery_s"},
     }
