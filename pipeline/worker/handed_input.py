@@ -53,7 +53,13 @@ class HandedInput:
             self.metrics.add({f"{self.counter}.gap_accepted": len(accepted)})
             log.error("%s offsets missing after %s: gap accepted", self.topic, accepted)
         if seeks:
-            log.warning("%s handed past records not taken: sought back to %s", self.topic, seeks)
+            log.warning(
+                "%s handed past records not taken (partition: (expected, handed) %s): "
+                "sought back to %s",
+                self.topic,
+                self.offsets.cut,
+                seeks,
+            )
             self.seeks.update(seeks)
         if all(take):
             return [e.value for e in events]

@@ -157,6 +157,8 @@ class HandedOffsets:
         self.rewinds = InputRewinds(tries_max, wait_s, clock)
         #: partition -> the next offset expected (after the last record taken)
         self.next: dict[int, int] = {}
+        #: the last micro-batch's stretches: partition -> (offset expected, offset handed)
+        self.cut: dict[int, tuple[int, int]] = {}
 
     def assigned(self, partitions: Iterable[int]) -> None:
         """A new assignment (``partitions`` of this topic). A partition this worker held
@@ -199,6 +201,7 @@ class HandedOffsets:
                 expect[p] = o + 1
                 continue
             cut[p] = (e, o)  # past a gap: this partition's records from here on wait
+        self.cut = cut
         handed = [(p, o) for p, (_, o) in cut.items()]
         handed += [(p, o) for p, o in first.items() if p not in cut]
         want = {p: e for p, (e, _) in cut.items()} | {
