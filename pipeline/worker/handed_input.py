@@ -1,6 +1,7 @@
 """The Faust side of :class:`~pipeline.worker.input_rewind.HandedOffsets` for the stages
-without a state of offsets (decode on ``ais.raw``, tracks on ``ais.fixes``): the group's
-committed offsets, the seeks back, the counters and one log line per seek."""
+without a state of offsets (decode on ``ais.raw``, tracks on ``ais.fixes``, the camera feed
+on ``camera.detection``): the group's committed offsets, the seeks back, the counters and
+one log line per seek."""
 
 from __future__ import annotations
 

@@ -134,7 +134,8 @@ class InputRewinds:
 
 class HandedOffsets:
     """The same rule for a stage whose outputs are flushed before its input is
-    acknowledged and which keeps no offsets in a state (the decode and tracks agents):
+    acknowledged and which keeps no offsets in a state (the decode, tracks and camera feed
+    agents):
     the next offset expected per partition is the one after the last record this worker
     took, or, first after an assignment, the group's committed offset (where Faust sought
     the consumer to). A micro-batch handed past it is not taken: the partition is sought
