@@ -1,7 +1,7 @@
 """The Faust side of :class:`~pipeline.worker.input_rewind.HandedOffsets` for the stages
 without a state of offsets (decode on ``ais.raw``, tracks on ``ais.fixes``, the camera feed
 on ``camera.detection``): the group's committed offsets, the seeks back, the counters and
-one log line per seek."""
+one log line per seek; the seek back the area agent uses too."""
 
 from __future__ import annotations
 
@@ -69,11 +69,18 @@ class HandedInput:
 
     async def seek_back(self) -> None:
         """Seek the partitions handed past a skipped stretch back to it."""
-        from faust.types import TP
-
         seeks, self.seeks = self.seeks, {}
-        for p, offset in sorted(seeks.items()):
-            try:
-                await self.app.consumer.seek(TP(self.topic, p), offset)
-            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner reads it
-                log.warning("%s partition %d not sought back to %d: %r", self.topic, p, offset, exc)
+        await seek_back(self.app, self.topic, seeks)
+
+
+async def seek_back(app: Any, topic: str, seeks: dict[int, int]) -> None:
+    """Seek each partition of ``topic`` in ``seeks`` back to its offset, through Faust's
+    ``seek`` (which resets Faust's read offset too); a partition revoked meanwhile is
+    left to its next owner."""
+    from faust.types import TP
+
+    for p, offset in sorted(seeks.items()):
+        try:
+            await app.consumer.seek(TP(topic, p), offset)
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner reads it
+            log.warning("%s partition %d not sought back to %d: %r", topic, p, offset, exc)
