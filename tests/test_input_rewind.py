@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.worker.input_rewind import HandedOffsets, InputRewinds
+from pipeline.worker.input_rewind import InputRewinds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,67 +99,6 @@ def test_dead_lettered_input_is_never_rewound_to() -> None:
     r.account([(0, 100), (0, 101), (0, 102)])
     assert r.gaps([(0, 103)], {0: 100}) == ({}, {})
     assert r.gaps([(0, 110)], {0: 100}) == ({0: 103}, {})
-
-
-# ------------------------------------------- stages without a state: decode and tracks
-@pytest.mark.unit
-def test_a_stage_takes_input_from_the_committed_offset_and_rewinds_a_skipped_stretch() -> None:
-    """After a restart the decode agent must be handed its partition from the committed
-    offset on; records skipped in between (handed from 140 while 100 is committed) are
-    not taken, the partition is sought back, and the stretch is read again."""
-    h = HandedOffsets(committed={3: 100}.get)
-    take, seeks, accepted, again = h.admit([(3, 140), (3, 141)])
-    assert take == [False, False] and seeks == {3: 100} and accepted == {} and again == 0
-    # queued before the seek: still past the gap, left out, no second seek
-    assert h.admit([(3, 142)]) == ([False], {}, {}, 0)
-    # the seek took effect: everything from 100 on, in order
-    take, seeks, _, _ = h.admit([(3, 100), (3, 101), (4, 7)])
-    assert take == [True, True, True] and seeks == {}
-    assert h.next == {3: 102, 4: 8}
-
-
-@pytest.mark.unit
-def test_a_jump_inside_a_micro_batch_keeps_what_came_before_it() -> None:
-    h = HandedOffsets(committed=lambda p: None)
-    take, seeks, _, _ = h.admit([(0, 10), (0, 11), (1, 5), (0, 15), (0, 16), (1, 6)])
-    assert take == [True, True, True, False, False, True] and seeks == {0: 12}
-    assert h.next == {0: 12, 1: 7}
-
-
-@pytest.mark.unit
-def test_records_handed_again_below_what_was_taken_are_left_out() -> None:
-    """Faust seeks back to the committed offset when it is handed records while its flow
-    is stopped, without a new assignment: what this worker took already comes again."""
-    h = HandedOffsets(committed={0: 0}.get)
-    assert h.admit([(0, 0), (0, 1), (0, 2)])[0] == [True, True, True]
-    take, seeks, _, again = h.admit([(0, 1), (0, 2), (0, 3)])
-    assert take == [False, False, True] and again == 2 and seeks == {}
-    # a rebalance that left partition 0 here: what the consumer hands again from the
-    # committed offset was taken already
-    h.assigned([0, 1])
-    take, _, _, again = h.admit([(0, 2), (0, 3), (0, 4)])
-    assert take == [False, False, True] and again == 2
-    # partition 0 taken away, then given back: another worker may have read it meanwhile,
-    # so it starts at the committed offset
-    h.assigned([1])
-    h.assigned([0, 1])
-    assert h.admit([(0, 0)])[0] == [True]
-
-
-@pytest.mark.unit
-def test_a_new_group_without_a_committed_offset_takes_what_it_is_handed() -> None:
-    h = HandedOffsets(committed=lambda p: None)
-    assert h.admit([(2, 5000), (2, 5001)]) == ([True, True], {}, {}, 0)
-
-
-@pytest.mark.unit
-def test_a_stretch_that_never_comes_back_is_accepted_after_the_tries() -> None:
-    h = HandedOffsets(committed={0: 100}.get, tries_max=2)
-    for _ in range(2):
-        assert h.admit([(0, 500)])[1] == {0: 100}
-    take, seeks, accepted, _ = h.admit([(0, 500), (0, 501)])
-    assert take == [True, True] and seeks == {} and accepted == {0: 100}
-    assert h.next == {0: 502}
 
 
 # ------------------------------------------------------------------ against a real broker

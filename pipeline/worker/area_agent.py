@@ -24,9 +24,9 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
-from pipeline.worker.handed_input import seek_back
 from pipeline.worker.input_rewind import InputRewinds
 from pipeline.worker.observe import observe_batch
+from pipeline.worker.seeks import seek_back
 from schemas import records
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
-from pipeline.worker.handed_input import HandedInput
 from pipeline.worker.observe import observe_batch
 from schemas import records
 
@@ -50,11 +49,10 @@ def _register_decode(app: faust.App) -> None:
     async def decode(stream: faust.StreamT) -> None:
         # A micro-batch of raw records at a time, one flush (and wait for the acks) per
         # micro-batch: ack round trips are paid per batch, not per record.
-        async for events in stream.take_events(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):  # type: ignore[attr-defined]
+        async for values in stream.take(RAW_TAKE_MAX, within=RAW_TAKE_WITHIN_S):
             started = time.perf_counter()
-            await handler.handle(handler.handed.admit(events))
-            await handler.handed.seek_back()
-            observe_batch("decode", len(events), started, handler.newest_t_ms)
+            await handler.handle(values)
+            observe_batch("decode", len(values), started, handler.newest_t_ms)
 
     @app.timer(interval=PROGRESS_TICK_S)
     async def decode_progress() -> None:
@@ -95,9 +93,6 @@ class _DecodeAgent:
         self.sources = SourceProgress()
         self.stated_t_ms = -1
         self.lock = asyncio.Lock()  # a micro-batch and a progress tick never interleave
-        # raw records handed past a stretch the consumer skipped are read again
-        # (pipeline.worker.input_rewind): the decode keeps no offsets of its own
-        self.handed = HandedInput(app, topics.AIS_RAW.name, self.metrics, "ais.raw")
 
     def key_of(self, mmsi: int) -> tuple[bytes, int]:
         if len(self.keys) > 1_000_000:
@@ -121,8 +116,6 @@ class _DecodeAgent:
 
     async def handle(self, values: list[bytes]) -> None:
         """Decode one micro-batch of raw records and publish what came out."""
-        if not values:
-            return
         async with self.lock:
             framed, framed_values = self._frame(values)
             outs = self._decode(framed, framed_values)

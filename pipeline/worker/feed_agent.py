@@ -27,7 +27,6 @@ from pipeline.worker.camera_backlog import (
     PartitionBacklog,
     cameras_behind,
 )
-from pipeline.worker.handed_input import HandedInput
 from pipeline.worker.observe import observe_batch
 from schemas import records
 
@@ -46,8 +45,6 @@ def _register_feed(app: faust.App, site: Any) -> None:
     backlog = PartitionBacklog()
     view = ConsumerView.of_faust(app, topics.CAMERA_DETECTION.name)
     last: dict[str, Any] = {"report": None, "sent_ms": 0}
-    # frames handed past a stretch the consumer skipped are read again (input_rewind)
-    handed = HandedInput(app, topics.CAMERA_DETECTION.name, metrics, "camera.detection")
     from pipeline.worker.radar_feed_agent import _register_radar_feed
 
     _register_radar_feed(app, site)  # the radar's reports take the same way to the area
@@ -61,9 +58,6 @@ def _register_feed(app: faust.App, site: Any) -> None:
     async def feed(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
-            if not handed.admit([event]):  # past a skipped stretch: read again after the seek
-                await handed.seek_back()
-                continue
             if backlog.report_due_before(msg.partition):
                 # a partition just assigned: the area hears that its cameras are behind
                 # before the first of its frames (in order, on the same partition)

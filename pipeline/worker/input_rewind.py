@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["REWIND_TRIES_MAX", "REWIND_WAIT_S", "HandedOffsets", "InputRewinds"]
+__all__ = ["REWIND_TRIES_MAX", "REWIND_WAIT_S", "InputRewinds"]
 
 #: rewinds to one offset before a gap there is accepted as a hole in the log
 REWIND_TRIES_MAX = 20
@@ -130,89 +130,3 @@ class InputRewinds:
         for p, o in positions:
             if o + 1 > self.accounted.get(p, -1):
                 self.accounted[p] = o + 1
-
-
-class HandedOffsets:
-    """The same rule for a stage whose outputs are flushed before its input is
-    acknowledged and which keeps no offsets in a state (the decode, tracks and camera feed
-    agents):
-    the next offset expected per partition is the one after the last record this worker
-    took, or, first after an assignment, the group's committed offset (where Faust sought
-    the consumer to). A micro-batch handed past it is not taken: the partition is sought
-    back and the skipped records are read again. Records handed again below it (Faust
-    sought back to the committed offset without a new assignment) were taken already and
-    are left out.
-
-    :param committed: the committed offset of a partition (``None``: none, e.g. a new
-        group starting at the end: no gap can be told there)
-    """
-
-    def __init__(
-        self,
-        committed: Callable[[int], int | None],
-        tries_max: int = REWIND_TRIES_MAX,
-        wait_s: float = REWIND_WAIT_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.committed = committed
-        self.rewinds = InputRewinds(tries_max, wait_s, clock)
-        #: partition -> the next offset expected (after the last record taken)
-        self.next: dict[int, int] = {}
-        #: the last micro-batch's stretches: partition -> (offset expected, offset handed)
-        self.cut: dict[int, tuple[int, int]] = {}
-
-    def assigned(self, partitions: Iterable[int]) -> None:
-        """A new assignment (``partitions`` of this topic). A partition this worker held
-        before it keeps the offset expected (no other worker read it meanwhile; what the
-        consumer hands again from the committed offset was taken already); a partition new
-        to it starts at the committed offset."""
-        keep = set(partitions)
-        self.next = {p: n for p, n in self.next.items() if p in keep}
-        self.rewinds.assigned()
-
-    def admit(
-        self, positions: list[tuple[int, int]]
-    ) -> tuple[list[bool], dict[int, int], dict[int, int], int]:
-        """Which records of a micro-batch to take.
-
-        :param positions: ``(partition, offset)`` of each record, in the order handed
-        :returns: ``(take, seeks, accepted, again)``: per record whether to take it; the
-            seeks due (partition -> offset); the gaps accepted after
-            :data:`REWIND_TRIES_MAX` rewinds (partition -> first missing offset); how many
-            records were left out as taken already
-        """
-        take = [False] * len(positions)
-        expect: dict[int, int | None] = {}
-        first: dict[int, int] = {}  # partition -> the first offset taken
-        cut: dict[int, tuple[int, int]] = {}  # partition -> (offset expected, offset handed)
-        again = 0
-        for i, (p, o) in enumerate(positions):
-            if p in cut:
-                continue
-            if p not in expect:
-                n = self.next.get(p)
-                expect[p] = n if n is not None else self.committed(p)
-            e = expect[p]
-            if e is not None and o < e and p in self.next:
-                again += 1  # handed again below what this worker took
-                continue
-            if e is None or e < 0 or o <= e:
-                take[i] = True
-                first.setdefault(p, o)
-                expect[p] = o + 1
-                continue
-            cut[p] = (e, o)  # past a gap: this partition's records from here on wait
-        self.cut = cut
-        handed = [(p, o) for p, (_, o) in cut.items()]
-        handed += [(p, o) for p, o in first.items() if p not in cut]
-        want = {p: e for p, (e, _) in cut.items()} | {
-            p: o for p, o in first.items() if p not in cut
-        }
-        _, accepted = self.rewinds.gaps(handed, want)
-        for i, (p, o) in enumerate(positions):
-            if p in accepted and not take[i] and o >= cut[p][1]:
-                take[i] = True  # a hole in the log: taken as handed
-        for (p, o), t in zip(positions, take, strict=True):
-            if t and o + 1 > self.next.get(p, -1):
-                self.next[p] = o + 1
-        return take, self.rewinds.take_seeks(), accepted, again

@@ -24,7 +24,6 @@ from pipeline.worker.batching import (
     raw_topic,
     wall_ms,
 )
-from pipeline.worker.handed_input import HandedInput
 from pipeline.worker.observe import observe_batch
 from schemas import records
 
@@ -108,14 +107,9 @@ class _TracksAgent:
         # the AIS path's progress (the decode stage's, carried by the fixes records), the
         # eviction clock's bound: -1 none yet, None while only older records came
         self.progress_t_ms: int | None = None
-        # fixes records handed past a stretch the consumer skipped are read again
-        # (pipeline.worker.input_rewind)
-        self.handed = HandedInput(app, topics.AIS_FIXES.name, self.metrics, "ais.fixes")
 
     async def handle(self, values: list[bytes]) -> None:
         """Step the tracks with one micro-batch of ``ais.fixes`` records and publish."""
-        if not values:
-            return
         progress: dict[int, int] = {}  # ais.fixes partition -> newest event time of the batch
         pos, sta = self._decode(values, progress)
         self.newest_t_ms = max(progress.values(), default=-1)
@@ -236,8 +230,7 @@ def _register_tracks(app: faust.App, site: Any, ais_disorder_ms: int = 5_000) ->
 
     @app.agent(raw_topic(app, topics.AIS_FIXES), name="shorewatch.tracks")
     async def tracks(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN_S):  # type: ignore[attr-defined]
+        async for values in stream.take(TAKE_MAX, within=TAKE_WITHIN_S):
             started = time.perf_counter()
-            await handler.handle(handler.handed.admit(events))
-            await handler.handed.seek_back()
-            observe_batch("tracks", len(events), started, handler.newest_t_ms)
+            await handler.handle(values)
+            observe_batch("tracks", len(values), started, handler.newest_t_ms)
