@@ -30,7 +30,10 @@ evidence_dir                  ``var/evidence``     camera evidence store (JPEG f
 registry_url                  ``sqlite:///var/     the vessel registry's database (SQLAlchemy
                               registry.sqlite``    URL; ``postgresql+psycopg://…`` for a server)
 raw_batch_lines               500                  at most this many lines per raw AIS record
-auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``)
+auto_offset_reset             ``earliest``         where a new consumer group starts (or ``latest``);
+                                                   the start is then committed on every input
+                                                   partition, so a restarted or new owner
+                                                   resumes from it, not from the end again
 ais_disorder_ms               5000                 how far AIS may come out of event-time
                                                    order on one ``ais.fixes`` partition, ms
                                                    (receivers' clocks and delivery delays,

@@ -120,6 +120,76 @@ def test_decode_agent_in_a_real_worker(kafka_bootstrap: str, shared: Path, tmp_p
     assert "bad_checksum" in reasons
 
 
+@pytest.mark.integration
+def test_a_partition_first_written_while_the_worker_is_down_is_read_after_its_restart(
+    kafka_bootstrap: str, shared: Path, tmp_path: Path
+) -> None:
+    """A group that starts at the end of its topics (``auto_offset_reset=latest``) keeps
+    that start: a restarted worker reads a partition it had never been handed records on
+    from where the group started, not from its end again, so the raw AIS written to it
+    while the worker was down is decoded (``LowLatencyConsumer.commit_group_start``)."""
+    # lines no other test sends (the file has no repeated payload): the decoder's
+    # de-duplication never takes one batch's reports for another's
+    text = (shared / "data/ais/dma_aislib_stream_example.txt").read_text(errors="replace")
+    lines = {"up": text.splitlines()[1000:1100], "down": text.splitlines()[-400:]}
+    n_parts = topics.AIS_RAW.partitions
+    tag = uuid.uuid4().hex[:8]
+    up = f"test:{tag}:up"
+    down = next(  # a source on another ais.raw partition than the one heard before
+        s
+        for k in range(100)
+        if topics.partition_of((s := f"test:{tag}:down{k}").encode(), n_parts)
+        != topics.partition_of(up.encode(), n_parts)
+    )
+
+    def batch(source: str) -> records.RawAisBatch:
+        ls = lines["up" if source == up else "down"]
+        return records.RawAisBatch(source=source, lines=ls, rx_t_ms=[1_276_250_000_000] * len(ls))
+
+    want = len(decode_batch(batch(down), Reassembler(), Deduplicator()).positions)
+    assert want > 100
+    env = {"SHOREWATCH_APP_ID": f"test-start-{tag}", "SHOREWATCH_AUTO_OFFSET_RESET": "latest"}
+
+    async def until_consuming(producer: RecordProducer, tail: TopicTail) -> None:
+        # the worker starts at the end of the topic once it is assigned: send until decoded
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            await producer.send_and_wait(topics.AIS_RAW, up, batch(up))
+            if await tail.collect(1, lambda v: f'"source":"{up}"'.encode() in v, 5):
+                return
+        raise AssertionError("the worker decoded nothing in 180 s")
+
+    async def scenario() -> list[tuple[bytes, bytes]]:
+        tail = TopicTail(kafka_bootstrap, topics.AIS_POSITION.name)
+        await tail.start()
+        try:
+            async with RecordProducer(kafka_bootstrap) as producer:
+                first = start_worker_process(
+                    kafka_bootstrap, tmp_path / "w1", agents="decode", extra_env=env
+                )
+                try:
+                    await until_consuming(producer, tail)
+                finally:
+                    stop_worker_process(first)
+                assert first.returncode is not None
+                # written while no worker runs, to a partition the group never read
+                await producer.send_and_wait(topics.AIS_RAW, down, batch(down))
+            second = start_worker_process(
+                kafka_bootstrap, tmp_path / "w2", agents="decode", extra_env=env
+            )
+            try:
+                got = await tail.collect(want, lambda v: f'"source":"{down}"'.encode() in v, 180)
+                assert second.poll() is None, (tmp_path / "w2/worker.log").read_text()[-3000:]
+            finally:
+                stop_worker_process(second)
+        finally:
+            await tail.stop()
+        return got
+
+    got = asyncio.run(scenario())
+    assert len(got) == want, (tmp_path / "w2/worker.log").read_text()[-3000:]
+
+
 @pytest.mark.unit
 def test_fix_records_keep_order_and_stay_below_the_broker_message_size() -> None:
     from pipeline.engine.columns import PositionColumns
