@@ -26,7 +26,6 @@ from pipeline.worker.batching import (
 )
 from pipeline.worker.input_rewind import InputRewinds
 from pipeline.worker.observe import observe_batch
-from pipeline.worker.seeks import seek_back
 from schemas import records
 
 log = logging.getLogger(__name__)
@@ -146,8 +145,14 @@ class _AreaAgent:
     async def _seek_back(self) -> None:
         """Seek the ``fusion.input`` partitions whose input came past a gap back to the
         offset their area's state applied up to."""
+        from faust.types import TP
+
         seeks, self.seeks = self.seeks, {}
-        await seek_back(self.app, topics.FUSION_INPUT.name, seeks)
+        for p, offset in sorted(seeks.items()):
+            try:
+                await self.app.consumer.seek(TP(topics.FUSION_INPUT.name, p), offset)
+            except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner rewinds
+                log.warning("fusion.input partition %d not sought back to %d: %r", p, offset, exc)
 
     def _past_gaps(
         self, name: str, items: list[tuple[Any, tuple[int, int] | None]], done: dict[int, int]
